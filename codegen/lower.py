@@ -1,0 +1,193 @@
+"""Lowering: each Graph operator becomes a kernel call with precomputed
+parameters (multipliers, shifts, offsets, shapes), all plain values.
+
+A lowering function is registered per operator kind with ``@lowering``; it
+checks what it supports (raising UnsupportedError that names the operator
+and its index) and returns a :class:`KernelCall`, or an :class:`Alias` for
+operators that only reinterpret their input (RESHAPE, SQUEEZE).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+import numpy as np
+
+from tinyml.errors import UnsupportedError
+from tinyml.graph.ir import C_TYPES, Graph, Op, Tensor
+
+
+@dataclass
+class ConstArray:
+    """A constant array emitted into model.c (weights, bias, multipliers)."""
+
+    name: str
+    ctype: str
+    values: np.ndarray  # flattened
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.size * self.values.dtype.itemsize)
+
+
+@dataclass
+class Arg:
+    """One argument of a kernel call, resolved to C by the renderer.
+
+    kind: 'tensor' (an activation in the arena or a constant tensor),
+    'const' (a ConstArray of this call), 'scratch' (the call's scratch
+    buffer), or 'null'.
+    """
+
+    kind: str
+    ctype: str = "int8_t"
+    tensor: int = -1
+    name: str = ""
+    writable: bool = False
+
+
+@dataclass
+class KernelCall:
+    op_index: int
+    op_kind: str
+    kernel: str  # template base name in templates/kernels/, e.g. "conv_s8"
+    spec: dict[str, Any]  # compile-time specialization of the template
+    params: dict[str, Any]  # fields of the kernel's params struct (ints or const names)
+    args: list[Arg]
+    consts: list[ConstArray] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)  # activation tensors read
+    outputs: list[int] = field(default_factory=list)  # activation tensors written
+    scratch_bytes: int = 0
+    macs: int = 0
+
+    @property
+    def function(self) -> str:
+        return kernel_function_name(self.kernel, self.spec)
+
+
+@dataclass
+class Alias:
+    """The op's output is its input reinterpreted (same bytes)."""
+
+    op_index: int
+    op_kind: str
+    source: int
+    target: int
+
+
+Lowered = Union[KernelCall, Alias]
+
+
+def kernel_function_name(kernel: str, spec: dict[str, Any]) -> str:
+    if not spec:
+        return f"tml_{kernel}"
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+    return f"tml_{kernel}_{digest}"
+
+
+@dataclass
+class LowerContext:
+    graph: Graph
+    features: tuple[str, ...] = ()
+
+    def t(self, index: int) -> Tensor:
+        return self.graph.tensors[index]
+
+
+_LOWERINGS: dict[str, Callable[[LowerContext, Op], Lowered]] = {}
+
+
+def lowering(*kinds: str) -> Callable[[Callable[[LowerContext, Op], Lowered]], Callable[[LowerContext, Op], Lowered]]:
+    def register(fn: Callable[[LowerContext, Op], Lowered]) -> Callable[[LowerContext, Op], Lowered]:
+        for k in kinds:
+            _LOWERINGS[k] = fn
+        return fn
+
+    return register
+
+
+def supported_ops() -> list[str]:
+    _load_ops()
+    return sorted(_LOWERINGS)
+
+
+def _load_ops() -> None:
+    # Importing the op modules registers their lowerings.
+    from tinyml.codegen import ops  # noqa: F401
+
+
+def lower_op(ctx: LowerContext, op: Op) -> Lowered:
+    _load_ops()
+    fn = _LOWERINGS.get(op.kind)
+    if fn is None:
+        raise UnsupportedError(
+            f"operator {op.index} is {op.kind}, which is not supported; supported operators: "
+            f"{', '.join(supported_ops())}"
+        )
+    return fn(ctx, op)
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by op lowerings.
+
+
+def unsupported(op: Op, what: str) -> UnsupportedError:
+    return UnsupportedError(f"operator {op.index} ({op.kind}): {what}")
+
+
+def expect_inputs(op: Op, lo: int, hi: int | None = None) -> None:
+    hi = lo if hi is None else hi
+    n = len(op.inputs)
+    if not lo <= n <= hi or len(op.outputs) != 1:
+        raise unsupported(op, f"has {n} inputs and {len(op.outputs)} outputs, expected {lo}..{hi} inputs and 1 output")
+
+
+def act_tensor(ctx: LowerContext, op: Op, pos: int, dtypes: tuple[str, ...] = ("int8",),
+               output: bool = False) -> Tensor:
+    """A non-constant int8 (by default) quantized tensor at input/output pos."""
+    idx = op.outputs[pos] if output else op.inputs[pos]
+    role = f"output {pos}" if output else f"input {pos}"
+    if idx < 0:
+        raise unsupported(op, f"{role} is missing")
+    t = ctx.t(idx)
+    if t.dtype not in dtypes:
+        raise unsupported(
+            op, f"{role} '{t.name}' is {t.dtype}; only {'/'.join(dtypes)} is supported "
+                "(is this a float model? quantize it to int8 with a representative dataset)")
+    if t.is_const:
+        raise unsupported(op, f"{role} '{t.name}' is a constant; constant activations are not supported")
+    if t.dtype in ("int8", "int16") and (t.quant is None or t.quant.per_channel):
+        raise unsupported(op, f"{role} '{t.name}' needs per-tensor quantization parameters")
+    return t
+
+
+def const_tensor(ctx: LowerContext, op: Op, pos: int, dtypes: tuple[str, ...], what: str) -> Tensor | None:
+    if pos >= len(op.inputs) or op.inputs[pos] < 0:
+        return None
+    t = ctx.t(op.inputs[pos])
+    if not t.is_const:
+        raise unsupported(op, f"the {what} '{t.name}' must be a constant tensor")
+    if t.dtype not in dtypes:
+        raise unsupported(op, f"the {what} '{t.name}' is {t.dtype}; expected {'/'.join(dtypes)}")
+    return t
+
+
+def tensor_arg(t: Tensor, writable: bool = False) -> Arg:
+    return Arg(kind="tensor", ctype=C_TYPES.get(t.dtype, "int8_t"), tensor=t.index, writable=writable)
+
+
+def const_arg(arr: ConstArray) -> Arg:
+    return Arg(kind="const", ctype=arr.ctype, name=arr.name)
+
+
+def null_arg(ctype: str) -> Arg:
+    return Arg(kind="null", ctype=ctype)
+
+
+def shape4(op: Op, t: Tensor) -> tuple[int, int, int, int]:
+    if len(t.shape) != 4:
+        raise unsupported(op, f"tensor '{t.name}' has shape {list(t.shape)}; a 4-D NHWC shape is required")
+    return t.shape  # type: ignore[return-value]

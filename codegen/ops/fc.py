@@ -1,0 +1,63 @@
+"""FULLY_CONNECTED (int8 activations, int8 weights per tensor or per channel, optional int32 bias)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs,
+                           lowering, null_arg, tensor_arg, unsupported)
+from tinyml.codegen.ops.common import per_channel_multipliers
+from tinyml.codegen.qmath import activation_range, quantize_multiplier
+from tinyml.graph.ir import Op
+
+
+@lowering("FULLY_CONNECTED")
+def lower_fc(ctx: LowerContext, op: Op) -> KernelCall:
+    expect_inputs(op, 2, 3)
+    inp = act_tensor(ctx, op, 0)
+    out = act_tensor(ctx, op, 0, output=True)
+    w = const_tensor(ctx, op, 1, ("int8",), "weights")
+    b = const_tensor(ctx, op, 2, ("int32",), "bias")
+    assert w is not None
+    if op.options.get("weights_format", 0) != 0:
+        raise unsupported(op, "shuffled weights format is not supported; reconvert with default options")
+    act = op.options.get("activation", "NONE")
+    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise unsupported(op, f"fused activation {act} is not supported for int8")
+    if len(w.shape) != 2:
+        raise unsupported(op, f"weights '{w.name}' have shape {list(w.shape)}; expected [outputs, inputs]")
+    out_depth, accum = w.shape
+    if accum == 0 or inp.size % accum != 0:
+        raise unsupported(op, f"input of {inp.size} values is not a multiple of the weights' depth {accum}")
+    batches = inp.size // accum
+    if out.size != batches * out_depth:
+        raise unsupported(op, f"output '{out.name}' has {out.size} values, expected {batches}x{out_depth}")
+    if b is not None and b.size != out_depth:
+        raise unsupported(op, f"bias '{b.name}' has {b.size} values for {out_depth} outputs")
+    wq = w.quant
+    if wq is None:
+        raise unsupported(op, f"weights '{w.name}' are not quantized")
+    if np.any(wq.zero_point != 0):
+        raise unsupported(op, f"weights '{w.name}' have a non-zero zero point; int8 weights must be symmetric")
+    if wq.per_channel:
+        mult, shift = per_channel_multipliers(op, inp, w, out, out_depth, 0)
+    else:
+        # TFLM GetQuantizedConvolutionMultipler: the product of the two scales is
+        # taken in float, then widened to double (this is where TFLM and TFLite differ).
+        product = float(np.float32(inp.quant.scale[0]) * np.float32(wq.scale[0]))
+        m, s = quantize_multiplier(product / float(out.quant.scale[0]))
+        mult = ConstArray("mult", "int32_t", np.asarray([m], dtype=np.int32))
+        shift = ConstArray("shift", "int32_t", np.asarray([s], dtype=np.int32))
+    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
+    params = dict(
+        batches=batches, accum_depth=accum, out_depth=out_depth, per_channel=int(wq.per_channel),
+        input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
+        mult="mult", shift="shift",
+    )
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="fc_s8", spec={}, params=params,
+        args=[tensor_arg(inp), tensor_arg(w), tensor_arg(b) if b is not None else null_arg("int32_t"),
+              tensor_arg(out, writable=True)],
+        consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
+        macs=batches * out_depth * accum,
+    )

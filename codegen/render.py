@@ -1,0 +1,151 @@
+"""Rendering: lowered kernel calls plus a memory plan become C source files.
+
+Python decides (names, offsets, parameter values); the templates in
+``templates/`` hold all C.  Templates receive plain values only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from tinyml.codegen.lower import Alias, Arg, KernelCall, Lowered, kernel_function_name
+from tinyml.graph.ir import C_TYPES, Graph, Tensor
+from tinyml.resources import resource_dir
+from tinyml.schedule.plan import Plan
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["c_rows"] = c_rows
+    return env
+
+
+def c_rows(values: np.ndarray, per_row: int = 24) -> list[str]:
+    """Format an integer or float array as rows of C initializer text."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype.kind == "f":
+        text = [c_float(float(v)) for v in flat]
+    else:
+        text = np.char.mod("%d", flat.astype(np.int64)).tolist()
+    return [", ".join(text[i:i + per_row]) for i in range(0, len(text), per_row)]
+
+
+def c_float(x: float) -> str:
+    if np.isnan(x) or np.isinf(x):
+        raise ValueError(f"cannot render {x} as a C float constant")
+    s = f"{np.float32(x).item():.9g}"
+    if "e" not in s and "." not in s:
+        s += ".0"
+    return s + "f"
+
+
+@dataclass
+class IoInfo:
+    index: int
+    ctype: str
+    bytes: int
+    offset: int
+    shape: list[int]
+    scale: str
+    zero_point: int
+
+
+def _io(graph: Graph, plan: Plan, t: Tensor, i: int) -> dict[str, Any]:
+    return dict(
+        index=i,
+        ctype=C_TYPES.get(t.dtype, "int8_t"),
+        bytes=t.nbytes,
+        offset=plan.offset(t.index),
+        shape=list(t.shape),
+        scale=c_float(t.quant.s) if t.quant is not None else "1.0f",
+        zero_point=t.quant.zp if t.quant is not None else 0,
+        dtype=t.dtype,
+    )
+
+
+def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_default: bool = False) -> dict[str, str]:
+    """Return {file name: content} for model.h, model.c and the kernel files."""
+    env = environment()
+    name = graph.name
+    const_tensors: dict[int, dict[str, Any]] = {}
+    call_views: list[dict[str, Any]] = []
+    kernels: dict[str, dict[str, Any]] = {}  # function name -> template info
+    const_arrays: list[dict[str, Any]] = []
+
+    def arg_expr(call: KernelCall, a: Arg) -> dict[str, Any]:
+        if a.kind == "tensor":
+            t = graph.tensors[a.tensor]
+            if t.is_const:
+                if t.index not in const_tensors:
+                    cname = f"{name}_t{t.index}"
+                    const_tensors[t.index] = dict(name=cname, ctype=C_TYPES[t.dtype], values=t.data,
+                                                  count=t.size, comment=t.name)
+                return dict(kind="const", name=const_tensors[t.index]["name"], ctype=a.ctype)
+            return dict(kind="arena", offset=plan.offset(t.index), ctype=a.ctype, writable=a.writable)
+        if a.kind == "const":
+            return dict(kind="const", name=f"{name}_op{call.op_index}_{a.name}", ctype=a.ctype)
+        if a.kind == "null":
+            return dict(kind="null", ctype=a.ctype)
+        raise ValueError(a.kind)
+
+    for item in calls:
+        if isinstance(item, Alias):
+            t = graph.tensors[item.target]
+            call_views.append(dict(alias=True, op_index=item.op_index, op_kind=item.op_kind,
+                                   out_offset=plan.offset(t.index), out_bytes=t.nbytes))
+            continue
+        fn = kernel_function_name(item.kernel, item.spec)
+        kernels.setdefault(fn, dict(template=f"kernels/{item.kernel}.c.j2", function=fn, spec=item.spec))
+        for c in item.consts:
+            const_arrays.append(dict(name=f"{name}_op{item.op_index}_{c.name}", ctype=c.ctype,
+                                     values=c.values, count=int(c.values.size), comment=f"op {item.op_index}"))
+        params = {}
+        for k, v in item.params.items():
+            if isinstance(v, str):
+                params[k] = f"{name}_op{item.op_index}_{v}"
+            else:
+                params[k] = int(v)
+        out_t = graph.tensors[item.outputs[0]] if item.outputs else None
+        call_views.append(dict(
+            alias=False, op_index=item.op_index, op_kind=item.op_kind, function=fn,
+            params_type=f"tml_{item.kernel}_params", params_name=f"{name}_op{item.op_index}_params",
+            params=params, args=[arg_expr(item, a) for a in item.args],
+            out_offset=plan.offset(out_t.index) if out_t is not None else 0,
+            out_bytes=out_t.nbytes if out_t is not None else 0,
+        ))
+    consts = list(const_tensors.values()) + const_arrays
+
+    inputs = [_io(graph, plan, graph.tensors[t], i) for i, t in enumerate(graph.inputs)]
+    outputs = [_io(graph, plan, graph.tensors[t], i) for i, t in enumerate(graph.outputs)]
+    ctx = dict(
+        name=name, NAME=name.upper(), arena_bytes=max(plan.arena_bytes, 16), inputs=inputs, outputs=outputs,
+        calls=call_views, consts=consts, kernels=list(kernels.values()), source=graph.source,
+        trace_default=trace_default,
+    )
+    files = {
+        "model.h": env.get_template("model.h.j2").render(ctx),
+        "model.c": env.get_template("model.c.j2").render(ctx),
+        "tml_qmath.h": env.get_template("kernels/tml_qmath.h.j2").render(ctx),
+    }
+    h_parts, c_parts = [], []
+    typed: set[str] = set()
+    for k in kernels.values():
+        tpl = env.get_template(k["template"])
+        if k["template"] not in typed:
+            typed.add(k["template"])
+            h_parts.append(tpl.render(part="types", function=k["function"], spec=k["spec"]))
+        h_parts.append(tpl.render(part="h", function=k["function"], spec=k["spec"]))
+        c_parts.append(tpl.render(part="c", function=k["function"], spec=k["spec"]))
+    files["tml_kernels.h"] = env.get_template("kernels/tml_kernels.h.j2").render(parts=h_parts)
+    files["tml_kernels.c"] = env.get_template("kernels/tml_kernels.c.j2").render(parts=c_parts)
+    return files

@@ -1,0 +1,19 @@
+"""Shared test helpers: compile a model for a board, run it, compare with TFLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tinyml.verify import VerifyReport, verify_model
+
+
+def assert_bitexact(model: bytes | Path, tmp_path: Path, board: str = "host", samples: int = 4,
+                    seed: int = 0) -> VerifyReport:
+    if isinstance(model, bytes):
+        path = tmp_path / "model.tflite"
+        path.write_bytes(model)
+    else:
+        path = Path(model)
+    report = verify_model(path, board, samples=samples, seed=seed, work_dir=tmp_path / "proj")
+    assert report.ok, report.summary()
+    return report

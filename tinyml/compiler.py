@@ -1,0 +1,181 @@
+"""The pipeline: .tflite -> Graph -> Plan -> kernel calls -> C project on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyml.boards import Board, load_board
+from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered, lower_op
+from tinyml.codegen.render import render_model
+from tinyml.errors import FitError, InputError, ModelError
+from tinyml.graph import Graph, load_tflite
+from tinyml.schedule.plan import Plan, plan_memory
+
+PROJECT_MARKER = "project.json"
+
+
+@dataclass
+class Compiled:
+    graph: Graph
+    board: Board
+    plan: Plan
+    calls: list[Lowered]
+    files: dict[str, str]
+
+    @property
+    def weight_bytes(self) -> int:
+        n = sum(t.nbytes for t in self.graph.tensors if t.is_const and _used(self.graph, t.index))
+        n += sum(c.nbytes for k in self.calls if isinstance(k, KernelCall) for c in k.consts)
+        return n
+
+    @property
+    def macs(self) -> int:
+        return sum(k.macs for k in self.calls if isinstance(k, KernelCall))
+
+
+def _used(graph: Graph, t: int) -> bool:
+    return any(t in op.inputs for op in graph.ops)
+
+
+def check_graph(graph: Graph) -> None:
+    """Whole-model checks that give a better message than any single op could."""
+    if not graph.ops:
+        raise ModelError(f"{graph.source}: the model has no operators")
+    quantized = [t for t in graph.tensors if t.dtype in ("int8",) and not t.is_const]
+    if not quantized:
+        kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
+        raise ModelError(
+            f"{graph.source}: not an int8 model (its activations are {'/'.join(kinds)}); "
+            "quantize it with full-integer post-training quantization (tinyml.train.quantize)"
+        )
+    produced = {t for op in graph.ops for t in op.outputs}
+    for t in graph.outputs:
+        if t not in produced and t not in graph.inputs:
+            raise ModelError(f"{graph.source}: model output tensor {t} is not produced by any operator")
+    available = set(graph.inputs) | {t.index for t in graph.tensors if t.is_const}
+    for op in graph.ops:
+        for t in op.inputs:
+            if t >= 0 and t not in available:
+                raise ModelError(
+                    f"{graph.source}: operator {op.index} ({op.kind}) reads tensor {t} before any operator "
+                    "writes it; the operators are not in execution order"
+                )
+        for t in op.outputs:
+            if graph.tensors[t].is_const:
+                raise ModelError(f"{graph.source}: operator {op.index} ({op.kind}) writes constant tensor {t}")
+            available.add(t)
+
+
+def lower_graph(graph: Graph, board: Board | None = None) -> list[Lowered]:
+    check_graph(graph)
+    ctx = LowerContext(graph=graph, features=board.features if board else ())
+    return [lower_op(ctx, op) for op in graph.ops]
+
+
+def build_model(model: str | os.PathLike[str], board: str | Board, *, name: str | None = None) -> Compiled:
+    """Everything up to the file contents, without touching the disk."""
+    from tinyml.targets.project import render_project_files
+
+    brd = board if isinstance(board, Board) else load_board(board)
+    graph = load_tflite(model, name=name)
+    calls = lower_graph(graph, brd)
+    plan = plan_memory(graph)
+    files = render_model(graph, calls, plan)
+    compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=files)
+    check_fit(compiled)
+    files.update(render_project_files(brd, graph.name))
+    files[PROJECT_MARKER] = json.dumps(project_metadata(compiled), indent=2) + "\n"
+    return compiled
+
+
+def check_fit(c: Compiled) -> None:
+    b = c.board
+    if b.kind == "host":
+        return
+    ram_needed = c.plan.arena_bytes + b.stack_bytes
+    if ram_needed > b.ram_bytes:
+        raise FitError(
+            f"model '{c.graph.name}' needs {ram_needed} bytes of RAM (arena {c.plan.arena_bytes} + stack "
+            f"{b.stack_bytes}) but board {b.name} has {b.ram_bytes}, {ram_needed - b.ram_bytes} bytes too many; "
+            "choose a board with more SRAM or a smaller model"
+        )
+    code_estimate = 16 * 1024
+    flash_needed = c.weight_bytes + code_estimate
+    if flash_needed > b.flash_bytes:
+        raise FitError(
+            f"model '{c.graph.name}' needs about {flash_needed} bytes of flash (weights {c.weight_bytes} + "
+            f"code) but board {b.name} has {b.flash_bytes}, {flash_needed - b.flash_bytes} bytes too many; "
+            "choose a board with more flash or a smaller model"
+        )
+
+
+def project_metadata(c: Compiled) -> dict[str, object]:
+    g = c.graph
+
+    def io(t: int) -> dict[str, object]:
+        ten = g.tensors[t]
+        return dict(
+            name=ten.name, shape=list(ten.shape), dtype=ten.dtype, bytes=ten.nbytes,
+            scale=ten.quant.s if ten.quant else None, zero_point=ten.quant.zp if ten.quant else None,
+        )
+
+    return dict(
+        tool="tinyml",
+        model=g.name,
+        source=g.source,
+        board=c.board.name,
+        inputs=[io(t) for t in g.inputs],
+        outputs=[io(t) for t in g.outputs],
+        arena_bytes=c.plan.arena_bytes,
+        weight_bytes=c.weight_bytes,
+        macs=c.macs,
+        ops=[dict(index=k.op_index, kind=k.op_kind,
+                  output=[g.tensors[t].name for t in (k.outputs if isinstance(k, KernelCall) else [k.target])])
+             for k in c.calls],
+    )
+
+
+def write_project(files: dict[str, str], out_dir: str | os.PathLike[str]) -> Path:
+    """Write all files or nothing: into a temporary sibling, then rename."""
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"{out}: exists and is not a directory; choose another output directory")
+        if any(out.iterdir()) and not (out / PROJECT_MARKER).is_file():
+            raise InputError(
+                f"{out}: directory is not empty and is not a tinyml project; choose an empty or new directory"
+            )
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as e:
+        raise InputError(f"{out}: cannot create the output directory ({e.strerror})") from None
+    try:
+        for rel, content in files.items():
+            p = tmp / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(content)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: str | os.PathLike[str], *,
+                  name: str | None = None) -> Compiled:
+    compiled = build_model(model, board, name=name)
+    write_project(compiled.files, out_dir)
+    return compiled
+
+
+def alias_ops(calls: list[Lowered]) -> list[Alias]:
+    return [c for c in calls if isinstance(c, Alias)]

@@ -1,0 +1,103 @@
+"""`tinyml inspect`: what a model contains and what it costs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tinyml.codegen.lower import KernelCall, LowerContext, lower_op
+from tinyml.errors import TinymlError
+from tinyml.graph import load_tflite
+from tinyml.graph.ir import Graph, Tensor
+from tinyml.schedule.plan import plan_memory
+
+
+def _quant(t: Tensor) -> Any:
+    if t.quant is None:
+        return None
+    if t.quant.per_channel:
+        return dict(per_channel=True, axis=t.quant.axis, channels=int(t.quant.scale.size),
+                    scale_min=float(t.quant.scale.min()), scale_max=float(t.quant.scale.max()))
+    return dict(per_channel=False, scale=t.quant.s, zero_point=t.quant.zp)
+
+
+def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+    graph = load_tflite(path)
+    return inspect_graph(graph)
+
+
+def inspect_graph(graph: Graph) -> dict[str, Any]:
+    ctx = LowerContext(graph=graph)
+    ops = []
+    for op in graph.ops:
+        entry: dict[str, Any] = dict(index=op.index, op=op.kind, supported=True, macs=0, weight_bytes=0)
+        try:
+            lowered = lower_op(ctx, op)
+            if isinstance(lowered, KernelCall):
+                entry["macs"] = lowered.macs
+        except TinymlError as e:
+            entry["supported"] = False
+            entry["problem"] = str(e)
+        consts = [graph.tensors[t] for t in op.inputs if t >= 0 and graph.tensors[t].is_const]
+        acts = [graph.tensors[t] for t in op.inputs if t >= 0 and not graph.tensors[t].is_const]
+        entry["weight_bytes"] = sum(t.nbytes for t in consts)
+        entry["inputs"] = [dict(name=t.name, shape=list(t.shape), dtype=t.dtype, quant=_quant(t)) for t in acts]
+        entry["outputs"] = [dict(name=graph.tensors[t].name, shape=list(graph.tensors[t].shape),
+                                 dtype=graph.tensors[t].dtype, quant=_quant(graph.tensors[t])) for t in op.outputs]
+        entry["weights"] = [dict(name=t.name, shape=list(t.shape), dtype=t.dtype, quant=_quant(t)) for t in consts]
+        entry["options"] = {k: v for k, v in op.options.items()}
+        ops.append(entry)
+    plan = plan_memory(graph)
+    const_bytes = sum(t.nbytes for t in graph.tensors if t.is_const)
+    acts = graph.activation_tensors()
+    return dict(
+        model=graph.name,
+        source=graph.source,
+        inputs=[dict(name=graph.tensors[t].name, shape=list(graph.tensors[t].shape), dtype=graph.tensors[t].dtype,
+                     quant=_quant(graph.tensors[t])) for t in graph.inputs],
+        outputs=[dict(name=graph.tensors[t].name, shape=list(graph.tensors[t].shape), dtype=graph.tensors[t].dtype,
+                      quant=_quant(graph.tensors[t])) for t in graph.outputs],
+        operators=ops,
+        totals=dict(
+            operators=len(graph.ops),
+            macs=sum(o["macs"] for o in ops),
+            weight_bytes=const_bytes,
+            activation_bytes=sum(graph.tensors[t].nbytes for t in acts),
+            largest_activation_bytes=max((graph.tensors[t].nbytes for t in acts), default=0),
+            arena_bytes=plan.arena_bytes,
+            peak_live_bytes=plan.peak_bytes,
+            unsupported=[o["op"] for o in ops if not o["supported"]],
+        ),
+    )
+
+
+def format_inspection(info: dict[str, Any]) -> str:
+    lines = [f"model {info['model']} ({info['source']})"]
+    for kind in ("inputs", "outputs"):
+        for io in info[kind]:
+            q = io["quant"]
+            qs = f" scale {q['scale']:.6g} zero point {q['zero_point']}" if q and not q["per_channel"] else ""
+            lines.append(f"  {kind[:-1]:6} {io['name']}: {io['dtype']} {io['shape']}{qs}")
+    lines.append("")
+    head = f"{'#':>3}  {'operator':<18} {'output shape':<18} {'MACs':>10} {'weights':>8}  quantization"
+    lines.append(head)
+    lines.append("-" * len(head))
+    for o in info["operators"]:
+        out = o["outputs"][0] if o["outputs"] else dict(shape=[], quant=None)
+        wq = o["weights"][0]["quant"] if o["weights"] and o["weights"][0]["quant"] else None
+        qtext = ""
+        if wq is not None:
+            qtext = f"weights per-channel ({wq['channels']})" if wq["per_channel"] else "weights per-tensor"
+        if not o["supported"]:
+            qtext = "UNSUPPORTED: " + o["problem"].split(": ", 1)[-1]
+        lines.append(f"{o['index']:>3}  {o['op']:<18} {str(out['shape']):<18} {o['macs']:>10,} "
+                     f"{o['weight_bytes']:>8,}  {qtext}")
+    t = info["totals"]
+    lines.append("")
+    lines.append(f"operators {t['operators']}, MACs {t['macs']:,}, weights {t['weight_bytes']:,} bytes")
+    lines.append(f"activations: {t['activation_bytes']:,} bytes in all tensors, largest tensor "
+                 f"{t['largest_activation_bytes']:,} bytes, arena {t['arena_bytes']:,} bytes "
+                 f"(peak live {t['peak_live_bytes']:,})")
+    if t["unsupported"]:
+        lines.append(f"unsupported operators: {', '.join(sorted(set(t['unsupported'])))}")
+    return "\n".join(lines)

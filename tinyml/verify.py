@@ -1,0 +1,197 @@
+"""Bit-exactness check: generated firmware against TFLM on the same inputs.
+
+``verify_model`` compiles the model for a board, runs N random inputs
+through the firmware (one firmware run for all samples) and through TFLM,
+and compares every output byte.  On a mismatch it re-runs the first failing
+sample with a tracing build and names the first operator whose output
+differs from TFLM's.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyml.compiler import Compiled, build_model, write_project
+from tinyml.errors import InputError, RunError
+from tinyml.graph.ir import Graph, Tensor
+
+_NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
+
+
+@dataclass
+class Mismatch:
+    sample: int
+    output: int
+    differing: int  # number of differing elements in that output
+    op_index: int | None = None
+    op_kind: str | None = None
+    tensor: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    board: str
+    samples: int
+    exact: int
+    mismatches: list[Mismatch] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exact == self.samples
+
+    def summary(self) -> str:
+        line = f"{self.exact}/{self.samples} bit-exact ({self.model} on {self.board})"
+        if self.mismatches:
+            m = self.mismatches[0]
+            where = (f"; first difference at operator {m.op_index} ({m.op_kind}, tensor '{m.tensor}')"
+                     if m.op_index is not None else "")
+            line += f"; sample {m.sample} output {m.output} differs in {m.differing} values{where}"
+            if m.detail:
+                line += f" ({m.detail})"
+        return line
+
+
+def random_inputs(graph: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
+    """N samples of random inputs covering each input's full quantized range."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        sample = []
+        for t in graph.inputs:
+            sample.append(random_tensor(graph.tensors[t], rng))
+        out.append(sample)
+    return out
+
+
+def random_tensor(t: Tensor, rng: np.random.Generator) -> np.ndarray:
+    if t.dtype == "int8":
+        return rng.integers(-128, 128, size=t.shape, dtype=np.int8)
+    if t.dtype == "int16":
+        return rng.integers(-32768, 32768, size=t.shape, dtype=np.int16)
+    if t.dtype == "uint8":
+        return rng.integers(0, 256, size=t.shape, dtype=np.uint8)
+    if t.dtype == "int32":
+        return rng.integers(-1000, 1000, size=t.shape, dtype=np.int32)
+    if t.dtype == "float32":
+        return (rng.standard_normal(size=t.shape) * 2.0).astype(np.float32)
+    raise InputError(f"cannot make random inputs of type {t.dtype} for input '{t.name}'")
+
+
+def pack_samples(graph: Graph, samples: list[list[np.ndarray]]) -> bytes:
+    parts = []
+    for s in samples:
+        for t, arr in zip(graph.inputs, s):
+            ten = graph.tensors[t]
+            a = np.ascontiguousarray(arr, dtype=_NP[ten.dtype])
+            if a.size != ten.size:
+                raise InputError(f"input '{ten.name}' needs {ten.size} values of shape {list(ten.shape)}, "
+                                 f"got {a.size} of shape {list(a.shape)}")
+            parts.append(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+    return b"".join(parts)
+
+
+def unpack_outputs(graph: Graph, raw: bytes, n: int) -> list[list[np.ndarray]]:
+    per_sample = sum(graph.tensors[t].nbytes for t in graph.outputs)
+    if len(raw) != per_sample * n:
+        raise RunError(f"the firmware wrote {len(raw)} output bytes for {n} samples, expected {per_sample * n}")
+    out, pos = [], 0
+    for _ in range(n):
+        s = []
+        for t in graph.outputs:
+            ten = graph.tensors[t]
+            a = np.frombuffer(raw, dtype=np.dtype(_NP[ten.dtype]).newbyteorder("<"), count=ten.size, offset=pos)
+            s.append(a.reshape(ten.shape).astype(_NP[ten.dtype]))
+            pos += ten.nbytes
+        out.append(s)
+    return out
+
+
+def parse_trace(raw: bytes) -> list[tuple[int, bytes]]:
+    records, pos = [], 0
+    while pos + 8 <= len(raw):
+        op, n = struct.unpack_from("<iI", raw, pos)
+        pos += 8
+        records.append((op, raw[pos:pos + n]))
+        pos += n
+    return records
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.tobytes() == b.tobytes() if a.dtype == b.dtype else False
+
+
+def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10, seed: int = 0,
+                 work_dir: str | os.PathLike[str] | None = None,
+                 progress: Callable[[str], None] | None = None,
+                 inputs: list[list[np.ndarray]] | None = None) -> VerifyReport:
+    from tinyml.reference import run_tflm_batch
+    from tinyml.targets.run import run_project
+
+    say = progress or (lambda _m: None)
+    if samples < 1:
+        raise InputError(f"--samples must be at least 1 (got {samples})")
+    data = Path(model).read_bytes() if Path(model).is_file() else None
+    compiled = build_model(model, board)
+    assert data is not None
+    graph = compiled.graph
+    xs = inputs if inputs is not None else random_inputs(graph, samples, seed)
+    samples = len(xs)
+
+    with tempfile.TemporaryDirectory(prefix="tinyml-verify-") as tmp:
+        proj = Path(work_dir) if work_dir is not None else Path(tmp) / graph.name
+        write_project(compiled.files, proj)
+        say(f"compiled {graph.name} for {compiled.board.name}: {len(graph.ops)} operators, "
+            f"arena {compiled.plan.arena_bytes} bytes")
+        result = run_project(proj, pack_samples(graph, xs), timeout=max(120.0, 2.0 * samples))
+        ours = unpack_outputs(graph, result.output, samples)
+        say(f"ran {samples} samples on {compiled.board.name} in {result.seconds:.1f}s; running TFLM")
+        ref = run_tflm_batch(data, xs)
+        report = VerifyReport(model=graph.name, board=compiled.board.name, samples=samples, exact=0,
+                              seconds=result.seconds)
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            bad = [j for j, (x, y) in enumerate(zip(a, b)) if not _same(x, np.asarray(y))]
+            if not bad:
+                report.exact += 1
+                continue
+            j = bad[0]
+            y = np.asarray(b[j])
+            diff = int(np.sum(a[j] != y)) if a[j].shape == y.shape else a[j].size
+            report.mismatches.append(Mismatch(sample=i, output=j, differing=diff))
+        if report.mismatches:
+            first = report.mismatches[0]
+            locate_mismatch(compiled, data, proj, xs[first.sample], first)
+    return report
+
+
+def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np.ndarray], m: Mismatch) -> None:
+    """Fill in the first operator whose output differs from TFLM's."""
+    from tinyml.reference import tflm_intermediates
+    from tinyml.targets.run import run_project
+
+    graph = compiled.graph
+    result = run_project(proj, pack_samples(graph, [sample]), trace=True)
+    ref = tflm_intermediates(data, sample)
+    for op_index, raw in parse_trace(result.trace or b""):
+        op = graph.ops[op_index]
+        t = graph.tensors[op.outputs[0]]
+        if op.outputs[0] not in ref:
+            continue
+        expected = np.ascontiguousarray(ref[op.outputs[0]]).astype(_NP.get(t.dtype, np.int8)).tobytes()
+        if raw != expected:
+            m.op_index, m.op_kind, m.tensor = op_index, op.kind, t.name
+            ours = np.frombuffer(raw, dtype=_NP.get(t.dtype, np.int8))
+            theirs = np.frombuffer(expected, dtype=_NP.get(t.dtype, np.int8))
+            if ours.size == theirs.size:
+                k = int(np.argmax(ours != theirs))
+                m.detail = f"element {k}: ours {ours[k]}, TFLM {theirs[k]}"
+            return
