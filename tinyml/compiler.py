@@ -53,6 +53,12 @@ def check_graph(graph: Graph) -> None:
             f"{graph.source}: not an int8 model (its activations are {'/'.join(kinds)}); "
             "quantize it with full-integer post-training quantization (tinyml.train.quantize)"
         )
+    for op in graph.ops:
+        for t in list(op.inputs) + list(op.outputs):
+            if t >= 0 and 0 in graph.tensors[t].shape:
+                ten = graph.tensors[t]
+                raise ModelError(f"{graph.source}: tensor {t} ('{ten.name}') of operator {op.index} ({op.kind}) "
+                                 f"has an empty shape {list(ten.shape)}; re-export the model")
     produced = {t for op in graph.ops for t in op.outputs}
     for t in graph.outputs:
         if t not in produced and t not in graph.inputs:

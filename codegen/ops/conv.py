@@ -45,7 +45,7 @@ def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
     n, in_h, in_w, in_c = shape4(op, inp)
     on, out_h, out_w, out_c = shape4(op, out)
     wo, k_h, k_w, w_c = shape4(op, w)
-    if on != n or wo != out_c or w_c < 1 or in_c % w_c != 0 or out_c % (in_c // w_c) != 0:
+    if on != n or wo != out_c or w_c < 1 or in_c < w_c or in_c % w_c != 0 or out_c % (in_c // w_c) != 0:
         raise unsupported(op, f"shapes do not agree: input {list(inp.shape)}, weights {list(w.shape)}, "
                               f"output {list(out.shape)}")
     if b is not None and b.size != out_c:

@@ -1,0 +1,58 @@
+# tinyml: `make demo` and `make test` bootstrap everything from nothing:
+# Debian packages (cross compiler, QEMU), a virtualenv in .venv with the
+# project installed (not editable) and its extras, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng
+SOURCES := pyproject.toml $(shell find tinyml codegen templates boards firmware -type f \
+	-not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null)
+PYTEST_ARGS ?=
+JOBS ?= 2
+
+.PHONY: all bootstrap system-deps demo test test-fast models clean
+
+all: bootstrap
+
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.deps: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q ".[all]"
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.deps $(SOURCES)
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall .
+	@rm -rf build
+	@touch $@
+
+bootstrap: system-deps $(VENV)/.installed
+
+# Build (once, then cached in .cache/models) every test model with TensorFlow.
+models: bootstrap
+	$(BIN)/python -m tests.modelgen --zoo && $(BIN)/python -m tests.modelgen
+
+demo: bootstrap
+	$(BIN)/tinyml demo
+
+test: bootstrap models
+	$(BIN)/python -m pytest -q -n $(JOBS) $(PYTEST_ARGS)
+
+# Everything but the slow tests.
+test-fast: bootstrap models
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache
