@@ -84,6 +84,12 @@ def cmd_boards(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(a: argparse.Namespace) -> int:
+    from tinyml.demo import run_demo
+
+    return 0 if run_demo(board=a.board, samples=a.samples, out_dir=a.output) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tinyml", description="Compile int8 TensorFlow Lite models into bit-exact C for Cortex-M.")
     from tinyml import __version__
@@ -116,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", "-n", type=int, default=10, help="number of random inputs (default 10)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("demo", help="compile a DS-CNN, run it on an emulated Cortex-M4 and check it against TFLM")
+    s.add_argument("--board", "-b", default="mps2-an386", help="QEMU board (default mps2-an386)")
+    s.add_argument("--samples", "-n", type=int, default=5, help="inputs to run (default 5)")
+    s.add_argument("-o", "--output", help="project directory (default: in ~/.cache/tinyml/demo)")
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("boards", help="list the boards")
     s.add_argument("--json", action="store_true")

@@ -103,11 +103,14 @@ def check_fit(c: Compiled) -> None:
     b = c.board
     if b.kind == "host":
         return
-    ram_needed = c.plan.arena_bytes + b.stack_bytes
+    from tinyml.targets.project import reserved_ram_bytes
+
+    reserved = reserved_ram_bytes(b)
+    ram_needed = c.plan.arena_bytes + reserved
     if ram_needed > b.ram_bytes:
         raise FitError(
-            f"model '{c.graph.name}' needs {ram_needed} bytes of RAM (arena {c.plan.arena_bytes} + stack "
-            f"{b.stack_bytes}) but board {b.name} has {b.ram_bytes}, {ram_needed - b.ram_bytes} bytes too many; "
+            f"model '{c.graph.name}' needs {ram_needed} bytes of RAM (arena {c.plan.arena_bytes} + stack and "
+            f"runtime {reserved}) but board {b.name} has {b.ram_bytes}, {ram_needed - b.ram_bytes} bytes too many; "
             "choose a board with more SRAM or a smaller model"
         )
     code_estimate = 16 * 1024

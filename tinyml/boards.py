@@ -1,0 +1,313 @@
+"""Board descriptions: one declarative TOML file per board in ``boards/``.
+
+The file format is documented at the top of ``boards/host.toml``.  A board
+file that is broken in any way raises :class:`BoardError` naming the file,
+the key, and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinyml.errors import BoardError
+from tinyml.resources import resource_dir
+
+KINDS = ("host", "qemu", "hardware")
+FEATURES = ("dsp", "fpu", "mve")
+ARCHS = (
+    "host",
+    "armv6-m",
+    "armv7-m",
+    "armv7e-m",
+    "armv8-m.base",
+    "armv8-m.main",
+    "armv8.1-m.main",
+)
+# Features each architecture can have at all.
+_ARCH_FEATURES = {
+    "host": (),
+    "armv6-m": (),
+    "armv7-m": (),
+    "armv7e-m": ("dsp", "fpu"),
+    "armv8-m.base": (),
+    "armv8-m.main": ("dsp", "fpu"),
+    "armv8.1-m.main": ("dsp", "fpu", "mve"),
+}
+DEFAULT_CC = {"host": "cc", "qemu": "arm-none-eabi-gcc", "hardware": "arm-none-eabi-gcc"}
+
+_TOP_KEYS = {
+    "name",
+    "description",
+    "kind",
+    "cpu",
+    "arch",
+    "features",
+    "stack_bytes",
+    "compiler",
+    "memory",
+    "qemu",
+}
+_COMPILER_KEYS = {"cc", "cflags", "ldflags"}
+_MEMORY_KEYS = {"flash", "ram", "vectors"}
+_REGION_KEYS = {"origin", "size"}
+_QEMU_KEYS = {"machine", "args"}
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board.  Memory fields are None for kind "host"."""
+
+    name: str
+    description: str
+    kind: str  # "host" | "qemu" | "hardware"
+    cpu: str
+    arch: str
+    features: tuple[str, ...]
+    cc: str
+    cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    flash_origin: int | None
+    flash_bytes: int | None
+    ram_origin: int | None
+    ram_bytes: int | None
+    vectors_origin: int | None  # None: the vector table starts the flash region
+    vectors_bytes: int | None
+    stack_bytes: int | None
+    qemu_machine: str | None
+    qemu_args: tuple[str, ...]
+    path: Path
+
+    @property
+    def is_arm(self) -> bool:
+        return self.kind != "host"
+
+    def has(self, feature: str) -> bool:
+        """True when the core has ``feature`` ("dsp", "fpu" or "mve")."""
+        if feature not in FEATURES:
+            raise ValueError(f"unknown feature {feature!r}; expected one of {FEATURES}")
+        return feature in self.features
+
+
+def boards_dir() -> Path:
+    return resource_dir("boards")
+
+
+def list_boards() -> list[Board]:
+    """All packaged boards, sorted by name."""
+    return [_load_file(path, packaged=True) for path in sorted(boards_dir().glob("*.toml"))]
+
+
+def load_board(name_or_path: str | Path) -> Board:
+    """Load a packaged board by name (``"mps2-an385"``) or a board file by path."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text or "\\" in text:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise BoardError(f"board file {path} does not exist; check the path")
+        return _load_file(path, packaged=False)
+    path = boards_dir() / f"{text}.toml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(boards_dir().glob("*.toml")))
+        raise BoardError(
+            f"unknown board {text!r}; use one of: {known} (or the path of a .toml board file)"
+        )
+    return _load_file(path, packaged=True)
+
+
+class _Reader:
+    """Reads and checks the keys of one board file; errors name file and key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str, fix: str) -> BoardError:
+        where = f"{self.path}: key '{key}'" if key else str(self.path)
+        return BoardError(f"{where}: {problem}; {fix} (format: see boards/host.toml)")
+
+    def table(self, data: dict[str, Any], key: str, allowed: set[str], required: bool) -> dict[str, Any] | None:
+        value = data.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            if required:
+                raise self.fail(key, "missing", f"add a [{key}] table")
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, got {_show(value)}", f"write it as [{key}] or {{ ... }}")
+        self.no_unknown(value, key, allowed)
+        return value
+
+    def no_unknown(self, data: dict[str, Any], prefix: str, allowed: set[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                full = f"{prefix}.{key}" if prefix else key
+                raise self.fail(full, "unknown key", f"remove it or fix its spelling (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, data: dict[str, Any], key: str, prefix: str = "", default: str | None = None) -> str:
+        full = f"{prefix}.{key}" if prefix else key
+        value = data.get(key, default)
+        if value is None:
+            raise self.fail(full, "missing", "add it as a string")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(full, f"must be a non-empty string, got {_show(value)}", "write it in double quotes")
+        return value
+
+    def choice(self, data: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+        value = self.string(data, key)
+        if value not in choices:
+            raise self.fail(key, f"{value!r} is not valid", f"use one of {', '.join(choices)}")
+        return value
+
+    def strings(self, data: dict[str, Any], key: str, prefix: str = "", required: bool = False) -> tuple[str, ...]:
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in data:
+            if required:
+                raise self.fail(full, "missing", "add it as a list of strings, e.g. []")
+            return ()
+        value = data[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(full, f"must be a list of non-empty strings, got {_show(value)}", 'write it as ["a", "b"]')
+        return tuple(value)
+
+    def integer(self, data: dict[str, Any], key: str, prefix: str = "", *, minimum: int = 0) -> int:
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in data:
+            raise self.fail(full, "missing", "add it as an integer (hex like 0x400000 is fine)")
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(full, f"must be an integer, got {_show(value)}", "write a number without quotes, e.g. 0x400000")
+        if value < minimum or value > 0xFFFFFFFF:
+            raise self.fail(full, f"{value:#x} is out of range", f"use a value from {minimum:#x} to 0xffffffff")
+        return value
+
+    def region(self, memory: dict[str, Any], key: str, required: bool) -> tuple[int, int] | None:
+        full = f"memory.{key}"
+        table = self.table(memory, full, _REGION_KEYS, required)
+        if table is None:
+            return None
+        origin = self.integer(table, "origin", full)
+        size = self.integer(table, "size", full, minimum=1)
+        if origin % 4 or size % 4:
+            raise self.fail(full, f"origin {origin:#x} and size {size:#x} must be multiples of 4", "align the region")
+        if origin + size > 1 << 32:
+            raise self.fail(full, f"region {origin:#x} + {size:#x} ends beyond 4 GiB", "shrink it")
+        return origin, size
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _load_file(path: Path, *, packaged: bool) -> Board:
+    reader = _Reader(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise BoardError(f"cannot read board file {path}: {err.strerror}; check the path and permissions") from err
+    except UnicodeDecodeError as err:
+        raise reader.fail("", "is not UTF-8 text", "save it as UTF-8") from err
+    except tomllib.TOMLDecodeError as err:
+        raise reader.fail("", f"is not valid TOML ({err})", "fix the syntax") from err
+
+    reader.no_unknown(data, "", _TOP_KEYS)
+    name = reader.string(data, "name")
+    if not _NAME_RE.match(name):
+        raise reader.fail("name", f"{name!r} is not a valid board name", "use lowercase letters, digits, '.', '_' and '-'")
+    # Packaged boards are found by file name; a copy (a project's board.toml)
+    # or a user's file may be named anything.
+    if packaged and name != path.stem:
+        raise reader.fail("name", f"{name!r} differs from the file name {path.name!r}", f"rename the file to {name}.toml or set name = {path.stem!r}")
+    description = reader.string(data, "description")
+    kind = reader.choice(data, "kind", KINDS)
+    cpu = reader.string(data, "cpu")
+    arch = reader.choice(data, "arch", ARCHS)
+    if (kind == "host") != (arch == "host"):
+        raise reader.fail("arch", f"arch {arch!r} does not go with kind {kind!r}", 'use arch = "host" exactly when kind = "host"')
+    features = reader.strings(data, "features", required=True)
+    for feature in features:
+        if feature not in FEATURES:
+            raise reader.fail("features", f"unknown feature {feature!r}", f"use a subset of {', '.join(FEATURES)}")
+        if feature not in _ARCH_FEATURES[arch]:
+            raise reader.fail("features", f"{arch} cores cannot have feature {feature!r}", "remove it or fix arch")
+    if len(set(features)) != len(features):
+        raise reader.fail("features", "lists a feature twice", "remove the duplicate")
+
+    compiler = reader.table(data, "compiler", _COMPILER_KEYS, required=True)
+    assert compiler is not None
+    cc = reader.string(compiler, "cc", "compiler", default=DEFAULT_CC[kind])
+    cflags = reader.strings(compiler, "cflags", "compiler", required=True)
+    ldflags = reader.strings(compiler, "ldflags", "compiler")
+    for key, flags in (("compiler.cflags", cflags), ("compiler.ldflags", ldflags)):
+        for flag in flags:
+            if not flag.startswith("-") or any(c.isspace() for c in flag):
+                raise reader.fail(key, f"{flag!r} is not a single compiler flag", "give one flag per string, each starting with '-'")
+    if kind != "host" and "-mthumb" not in cflags:
+        raise reader.fail("compiler.cflags", "Cortex-M code needs -mthumb", 'add "-mthumb"')
+    if kind != "host" and not any(f.startswith(("-mcpu=", "-march=")) for f in cflags):
+        raise reader.fail("compiler.cflags", "no -mcpu= or -march= flag", f'add "-mcpu={cpu}"')
+
+    flash = ram = vectors = None
+    stack_bytes = None
+    memory = reader.table(data, "memory", _MEMORY_KEYS, required=kind != "host")
+    if kind == "host":
+        if memory is not None:
+            raise reader.fail("memory", "a host board has no memory map", "remove the [memory] table")
+        if "stack_bytes" in data:
+            raise reader.fail("stack_bytes", "a host board uses the operating system's stack", "remove it")
+    else:
+        assert memory is not None
+        flash = reader.region(memory, "flash", required=True)
+        ram = reader.region(memory, "ram", required=True)
+        vectors = reader.region(memory, "vectors", required=False)
+        regions = [("memory.flash", flash), ("memory.ram", ram)]
+        if vectors is not None:
+            regions.append(("memory.vectors", vectors))
+            if vectors[0] % 128:
+                raise reader.fail("memory.vectors.origin", f"{vectors[0]:#x} is not a multiple of 128", "align the vector table")
+        elif flash is not None and flash[0] % 128:
+            raise reader.fail("memory.flash.origin", f"{flash[0]:#x} is not a multiple of 128 (the vector table starts there)", "align it or add memory.vectors")
+        for i, (key_a, (origin_a, size_a)) in enumerate(regions):  # type: ignore[misc]
+            for key_b, (origin_b, size_b) in regions[i + 1:]:  # type: ignore[misc]
+                if origin_a < origin_b + size_b and origin_b < origin_a + size_a:
+                    raise reader.fail(key_b, f"overlaps {key_a}", "make the regions disjoint")
+        stack_bytes = reader.integer(data, "stack_bytes", minimum=1024)
+        assert ram is not None
+        if stack_bytes % 8:
+            raise reader.fail("stack_bytes", f"{stack_bytes} is not a multiple of 8", "round it up to a multiple of 8")
+        if stack_bytes >= ram[1]:
+            raise reader.fail("stack_bytes", f"{stack_bytes:#x} does not fit in memory.ram ({ram[1]:#x} bytes)", "make the stack smaller")
+
+    qemu = reader.table(data, "qemu", _QEMU_KEYS, required=kind == "qemu")
+    qemu_machine = None
+    qemu_args: tuple[str, ...] = ()
+    if qemu is not None:
+        if kind != "qemu":
+            raise reader.fail("qemu", f"only boards of kind 'qemu' have a [qemu] table (this is {kind!r})", "remove it or set kind = \"qemu\"")
+        qemu_machine = reader.string(qemu, "machine", "qemu")
+        qemu_args = reader.strings(qemu, "args", "qemu")
+
+    return Board(
+        name=name,
+        description=description,
+        kind=kind,
+        cpu=cpu,
+        arch=arch,
+        features=features,
+        cc=cc,
+        cflags=cflags,
+        ldflags=ldflags,
+        flash_origin=flash[0] if flash else None,
+        flash_bytes=flash[1] if flash else None,
+        ram_origin=ram[0] if ram else None,
+        ram_bytes=ram[1] if ram else None,
+        vectors_origin=vectors[0] if vectors else None,
+        vectors_bytes=vectors[1] if vectors else None,
+        stack_bytes=stack_bytes,
+        qemu_machine=qemu_machine,
+        qemu_args=qemu_args,
+        path=path.resolve(),
+    )

@@ -1,0 +1,50 @@
+"""Where tinyml's packaged data lives (boards, templates, firmware, codegen).
+
+Installed, the top-level folders ``boards/``, ``templates/``, ``firmware/``
+and ``codegen/`` are the data packages ``tinyml.data.boards`` etc.; in a source
+checkout they sit next to the ``tinyml/`` folder.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+from pathlib import Path
+
+from tinyml.errors import TinymlError
+
+RESOURCE_NAMES = ("boards", "templates", "firmware")
+
+
+def resource_dir(name: str) -> Path:
+    """Return the directory holding packaged data ``name`` ("boards", ...)."""
+    if name not in RESOURCE_NAMES:
+        raise ValueError(f"unknown resource {name!r}; expected one of {RESOURCE_NAMES}")
+    package = f"tinyml.data.{name}"
+    installed = _installed_dir(package)
+    if installed is not None:
+        return installed
+    checkout = Path(__file__).resolve().parent.parent / name
+    if checkout.is_dir():
+        return checkout
+    raise TinymlError(
+        f"tinyml data folder {name!r} not found (looked for package {package} and "
+        f"{checkout}); reinstall tinyml"
+    )
+
+
+def _installed_dir(package: str) -> Path | None:
+    """The folder of ``package`` if it is an installed data package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    # A plain module is not a data folder.
+    if spec is None or spec.submodule_search_locations is None:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location)
+        if path.is_dir():
+            return path
+    root = importlib.resources.files(package)
+    return root if isinstance(root, Path) and root.is_dir() else None

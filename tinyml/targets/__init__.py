@@ -1,0 +1,7 @@
+"""Build and run generated firmware projects: host (gcc + sanitizers) and QEMU."""
+
+from tinyml.targets.build import build_project
+from tinyml.targets.project import render_project_files, write_project_files
+from tinyml.targets.run import RunResult, run_project
+
+__all__ = ["RunResult", "build_project", "render_project_files", "run_project", "write_project_files"]

@@ -1,0 +1,102 @@
+"""Build a firmware project with make."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from tinyml.boards import Board, load_board
+from tinyml.errors import BuildError
+from tinyml.targets.project import BOARD_FILE
+
+# Which Debian package provides a missing tool.
+_PACKAGES = {
+    "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
+    "cc": "gcc",
+    "gcc": "gcc",
+    "make": "make",
+}
+_ERROR_RES = (
+    re.compile(r"\berror\b", re.IGNORECASE),
+    re.compile(r"undefined reference"),
+    re.compile(r"region `\w+' overflowed"),
+    re.compile(r"No rule to make target"),
+)
+BUILD_TIMEOUT_SECONDS = 900
+
+
+def project_board(project_dir: Path) -> Board:
+    """The board a project was generated for (its ``board.toml`` copy)."""
+    path = Path(project_dir) / BOARD_FILE
+    if not path.is_file():
+        raise BuildError(
+            f"{project_dir} is not a tinyml firmware project (no {BOARD_FILE}); "
+            "generate it with tinyml compile"
+        )
+    return load_board(path)
+
+
+def binary_path(project_dir: Path, board: Board, trace: bool = False) -> Path:
+    """Where make puts the firmware: build[-trace]/firmware[.elf]."""
+    build = "build-trace" if trace else "build"
+    return Path(project_dir) / build / ("firmware.elf" if board.is_arm else "firmware")
+
+
+def build_project(project_dir: Path, trace: bool = False) -> Path:
+    """Run make in ``project_dir`` and return the firmware binary.
+
+    ``trace`` builds the -DTML_TRACE variant into build-trace/.  The make
+    output is kept in build[-trace]/make.log.
+    """
+    project_dir = Path(project_dir).resolve()
+    board = project_board(project_dir)
+    for tool in ("make", board.cc):
+        if shutil.which(tool) is None:
+            package = _PACKAGES.get(tool)
+            hint = f"install it (Debian: apt-get install {package})" if package else "install it or fix compiler.cc in the board file"
+            raise BuildError(f"{tool} not found on PATH, needed to build {project_dir}; {hint}")
+    command = ["make", "-C", str(project_dir), f"-j{os.cpu_count() or 1}"]
+    if trace:
+        command.append("TRACE=1")
+    binary = binary_path(project_dir, board, trace)
+    log = binary.parent / "make.log"
+    try:
+        proc = subprocess.run(
+            command,
+            env={**os.environ, "LC_ALL": "C"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=BUILD_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise BuildError(f"building {project_dir} took over {BUILD_TIMEOUT_SECONDS}s; run make there to see why") from err
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(proc.stdout, encoding="utf-8")
+    if proc.returncode != 0:
+        raise BuildError(f"build of {project_dir} failed: {_first_error(proc.stdout, board.cc)} (full log: {log})")
+    if not binary.is_file():
+        raise BuildError(f"make succeeded but {binary} is missing; check the Makefile in {project_dir}")
+    return binary
+
+
+def _first_error(output: str, cc: str) -> str:
+    """The first diagnostic line of a failed make run (not a command echo)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    diagnostics = [line for line in lines if not line.startswith((cc + " ", "make"))]
+    for line in diagnostics:
+        if "spec file" in line and ("nano.specs" in line or "nosys.specs" in line):
+            return f"{line}; install newlib (Debian: apt-get install libnewlib-arm-none-eabi)"
+        if "overflowed" in line and "region" in line:
+            return (f"{line}; the firmware does not fit the board's memory "
+                    "(memory.* in board.toml; sizes in build/firmware.map)")
+        if any(pattern.search(line) for pattern in _ERROR_RES):
+            return line
+    if diagnostics:
+        return diagnostics[-1]
+    return lines[-1] if lines else "make failed without output"

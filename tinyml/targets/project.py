@@ -1,0 +1,108 @@
+"""Render the board-specific files of a firmware project.
+
+The code generator writes the model (``model.h``, ``model.c``, kernels); this
+module supplies everything around it: Makefile, main.c, linker script,
+runtime sources and a copy of the board file, which later tells
+``build_project`` and ``run_project`` which board the project is for.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import jinja2
+
+from tinyml.boards import Board
+from tinyml.resources import resource_dir
+from tinyml.targets.qemu import qemu_command
+
+BOARD_FILE = "board.toml"
+# RAM the linker script reserves besides the board's stack_bytes (ARM only):
+# a guard region below the stack and a stack for the fault handlers.  The
+# guard must be a power of two >= 32 (it is an Armv7-M MPU region).
+STACK_GUARD_BYTES = 0x400
+HANDLER_STACK_BYTES = 0x400
+_MODEL_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# Runtime sources by board kind, relative to firmware/; copied to runtime/.
+_RUNTIME_FILES = {
+    "host": ("tml_runtime.h", "host/io_host.c"),
+    "arm": ("tml_runtime.h", "arm/startup.c", "arm/semihost.c"),
+}
+
+
+def render_project_files(board: Board, model_name: str) -> dict[str, str]:
+    """Relative path -> content of every project file that is not the model."""
+    if not _MODEL_NAME_RE.match(model_name):
+        raise ValueError(f"model name {model_name!r} is not a lowercase C identifier")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("templates") / "project"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    binary_name = "firmware.elf" if board.is_arm else "firmware"
+    if board.kind == "qemu":
+        run_command = shlex.join(qemu_command(board, "$(BIN)"))
+    elif board.kind == "host":
+        run_command = "./$(BIN)"
+    else:
+        run_command = f"@echo 'board {board.name} is real hardware: flash $(BIN) with tinyml flash' && false"
+    values = {
+        "model_name": model_name,
+        "model_upper": model_name.upper(),
+        "board_name": board.name,
+        "board_description": board.description,
+        "arm": board.is_arm,
+        "cc": board.cc,
+        "cflags": list(board.cflags),
+        "ldflags": list(board.ldflags),
+        "binary_name": binary_name,
+        "run_command": run_command,
+    }
+    files = {
+        "Makefile": env.get_template("Makefile.j2").render(values),
+        "main.c": env.get_template("main.c.j2").render(values),
+    }
+    if board.is_arm:
+        files["linker.ld"] = env.get_template("linker.ld.j2").render(
+            board_name=board.name,
+            flash_origin=board.flash_origin,
+            flash_bytes=board.flash_bytes,
+            ram_origin=board.ram_origin,
+            ram_bytes=board.ram_bytes,
+            vectors_origin=board.vectors_origin,
+            vectors_bytes=board.vectors_bytes,
+            stack_bytes=board.stack_bytes,
+            stack_guard_bytes=STACK_GUARD_BYTES,
+            handler_stack_bytes=HANDLER_STACK_BYTES,
+        )
+    firmware = resource_dir("firmware")
+    for source in _RUNTIME_FILES["arm" if board.is_arm else "host"]:
+        files[f"runtime/{Path(source).name}"] = (firmware / source).read_text(encoding="utf-8")
+    files[BOARD_FILE] = board.path.read_text(encoding="utf-8")
+    return files
+
+
+def reserved_ram_bytes(board: Board) -> int:
+    """RAM the runtime needs besides .data and .bss (stacks and guard)."""
+    if not board.is_arm:
+        return 0
+    assert board.stack_bytes is not None
+    return board.stack_bytes + STACK_GUARD_BYTES + HANDLER_STACK_BYTES
+
+
+def write_project_files(project_dir: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (relative path -> content) below ``project_dir``.
+
+    A file whose content is unchanged is not rewritten, so make does not
+    rebuild it.
+    """
+    for relative, content in files.items():
+        target = project_dir / relative
+        if target.is_file() and target.read_text(encoding="utf-8") == content:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")

@@ -1,0 +1,141 @@
+"""Run a built firmware project on its board (host process or QEMU)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyml.errors import RunError
+from tinyml.targets.build import build_project, project_board
+from tinyml.targets.qemu import QEMU_BINARY, QEMU_NOISE, QEMU_PACKAGE, qemu_command
+
+# Exit codes of the firmware, as in firmware/tml_runtime.h.
+EXIT_MEANINGS = {
+    0: "success",
+    3: "CPU fault (HardFault, UsageFault, ...)",
+    4: "input.bin ends in the middle of a sample (wrong input size?)",
+    5: "the model's invoke returned an error",
+    6: "the firmware could not open, read or write a file",
+}
+_CONSOLE_TAIL_LINES = 8
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    output: bytes  # contents of output.bin
+    trace: bytes | None  # contents of trace.bin (trace runs only)
+    console: str  # what the firmware (and QEMU or the sanitizers) printed
+    seconds: float  # wall time of the run, without the build
+
+
+def run_project(
+    project_dir: Path,
+    input_bytes: bytes,
+    *,
+    trace: bool = False,
+    timeout: float = 120,
+    check: bool = True,
+) -> RunResult:
+    """Build (if needed) and run a project on ``input_bytes``.
+
+    The firmware runs in a fresh temporary directory holding ``input.bin``;
+    its ``output.bin`` (and ``trace.bin`` when ``trace``) are returned.  A
+    run that exceeds ``timeout`` seconds is killed and raises RunError; so
+    does a nonzero exit code unless ``check`` is False.
+    """
+    project_dir = Path(project_dir).resolve()
+    board = project_board(project_dir)
+    binary = build_project(project_dir, trace=trace)
+    if board.kind == "qemu":
+        if shutil.which(QEMU_BINARY) is None:
+            raise RunError(f"{QEMU_BINARY} not found on PATH; install it (Debian: apt-get install {QEMU_PACKAGE})")
+        command = qemu_command(board, binary)
+    elif board.kind == "host":
+        command = [str(binary)]
+    else:
+        raise RunError(f"board {board.name} is real hardware; run_project supports host and QEMU boards only")
+
+    with tempfile.TemporaryDirectory(prefix="tinyml-run-") as workdir:
+        work = Path(workdir)
+        (work / "input.bin").write_bytes(input_bytes)
+        env = dict(os.environ)
+        # Sanitizer reports end the run with a nonzero code; keep them short.
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            command,
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            raw, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raw, _ = proc.communicate()
+            console = _clean_console(raw)
+            raise RunError(
+                f"{project_dir.name} on {board.name} did not finish within {timeout:g}s "
+                f"(it hung or is too slow){_tail(console)}; raise the timeout or debug with "
+                f"'make run' in {project_dir}"
+            ) from None
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+        seconds = time.monotonic() - start
+        console = _clean_console(raw)
+        output_path = work / "output.bin"
+        trace_path = work / "trace.bin"
+        result = RunResult(
+            exit_code=proc.returncode,
+            output=output_path.read_bytes() if output_path.is_file() else b"",
+            trace=(trace_path.read_bytes() if trace_path.is_file() else b"") if trace else None,
+            console=console,
+            seconds=seconds,
+        )
+    if check and result.exit_code != 0:
+        raise RunError(
+            f"{project_dir.name} on {board.name} failed with exit code {result.exit_code} "
+            f"({_meaning(result.exit_code)}){_tail(result.console)}; reproduce with 'make run' "
+            f"in {project_dir} after copying the input there as input.bin"
+        )
+    return result
+
+
+def _clean_console(raw: bytes) -> str:
+    text = raw.decode("utf-8", errors="replace")
+    return "".join(line for line in text.splitlines(keepends=True) if line.rstrip("\r\n") not in QEMU_NOISE)
+
+
+def _meaning(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return EXIT_MEANINGS.get(code, "unexpected exit code; see the console output")
+
+
+def _tail(console: str) -> str:
+    lines = [line.strip() for line in console.splitlines() if line.strip()]
+    if not lines:
+        return "; no console output"
+    return "; console: " + " | ".join(lines[-_CONSOLE_TAIL_LINES:])
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
