@@ -1,0 +1,776 @@
+"""Test-model factory: tiny int8 ``.tflite`` models, one operator each, plus the zoo networks.
+
+A :class:`Case` is a small frozen spec (builder kind, parameters, input
+shapes, per-channel or per-tensor weights, I/O dtype, seed, and the TFLite
+builtin operator the converted model must contain).  :func:`build` turns it
+into ``.tflite`` bytes: a Keras model with random weights, quantized by
+:func:`tinyml.train.quantize.quantize_int8` with a seeded representative
+dataset, checked to contain ``case.op``, and cached in
+``<repo>/.cache/models/<hash>.tflite`` (``$TINYML_MODEL_CACHE`` overrides the
+folder).  The hash covers the spec, the TensorFlow version and
+``GENERATOR_VERSION``, so a cached model is only reused when it would be
+rebuilt identically.  Loading a cached model needs no TensorFlow.
+
+Case lists for pytest (``ids=`` uses ``Case.id``)::
+
+    from tests.modelgen import op_cases, zoo_cases, build, build_many, inputs_for
+
+    @pytest.mark.parametrize("case", op_cases("CONV_2D"), ids=lambda c: c.id)
+    def test_conv(case):
+        model = build(case)
+        for sample in inputs_for(case, model):
+            ...
+
+``python -m tests.modelgen`` builds (warms the cache for) every case in one
+process; ``python -m tests.modelgen CONV_2D --check`` builds the CONV_2D cases
+and runs them in TFLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+GENERATOR_VERSION = 1  # bump when a builder or the data generator changes
+REPRESENTATIVE_SAMPLES = 48
+REPO = Path(__file__).resolve().parent.parent
+
+__all__ = [
+    "Case",
+    "case",
+    "op_cases",
+    "zoo_cases",
+    "all_cases",
+    "build",
+    "build_many",
+    "inputs_for",
+    "model_ops",
+    "cache_dir",
+    "cache_path",
+    "OPS",
+]
+
+
+# --------------------------------------------------------------------------
+# specs
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test model.  ``inputs`` are shapes without the batch dimension (batch is 1)."""
+
+    kind: str  # builder name, see _BUILDERS
+    op: str  # TFLite builtin operator the converted model must contain
+    inputs: tuple[tuple[int, ...], ...]
+    params: tuple[tuple[str, Any], ...] = ()
+    per_channel: bool = True
+    io_dtype: str = "int8"
+    seed: int = 0
+    id: str = field(default="", compare=False)
+
+    def p(self, key: str, default: Any = None) -> Any:
+        """A builder parameter."""
+        for k, v in self.params:
+            if k == key:
+                return v
+        return default
+
+    def spec(self) -> dict[str, Any]:
+        """Everything that determines the built model (JSON-able)."""
+        return {
+            "kind": self.kind,
+            "op": self.op,
+            "inputs": [list(s) for s in self.inputs],
+            "params": [[k, _jsonable(v)] for k, v in self.params],
+            "per_channel": self.per_channel,
+            "io_dtype": self.io_dtype,
+            "seed": self.seed,
+        }
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, tuple):
+        if v and isinstance(v[0], tuple):
+            return "_".join(_fmt(x) for x in v)
+        return "x".join(_fmt(x) for x in v)
+    return str(v)
+
+
+_SHORT = {
+    "kernel": "k", "strides": "s", "dilation": "d", "padding": "", "filters": "f",
+    "act": "", "bias": "bias", "mult": "m", "units": "u", "keep_dims": "keep",
+    "pool": "p", "axis": "ax", "target": "to", "pads": "pad", "beta": "beta",
+    "alpha": "a", "in_scale": "range", "in_dist": "", "body": "", "keepdims": "keep",
+    "name": "", "squeeze_axis": "ax",
+}
+
+
+def case(
+    kind: str,
+    op: str,
+    *inputs: tuple[int, ...],
+    per_channel: bool = True,
+    io_dtype: str = "int8",
+    seed: int = 0,
+    id: str | None = None,
+    **params: Any,
+) -> Case:
+    """Make a :class:`Case` with a readable id such as ``conv2d-8x8x3-k3x3-s2x2-same-relu-pc``."""
+    items = tuple(sorted(params.items()))
+    if id is None:
+        parts = [kind, "+".join(_fmt(s) for s in inputs)]
+        for k, v in sorted(params.items(), key=lambda kv: list(_SHORT).index(kv[0]) if kv[0] in _SHORT else 99):
+            if v is None:
+                continue
+            if k == "act" and v == "none":
+                continue
+            if k == "null_bias":
+                parts.append("nullbias" if v else "")
+                continue
+            if k == "bias":
+                parts.append("bias" if v else "nobias")
+                continue
+            parts.append(f"{_SHORT.get(k, k)}{_fmt(v)}")
+        if kind in _WEIGHTED:
+            parts.append("pc" if per_channel else "pt")
+        if io_dtype != "int8":
+            parts.append(io_dtype)
+        if seed:
+            parts.append(f"seed{seed}")
+        id = "-".join(parts)
+    return Case(kind, op, tuple(tuple(s) for s in inputs), items, per_channel, io_dtype, seed, id)
+
+
+_WEIGHTED = {"conv2d", "depthwise", "dense", "zoo"}
+
+
+# --------------------------------------------------------------------------
+# representative / test data
+
+
+def _float_samples(case: Case, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Float samples for every input, spread like real activations.
+
+    Each channel gets its own offset and spread (activations are not
+    zero-centred and channels differ); ``in_scale`` scales input k's range,
+    ``in_dist`` picks "normal" (default), "relu" (non-negative, after a ReLU),
+    "uniform" (uniform in [-scale, scale]) or "image" (uniform in [0, 1]).
+    """
+    scales = case.p("in_scale", 1.0)
+    dist = case.p("in_dist", "normal")
+    out = []
+    for k, shape in enumerate(case.inputs):
+        s = float(scales[k] if isinstance(scales, tuple) else scales)
+        c = shape[-1]
+        if dist == "uniform":
+            x = rng.uniform(-s, s, size=(n, *shape))
+        elif dist == "image":
+            x = rng.uniform(0.0, 1.0, size=(n, *shape))
+        else:
+            mu = rng.normal(0.0, 0.4, size=c) * s
+            sigma = rng.uniform(0.4, 1.2, size=c) * s
+            x = mu + sigma * rng.standard_normal((n, *shape))
+            if dist == "relu":
+                x = np.maximum(x + 0.3 * s, 0.0)
+        out.append(x.astype(np.float32))
+    return out
+
+
+def representative(case: Case) -> list[np.ndarray]:
+    """The seeded calibration data of a case (one array per input, samples along axis 0)."""
+    rng = np.random.default_rng(1000 + case.seed)
+    return _float_samples(case, REPRESENTATIVE_SAMPLES, rng)
+
+
+def inputs_for(case: Case, model: bytes, n: int = 4, seed: int = 0) -> list[list[np.ndarray]]:
+    """``n`` test samples in the model's input dtype.
+
+    Sample 0 is uniform over the whole int8 range (saturation, extremes); the
+    others come from the calibration distribution (fresh draws), quantized
+    with the model's input scale and zero point.  Float-I/O models get float
+    samples.
+    """
+    from tinyml.reference import tflm_io_details
+
+    ins, _ = tflm_io_details(model)
+    rng = np.random.default_rng(7919 * (seed + 1) + case.seed)
+    floats = _float_samples(case, max(n, 1), rng)
+    samples: list[list[np.ndarray]] = []
+    for i in range(n):
+        sample = []
+        for info, x in zip(ins, floats):
+            if info.dtype == np.float32:
+                v = x[i].reshape(info.shape)
+                if i == 0:
+                    v = v * 1.5  # also beyond the calibrated range
+                sample.append(v.astype(np.float32))
+            elif i == 0:
+                lim = np.iinfo(info.dtype)
+                sample.append(rng.integers(lim.min, lim.max + 1, size=info.shape).astype(info.dtype))
+            else:
+                q = np.round(x[i] / info.scale[0]) + info.zero_point[0]
+                lim = np.iinfo(info.dtype)
+                sample.append(np.clip(q, lim.min, lim.max).astype(info.dtype).reshape(info.shape))
+        samples.append(sample)
+    return samples
+
+
+# --------------------------------------------------------------------------
+# case lists
+
+OPS = (
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+    "MEAN", "ADD", "MUL", "CONCATENATION", "RESHAPE", "SQUEEZE", "PAD", "SOFTMAX",
+    "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
+)
+
+
+def _conv_cases() -> list[Case]:
+    cs: list[Case] = []
+    # kernel shapes x padding, stride 1 and 2
+    for k in ((1, 1), (3, 3), (5, 3), (10, 4)):
+        for pad in ("same", "valid"):
+            for s in ((1, 1), (2, 2)):
+                shape = (12, 10, 3) if k != (10, 4) else (16, 10, 1)
+                cs.append(case("conv2d", "CONV_2D", shape, kernel=k, strides=s, padding=pad,
+                               filters=8, act="none", bias=True))
+    # non-square stride, dilation, odd channels, activations, no bias
+    cs += [
+        case("conv2d", "CONV_2D", (12, 10, 4), kernel=(3, 3), strides=(2, 1), padding="same", filters=6, act="none", bias=True),
+        case("conv2d", "CONV_2D", (12, 10, 4), kernel=(3, 3), strides=(1, 2), padding="valid", filters=6, act="none", bias=True),
+        case("conv2d", "CONV_2D", (16, 10, 1), kernel=(10, 4), strides=(2, 1), padding="same", filters=8, act="relu", bias=True),
+        case("conv2d", "CONV_2D", (12, 12, 4), kernel=(3, 3), strides=(1, 1), dilation=(2, 2), padding="same", filters=8, act="none", bias=True),
+        case("conv2d", "CONV_2D", (12, 12, 4), kernel=(3, 3), strides=(1, 1), dilation=(2, 2), padding="valid", filters=8, act="none", bias=True),
+        case("conv2d", "CONV_2D", (11, 9, 5), kernel=(3, 3), strides=(1, 1), padding="same", filters=7, act="none", bias=True),
+        case("conv2d", "CONV_2D", (9, 7, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=13, act="relu", bias=True),
+        case("conv2d", "CONV_2D", (8, 8, 16), kernel=(1, 1), strides=(1, 1), padding="same", filters=16, act="relu6", bias=True),
+        case("conv2d", "CONV_2D", (10, 10, 8), kernel=(3, 3), strides=(1, 1), padding="same", filters=8, act="relu", bias=True),
+        case("conv2d", "CONV_2D", (10, 10, 8), kernel=(3, 3), strides=(1, 1), padding="same", filters=8, act="relu6", bias=True),
+        case("conv2d", "CONV_2D", (10, 10, 8), kernel=(3, 3), strides=(1, 1), padding="same", filters=8, act="none", bias=False),
+        case("conv2d", "CONV_2D", (10, 10, 8), kernel=(1, 1), strides=(1, 1), padding="valid", filters=12, act="relu", bias=False),
+        case("conv2d", "CONV_2D", (10, 10, 8), kernel=(3, 3), strides=(2, 2), padding="same", filters=8, act="none", bias=False, null_bias=True),
+        case("conv2d", "CONV_2D", (16, 16, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=16, act="relu6", bias=True, in_dist="image"),
+        case("conv2d", "CONV_2D", (6, 6, 3), kernel=(6, 6), strides=(1, 1), padding="valid", filters=4, act="none", bias=True),
+        case("conv2d", "CONV_2D", (8, 8, 4), kernel=(3, 3), strides=(1, 1), padding="same", filters=8, act="none", bias=True, in_scale=8.0),
+    ]
+    return _both_quant(cs)
+
+
+def _depthwise_cases() -> list[Case]:
+    cs: list[Case] = []
+    for m in (1, 2, 3):
+        for pad in ("same", "valid"):
+            for s in ((1, 1), (2, 2)):
+                cs.append(case("depthwise", "DEPTHWISE_CONV_2D", (10, 9, 6), kernel=(3, 3), strides=s,
+                               padding=pad, mult=m, act="none", bias=True))
+    cs += [
+        case("depthwise", "DEPTHWISE_CONV_2D", (12, 12, 8), kernel=(3, 3), strides=(1, 1), dilation=(2, 2), padding="same", mult=1, act="none", bias=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (12, 12, 4), kernel=(3, 3), strides=(1, 1), dilation=(2, 2), padding="valid", mult=2, act="none", bias=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (12, 10, 5), kernel=(5, 3), strides=(2, 1), padding="same", mult=1, act="relu", bias=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (12, 10, 8), kernel=(3, 3), strides=(1, 2), padding="same", mult=1, act="relu6", bias=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (9, 9, 7), kernel=(3, 3), strides=(2, 2), padding="same", mult=1, act="relu6", bias=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (10, 10, 16), kernel=(3, 3), strides=(1, 1), padding="same", mult=1, act="relu", bias=False),
+        case("depthwise", "DEPTHWISE_CONV_2D", (8, 8, 3), kernel=(1, 1), strides=(1, 1), padding="valid", mult=2, act="none", bias=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (13, 5, 12), kernel=(3, 3), strides=(1, 1), padding="same", mult=1, act="none", bias=True, in_dist="relu"),
+    ]
+    return _both_quant(cs)
+
+
+def _dense_cases() -> list[Case]:
+    cs = [
+        case("dense", "FULLY_CONNECTED", (32,), units=10, bias=True, act="none"),
+        case("dense", "FULLY_CONNECTED", (32,), units=10, bias=False, act="none"),
+        case("dense", "FULLY_CONNECTED", (64,), units=12, bias=True, act="relu"),
+        case("dense", "FULLY_CONNECTED", (17,), units=5, bias=True, act="relu6"),
+        case("dense", "FULLY_CONNECTED", (250,), units=3, bias=True, act="none", in_scale=4.0),
+        case("dense", "FULLY_CONNECTED", (6, 16), units=8, bias=True, act="none"),
+        case("dense", "FULLY_CONNECTED", (5, 12), units=7, bias=False, act="relu"),
+    ]
+    return _both_quant(cs)
+
+
+def _both_quant(cs: list[Case]) -> list[Case]:
+    out = []
+    for c in cs:
+        params = dict(c.params)
+        out.append(case(c.kind, c.op, *c.inputs, per_channel=True, **params))
+        out.append(case(c.kind, c.op, *c.inputs, per_channel=False, **params))
+    return out
+
+
+def _pool_cases() -> list[Case]:
+    cs = []
+    for kind, op in (("avgpool", "AVERAGE_POOL_2D"), ("maxpool", "MAX_POOL_2D")):
+        for shape, pool, s, pad in (
+            ((8, 8, 8), (2, 2), (2, 2), "valid"),
+            ((9, 9, 5), (3, 3), (2, 2), "same"),
+            ((9, 9, 5), (3, 3), (1, 1), "same"),
+            ((10, 7, 4), (3, 2), (2, 1), "valid"),
+            ((10, 7, 4), (2, 3), (1, 2), "same"),
+            ((16, 16, 3), (4, 4), (4, 4), "valid"),
+            ((12, 5, 6), (12, 5), (1, 1), "valid"),
+        ):
+            cs.append(case(kind, op, shape, pool=pool, strides=s, padding=pad))
+    return cs
+
+
+def _mean_cases() -> list[Case]:
+    return [
+        case("mean", "MEAN", (8, 8, 16), keepdims=False),
+        case("mean", "MEAN", (8, 8, 16), keepdims=True),
+        case("mean", "MEAN", (5, 3, 7), keepdims=False, in_dist="relu"),
+        case("mean", "MEAN", (13, 11, 4), keepdims=True, in_scale=6.0),
+    ]
+
+
+def _binary_cases() -> list[Case]:
+    cs = []
+    for kind, op in (("add", "ADD"), ("mul", "MUL")):
+        cs += [
+            case(kind, op, (4, 4, 8), (4, 4, 8), act="none", in_scale=(1.0, 1.0)),
+            case(kind, op, (4, 4, 8), (4, 4, 8), act="none", in_scale=(1.0, 5.0)),
+            case(kind, op, (6, 5, 3), (6, 5, 3), act="relu", in_scale=(2.0, 0.5)),
+            case(kind, op, (4, 4, 8), (1, 1, 8), act="none", in_scale=(1.0, 3.0)),
+            case(kind, op, (4, 4, 8), (4, 4, 1), act="none", in_scale=(1.0, 0.3)),
+            case(kind, op, (16,), (16,), act="relu6", in_scale=(3.0, 3.0)),
+        ]
+    return cs
+
+
+def _concat_cases() -> list[Case]:
+    return [
+        case("concat", "CONCATENATION", (4, 4, 8), (4, 4, 8), axis=-1, in_scale=(1.0, 1.0)),
+        case("concat", "CONCATENATION", (4, 4, 8), (4, 4, 5), axis=-1, in_scale=(1.0, 4.0)),
+        case("concat", "CONCATENATION", (4, 4, 3), (2, 4, 3), axis=1, in_scale=(0.5, 2.0)),
+        case("concat", "CONCATENATION", (3, 4, 4), (3, 4, 4), (3, 4, 2), axis=-1, in_scale=(1.0, 2.0, 0.25)),
+        case("concat", "CONCATENATION", (10,), (6,), axis=-1, in_scale=(1.0, 3.0)),
+    ]
+
+
+def _shape_cases() -> list[Case]:
+    return [
+        case("reshape", "RESHAPE", (4, 4, 8), target=(16, 8)),
+        case("reshape", "RESHAPE", (4, 4, 8), target=(128,)),
+        case("reshape", "RESHAPE", (6, 10), target=(3, 4, 5)),
+        case("squeeze", "SQUEEZE", (1, 5, 8), squeeze_axis=1),
+        case("squeeze", "SQUEEZE", (6, 1, 4), squeeze_axis=2),
+        case("pad", "PAD", (6, 6, 4), pads=((1, 1), (1, 1))),
+        case("pad", "PAD", (6, 5, 3), pads=((0, 2), (1, 0))),
+        case("pad", "PAD", (5, 5, 4), pads=((2, 1), (0, 3)), in_dist="relu"),
+    ]
+
+
+def _activation_cases() -> list[Case]:
+    cs = [
+        case("softmax", "SOFTMAX", (10,), beta=1.0, in_scale=1.0),
+        case("softmax", "SOFTMAX", (10,), beta=1.0, in_scale=8.0),
+        case("softmax", "SOFTMAX", (12,), beta=1.0, in_scale=0.2),
+        case("softmax", "SOFTMAX", (4, 4, 6), beta=1.0, in_scale=2.0),
+        case("softmax", "SOFTMAX", (10,), beta=0.5, in_scale=2.0),
+        case("softmax", "SOFTMAX", (10,), beta=2.0, in_scale=2.0),
+    ]
+    for kind, op in (("logistic", "LOGISTIC"), ("tanh", "TANH"), ("hard_swish", "HARD_SWISH")):
+        for shape, r in (((4, 4, 8), 1.0), ((4, 4, 8), 4.0), ((33,), 10.0)):
+            cs.append(case(kind, op, shape, in_scale=r))
+    for kind, op in (("relu", "RELU"), ("relu6", "RELU6")):
+        for shape, r in (((4, 4, 8), 1.0), ((4, 4, 8), 6.0), ((33,), 0.5)):
+            cs.append(case(kind, op, shape, in_scale=r))
+    for alpha in (0.1, 0.3):
+        for shape, r in (((4, 4, 8), 1.0), ((33,), 5.0)):
+            cs.append(case("leaky_relu", "LEAKY_RELU", shape, alpha=alpha, in_scale=r))
+    return cs
+
+
+def _quant_cases() -> list[Case]:
+    return [
+        case("float_io", "QUANTIZE", (4, 4, 8), body="relu", io_dtype="float32"),
+        case("float_io", "QUANTIZE", (16,), body="dense", io_dtype="float32", in_scale=3.0),
+        case("float_io", "DEQUANTIZE", (6, 6, 3), body="conv2d", io_dtype="float32"),
+        case("float_io", "DEQUANTIZE", (4, 4, 8), body="maxpool", io_dtype="float32", in_scale=0.1),
+        case("requantize", "QUANTIZE", (4, 4, 8), (4, 4, 8), in_scale=(1.0, 8.0)),
+    ]
+
+
+_CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
+    "CONV_2D": _conv_cases,
+    "DEPTHWISE_CONV_2D": _depthwise_cases,
+    "FULLY_CONNECTED": _dense_cases,
+    "POOL": _pool_cases,
+    "MEAN": _mean_cases,
+    "BINARY": _binary_cases,
+    "CONCATENATION": _concat_cases,
+    "SHAPE": _shape_cases,
+    "ACTIVATION": _activation_cases,
+    "QUANT": _quant_cases,
+}
+
+
+def op_cases(*ops: str) -> list[Case]:
+    """Unit-test cases whose expected operator is one of ``ops`` (all when none given)."""
+    every = [c for make in _CASE_LISTS.values() for c in make()]
+    if not ops:
+        return every
+    unknown = set(ops) - {c.op for c in every}
+    if unknown:
+        raise ValueError(f"no cases for {sorted(unknown)}; known: {sorted({c.op for c in every})}")
+    return [c for c in every if c.op in ops]
+
+
+def zoo_cases(*names: str) -> list[Case]:
+    """Whole networks from :mod:`tinyml.train.zoo` (per-channel, int8 I/O unless noted)."""
+    cs = [
+        case("zoo", "DEPTHWISE_CONV_2D", (49, 10, 1), name="ds_cnn", id="ds_cnn"),
+        case("zoo", "DEPTHWISE_CONV_2D", (49, 10, 1), name="ds_cnn", per_channel=False, id="ds_cnn-pt"),
+        case("zoo", "DEPTHWISE_CONV_2D", (96, 96, 3), name="mobilenet_v1", in_dist="image", id="mobilenet_v1"),
+        case("zoo", "ADD", (96, 96, 3), name="mobilenet_v2", in_dist="image", id="mobilenet_v2"),
+        case("zoo", "ADD", (144, 144, 3), name="mobilenet_v2", in_dist="image", id="mobilenet_v2-144"),
+        case("zoo", "ADD", (32, 32, 3), name="resnet8", in_dist="image", id="resnet8"),
+        # 640-128-128-8-128-128-640, the autoencoder the issue names.
+        case("zoo", "FULLY_CONNECTED", (640,), name="fc_autoencoder", hidden_layers=2, id="fc_autoencoder"),
+        # MLPerf Tiny's anomaly-detection model (4x128 on each side).
+        case("zoo", "FULLY_CONNECTED", (640,), name="fc_autoencoder", id="fc_autoencoder-mlperf"),
+    ]
+    if names:
+        cs = [c for c in cs if c.id in names or c.p("name") in names]
+    return cs
+
+
+def all_cases() -> list[Case]:
+    return op_cases() + zoo_cases()
+
+
+# --------------------------------------------------------------------------
+# Keras builders (random weights)
+
+
+def _act(keras: Any, x: Any, act: str) -> Any:
+    if act == "relu":
+        return keras.layers.ReLU()(x)
+    if act == "relu6":
+        return keras.layers.ReLU(max_value=6.0)(x)
+    return x
+
+
+def _randomize(keras: Any, model: Any, rng: np.random.Generator) -> Any:
+    """Give biases non-zero values so that every kernel's bias path is exercised."""
+    for layer in model.layers:
+        for w in layer.weights:
+            if w.path.endswith("bias"):
+                w.assign(rng.normal(0.0, 0.3, size=tuple(w.shape)).astype("float32"))
+    return model
+
+
+def _b_conv2d(keras: Any, c: Case, ins: list[Any]) -> Any:
+    x = keras.layers.Conv2D(
+        c.p("filters"), c.p("kernel"), strides=c.p("strides", (1, 1)), padding=c.p("padding"),
+        dilation_rate=c.p("dilation", (1, 1)), use_bias=c.p("bias", True),
+    )(ins[0])
+    return _act(keras, x, c.p("act", "none"))
+
+
+def _b_depthwise(keras: Any, c: Case, ins: list[Any]) -> Any:
+    x = keras.layers.DepthwiseConv2D(
+        c.p("kernel"), strides=c.p("strides", (1, 1)), padding=c.p("padding"),
+        depth_multiplier=c.p("mult", 1), dilation_rate=c.p("dilation", (1, 1)),
+        use_bias=c.p("bias", True),
+    )(ins[0])
+    return _act(keras, x, c.p("act", "none"))
+
+
+def _b_dense(keras: Any, c: Case, ins: list[Any]) -> Any:
+    x = keras.layers.Dense(c.p("units"), use_bias=c.p("bias", True))(ins[0])
+    return _act(keras, x, c.p("act", "none"))
+
+
+def _b_avgpool(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.AveragePooling2D(c.p("pool"), strides=c.p("strides"), padding=c.p("padding"))(ins[0])
+
+
+def _b_maxpool(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.MaxPooling2D(c.p("pool"), strides=c.p("strides"), padding=c.p("padding"))(ins[0])
+
+
+def _b_mean(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.GlobalAveragePooling2D(keepdims=c.p("keepdims", False))(ins[0])
+
+
+def _b_add(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return _act(keras, keras.ops.add(ins[0], ins[1]), c.p("act", "none"))
+
+
+def _b_mul(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return _act(keras, keras.ops.multiply(ins[0], ins[1]), c.p("act", "none"))
+
+
+def _b_concat(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.Concatenate(axis=c.p("axis", -1))(ins)
+
+
+def _b_reshape(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.Reshape(c.p("target"))(ins[0])
+
+
+def _b_squeeze(keras: Any, c: Case, ins: list[Any]) -> Any:
+    # The converter rewrites tf.squeeze into RESHAPE (even with a dynamic
+    # batch); _patch() turns that RESHAPE back into a SQUEEZE.
+    return keras.ops.squeeze(ins[0], axis=c.p("squeeze_axis"))
+
+
+def _b_pad(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.ZeroPadding2D(c.p("pads"))(ins[0])
+
+
+def _b_softmax(keras: Any, c: Case, ins: list[Any]) -> Any:
+    # The converter never fuses a scalar MUL into SOFTMAX's beta (beta is
+    # always 1.0); a beta other than 1 is set afterwards by _patch().
+    return keras.layers.Softmax(axis=-1)(ins[0])
+
+
+def _b_logistic(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.Activation("sigmoid")(ins[0])
+
+
+def _b_tanh(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.Activation("tanh")(ins[0])
+
+
+def _b_hard_swish(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.Activation("hard_swish")(ins[0])
+
+
+def _b_relu(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.ReLU()(ins[0])
+
+
+def _b_relu6(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.ReLU(max_value=6.0)(ins[0])
+
+
+def _b_leaky_relu(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.LeakyReLU(negative_slope=c.p("alpha"))(ins[0])
+
+
+def _b_float_io(keras: Any, c: Case, ins: list[Any]) -> Any:
+    body = c.p("body")
+    x = ins[0]
+    if body == "relu":
+        return keras.layers.ReLU()(x)
+    if body == "dense":
+        return keras.layers.Dense(8)(x)
+    if body == "conv2d":
+        return keras.layers.Conv2D(4, 3, padding="same")(x)
+    if body == "maxpool":
+        return keras.layers.MaxPooling2D(2)(x)
+    raise ValueError(f"unknown float_io body {body!r}")
+
+
+def _b_requantize(keras: Any, c: Case, ins: list[Any]) -> Any:
+    # CONCATENATION forces one scale on all its inputs and its output.  Graph
+    # inputs simply get that scale, but LOGISTIC (scale 1/256, zp -128) and
+    # TANH (1/128, 0) have fixed output scales, so the converter inserts an
+    # int8->int8 QUANTIZE (requantize) after each of them.
+    a = keras.layers.Activation("sigmoid")(ins[0])
+    b = keras.layers.Activation("tanh")(ins[1])
+    return keras.layers.Concatenate(axis=-1)([a, b])
+
+
+_BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {
+    name[3:]: fn for name, fn in globals().items() if name.startswith("_b_")
+}
+
+
+def _keras_model(c: Case) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(c.seed)
+    if c.kind == "zoo":
+        from tinyml.train import zoo
+
+        name = c.p("name")
+        builder = getattr(zoo, name)
+        shape = c.inputs[0]
+        if name == "fc_autoencoder":
+            return builder(input_dim=shape[0], hidden_layers=c.p("hidden_layers", 4), seed=c.seed)
+        return builder(input_shape=shape, seed=c.seed)
+    ins = [keras.Input(shape, batch_size=1, name=f"in{k}") for k, shape in enumerate(c.inputs)]
+    out = _BUILDERS[c.kind](keras, c, ins)
+    model = keras.Model(ins, out, name=c.kind)
+    return _randomize(keras, model, np.random.default_rng(c.seed + 17))
+
+
+# --------------------------------------------------------------------------
+# inspection
+
+
+def model_ops(model: bytes) -> list[str]:
+    """Builtin operator names of subgraph 0, in execution order (uses the ``tflite`` schema package)."""
+    import tflite
+
+    m = tflite.Model.GetRootAsModel(model, 0)
+    sg = m.Subgraphs(0)
+    names = []
+    for i in range(sg.OperatorsLength()):
+        code = m.OperatorCodes(sg.Operators(i).OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        names.append(tflite.opcode2name(builtin))
+    return names
+
+
+# --------------------------------------------------------------------------
+# cache and build
+
+
+def _tf_version() -> str:
+    for dist in ("tensorflow-cpu", "tensorflow"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("TINYML_MODEL_CACHE")
+    return Path(env) if env else REPO / ".cache" / "models"
+
+
+def cache_path(c: Case) -> Path:
+    key = json.dumps(
+        {"case": c.spec(), "tf": _tf_version(), "generator": GENERATOR_VERSION}, sort_keys=True
+    )
+    return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.tflite"
+
+
+class CaseError(AssertionError):
+    """A case did not convert into a model with its expected operator."""
+
+
+def _patch(c: Case, flatbuffer: bytes) -> bytes:
+    """Edit what the converter cannot produce (uses the flatbuffer object API of tflite_micro's schema).
+
+    * ``softmax`` with ``beta`` != 1: set SoftmaxOptions.beta.
+    * ``squeeze``: the converter's RESHAPE becomes SQUEEZE(squeeze_dims=[axis]).
+    * ``null_bias=True`` (conv2d): drop the converter's all-zero bias input
+      (index -1, an omitted optional input) -- the converter always adds one.
+      Not for DEPTHWISE_CONV_2D: TFLM's depthwise Prepare crashes (SIGSEGV)
+      on a missing bias.
+    """
+    beta = c.p("beta", 1.0)
+    if not ((c.kind == "softmax" and beta != 1.0) or c.kind == "squeeze" or c.p("null_bias")):
+        return flatbuffer
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(flatbuffer, 0))
+    codes = [max(oc.builtinCode, oc.deprecatedBuiltinCode) for oc in m.operatorCodes]
+    for op in m.subgraphs[0].operators:
+        code = codes[op.opcodeIndex]
+        if c.kind == "softmax" and code == fb.BuiltinOperator.SOFTMAX:
+            op.builtinOptions.beta = float(beta)
+        elif c.kind == "squeeze" and code == fb.BuiltinOperator.RESHAPE:
+            if fb.BuiltinOperator.SQUEEZE not in codes:
+                m.operatorCodes.append(fb.OperatorCodeT(
+                    deprecatedBuiltinCode=fb.BuiltinOperator.SQUEEZE,
+                    builtinCode=fb.BuiltinOperator.SQUEEZE, version=1))
+                codes.append(fb.BuiltinOperator.SQUEEZE)
+            op.opcodeIndex = codes.index(fb.BuiltinOperator.SQUEEZE)
+            op.inputs = [int(op.inputs[0])]  # the shape tensor stays in the model, unused
+            op.builtinOptionsType = fb.BuiltinOptions.SqueezeOptions
+            op.builtinOptions = fb.SqueezeOptionsT(squeezeDims=[int(c.p("squeeze_axis"))])
+        elif c.p("null_bias") and code in (fb.BuiltinOperator.CONV_2D, fb.BuiltinOperator.DEPTHWISE_CONV_2D):
+            op.inputs = [int(op.inputs[0]), int(op.inputs[1]), -1]
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _convert(c: Case) -> bytes:
+    from tinyml.train.quantize import quantize_int8
+
+    model = _keras_model(c)
+    flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
+    flatbuffer = _patch(c, flatbuffer)
+    ops = model_ops(flatbuffer)
+    if c.op not in ops:
+        raise CaseError(f"case {c.id}: expected a {c.op} operator, the converter produced {ops}")
+    return flatbuffer
+
+
+def _store(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # atomic: parallel test workers never see half a file
+
+
+def build(c: Case) -> bytes:
+    """The ``.tflite`` bytes of a case, from the cache or freshly converted (needs TensorFlow)."""
+    path = cache_path(c)
+    if path.exists():
+        return path.read_bytes()
+    data = _convert(c)
+    _store(path, data)
+    return data
+
+
+def build_many(cases: Iterable[Case], *, progress: bool = True) -> list[bytes]:
+    """Build every case, converting the missing ones in this process (one TensorFlow import)."""
+    cases = list(cases)
+    missing = [c for c in cases if not cache_path(c).exists()]
+    if missing:
+        from tqdm import tqdm
+
+        for c in tqdm(missing, desc="converting test models", unit="model", disable=not progress):
+            _store(cache_path(c), _convert(c))
+    return [cache_path(c).read_bytes() for c in cases]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tests.modelgen [OP ...] [--zoo] [--check]``: warm the cache.
+
+    No argument: every op case and every zoo network.  ``OP ...``: the op
+    cases of those operators; ``--zoo``: the zoo networks (with OPs: as well).
+    ``--check`` also runs every model in TFLM.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    zoo = "--zoo" in args
+    check = "--check" in args
+    ops = [a for a in args if not a.startswith("--")]
+    if not ops and not zoo:
+        cases = all_cases()
+    else:
+        cases = (op_cases(*ops) if ops else []) + (zoo_cases() if zoo else [])
+    t0 = time.time()
+    models = build_many(cases)
+    print(f"{len(cases)} cases ready in {time.time() - t0:.1f} s (cache {cache_dir()})")
+    if check:
+        from tinyml.reference import run_tflm
+
+        for c, m in zip(cases, models):
+            for sample in inputs_for(c, m, n=2):
+                run_tflm(m, sample)
+        print(f"all {len(cases)} cases run in TFLM")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training-side tools: model zoo, quantization (need TensorFlow)."""
