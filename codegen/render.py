@@ -136,6 +136,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
         "model.h": env.get_template("model.h.j2").render(ctx),
         "model.c": env.get_template("model.c.j2").render(ctx),
         "tml_qmath.h": env.get_template("kernels/tml_qmath.h.j2").render(ctx),
+        "tml_fixedpoint.h": env.get_template("kernels/tml_fixedpoint.h.j2").render(ctx),
     }
     h_parts, c_parts = [], []
     typed: set[str] = set()
