@@ -1,7 +1,7 @@
 """SOFTMAX, LOGISTIC, TANH and HARD_SWISH (int8 in, int8 out).
 
 LOGISTIC, TANH and HARD_SWISH are elementwise functions of one int8 value,
-so they are lowered to a 256-entry int8 lookup table (kernel ``nonlinear_lut_s8``)
+so they are lowered to a 256-entry int8 lookup table (kernel ``elementwise_lut_s8``, shared with RELU and LEAKY_RELU)
 computed here by a Python model of TFLM's integer arithmetic: the Prepare
 functions' multipliers and the reference kernels' fixed-point evaluation,
 including gemmlowp's ``logistic``/``tanh`` on a Q4.27 input and its
@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, expect_inputs, lowering,
+from tinyml.codegen.ops.elementwise import _unary, lut_call
+from tinyml.codegen.lower import (KernelCall, LowerContext, lowering,
                                   tensor_arg, unsupported)
 from tinyml.codegen.qmath import (multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide_by_pot,
                                   srdhm)
@@ -282,23 +283,9 @@ def hard_swish_table(p: dict[str, int]) -> np.ndarray:
 # Lowerings.
 
 
-def _unary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor]:
-    expect_inputs(op, 1)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    if inp.size != out.size:
-        raise unsupported(op, f"input has {inp.size} values but output has {out.size}")
-    return inp, out
-
-
 def _lut_call(op: Op, inp: Tensor, out: Tensor, table: np.ndarray) -> KernelCall:
-    lut = ConstArray("table", "int8_t", np.asarray(table, dtype=np.int8).reshape(-1))
-    return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="nonlinear_lut_s8", spec={},
-        params=dict(size=inp.size, table="table"),
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        consts=[lut], inputs=[inp.index], outputs=[out.index], macs=0,
-    )
+    """The shared table kernel; it indexes by the input's bit pattern, our tables by input + 128."""
+    return lut_call(op, inp, out, np.roll(np.asarray(table, dtype=np.int8).reshape(-1), 128))
 
 
 @lowering("LOGISTIC")

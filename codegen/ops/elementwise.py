@@ -1,0 +1,283 @@
+"""Element-wise int8 operators: ADD and MUL (with broadcasting), RELU, RELU6, LEAKY_RELU.
+
+ADD and MUL follow TFLM add_common.cc / mul_common.cc (Prepare) and
+reference_integer_ops::AddFunc / MulElementwise (run time).  RELU and
+LEAKY_RELU are lowered to a 256-entry lookup table computed here with
+TFLM's integer arithmetic (activations_common.cc CalculateReluOpData +
+ReluQuantized; leaky_relu_common.cc + reference_ops::QuantizeLeakyRelu).
+RELU6 is TFLM's Relu6Quantized: a clamp in the input's quantized domain.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, expect_inputs, lowering,
+                                  tensor_arg, unsupported)
+from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, activation_range, multiply_by_quantized_multiplier,
+                                  quantize_float, quantize_multiplier)
+from tinyml.graph.ir import Op, Tensor
+
+MAX_RANK = 4
+ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)
+
+
+# ---------------------------------------------------------------------------
+# shared helpers
+
+
+def _int8_input(ctx: LowerContext, op: Op, pos: int) -> Tensor:
+    """An int8 per-tensor quantized input: an activation, or a constant (emitted as a const array)."""
+    idx = op.inputs[pos] if pos < len(op.inputs) else -1
+    if idx < 0:
+        raise unsupported(op, f"input {pos} is missing")
+    t = ctx.t(idx)
+    if not t.is_const:
+        return act_tensor(ctx, op, pos)
+    if t.dtype != "int8":
+        raise unsupported(op, f"constant input {pos} '{t.name}' is {t.dtype}; only int8 is supported")
+    if t.quant is None or t.quant.per_channel:
+        raise unsupported(op, f"constant input {pos} '{t.name}' needs per-tensor quantization parameters")
+    return t
+
+
+def _fused_activation(op: Op) -> str:
+    act = op.options.get("activation", "NONE")
+    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise unsupported(op, f"fused activation {act} is not supported for int8")
+    return act
+
+
+def _positive_scale(op: Op, t: Tensor) -> float:
+    s = float(np.float32(t.quant.s))
+    if not s > 0.0 or not np.isfinite(s):
+        raise unsupported(op, f"tensor '{t.name}' has scale {s}; a positive finite scale is required")
+    return s
+
+
+def broadcast_layout(op: Op, a: Tensor, b: Tensor, out: Tensor) -> dict[str, int]:
+    """Output dims d0..d3 and per-input element strides (0 along broadcast dims), as in TFLM's
+    NdArrayDescsForElementwiseBroadcast: shapes are right-aligned and extended with leading 1s."""
+    for t in (a, b, out):
+        if len(t.shape) > MAX_RANK:
+            raise unsupported(op, f"tensor '{t.name}' has rank {len(t.shape)}; at most {MAX_RANK} is supported")
+    dims = [1] * (MAX_RANK - len(out.shape)) + list(out.shape)
+    fields: dict[str, int] = {f"d{i}": dims[i] for i in range(MAX_RANK)}
+    for prefix, t in (("a", a), ("b", b)):
+        shape = [1] * (MAX_RANK - len(t.shape)) + list(t.shape)
+        stride = 1
+        strides = [0] * MAX_RANK
+        for i in reversed(range(MAX_RANK)):
+            if shape[i] == dims[i]:
+                strides[i] = stride if dims[i] > 1 else 0
+            elif shape[i] == 1:
+                strides[i] = 0
+            else:
+                raise unsupported(op, f"input '{t.name}' of shape {list(t.shape)} does not broadcast to the output "
+                                      f"shape {list(out.shape)}")
+            stride *= shape[i]
+        fields.update({f"{prefix}{i}": strides[i] for i in range(MAX_RANK)})
+    # TFLM requires the output to be the broadcast of the two inputs.
+    sa = [1] * (MAX_RANK - len(a.shape)) + list(a.shape)
+    sb = [1] * (MAX_RANK - len(b.shape)) + list(b.shape)
+    expect = [max(x, y) if min(x, y) != 0 else 0 for x, y in zip(sa, sb)]
+    if expect != dims:
+        raise unsupported(op, f"output '{out.name}' has shape {list(out.shape)}, but broadcasting "
+                              f"{list(a.shape)} with {list(b.shape)} gives {expect[MAX_RANK - len(out.shape):]}")
+    return _collapse(fields)
+
+
+def _collapse(f: dict[str, int]) -> dict[str, int]:
+    """Merge neighbouring dimensions that both inputs walk the same way (contiguously, or both
+    broadcast), so that e.g. same-shape inputs become one flat loop.  The visiting order (and so
+    the result) is unchanged."""
+    dims = [(f[f"d{i}"], f[f"a{i}"], f[f"b{i}"]) for i in range(MAX_RANK) if f[f"d{i}"] != 1]
+    merged: list[tuple[int, int, int]] = []
+    for d, sa, sb in dims:
+        if merged:
+            pd, psa, psb = merged[-1]
+            if psa == sa * d and psb == sb * d:
+                merged[-1] = (pd * d, sa, sb)
+                continue
+        merged.append((d, sa, sb))
+    merged = [(1, 0, 0)] * (MAX_RANK - len(merged)) + merged
+    out: dict[str, int] = {}
+    for i, (d, sa, sb) in enumerate(merged):
+        out[f"d{i}"], out[f"a{i}"], out[f"b{i}"] = d, sa, sb
+    return {k: out[k] for k in sorted(out, key=lambda k: ("dab".index(k[0]), k[1]))}
+
+
+def _binary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, str, dict[str, int]]:
+    expect_inputs(op, 2)
+    a = _int8_input(ctx, op, 0)
+    b = _int8_input(ctx, op, 1)
+    out = act_tensor(ctx, op, 0, output=True)
+    if a.is_const and b.is_const:
+        raise unsupported(op, "both inputs are constants; fold the operation into a constant when converting")
+    act = _fused_activation(op)
+    layout = broadcast_layout(op, a, b, out)
+    return a, b, out, act, layout
+
+
+def _binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: dict[str, int]) -> KernelCall:
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel=kernel, spec={}, params=params,
+        args=[tensor_arg(a), tensor_arg(b), tensor_arg(out, writable=True)],
+        inputs=[t.index for t in (a, b) if not t.is_const], outputs=[out.index],
+        macs=out.size,
+    )
+
+
+# ---------------------------------------------------------------------------
+# ADD / MUL
+
+
+def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
+    """TFLM CalculateOpDataAdd for int8 (all in double, scales widened from float)."""
+    twice_max = 2.0 * max(s1, s2)
+    real1 = s1 / twice_max
+    real2 = s2 / twice_max
+    real_out = twice_max / (float(1 << ADD_LEFT_SHIFT) * s_out)
+    out: dict[str, int] = {}
+    for name, real in (("in1", real1), ("in2", real2), ("out", real_out)):
+        m, shift = quantize_multiplier(real)
+        if not 0.0 < real < 1.0 or shift > 0:
+            raise ValueError(name)
+        out[f"{name}_mult"], out[f"{name}_shift"] = m, shift
+    return out
+
+
+@lowering("ADD")
+def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
+    a, b, out, act, layout = _binary(ctx, op)
+    s1, s2, so = _positive_scale(op, a), _positive_scale(op, b), _positive_scale(op, out)
+    try:
+        mults = add_multipliers(s1, s2, so)
+    except ValueError:
+        raise unsupported(op, f"the output scale {so} is too small for the input scales {s1} and {s2} "
+                              "(TFLM needs every ADD rescaling factor below 1); requantize the model") from None
+    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
+    params = dict(
+        **layout,
+        in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, left_shift=ADD_LEFT_SHIFT,
+        **mults,
+        out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
+    )
+    return _binary_call(op, "add_s8", a, b, out, params)
+
+
+@lowering("MUL")
+def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
+    a, b, out, act, layout = _binary(ctx, op)
+    s1, s2, so = _positive_scale(op, a), _positive_scale(op, b), _positive_scale(op, out)
+    # TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier.
+    m, shift = quantize_multiplier(s1 * s2 / so)
+    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
+    params = dict(
+        **layout,
+        in1_offset=-a.quant.zp, in2_offset=-b.quant.zp,
+        out_mult=m, out_shift=shift, out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
+    )
+    return _binary_call(op, "mul_s8", a, b, out, params)
+
+
+# ---------------------------------------------------------------------------
+# unary int8 operators
+
+
+def int8_table(fn: Callable[[int], int]) -> np.ndarray:
+    """The 256-entry table indexed by the input's bit pattern ((uint8_t)x in C)."""
+    values = [fn(k - 256 if k >= 128 else k) for k in range(256)]
+    if min(values) < INT8_MIN or max(values) > INT8_MAX:
+        raise AssertionError("table value out of int8 range")
+    return np.asarray(values, dtype=np.int8)
+
+
+def lut_call(op: Op, inp: Tensor, out: Tensor, table: np.ndarray) -> KernelCall:
+    arr = ConstArray("table", "int8_t", table)
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="elementwise_lut_s8", spec={},
+        params=dict(size=out.size, table="table"),
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        consts=[arr], inputs=[inp.index], outputs=[out.index],
+    )
+
+
+def _unary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor]:
+    expect_inputs(op, 1)
+    inp = act_tensor(ctx, op, 0)
+    out = act_tensor(ctx, op, 0, output=True)
+    if inp.size != out.size:
+        raise unsupported(op, f"input '{inp.name}' has {inp.size} values but output '{out.name}' has {out.size}")
+    return inp, out
+
+
+def relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray:
+    """TFLM CalculateReluOpData<int8_t> + ReluQuantized."""
+    m, shift = quantize_multiplier(in_s / out_s)
+    act_min = max(INT8_MIN, out_zp + quantize_float(0.0, out_s, 0))
+    act_max = INT8_MAX
+
+    def f(x: int) -> int:
+        v = out_zp + multiply_by_quantized_multiplier(x - in_zp, m, shift)
+        return min(act_max, max(act_min, v))
+
+    return int8_table(f)
+
+
+def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float) -> np.ndarray:
+    """TFLM CalculateOpDataLeakyRelu + reference_ops::QuantizeLeakyRelu.
+
+    Both real multipliers are computed in float32 (scale * alpha / scale) and then widened."""
+    f_in, f_out, f_alpha = np.float32(in_s), np.float32(out_s), np.float32(alpha)
+    with np.errstate(all="ignore"):
+        alpha_real = float(np.float32(np.float32(f_in * f_alpha) / f_out))
+        ident_real = float(np.float32(f_in / f_out))
+    m_a, s_a = quantize_multiplier(alpha_real)
+    m_i, s_i = quantize_multiplier(ident_real)
+
+    def f(x: int) -> int:
+        v = x - in_zp
+        if v >= 0:
+            r = out_zp + multiply_by_quantized_multiplier(v, m_i, s_i)
+        else:
+            r = out_zp + multiply_by_quantized_multiplier(v, m_a, s_a)
+        return min(INT8_MAX, max(INT8_MIN, r))
+
+    return int8_table(f)
+
+
+@lowering("RELU")
+def lower_relu(ctx: LowerContext, op: Op) -> KernelCall:
+    inp, out = _unary(ctx, op)
+    table = relu_table(_positive_scale(op, inp), inp.quant.zp, _positive_scale(op, out), out.quant.zp)
+    return lut_call(op, inp, out, table)
+
+
+@lowering("LEAKY_RELU")
+def lower_leaky_relu(ctx: LowerContext, op: Op) -> KernelCall:
+    inp, out = _unary(ctx, op)
+    alpha = op.options.get("alpha")
+    if alpha is None or not np.isfinite(alpha):
+        raise unsupported(op, f"alpha is {alpha}; a finite alpha is required")
+    table = leaky_relu_table(_positive_scale(op, inp), inp.quant.zp, _positive_scale(op, out), out.quant.zp,
+                             float(alpha))
+    return lut_call(op, inp, out, table)
+
+
+@lowering("RELU6")
+def lower_relu6(ctx: LowerContext, op: Op) -> KernelCall:
+    inp, out = _unary(ctx, op)
+    # TFLM Relu6Prepare: zero = input zero point, six = FloatToQuantizedType<int8_t>(6, input scale, zp);
+    # Relu6Quantized clamps the raw int8 values (the output's quantization is not used).
+    s = _positive_scale(op, inp)
+    zero = inp.quant.zp
+    six = min(INT8_MAX, max(INT8_MIN, quantize_float(6.0, s, zero)))
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="relu6_s8", spec={},
+        params=dict(size=out.size, lower=zero, upper=six),
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        inputs=[inp.index], outputs=[out.index],
+    )
