@@ -50,11 +50,21 @@ _TOP_KEYS = {
     "compiler",
     "memory",
     "qemu",
+    "host_io",
+    "clock",
+    "uart",
+    "flash",
+    "renode",
 }
 _COMPILER_KEYS = {"cc", "cflags", "ldflags"}
-_MEMORY_KEYS = {"flash", "ram", "vectors"}
+_MEMORY_KEYS = {"flash", "ram", "vectors", "boot2"}
 _REGION_KEYS = {"origin", "size"}
-_QEMU_KEYS = {"machine", "args"}
+_QEMU_KEYS = {"machine", "args", "serial"}
+HOST_IOS = ("semihosting", "uart")
+CLOCK_DRIVERS = ("none", "stm32f4", "stm32f7", "stm32l4", "stm32h7", "nrf51", "nrf52", "rp2040")
+UART_DRIVERS = ("cmsdk", "stm32-usart-v1", "stm32-usart-v2", "nrf-uart", "pl011-rp2040")
+_FLASH_KEYS = {"pyocd_target", "openocd", "gdb_reset"}
+_RENODE_KEYS = {"platform", "uart"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -81,6 +91,29 @@ class Board:
     qemu_machine: str | None
     qemu_args: tuple[str, ...]
     path: Path
+    # How tensors move in and out: "semihosting" (files, QEMU only) or
+    # "uart" (the host link, firmware/hostlink.c).  None for host boards.
+    host_io: str | None = None
+    clock_driver: str | None = None  # firmware/uart/clock_<driver>.c; "none": reset clocks
+    clock: tuple[tuple[str, int], ...] = ()  # [clock] integers (cpu_hz, pll_*, ...)
+    uart_driver: str | None = None  # firmware/uart/uart_<driver>.c
+    uart: tuple[tuple[str, int], ...] = ()  # [uart] integers (base, baud, clock_hz, pins, ...)
+    qemu_serial: int = 0  # which -serial of the QEMU machine is the board's UART
+    pyocd_target: str | None = None
+    openocd: tuple[str, ...] = ()  # OpenOCD -f configuration files
+    gdb_reset: str | None = None  # GDB command that resets the target through a probe's stub
+    renode_platform: str | None = None  # e.g. "platforms/cpus/stm32f4.repl"
+    renode_uart: str | None = None  # e.g. "sysbus.usart1"
+    boot2_origin: int | None = None  # RP2040: the second-stage loader before the vectors
+    boot2_bytes: int | None = None
+
+    @property
+    def cpu_hz(self) -> int | None:
+        return dict(self.clock).get("cpu_hz")
+
+    @property
+    def uart_base(self) -> int | None:
+        return dict(self.uart).get("base")
 
     @property
     def is_arm(self) -> bool:
@@ -250,7 +283,7 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
     if kind != "host" and not any(f.startswith(("-mcpu=", "-march=")) for f in cflags):
         raise reader.fail("compiler.cflags", "no -mcpu= or -march= flag", f'add "-mcpu={cpu}"')
 
-    flash = ram = vectors = None
+    flash = ram = vectors = boot2 = None
     stack_bytes = None
     memory = reader.table(data, "memory", _MEMORY_KEYS, required=kind != "host")
     if kind == "host":
@@ -263,7 +296,10 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
         flash = reader.region(memory, "flash", required=True)
         ram = reader.region(memory, "ram", required=True)
         vectors = reader.region(memory, "vectors", required=False)
+        boot2 = reader.region(memory, "boot2", required=False)
         regions = [("memory.flash", flash), ("memory.ram", ram)]
+        if boot2 is not None:
+            regions.append(("memory.boot2", boot2))
         if vectors is not None:
             regions.append(("memory.vectors", vectors))
             if vectors[0] % 128:
@@ -289,6 +325,7 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
             raise reader.fail("qemu", f"only boards of kind 'qemu' have a [qemu] table (this is {kind!r})", "remove it or set kind = \"qemu\"")
         qemu_machine = reader.string(qemu, "machine", "qemu")
         qemu_args = reader.strings(qemu, "args", "qemu")
+    extra = _load_link_keys(reader, data, kind, ram, stack_bytes, qemu)
 
     return Board(
         name=name,
@@ -310,4 +347,74 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
         qemu_machine=qemu_machine,
         qemu_args=qemu_args,
         path=path.resolve(),
+        boot2_origin=boot2[0] if boot2 else None,
+        boot2_bytes=boot2[1] if boot2 else None,
+        **extra,
     )
+
+
+def _int_table(reader: _Reader, data: dict[str, Any], key: str, driver_choices: tuple[str, ...],
+               required: tuple[str, ...]) -> tuple[str, tuple[tuple[str, int], ...]] | None:
+    """A [clock] or [uart] table: driver = "...", every other key an integer."""
+    table = data.get(key)
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise reader.fail(key, f"must be a table, got {_show(table)}", f"write it as [{key}]")
+    driver = reader.choice(table, "driver", driver_choices) if "driver" in table else None
+    if driver is None:
+        raise reader.fail(f"{key}.driver", "missing", f"add driver = one of {', '.join(driver_choices)}")
+    values = []
+    for name in sorted(table):
+        if name == "driver":
+            continue
+        if not re.match(r"^[a-z][a-z0-9_]*$", name):
+            raise reader.fail(f"{key}.{name}", "is not a valid key name", "use lowercase letters, digits and '_'")
+        values.append((name, reader.integer(table, name, key)))
+    for name in required:
+        if name not in table:
+            raise reader.fail(f"{key}.{name}", "missing", "add it as an integer")
+    return driver, tuple(values)
+
+
+def _load_link_keys(reader: _Reader, data: dict[str, Any], kind: str, ram: tuple[int, int] | None,
+                    stack_bytes: int | None, qemu: dict[str, Any] | None) -> dict[str, Any]:
+    """The optional keys for real boards and the host link: host_io, [clock],
+    [uart], [flash], [renode] and qemu.serial."""
+    out: dict[str, Any] = {}
+    if kind == "host":
+        for key in ("host_io", "clock", "uart", "flash", "renode"):
+            if key in data:
+                raise reader.fail(key, "a host board has no firmware I/O, clocks, UART or probe", "remove it")
+        return out
+    host_io = reader.choice(data, "host_io", HOST_IOS) if "host_io" in data else (
+        "semihosting" if kind == "qemu" else "uart")
+    if kind == "hardware" and host_io != "uart":
+        raise reader.fail("host_io", "real hardware has no semihosting host to read files from", 'use host_io = "uart"')
+    out["host_io"] = host_io
+    clock = _int_table(reader, data, "clock", CLOCK_DRIVERS, ("cpu_hz",))
+    if clock is not None:
+        out["clock_driver"], out["clock"] = clock
+    uart = _int_table(reader, data, "uart", UART_DRIVERS, ("base", "baud"))
+    if uart is not None:
+        out["uart_driver"], out["uart"] = uart
+    if host_io == "uart" and uart is None:
+        raise reader.fail("uart", "missing (host_io is \"uart\")", "add a [uart] table with driver, base and baud")
+    if uart is not None and clock is None:
+        raise reader.fail("clock", "missing (the UART divisor needs the clock)", "add a [clock] table with driver and cpu_hz")
+    if qemu is not None and "serial" in qemu:
+        out["qemu_serial"] = reader.integer(qemu, "serial", "qemu")
+    flash = reader.table(data, "flash", _FLASH_KEYS, required=False)
+    if flash is not None:
+        if "pyocd_target" in flash:
+            out["pyocd_target"] = reader.string(flash, "pyocd_target", "flash")
+        out["openocd"] = reader.strings(flash, "openocd", "flash")
+        if "gdb_reset" in flash:
+            out["gdb_reset"] = reader.string(flash, "gdb_reset", "flash")
+    if kind == "hardware" and (flash is None or not (out.get("pyocd_target") or out.get("openocd"))):
+        raise reader.fail("flash", "a real board needs a flash method", "add [flash] with pyocd_target or openocd")
+    renode = reader.table(data, "renode", _RENODE_KEYS, required=False)
+    if renode is not None:
+        out["renode_platform"] = reader.string(renode, "platform", "renode")
+        out["renode_uart"] = reader.string(renode, "uart", "renode")
+    return out

@@ -29,6 +29,9 @@ int main(void);
 void tml_reset_handler(void);
 TML_NORETURN void tml_start(void);
 void tml_fault_entry(void);
+/* SysTick: a fault unless a program defines it (the host link counts
+ * cycles with it). */
+void tml_systick_handler(void) __attribute__((weak, alias("tml_fault_entry")));
 TML_NORETURN void tml_fault_report(const uint32_t *frame);
 
 #define TML_REG(address) (*(volatile uint32_t *)(address))
@@ -61,12 +64,26 @@ __attribute__((section(".vectors"), used)) const tml_vector_t tml_vectors[16] = 
     tml_fault_entry, /* 12: DebugMonitor */
     0,
     tml_fault_entry, /* 14: PendSV */
-    tml_fault_entry, /* 15: SysTick */
+    tml_systick_handler, /* 15: SysTick */
 };
 
 /* Runs on the handler stack; moves Thread mode to the process stack. */
 __attribute__((naked)) void tml_reset_handler(void)
 {
+#if defined(__ARM_ARCH_6M__)
+    /* Armv6-M (Thumb-1; GCC reads inline assembly in divided syntax, where
+     * the 16-bit flag-setting forms have no "s"): no ORR with an immediate. */
+    __asm__ volatile("ldr r0, =tml_stack_top\n\t"
+                     "msr psp, r0\n\t"
+                     "mrs r0, control\n\t"
+                     "mov r1, #2\n\t"
+                     "orr r0, r1\n\t" /* SPSEL: Thread mode uses PSP */
+                     "msr control, r0\n\t"
+                     "isb\n\t"
+                     "ldr r0, =tml_start\n\t"
+                     "bx r0\n\t"
+                     ".ltorg");
+#else
     __asm__ volatile("ldr r0, =tml_stack_top\n\t"
                      "msr psp, r0\n\t"
                      "mrs r0, control\n\t"
@@ -75,6 +92,7 @@ __attribute__((naked)) void tml_reset_handler(void)
                      "isb\n\t"
                      "b tml_start\n\t"
                      ".ltorg");
+#endif
 }
 
 void tml_start(void)
@@ -128,6 +146,20 @@ void tml_start(void)
  * tml_fault_report, on a reset handler stack. */
 __attribute__((naked)) void tml_fault_entry(void)
 {
+#if defined(__ARM_ARCH_6M__)
+    __asm__ volatile("mov r0, lr\n\t"
+                     "mov r1, #4\n\t"
+                     "tst r0, r1\n\t"
+                     "bne 1f\n\t"
+                     "mrs r0, msp\n\t"
+                     "b 2f\n\t"
+                     "1: mrs r0, psp\n\t"
+                     "2: ldr r1, =tml_handler_stack_top\n\t"
+                     "msr msp, r1\n\t"
+                     "ldr r1, =tml_fault_report\n\t"
+                     "bx r1\n\t"
+                     ".ltorg");
+#else
     __asm__ volatile("tst lr, #4\n\t"
                      "ite eq\n\t"
                      "mrseq r0, msp\n\t"
@@ -136,6 +168,7 @@ __attribute__((naked)) void tml_fault_entry(void)
                      "msr msp, r1\n\t"
                      "b tml_fault_report\n\t"
                      ".ltorg");
+#endif
 }
 
 static char *tml_put_hex(char *cursor, uint32_t value)

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from tinyml.boards import Board, load_board
-from tinyml.errors import BuildError
+from tinyml.errors import BuildError, FitError
 from tinyml.targets.project import BOARD_FILE
 
 # Which Debian package provides a missing tool.
@@ -79,10 +79,31 @@ def build_project(project_dir: Path, trace: bool = False) -> Path:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(proc.stdout, encoding="utf-8")
     if proc.returncode != 0:
+        overflow = _REGION_OVERFLOW.findall(proc.stdout)
+        if overflow:
+            raise LinkFitError(_fit_message(project_dir, board, overflow, log))
         raise BuildError(f"build of {project_dir} failed: {_first_error(proc.stdout, board.cc)} (full log: {log})")
     if not binary.is_file():
         raise BuildError(f"make succeeded but {binary} is missing; check the Makefile in {project_dir}")
     return binary
+
+
+_REGION_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+
+
+class LinkFitError(BuildError, FitError):
+    """The linked firmware (code, weights, arena, stacks) exceeds a memory region."""
+
+
+def _fit_message(project_dir: Path, board: Board, overflow: list[tuple[str, str]], log: Path) -> str:
+    sizes = {"FLASH": board.flash_bytes, "RAM": board.ram_bytes, "VECTORS": board.vectors_bytes}
+    parts = []
+    for region, extra in dict(overflow).items():
+        size = sizes.get(region)
+        parts.append(f"region `{region}' overflowed by {int(extra)} bytes"
+                     + (f" (board {board.name} has {size} bytes of {region.lower()})" if size else ""))
+    return (f"the firmware in {project_dir} does not fit board {board.name}: {'; '.join(parts)}; choose a board "
+            f"with more memory or a smaller model (sizes per section in build/firmware.map; log: {log})")
 
 
 def _first_error(output: str, cc: str) -> str:

@@ -12,7 +12,8 @@ QEMU_PACKAGE = "qemu-system-arm"
 QEMU_NOISE = ("qemu-system-arm: warning: nic lan9118.0 has no peer",)
 
 
-def qemu_command(board: Board, kernel: str | Path) -> list[str]:
+def qemu_command(board: Board, kernel: str | Path | None, *, serial: str = "null",
+                 extra: list[str] | None = None) -> list[str]:
     """Arguments that boot ``kernel`` (an ELF file) on ``board``.
 
     Semihosting with target=native lets the firmware read and write files in
@@ -21,9 +22,15 @@ def qemu_command(board: Board, kernel: str | Path) -> list[str]:
     port is attached, so nothing reads the terminal.  (The MPS2/MPS3
     machines always create their ethernet controller, so QEMU warns
     "nic lan9118.0 has no peer"; see ``QEMU_NOISE``.)
+    ``serial`` is the chardev of the board's UART (``board.qemu_serial``
+    picks which -serial that is), e.g. "tcp:127.0.0.1:4321,server=on" for the
+    host link; ``kernel`` None boots nothing (for loading through the gdbstub).
     """
     if board.kind != "qemu" or board.qemu_machine is None:
         raise ValueError(f"board {board.name!r} is not a QEMU board")
+    serials: list[str] = []
+    for index in range(board.qemu_serial + 1):
+        serials += ["-serial", serial if index == board.qemu_serial else "null"]
     return [
         QEMU_BINARY,
         "-machine",
@@ -33,11 +40,10 @@ def qemu_command(board: Board, kernel: str | Path) -> list[str]:
         "none",
         "-monitor",
         "none",
-        "-serial",
-        "null",
+        *serials,
         "-semihosting-config",
         "enable=on,target=native",
         *board.qemu_args,
-        "-kernel",
-        str(kernel),
+        *(extra or []),
+        *(["-kernel", str(kernel)] if kernel is not None else []),
     ]

@@ -1,0 +1,105 @@
+/*
+ * tinyml host link: a framed, versioned, CRC-checked request/response
+ * protocol over a UART (implemented in hostlink.c; the host side is
+ * tinyml/hostlink.py), and on the same UART the text commands of the
+ * MLPerf Tiny / EEMBC benchmark runner ("name%", "db load N%", "db HEX%",
+ * "infer N W%", "results%", ...).
+ *
+ * Frame (both directions), multi-byte fields little-endian:
+ *
+ *   0xA5 0x5A | version | type | seq | length (2) | payload (length) | CRC-32 (4)
+ *
+ * The CRC is CRC-32/ISO-HDLC (zlib.crc32) over version .. payload.  A
+ * response has type = request type | 0x80, the request's seq, and starts
+ * with a status byte.  A frame that cannot be trusted (bad CRC, payload
+ * longer than TML_HL_MAX_PAYLOAD, bytes missing for TML_HL_TIMEOUT_MS) is
+ * answered with type TML_HL_NAK and a status, and the receiver goes back
+ * to hunting for 0xA5 0x5A: it never waits forever for the rest of a frame
+ * and never writes past its buffer.  Bytes outside frames are ignored
+ * (printable ones feed the benchmark-runner command line).
+ */
+#ifndef TML_HOSTLINK_H
+#define TML_HOSTLINK_H
+
+#include <stdint.h>
+
+#define TML_HL_VERSION 1u
+#define TML_HL_SYNC0 0xA5u
+#define TML_HL_SYNC1 0x5Au
+#define TML_HL_HEADER_BYTES 7u
+#define TML_HL_CRC_BYTES 4u
+#ifndef TML_HL_MAX_PAYLOAD
+#define TML_HL_MAX_PAYLOAD 256u
+#endif
+#ifndef TML_HL_MAX_OPS
+#define TML_HL_MAX_OPS 128u /* operators whose cycles PROFILE reports */
+#endif
+#ifndef TML_HL_TIMEOUT_MS
+#define TML_HL_TIMEOUT_MS 1000u
+#endif
+
+/* Request types. */
+#define TML_HL_INFO 0x01u    /* -> version, max payload, arena, clock, I/O counts, names */
+#define TML_HL_TENSOR 0x02u  /* [0 input | 1 output, index] -> bytes, dtype, shape, scale, zero point */
+#define TML_HL_LOAD 0x03u    /* [index, offset u32, data...] -> (status) */
+#define TML_HL_INFER 0x04u   /* -> invoke result i32, cycles u64 */
+#define TML_HL_READ 0x05u    /* [index, offset u32, length u16] -> data */
+#define TML_HL_PROFILE 0x06u /* [first op u16] -> op count u16, n u8, n x cycles u32 */
+#define TML_HL_ECHO 0x07u    /* [data...] -> the same data */
+#define TML_HL_RESPONSE 0x80u
+#define TML_HL_NAK 0xFFu
+
+/* Status (first payload byte of every response). */
+#define TML_HL_OK 0u
+#define TML_HL_BAD_CRC 1u
+#define TML_HL_BAD_VERSION 2u
+#define TML_HL_TOO_LONG 3u
+#define TML_HL_UNKNOWN 4u
+#define TML_HL_BAD_ARGUMENT 5u
+#define TML_HL_INVOKE_FAILED 6u
+#define TML_HL_TIMEOUT 7u
+
+/* Tensor element types in TENSOR responses. */
+#define TML_HL_INT8 0u
+#define TML_HL_UINT8 1u
+#define TML_HL_INT16 2u
+#define TML_HL_INT32 3u
+#define TML_HL_FLOAT32 4u
+
+typedef struct {
+    uint32_t bytes;
+    uint8_t dtype; /* TML_HL_INT8 ... */
+    uint8_t dims;
+    const int32_t *shape;
+    float scale;
+    int32_t zero_point;
+} tml_hl_tensor;
+
+typedef struct {
+    const char *model_name;
+    const char *board_name;
+    uint32_t arena_bytes;
+    uint32_t cpu_hz; /* core clock in use (for the runner's microseconds) */
+    uint8_t num_inputs;
+    uint8_t num_outputs;
+    const tml_hl_tensor *inputs;
+    const tml_hl_tensor *outputs;
+    int (*invoke)(void);
+    void *(*input)(int index);
+    void *(*output)(int index);
+    uint8_t *db; /* the benchmark runner's input buffer ("db"), inputs back to back */
+    uint32_t db_bytes;
+} tml_hl_model;
+
+/* Starts the cycle counter (SysTick), prints the banner and serves
+ * requests forever. */
+#if defined(__GNUC__)
+__attribute__((noreturn))
+#endif
+void tml_hostlink_run(const tml_hl_model *model);
+
+/* Cycles since tml_hostlink_run started (SysTick at the core clock; 0 on
+ * cores without SysTick). */
+uint64_t tml_hl_cycles(void);
+
+#endif

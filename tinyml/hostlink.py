@@ -1,0 +1,617 @@
+"""The host side of the tinyml host link (firmware/hostlink.h) over pyserial.
+
+A frame is ``A5 5A | version | type | seq | length u16 | payload | CRC-32``
+(little-endian; CRC-32 as ``zlib.crc32`` over version .. payload).  The
+device answers every request with ``type | 0x80`` and a status byte, and
+frames it cannot trust with ``NAK`` and a status.  :class:`HostLink` sends
+requests, retries after a NAK or a timeout (after flushing the device's
+receiver so that it hunts for a new frame), and collects the text the
+device prints between frames (its banner, fault messages).
+
+The port is anything ``serial.serial_for_url`` opens: ``/dev/ttyACM0``,
+``COM3``, or ``socket://127.0.0.1:PORT`` for a QEMU UART
+(:func:`qemu_link` starts one).  ``validate_device`` is `tinyml validate`:
+random inputs on the attached device against TFLM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from tinyml.errors import InputError, RunError
+
+SYNC = b"\xa5\x5a"
+VERSION = 1
+HEADER_BYTES = 7
+CRC_BYTES = 4
+DEFAULT_MAX_PAYLOAD = 256
+
+INFO, TENSOR, LOAD, INFER, READ, PROFILE, ECHO = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+RESPONSE = 0x80
+NAK = 0xFF
+STATUS = {
+    0: "ok",
+    1: "bad CRC",
+    2: "unsupported protocol version",
+    3: "frame too long",
+    4: "unknown command",
+    5: "bad argument",
+    6: "invoke failed",
+    7: "frame truncated (timeout)",
+}
+DTYPES = {0: "int8", 1: "uint8", 2: "int16", 3: "int32", 4: "float32"}
+_NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
+# Statuses after which the same request is sent again.
+_RETRY = {1, 3, 7}
+
+
+class LinkError(RunError):
+    """The device did not answer, or answered with an error."""
+
+
+def crc32(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def encode_frame(kind: int, seq: int, payload: bytes = b"", version: int = VERSION) -> bytes:
+    """One frame; ``kind`` is the request (or response) type."""
+    if len(payload) > 0xFFFF:
+        raise ValueError("payload longer than 65535 bytes")
+    body = struct.pack("<BBBH", version, kind, seq & 0xFF, len(payload)) + payload
+    return SYNC + body + struct.pack("<I", crc32(body))
+
+
+@dataclass
+class Frame:
+    version: int
+    kind: int
+    seq: int
+    payload: bytes
+
+    @property
+    def status(self) -> int:
+        return self.payload[0] if self.payload else -1
+
+
+class FrameParser:
+    """Splits a byte stream into frames and the text between them.
+
+    A frame whose CRC does not match is dropped and hunting resumes one byte
+    after its sync, so a stray A5 5A in text cannot swallow a real frame.
+    """
+
+    def __init__(self, max_payload: int = 4096) -> None:
+        self.buffer = bytearray()
+        self.text = bytearray()
+        self.max_payload = max_payload
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self.buffer += data
+        frames = []
+        while True:
+            start = self.buffer.find(SYNC)
+            if start < 0:
+                keep = 1 if self.buffer.endswith(SYNC[:1]) else 0
+                self.text += self.buffer[:len(self.buffer) - keep]
+                del self.buffer[:len(self.buffer) - keep]
+                return frames
+            self.text += self.buffer[:start]
+            del self.buffer[:start]
+            if len(self.buffer) < HEADER_BYTES:
+                return frames
+            version, kind, seq, length = struct.unpack_from("<BBBH", self.buffer, 2)
+            if length > self.max_payload:
+                self.text += self.buffer[:1]
+                del self.buffer[:1]
+                continue
+            total = HEADER_BYTES + length + CRC_BYTES
+            if len(self.buffer) < total:
+                return frames
+            body = bytes(self.buffer[2:HEADER_BYTES + length])
+            (crc,) = struct.unpack_from("<I", self.buffer, HEADER_BYTES + length)
+            if crc != crc32(body):
+                self.text += self.buffer[:1]
+                del self.buffer[:1]
+                continue
+            frames.append(Frame(version, kind, seq, body[5:]))
+            del self.buffer[:total]
+
+    def take_text(self) -> str:
+        text = self.text.decode("utf-8", errors="replace")
+        self.text.clear()
+        return text
+
+
+@dataclass
+class TensorInfo:
+    bytes: int
+    dtype: str
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+
+@dataclass
+class DeviceInfo:
+    version: int
+    max_payload: int
+    arena_bytes: int
+    cpu_hz: int
+    model: str
+    board: str
+    max_ops: int
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+
+
+class HostLink:
+    """A connection to a device running the host-link firmware."""
+
+    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 10.0, retries: int = 4) -> None:
+        import serial
+
+        try:
+            self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0, write_timeout=timeout)
+        except (serial.SerialException, ValueError, OSError) as err:
+            raise LinkError(f"cannot open serial port {port} ({err}); check the port name and that "
+                            "the board is connected (or that QEMU is listening)") from None
+        self.port = port
+        self.timeout = timeout
+        self.retries = retries
+        self.parser = FrameParser()
+        self.frames: list[Frame] = []
+        self.console = ""
+        self.seq = 0
+        self.max_payload = DEFAULT_MAX_PAYLOAD
+        self.naks = 0
+        self._info: DeviceInfo | None = None
+
+    def close(self) -> None:
+        self.serial.close()
+
+    def __enter__(self) -> HostLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ bytes
+
+    def _fd(self) -> object | None:
+        sock = getattr(self.serial, "_socket", None)
+        if sock is not None:
+            return sock
+        try:
+            self.serial.fileno()
+            return self.serial
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def poll(self, wait: float) -> int:
+        """Reads what arrives within ``wait`` seconds; returns the byte count."""
+        fd = self._fd()
+        if fd is not None:
+            ready, _, _ = select.select([fd], [], [], max(wait, 0.0))
+            if not ready:
+                return 0
+        elif wait > 0:
+            time.sleep(min(wait, 0.01))
+        try:
+            data = self.serial.read(65536)
+        except Exception as err:  # pyserial raises several types for a closed peer
+            raise LinkError(f"reading {self.port} failed ({err}); the device or QEMU went away") from None
+        if fd is not None and not data:
+            # select said readable but nothing came: the peer closed.
+            raise LinkError(f"{self.port} was closed by the device side{self._console_tail()}")
+        self.frames += self.parser.feed(data)
+        self.console += self.parser.take_text()
+        return len(data)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.serial.write(data)
+            self.serial.flush()
+        except Exception as err:
+            raise LinkError(f"writing to {self.port} failed ({err})") from None
+
+    def read_text_until(self, needle: str, timeout: float) -> str:
+        """Waits until ``needle`` appears in the console text."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.console:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LinkError(f"no {needle!r} from {self.port} within {timeout:g}s{self._console_tail()}")
+            self.poll(min(remaining, 0.2))
+        return self.console
+
+    def _console_tail(self) -> str:
+        lines = [line.strip() for line in self.console.splitlines() if line.strip()]
+        return f"; device printed: {' | '.join(lines[-4:])}" if lines else ""
+
+    # ------------------------------------------------------------ frames
+
+    def resync(self) -> None:
+        """Makes the device drop any half-received frame: zeros fill it (its
+        CRC then fails) and cannot start a new one; then drains the answers."""
+        self.write(bytes(self.max_payload + HEADER_BYTES + CRC_BYTES))
+        quiet_until = time.monotonic() + 0.3
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < min(quiet_until, deadline):
+            if self.poll(0.05):
+                quiet_until = time.monotonic() + 0.3
+        self.frames.clear()
+
+    def request(self, kind: int, payload: bytes = b"", *, timeout: float | None = None) -> bytes:
+        """Sends one request and returns the response payload after the
+        status byte; retries after NAKs and timeouts."""
+        wait = self.timeout if timeout is None else timeout
+        problem = "no answer"
+        for _attempt in range(self.retries + 1):
+            self.seq = (self.seq + 1) & 0xFF
+            self.frames.clear()
+            self.write(encode_frame(kind, self.seq, payload))
+            deadline = time.monotonic() + wait
+            answer = None
+            while answer is None and time.monotonic() < deadline:
+                self.poll(min(0.2, max(deadline - time.monotonic(), 0.0)))
+                for frame in self.frames:
+                    if frame.kind == (kind | RESPONSE) and frame.seq == self.seq:
+                        answer = frame
+                        break
+                    if frame.kind == NAK:
+                        answer = frame
+                        break
+            if answer is None:
+                problem = f"no answer within {wait:g}s"
+                self.resync()
+                continue
+            if answer.kind == NAK:
+                self.naks += 1
+                problem = f"device refused the frame: {STATUS.get(answer.status, answer.status)}"
+                self.resync()
+                continue
+            if answer.status in _RETRY:
+                problem = STATUS[answer.status]
+                continue
+            if answer.status != 0:
+                raise LinkError(f"{_NAMES.get(kind, kind)} request to {self.port} failed: "
+                                f"{STATUS.get(answer.status, f'status {answer.status}')}")
+            return answer.payload[1:]
+        raise LinkError(f"{_NAMES.get(kind, kind)} request to {self.port} failed after "
+                        f"{self.retries + 1} attempts ({problem}){self._console_tail()}; check the port, "
+                        "the baud rate and that the board runs tinyml host-link firmware")
+
+    # ------------------------------------------------------------ commands
+
+    def handshake(self, timeout: float = 30.0) -> None:
+        """Waits until the device answers: it drops what arrives while it
+        boots (before its UART is set up), so ask again every half second."""
+        deadline = time.monotonic() + timeout
+        retries, self.retries = self.retries, 0
+        try:
+            while True:
+                try:
+                    self.request(ECHO, b"tinyml", timeout=0.5)
+                    return
+                except LinkError:
+                    if time.monotonic() > deadline:
+                        raise
+        finally:
+            self.retries = retries
+
+    def info(self) -> DeviceInfo:
+        if self._info is not None:
+            return self._info
+        self.handshake()
+        data = self.request(INFO)
+        version, max_payload, arena, cpu_hz, n_in, n_out, max_ops = struct.unpack_from("<BHIIBBB", data)
+        pos = 14
+        name = data[pos + 1:pos + 1 + data[pos]].decode("ascii", errors="replace")
+        pos += 1 + data[pos]
+        board = data[pos + 1:pos + 1 + data[pos]].decode("ascii", errors="replace")
+        info = DeviceInfo(version=version, max_payload=max_payload, arena_bytes=arena, cpu_hz=cpu_hz,
+                          model=name, board=board, max_ops=max_ops)
+        self.max_payload = max_payload
+        for kind, count, target in ((0, n_in, info.inputs), (1, n_out, info.outputs)):
+            for index in range(count):
+                t = self.request(TENSOR, bytes([kind, index]))
+                nbytes, dtype, dims = struct.unpack_from("<IBB", t)
+                shape = struct.unpack_from(f"<{dims}i", t, 6)
+                scale, zero_point = struct.unpack_from("<fi", t, 6 + 4 * dims)
+                target.append(TensorInfo(nbytes, DTYPES.get(dtype, "int8"), tuple(shape), scale, zero_point))
+        self._info = info
+        return info
+
+    def echo(self, data: bytes) -> bytes:
+        return self.request(ECHO, data)
+
+    def load(self, index: int, data: bytes) -> None:
+        chunk = self.max_payload - 5
+        for offset in range(0, len(data), chunk):
+            self.request(LOAD, struct.pack("<BI", index, offset) + data[offset:offset + chunk])
+
+    def infer(self, timeout: float = 120.0) -> int:
+        """Runs the model once; returns its cycles (SysTick at the core clock)."""
+        data = self.request(INFER, timeout=timeout)
+        _result, low, high = struct.unpack_from("<iII", data)
+        return low | (high << 32)
+
+    def read(self, index: int, nbytes: int) -> bytes:
+        chunk = self.max_payload - 1
+        parts = []
+        for offset in range(0, nbytes, chunk):
+            parts.append(self.request(READ, struct.pack("<BIH", index, offset, min(chunk, nbytes - offset))))
+        return b"".join(parts)
+
+    def profile(self) -> list[int]:
+        """Cycles of every operator in the last inference (by operator index)."""
+        cycles: list[int] = []
+        while True:
+            data = self.request(PROFILE, struct.pack("<H", len(cycles)))
+            total, count = struct.unpack_from("<HB", data)
+            cycles += struct.unpack_from(f"<{count}I", data, 3)
+            if len(cycles) >= total or count == 0:
+                return cycles
+
+    def run_bytes(self, sample: list[bytes]) -> tuple[list[bytes], int]:
+        """Loads one sample (one bytes object per input), infers and reads
+        every output; returns the outputs and the cycles."""
+        info = self.info()
+        if len(sample) != len(info.inputs):
+            raise InputError(f"the device's model has {len(info.inputs)} inputs, got {len(sample)}")
+        for index, (data, spec) in enumerate(zip(sample, info.inputs)):
+            if len(data) != spec.bytes:
+                raise InputError(f"input {index} of the device's model takes {spec.bytes} bytes, got {len(data)}")
+            self.load(index, data)
+        cycles = self.infer()
+        return [self.read(index, spec.bytes) for index, spec in enumerate(info.outputs)], cycles
+
+
+_NAMES = {INFO: "INFO", TENSOR: "TENSOR", LOAD: "LOAD", INFER: "INFER", READ: "READ", PROFILE: "PROFILE",
+          ECHO: "ECHO"}
+
+
+# ---------------------------------------------------------------- QEMU
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class QemuSession:
+    """A QEMU process whose board UART listens on ``port`` (TCP)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    url: str
+    log: Path
+
+    def stderr(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def qemu_uart(board_name_or_board: object, kernel: Path | None, *, extra: list[str] | None = None,
+              wait_for_client: bool = True) -> Iterator[QemuSession]:
+    """Starts QEMU for ``kernel`` with the board's UART on a local TCP port;
+    kills it on exit."""
+    from tinyml.boards import Board, load_board
+    from tinyml.targets.qemu import QEMU_BINARY, QEMU_PACKAGE, qemu_command
+
+    board = board_name_or_board if isinstance(board_name_or_board, Board) else load_board(str(board_name_or_board))
+    if shutil.which(QEMU_BINARY) is None:
+        raise RunError(f"{QEMU_BINARY} not found on PATH; install it (Debian: apt-get install {QEMU_PACKAGE})")
+    with tempfile.TemporaryDirectory(prefix="tinyml-qemu-") as tmp:
+        log = Path(tmp) / "qemu.log"
+        for _attempt in range(5):
+            port = _free_port()
+            serial = f"tcp:127.0.0.1:{port},server=on,wait={'on' if wait_for_client else 'off'}"
+            command = qemu_command(board, kernel, serial=serial, extra=extra)
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(command, cwd=tmp, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 10
+            listening = False
+            while time.monotonic() < deadline and proc.poll() is None:
+                if _listening(port):
+                    listening = True
+                    break
+                time.sleep(0.02)
+            if listening:
+                break
+            _stop(proc)
+            if "Address already in use" not in log.read_text(errors="replace"):
+                raise RunError(f"QEMU did not start for board {board.name}: "
+                               f"{log.read_text(errors='replace').strip()[-400:]}")
+        else:
+            raise RunError("QEMU could not get a free TCP port for the UART; try again")
+        try:
+            yield QemuSession(process=proc, port=port, url=f"socket://127.0.0.1:{port}", log=log)
+        finally:
+            _stop(proc)
+
+
+def _listening(port: int) -> bool:
+    # QEMU with wait=on accepts exactly one client: probe with /proc instead
+    # of connecting.
+    try:
+        with open("/proc/net/tcp") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return True  # not Linux: assume listening and let the connect retry
+    want = f"0100007F:{port:04X}"
+    return any(line.split()[1] == want and line.split()[3] == "0A" for line in lines if len(line.split()) > 3)
+
+
+def connect(url: str, *, timeout: float = 10.0, attempts: int = 50) -> HostLink:
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return HostLink(url, timeout=timeout)
+        except LinkError as err:
+            last = err
+            time.sleep(0.05)
+    raise LinkError(str(last))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def build_hostlink(project_dir: Path) -> Path:
+    """``make HOSTLINK=1``: the host-link firmware of a project whose board
+    normally uses semihosting; returns build-hostlink/firmware.elf."""
+    from tinyml.errors import BuildError
+    from tinyml.targets.build import build_project, project_board
+
+    project_dir = Path(project_dir).resolve()
+    board = project_board(project_dir)
+    if board.host_io == "uart":
+        return build_project(project_dir)
+    if board.uart_driver is None:
+        raise BuildError(f"board {board.name} has no [uart] table, so it has no host-link firmware")
+    build_project(project_dir)  # checks the tools, names the first error
+    proc = subprocess.run(["make", "-C", str(project_dir), f"-j{os.cpu_count() or 1}", "HOSTLINK=1"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    elf = project_dir / "build-hostlink" / "firmware.elf"
+    if proc.returncode != 0 or not elf.is_file():
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "error" in line.lower()]
+        raise BuildError(f"building the host-link firmware in {project_dir} failed: "
+                         f"{lines[0] if lines else 'see make HOSTLINK=1 there'}")
+    return elf
+
+
+def run_project_over_uart(project_dir: Path, input_bytes: bytes, *, timeout: float = 120.0):
+    """``run_project`` for QEMU boards whose tensors move over the UART:
+    boots the host-link firmware, runs every sample, returns a RunResult."""
+    from tinyml.targets.build import build_project, project_board
+    from tinyml.targets.run import RunResult
+
+    board = project_board(project_dir)
+    binary = build_project(project_dir) if board.host_io == "uart" else build_hostlink(project_dir)
+    start = time.monotonic()
+    with qemu_uart(board, binary) as session:
+        link = connect(session.url, timeout=min(timeout, 30.0))
+        with link:
+            # The banner may be lost while QEMU connects the socket; the
+            # INFO request (with its retries) is the handshake.
+            link.poll(0.1)
+            info = link.info()
+            per_sample = sum(t.bytes for t in info.inputs)
+            if per_sample == 0 or len(input_bytes) % per_sample:
+                raise RunError(f"the input is {len(input_bytes)} bytes, not a multiple of the model's "
+                               f"{per_sample} bytes per sample")
+            outputs = []
+            deadline = start + timeout
+            for pos in range(0, len(input_bytes), per_sample):
+                if time.monotonic() > deadline:
+                    raise RunError(f"{project_dir.name} on {board.name} did not finish within {timeout:g}s "
+                                   "over the host link; raise the timeout")
+                sample, offset = [], pos
+                for spec in info.inputs:
+                    sample.append(input_bytes[offset:offset + spec.bytes])
+                    offset += spec.bytes
+                outs, _cycles = link.run_bytes(sample)
+                outputs.append(b"".join(outs))
+            console = link.console
+        console += session.stderr()
+    return RunResult(exit_code=0, output=b"".join(outputs), trace=None, console=console,
+                     seconds=time.monotonic() - start)
+
+
+# ---------------------------------------------------------------- validate
+
+
+def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 10, seed: int = 0,
+                    baudrate: int = 115200, progress: Callable[[str], None] | None = None):
+    """`tinyml validate`: random inputs through the model on the device
+    attached at ``port`` (host-link firmware) and through TFLM; compares
+    every output byte.  Returns a VerifyReport (plus ``cycles`` per
+    inference, measured on the device)."""
+    from tinyml.graph import load_tflite
+    from tinyml.reference import run_tflm_batch
+    from tinyml.verify import Mismatch, VerifyReport, random_inputs
+
+    say = progress or (lambda _m: None)
+    if samples < 1:
+        raise InputError(f"--samples must be at least 1 (got {samples})")
+    path = Path(model)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the .tflite the device's firmware was compiled from")
+    graph = load_tflite(path)
+    start = time.monotonic()
+    with HostLink(port, baudrate=baudrate) as link:
+        info = link.info()
+        say(f"device at {port}: model {info.model} on {info.board}, arena {info.arena_bytes} bytes, "
+            f"{info.cpu_hz / 1e6:g} MHz, protocol {info.version}")
+        _check_matches(graph, info, path)
+        xs = random_inputs(graph, samples, seed)
+        ours, cycles = [], []
+        for sample in xs:
+            raw = [np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for a in sample]
+            outs, c = link.run_bytes(raw)
+            cycles.append(c)
+            ours.append([np.frombuffer(o, dtype=np.dtype(_NP[t.dtype]).newbyteorder("<")).reshape(t.shape)
+                         for o, t in zip(outs, info.outputs)])
+        profile = link.profile()
+    seconds = time.monotonic() - start
+    say(f"ran {samples} samples on the device in {seconds:.1f}s; running TFLM")
+    ref = run_tflm_batch(path.read_bytes(), xs)
+    report = VerifyReport(model=graph.name, board=info.board, samples=samples, exact=0, seconds=seconds)
+    for i, (a, b) in enumerate(zip(ours, ref)):
+        bad = [j for j, (x, y) in enumerate(zip(a, b)) if x.astype(_np_of(y)).tobytes() != np.asarray(y).tobytes()
+               or x.shape != np.asarray(y).shape]
+        if not bad:
+            report.exact += 1
+            continue
+        j = bad[0]
+        y = np.asarray(b[j])
+        diff = int(np.sum(a[j] != y)) if a[j].shape == y.shape else int(a[j].size)
+        report.mismatches.append(Mismatch(sample=i, output=j, differing=diff))
+    report.cycles = cycles  # type: ignore[attr-defined]
+    report.op_cycles = profile  # type: ignore[attr-defined]
+    return report
+
+
+def _np_of(y: object) -> type:
+    return np.asarray(y).dtype.type
+
+
+def _check_matches(graph, info: DeviceInfo, path: Path) -> None:
+    def shapes(ts: list[TensorInfo]) -> list[tuple[int, ...]]:
+        return [tuple(t.shape) for t in ts]
+
+    ours_in = [tuple(graph.tensors[t].shape) for t in graph.inputs]
+    ours_out = [tuple(graph.tensors[t].shape) for t in graph.outputs]
+    if shapes(info.inputs) != ours_in or shapes(info.outputs) != ours_out:
+        raise InputError(
+            f"the device runs model '{info.model}' with inputs {shapes(info.inputs)} and outputs "
+            f"{shapes(info.outputs)}, but {path} has inputs {ours_in} and outputs {ours_out}; flash the "
+            f"firmware compiled from {path} (tinyml compile, then tinyml flash)")
