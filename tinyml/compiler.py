@@ -79,18 +79,29 @@ def check_graph(graph: Graph) -> None:
 
 def lower_graph(graph: Graph, board: Board | None = None) -> list[Lowered]:
     check_graph(graph)
-    ctx = LowerContext(graph=graph, features=board.features if board else ())
+    ctx = LowerContext(graph=graph, features=board.features if board else (),
+                       stack_bytes=(board.stack_bytes or 0) if board else 0)
     return [lower_op(ctx, op) for op in graph.ops]
 
 
-def build_model(model: str | os.PathLike[str], board: str | Board, *, name: str | None = None) -> Compiled:
-    """Everything up to the file contents, without touching the disk."""
+def build_model(model: str | os.PathLike[str], board: str | Board, *, name: str | None = None,
+                sram: int | None = None) -> Compiled:
+    """Everything up to the file contents, without touching the disk.
+
+    ``sram``: arena budget in bytes; the plan that fits it with the fewest
+    extra MACs is used (patch-based if needed), see tinyml.schedule.patch.
+    """
+    from tinyml.codegen.memplan import apply_plan, planner_facts
+    from tinyml.schedule.patch import plan_for_budget
     from tinyml.targets.project import render_project_files
 
     brd = board if isinstance(board, Board) else load_board(board)
     graph = load_tflite(model, name=name)
     calls = lower_graph(graph, brd)
-    plan = plan_memory(graph)
+    # Without a budget the board's fastest kernels stay; with one, any kernel
+    # may fall back to the portable one to run in place or patch by patch.
+    plan = plan_for_budget(graph, planner_facts(calls, graph if sram is not None else None), sram)
+    calls = apply_plan(graph, calls, plan)
     files = render_model(graph, calls, plan)
     compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=files)
     check_fit(compiled)
@@ -180,8 +191,8 @@ def write_project(files: dict[str, str], out_dir: str | os.PathLike[str]) -> Pat
 
 
 def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: str | os.PathLike[str], *,
-                  name: str | None = None) -> Compiled:
-    compiled = build_model(model, board, name=name)
+                  name: str | None = None, sram: int | None = None) -> Compiled:
+    compiled = build_model(model, board, name=name, sram=sram)
     write_project(compiled.files, out_dir)
     return compiled
 

@@ -133,7 +133,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10, seed: int = 0,
                  work_dir: str | os.PathLike[str] | None = None,
                  progress: Callable[[str], None] | None = None,
-                 inputs: list[list[np.ndarray]] | None = None) -> VerifyReport:
+                 inputs: list[list[np.ndarray]] | None = None, sram: int | None = None) -> VerifyReport:
     from tinyml.reference import run_tflm_batch
     from tinyml.targets.run import run_project
 
@@ -141,7 +141,7 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
     if samples < 1:
         raise InputError(f"--samples must be at least 1 (got {samples})")
     data = Path(model).read_bytes() if Path(model).is_file() else None
-    compiled = build_model(model, board)
+    compiled = build_model(model, board, sram=sram)
     assert data is not None
     graph = compiled.graph
     xs = inputs if inputs is not None else random_inputs(graph, samples, seed)

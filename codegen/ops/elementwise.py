@@ -127,6 +127,9 @@ def _binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params:
         args=[tensor_arg(a), tensor_arg(b), tensor_arg(out, writable=True)],
         inputs=[t.index for t in (a, b) if not t.is_const], outputs=[out.index],
         macs=out.size,
+        # Element o of the output is written right after element o of each
+        # input is read, so the output may take over a same-sized dying input.
+        inplace_inputs=[pos for pos, t in enumerate((a, b)) if not t.is_const and t.size == out.size],
     )
 
 
@@ -201,7 +204,7 @@ def lut_call(op: Op, inp: Tensor, out: Tensor, table: np.ndarray) -> KernelCall:
         op_index=op.index, op_kind=op.kind, kernel="elementwise_lut_s8", spec={},
         params=dict(size=out.size, table="table"),
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        consts=[arr], inputs=[inp.index], outputs=[out.index],
+        consts=[arr], inputs=[inp.index], outputs=[out.index], inplace_inputs=[0],
     )
 
 
@@ -279,5 +282,5 @@ def lower_relu6(ctx: LowerContext, op: Op) -> KernelCall:
         op_index=op.index, op_kind=op.kind, kernel="relu6_s8", spec={},
         params=dict(size=out.size, lower=zero, upper=six),
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        inputs=[inp.index], outputs=[out.index],
+        inputs=[inp.index], outputs=[out.index], inplace_inputs=[0],
     )

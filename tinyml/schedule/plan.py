@@ -1,34 +1,129 @@
-"""Static arena planning: execution order, tensor lifetimes, arena offsets.
+"""Static arena planning: execution order, tensor lifetimes, in-place execution, arena offsets.
 
 Every activation tensor (model inputs and outputs included) gets an offset
 in one static arena.  Ops that only reinterpret their input (RESHAPE,
 SQUEEZE) make their output an alias of the input: both share one buffer.
-Buffers whose lifetimes overlap never overlap in memory.
+Buffers whose lifetimes overlap never overlap in memory, with two planned
+exceptions that the kernels are built for:
+
+* in place: an operator whose kernel declares it (``OpFacts.inplace_inputs``)
+  writes its output over an input that dies there.  Elementwise kernels write
+  element i after reading element i (same start, same size).  Ring kernels
+  (convolutions, fully connected) compute each output pixel into a small ring
+  buffer (a scratch buffer of the plan) and store it ``lag`` pixels later,
+  when no remaining output pixel reads the input bytes it lands on; the
+  output starts ``delta`` bytes after the input (see ``InPlace``).
+* a patch stage (see ``tinyml.schedule.patch``): its output may overlap the
+  rows of its input that no later patch reads.
+
+The planner is a function of the Graph plus what the lowering says about
+each operator's kernel (``OpFacts``, given by the compiler); it imports
+nothing from code generation.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from tinyml.graph.ir import Graph
+from tinyml.schedule.geometry import pixel_last_use, ring_lag, window_of
+from tinyml.schedule.place import ALIGN, Item, Link, align, place
 
 ALIAS_OPS = ("RESHAPE", "SQUEEZE")
-ALIGN = 16
+ORDER_LIMIT = 48  # execution orders tried where the graph branches
 
 
 def _align(n: int, a: int = ALIGN) -> int:
-    return (n + a - 1) // a * a
+    return align(n, a)
+
+
+@dataclass(frozen=True)
+class OpFacts:
+    """What an operator's kernel allows, as declared by its lowering."""
+
+    inplace_inputs: tuple[int, ...] = ()  # input positions whose memory the output may reuse
+    inplace_kind: str = "elementwise"  # "elementwise" or "ring" (see the module docstring)
+    scratch_bytes: int = 0  # scratch the kernel always needs
+    patchable: bool = False  # the kernel computes sub-windows (patch-based execution)
+    macs: int = 0
 
 
 @dataclass
 class Buffer:
-    """One region of the arena shared by a tensor and its aliases."""
+    """One region of the arena: a tensor and its aliases, a scratch buffer, or a patch buffer."""
 
     tensors: list[int]
     size: int
-    first: int  # first step at which it is live (op position; -1: before the first op)
+    first: int  # first step at which it is live (position in the order)
     last: int  # last step at which it is live
     offset: int = -1
+    kind: str = "tensor"  # "tensor", "scratch" (one op's ring / scratch) or "patch" (a patch stage's window)
+    op: int = -1  # scratch and patch buffers: the op (graph index) they belong to
+
+
+@dataclass
+class InPlace:
+    """Operator ``op`` writes its output over input tensor ``tensor``.
+
+    The output starts ``delta`` bytes after the input (may be negative).
+    Ring kernels: output units (pixels, or rows of a fully connected layer)
+    of ``unit_bytes`` are computed into a ring of ``ring`` units (scratch
+    buffer ``scratch``) and unit q is stored after unit q + ``lag`` has been
+    computed.  Elementwise kernels: ``ring`` is 0.
+    """
+
+    op: int
+    tensor: int
+    delta: int
+    lag: int = 0
+    ring: int = 0
+    unit_bytes: int = 0
+    scratch: int = -1
+
+
+@dataclass
+class PatchWindow:
+    """What one operator computes for one patch (image coordinates of its full tensors).
+
+    The input buffer holds rows [in_y0, in_y0 + in_h) and columns
+    [in_x0, in_x0 + in_w) of the operator's input (row pitch in_w pixels);
+    the operator computes output rows [oy0, oy0 + out_h), columns
+    [ox0, ox0 + out_w) into an output buffer whose first pixel is
+    (out_y0, out_x0) with a row pitch of out_pitch pixels.
+    """
+
+    in_y0: int
+    in_x0: int
+    in_h: int
+    in_w: int
+    oy0: int
+    ox0: int
+    out_h: int
+    out_w: int
+    out_y0: int
+    out_x0: int
+    out_pitch: int
+
+
+@dataclass
+class PatchStage:
+    """Operators ``ops`` run patch by patch over a ``grid`` of the output of the last one."""
+
+    ops: list[int]  # graph op indices, in execution order
+    grid: tuple[int, int]  # patch rows x patch columns
+    source: int  # tensor read by the first op (whole)
+    split: int  # tensor written by the last op (whole)
+    windows: list[list[PatchWindow]]  # [op][patch], patches in raster order
+    macs: int  # MACs of these ops when run patch by patch
+    extra_macs: int  # ... minus their MACs layer by layer
+    delta: int | None = None  # offset(split) - offset(source) when they share memory
+
+    @property
+    def patches(self) -> int:
+        return self.grid[0] * self.grid[1]
 
 
 @dataclass
@@ -39,66 +134,194 @@ class Plan:
     arena_bytes: int
     strategy: str = "greedy"
     notes: list[str] = field(default_factory=list)
+    inplace: dict[int, InPlace] = field(default_factory=dict)  # op index -> decision
+    scratch: dict[int, int] = field(default_factory=dict)  # op index -> scratch buffer index
+    stages: list[PatchStage] = field(default_factory=list)
+    macs: int = 0  # layer-by-layer MACs of the model (when the lowering told us)
+    extra_macs: int = 0  # added by patch stages
 
     def offset(self, tensor: int) -> int:
         return self.buffers[self.tensor_buffer[tensor]].offset
 
+    def scratch_offset(self, op: int) -> int:
+        return self.buffers[self.scratch[op]].offset
+
+    def stage_of(self, op: int) -> PatchStage | None:
+        for s in self.stages:
+            if op in s.ops:
+                return s
+        return None
+
+    def live_buffers(self, step: int) -> list[Buffer]:
+        return [b for b in self.buffers if b.first <= step <= b.last]
+
     def live_bytes(self) -> list[int]:
-        """Bytes of activations live at each step of the order."""
+        """Bytes of arena in use at each step of the order (overlapping in-place buffers counted once)."""
         out = []
         for step in range(len(self.order)):
-            out.append(sum(b.size for b in self.buffers if b.first <= step <= b.last))
+            spans = sorted((b.offset, b.offset + b.size) for b in self.live_buffers(step) if b.size > 0)
+            total, end = 0, -1
+            for s, e in spans:
+                if e <= end:
+                    continue
+                total += e - max(s, end)
+                end = e
+            out.append(total)
         return out
 
     @property
     def peak_bytes(self) -> int:
         return max(self.live_bytes(), default=0)
 
+    @property
+    def peak_step(self) -> int:
+        live = self.live_bytes()
+        return int(np.argmax(live)) if live else 0
 
-def plan_memory(graph: Graph) -> Plan:
-    """A simple correct plan: topological order as stored, greedy-by-size placement."""
-    order = list(range(len(graph.ops)))
-    step_of = {pos: s for s, pos in enumerate(order)}
 
-    # Union tensors that alias each other.
-    parent: dict[int, int] = {}
+# ---------------------------------------------------------------------------
+# execution orders
 
-    def find(t: int) -> int:
-        while parent.get(t, t) != t:
-            t = parent[t]
+
+def topological_orders(graph: Graph, limit: int = ORDER_LIMIT) -> list[list[int]]:
+    """Up to ``limit`` execution orders (the stored one first) in which every op runs after its producers."""
+    n = len(graph.ops)
+    producers = graph.producers()
+    deps: list[set[int]] = []
+    for op in graph.ops:
+        deps.append({producers[t] for t in op.inputs if t >= 0 and t in producers and producers[t] != op.index})
+    stored = list(range(n))
+    if any(d >= i for i in range(n) for d in deps[i]):
+        return [stored]  # not in execution order: keep it (the compiler rejects such graphs)
+    orders: list[list[int]] = [stored]
+    users: list[list[int]] = [[] for _ in range(n)]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            users[d].append(i)
+    missing = [len(d) for d in deps]
+    seq: list[int] = []
+    ready = sorted(i for i in range(n) if missing[i] == 0)
+
+    def dfs(ready: list[int]) -> None:
+        if len(orders) >= limit:
+            return
+        if not ready:
+            if len(seq) == n and seq != stored:
+                orders.append(list(seq))
+            return
+        for k, i in enumerate(ready):
+            rest = ready[:k] + ready[k + 1:]
+            seq.append(i)
+            for u in users[i]:
+                missing[u] -= 1
+            dfs(sorted(rest + [u for u in users[i] if missing[u] == 0]))
+            for u in users[i]:
+                missing[u] += 1
+            seq.pop()
+            if len(orders) >= limit:
+                return
+
+    if n <= 400:
+        dfs(ready)
+    return orders
+
+
+# ---------------------------------------------------------------------------
+# planning one order
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, t: int) -> int:
+        while self.parent.get(t, t) != t:
+            t = self.parent[t]
         return t
 
+    def join(self, child: int, root: int) -> None:
+        self.parent[self.find(child)] = self.find(root)
+
+
+def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int) -> tuple[int, int, int] | None:
+    """(delta, lag, unit bytes) of the cheapest in-place layout of a ring kernel, or None."""
+    op = graph.ops[op_index]
+    win = window_of(graph, op)
+    if win is not None:
+        last_use = pixel_last_use(win)
+        in_unit, out_unit, n_out = win.in_c, win.out_c, win.out_h * win.out_w
+    elif op.kind == "FULLY_CONNECTED" and len(op.inputs) >= 2:
+        w = graph.tensors[op.inputs[1]]
+        if len(w.shape) != 2 or w.shape[1] == 0:
+            return None
+        accum, depth = int(w.shape[1]), int(w.shape[0])
+        inp = graph.tensors[op.inputs[0]]
+        if inp.size % accum:
+            return None
+        rows = inp.size // accum
+        last_use = np.arange(rows, dtype=np.int64)
+        in_unit, out_unit, n_out = accum, depth, rows
+    else:
+        return None
+    if in_unit * last_use.size != in_bytes or out_unit * n_out != out_bytes:
+        return None
+    best: tuple[int, int, int, int] | None = None
+    for delta in sorted({0, in_bytes - out_bytes}):
+        lag = ring_lag(last_use, in_unit, out_unit, n_out, delta)
+        foot = max(in_bytes, delta + out_bytes) - min(0, delta) + (lag + 1) * out_unit
+        if best is None or foot < best[0]:
+            best = (foot, delta, lag, out_unit)
+    assert best is not None
+    if best[0] >= in_bytes + out_bytes:
+        return None  # no saving
+    return best[1], best[2], best[3]
+
+
+def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
+               inplace_ok: bool, disabled: set[int], min_lag: dict[int, int]) -> Plan:
+    step_of = {pos: s for s, pos in enumerate(order)}
+    n_steps = len(order)
+    uf = _Union()
     for op in graph.ops:
-        if op.kind in ALIAS_OPS and op.inputs and op.inputs[0] >= 0 and not graph.tensors[op.inputs[0]].is_const:
-            parent[find(op.outputs[0])] = find(op.inputs[0])
+        if op.kind in ALIAS_OPS and op.inputs and op.inputs[0] >= 0 and op.outputs \
+                and not graph.tensors[op.inputs[0]].is_const:
+            uf.join(op.outputs[0], op.inputs[0])
+    stage_ops = set(stage.ops) if stage else set()
+    patch_tensors: dict[int, int] = {}  # stage intermediate tensor -> stage op position that writes it
+    if stage:
+        for j, o in enumerate(stage.ops[:-1]):
+            patch_tensors[graph.ops[o].outputs[0]] = j
 
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     members: dict[int, list[int]] = {}
-    n_steps = len(order)
+
+    def touch(t: int, s: int) -> None:
+        r = uf.find(t)
+        first[r] = min(first.get(r, s), s)
+        last[r] = max(last.get(r, s), s)
+
     for t in graph.activation_tensors():
-        root = find(t)
-        members.setdefault(root, []).append(t)
+        if t in patch_tensors:
+            continue
+        members.setdefault(uf.find(t), []).append(t)
     for t in graph.inputs:
-        r = find(t)
-        first[r] = -1
-        last[r] = max(last.get(r, -1), -1)
+        if not graph.tensors[t].is_const:
+            touch(t, 0)
     for pos in order:
         s = step_of[pos]
         op = graph.ops[pos]
-        for t in op.outputs:
-            r = find(t)
-            first[r] = min(first.get(r, s), s)
-            last[r] = max(last.get(r, s), s)
-        for t in op.inputs:
-            if t >= 0 and not graph.tensors[t].is_const:
-                r = find(t)
-                first[r] = min(first.get(r, s), s)
-                last[r] = max(last.get(r, s), s)
+        for t in list(op.outputs) + [t for t in op.inputs if t >= 0]:
+            if t in patch_tensors or graph.tensors[t].is_const:
+                continue
+            touch(t, s)
+    if stage:
+        s0, s1 = step_of[stage.ops[0]], step_of[stage.ops[-1]]
+        touch(stage.source, s1)  # read by every patch
+        touch(stage.split, s0)  # written by every patch
     for t in graph.outputs:
-        r = find(t)
-        last[r] = n_steps
-        first.setdefault(r, -1)
+        if not graph.tensors[t].is_const:
+            touch(t, n_steps - 1)
 
     buffers: list[Buffer] = []
     tensor_buffer: dict[int, int] = {}
@@ -109,21 +332,191 @@ def plan_memory(graph: Graph) -> Plan:
         tensor_buffer.update({t: len(buffers) for t in ts})
         buffers.append(Buffer(tensors=sorted(ts), size=size, first=first[root], last=last[root]))
 
-    arena = place_greedy(buffers)
-    return Plan(order=order, buffers=buffers, tensor_buffer=tensor_buffer, arena_bytes=arena)
+    links: list[Link] = []  # output may overlap its dying input up to dmax
+    inplace: dict[int, InPlace] = {}
+    scratch: dict[int, int] = {}
+    out_set = {uf.find(t) for t in graph.outputs}
 
+    def dies_here(t: int, s: int) -> bool:
+        b = buffers[tensor_buffer[t]]
+        return b.last == s and uf.find(t) not in out_set
 
-def place_greedy(buffers: list[Buffer]) -> int:
-    """Greedy by size: largest first, each at the lowest offset that fits (TFLM's scheme)."""
-    placed: list[Buffer] = []
-    for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
-        conflicts = sorted(
-            (p for p in placed if not (p.last < b.first or b.last < p.first)), key=lambda p: p.offset)
-        offset = 0
-        for p in conflicts:
-            if offset + _align(b.size) <= p.offset:
+    for pos in order:
+        s = step_of[pos]
+        op = graph.ops[pos]
+        f = facts.get(pos, OpFacts())
+        if pos in stage_ops:
+            continue
+        decided: InPlace | None = None
+        if inplace_ok and pos not in disabled and f.inplace_inputs and len(op.outputs) == 1 \
+                and op.outputs[0] in tensor_buffer:
+            out_t = op.outputs[0]
+            ob = tensor_buffer[out_t]
+            for p in f.inplace_inputs:
+                if p >= len(op.inputs) or op.inputs[p] < 0 or op.inputs[p] not in tensor_buffer:
+                    continue
+                t = op.inputs[p]
+                if op.inputs.count(t) != 1 or not dies_here(t, s) or tensor_buffer[t] == ob:
+                    continue
+                if any(lk.out == ob for lk in links) or buffers[ob].first != s:
+                    continue
+                ib = tensor_buffer[t]
+                if f.inplace_kind == "ring":
+                    choice = _ring_choice(graph, pos, graph.tensors[t].nbytes, graph.tensors[out_t].nbytes)
+                    if choice is None:
+                        continue
+                    delta, lag, unit = choice
+                    lag = max(lag, min_lag.get(pos, 0))
+                    decided = InPlace(op=pos, tensor=t, delta=delta, lag=lag, ring=lag + 1, unit_bytes=unit)
+                else:
+                    if buffers[ib].size != buffers[ob].size:
+                        continue
+                    decided = InPlace(op=pos, tensor=t, delta=0)
+                links.append(Link(out=ob, inp=ib, dmax=decided.delta))
                 break
-            offset = max(offset, _align(p.offset + p.size))
-        b.offset = offset
-        placed.append(b)
-    return _align(max((b.offset + b.size for b in buffers), default=0))
+        ring_bytes = decided.ring * decided.unit_bytes if decided is not None else 0
+        if decided is not None:
+            inplace[pos] = decided
+        need = max(ring_bytes, f.scratch_bytes)
+        if need > 0:
+            scratch[pos] = len(buffers)
+            buffers.append(Buffer(tensors=[], size=need, first=s, last=s, kind="scratch", op=pos))
+            if decided is not None:
+                decided.scratch = scratch[pos]
+
+    if stage:
+        for t, j in patch_tensors.items():
+            o = stage.ops[j]
+            size = max(w.out_h * w.out_w for w in stage.windows[j]) * graph.tensors[t].shape[-1] \
+                * (graph.tensors[t].nbytes // max(graph.tensors[t].size, 1))
+            tensor_buffer[t] = len(buffers)
+            buffers.append(Buffer(tensors=[t], size=size, first=step_of[o], last=step_of[stage.ops[j + 1]],
+                                  kind="patch", op=o))
+        if stage.delta is not None and stage.source in tensor_buffer:
+            links.append(Link(out=tensor_buffer[stage.split], inp=tensor_buffer[stage.source], dmax=stage.delta))
+
+    items = [Item(size=b.size, first=b.first, last=b.last) for b in buffers]
+    arena, offsets, held, how = place(items, links)
+    for b, o in zip(buffers, offsets):
+        b.offset = o
+    held_out = {links[i].out for i in held}
+    retry: dict[int, int] = {}
+    for pos, ip in list(inplace.items()):
+        ob = tensor_buffer[graph.ops[pos].outputs[0]]
+        if ob not in held_out:
+            retry[pos] = -1  # could not be placed over its input: plan it without
+            continue
+        ip.delta = buffers[ob].offset - buffers[tensor_buffer[ip.tensor]].offset
+        if ip.ring:
+            lag = actual_lag(graph, ip)
+            if lag > ip.lag:
+                retry[pos] = lag
+    macs = sum(f.macs for f in facts.values())
+    plan = Plan(order=list(order), buffers=buffers, tensor_buffer=tensor_buffer, arena_bytes=arena,
+                strategy=how, inplace=inplace, scratch=scratch, stages=[stage] if stage else [], macs=macs,
+                extra_macs=stage.extra_macs if stage else 0)
+    plan.notes.extend(f"retry {k}:{v}" for k, v in retry.items())
+    return plan
+
+
+def actual_lag(graph: Graph, ip: InPlace) -> int:
+    """The lag a ring kernel needs with the output ``ip.delta`` bytes after its input."""
+    op = graph.ops[ip.op]
+    t_in, t_out = graph.tensors[ip.tensor], graph.tensors[op.outputs[0]]
+    win = window_of(graph, op)
+    if win is not None:
+        last_use = pixel_last_use(win)
+        return ring_lag(last_use, win.in_c, win.out_c, win.out_h * win.out_w, ip.delta)
+    rows = t_in.nbytes // (t_out.nbytes // ip.unit_bytes) if ip.unit_bytes else 1
+    n = t_out.nbytes // ip.unit_bytes
+    return ring_lag(np.arange(n, dtype=np.int64), rows, ip.unit_bytes, n, ip.delta)
+
+
+def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
+                inplace_ok: bool) -> Plan:
+    disabled: set[int] = set()
+    min_lag: dict[int, int] = {}
+    for _ in range(6):
+        plan = _plan_once(graph, order, facts, stage, inplace_ok, disabled, min_lag)
+        retry = [n for n in plan.notes if n.startswith("retry ")]
+        if not retry:
+            return plan
+        for n in retry:
+            k, v = n[6:].split(":")
+            if int(v) < 0 or int(v) <= min_lag.get(int(k), -1):
+                disabled.add(int(k))
+            else:
+                min_lag[int(k)] = int(v)
+    plan = _plan_once(graph, order, facts, stage, False, disabled, min_lag)
+    return plan
+
+
+def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stage: PatchStage | None = None,
+                inplace: bool = True, orders: list[list[int]] | None = None) -> Plan:
+    """The smallest arena over the candidate execution orders.
+
+    Without ``facts`` nothing runs in place (no kernel has declared it).
+    ``stage`` runs some operators patch by patch (see ``tinyml.schedule.patch``).
+    """
+    facts = facts or {}
+    cands = orders if orders is not None else topological_orders(graph)
+    if stage is not None:
+        cands = [o for o in cands if _consecutive(o, stage.ops)] or [_with_stage_consecutive(cands[0], stage.ops)]
+    best: Plan | None = None
+    for order in cands:
+        p = _plan_order(graph, order, facts, stage, inplace)
+        if best is None or (p.arena_bytes, p.peak_bytes) < (best.arena_bytes, best.peak_bytes):
+            best = p
+    assert best is not None
+    if len(cands) > 1:
+        best.notes.append(f"best of {len(cands)} execution orders")
+    return best
+
+
+def _consecutive(order: list[int], ops: list[int]) -> bool:
+    pos = {o: i for i, o in enumerate(order)}
+    return all(pos[b] == pos[a] + 1 for a, b in zip(ops, ops[1:]))
+
+
+def _with_stage_consecutive(order: list[int], ops: list[int]) -> list[int]:
+    rest = [o for o in order if o not in ops[1:]]
+    k = rest.index(ops[0])
+    return rest[:k + 1] + ops[1:] + rest[k + 1:]
+
+
+def conflicts(graph: Graph, plan: Plan) -> list[tuple[int, int, int]]:
+    """Pairs of buffers that overlap in time and memory without a plan decision allowing it.
+
+    Returns (step, buffer a, buffer b) for each violation; an empty list means the plan is safe.
+    Allowed: the input and output of an in-place operator at that operator's step, and the
+    source and split tensors of a patch stage (checked against its rows separately).
+    """
+    allowed: set[tuple[int, int, int]] = set()
+    step_of = {pos: s for s, pos in enumerate(plan.order)}
+    for ip in plan.inplace.values():
+        a = plan.tensor_buffer[ip.tensor]
+        b = plan.tensor_buffer[graph.ops[ip.op].outputs[0]]
+        delta = plan.buffers[b].offset - plan.buffers[a].offset
+        if delta != ip.delta:
+            continue
+        if ip.ring and actual_lag(graph, ip) > ip.lag:
+            continue
+        if not ip.ring and delta > 0:
+            continue
+        allowed.add((step_of[ip.op], min(a, b), max(a, b)))
+    for st in plan.stages:
+        a, b = plan.tensor_buffer[st.source], plan.tensor_buffer[st.split]
+        if st.delta is not None and plan.buffers[b].offset - plan.buffers[a].offset <= st.delta:
+            for o in st.ops:
+                allowed.add((step_of[o], min(a, b), max(a, b)))
+    bad = []
+    bufs = plan.buffers
+    for i, j in itertools.combinations(range(len(bufs)), 2):
+        a, b = bufs[i], bufs[j]
+        if a.size == 0 or b.size == 0:
+            continue
+        if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
+            for s in range(max(a.first, b.first), min(a.last, b.last) + 1):
+                if (s, i, j) not in allowed:
+                    bad.append((s, i, j))
+    return bad

@@ -1,0 +1,227 @@
+"""`tinyml plan` and `tinyml bench memory`: the memory plan of a model, and our peak next to TFLM's.
+
+The plan is board independent: it assumes the portable kernels (which can
+all run in place or patch by patch where the planner wants).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tinyml.errors import InputError
+from tinyml.graph import Graph, load_tflite
+from tinyml.schedule.plan import OpFacts, Plan
+
+MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fraction of MACs
+
+
+def model_facts(graph: Graph) -> dict[int, OpFacts]:
+    from tinyml.codegen.memplan import planner_facts
+    from tinyml.compiler import lower_graph
+
+    return planner_facts(lower_graph(graph, None))
+
+
+def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:
+    live = plan.live_bytes()
+    base_live = dict(zip(base.order, base.live_bytes()))
+    rows = []
+    for s, pos in enumerate(plan.order):
+        op = graph.ops[pos]
+        st = plan.stage_of(pos)
+        ip = plan.inplace.get(pos)
+        out = graph.tensors[op.outputs[0]] if op.outputs else None
+        rows.append(dict(
+            step=s, op=pos, kind=op.kind, output_shape=list(out.shape) if out is not None else [],
+            output_bytes=out.nbytes if out is not None else 0,
+            live_bytes=live[s], layer_by_layer_live_bytes=base_live.get(pos, 0),
+            inplace=ip is not None, ring_bytes=ip.ring * ip.unit_bytes if ip is not None else 0,
+            patch_stage=plan.stages.index(st) if st is not None else None,
+        ))
+    return rows
+
+
+def plan_report(model: str | os.PathLike[str], sram: int | None = None) -> dict[str, Any]:
+    """The plan `tinyml plan` shows (FitError when nothing fits ``sram``)."""
+    from tinyml.schedule.patch import plan_for_budget
+    from tinyml.schedule.plan import plan_memory
+
+    graph = load_tflite(model)
+    facts = model_facts(graph)
+    base = plan_memory(graph, facts)
+    plan = plan_for_budget(graph, facts, sram)
+    rows = _step_rows(graph, plan, base)
+    peak_step = plan.peak_step
+    return dict(
+        model=graph.name,
+        source=graph.source,
+        sram_budget=sram,
+        peak_sram_bytes=plan.peak_bytes,
+        arena_bytes=plan.arena_bytes,
+        peak_step=peak_step,
+        peak_op=dict(index=plan.order[peak_step], kind=graph.ops[plan.order[peak_step]].kind) if plan.order else None,
+        macs=plan.macs,
+        extra_macs=plan.extra_macs,
+        placement=plan.strategy,
+        layer_by_layer=dict(peak_sram_bytes=base.peak_bytes, arena_bytes=base.arena_bytes),
+        stages=[dict(ops=s.ops, grid=list(s.grid), patches=s.patches, extra_macs=s.extra_macs,
+                     split_tensor=s.split, split_shape=list(graph.tensors[s.split].shape), overlaps_source=s.delta is not None)
+                for s in plan.stages],
+        schedule=rows,
+    )
+
+
+def format_plan(r: dict[str, Any]) -> str:
+    lines = [f"memory plan of {r['model']} ({r['source']})"
+             + (f" for an arena budget of {r['sram_budget']:,} bytes" if r["sram_budget"] else "")]
+    lines.append(f"{'step':>4} {'op':>4} {'kind':<20} {'output':<18} {'out bytes':>10} {'layer-by-layer':>15} "
+                 f"{'this plan':>10}  notes")
+    for row in r["schedule"]:
+        notes = []
+        if row["inplace"]:
+            notes.append(f"in place (ring {row['ring_bytes']} B)" if row["ring_bytes"] else "in place")
+        if row["patch_stage"] is not None:
+            notes.append(f"patch stage {row['patch_stage']}")
+        shape = "x".join(str(d) for d in row["output_shape"])
+        lines.append(f"{row['step']:>4} {row['op']:>4} {row['kind']:<20} {shape:<18} {row['output_bytes']:>10,} "
+                     f"{row['layer_by_layer_live_bytes']:>15,} {row['live_bytes']:>10,}  {', '.join(notes)}")
+    for i, s in enumerate(r["stages"]):
+        lines.append(f"patch stage {i}: ops {s['ops'][0]}..{s['ops'][-1]} in {s['grid'][0]}x{s['grid'][1]} patches "
+                     f"of tensor {s['split_tensor']} ({'x'.join(map(str, s['split_shape']))}), "
+                     f"{s['extra_macs']:,} extra MACs")
+    lbl = r["layer_by_layer"]
+    pct = 100.0 * r["extra_macs"] / max(r["macs"], 1)
+    lines.append(f"peak SRAM {r['peak_sram_bytes']:,} bytes at step {r['peak_step']} (op {r['peak_op']['index']} "
+                 f"{r['peak_op']['kind']}); arena {r['arena_bytes']:,} bytes ({r['placement']}); extra MACs "
+                 f"{r['extra_macs']:,} ({pct:.1f}% of {r['macs']:,}); layer by layer: peak {lbl['peak_sram_bytes']:,}, "
+                 f"arena {lbl['arena_bytes']:,}")
+    return "\n".join(lines)
+
+
+def plot_plan(r: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Live memory per step: layer by layer and the chosen schedule, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = r["schedule"]
+    steps = [row["step"] for row in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+    panels = (("layer by layer", "layer_by_layer_live_bytes", r["layer_by_layer"]["arena_bytes"]),
+              ("this plan", "live_bytes", r["arena_bytes"]))
+    for ax, (title, key, arena) in zip(axes, panels):
+        colors = ["tab:orange" if row["patch_stage"] is not None else
+                  "tab:green" if row["inplace"] else "tab:blue" for row in rows]
+        ax.bar(steps, [row[key] / 1024 for row in rows], color=colors if key == "live_bytes" else "tab:blue")
+        ax.axhline(arena / 1024, color="k", linestyle="--", linewidth=1, label=f"arena {arena / 1024:.1f} kB")
+        if r["sram_budget"]:
+            ax.axhline(r["sram_budget"] / 1024, color="r", linewidth=1, label="budget")
+        ax.set_title(f"{r['model']}: {title}")
+        ax.set_xlabel("step (operator in execution order)")
+        ax.legend(loc="upper right")
+    axes[0].set_ylabel("live activations (kB)")
+    fig.text(0.5, 0.005, "green: in place, orange: patch stage", ha="center", fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out, dpi=100)
+    except OSError as e:
+        raise InputError(f"{out}: cannot write the plot ({e.strerror}); choose another --plot path") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# bench memory
+
+_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+_RECORD = r"""
+import sys
+from tflite_micro import runtime as rt
+model = open(sys.argv[1], "rb").read()
+it = rt.Interpreter.from_bytes(model, arena_size=int(sys.argv[2]))
+it.print_allocations()
+"""
+
+
+def tflm_activation_bytes(model: bytes, arena: int) -> int:
+    """The activation ("head") part of TFLM's arena, as its recording allocator reports it."""
+    with tempfile.TemporaryDirectory(prefix="tinyml-bench-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(model)
+        proc = subprocess.run([sys.executable, "-c", _RECORD, str(path), str(arena)], capture_output=True,
+                              text=True, timeout=600)
+    m = _HEAD.search(proc.stderr + proc.stdout)
+    if m is None:
+        raise InputError(f"TFLM did not report its allocations: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return int(m.group(1))
+
+
+@dataclass
+class MemoryRow:
+    model: str
+    tflm_arena: int  # smallest arena with which TFLM allocates and invokes
+    tflm_activations: int  # the activation part of it
+    ours_layer_by_layer: int
+    ours: int  # arena of our best plan (patch plans within MAX_EXTRA_MACS)
+    extra_macs: int
+    macs: int
+    schedule: str
+
+    @property
+    def ratio(self) -> float:
+        return self.tflm_activations / max(self.ours, 1)
+
+
+def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTRA_MACS,
+                 progress: Callable[[str], None] | None = None) -> list[MemoryRow]:
+    """For each (name, .tflite bytes): TFLM's arena measured now, and our plans."""
+    from tinyml.graph import parse_tflite
+    from tinyml.reference import tflm_arena_bytes
+    from tinyml.schedule.patch import smallest_plan
+    from tinyml.schedule.plan import plan_memory
+
+    say = progress or (lambda _m: None)
+    rows = []
+    for name, data in models:
+        graph = parse_tflite(data, source=name)
+        facts = model_facts(graph)
+        base = plan_memory(graph, facts)
+        best = smallest_plan(graph, facts, max_extra=max_extra)
+        say(f"{name}: ours {best.arena_bytes} bytes; measuring TFLM")
+        arena = tflm_arena_bytes(data)
+        head = tflm_activation_bytes(data, arena + 4096)
+        sched = "layer by layer" if not best.stages else ", ".join(
+            f"ops {s.ops[0]}..{s.ops[-1]} in {s.grid[0]}x{s.grid[1]} patches" for s in best.stages)
+        rows.append(MemoryRow(model=name, tflm_arena=arena, tflm_activations=head, ours_layer_by_layer=base.arena_bytes,
+                              ours=best.arena_bytes, extra_macs=best.extra_macs, macs=best.macs, schedule=sched))
+    return rows
+
+
+def format_bench(rows: list[MemoryRow]) -> str:
+    lines = [f"{'model':<20} {'TFLM arena':>11} {'TFLM activations':>17} {'ours layer-by-layer':>20} {'ours':>8} "
+             f"{'ratio':>6} {'extra MACs':>10}  schedule"]
+    for r in rows:
+        lines.append(f"{r.model:<20} {r.tflm_arena:>11,} {r.tflm_activations:>17,} {r.ours_layer_by_layer:>20,} "
+                     f"{r.ours:>8,} {r.ratio:>5.2f}x {100.0 * r.extra_macs / max(r.macs, 1):>9.1f}%  {r.schedule}")
+    lines.append("ratio = TFLM activations / ours (arena bytes, inputs and outputs included); TFLM measured in this run")
+    return "\n".join(lines)
+
+
+def zoo_models(names: list[str] | None = None) -> list[tuple[str, bytes]]:
+    """The test zoo (tests/modelgen.py, a source checkout; built with TensorFlow once, then cached)."""
+    try:
+        from tests.modelgen import build, zoo_cases
+    except ImportError:
+        raise InputError("no models given and the test zoo (tests/modelgen.py) is not importable; "
+                         "run from a source checkout or pass .tflite files") from None
+    return [(c.id, build(c)) for c in zoo_cases(*(names or []))]

@@ -1,0 +1,248 @@
+"""Patch-based inference (MCUNetV2) and the search for a plan that fits an SRAM budget.
+
+A patch stage is a chain of convolutions op_1 .. op_k.  The output of op_k
+(the *split* tensor) is cut into a grid of patches; for each patch, in
+raster order, the receptive field is followed back through the chain and
+every op computes only the window the next one needs, into small patch
+buffers.  op_1 reads its input (the *source*) whole; op_k writes its window
+straight into the split tensor.  Taps that fall outside an op's full input
+are padding exactly as layer by layer (the kernels bound-check against the
+full image, not the window), so the result is bit-identical.
+
+Patches of one row band finish before the next band starts, so the source's
+top rows die band by band.  When the source dies in the stage, the split
+tensor is placed over it with the largest offset ``delta`` at which every
+band only writes over source rows that no later patch reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyml.errors import FitError
+from tinyml.graph.ir import Graph
+from tinyml.schedule.geometry import Window, window_of
+from tinyml.schedule.plan import OpFacts, PatchStage, PatchWindow, Plan, plan_memory
+
+MAX_GRID = 16  # patches per side tried by the search
+MAX_CHAIN = 12  # ops per stage tried by the search
+
+
+def _bounds(n: int, parts: int) -> list[int]:
+    return [round(i * n / parts) for i in range(parts + 1)]
+
+
+def macs_per_pixel(graph: Graph, op_index: int) -> int:
+    op = graph.ops[op_index]
+    win = window_of(graph, op)
+    assert win is not None
+    if op.kind == "DEPTHWISE_CONV_2D":
+        return win.k_h * win.k_w * win.out_c
+    w = graph.tensors[op.inputs[1]]
+    return win.k_h * win.k_w * int(w.shape[3]) * win.out_c
+
+
+def chain_ok(graph: Graph, ops: list[int], facts: dict[int, OpFacts]) -> bool:
+    """Can ``ops`` (graph op indices) form a patch stage?"""
+    if not ops:
+        return False
+    consumers = graph.consumers()
+    outs = set(graph.outputs)
+    for j, o in enumerate(ops):
+        op = graph.ops[o]
+        if not facts.get(o, OpFacts()).patchable or window_of(graph, op) is None:
+            return False
+        if j > 0 and op.inputs[0] != graph.ops[ops[j - 1]].outputs[0]:
+            return False
+        if j < len(ops) - 1:
+            t = op.outputs[0]
+            if consumers.get(t, []) != [ops[j + 1]] or t in outs:
+                return False
+    return True
+
+
+def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[int, OpFacts]) -> PatchStage | None:
+    """The windows of every op for every patch of ``grid`` (None if the grid does not fit the split tensor)."""
+    wins: list[Window] = [window_of(graph, graph.ops[o]) for o in ops]  # type: ignore[misc]
+    last = wins[-1]
+    gh, gw = grid
+    if gh > last.out_h or gw > last.out_w:
+        return None
+    rb, cb = _bounds(last.out_h, gh), _bounds(last.out_w, gw)
+    k = len(ops)
+    regions: list[list[tuple[int, int, int, int]]] = [[] for _ in range(k)]  # [op][patch] output (y0,y1,x0,x1)
+    source_rows: list[tuple[int, int]] = []  # per patch: rows of the source read
+    for i in range(gh):
+        for j in range(gw):
+            y0, y1, x0, x1 = rb[i], rb[i + 1], cb[j], cb[j + 1]
+            for n in range(k - 1, -1, -1):
+                regions[n].append((y0, y1, x0, x1))
+                y0, y1 = wins[n].in_rows(y0, y1)
+                x0, x1 = wins[n].in_cols(x0, x1)
+                if y0 >= y1 or x0 >= x1:
+                    return None
+            source_rows.append((y0, y1))
+    windows: list[list[PatchWindow]] = []
+    macs = full = 0
+    for n in range(k):
+        w = wins[n]
+        per = macs_per_pixel(graph, ops[n])
+        full += w.out_h * w.out_w * per
+        row = []
+        for p, (y0, y1, x0, x1) in enumerate(regions[n]):
+            macs += (y1 - y0) * (x1 - x0) * per
+            if n == 0:
+                iy0, ix0, ih, iw = 0, 0, w.in_h, w.in_w
+            else:
+                py0, py1, px0, px1 = regions[n - 1][p]
+                iy0, ix0, ih, iw = py0, px0, py1 - py0, px1 - px0
+            if n == k - 1:
+                oy0b, ox0b, pitch = 0, 0, w.out_w
+            else:
+                oy0b, ox0b, pitch = y0, x0, x1 - x0
+            row.append(PatchWindow(in_y0=iy0, in_x0=ix0, in_h=ih, in_w=iw, oy0=y0, ox0=x0, out_h=y1 - y0,
+                                   out_w=x1 - x0, out_y0=oy0b, out_x0=ox0b, out_pitch=pitch))
+        windows.append(row)
+    source = graph.ops[ops[0]].inputs[0]
+    split = graph.ops[ops[-1]].outputs[0]
+    stage = PatchStage(ops=list(ops), grid=grid, source=source, split=split, windows=windows, macs=macs,
+                       extra_macs=macs - full)
+    stage.delta = _overlap_delta(graph, stage, wins[0], last, rb, source_rows)
+    return stage
+
+
+def _overlap_delta(graph: Graph, stage: PatchStage, first: Window, last: Window, rb: list[int],
+                   source_rows: list[tuple[int, int]]) -> int | None:
+    """Largest offset of the split tensor relative to the source at which no band overwrites a live row."""
+    consumers = graph.consumers()
+    src = stage.source
+    if consumers.get(src, []) != [stage.ops[0]] or src in graph.outputs:
+        return None
+    if graph.tensors[src].dtype != "int8" or graph.tensors[stage.split].dtype != "int8":
+        return None
+    gh, gw = stage.grid
+    x_row = first.in_w * first.in_c
+    y_row = last.out_w * last.out_c
+    # First source row that band b or any later band reads.
+    firsts = [min(source_rows[b * gw + j][0] for j in range(gw)) for b in range(gh)]
+    for b in range(gh - 2, -1, -1):
+        firsts[b] = min(firsts[b], firsts[b + 1])
+    delta = min(firsts[b] * x_row - rb[b + 1] * y_row for b in range(gh))
+    return min(delta, 0)
+
+
+@dataclass
+class Candidate:
+    plan: Plan
+    stage: PatchStage | None
+
+    @property
+    def arena(self) -> int:
+        return self.plan.arena_bytes
+
+    @property
+    def extra(self) -> int:
+        return self.plan.extra_macs
+
+
+GRIDS = sorted({(n, n) for n in (2, 3, 4, 5, 6, 8, 10, 12, 16)} | {(n, 1) for n in (2, 3, 4, 6, 8, 12, 16)})
+MAX_FULL_PLANS = 40  # full plans evaluated per search
+
+
+def candidate_stages(graph: Graph, facts: dict[int, OpFacts], order: list[int],
+                     cover: set[int] | None = None) -> list[PatchStage]:
+    """Patch stages over chains of ``order`` (covering a step of ``cover`` if given) for every grid."""
+    stages = []
+    for a in range(len(order)):
+        for b in range(a + 1, min(a + MAX_CHAIN, len(order))):
+            ops = order[a:b + 1]
+            if not chain_ok(graph, ops, facts):
+                break
+            if cover is not None and not cover & set(range(a, b + 1)):
+                continue
+            last = window_of(graph, graph.ops[ops[-1]])
+            assert last is not None
+            for g in GRIDS:
+                if g[0] > last.out_h or g[1] > last.out_w:
+                    continue
+                st = make_stage(graph, ops, g, facts)
+                if st is not None:
+                    stages.append(st)
+    return stages
+
+
+def _lower_bound(graph: Graph, base: Plan, live: list[int], st: PatchStage) -> int:
+    """A quick lower bound of the arena of a plan with stage ``st`` (to skip hopeless candidates)."""
+    pos = {o: i for i, o in enumerate(base.order)}
+    steps = {pos[o] for o in st.ops}
+    outside = max((v for s, v in enumerate(live) if s not in steps), default=0)
+    x, y = graph.tensors[st.source].nbytes, graph.tensors[st.split].nbytes
+    xy = max(x, st.delta + y) - min(0, st.delta) if st.delta is not None else x + y
+    sizes = [max(w.out_h * w.out_w for w in st.windows[j]) * graph.tensors[graph.ops[o].outputs[0]].shape[-1]
+             for j, o in enumerate(st.ops[:-1])]
+    pair = max([sizes[0]] + [a + b for a, b in zip(sizes, sizes[1:])]) if sizes else 0
+    return max(outside, xy + pair)
+
+
+def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
+           max_extra: float | None = None) -> list[Candidate]:
+    """Plans worth comparing: layer by layer, plus patch stages.
+
+    With ``sram``: candidates whose lower bound fits, fewest extra MACs first,
+    until one fits.  Without: smallest lower bound first, until no candidate
+    can beat the best arena found.
+    """
+    base = plan_memory(graph, facts)
+    out = [Candidate(base, None)]
+    live = base.live_bytes()
+    peak = max(live, default=0)
+    cover = {s for s, v in enumerate(live) if v == peak}
+    total = max(base.macs, 1)
+    stages = [st for st in candidate_stages(graph, facts, base.order, cover)
+              if max_extra is None or st.extra_macs <= max_extra * total]
+    bounds = [(_lower_bound(graph, base, live, st), st) for st in stages]
+    if sram is not None:
+        todo = sorted(((lb, st) for lb, st in bounds if lb <= sram), key=lambda x: (x[1].extra_macs, x[0]))
+    else:
+        todo = sorted(bounds, key=lambda x: (x[0], x[1].extra_macs))
+    best = base.arena_bytes
+    for lb, st in todo[:MAX_FULL_PLANS]:
+        if sram is None and lb >= best:
+            break
+        p = plan_memory(graph, facts, stage=st, orders=[base.order])
+        out.append(Candidate(p, st))
+        best = min(best, p.arena_bytes)
+        if sram is not None and p.arena_bytes <= sram:
+            break
+    return out
+
+
+def plan_for_budget(graph: Graph, facts: dict[int, OpFacts], sram: int | None = None, *,
+                    max_extra: float | None = None) -> Plan:
+    """The plan that fits ``sram`` bytes of arena with the fewest extra MACs.
+
+    Without a budget: the best layer-by-layer plan (no extra computation).
+    Raises FitError naming the smallest arena reachable when nothing fits.
+    """
+    base = plan_memory(graph, facts)
+    if sram is None or base.arena_bytes <= sram:
+        return base
+    cands = search(graph, facts, sram=sram, max_extra=max_extra)
+    if not any(c.arena <= sram for c in cands):
+        cands = search(graph, facts, max_extra=max_extra)
+    fit = [c for c in cands if c.arena <= sram]
+    if not fit:
+        best = min(cands, key=lambda c: (c.arena, c.extra))
+        how = "layer by layer" if best.stage is None else \
+            f"with ops {best.stage.ops[0]}..{best.stage.ops[-1]} in {best.stage.grid[0]}x{best.stage.grid[1]} patches"
+        raise FitError(
+            f"model '{graph.name}' cannot run in {sram} bytes of arena: the smallest plan found needs "
+            f"{best.arena} bytes ({how}); raise --sram to at least {best.arena}")
+    best = min(fit, key=lambda c: (c.extra, c.arena))
+    return best.plan
+
+
+def smallest_plan(graph: Graph, facts: dict[int, OpFacts], *, max_extra: float | None = None) -> Plan:
+    """The plan with the smallest arena (fewest extra MACs among equals)."""
+    cands = search(graph, facts, max_extra=max_extra)
+    return min(cands, key=lambda c: (c.arena, c.extra)).plan
