@@ -21,9 +21,17 @@ def _quant(t: Tensor) -> Any:
     return dict(per_channel=False, scale=t.quant.s, zero_point=t.quant.zp)
 
 
-def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+def inspect_model(path: str | os.PathLike[str], board: str | None = None) -> dict[str, Any]:
+    """``board``: also build the firmware for that Arm board and add ``sizes`` (code and weight bytes)."""
     graph = load_tflite(path)
-    return inspect_graph(graph)
+    info = inspect_graph(graph)
+    if board is not None:
+        from dataclasses import asdict
+
+        from tinyml.profile import size_report
+
+        info["sizes"] = dict(board=board, **asdict(size_report(path, board)))
+    return info
 
 
 def inspect_graph(graph: Graph) -> dict[str, Any]:
@@ -98,6 +106,11 @@ def format_inspection(info: dict[str, Any]) -> str:
     lines.append(f"activations: {t['activation_bytes']:,} bytes in all tensors, largest tensor "
                  f"{t['largest_activation_bytes']:,} bytes, arena {t['arena_bytes']:,} bytes "
                  f"(peak live {t['peak_live_bytes']:,})")
+    if info.get("sizes"):
+        s = info["sizes"]
+        lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, weights {s['weight_bytes']:,}, "
+                     f"code and other {s['code_bytes']:,} (machine code {s['text_bytes']:,}, "
+                     f"of it kernels {s['kernel_text_bytes']:,})")
     if t["unsupported"]:
         lines.append(f"unsupported operators: {', '.join(sorted(set(t['unsupported'])))}")
     return "\n".join(lines)

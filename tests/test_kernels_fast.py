@@ -1,0 +1,88 @@
+"""Kernel families (DSP; the Cortex-M55 runs it too): choice, fallbacks, bit-exactness against TFLM on QEMU."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tests.harness import assert_bitexact
+from tests.modelgen import build, op_cases, zoo_cases
+from tinyml.boards import load_board
+from tinyml.codegen.families import family, specialize
+from tinyml.codegen.lower import KernelCall, LowerContext, lower_op
+from tinyml.compiler import build_model, lower_graph
+from tinyml.graph import load_tflite
+
+SWEEP = op_cases("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _write(tmp_path, case) -> str:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(build(case))
+    return str(path)
+
+
+@pytest.mark.parametrize("board, expected", [("host", "portable"), ("mps2-an385", "portable"),
+                                             ("mps2-an386", "dsp"), ("mps2-an505", "dsp"),
+                                             ("mps3-an547", "dsp")])  # no MVE kernels yet
+def test_family_from_board_features(board, expected) -> None:
+    assert family(load_board(board).features) == expected
+
+
+def test_ds_cnn_uses_dsp_kernels_shared_per_specialization(tmp_path) -> None:
+    path = _write(tmp_path, zoo_cases("ds_cnn")[0])
+    calls = [c for c in lower_graph(load_tflite(path), load_board("mps2-an386")) if isinstance(c, KernelCall)]
+    kinds = {k: {c.kernel for c in calls if c.op_kind == k} for k in {c.op_kind for c in calls}}
+    assert kinds["CONV_2D"] == {"conv_s8_dsp"}
+    assert kinds["DEPTHWISE_CONV_2D"] == {"dwconv_s8_dsp"}
+    assert kinds["FULLY_CONNECTED"] == {"fc_s8_dsp"}
+    # 5 convolutions (one 10x4, four 1x1) -> 2 functions; 4 depthwise -> 1.
+    assert len({c.function for c in calls if c.kernel == "conv_s8_dsp"}) == 2
+    assert len({c.function for c in calls if c.kernel == "dwconv_s8_dsp"}) == 1
+    # the same model for the host stays portable
+    host = [c for c in lower_graph(load_tflite(path), load_board("host")) if isinstance(c, KernelCall)]
+    assert {c.kernel for c in host} >= {"conv_s8", "dwconv_s8", "fc_s8"}
+    assert not any(c.kernel.endswith("_dsp") for c in host)
+
+
+@pytest.mark.parametrize("case", [c for c in SWEEP if c.p("dilation") or c.p("mult", 1) > 1][:4],
+                         ids=lambda c: c.id)
+def test_unhandled_shapes_stay_portable(case, tmp_path) -> None:
+    calls = lower_graph(load_tflite(_write(tmp_path, case)), load_board("mps2-an386"))
+    main = [c for c in calls if isinstance(c, KernelCall) and c.op_kind == case.op]
+    assert main and all(not c.kernel.endswith("_dsp") for c in main)
+
+
+def test_window_params_fall_back_to_portable(tmp_path) -> None:
+    case = next(c for c in SWEEP if c.op == "CONV_2D")
+    graph = load_tflite(_write(tmp_path, case))
+    ctx = LowerContext(graph=graph, features=("dsp",))
+    portable = lower_op(LowerContext(graph=graph), graph.ops[0])
+    assert specialize(ctx, portable).kernel == "conv_s8_dsp"
+    windowed = replace(portable, params=dict(portable.params, in_y0=2))
+    assert specialize(ctx, windowed) is windowed
+    unknown = replace(portable, params=dict(portable.params, some_new_field=1))
+    assert specialize(ctx, unknown) is unknown
+
+
+def test_variant_consts_replace_the_weight_tensor(tmp_path) -> None:
+    path = _write(tmp_path, zoo_cases("ds_cnn")[0])
+    dsp = build_model(path, "mps2-an386")
+    assert "__smlad" in dsp.files["tml_kernels.c"] and "tml_conv_s8_params" in dsp.files["tml_kernels.h"]
+    assert "arm_acle.h" not in build_model(path, "host").files["tml_kernels.c"]
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SWEEP, ids=lambda c: c.id)
+def test_dsp_bitexact_m4(case, tmp_path) -> None:
+    assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an505", "mps3-an547"])
+@pytest.mark.parametrize("case", SWEEP[::12], ids=lambda c: c.id)
+def test_dsp_bitexact_other_cores(case, board, tmp_path) -> None:
+    assert_bitexact(build(case), tmp_path, board=board, samples=2)

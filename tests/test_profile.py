@@ -1,0 +1,91 @@
+"""`tinyml profile` and `tinyml bench kernels`: exact instruction counts under QEMU, sizes from the ELF."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.modelgen import build, zoo_cases
+from tinyml.errors import InputError
+from tinyml.profile import build_plugin, profile_model
+
+pytestmark = pytest.mark.qemu
+
+
+@pytest.fixture(scope="module")
+def ds_cnn(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "ds_cnn.tflite"
+    path.write_bytes(build(zoo_cases("ds_cnn")[0]))
+    return path
+
+
+def test_plugin_builds_once() -> None:
+    first = build_plugin()
+    assert first.is_file() and first.suffix == ".so"
+    assert build_plugin() == first
+
+
+def test_profile_ds_cnn_m4(ds_cnn, tmp_path) -> None:
+    chart = tmp_path / "chart.png"
+    fast = profile_model(ds_cnn, "mps2-an386", chart=chart)
+    assert chart.is_file() and chart.stat().st_size > 1000
+    assert [l.op for l in fast.layers][:2] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
+    assert sum(l.instructions for l in fast.layers) == fast.instructions
+    assert abs(sum(l.share for l in fast.layers) - 1.0) < 1e-9
+    assert all(2 * l.instructions > l.macs for l in fast.layers if l.macs)  # SMLAD: at most 2 MACs each
+    assert 0 < fast.mark_cost < 10
+    # the issue's figure for a DS-CNN keyword spotter on Cortex-M4
+    assert fast.per_mac <= 2.2, fast.format()
+    assert fast.sizes is not None and fast.sizes.weight_bytes > 20_000
+    assert fast.sizes.code_bytes < 16 * 1024, fast.format()
+    # the portable kernels, measured in the same test, are several times slower
+    portable = profile_model(ds_cnn, "mps2-an386", families="portable", sizes=False)
+    assert portable.macs == fast.macs
+    assert portable.instructions > 3 * fast.instructions
+
+
+def test_counts_are_deterministic(ds_cnn) -> None:
+    a = profile_model(ds_cnn, "mps3-an547", sizes=False, seed=3)
+    b = profile_model(ds_cnn, "mps3-an547", sizes=False, seed=3)
+    assert [l.instructions for l in a.layers] == [l.instructions for l in b.layers]
+
+
+def test_profile_cli_json(ds_cnn, tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tinyml.cli", "profile", str(ds_cnn), "--board", "mps2-an386",
+                           "--json", "--chart", str(tmp_path / "c.png")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert {"name", "op", "macs", "instructions"} <= set(data["layers"][0])
+    assert data["totals"]["instructions"] == sum(l["instructions"] for l in data["layers"])
+    assert data["totals"]["macs"] == sum(l["macs"] for l in data["layers"])
+    assert data["sizes"]["code_bytes"] + data["sizes"]["weight_bytes"] == data["sizes"]["flash_bytes"]
+
+
+def test_profile_needs_a_qemu_board(ds_cnn) -> None:
+    with pytest.raises(InputError, match="not a QEMU board"):
+        profile_model(ds_cnn, "host")
+    proc = subprocess.run([sys.executable, "-m", "tinyml.cli", "profile", str(ds_cnn), "--board", "host"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+def test_inspect_size_report(ds_cnn) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tinyml.cli", "inspect", str(ds_cnn), "--board", "mps2-an386",
+                           "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sizes = json.loads(proc.stdout)["sizes"]
+    assert sizes["weight_bytes"] > 20_000 and 0 < sizes["kernel_text_bytes"] < sizes["text_bytes"]
+
+
+@pytest.mark.slow
+def test_layer_shapes_meet_targets_on_m4() -> None:
+    from tinyml.bench import bench_kernels
+
+    result = bench_kernels("mps2-an386", networks=False)
+    text = result.format()
+    for row in result.shapes:
+        assert row.fast_per_mac <= row.target, text
+        assert row.fast < row.portable, text

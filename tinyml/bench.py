@@ -1,0 +1,235 @@
+"""`tinyml bench kernels`: exact instructions per MAC of the kernel families under QEMU.
+
+Six layer shapes from the MLPerf Tiny networks (one-layer int8 models with
+random weights and per-channel requantization, built with Keras and cached)
+and three whole networks (DS-CNN, MobileNetV1-0.25 at 96x96, ResNet-8), each
+compiled twice for the same board in the same run: with the board's fastest
+kernel family (DSP or MVE) and with the portable C kernels, which are the
+anchor.  The table also shows the published CMSIS-NN figure and the target
+of each shape (fixed numbers from the issue, not measured here).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tinyml.errors import TinymlError
+
+MODEL_VERSION = 1  # bump when a builder below changes
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    kind: str  # "conv", "depthwise", "dense"
+    input: tuple[int, ...]
+    params: tuple[tuple[str, Any], ...]
+    cmsis_m4: float  # CMSIS-NN instructions per MAC on mps2-an386 (from the issue)
+    target_m4: float
+
+    def p(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+
+SHAPES = (
+    Shape("conv 10x4 s2, 1->64 ch, out 25x5", "conv", (49, 10, 1),
+          (("filters", 64), ("kernel", (10, 4)), ("strides", (2, 2))), 3.47, 2.8),
+    Shape("depthwise 3x3 s1, 64 ch, 25x5", "depthwise", (25, 5, 64),
+          (("kernel", (3, 3)), ("strides", (1, 1))), 8.33, 6.6),
+    Shape("pointwise 1x1, 64->64 ch, 25x5", "conv", (25, 5, 64),
+          (("filters", 64), ("kernel", (1, 1)), ("strides", (1, 1))), 2.09, 1.7),
+    Shape("fully connected 64->12", "dense", (64,), (("units", 12),), 2.83, 2.3),
+    Shape("depthwise 3x3 s2, 8 ch, 96x96->48x48", "depthwise", (96, 96, 8),
+          (("kernel", (3, 3)), ("strides", (2, 2))), 10.0, 8.0),
+    Shape("pointwise 1x1, 8->16 ch, 48x48", "conv", (48, 48, 8),
+          (("filters", 16), ("kernel", (1, 1)), ("strides", (1, 1))), 6.63, 5.3),
+)
+CMSIS_M55_TOTAL = 1.59  # CMSIS-NN on mps3-an547, total over the six shapes (from the issue)
+NETWORKS = ("ds_cnn", "mobilenet_v1", "resnet8")
+
+
+def bench_cache() -> Path:
+    from tinyml.demo import cache_root
+
+    return cache_root() / "bench"
+
+
+def _keras_or_fail() -> Any:
+    try:
+        from tinyml.train.quantize import quantize_int8
+    except ImportError as e:
+        raise TinymlError(f"building the benchmark models needs TensorFlow ({e}); install tinyml[train] "
+                          f"or put the models in {bench_cache()}") from None
+    return quantize_int8
+
+
+def _store(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def shape_model(shape: Shape, seed: int = 0) -> Path:
+    """The one-layer int8 model of ``shape`` (random weights, ReLU, per-channel), cached."""
+    slug = "".join(ch if ch.isalnum() else "_" for ch in shape.name)
+    path = bench_cache() / f"layer-{slug}-s{seed}-v{MODEL_VERSION}.tflite"
+    if path.is_file():
+        return path
+    quantize_int8 = _keras_or_fail()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(shape.input, batch_size=1)
+    if shape.kind == "conv":
+        x = keras.layers.Conv2D(shape.p("filters"), shape.p("kernel"), strides=shape.p("strides"),
+                                padding="same", activation="relu")(inp)
+    elif shape.kind == "depthwise":
+        x = keras.layers.DepthwiseConv2D(shape.p("kernel"), strides=shape.p("strides"), padding="same",
+                                         activation="relu")(inp)
+    else:
+        x = keras.layers.Dense(shape.p("units"), activation="relu")(inp)
+    model = keras.Model(inp, x)
+    rng = np.random.default_rng(seed + 1)
+    for w in model.weights:
+        if w.path.endswith("bias"):
+            w.assign(rng.normal(0.0, 0.3, size=tuple(w.shape)).astype("float32"))
+    rep = rng.normal(0.0, 1.0, size=(32, *shape.input)).astype(np.float32)
+    return _store(path, quantize_int8(model, rep, per_channel=True))
+
+
+def network_model(name: str, seed: int = 0) -> Path:
+    """A zoo network with random weights as int8 .tflite, cached."""
+    path = bench_cache() / f"net-{name}-s{seed}-v{MODEL_VERSION}.tflite"
+    if path.is_file():
+        return path
+    quantize_int8 = _keras_or_fail()
+    from tinyml.train import zoo
+
+    rng = np.random.default_rng(seed)
+    if name == "ds_cnn":
+        model, rep = zoo.ds_cnn(seed=seed), rng.standard_normal((32, 49, 10, 1)) * 20.0
+    elif name == "mobilenet_v1":
+        model, rep = zoo.mobilenet_v1(input_shape=(96, 96, 3), seed=seed), rng.uniform(0, 1, (32, 96, 96, 3))
+    elif name == "resnet8":
+        model, rep = zoo.resnet8(input_shape=(32, 32, 3), seed=seed), rng.uniform(0, 1, (32, 32, 32, 3))
+    else:
+        raise TinymlError(f"unknown benchmark network {name!r}; use one of {', '.join(NETWORKS)}")
+    return _store(path, quantize_int8(model, rep.astype(np.float32)))
+
+
+@dataclass
+class Row:
+    name: str
+    macs: int
+    fast: int  # instructions, board's family
+    portable: int  # instructions, portable kernels
+    kernel: str
+    cmsis: float | None = None
+    target: float | None = None
+
+    @property
+    def fast_per_mac(self) -> float:
+        return self.fast / self.macs
+
+    @property
+    def portable_per_mac(self) -> float:
+        return self.portable / self.macs
+
+    @property
+    def meets(self) -> bool | None:
+        return None if self.target is None else self.fast_per_mac <= self.target
+
+
+@dataclass
+class KernelBench:
+    board: str
+    family: str
+    shapes: list[Row]
+    networks: list[Row]
+
+    def to_json(self) -> dict[str, Any]:
+        def row(r: Row) -> dict[str, Any]:
+            return dict(name=r.name, macs=r.macs, kernel=r.kernel, instructions=r.fast,
+                        instructions_per_mac=r.fast_per_mac, portable_instructions=r.portable,
+                        portable_instructions_per_mac=r.portable_per_mac, cmsis_nn_per_mac=r.cmsis,
+                        target_per_mac=r.target, meets_target=r.meets)
+
+        macs = sum(r.macs for r in self.shapes)
+        return dict(board=self.board, family=self.family, shapes=[row(r) for r in self.shapes],
+                    shapes_total=dict(macs=macs, instructions=sum(r.fast for r in self.shapes),
+                                      portable_instructions=sum(r.portable for r in self.shapes)),
+                    networks=[row(r) for r in self.networks])
+
+    def format(self) -> str:
+        lines = [f"kernel benchmark on {self.board}: family '{self.family}' against portable C, "
+                 "exact instruction counts under QEMU (same run)", ""]
+        m4 = self.board == "mps2-an386"
+        head = (f"{'layer shape':<38} {'MACs':>9} {'portable':>9} {self.family:>8} {'speedup':>8}"
+                + (f" {'CMSIS-NN':>9} {'target':>7}" if m4 else ""))
+        lines += [head + "   (instructions per MAC)", "-" * len(head)]
+        for r in self.shapes:
+            line = (f"{r.name:<38} {r.macs:>9,} {r.portable_per_mac:>9.2f} {r.fast_per_mac:>8.2f} "
+                    f"{r.portable / r.fast:>7.1f}x")
+            if m4:
+                line += f" {r.cmsis:>9.2f} {'<= %.2f' % r.target:>7} {'ok' if r.meets else 'MISSED'}"
+            lines.append(line)
+        macs = sum(r.macs for r in self.shapes)
+        fast = sum(r.fast for r in self.shapes)
+        port = sum(r.portable for r in self.shapes)
+        total = f"{'all six shapes':<38} {macs:>9,} {port / macs:>9.2f} {fast / macs:>8.2f} {port / fast:>7.1f}x"
+        if self.board == "mps3-an547":
+            total += f"   (CMSIS-NN on M55: {CMSIS_M55_TOTAL:.2f}: {'ok' if fast / macs <= CMSIS_M55_TOTAL else 'MISSED'})"
+        lines += ["-" * len(head), total]
+        if self.networks:
+            lines += ["", f"{'network':<38} {'MACs':>11} {'portable':>9} {self.family:>8} {'speedup':>8}", "-" * 78]
+            for r in self.networks:
+                lines.append(f"{r.name:<38} {r.macs:>11,} {r.portable_per_mac:>9.2f} {r.fast_per_mac:>8.2f} "
+                             f"{r.portable / r.fast:>7.1f}x")
+        return "\n".join(lines)
+
+
+def _measure(model: Path, board: str, families: str, work: Path) -> tuple[int, int, str]:
+    """(MACs, instructions, kernel of the largest layer) of a whole model."""
+    from tinyml.profile import compile_to, profile_compiled
+
+    project = work / f"{model.stem}-{families}"
+    compiled = compile_to(model, board, project, families)
+    rep = profile_compiled(compiled, project)
+    top = max(rep.layers, key=lambda l: l.macs)
+    return rep.macs, rep.instructions, top.kernel
+
+
+def bench_kernels(board: str = "mps2-an386", *, networks: bool = True, shapes: tuple[int, ...] | None = None,
+                  progress: Callable[[str], None] | None = None) -> KernelBench:
+    from tinyml.boards import load_board
+    from tinyml.codegen.families import family
+
+    say = progress or (lambda _m: None)
+    brd = load_board(board)
+    fam = family(brd.features)
+    chosen = [SHAPES[i] for i in shapes] if shapes is not None else list(SHAPES)
+    rows, nets = [], []
+    with tempfile.TemporaryDirectory(prefix="tinyml-bench-") as tmp:
+        work = Path(tmp)
+        for s in chosen:
+            model = shape_model(s)
+            macs, fast, kernel = _measure(model, board, "auto", work)
+            _, port, _ = _measure(model, board, "portable", work)
+            rows.append(Row(s.name, macs, fast, port, kernel, s.cmsis_m4, s.target_m4))
+            say(f"{s.name}: {fast / macs:.2f} instructions/MAC ({port / macs:.2f} portable)")
+        if networks:
+            for name in NETWORKS:
+                model = network_model(name)
+                macs, fast, kernel = _measure(model, board, "auto", work)
+                _, port, _ = _measure(model, board, "portable", work)
+                nets.append(Row(name, macs, fast, port, kernel))
+                say(f"{name}: {fast / macs:.2f} instructions/MAC ({port / macs:.2f} portable)")
+    return KernelBench(board=brd.name, family=fam, shapes=rows, networks=nets)

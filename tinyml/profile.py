@@ -1,0 +1,377 @@
+"""`tinyml profile`: exact per-layer instruction counts under QEMU, and code/weight sizes from the ELF.
+
+The firmware is built with ``make PROFILE=1`` (``-DTML_PROFILE``): the
+generated ``<model>_invoke`` calls ``tml_profile_mark(op)`` after every
+operator (and twice before the first, to measure the cost of one mark).
+QEMU runs it with tinyml's TCG plugin (``firmware/qemu_plugin/insn_count.c``,
+built here with the host C compiler on first use), which records the running
+count of executed guest instructions at every mark.  The instructions of
+layer k are the difference between two consecutive marks minus the cost of
+one mark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tinyml.boards import Board, load_board
+from tinyml.errors import BuildError, InputError, RunError
+from tinyml.resources import resource_dir
+
+PLUGIN_SOURCES = ("insn_count.c", "tml_qemu_plugin.h")
+MARK_SYMBOL = "tml_profile_mark"
+# Flash sections of the linker script (templates/project/linker.ld.j2).
+_FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
+
+
+@dataclass
+class LayerProfile:
+    index: int
+    name: str  # the operator's output tensor
+    op: str
+    kernel: str  # the C function that ran ("" for operators without a call)
+    macs: int
+    instructions: int
+    share: float = 0.0  # of the model's instructions
+
+    @property
+    def per_mac(self) -> float | None:
+        return self.instructions / self.macs if self.macs else None
+
+
+@dataclass
+class SizeReport:
+    """Bytes in flash from the linked ELF: weights (the model's constant arrays) and everything else."""
+
+    flash_bytes: int
+    weight_bytes: int
+    code_bytes: int  # flash_bytes - weight_bytes: code, tables, runtime, parameters
+    text_bytes: int  # machine code only (.text)
+    kernel_text_bytes: int  # machine code of the kernel functions (tml_*)
+
+
+@dataclass
+class ProfileReport:
+    model: str
+    board: str
+    layers: list[LayerProfile]
+    instructions: int  # the sum over layers
+    macs: int
+    mark_cost: int  # instructions of one mark, subtracted from every layer
+    sizes: SizeReport | None = None
+    chart: str | None = None
+    families: dict[str, int] = field(default_factory=dict)  # kernel template -> calls
+
+    @property
+    def per_mac(self) -> float:
+        return self.instructions / self.macs if self.macs else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(
+            model=self.model, board=self.board,
+            layers=[dict(index=l.index, name=l.name, op=l.op, kernel=l.kernel, macs=l.macs,
+                         instructions=l.instructions, instructions_per_mac=l.per_mac, share=l.share)
+                    for l in self.layers],
+            totals=dict(macs=self.macs, instructions=self.instructions, instructions_per_mac=self.per_mac,
+                        mark_cost=self.mark_cost),
+            sizes=asdict(self.sizes) if self.sizes else None,
+            kernel_families=self.families,
+            chart=self.chart,
+        )
+
+    def format(self) -> str:
+        lines = [f"profile of {self.model} on {self.board} (exact instruction counts under QEMU)", ""]
+        head = f"{'#':>3}  {'operator':<18} {'kernel':<26} {'MACs':>11} {'instructions':>13} {'instr/MAC':>9} {'share':>6}"
+        lines += [head, "-" * len(head)]
+        for l in self.layers:
+            pm = f"{l.per_mac:9.2f}" if l.per_mac is not None else f"{'-':>9}"
+            lines.append(f"{l.index:>3}  {l.op:<18} {l.kernel[:26]:<26} {l.macs:>11,} {l.instructions:>13,} "
+                         f"{pm} {100 * l.share:5.1f}%")
+        lines.append("-" * len(head))
+        lines.append(f"{'':>3}  {'total':<18} {'':<26} {self.macs:>11,} {self.instructions:>13,} "
+                     f"{self.per_mac:9.2f} 100.0%")
+        if self.sizes:
+            s = self.sizes
+            lines.append("")
+            lines.append(f"flash {s.flash_bytes:,} bytes: weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
+                         f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
+        if self.chart:
+            lines.append(f"bar chart: {self.chart}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# the plugin
+
+
+def plugin_cache_dir() -> Path:
+    from tinyml.demo import cache_root
+
+    return cache_root() / "qemu-plugin"
+
+
+def build_plugin(cc: str = "cc") -> Path:
+    """Compile the instruction-counting plugin (once per source version) and return the .so."""
+    src_dir = resource_dir("firmware") / "qemu_plugin"
+    digest = hashlib.sha256()
+    for name in PLUGIN_SOURCES:
+        digest.update((src_dir / name).read_bytes())
+    out = plugin_cache_dir() / f"insn_count-{digest.hexdigest()[:12]}.so"
+    if out.is_file():
+        return out
+    if shutil.which(cc) is None:
+        raise BuildError(f"{cc} not found on PATH, needed to build tinyml's QEMU plugin; install gcc")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    cmd = [cc, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+           "-I", str(src_dir), "-o", str(tmp), str(src_dir / "insn_count.c")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["no output"])[0]
+        raise BuildError(f"building the QEMU plugin failed: {first}; check the host C compiler ({cc})")
+    os.replace(tmp, out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# ELF helpers
+
+
+def _binutil(board: Board, tool: str) -> str:
+    cc = board.cc
+    prefix = cc[: -len("gcc")] if cc.endswith("gcc") else "arm-none-eabi-"
+    exe = prefix + tool
+    if shutil.which(exe) is None:
+        raise BuildError(f"{exe} not found on PATH; install binutils for {board.name} "
+                         "(Debian: apt-get install binutils-arm-none-eabi)")
+    return exe
+
+
+def _symbols(board: Board, elf: Path) -> list[tuple[str, int, int, str]]:
+    """(name, address, size, type letter) of every sized symbol."""
+    out = subprocess.run([_binutil(board, "nm"), "-S", "--defined-only", str(elf)],
+                         capture_output=True, text=True, check=True).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            syms.append((parts[3], int(parts[0], 16), int(parts[1], 16), parts[2]))
+        elif len(parts) == 3:
+            syms.append((parts[2], int(parts[0], 16), 0, parts[1]))
+    return syms
+
+
+def symbol_address(board: Board, elf: Path, name: str) -> int:
+    for sym, addr, _size, _t in _symbols(board, elf):
+        if sym == name:
+            return addr
+    raise BuildError(f"{elf}: symbol {name} not found; was the firmware built with PROFILE=1?")
+
+
+def elf_sizes(board: Board, elf: Path, model_name: str) -> SizeReport:
+    """Flash use of a linked firmware: the model's constant arrays are weights, the rest is code."""
+    out = subprocess.run([_binutil(board, "size"), "-A", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    sections: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sections[parts[0]] = int(parts[1])
+    flash = sum(sections.get(s, 0) for s in _FLASH_SECTIONS)
+    weight_re = re.compile(rf"^{re.escape(model_name)}_(t\d+|op\d+_(?!params$)\w+)$")
+    weights = kernels = 0
+    for name, _addr, size, kind in _symbols(board, elf):
+        if kind in "rR" and weight_re.match(name):
+            weights += size
+        elif kind in "tT" and name.startswith("tml_") and _is_kernel(name):
+            kernels += size
+    return SizeReport(flash_bytes=flash, weight_bytes=weights, code_bytes=flash - weights,
+                      text_bytes=sections.get(".text", 0), kernel_text_bytes=kernels)
+
+
+_RUNTIME_PREFIXES = ("tml_io_", "tml_puts", "tml_exit", "tml_reset", "tml_fault", "tml_profile", "tml_trace",
+                     "tml_semihost", "tml_default", "tml_handler", "tml_fail", "tml_format", "tml_put_")
+
+
+def _is_kernel(name: str) -> bool:
+    return not name.startswith(_RUNTIME_PREFIXES)
+
+
+def build_variant(project: Path, board: Board, *, profile: bool) -> Path:
+    """make (PROFILE=1) in a project; returns the ELF."""
+    from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error
+
+    cmd = ["make", "-C", str(project), f"-j{os.cpu_count() or 1}"]
+    if profile:
+        cmd.append("PROFILE=1")
+    proc = subprocess.run(cmd, env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          timeout=BUILD_TIMEOUT_SECONDS)
+    if proc.returncode != 0:
+        raise BuildError(f"build of {project} failed: {_first_error(proc.stdout, board.cc)}")
+    elf = project / ("build-profile" if profile else "build") / "firmware.elf"
+    if not elf.is_file():
+        raise BuildError(f"make succeeded but {elf} is missing; check the Makefile in {project}")
+    return elf
+
+
+def count_instructions(project: Path, board: Board, elf: Path, input_bytes: bytes,
+                       timeout: float = 600.0) -> list[int]:
+    """Run a PROFILE=1 firmware under QEMU with the plugin; the running count at every mark."""
+    from tinyml.targets.qemu import QEMU_BINARY, qemu_command
+
+    if board.kind != "qemu":
+        raise InputError(f"board {board.name} is not a QEMU board; instruction counts need QEMU "
+                         "(profiling real boards with the DWT cycle counter needs the serial host link)")
+    if shutil.which(QEMU_BINARY) is None:
+        raise RunError(f"{QEMU_BINARY} not found on PATH; install it (Debian: apt-get install qemu-system-arm)")
+    plugin = build_plugin()
+    mark = symbol_address(board, elf, MARK_SYMBOL)
+    with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
+        work = Path(tmp)
+        (work / "input.bin").write_bytes(input_bytes)
+        counts = work / "counts.txt"
+        cmd = qemu_command(board, elf)
+        k = cmd.index("-kernel")
+        cmd[k:k] = ["-plugin", f"{plugin},mark={mark:#x},out={counts}"]
+        try:
+            proc = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RunError(f"profiling {project.name} on {board.name} did not finish within {timeout:g}s; "
+                           f"run 'make run PROFILE=1' in {project} to see why") from None
+        console = proc.stdout.decode("utf-8", "replace").strip()
+        if proc.returncode != 0 or not counts.is_file():
+            tail = " | ".join(console.splitlines()[-4:]) or "no console output"
+            raise RunError(f"the profiling run of {project.name} on {board.name} failed with exit code "
+                           f"{proc.returncode}: {tail}; run 'make run PROFILE=1' in {project}")
+        lines = counts.read_text().splitlines()
+    return [int(x) for x in lines if x.strip().isdigit()]
+
+
+# ---------------------------------------------------------------------------
+
+
+def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileReport:
+    """Profile a compiled model whose project is written at ``project``."""
+    from tinyml.codegen.lower import KernelCall
+    from tinyml.verify import pack_samples, random_inputs
+
+    graph, board = compiled.graph, compiled.board
+    elf = build_variant(project, board, profile=True)
+    sample = random_inputs(graph, 1, seed)
+    hits = count_instructions(project, board, elf, pack_samples(graph, sample))
+    n = len(compiled.calls)
+    if len(hits) != n + 2:
+        raise RunError(f"the profiling run recorded {len(hits)} marks, expected {n + 2}; "
+                       "rebuild the project with this version of tinyml")
+    mark_cost = hits[1] - hits[0]
+    layers = []
+    for i, call in enumerate(compiled.calls):
+        ins = hits[i + 2] - hits[i + 1] - mark_cost
+        out = call.outputs[0] if isinstance(call, KernelCall) else call.target
+        layers.append(LayerProfile(
+            index=call.op_index, name=graph.tensors[out].name, op=call.op_kind,
+            kernel=call.function if isinstance(call, KernelCall) else "",
+            macs=call.macs if isinstance(call, KernelCall) else 0, instructions=max(ins, 0)))
+    total = sum(l.instructions for l in layers)
+    for l in layers:
+        l.share = l.instructions / total if total else 0.0
+    families: dict[str, int] = {}
+    for c in compiled.calls:
+        if isinstance(c, KernelCall):
+            families[c.kernel] = families.get(c.kernel, 0) + 1
+    return ProfileReport(model=graph.name, board=board.name, layers=layers, instructions=total,
+                         macs=sum(l.macs for l in layers), mark_cost=mark_cost, families=families)
+
+
+def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
+               families: str = "auto") -> Any:
+    """Compile ``model`` for ``board`` into ``project`` (``families``: "auto" or "portable")."""
+    from tinyml.compiler import build_model, write_project
+
+    brd = board if isinstance(board, Board) else load_board(board)
+    if families == "portable":
+        brd = portable_board(brd)
+    compiled = build_model(model, brd)
+    write_project(compiled.files, project)
+    return compiled
+
+
+def portable_board(board: Board) -> Board:
+    """The same board without the DSP and MVE features, so lowering picks the portable kernels."""
+    from dataclasses import replace
+
+    return replace(board, features=tuple(f for f in board.features if f not in ("dsp", "mve")))
+
+
+def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.PathLike[str] | None = None,
+                  work_dir: str | os.PathLike[str] | None = None, seed: int = 0, sizes: bool = True,
+                  families: str = "auto", progress: Callable[[str], None] | None = None) -> ProfileReport:
+    """Compile, build with markers, count instructions per layer under QEMU; sizes from the ELF."""
+    say = progress or (lambda _m: None)
+    if not Path(model).is_file():
+        raise InputError(f"{model}: no such model file; give the path of an int8 .tflite file")
+    brd = load_board(board)
+    if brd.kind != "qemu":
+        raise InputError(f"board {brd.name} is not a QEMU board; 'tinyml profile' counts instructions under "
+                         "QEMU (use e.g. --board mps2-an386)")
+    with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
+        project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
+        compiled = compile_to(model, brd, project, families)
+        say(f"compiled {compiled.graph.name} for {brd.name}; building with profiling marks")
+        report = profile_compiled(compiled, project, seed=seed)
+        if sizes:
+            report.sizes = elf_sizes(brd, build_variant(project, brd, profile=False), compiled.graph.name)
+    if chart is not None:
+        report.chart = str(write_chart(report, Path(chart)))
+    return report
+
+
+def size_report(model: str | os.PathLike[str], board: str) -> SizeReport:
+    """Build ``model`` for an Arm ``board`` and measure weights and code in the ELF."""
+    brd = load_board(board)
+    if not brd.is_arm:
+        raise InputError(f"board {brd.name} has no firmware ELF; give an Arm board for the size report "
+                         "(e.g. --board mps2-an386)")
+    with tempfile.TemporaryDirectory(prefix="tinyml-size-") as tmp:
+        project = Path(tmp) / "proj"
+        compiled = compile_to(model, brd, project)
+        return elf_sizes(brd, build_variant(project, brd, profile=False), compiled.graph.name)
+
+
+def write_chart(report: ProfileReport, path: Path) -> Path:
+    """A horizontal bar chart of instructions per layer (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = [l for l in report.layers if l.instructions > 0] or report.layers
+    labels = [f"{l.index} {l.op}" for l in layers]
+    values = np.array([l.instructions for l in layers], dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(layers) + 1.5))
+    bars = ax.barh(range(len(layers)), values, color="#3a6ea5")
+    ax.set_yticks(range(len(layers)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("instructions")
+    ax.set_title(f"{report.model} on {report.board}: {report.instructions:,} instructions, "
+                 f"{report.per_mac:.2f}/MAC", fontsize=9)
+    for b, l in zip(bars, layers):
+        text = f"{l.per_mac:.2f}/MAC" if l.per_mac else ""
+        ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {text}", va="center", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
