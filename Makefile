@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng flite
 SOURCES := pyproject.toml $(shell find tinyml codegen templates boards firmware -type f \
 	-not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null)
 PYTEST_ARGS ?=
@@ -45,7 +45,7 @@ models: bootstrap
 	$(BIN)/python -m tests.modelgen --zoo && $(BIN)/python -m tests.modelgen
 
 demo: bootstrap
-	$(BIN)/tinyml demo
+	$(BIN)/tinyml demo kws
 
 test: bootstrap models
 	$(BIN)/python -m pytest -q -n $(JOBS) $(PYTEST_ARGS)

@@ -62,6 +62,23 @@ class KernelCall:
     outputs: list[int] = field(default_factory=list)  # activation tensors written
     scratch_bytes: int = 0
     macs: int = 0
+    # Template whose params struct this kernel takes ("" = its own); kernel
+    # families (e.g. conv_s8_dsp) share the portable kernel's struct.
+    params_kernel: str = ""
+    # What the kernel allows the memory planner (tinyml.schedule) to do:
+    # inplace_inputs: input positions whose memory the output may reuse;
+    # inplace_kind "elementwise": element i is written after input element i
+    # is read (output at or before the input's start); "ring": the portable
+    # kernel has ring_len/lag params and a ring argument (see conv_s8.c.j2);
+    # patchable: its portable kernel has the window params of conv_s8.c.j2.
+    inplace_inputs: list[int] = field(default_factory=list)
+    inplace_kind: str = "elementwise"
+    patchable: bool = False
+    # Set by codegen/memplan.py for patch-based execution: one params dict per
+    # patch (each overrides ``params``), and where the call sits in the patch
+    # loop ("first", "middle", "last"; "" outside a loop).
+    patch_params: list[dict[str, Any]] = field(default_factory=list)
+    patch_loop: str = ""
 
     @property
     def function(self) -> str:
@@ -92,6 +109,7 @@ def kernel_function_name(kernel: str, spec: dict[str, Any]) -> str:
 class LowerContext:
     graph: Graph
     features: tuple[str, ...] = ()
+    stack_bytes: int = 0  # the board's main stack (0: unknown or host); bounds kernels' on-stack buffers
 
     def t(self, index: int) -> Tensor:
         return self.graph.tensors[index]

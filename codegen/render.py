@@ -95,7 +95,9 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
         if a.kind == "const":
             return dict(kind="const", name=f"{name}_op{call.op_index}_{a.name}", ctype=a.ctype)
         if a.kind == "null":
-            return dict(kind="null", ctype=a.ctype)
+            return dict(kind="null", ctype=a.ctype, writable=a.writable)
+        if a.kind == "scratch":  # the call's scratch buffer, placed by the memory plan
+            return dict(kind="arena", offset=plan.scratch_offset(call.op_index), ctype=a.ctype, writable=True)
         raise ValueError(a.kind)
 
     for item in calls:
@@ -105,23 +107,25 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
                                    out_offset=plan.offset(t.index), out_bytes=t.nbytes))
             continue
         fn = kernel_function_name(item.kernel, item.spec)
-        kernels.setdefault(fn, dict(template=f"kernels/{item.kernel}.c.j2", function=fn, spec=item.spec))
+        base = item.params_kernel or item.kernel  # whose params struct the kernel takes
+        kernels.setdefault(fn, dict(template=f"kernels/{item.kernel}.c.j2", function=fn, spec=item.spec,
+                                    types_template=f"kernels/{base}.c.j2"))
         for c in item.consts:
             const_arrays.append(dict(name=f"{name}_op{item.op_index}_{c.name}", ctype=c.ctype,
                                      values=c.values, count=int(c.values.size), comment=f"op {item.op_index}"))
-        params = {}
-        for k, v in item.params.items():
-            if isinstance(v, str):
-                params[k] = f"{name}_op{item.op_index}_{v}"
-            else:
-                params[k] = int(v)
+        def c_params(values: dict[str, Any], op_index: int = item.op_index) -> dict[str, Any]:
+            return {k: f"{name}_op{op_index}_{v}" if isinstance(v, str) else int(v) for k, v in values.items()}
+
+        params = c_params(item.params)
         out_t = graph.tensors[item.outputs[0]] if item.outputs else None
         call_views.append(dict(
             alias=False, op_index=item.op_index, op_kind=item.op_kind, function=fn,
-            params_type=f"tml_{item.kernel}_params", params_name=f"{name}_op{item.op_index}_params",
+            params_type=f"tml_{base}_params", params_name=f"{name}_op{item.op_index}_params",
             params=params, args=[arg_expr(item, a) for a in item.args],
             out_offset=plan.offset(out_t.index) if out_t is not None else 0,
             out_bytes=out_t.nbytes if out_t is not None else 0,
+            # patch-based execution (codegen/memplan.py): one params struct per patch
+            patches=[c_params(pp) for pp in item.patch_params], patch_loop=item.patch_loop,
         ))
     consts = list(const_tensors.values()) + const_arrays
 
@@ -142,9 +146,10 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
     typed: set[str] = set()
     for k in kernels.values():
         tpl = env.get_template(k["template"])
-        if k["template"] not in typed:
-            typed.add(k["template"])
-            h_parts.append(tpl.render(part="types", function=k["function"], spec=k["spec"]))
+        for types in dict.fromkeys((k["types_template"], k["template"])):
+            if types not in typed:
+                typed.add(types)
+                h_parts.append(env.get_template(types).render(part="types", function=k["function"], spec=k["spec"]))
         h_parts.append(tpl.render(part="h", function=k["function"], spec=k["spec"]))
         c_parts.append(tpl.render(part="c", function=k["function"], spec=k["spec"]))
     files["tml_kernels.h"] = env.get_template("kernels/tml_kernels.h.j2").render(parts=h_parts)

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Sequence
 
-from tinyml.errors import TinymlError
+from tinyml.errors import InputError, TinymlError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,16 +23,78 @@ def _say(msg: str) -> None:
 def cmd_inspect(a: argparse.Namespace) -> int:
     from tinyml.inspect import format_inspection, inspect_model
 
-    info = inspect_model(a.model)
+    info = inspect_model(a.model, board=a.board) if a.board else inspect_model(a.model)
     print(json.dumps(info, indent=2) if a.json else format_inspection(info))
     return 0
+
+
+def cmd_profile(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tinyml.profile import profile_model
+
+    chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
+    report = profile_model(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed,
+                           families=a.kernels, progress=_say)
+    print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
+    return 0
+
+
+def cmd_bench_kernels(a: argparse.Namespace) -> int:
+    from tinyml.bench import bench_kernels
+
+    result = bench_kernels(a.board, networks=not a.no_networks, progress=_say)
+    print(json.dumps(result.to_json(), indent=2) if a.json else result.format())
+    return 0
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tinyml.memory import format_plan, plan_report, plot_plan
+
+    report = plan_report(a.model, a.sram)
+    if not a.no_plot:
+        report["plot"] = str(plot_plan(report, a.plot or f"{Path(a.model).stem}-memory.png"))
+    print(json.dumps(report, indent=2) if a.json else format_plan(report)
+          + (f"\nwrote {report['plot']}" if "plot" in report else ""))
+    return 0
+
+
+def cmd_bench_memory(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tinyml.memory import bench_memory, format_bench, zoo_models
+
+    models = [(Path(m).stem, Path(m).read_bytes()) for m in a.models] if a.models else zoo_models()
+    rows = bench_memory(models, max_extra=a.max_extra, progress=_say)
+    print(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows], indent=2) if a.json else format_bench(rows))
+    return 0
+
+
+def _bytes(text: str) -> int:
+    """A byte count: 65536, 64k / 64K (x1024), 1M."""
+    t = text.strip().lower().removesuffix("b")
+    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
+    try:
+        n = int(t[:-1] if mult != 1 else t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a byte count (e.g. 65536 or 64k)") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be positive")
+    return n
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
     from tinyml.compiler import compile_model
 
     start = time.monotonic()
-    c = compile_model(a.model, a.board, a.output, name=a.name)
+    if a.kws:
+        from tinyml.kws import compile_kws
+
+        c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram)
+    else:
+        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram)
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); build with 'make -C {a.output}'")
@@ -44,6 +106,15 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     from tinyml.execute import project_info, run_files
 
+    if a.renode:
+        from tinyml.renode import run_renode
+
+        result = run_renode(a.project)
+        print(result.output.rstrip())
+        print(f"Renode test {result.robot}: {'passed' if result.passed else 'FAILED'}")
+        return 0 if result.passed else 1
+    if not a.input:
+        raise InputError("tinyml run needs --input FILE.npy (or --renode)")
     info = project_info(a.project)
     res = run_files(a.project, a.input, a.output)
     print(f"ran {res.samples} sample(s) on {res.board} in {res.seconds:.2f}s")
@@ -63,7 +134,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_verify(a: argparse.Namespace) -> int:
     from tinyml.verify import verify_model
 
-    report = verify_model(a.model, a.board, samples=a.samples, seed=a.seed, progress=_say)
+    report = verify_model(a.model, a.board, samples=a.samples, seed=a.seed, progress=_say, sram=a.sram)
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -74,20 +145,65 @@ def cmd_boards(a: argparse.Namespace) -> int:
     boards = list_boards()
     if a.json:
         print(json.dumps([dict(name=b.name, kind=b.kind, cpu=b.cpu, features=list(b.features),
-                               ram_bytes=b.ram_bytes, flash_bytes=b.flash_bytes, description=b.description)
+                               ram_bytes=b.ram_bytes, flash_bytes=b.flash_bytes, description=b.description,
+                               host_io=b.host_io, uart=b.uart_driver, clock_hz=b.cpu_hz,
+                               pyocd_target=b.pyocd_target, openocd=list(b.openocd),
+                               renode_platform=b.renode_platform)
                           for b in boards], indent=2))
         return 0
-    print(f"{'board':<16} {'kind':<8} {'core':<12} {'SRAM':>10} {'flash':>10}  features")
+    def kb(n: int | None) -> str:
+        return "-" if n is None else f"{n // 1024}KB"
+
+    print(f"{'board':<17} {'kind':<8} {'core':<14} {'SRAM':>7} {'flash':>7}  {'features':<12} {'I/O':<13} "
+          f"{'flash with':<24} renode")
     for b in boards:
-        print(f"{b.name:<16} {b.kind:<8} {b.cpu:<12} {b.ram_bytes // 1024:>8}KB {b.flash_bytes // 1024:>8}KB  "
-              f"{','.join(b.features) or '-'}")
+        flash_with = (f"pyocd:{b.pyocd_target}" if b.pyocd_target else "openocd" if b.openocd
+                      else "qemu -kernel" if b.kind == "qemu" else "-")
+        io = "-" if b.host_io is None else ("uart" if b.host_io == "uart" else
+                                            "semihost+uart" if b.uart_driver else "semihosting")
+        print(f"{b.name:<17} {b.kind:<8} {b.cpu:<14} {kb(b.ram_bytes):>7} {kb(b.flash_bytes):>7}  "
+              f"{','.join(b.features) or '-':<12} {io:<13} {flash_with:<24} {'yes' if b.renode_platform else '-'}")
     return 0
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    if a.which == "kws":
+        from tinyml.kws import run_kws_demo
+
+        report = run_kws_demo(board=a.board, retrain=a.retrain, say=_say)
+        return 0 if report.ok else 1
     from tinyml.demo import run_demo
 
     return 0 if run_demo(board=a.board, samples=a.samples, out_dir=a.output) else 1
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from tinyml.kws import train_and_report
+
+    report = train_and_report(data=a.data, synthetic=a.synthetic, out_dir=a.output, board=a.board,
+                              model=a.model, epochs=a.epochs, per_tensor=a.per_tensor,
+                              dense_per_tensor=a.dense_per_tensor, force=a.force, say=_say)
+    return 0 if report.ok else 1
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    from tinyml.hostlink import validate_device
+
+    report = validate_device(a.model, a.port, samples=a.samples, seed=a.seed, baudrate=a.baud, progress=_say)
+    cycles = getattr(report, "cycles", [])
+    if cycles:
+        _say(f"cycles per inference on the device: {min(cycles):,} min, {sum(cycles) // len(cycles):,} mean")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_flash(a: argparse.Namespace) -> int:
+    from tinyml.flash import flash_project
+
+    result = flash_project(a.project, a.board, gdb=a.gdb, probe=a.probe)
+    verified = f", {result.sections} sections verified" if result.sections else ""
+    print(f"flashed {result.elf} with {result.method}{verified}; the board was reset")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,19 +217,63 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inspect", help="operators, shapes, quantization, MACs, weight and activation bytes")
     s.add_argument("model", help=".tflite file")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--board", "-b", help="also build for this Arm board and report code and weight bytes from the ELF")
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("profile", help="exact instructions per layer under QEMU, code and weight bytes")
+    s.add_argument("model", help=".tflite file (int8)")
+    s.add_argument("--board", "-b", required=True, help="QEMU board, e.g. mps2-an386")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--chart", help="bar chart file (default MODEL-BOARD-profile.png)")
+    s.add_argument("--no-chart", action="store_true", help="do not write the bar chart")
+    s.add_argument("--kernels", choices=("auto", "portable"), default="auto",
+                   help="kernel family: the board's fastest (auto, default) or portable C")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    s.set_defaults(func=cmd_profile)
+
+    # `tinyml bench PART`: each part is a sub-subcommand of bench_sub.
+    s = sub.add_parser("bench", help="benchmarks (see 'tinyml bench --help')")
+    bench_sub = s.add_subparsers(dest="bench_part", metavar="PART", parser_class=_Parser)
+    bench_sub.required = True
+    s = bench_sub.add_parser("kernels", help="instructions per MAC: six layer shapes and three networks, "
+                                             "fast kernels against portable C")
+    s.add_argument("--board", "-b", default="mps2-an386", help="QEMU board (default mps2-an386)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--no-networks", action="store_true", help="only the six layer shapes")
+    s.set_defaults(func=cmd_bench_kernels)
+    s = bench_sub.add_parser("memory", help="peak activation SRAM: our plans next to TFLM's arena, measured now")
+    s.add_argument("models", nargs="*", help=".tflite files (default: the test zoo, from a source checkout)")
+    s.add_argument("--max-extra", type=float, default=0.15,
+                   help="patch plans may add at most this fraction of MACs (default 0.15)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_bench_memory)
+
+    s = sub.add_parser("plan", help="memory plan: per-layer live memory, peak, in-place ops, patch stages")
+    s.add_argument("model", help=".tflite file (int8)")
+    s.add_argument("--sram", type=_bytes, help="arena budget in bytes (e.g. 65536 or 64k): the plan that fits "
+                                                "it with the fewest extra MACs")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--plot", help="where to write the live-memory plot (default MODEL-memory.png)")
+    s.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("compile", help="generate a self-contained firmware project")
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", required=True, help="board name (see 'tinyml boards') or a board .toml file")
     s.add_argument("-o", "--output", required=True, help="project directory to create")
     s.add_argument("--name", help="C name of the model (default: from the file name)")
+    s.add_argument("--kws", action="store_true", help="keyword-spotting firmware: MFCC front end and streaming "
+                                                      "main (audio in, detections out) instead of tensors in/out")
+    s.add_argument("--sram", type=_bytes, help="arena budget in bytes: generate code from the plan that fits it "
+                                                "(see 'tinyml plan')")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run", help="build a compiled project and run it on inputs from a .npy file")
     s.add_argument("project", help="directory made by 'tinyml compile'")
-    s.add_argument("--input", "-i", required=True, help=".npy with the input (or N inputs), .npz for several")
+    s.add_argument("--input", "-i", help=".npy with the input (or N inputs), .npz for several")
     s.add_argument("--output", "-o", help="write the outputs to this .npy file")
+    s.add_argument("--renode", action="store_true",
+                   help="instead: run the project's Renode test (renode/BOARD.robot; needs Renode)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("verify", help="compare the generated firmware with TFLM on random inputs")
@@ -121,13 +281,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", "-b", default="host", help="board to run on (default: host)")
     s.add_argument("--samples", "-n", type=int, default=10, help="number of random inputs (default 10)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--sram", type=_bytes, help="arena budget in bytes: verify the plan that fits it")
     s.set_defaults(func=cmd_verify)
 
-    s = sub.add_parser("demo", help="compile a DS-CNN, run it on an emulated Cortex-M4 and check it against TFLM")
+    s = sub.add_parser("demo", help="kws: synthesize speech, train a keyword spotter, stream it through an "
+                                    "emulated Cortex-M4; dscnn: a random DS-CNN checked against TFLM")
+    s.add_argument("which", nargs="?", choices=("kws", "dscnn"), default="kws", help="which demo (default kws)")
     s.add_argument("--board", "-b", default="mps2-an386", help="QEMU board (default mps2-an386)")
-    s.add_argument("--samples", "-n", type=int, default=5, help="inputs to run (default 5)")
-    s.add_argument("-o", "--output", help="project directory (default: in ~/.cache/tinyml/demo)")
+    s.add_argument("--samples", "-n", type=int, default=5, help="dscnn: inputs to run (default 5)")
+    s.add_argument("-o", "--output", help="dscnn: project directory (default: in ~/.cache/tinyml/demo)")
+    s.add_argument("--retrain", action="store_true", help="kws: train again instead of using the cached model")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("train", help="train, quantize and evaluate a model (see 'tinyml train kws --help')")
+    train_sub = s.add_subparsers(dest="train_task", metavar="TASK", parser_class=_Parser)
+    train_sub.required = True
+    s = train_sub.add_parser("kws", help="keyword spotting (12 classes): float, int8 (TFLM) and on-device accuracy")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", metavar="DIR", help="dataset in the Speech Commands layout")
+    src.add_argument("--synthetic", action="store_true", help="offline synthetic speech (espeak-ng, flite)")
+    s.add_argument("--model", "-m", default="ds_cnn_s",
+                   help="ds_cnn_s (default), ds_cnn_m, ds_cnn_l, mobilenet_v1, mobilenet_v2, resnet8")
+    s.add_argument("--epochs", type=int, help="maximum epochs (default 40; early stopping)")
+    s.add_argument("--board", "-b", default="mps2-an386",
+                   help="board for the on-device accuracy (default mps2-an386; '' to skip)")
+    s.add_argument("-o", "--output", help="output directory (default: in ~/.cache/tinyml/kws)")
+    s.add_argument("--per-tensor", action="store_true", help="per-tensor weights everywhere (default per-channel)")
+    s.add_argument("--dense-per-tensor", action="store_true", help="per-tensor weights for the dense layers only")
+    s.add_argument("--force", action="store_true", help="train again even if a cached result exists")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("validate", help="run random inputs on an attached board (host-link firmware) and compare with TFLM")
+    s.add_argument("model", help=".tflite file the board's firmware was compiled from")
+    s.add_argument("--port", "-p", required=True, help="serial port (/dev/ttyACM0, COM3) or socket://HOST:PORT")
+    s.add_argument("--samples", "-n", type=int, default=10, help="number of random inputs (default 10)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("flash", help="write a compiled project to a board (pyOCD, OpenOCD or any GDB stub)")
+    s.add_argument("project", help="directory made by 'tinyml compile'")
+    s.add_argument("--board", "-b", help="board the project is for (checked against the project)")
+    s.add_argument("--gdb", metavar="HOST:PORT", help="load, verify and reset through this GDB remote stub")
+    s.add_argument("--probe", choices=("pyocd", "openocd"), help="flash tool (default: from the board file)")
+    s.set_defaults(func=cmd_flash)
 
     s = sub.add_parser("boards", help="list the boards")
     s.add_argument("--json", action="store_true")

@@ -6,6 +6,7 @@ import numpy as np
 
 from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs,
                            lowering, null_arg, tensor_arg, unsupported)
+from tinyml.codegen.families import specialize
 from tinyml.codegen.ops.common import per_channel_multipliers
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
 from tinyml.graph.ir import Op
@@ -54,10 +55,11 @@ def lower_fc(ctx: LowerContext, op: Op) -> KernelCall:
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )
-    return KernelCall(
+    return specialize(ctx, KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="fc_s8", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(w), tensor_arg(b) if b is not None else null_arg("int32_t"),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
         macs=batches * out_depth * accum,
-    )
+        inplace_inputs=[0], inplace_kind="ring",
+    ))

@@ -29,8 +29,39 @@ _MODEL_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Runtime sources by board kind, relative to firmware/; copied to runtime/.
 _RUNTIME_FILES = {
     "host": ("tml_runtime.h", "host/io_host.c"),
-    "arm": ("tml_runtime.h", "arm/startup.c", "arm/semihost.c"),
+    "arm": ("tml_runtime.h", "arm/startup.c", "arm/semihost.c", "arm/profile.c"),
 }
+
+
+# Host-link firmware (boards with a [uart] table): firmware/ sources copied
+# to hostlink/.  Clock drivers shared by several chip families.
+_HOSTLINK_FILES = ("hostlink.c", "hostlink.h", "uart/tml_board.h")
+_CLOCK_SOURCES = {"stm32f7": "stm32f4", "nrf52": "nrf51"}
+HOSTLINK_MAX_IO = 4
+
+
+def hostlink_files(board: Board, model_name: str, env: jinja2.Environment) -> dict[str, str]:
+    """hostlink/*: the host-link main, protocol, board configuration and the
+    board's clock and UART drivers; empty for boards without a UART."""
+    if board.uart_driver is None or board.clock_driver is None:
+        return {}
+    firmware = resource_dir("firmware")
+    sources = list(_HOSTLINK_FILES)
+    sources.append(f"uart/clock_{_CLOCK_SOURCES.get(board.clock_driver, board.clock_driver)}.c")
+    sources.append(f"uart/uart_{board.uart_driver}.c")
+    if board.clock_driver.startswith("stm32"):
+        sources.append("uart/tml_stm32_gpio.h")
+    if board.kind == "hardware":
+        sources.append("uart/baremetal_io.c")
+    if board.boot2_origin is not None:
+        sources.append("uart/rp2040_boot2.c")
+    files = {f"hostlink/{Path(source).name}": (firmware / source).read_text(encoding="utf-8") for source in sources}
+    files["hostlink/board_config.h"] = env.get_template("board_config.h.j2").render(
+        board_name=board.name, clock_driver=board.clock_driver, clock=list(board.clock),
+        uart_driver=board.uart_driver, uart=list(board.uart))
+    files["hostlink/main.c"] = env.get_template("hostlink_main.c.j2").render(
+        model_name=model_name, model_upper=model_name.upper(), board_name=board.name, max_io=HOSTLINK_MAX_IO)
+    return files
 
 
 def render_project_files(board: Board, model_name: str) -> dict[str, str]:
@@ -44,7 +75,12 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
         autoescape=False,
     )
     binary_name = "firmware.elf" if board.is_arm else "firmware"
-    if board.kind == "qemu":
+    hostlink_only = board.host_io == "uart"
+    if board.kind == "qemu" and hostlink_only:
+        # Interactive: the UART on the terminal (type benchmark-runner
+        # commands such as "name%"); tinyml run/verify use a socket instead.
+        run_command = shlex.join(qemu_command(board, "$(BIN)", serial="mon:stdio"))
+    elif board.kind == "qemu":
         run_command = shlex.join(qemu_command(board, "$(BIN)"))
     elif board.kind == "host":
         run_command = "./$(BIN)"
@@ -61,11 +97,16 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
         "ldflags": list(board.ldflags),
         "binary_name": binary_name,
         "run_command": run_command,
+        "has_hostlink": board.uart_driver is not None,
+        "hostlink_only": hostlink_only,
     }
-    files = {
-        "Makefile": env.get_template("Makefile.j2").render(values),
-        "main.c": env.get_template("main.c.j2").render(values),
-    }
+    files = {"Makefile": env.get_template("Makefile.j2").render(values)}
+    if not hostlink_only:
+        files["main.c"] = env.get_template("main.c.j2").render(values)
+    files.update(hostlink_files(board, model_name, env))
+    from tinyml.renode import renode_files
+
+    files.update(renode_files(board, model_name, env))
     if board.is_arm:
         files["linker.ld"] = env.get_template("linker.ld.j2").render(
             board_name=board.name,
@@ -75,23 +116,34 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
             ram_bytes=board.ram_bytes,
             vectors_origin=board.vectors_origin,
             vectors_bytes=board.vectors_bytes,
+            boot2_origin=board.boot2_origin,
+            boot2_bytes=board.boot2_bytes,
             stack_bytes=board.stack_bytes,
             stack_guard_bytes=STACK_GUARD_BYTES,
             handler_stack_bytes=HANDLER_STACK_BYTES,
         )
     firmware = resource_dir("firmware")
     for source in _RUNTIME_FILES["arm" if board.is_arm else "host"]:
+        if board.kind == "hardware" and source == "arm/semihost.c":
+            continue  # no debugger answers semihosting: hostlink/baremetal_io.c instead
         files[f"runtime/{Path(source).name}"] = (firmware / source).read_text(encoding="utf-8")
     files[BOARD_FILE] = board.path.read_text(encoding="utf-8")
     return files
 
 
+# RAM of the host-link firmware besides the model (frame buffers, command
+# line, per-operator cycles; not the runner's input buffer).
+HOSTLINK_RAM_BYTES = 2 * (7 + 256 + 4) + 96 + 4 * 128 + 64
+
+
 def reserved_ram_bytes(board: Board) -> int:
-    """RAM the runtime needs besides .data and .bss (stacks and guard)."""
+    """RAM the runtime needs besides .data and .bss (stacks and guard; the
+    host-link buffers on boards that use it)."""
     if not board.is_arm:
         return 0
     assert board.stack_bytes is not None
-    return board.stack_bytes + STACK_GUARD_BYTES + HANDLER_STACK_BYTES
+    hostlink = HOSTLINK_RAM_BYTES if board.host_io == "uart" else 0
+    return board.stack_bytes + STACK_GUARD_BYTES + HANDLER_STACK_BYTES + hostlink
 
 
 def write_project_files(project_dir: Path, files: dict[str, str]) -> None:
