@@ -63,6 +63,7 @@ def quantize_int8(
     per_channel: bool = True,
     io_dtype: str = "int8",
     batch: int | None = 1,
+    dense_per_channel: bool | None = None,
 ) -> bytes:
     """Quantize ``model`` (Keras 3) to a full-integer int8 ``.tflite`` and return its bytes.
 
@@ -132,6 +133,9 @@ def quantize_int8(
         converter.inference_output_type = tf.float32
     if not per_channel:
         converter._experimental_disable_per_channel = True
+    # ``dense_per_channel`` (None: as ``per_channel``) chooses FULLY_CONNECTED weights alone.
+    dense_pc = per_channel if dense_per_channel is None else dense_per_channel
+    if not dense_pc:
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     try:
         with warnings.catch_warnings():  # "Statistics for quantized inputs were expected"
@@ -144,8 +148,9 @@ def quantize_int8(
             "uses an operation without an int8 TFLite builtin"
         ) from exc
 
-    if not per_channel:
-        bad = [(op, n) for op, n in weight_scales(flatbuffer) if n != 1]
+    if not per_channel or not dense_pc:
+        bad = [(op, n) for op, n in weight_scales(flatbuffer)
+               if n != 1 and (op == "FULLY_CONNECTED" and not dense_pc or op != "FULLY_CONNECTED" and not per_channel)]
         if bad:
             raise TinymlError(
                 "per-tensor quantization was requested but the converter produced "

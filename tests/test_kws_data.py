@@ -1,0 +1,250 @@
+"""Speech Commands layout: loader, checksum-verified resumable download, synthetic speech."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import shutil
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyml.train.speech_commands import (
+    LABELS,
+    SILENCE,
+    UNKNOWN,
+    DownloadError,
+    download,
+    list_split_files,
+    load_speech_commands,
+    read_wav,
+    write_wav,
+)
+
+
+def make_tree(root: Path, words: dict[str, int], speakers: int = 5, seed: int = 0) -> Path:
+    """A small dataset in the Speech Commands layout: tones of a per-word pitch, split by speaker."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    val, test = [], []
+    for w, (word, per_speaker) in enumerate(words.items()):
+        (root / word).mkdir()
+        for s in range(speakers):
+            for i in range(per_speaker):
+                n = int(rng.integers(8000, 16001))
+                t = np.arange(n) / 16000
+                a = (np.sin(2 * np.pi * (200 + 40 * w) * t) * 8000 + rng.normal(0, 50, n)).astype(np.int16)
+                rel = f"{word}/spk{s:02d}_nohash_{i}.wav"
+                write_wav(root / rel, a)
+                (val if s == 1 else test if s == 2 else []).append(rel)
+    (root / "validation_list.txt").write_text("".join(r + "\n" for r in val))
+    (root / "testing_list.txt").write_text("".join(r + "\n" for r in test))
+    (root / "_background_noise_").mkdir()
+    write_wav(root / "_background_noise_" / "white.wav", rng.normal(0, 3000, 48000).astype(np.int16))
+    return root
+
+
+def test_loader_splits_labels_silence_unknown(tmp_path: Path) -> None:
+    words = {"yes": 3, "no": 3, "stop": 2, "cat": 6, "tree": 6}
+    root = make_tree(tmp_path / "sc", words)
+    files = list_split_files(root)
+    assert {r.split("/")[1][:5] for r, _ in files["validation"]} == {"spk01"}
+    assert {r.split("/")[1][:5] for r, _ in files["test"]} == {"spk02"}
+    assert len(files["train"]) == 3 * sum(words.values())
+    splits = load_speech_commands(root, silence_fraction=0.1, unknown_fraction=0.1, seed=3)
+    tr = splits["train"]
+    assert tr.audio.shape == (len(tr), 16000) and tr.audio.dtype == np.int16
+    counts = np.bincount(tr.labels, minlength=len(LABELS))
+    assert counts[LABELS.index("yes")] == 9 and counts[LABELS.index("stop")] == 6
+    known = 9 + 9 + 6
+    assert counts[LABELS.index(UNKNOWN)] == round(known * 0.1 / 0.8)
+    assert counts[LABELS.index(SILENCE)] == round(known * 0.1 / 0.8)
+    assert counts[LABELS.index("go")] == 0
+    # unknown clips come from non-keyword folders, silence is generated (no file)
+    for f, y in zip(tr.files, tr.labels):
+        if y == LABELS.index(UNKNOWN):
+            assert f.split("/")[0] in ("cat", "tree")
+        assert (f == "") == (y == LABELS.index(SILENCE))
+    # clips are zero-padded to 1 s and their samples kept
+    i = tr.files.index("yes/spk00_nohash_0.wav")
+    a, _ = read_wav(root / "yes/spk00_nohash_0.wav")
+    assert np.array_equal(tr.audio[i, : len(a)], a) and not tr.audio[i, len(a):].any()
+    again = load_speech_commands(root, silence_fraction=0.1, unknown_fraction=0.1, seed=3)
+    assert np.array_equal(again["train"].audio, tr.audio)
+
+
+def test_loader_rejects_wrong_layout(tmp_path: Path) -> None:
+    from tinyml.errors import InputError
+
+    with pytest.raises(InputError, match="no such dataset directory"):
+        list_split_files(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="Speech Commands layout"):
+        list_split_files(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------
+# download against a local HTTP server with Range support
+
+
+class _Server:
+    def __init__(self, payload: bytes, honour_range: bool = True):
+        self.payload = payload
+        self.requests: list[str | None] = []
+        self.sent = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                rng = self.headers.get("Range")
+                outer.requests.append(rng)
+                data, status = outer.payload, 200
+                if rng and honour_range:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(outer.payload):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
+                    data, status = outer.payload[start:], 206
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                outer.sent += len(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/speech_commands_test.tar.gz"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _archive(tmp_path: Path) -> bytes:
+    tree = make_tree(tmp_path / "src", {"yes": 2, "no": 2, "bed": 2}, speakers=3)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for p in sorted(tree.rglob("*")):
+            tar.add(p, arcname=f"./{p.relative_to(tree)}", recursive=False)
+    return buf.getvalue()
+
+
+def test_download_verifies_extracts_and_resumes(tmp_path: Path) -> None:
+    payload = _archive(tmp_path)
+    digest = hashlib.sha256(payload).hexdigest()
+    server = _Server(payload)
+    try:
+        dest = tmp_path / "dl"
+        dest.mkdir()
+        half = len(payload) // 2
+        (dest / "speech_commands_test.tar.gz.part").write_bytes(payload[:half])  # an interrupted download
+        seen: list[int] = []
+        out = download(dest, url=server.url, sha256=digest, size=len(payload),
+                       progress=lambda done, total: seen.append(done))
+        assert server.requests == [f"bytes={half}-"]
+        assert server.sent == len(payload) - half
+        assert seen[-1] == len(payload)
+        assert (out / "speech_commands_test.tar.gz").read_bytes() == payload
+        assert not (out / "speech_commands_test.tar.gz.part").exists()
+        splits = load_speech_commands(out)
+        assert sum(len(s) for s in splits.values()) > 0
+        assert (out / "yes" / "spk00_nohash_0.wav").is_file()
+        # A verified archive is not fetched again.
+        download(dest, url=server.url, sha256=digest, size=len(payload))
+        assert len(server.requests) == 1
+    finally:
+        server.close()
+
+
+def test_download_restarts_when_server_ignores_range(tmp_path: Path) -> None:
+    payload = _archive(tmp_path)
+    server = _Server(payload, honour_range=False)
+    try:
+        dest = tmp_path / "dl"
+        dest.mkdir()
+        (dest / "speech_commands_test.tar.gz.part").write_bytes(b"garbage!" * 10)
+        download(dest, url=server.url, sha256=hashlib.sha256(payload).hexdigest(), size=None)
+        assert (dest / "speech_commands_test.tar.gz").read_bytes() == payload
+    finally:
+        server.close()
+
+
+def test_download_checksum_mismatch_deletes_partial(tmp_path: Path) -> None:
+    payload = _archive(tmp_path)
+    server = _Server(payload)
+    try:
+        dest = tmp_path / "dl"
+        with pytest.raises(DownloadError, match="SHA-256"):
+            download(dest, url=server.url, sha256="0" * 64, size=len(payload))
+        assert not any(dest.glob("*.tar.gz*"))
+        assert not (dest / "yes").exists()
+    finally:
+        server.close()
+
+
+def test_download_refuses_path_traversal(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    payload = buf.getvalue()
+    server = _Server(payload)
+    try:
+        with pytest.raises(DownloadError, match="refusing"):
+            download(tmp_path / "dl", url=server.url, sha256=hashlib.sha256(payload).hexdigest(), size=None)
+        assert not (tmp_path / "evil.txt").exists()
+    finally:
+        server.close()
+
+
+def test_download_unreachable_is_one_line_error(tmp_path: Path) -> None:
+    server = _Server(b"")
+    url = server.url
+    server.close()
+    with pytest.raises(DownloadError, match="resume"):
+        download(tmp_path, url=url, sha256="0" * 64, size=None, timeout=5)
+
+
+# --------------------------------------------------------------------------
+# synthetic speech
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+                    reason="needs espeak-ng and flite (make bootstrap installs them)")
+def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
+    from tinyml.train.synth import SynthConfig, Voice, generate_dataset
+
+    voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "klatt", "m3", "f4")) + (
+        Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "kal"))
+    cfg = SynthConfig(renders_per_word=1, eval_renders_per_word=1, unknown_renders=1, voices=voices,
+                      test_fraction=0.2, validation_fraction=0.2, noise_seconds=2)
+    root = generate_dataset(tmp_path / "syn", cfg)
+    info = json.loads((root / "synth.json").read_text())
+    assert set(info["engines"]) == {"espeak-ng", "flite"}
+    assert "flite:awb" in info["voices"]["test"] and "flite:kal" in info["voices"]["validation"]
+    for s in ("train", "validation", "test"):
+        assert any(v.startswith("espeak-ng:") for v in info["voices"][s]), info["voices"]
+    files = list_split_files(root)
+    speakers = {s: {r.split("/")[1].split("_nohash_")[0] for r, _ in files[s]} for s in files}
+    assert not speakers["train"] & speakers["test"] and not speakers["train"] & speakers["validation"]
+    assert not speakers["validation"] & speakers["test"]
+    by_voice = {Voice(*v.split(":")).speaker: s for s, vs in info["voices"].items() for v in vs}
+    for s, spk in speakers.items():
+        assert all(by_voice[x] == s for x in spk)
+    assert sorted(p.stem for p in (root / "_background_noise_").glob("*.wav")) == sorted(info["background"])
+    a, rate = read_wav(root / files["test"][0][0])
+    assert rate == 16000 and len(a) == 16000 and np.abs(a).max() > 1000
+    splits = load_speech_commands(root)
+    for s in ("train", "validation", "test"):
+        assert set(np.unique(splits[s].labels)) >= {LABELS.index(w) for w in ("yes", "go", SILENCE, UNKNOWN)}

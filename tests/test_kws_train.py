@@ -1,0 +1,109 @@
+"""`tinyml train kws` end to end on a tiny synthetic set: training, int8, on-device evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+needs_tts = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+                               reason="needs espeak-ng and flite (make bootstrap installs them)")
+
+
+def tinyml(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    e = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "tinyml.cli", *args], capture_output=True, text=True,
+                          env=e, timeout=900)
+
+
+def test_train_cli_errors(tmp_path: Path) -> None:
+    r = tinyml("train", "kws")
+    assert r.returncode == 2 and "one of the arguments --data --synthetic is required" in r.stderr
+    r = tinyml("train", "kws", "--data", str(tmp_path / "nope"), "--board", "host")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "no such" in r.stderr and "Traceback" not in r.stderr
+    r = tinyml("train", "kws", "--synthetic", "--model", "lenet")
+    assert r.returncode == 2 and "unknown model 'lenet'" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    if shutil.which("espeak-ng") is None or shutil.which("flite") is None:
+        pytest.skip("needs espeak-ng and flite")
+    from tinyml.train.synth import SynthConfig, Voice, generate_dataset
+
+    voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "klatt", "m3", "f4", "m7")) + (
+        Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "kal"))
+    cfg = SynthConfig(renders_per_word=2, eval_renders_per_word=1, voices=voices, test_fraction=0.2,
+                      validation_fraction=0.2, noise_seconds=3)
+    return generate_dataset(tmp_path_factory.mktemp("kwsdata") / "syn", cfg)
+
+
+@needs_tts
+@pytest.mark.slow
+def test_train_kws_cli_reports_float_int8_and_device(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = tinyml("train", "kws", "--data", str(tiny_data), "--epochs", "2", "--board", "host", "-o", str(out),
+               "--dense-per-tensor")
+    assert r.returncode == 0, r.stderr[-3000:]
+    err = r.stderr
+    assert "epoch  1/2" in err and "epoch  2/2" in err
+    assert "float accuracy" in err and "int8 accuracy (TFLM)" in err and "on-device accuracy" in err
+    res = json.loads((out / "result.json").read_text())
+    assert 0.0 <= res["int8_accuracy"] <= 1.0 and res["epochs_run"] == 2
+    assert sum(map(sum, res["confusion"])) == res["counts"]["test"]
+    for f in ("model.tflite", "best.keras", "history.json", "confusion_int8.png", "confusion_device.png"):
+        assert (out / f).is_file(), f
+    # on the host the device (C MFCC + generated model) and TFLM agree on every held-out clip
+    m = [line for line in err.splitlines() if "device == TFLM prediction on" in line][0]
+    agree, total = m.split("device == TFLM prediction on ")[1].split(" clips")[0].split("/")
+    assert agree == total == str(res["counts"]["test"])
+    # --dense-per-tensor: one scale for the dense weights, per-channel convolutions
+    from tinyml.train.quantize import weight_scales
+
+    scales = weight_scales((out / "model.tflite").read_bytes())
+    assert [n for op, n in scales if op == "FULLY_CONNECTED"] == [1]
+    assert all(n > 1 for op, n in scales if op != "FULLY_CONNECTED")
+    # A second run reuses the result (no training).
+    r2 = tinyml("train", "kws", "--data", str(tiny_data), "--epochs", "2", "--board", "", "-o", str(out),
+                "--dense-per-tensor")
+    assert r2.returncode == 0 and "using cached model" in r2.stderr and "epoch" not in r2.stderr
+
+
+@needs_tts
+@pytest.mark.slow
+def test_train_kws_early_stopping_and_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    from tinyml.train.speech_commands import load_speech_commands
+    from tinyml.train.train import TrainConfig, train_kws
+
+    splits = load_speech_commands(tiny_data, max_per_class=8)
+    lines: list[str] = []
+    cfg = TrainConfig(model="ds_cnn_s", epochs=6, patience=1, augment_variants=1, representative=20)
+    res = train_kws(tiny_data, tmp_path / "r", cfg, say=lines.append, progress_bar=False, splits=splits)
+    val = [h["val_accuracy"] for h in json.loads((tmp_path / "r" / "history.json").read_text())]
+    assert len(val) == res.epochs_run
+    # patience 1: every epoch but the last improved on the best so far; the last did not, or all 6 ran
+    for k in range(1, len(val) - 1):
+        assert val[k] > max(val[:k]), val
+    if len(val) < 6:
+        assert val[-1] <= max(val[:-1]) or max(val[:-1]) >= 1.0, val
+        assert any("early stop" in line for line in lines)
+    assert res.val_accuracy == pytest.approx(max(val))
+    # the checkpoint is the best epoch's model
+    import keras
+
+    from tinyml.train.features import mfcc_batch
+
+    best = keras.models.load_model(res.keras)
+    pred = np.argmax(best.predict(mfcc_batch(splits["validation"].audio), verbose=0), 1)
+    assert np.mean(pred == splits["validation"].labels) == pytest.approx(max(val))
+    assert np.asarray(res.confusion).sum() == len(splits["test"])

@@ -1,0 +1,340 @@
+"""Offline synthetic speech for keyword spotting, written in the Speech Commands layout.
+
+Two text-to-speech engines run as subprocesses: espeak-ng (accents x voice
+variants) and flite (its built-in CMU voices).  Every utterance is rendered
+with a random speaking rate and pitch, resampled to 16 kHz, trimmed, and
+then placed in a 1 s clip with a random time shift, gain, room
+reverberation (an exponentially decaying noise impulse response with a
+random RT60) and background noise at a random SNR.
+
+A *speaker* is one engine voice (an espeak-ng variant such as ``m3`` or
+``klatt2``, which sets the timbre, spoken with randomly chosen accents; or a
+flite voice).  Splits are by speaker, never by clip: the validation and
+test speakers are never heard in training (``testing_list.txt`` and
+``validation_list.txt`` list their clips).  ``_background_noise_`` holds
+generated noises (white, pink, brown, mains hum, fan, babble of non-keyword
+speech) from which the loader cuts ``_silence_`` clips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyml.errors import TinymlError
+from tinyml.train.speech_commands import BACKGROUND, KEYWORDS, read_wav, write_wav
+
+__all__ = [
+    "UNKNOWN_WORDS",
+    "Voice",
+    "SynthConfig",
+    "available_engines",
+    "default_voices",
+    "split_voices",
+    "synthesize_word",
+    "generate_dataset",
+]
+
+# Words for _unknown_ (the Speech Commands auxiliary words and digits).
+UNKNOWN_WORDS = (
+    "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "learn", "follow", "forward", "backward", "visual",
+)
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
+                  "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+# Human-sounding espeak-ng variants (robot, whisper and effect voices left out).
+ESPEAK_VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
+    "klatt", "klatt2", "klatt3", "klatt4", "croak", "adam", "alex", "alicia", "andrea", "andy",
+    "annie", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "gene",
+    "grandma", "grandpa", "gustave", "iven", "jacky", "john", "lee", "linda", "marco", "max",
+    "michael", "mike", "norbert", "paul", "quincy", "rob", "robert", "steph", "travis", "victor",
+    "zac",
+)
+FLITE_VOICES = ("kal16", "awb", "rms", "slt", "kal")
+_BABBLE_TEXT = (
+    "the weather was pleasant and the market opened early this morning",
+    "seven people walked across the bridge while a bus waited nearby",
+    "she bought fresh bread and a small basket of apples from the baker",
+    "the committee will meet again after the holidays to discuss the budget",
+)
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str  # "espeak-ng" or "flite"
+    name: str  # espeak-ng variant ("m3") or flite voice ("slt")
+
+    @property
+    def speaker(self) -> str:
+        """A Speech Commands style speaker id (8 hex digits)."""
+        return hashlib.sha1(f"{self.engine}:{self.name}".encode()).hexdigest()[:8]
+
+    def __str__(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+
+@dataclass
+class SynthConfig:
+    renders_per_word: int = 6  # keyword renders per speaker (train speakers)
+    eval_renders_per_word: int = 2  # keyword renders per speaker (validation and test speakers)
+    unknown_renders: int = 1  # renders of each unknown word per speaker
+    test_fraction: float = 0.2  # of the espeak-ng variants
+    validation_fraction: float = 0.1
+    flite_test: tuple[str, ...] = ("awb",)
+    flite_validation: tuple[str, ...] = ("kal",)
+    rate_wpm: tuple[int, int] = (120, 210)  # espeak-ng speaking rate
+    pitch: tuple[int, int] = (25, 75)  # espeak-ng pitch 0..99
+    flite_stretch: tuple[float, float] = (0.8, 1.3)
+    flite_f0: tuple[float, float] = (85.0, 210.0)
+    reverb_probability: float = 0.5
+    rt60: tuple[float, float] = (0.1, 0.6)
+    noise_probability: float = 0.7
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    gain_db: tuple[float, float] = (-20.0, 0.0)
+    noise_seconds: int = 20
+    seed: int = 0
+    workers: int = 0  # 0: 2 x CPUs
+    voices: tuple[Voice, ...] | None = field(default=None)  # None: default_voices()
+
+    def key(self) -> str:
+        d = asdict(self)
+        d["voices"] = [str(v) for v in (self.voices or ())]
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def available_engines() -> list[str]:
+    return [e for e in ("espeak-ng", "flite") if shutil.which(e)]
+
+
+def default_voices(engines: list[str] | None = None) -> list[Voice]:
+    engines = available_engines() if engines is None else engines
+    voices = []
+    if "espeak-ng" in engines:
+        voices += [Voice("espeak-ng", v) for v in ESPEAK_VARIANTS]
+    if "flite" in engines:
+        voices += [Voice("flite", v) for v in FLITE_VOICES]
+    return voices
+
+
+def split_voices(voices: list[Voice], cfg: SynthConfig) -> dict[str, list[Voice]]:
+    """Assign every speaker to train, validation or test (deterministic for ``cfg.seed``)."""
+    rng = np.random.default_rng(cfg.seed)
+    out: dict[str, list[Voice]] = {"train": [], "validation": [], "test": []}
+    espeak = [v for v in voices if v.engine == "espeak-ng"]
+    order = rng.permutation(len(espeak))
+    n_test = max(1, int(round(len(espeak) * cfg.test_fraction))) if espeak else 0
+    n_val = max(1, int(round(len(espeak) * cfg.validation_fraction))) if len(espeak) > 2 else 0
+    for rank, i in enumerate(order):
+        split = "test" if rank < n_test else "validation" if rank < n_test + n_val else "train"
+        out[split].append(espeak[i])
+    for v in voices:
+        if v.engine == "flite":
+            split = "test" if v.name in cfg.flite_test else "validation" if v.name in cfg.flite_validation else "train"
+            out[split].append(v)
+    return out
+
+
+# --------------------------------------------------------------------------
+# rendering
+
+
+def _resample(x: np.ndarray, rate: int, target: int = 16000) -> np.ndarray:
+    """FFT resampling (band-limited to the lower Nyquist frequency)."""
+    if rate == target or len(x) == 0:
+        return x.astype(np.float64)
+    n_out = int(round(len(x) * target / rate))
+    spec = np.fft.rfft(x.astype(np.float64))
+    keep = min(len(spec), n_out // 2 + 1)
+    out = np.zeros(n_out // 2 + 1, dtype=complex)
+    out[:keep] = spec[:keep]
+    return np.fft.irfft(out, n=n_out) * (n_out / len(x))
+
+
+def synthesize_word(voice: Voice, word: str, rng: np.random.Generator, cfg: SynthConfig,
+                    accents: tuple[str, ...] = ESPEAK_ACCENTS) -> np.ndarray:
+    """One rendering of ``word`` by ``voice``: float samples at 16 kHz, trimmed."""
+    with tempfile.TemporaryDirectory(prefix="tinyml-tts-") as tmp:
+        out = Path(tmp) / "u.wav"
+        if voice.engine == "espeak-ng":
+            accent = accents[int(rng.integers(len(accents)))]
+            cmd = ["espeak-ng", "-v", f"{accent}+{voice.name}", "-s", str(int(rng.integers(*cfg.rate_wpm))),
+                   "-p", str(int(rng.integers(*cfg.pitch))), "-w", str(out), word]
+        elif voice.engine == "flite":
+            cmd = ["flite", "-voice", voice.name, "-t", word, "-o", str(out),
+                   "--setf", f"duration_stretch={rng.uniform(*cfg.flite_stretch):.3f}",
+                   "--setf", f"int_f0_target_mean={rng.uniform(*cfg.flite_f0):.1f}"]
+        else:
+            raise TinymlError(f"unknown speech engine {voice.engine!r}; use espeak-ng or flite")
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, timeout=60)
+        except FileNotFoundError:
+            raise TinymlError(f"{voice.engine} not found on PATH; install it (Debian: apt-get install "
+                              f"{voice.engine})") from None
+        if proc.returncode != 0 or not out.is_file():
+            msg = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise TinymlError(f"{voice} failed to say {word!r}: {msg[0]}")
+        samples, rate = read_wav(out)
+    x = _resample(samples.astype(np.float64), rate)
+    peak = np.max(np.abs(x)) if len(x) else 0.0
+    if peak <= 0:
+        raise TinymlError(f"{voice} produced silence for {word!r}")
+    loud = np.nonzero(np.abs(x) > 0.02 * peak)[0]
+    x = x[max(0, loud[0] - 160): loud[-1] + 160]
+    return x / peak
+
+
+def _reverb(x: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    rt60 = rng.uniform(*cfg.rt60)
+    n = int(rt60 * 16000)
+    t = np.arange(n) / 16000.0
+    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60) * rng.uniform(0.2, 0.6)
+    ir[0] = 1.0
+    size = 1 << int(np.ceil(np.log2(len(x) + n)))
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[: len(x) + n // 2]
+    return y / max(np.max(np.abs(y)), 1e-9)
+
+
+def _place(x: np.ndarray, rng: np.random.Generator, clip: int = 16000) -> np.ndarray:
+    if len(x) > clip:
+        start = (len(x) - clip) // 2
+        x = x[start:start + clip]
+    out = np.zeros(clip)
+    offset = int(rng.integers(0, clip - len(x) + 1))
+    out[offset:offset + len(x)] = x
+    return out
+
+
+def _augment(x: np.ndarray, noises: list[np.ndarray], rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    if rng.random() < cfg.reverb_probability:
+        x = _reverb(x, rng, cfg)
+    y = _place(x, rng)
+    if noises and rng.random() < cfg.noise_probability:
+        noise = noises[int(rng.integers(len(noises)))]
+        start = int(rng.integers(0, len(noise) - len(y) + 1))
+        n = noise[start:start + len(y)].astype(np.float64)
+        p_sig = np.mean(x ** 2) * len(x) / len(y)
+        p_noise = max(np.mean(n ** 2), 1e-12)
+        snr = rng.uniform(*cfg.snr_db)
+        y = y + n * np.sqrt(p_sig / p_noise / 10 ** (snr / 10))
+    gain = 10 ** (rng.uniform(*cfg.gain_db) / 20)
+    y = y / max(np.max(np.abs(y)), 1e-9) * 32000 * gain
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
+def make_noises(cfg: SynthConfig, voices: list[Voice]) -> dict[str, np.ndarray]:
+    """Background noises (int16, 16 kHz): white, pink, brown, hum, fan, babble."""
+    rng = np.random.default_rng(cfg.seed + 7)
+    n = cfg.noise_seconds * 16000
+    freqs = np.fft.rfftfreq(n, 1 / 16000)
+    white = rng.standard_normal(n)
+
+    def shaped(power: float) -> np.ndarray:
+        spec = np.fft.rfft(rng.standard_normal(n))
+        spec[1:] /= freqs[1:] ** power
+        spec[0] = 0
+        return np.fft.irfft(spec, n)
+
+    t = np.arange(n) / 16000
+    hum = sum(np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 6.3)) / h for h in (1, 2, 3, 5, 7))
+    hum = hum + 0.05 * white
+    fan_spec = np.fft.rfft(rng.standard_normal(n)) / (1 + (freqs / 400.0) ** 2)
+    fan = np.fft.irfft(fan_spec, n) * (1 + 0.3 * np.sin(2 * np.pi * 23 * t))
+    babble = np.zeros(n)
+    if voices:
+        brng = np.random.default_rng(cfg.seed + 11)
+        for k, text in enumerate(_BABBLE_TEXT):
+            v = voices[int(brng.integers(len(voices)))]
+            s = synthesize_word(v, text, brng, cfg)
+            reps = int(np.ceil(n / len(s))) + 1
+            s = np.tile(s, reps)
+            off = int(brng.integers(0, len(s) - n))
+            babble += s[off:off + n]
+    out = {"white_noise": white, "pink_noise": shaped(0.5), "brown_noise": shaped(1.0),
+           "mains_hum": hum, "fan": fan}
+    if voices:
+        out["babble"] = babble
+    return {k: np.round(v / np.max(np.abs(v)) * 16000).astype(np.int16) for k, v in out.items()}
+
+
+def generate_dataset(
+    out_dir: str | os.PathLike[str],
+    cfg: SynthConfig | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write a synthetic dataset in the Speech Commands layout to ``out_dir``.
+
+    Returns ``out_dir``.  ``progress(done, total)`` is called as clips are
+    written.  ``out_dir/synth.json`` records the configuration, the voices of
+    each split and the clip counts.
+    """
+    cfg = cfg or SynthConfig()
+    voices = list(cfg.voices) if cfg.voices else default_voices()
+    if not voices:
+        raise TinymlError("no speech engine found for synthetic data; install espeak-ng and flite "
+                          "(Debian: apt-get install espeak-ng flite)")
+    engines = sorted({v.engine for v in voices})
+    missing = [e for e in engines if shutil.which(e) is None]
+    if missing:
+        raise TinymlError(f"{', '.join(missing)} not found on PATH; install it (Debian: apt-get install "
+                          f"{' '.join(missing)})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = split_voices(voices, cfg)
+    noises = make_noises(cfg, splits["train"])
+    (out / BACKGROUND).mkdir(exist_ok=True)
+    for name, a in noises.items():
+        write_wav(out / BACKGROUND / f"{name}.wav", a)
+    noise_list = list(noises.values())
+
+    jobs: list[tuple[str, Voice, str, int]] = []
+    for split, vs in splits.items():
+        renders = cfg.renders_per_word if split == "train" else cfg.eval_renders_per_word
+        for v in vs:
+            for w in KEYWORDS:
+                jobs += [(split, v, w, i) for i in range(renders)]
+            for w in UNKNOWN_WORDS:
+                jobs += [(split, v, w, i) for i in range(cfg.unknown_renders)]
+    for w in (*KEYWORDS, *UNKNOWN_WORDS):
+        (out / w).mkdir(exist_ok=True)
+
+    def work(job: tuple[str, Voice, str, int]) -> str:
+        split, v, w, i = job
+        seed = int.from_bytes(hashlib.sha1(f"{cfg.seed}:{v}:{w}:{i}".encode()).digest()[:8], "little")
+        rng = np.random.default_rng(seed)
+        x = synthesize_word(v, w, rng, cfg)
+        rel = f"{w}/{v.speaker}_nohash_{i}.wav"
+        write_wav(out / rel, _augment(x, noise_list, rng, cfg))
+        return rel
+
+    workers = cfg.workers or 2 * (os.cpu_count() or 1)
+    rels: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for k, (job, rel) in enumerate(zip(jobs, pool.map(work, jobs))):
+            rels[job[0]].append(rel)
+            if progress:
+                progress(k + 1, len(jobs))
+    (out / "validation_list.txt").write_text("".join(r + "\n" for r in rels["validation"]))
+    (out / "testing_list.txt").write_text("".join(r + "\n" for r in rels["test"]))
+    info = dict(
+        config=cfg.key(),
+        engines=engines,
+        voices={s: [str(v) for v in vs] for s, vs in splits.items()},
+        clips={s: len(r) for s, r in rels.items()},
+        background=sorted(noises),
+    )
+    (out / "synth.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out

@@ -1,0 +1,293 @@
+"""Train a keyword spotter on a Speech Commands style directory and quantize it to int8.
+
+``train_kws`` loads the splits (``speech_commands.load_speech_commands``),
+computes MLPerf Tiny MFCCs (``features.mfcc_batch``), trains a zoo model
+with on-the-fly augmentation (time shift and background noise, recomputed
+every epoch, as MLPerf Tiny's KWS training does), early stopping on the
+validation accuracy and a checkpoint of the best weights, then quantizes it
+with full-integer post-training quantization and measures float and int8
+(TFLM) accuracy on the held-out test split.  Running the int8 model on a
+device is ``tinyml.kws``'s business.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tinyml.errors import TinymlError
+from tinyml.train.features import MLPERF_KWS, mfcc_batch, quantize_features
+from tinyml.train.speech_commands import LABELS, Split, load_background, load_speech_commands
+
+__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "train_kws", "augment",
+           "confusion_matrix", "plot_confusion"]
+
+MODELS = ("ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "mobilenet_v1", "mobilenet_v2", "resnet8")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "ds_cnn_s"
+    width: float = 0.25  # MobileNet width multiplier
+    epochs: int = 40
+    batch_size: int = 100
+    learning_rate: float = 2e-3
+    patience: int = 10  # epochs without a better validation accuracy before stopping
+    augment_variants: int = 4  # augmented copies of the training set, computed once and cycled
+    time_shift_ms: float = 100.0
+    background_probability: float = 0.8
+    background_volume: float = 0.1
+    per_channel: bool = True
+    dense_per_channel: bool | None = None  # None: like per_channel
+    representative: int = 300
+    max_per_class: int | None = None
+    seed: int = 0
+
+    def key(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class TrainResult:
+    tflite: Path
+    keras: Path
+    labels: tuple[str, ...]
+    input_scale: float
+    input_zero_point: int
+    float_accuracy: float  # test split, float Keras model
+    int8_accuracy: float  # test split, int8 model in TFLM on Python int8 features
+    val_accuracy: float
+    epochs_run: int
+    train_seconds: float
+    counts: dict[str, int]
+    confusion: list[list[int]] = field(default_factory=list)  # int8 (TFLM), rows: truth
+    test_predictions: list[int] = field(default_factory=list)  # int8 (TFLM) argmax per test clip
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tflite"], d["keras"] = str(self.tflite), str(self.keras)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TrainResult":
+        d = dict(d)
+        d["tflite"], d["keras"] = Path(d["tflite"]), Path(d["keras"])
+        d["labels"] = tuple(d["labels"])
+        return cls(**d)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> Any:
+    from tinyml.train import zoo
+
+    shape = MLPERF_KWS.shape
+    if cfg.model.startswith("ds_cnn_"):
+        return zoo.ds_cnn_size(cfg.model[-1].upper(), shape, num_classes, seed=cfg.seed)
+    if cfg.model == "mobilenet_v1":
+        return zoo.mobilenet_v1(shape, cfg.width, num_classes, seed=cfg.seed)
+    if cfg.model == "mobilenet_v2":
+        return zoo.mobilenet_v2(shape, cfg.width, num_classes, seed=cfg.seed)
+    if cfg.model == "resnet8":
+        return zoo.resnet8(shape, num_classes, seed=cfg.seed)
+    raise TinymlError(f"unknown keyword-spotting model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+
+
+def augment(audio: np.ndarray, noises: list[np.ndarray], rng: np.random.Generator,
+            cfg: TrainConfig) -> np.ndarray:
+    """MLPerf Tiny's training augmentation: time shift, then background noise at a random volume."""
+    n, length = audio.shape
+    x = audio.astype(np.float32) / 32768.0
+    shift = int(cfg.time_shift_ms * 16)
+    if shift:
+        out = np.zeros_like(x)
+        offsets = rng.integers(-shift, shift + 1, n)
+        for i, o in enumerate(offsets):
+            if o >= 0:
+                out[i, o:] = x[i, : length - o]
+            else:
+                out[i, :o] = x[i, -o:]
+        x = out
+    if noises:
+        use = rng.random(n) < cfg.background_probability
+        for i in np.nonzero(use)[0]:
+            noise = noises[int(rng.integers(len(noises)))]
+            start = int(rng.integers(0, len(noise) - length + 1))
+            x[i] += noise[start:start + length].astype(np.float32) / 32768.0 * rng.uniform(0, cfg.background_volume)
+        x = np.clip(x, -1.0, 1.0)
+    return x
+
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (np.asarray(truth), np.asarray(pred)), 1)
+    return m
+
+
+def plot_confusion(matrix: np.ndarray, labels: tuple[str, ...], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    top = matrix.max() or 1
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                        color="white" if matrix[i, j] > top / 2 else "black", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _progress_callback(keras: Any, total_batches: int, epoch: int, epochs: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    class Bar(keras.callbacks.Callback):
+        def on_epoch_begin(self, e: int, logs: Any = None) -> None:
+            self.bar = tqdm(total=total_batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                            leave=False, disable=None if enabled else True, dynamic_ncols=True)
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.bar.update(1)
+            if logs and "accuracy" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}", acc=f"{float(logs['accuracy']):.3f}")
+
+        def on_epoch_end(self, e: int, logs: Any = None) -> None:
+            self.bar.close()
+
+    return Bar()
+
+
+def train_kws(
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cfg: TrainConfig | None = None,
+    *,
+    say: Callable[[str], None] = print,
+    progress_bar: bool = True,
+    splits: dict[str, Split] | None = None,
+) -> TrainResult:
+    """Train, checkpoint, quantize and evaluate; artifacts go to ``out_dir``.
+
+    ``out_dir`` receives ``best.keras`` (checkpoint of the best validation
+    accuracy), ``model.tflite`` (int8 in and out), ``history.json``,
+    ``result.json`` and ``confusion_int8.png``.
+    """
+    cfg = cfg or TrainConfig()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+    except ImportError as e:
+        raise TinymlError(f"training needs TensorFlow ({e}); install it with: pip install "
+                          "'tinyml-toolchain[train]'") from None
+    from tinyml.reference import run_tflm_batch
+    from tinyml.train.quantize import quantize_int8
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    if splits is None:
+        splits = load_speech_commands(data_dir, max_per_class=cfg.max_per_class, seed=cfg.seed)
+    for name in ("train", "validation", "test"):
+        if len(splits[name]) == 0:
+            raise TinymlError(f"{data_dir}: the {name} split is empty; list clips in "
+                              f"{'validation_list.txt' if name == 'validation' else 'testing_list.txt'} "
+                              "or add clips" if name != "train" else f"{data_dir}: no training clips")
+    counts = {k: len(v) for k, v in splits.items()}
+    say(f"data: {counts['train']} train, {counts['validation']} validation, {counts['test']} test clips "
+        f"({len(LABELS)} classes)")
+    noises = load_background(data_dir)
+    rng = np.random.default_rng(cfg.seed)
+    x_val = mfcc_batch(splits["validation"].audio)
+    x_test = mfcc_batch(splits["test"].audio)
+    y_train, y_val, y_test = (splits[k].labels for k in ("train", "validation", "test"))
+
+    model = build_model(cfg, len(LABELS))
+    steps = int(np.ceil(counts["train"] / cfg.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps * cfg.epochs,
+                                                      alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    best_path = out / "best.keras"
+    best_acc, best_epoch, history = -1.0, -1, []
+    variants: list[np.ndarray] = []
+    for epoch in range(cfg.epochs):
+        t0 = time.monotonic()
+        if len(variants) < max(1, cfg.augment_variants):
+            variants.append(mfcc_batch(augment(splits["train"].audio, noises, rng, cfg)))
+        x_train = variants[epoch % len(variants)]
+        h = model.fit(x_train, y_train, batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=True,
+                      callbacks=[_progress_callback(keras, steps, epoch, cfg.epochs, progress_bar)])
+        val_acc = float(np.mean(np.argmax(model.predict(x_val, verbose=0, batch_size=256), 1) == y_val))
+        loss, acc = float(h.history["loss"][-1]), float(h.history["accuracy"][-1])
+        history.append(dict(epoch=epoch + 1, loss=loss, accuracy=acc, val_accuracy=val_acc,
+                            seconds=time.monotonic() - t0))
+        mark = ""
+        if val_acc > best_acc:
+            best_acc, best_epoch, mark = val_acc, epoch, "  (best, checkpointed)"
+            model.save(best_path)
+        say(f"epoch {epoch + 1:2d}/{cfg.epochs}: loss {loss:.3f}, train accuracy {acc:.3f}, "
+            f"validation accuracy {val_acc:.3f}, {time.monotonic() - t0:.1f}s{mark}")
+        if epoch - best_epoch >= cfg.patience or (best_acc >= 1.0 and epoch - best_epoch >= 2):
+            say(f"early stop: no better validation accuracy for {epoch - best_epoch} epochs")
+            break
+    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    model = keras.models.load_model(best_path)
+    float_pred = np.argmax(model.predict(x_test, verbose=0, batch_size=256), 1)
+    float_acc = float(np.mean(float_pred == y_test))
+
+    rep_idx = rng.permutation(counts["train"])[: cfg.representative]
+    rep = mfcc_batch(splits["train"].audio[rep_idx])
+    say(f"quantizing to int8 with {len(rep)} representative clips "
+        f"({'per-channel' if cfg.per_channel else 'per-tensor'} weights) ...")
+    tflite = quantize_int8(model, rep, per_channel=cfg.per_channel, dense_per_channel=cfg.dense_per_channel)
+    tfl_path = out / "model.tflite"
+    tfl_path.write_bytes(tflite)
+    scale, zp = tflite_input_quant(tflite)
+    q_test = quantize_features(x_test, scale, zp)
+    outs = run_tflm_batch(tflite, [[q] for q in q_test])
+    int8_pred = np.array([int(np.argmax(o[0])) for o in outs])
+    int8_acc = float(np.mean(int8_pred == y_test))
+    cm = confusion_matrix(y_test, int8_pred, len(LABELS))
+    plot_confusion(cm, LABELS, out / "confusion_int8.png",
+                   f"{cfg.model} int8 (TFLM), test accuracy {100 * int8_acc:.1f}%")
+    result = TrainResult(
+        tflite=tfl_path, keras=best_path, labels=LABELS, input_scale=scale, input_zero_point=zp,
+        float_accuracy=float_acc, int8_accuracy=int8_acc, val_accuracy=best_acc,
+        epochs_run=len(history), train_seconds=time.monotonic() - start, counts=counts,
+        confusion=cm.tolist(), test_predictions=int8_pred.tolist(),
+    )
+    (out / "result.json").write_text(json.dumps(result.to_json(), indent=1) + "\n")
+    return result
+
+
+def tflite_input_quant(tflite: bytes) -> tuple[float, int]:
+    """Scale and zero point of input 0 of an int8 ``.tflite`` (via tinyml's own importer)."""
+    import tempfile
+
+    from tinyml.graph import load_tflite
+
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(tflite)
+        f.flush()
+        g = load_tflite(f.name)
+    q = g.tensors[g.inputs[0]].quant
+    if q is None or g.tensors[g.inputs[0]].dtype != "int8":
+        raise TinymlError("the quantized model's input is not int8; quantize with io_dtype='int8'")
+    return float(q.s), int(q.zp)
