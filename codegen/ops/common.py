@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyml.codegen.lower import ConstArray, unsupported
+from tinyml.codegen.lower import (Arg, ConstArray, LowerContext, act_tensor, const_tensor, expect_inputs, null_arg,
+                                  tensor_arg, unsupported)
 from tinyml.codegen.qmath import quantize_multiplier
 from tinyml.graph.ir import Op, Tensor
+
+INT8_FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 def per_channel_multipliers(op: Op, inp: Tensor, filt: Tensor, out: Tensor, channels: int,
@@ -36,3 +39,25 @@ def per_channel_multipliers(op: Op, inp: Tensor, filt: Tensor, out: Tensor, chan
         shifts.append(s)
     return (ConstArray("mult", "int32_t", np.asarray(mults, dtype=np.int32)),
             ConstArray("shift", "int32_t", np.asarray(shifts, dtype=np.int32)))
+
+
+def weighted_operands(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Input, output, int8 weights and optional int32 bias of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED."""
+    expect_inputs(op, 2, 3)
+    inp = act_tensor(ctx, op, 0)
+    out = act_tensor(ctx, op, 0, output=True)
+    w = const_tensor(ctx, op, 1, ("int8",), "weights")
+    b = const_tensor(ctx, op, 2, ("int32",), "bias")
+    assert w is not None
+    return inp, out, w, b
+
+
+def fused_activation(op: Op) -> str:
+    act = op.options.get("activation", "NONE")
+    if act not in INT8_FUSED_ACTIVATIONS:
+        raise unsupported(op, f"fused activation {act} is not supported for int8")
+    return act
+
+
+def bias_arg(b: Tensor | None) -> Arg:
+    return tensor_arg(b) if b is not None else null_arg("int32_t")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, const_arg, const_tensor,
-                           expect_inputs, lowering, null_arg, shape4, tensor_arg, unsupported)
+from tinyml.codegen.lower import (KernelCall, LowerContext, lowering, shape4, tensor_arg, unsupported)
 from tinyml.codegen.families import specialize
-from tinyml.codegen.ops.common import per_channel_multipliers
+from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, out_size, padding_before
 from tinyml.graph.ir import Op
 
@@ -28,21 +27,9 @@ def _window(op: Op, in_h: int, in_w: int, k_h: int, k_w: int, out_h: int, out_w:
     )
 
 
-def _activation(op: Op) -> str:
-    act = op.options.get("activation", "NONE")
-    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        raise unsupported(op, f"fused activation {act} is not supported for int8")
-    return act
-
-
 @lowering("CONV_2D")
 def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
-    expect_inputs(op, 2, 3)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    w = const_tensor(ctx, op, 1, ("int8",), "weights")
-    b = const_tensor(ctx, op, 2, ("int32",), "bias")
-    assert w is not None
+    inp, out, w, b = weighted_operands(ctx, op)
     n, in_h, in_w, in_c = shape4(op, inp)
     on, out_h, out_w, out_c = shape4(op, out)
     wo, k_h, k_w, w_c = shape4(op, w)
@@ -52,7 +39,7 @@ def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
     if b is not None and b.size != out_c:
         raise unsupported(op, f"bias '{b.name}' has {b.size} values for {out_c} output channels")
     mult, shift = per_channel_multipliers(op, inp, w, out, out_c, 0)
-    act_min, act_max = activation_range(_activation(op), out.quant.s, out.quant.zp)
+    act_min, act_max = activation_range(fused_activation(op), out.quant.s, out.quant.zp)
     params = dict(
         batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
         k_h=k_h, k_w=k_w, groups=in_c // w_c,
@@ -62,7 +49,7 @@ def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
     )
     return specialize(ctx, KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="conv_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(w), tensor_arg(b) if b is not None else null_arg("int32_t"),
+        args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
         macs=n * out_h * out_w * out_c * k_h * k_w * w_c,
@@ -72,12 +59,7 @@ def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
 
 @lowering("DEPTHWISE_CONV_2D")
 def lower_depthwise(ctx: LowerContext, op: Op) -> KernelCall:
-    expect_inputs(op, 2, 3)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    w = const_tensor(ctx, op, 1, ("int8",), "weights")
-    b = const_tensor(ctx, op, 2, ("int32",), "bias")
-    assert w is not None
+    inp, out, w, b = weighted_operands(ctx, op)
     n, in_h, in_w, in_c = shape4(op, inp)
     on, out_h, out_w, out_c = shape4(op, out)
     one, k_h, k_w, w_c = shape4(op, w)
@@ -91,7 +73,7 @@ def lower_depthwise(ctx: LowerContext, op: Op) -> KernelCall:
     if b is not None and b.size != out_c:
         raise unsupported(op, f"bias '{b.name}' has {b.size} values for {out_c} output channels")
     mult, shift = per_channel_multipliers(op, inp, w, out, out_c, 3)
-    act_min, act_max = activation_range(_activation(op), out.quant.s, out.quant.zp)
+    act_min, act_max = activation_range(fused_activation(op), out.quant.s, out.quant.zp)
     params = dict(
         batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, depth_mult=mult_depth,
         k_h=k_h, k_w=k_w,
@@ -101,12 +83,10 @@ def lower_depthwise(ctx: LowerContext, op: Op) -> KernelCall:
     )
     return specialize(ctx, KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="dwconv_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(w), tensor_arg(b) if b is not None else null_arg("int32_t"),
+        args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
         macs=n * out_h * out_w * out_c * k_h * k_w,
         inplace_inputs=[0], inplace_kind="ring", patchable=n == 1,
     ))
 
-
-__all__ = ["lower_conv", "lower_depthwise", "ConstArray", "const_arg"]

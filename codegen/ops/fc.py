@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs,
-                           lowering, null_arg, tensor_arg, unsupported)
+from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported)
 from tinyml.codegen.families import specialize
-from tinyml.codegen.ops.common import per_channel_multipliers
+from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
 from tinyml.graph.ir import Op
 
 
 @lowering("FULLY_CONNECTED")
 def lower_fc(ctx: LowerContext, op: Op) -> KernelCall:
-    expect_inputs(op, 2, 3)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    w = const_tensor(ctx, op, 1, ("int8",), "weights")
-    b = const_tensor(ctx, op, 2, ("int32",), "bias")
-    assert w is not None
+    inp, out, w, b = weighted_operands(ctx, op)
     if op.options.get("weights_format", 0) != 0:
         raise unsupported(op, "shuffled weights format is not supported; reconvert with default options")
-    act = op.options.get("activation", "NONE")
-    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        raise unsupported(op, f"fused activation {act} is not supported for int8")
+    act = fused_activation(op)
     if len(w.shape) != 2:
         raise unsupported(op, f"weights '{w.name}' have shape {list(w.shape)}; expected [outputs, inputs]")
     out_depth, accum = w.shape
@@ -57,7 +49,7 @@ def lower_fc(ctx: LowerContext, op: Op) -> KernelCall:
     )
     return specialize(ctx, KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="fc_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(w), tensor_arg(b) if b is not None else null_arg("int32_t"),
+        args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
         macs=batches * out_depth * accum,
