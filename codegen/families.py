@@ -50,7 +50,8 @@ def _stack_limit(ctx: LowerContext) -> int:
 
 def family(features: tuple[str, ...]) -> str:
     """The kernel family for a board: "mve", "dsp" or "portable".  MVE cores
-    also have the DSP extension; until MVE variants exist they run the DSP ones."""
+    also have the DSP extension: a call the MVE variants do not handle gets
+    the DSP one (or stays portable)."""
     if "mve" in features and _MVE:
         return "mve"
     if "dsp" in features:
@@ -223,4 +224,89 @@ def _dsp_fc(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
 
 
 _DSP = {"conv_s8": _dsp_conv, "dwconv_s8": _dsp_dwconv, "fc_s8": _dsp_fc}
-_MVE: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------------------
+# MVE family (Helium: VMLADAV over 16 int8 lanes, int32x4 requantization)
+
+
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    """int64 values mod 2^32 as int32 (the kernels' sums wrap the same way)."""
+    return ((np.asarray(v, dtype=np.int64) + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
+
+
+def _mve_rq(shift: np.ndarray) -> str:
+    """"right" when every shift is <= -1 (tml_mve_requant_right), else "full";
+    both are TFLM's arithmetic exactly."""
+    return "right" if np.all(shift <= -1) else "full"
+
+
+def _mve_rows(w: np.ndarray) -> np.ndarray:
+    """(n, k) int8 weight rows as [n/4][k/16][4 rows][16], zero rows and taps added."""
+    n, k = w.shape
+    n4, kp = (n + 3) // 4 * 4, (k + 15) // 16 * 16
+    pad = np.zeros((n4, kp), dtype=np.int64)
+    pad[:n, :k] = w
+    return pad.reshape(n4 // 4, 4, kp // 16, 16).transpose(0, 2, 1, 3).reshape(-1).astype(np.int8)
+
+
+def _mve_conv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+    p = call.params
+    if p["groups"] != 1 or p["dil_h"] != 1 or p["dil_w"] != 1:
+        return None
+    out_c, k_h, k_w, in_c = p["out_c"], p["k_h"], p["k_w"], p["in_c"]
+    k = k_h * k_w * in_c
+    direct = k_h == 1 and k_w == 1 and p["pad_h"] == 0 and p["pad_w"] == 0
+    if not direct and 2 * ((k + 15) // 16 * 16) > _stack_limit(ctx):  # the two-pixel im2col buffer
+        return None
+    w = _weights(ctx, call).reshape(out_c, k)
+    c = _consts(call)
+    n4 = (out_c + 3) // 4 * 4
+    mult, shift = _per_output(c["mult"], out_c), _per_output(c["shift"], out_c)
+    folded = _bias(ctx, call, out_c) + p["input_offset"] * w.sum(axis=1)
+    contig = direct and p["stride_h"] == 1 and p["stride_w"] == 1
+    spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, k=k, direct=direct, contig=contig, oc_tail=out_c % 4 != 0,
+                rq=_mve_rq(shift))
+    return _variant(call, "conv_s8_mve", spec, ConstArray("w", "int8_t", _mve_rows(w)),
+                    ConstArray("bias", "int32_t", _wrap32(_pad_to(folded, n4))), _pad_to(mult, n4),
+                    _pad_to(shift, n4))
+
+
+def _mve_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+    p = call.params
+    if p["depth_mult"] != 1 or p["dil_h"] != 1 or p["dil_w"] != 1:
+        return None
+    c, k_h, k_w, sw = p["in_c"], p["k_h"], p["k_w"], p["stride_w"]
+    taps = k_h * k_w
+    wbuf = (p["out_w"] - 1) * sw + k_w
+    # one byte gather (16 lanes, offsets < 256) holds the taps of an output
+    if taps > 16 or (k_h - 1) * wbuf + k_w - 1 > 255:
+        return None
+    if c * k_h * wbuf > _stack_limit(ctx):  # the channel planes
+        return None
+    w = _weights(ctx, call).reshape(taps, c)
+    packed = np.zeros((c, 16), dtype=np.int64)
+    packed[:, :taps] = w.T
+    cst = _consts(call)
+    mult, shift = _per_output(cst["mult"], c), _per_output(cst["shift"], c)
+    folded = _bias(ctx, call, c) + p["input_offset"] * w.sum(axis=0)
+    spec = dict(k_h=k_h, k_w=k_w, stride_w=sw, c=c, wbuf=wbuf, rq=_mve_rq(shift))
+    return _variant(call, "dwconv_s8_mve", spec, ConstArray("w", "int8_t", packed.reshape(-1).astype(np.int8)),
+                    ConstArray("bias", "int32_t", _wrap32(folded)), mult, shift)
+
+
+def _mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+    p = call.params
+    k, n = p["accum_depth"], p["out_depth"]
+    w = _weights(ctx, call).reshape(n, k)
+    cst = _consts(call)
+    n4 = (n + 3) // 4 * 4
+    mult, shift = _per_output(cst["mult"], n), _per_output(cst["shift"], n)
+    folded = _bias(ctx, call, n) + p["input_offset"] * w.sum(axis=1)
+    spec = dict(k=k, n_tail=n % 4 != 0, rq=_mve_rq(shift))
+    return _variant(call, "fc_s8_mve", spec, ConstArray("w", "int8_t", _mve_rows(w)),
+                    ConstArray("bias", "int32_t", _wrap32(_pad_to(folded, n4))), _pad_to(mult, n4),
+                    _pad_to(shift, n4), dict(p, per_channel=1))
+
+
+_MVE = {"conv_s8": _mve_conv, "dwconv_s8": _mve_dwconv, "fc_s8": _mve_fc}

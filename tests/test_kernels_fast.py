@@ -1,4 +1,4 @@
-"""Kernel families (DSP; the Cortex-M55 runs it too): choice, fallbacks, bit-exactness against TFLM on QEMU."""
+"""Kernel families (DSP; MVE in test_kernels_mve.py): choice, fallbacks, bit-exactness against TFLM on QEMU."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _write(tmp_path, case) -> str:
 
 @pytest.mark.parametrize("board, expected", [("host", "portable"), ("mps2-an385", "portable"),
                                              ("mps2-an386", "dsp"), ("mps2-an505", "dsp"),
-                                             ("mps3-an547", "dsp")])  # no MVE kernels yet
+                                             ("mps3-an547", "mve")])
 def test_family_from_board_features(board, expected) -> None:
     assert family(load_board(board).features) == expected
 

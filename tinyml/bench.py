@@ -163,10 +163,13 @@ class KernelBench:
                         target_per_mac=r.target, meets_target=r.meets)
 
         macs = sum(r.macs for r in self.shapes)
+        fast = sum(r.fast for r in self.shapes)
+        total = dict(macs=macs, instructions=fast, portable_instructions=sum(r.portable for r in self.shapes))
+        if self.board == "mps3-an547" and macs:
+            total.update(instructions_per_mac=fast / macs, cmsis_nn_per_mac=CMSIS_M55_TOTAL,
+                         meets_target=fast / macs <= CMSIS_M55_TOTAL)
         return dict(board=self.board, family=self.family, shapes=[row(r) for r in self.shapes],
-                    shapes_total=dict(macs=macs, instructions=sum(r.fast for r in self.shapes),
-                                      portable_instructions=sum(r.portable for r in self.shapes)),
-                    networks=[row(r) for r in self.networks])
+                    shapes_total=total, networks=[row(r) for r in self.networks])
 
     def format(self) -> str:
         lines = [f"kernel benchmark on {self.board}: family '{self.family}' against portable C, "
@@ -186,7 +189,8 @@ class KernelBench:
         port = sum(r.portable for r in self.shapes)
         total = f"{'all six shapes':<38} {macs:>9,} {port / macs:>9.2f} {fast / macs:>8.2f} {port / fast:>7.1f}x"
         if self.board == "mps3-an547":
-            total += f"   (CMSIS-NN on M55: {CMSIS_M55_TOTAL:.2f}: {'ok' if fast / macs <= CMSIS_M55_TOTAL else 'MISSED'})"
+            total += (f"   (target: CMSIS-NN on the M55, {CMSIS_M55_TOTAL:.2f}: "
+                      f"{'ok' if fast / macs <= CMSIS_M55_TOTAL else 'MISSED'})")
         lines += ["-" * len(head), total]
         if self.networks:
             lines += ["", f"{'network':<38} {'MACs':>11} {'portable':>9} {self.family:>8} {'speedup':>8}", "-" * 78]
