@@ -14,7 +14,7 @@ from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered, lower
 from tinyml.codegen.render import render_model
 from tinyml.errors import FitError, InputError, ModelError
 from tinyml.graph import Graph, load_tflite
-from tinyml.schedule.plan import Plan, plan_memory
+from tinyml.schedule.plan import Plan
 
 PROJECT_MARKER = "project.json"
 
@@ -29,17 +29,18 @@ class Compiled:
 
     @property
     def weight_bytes(self) -> int:
-        n = sum(t.nbytes for t in self.graph.tensors if t.is_const and _used(self.graph, t.index))
+        """Bytes of constant data the generated code holds: the constant tensors the
+        kernel calls still reference plus the arrays lowering derived (rearranged
+        weights, multipliers, shifts, tables)."""
+        tensors = {a.tensor for k in self.calls if isinstance(k, KernelCall) for a in k.args
+                   if a.kind == "tensor" and self.graph.tensors[a.tensor].is_const}
+        n = sum(self.graph.tensors[t].nbytes for t in tensors)
         n += sum(c.nbytes for k in self.calls if isinstance(k, KernelCall) for c in k.consts)
         return n
 
     @property
     def macs(self) -> int:
         return sum(k.macs for k in self.calls if isinstance(k, KernelCall))
-
-
-def _used(graph: Graph, t: int) -> bool:
-    return any(t in op.inputs for op in graph.ops)
 
 
 def check_graph(graph: Graph) -> None:
