@@ -13,15 +13,12 @@
 
 #include "hostlink.h"
 #include "tml_board.h"
+#include "tml_cycles.h"
 #include "tml_runtime.h"
+#include "tml_stack.h"
 
 #define TML_HL_FRAME_BYTES (TML_HL_HEADER_BYTES + TML_HL_MAX_PAYLOAD + TML_HL_CRC_BYTES)
 #define TML_HL_LINE_BYTES 96u
-
-#define TML_SYST_CSR TML_REG32(0xE000E010u)
-#define TML_SYST_RVR TML_REG32(0xE000E014u)
-#define TML_SYST_CVR TML_REG32(0xE000E018u)
-#define TML_SYST_CALIB TML_REG32(0xE000E01Cu)
 
 static const tml_hl_model *tml_hl_m;
 static uint8_t tml_hl_rx[TML_HL_FRAME_BYTES];
@@ -33,38 +30,22 @@ static uint32_t tml_hl_timeout_polls;
 static uint32_t tml_hl_db_loaded;
 static uint32_t tml_hl_db_expected;
 
-static volatile uint32_t tml_hl_wraps;
 static uint32_t tml_hl_op_cycles[TML_HL_MAX_OPS];
 static unsigned tml_hl_op_count;
 static uint64_t tml_hl_mark;
 static int tml_hl_profiling;
 
+/* Memory, measured after every inference (MEM reports it). */
+static uint32_t tml_hl_arena_used;
+static uint32_t tml_hl_stack_used;
+static uint32_t tml_hl_inferences;
+static int tml_hl_canary_broken;
+
 /* ------------------------------------------------------------ cycles */
-
-void tml_systick_handler(void);
-
-void tml_systick_handler(void)
-{
-    tml_hl_wraps++;
-}
 
 uint64_t tml_hl_cycles(void)
 {
-    uint32_t high;
-    uint32_t value;
-    do {
-        high = tml_hl_wraps;
-        value = TML_SYST_CVR & 0xFFFFFFu;
-    } while (high != tml_hl_wraps);
-    return ((uint64_t)high << 24) + (uint64_t)(0xFFFFFFu - value);
-}
-
-static void tml_hl_cycles_start(void)
-{
-    TML_SYST_CSR = 0u;
-    TML_SYST_RVR = 0xFFFFFFu;
-    TML_SYST_CVR = 0u;
-    TML_SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enable */
+    return tml_cycles_now();
 }
 
 /* Per-operator cycles: the generated model calls tml_trace() after every
@@ -99,6 +80,15 @@ static int tml_hl_invoke(uint64_t *cycles)
     result = tml_hl_m->invoke();
     *cycles = tml_hl_cycles() - start;
     tml_hl_profiling = 0;
+    /* Outside the measured cycles: canaries, arena use, stack high-water. */
+    if (tml_hl_m->check != 0 && tml_hl_m->check() != 0) {
+        tml_hl_canary_broken = 1; /* stays set: the memory is no longer trustworthy */
+    }
+    if (tml_hl_m->arena_used != 0) {
+        tml_hl_arena_used = (uint32_t)tml_hl_m->arena_used();
+    }
+    tml_hl_stack_used = tml_stack_used();
+    tml_hl_inferences++;
     return result;
 }
 
@@ -229,6 +219,8 @@ static unsigned tml_hl_handle(uint8_t type, const uint8_t *request, unsigned len
         out[n++] = (uint8_t)board;
         memcpy(&out[n], tml_hl_m->board_name, board);
         n += board;
+        out[n++] = (uint8_t)TML_HL_REVISION;
+        out[n++] = (uint8_t)tml_cycles_source();
         return n;
     }
     case TML_HL_TENSOR: {
@@ -280,6 +272,8 @@ static unsigned tml_hl_handle(uint8_t type, const uint8_t *request, unsigned len
         result = tml_hl_invoke(&cycles);
         if (result != 0) {
             out[0] = TML_HL_INVOKE_FAILED;
+        } else if (tml_hl_canary_broken) {
+            out[0] = TML_HL_CANARY;
         }
         tml_hl_put_u32(&out[n], (uint32_t)result);
         n += 4u;
@@ -316,14 +310,28 @@ static unsigned tml_hl_handle(uint8_t type, const uint8_t *request, unsigned len
         out[n++] = (uint8_t)tml_hl_op_count;
         out[n++] = (uint8_t)(tml_hl_op_count >> 8);
         n++; /* count, below */
-        while (first + count < tml_hl_op_count && n + 4u <= TML_HL_MAX_PAYLOAD) {
+        while (first + count < tml_hl_op_count && n + 5u <= TML_HL_MAX_PAYLOAD) { /* 1: the source */
             tml_hl_put_u32(&out[n], tml_hl_op_cycles[first + count]);
             n += 4u;
             count++;
         }
         out[3] = (uint8_t)count;
+        out[n++] = (uint8_t)tml_cycles_source();
         return n;
     }
+    case TML_HL_MEM:
+        if (length != 0u) {
+            out[0] = TML_HL_BAD_ARGUMENT;
+            return 1;
+        }
+        tml_hl_put_u32(&out[n], tml_hl_m->arena_bytes);
+        tml_hl_put_u32(&out[n + 4u], tml_hl_arena_used);
+        tml_hl_put_u32(&out[n + 8u], tml_stack_size());
+        tml_hl_put_u32(&out[n + 12u], tml_hl_stack_used);
+        tml_hl_put_u32(&out[n + 16u], tml_hl_inferences);
+        n += 20u;
+        out[n++] = (uint8_t)(tml_hl_canary_broken ? 0u : 1u);
+        return n;
     case TML_HL_ECHO:
         if (length > TML_HL_MAX_PAYLOAD - 1u) {
             length = TML_HL_MAX_PAYLOAD - 1u;
@@ -594,7 +602,9 @@ static void tml_hl_command(const char *line)
                 failed |= tml_hl_invoke(&cycles);
             }
             tml_hl_lap();
-            tml_hl_write(failed ? "e-[invoke failed]\r\n" : "m-infer-done\r\n");
+            tml_hl_write(failed ? "e-[invoke failed]\r\n"
+                         : tml_hl_canary_broken ? "e-[a canary word around the arena was overwritten]\r\n"
+                                                : "m-infer-done\r\n");
             tml_hl_results();
         }
     } else if (tml_hl_word(&p, "results")) {
@@ -635,11 +645,19 @@ void tml_hostlink_run(const tml_hl_model *model)
     uint32_t polls_per_ms = model->cpu_hz / 8000u; /* a poll takes well over 8 cycles */
     tml_hl_m = model;
     tml_hl_timeout_polls = (polls_per_ms == 0u ? 1u : polls_per_ms) * TML_HL_TIMEOUT_MS;
-    tml_hl_cycles_start();
+    tml_stack_paint();
+    (void)tml_cycles_start();
+    tml_hl_stack_used = tml_stack_used();
     tml_hl_write("\r\ntinyml hostlink 1: model ");
     tml_hl_write(model->model_name);
     tml_hl_write(" on ");
     tml_hl_write(model->board_name);
+    if (tml_cycles_source() == TML_CYCLES_NONE) {
+        tml_hl_write("\r\ntinyml: no cycle counter");
+    } else {
+        tml_hl_write("\r\ntinyml: cycle counter ");
+        tml_hl_write(tml_cycles_source_name(tml_cycles_source()));
+    }
     tml_hl_write("\r\nm-init-done\r\nm-ready\r\n");
     for (;;) {
         int c = tml_uart_getc();

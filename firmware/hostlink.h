@@ -17,6 +17,15 @@
  * to hunting for 0xA5 0x5A: it never waits forever for the rest of a frame
  * and never writes past its buffer.  Bytes outside frames are ignored
  * (printable ones feed the benchmark-runner command line).
+ *
+ * The frame version (TML_HL_VERSION) changes only with the frame format.
+ * The command set has a revision of its own (TML_HL_REVISION), reported in
+ * INFO; revision 2 added, all at the end of existing answers or as new
+ * commands so that revision-1 hosts keep working: the cycle counter's
+ * source (TML_CYCLES_* in tml_cycles.h) in INFO and PROFILE, the MEM
+ * command, and the TML_HL_CANARY status of INFER (a canary word around the
+ * arena was overwritten; checked after every inference, as is the stack's
+ * high-water mark).
  */
 #ifndef TML_HOSTLINK_H
 #define TML_HOSTLINK_H
@@ -24,6 +33,7 @@
 #include <stdint.h>
 
 #define TML_HL_VERSION 1u
+#define TML_HL_REVISION 2u
 #define TML_HL_SYNC0 0xA5u
 #define TML_HL_SYNC1 0x5Au
 #define TML_HL_HEADER_BYTES 7u
@@ -39,13 +49,16 @@
 #endif
 
 /* Request types. */
-#define TML_HL_INFO 0x01u    /* -> version, max payload, arena, clock, I/O counts, names */
+#define TML_HL_INFO 0x01u    /* -> version, max payload, arena, clock, I/O counts, max ops, names,
+                                 revision, cycle source */
 #define TML_HL_TENSOR 0x02u  /* [0 input | 1 output, index] -> bytes, dtype, shape, scale, zero point */
 #define TML_HL_LOAD 0x03u    /* [index, offset u32, data...] -> (status) */
 #define TML_HL_INFER 0x04u   /* -> invoke result i32, cycles u64 */
 #define TML_HL_READ 0x05u    /* [index, offset u32, length u16] -> data */
-#define TML_HL_PROFILE 0x06u /* [first op u16] -> op count u16, n u8, n x cycles u32 */
+#define TML_HL_PROFILE 0x06u /* [first op u16] -> op count u16, n u8, n x cycles u32, cycle source */
 #define TML_HL_ECHO 0x07u    /* [data...] -> the same data */
+#define TML_HL_MEM 0x08u     /* -> arena bytes, arena used, stack bytes, stack high-water, inferences
+                                (u32 each), canary intact u8: measured after the last inference */
 #define TML_HL_RESPONSE 0x80u
 #define TML_HL_NAK 0xFFu
 
@@ -58,6 +71,7 @@
 #define TML_HL_BAD_ARGUMENT 5u
 #define TML_HL_INVOKE_FAILED 6u
 #define TML_HL_TIMEOUT 7u
+#define TML_HL_CANARY 8u /* INFER: a canary word around the arena was overwritten */
 
 /* Tensor element types in TENSOR responses. */
 #define TML_HL_INT8 0u
@@ -89,17 +103,19 @@ typedef struct {
     void *(*output)(int index);
     uint8_t *db; /* the benchmark runner's input buffer ("db"), inputs back to back */
     uint32_t db_bytes;
+    int (*check)(void);           /* 0 while the arena's canaries are intact (NAME_check); may be 0 */
+    unsigned (*arena_used)(void); /* arena bytes written so far (NAME_arena_used); may be 0 */
 } tml_hl_model;
 
-/* Starts the cycle counter (SysTick), prints the banner and serves
- * requests forever. */
+/* Starts the cycle counter (tml_cycles.h), paints the stack, prints the
+ * banner and serves requests forever. */
 #if defined(__GNUC__)
 __attribute__((noreturn))
 #endif
 void tml_hostlink_run(const tml_hl_model *model);
 
-/* Cycles since tml_hostlink_run started (SysTick at the core clock; 0 on
- * cores without SysTick). */
+/* Cycles since tml_hostlink_run started (tml_cycles_now: the DWT cycle
+ * counter, SysTick, or 0 on cores without either). */
 uint64_t tml_hl_cycles(void);
 
 #endif

@@ -10,8 +10,13 @@ device prints between frames (its banner, fault messages).
 
 The port is anything ``serial.serial_for_url`` opens: ``/dev/ttyACM0``,
 ``COM3``, or ``socket://127.0.0.1:PORT`` for a QEMU UART
-(:func:`qemu_link` starts one).  ``validate_device`` is `tinyml validate`:
+(:func:`qemu_uart` starts one).  ``validate_device`` is `tinyml validate`:
 random inputs on the attached device against TFLM.
+
+Command-set revision 2 (``DeviceInfo.revision``; the frame version stays 1)
+adds the cycle counter's source to INFO and PROFILE, the MEM command (arena
+use, stack high-water mark, canaries: :meth:`HostLink.mem`) and the canary
+status of INFER; a revision-1 device still works for everything else.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ CRC_BYTES = 4
 DEFAULT_MAX_PAYLOAD = 256
 
 INFO, TENSOR, LOAD, INFER, READ, PROFILE, ECHO = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+MEM = 0x08  # command-set revision 2
 RESPONSE = 0x80
 NAK = 0xFF
 STATUS = {
@@ -52,7 +58,10 @@ STATUS = {
     5: "bad argument",
     6: "invoke failed",
     7: "frame truncated (timeout)",
+    8: "a canary word around the arena was overwritten (memory corruption: reset the board and report the model)",
 }
+# The device's cycle counter (TML_CYCLES_* in firmware/tml_cycles.h).
+CYCLE_SOURCES = {0: "none", 1: "SysTick", 2: "DWT"}
 DTYPES = {0: "int8", 1: "uint8", 2: "int16", 3: "int32", 4: "float32"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
 # Statuses after which the same request is sent again.
@@ -156,6 +165,33 @@ class DeviceInfo:
     max_ops: int
     inputs: list[TensorInfo] = field(default_factory=list)
     outputs: list[TensorInfo] = field(default_factory=list)
+    revision: int = 1  # of the command set (TML_HL_REVISION); revision 1 always counted with SysTick
+    cycle_source: str = "SysTick"  # "DWT", "SysTick" or "none"
+
+
+@dataclass
+class DeviceProfile:
+    """Cycles of every operator in the device's last inference, by operator index."""
+
+    cycles: list[int]
+    source: str  # the counter: "DWT", "SysTick" or "none" (every count 0)
+
+
+@dataclass
+class DeviceMemory:
+    """MEM: measured by the firmware after its last inference."""
+
+    arena_bytes: int
+    arena_used: int  # arena bytes written so far
+    stack_bytes: int
+    stack_used: int  # the stack's high-water mark since boot
+    inferences: int
+    canary_intact: bool
+
+    def summary(self) -> str:
+        return (f"arena used {self.arena_used:,} of {self.arena_bytes:,} bytes, stack high-water "
+                f"{self.stack_used:,} of {self.stack_bytes:,} bytes, canaries "
+                f"{'intact' if self.canary_intact else 'OVERWRITTEN'} after {self.inferences} inferences")
 
 
 class HostLink:
@@ -325,6 +361,10 @@ class HostLink:
         board = data[pos + 1:pos + 1 + data[pos]].decode("ascii", errors="replace")
         info = DeviceInfo(version=version, max_payload=max_payload, arena_bytes=arena, cpu_hz=cpu_hz,
                           model=name, board=board, max_ops=max_ops)
+        pos += 1 + data[pos]
+        if len(data) >= pos + 2:  # revision 2: revision, cycle source
+            info.revision = data[pos]
+            info.cycle_source = CYCLE_SOURCES.get(data[pos + 1], "none")
         self.max_payload = max_payload
         for kind, count, target in ((0, n_in, info.inputs), (1, n_out, info.outputs)):
             for index in range(count):
@@ -345,7 +385,8 @@ class HostLink:
             self.request(LOAD, struct.pack("<BI", index, offset) + data[offset:offset + chunk])
 
     def infer(self, timeout: float = 120.0) -> int:
-        """Runs the model once; returns its cycles (SysTick at the core clock)."""
+        """Runs the model once; returns its cycles (from ``info().cycle_source``; 0 without a counter).
+        A canary overwritten during the inference is a LinkError."""
         data = self.request(INFER, timeout=timeout)
         _result, low, high = struct.unpack_from("<iII", data)
         return low | (high << 32)
@@ -359,13 +400,31 @@ class HostLink:
 
     def profile(self) -> list[int]:
         """Cycles of every operator in the last inference (by operator index)."""
+        return self.profile_ops().cycles
+
+    def profile_ops(self) -> DeviceProfile:
+        """Cycles of every operator in the last inference and the counter they come from."""
         cycles: list[int] = []
+        source = self.info().cycle_source
         while True:
             data = self.request(PROFILE, struct.pack("<H", len(cycles)))
             total, count = struct.unpack_from("<HB", data)
             cycles += struct.unpack_from(f"<{count}I", data, 3)
+            if len(data) > 3 + 4 * count:  # revision 2: the source after the cycles
+                source = CYCLE_SOURCES.get(data[3 + 4 * count], "none")
             if len(cycles) >= total or count == 0:
-                return cycles
+                return DeviceProfile(cycles=cycles, source=source)
+
+    def mem(self) -> DeviceMemory:
+        """Arena use, stack high-water mark and canaries, as measured after the last inference."""
+        info = self.info()
+        if info.revision < 2:
+            raise LinkError(f"the firmware at {self.port} speaks host-link revision {info.revision}, which has "
+                            "no MEM command; rebuild and flash it with this version of tinyml")
+        data = self.request(MEM)
+        arena, used, stack, stack_used, inferences, intact = struct.unpack_from("<IIIIIB", data)
+        return DeviceMemory(arena_bytes=arena, arena_used=used, stack_bytes=stack, stack_used=stack_used,
+                            inferences=inferences, canary_intact=bool(intact))
 
     def run_bytes(self, sample: list[bytes]) -> tuple[list[bytes], int]:
         """Loads one sample (one bytes object per input), infers and reads
@@ -382,7 +441,7 @@ class HostLink:
 
 
 _NAMES = {INFO: "INFO", TENSOR: "TENSOR", LOAD: "LOAD", INFER: "INFER", READ: "READ", PROFILE: "PROFILE",
-          ECHO: "ECHO"}
+          ECHO: "ECHO", MEM: "MEM"}
 
 
 # ---------------------------------------------------------------- QEMU
@@ -581,6 +640,7 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
             ours.append([np.frombuffer(o, dtype=np.dtype(_NP[t.dtype]).newbyteorder("<")).reshape(t.shape)
                          for o, t in zip(outs, info.outputs)])
         profile = link.profile()
+        memory = link.mem() if info.revision >= 2 else None
     seconds = time.monotonic() - start
     say(f"ran {samples} samples on the device in {seconds:.1f}s; running TFLM")
     ref = run_tflm_batch(path.read_bytes(), xs)
@@ -597,6 +657,7 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
         report.mismatches.append(Mismatch(sample=i, output=j, differing=diff))
     report.cycles = cycles  # type: ignore[attr-defined]
     report.op_cycles = profile  # type: ignore[attr-defined]
+    report.memory = memory  # type: ignore[attr-defined]
     return report
 
 

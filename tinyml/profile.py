@@ -1,4 +1,5 @@
-"""`tinyml profile`: exact per-layer instruction counts under QEMU, and code/weight sizes from the ELF.
+"""`tinyml profile`: exact per-layer instruction counts under QEMU, and code/weight sizes from the ELF;
+per-layer cycles on a board running the host-link firmware (``--port``).
 
 The firmware is built with ``make PROFILE=1`` (``-DTML_PROFILE``): the
 generated ``<model>_invoke`` calls ``tml_profile_mark(op)`` after every
@@ -8,6 +9,13 @@ built here with the host C compiler on first use), which records the running
 count of executed guest instructions at every mark.  The instructions of
 layer k are the difference between two consecutive marks minus the cost of
 one mark.
+
+On a board driven over the host link (a real board at a serial port, or a
+QEMU board whose UART is a ``socket://`` port) the host-link firmware, built
+with ``-DTML_TRACE``, reads its cycle counter (firmware/tml_cycles.h: the DWT
+CYCCNT where the core has one that counts, else SysTick, else none) after
+every operator; ``profile_device`` runs one inference over the link and
+reports those cycles per layer (:class:`BoardProfileReport`).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -71,6 +79,7 @@ class ProfileReport:
     sizes: SizeReport | None = None
     chart: str | None = None
     families: dict[str, int] = field(default_factory=dict)  # kernel template -> calls
+    unit: ClassVar[str] = "instructions"  # the LayerProfile field the chart plots
 
     @property
     def per_mac(self) -> float:
@@ -103,6 +112,101 @@ class ProfileReport:
         if self.sizes:
             s = self.sizes
             lines.append("")
+            lines.append(f"flash {s.flash_bytes:,} bytes: weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
+                         f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
+        if self.chart:
+            lines.append(f"bar chart: {self.chart}")
+        return "\n".join(lines)
+
+
+_SOURCE_TEXT = {
+    "DWT": "cycles from the DWT cycle counter",
+    "SysTick": "cycles from SysTick at the core clock",
+    "none": "no cycle counter on this core: every count is 0",
+}
+
+
+@dataclass
+class BoardLayerProfile:
+    index: int
+    name: str  # the operator's output tensor
+    op: str
+    kernel: str  # the C function of our lowering for the board ("" for operators without a call)
+    macs: int
+    cycles: int
+    share: float = 0.0  # of the model's cycles
+
+    @property
+    def per_mac(self) -> float | None:
+        return self.cycles / self.macs if self.macs else None
+
+
+@dataclass
+class BoardProfileReport:
+    """Per-layer cycles measured by the host-link firmware on a board."""
+
+    model: str
+    board: str
+    port: str
+    source: str  # the device's cycle counter: "DWT", "SysTick" or "none"
+    cpu_hz: int
+    layers: list[BoardLayerProfile]
+    cycles: int  # the sum over layers
+    macs: int
+    invoke_cycles: int  # around the whole inference, per-operator bookkeeping included
+    emulated: bool = False  # a QEMU board: SysTick there follows the host's clock, not executed cycles
+    memory: Any = None  # tinyml.hostlink.DeviceMemory after the inference (revision-2 firmware)
+    sizes: SizeReport | None = None
+    chart: str | None = None
+    families: dict[str, int] = field(default_factory=dict)  # kernel template -> calls
+    unit: ClassVar[str] = "cycles"  # the BoardLayerProfile field the chart plots
+
+    @property
+    def per_mac(self) -> float:
+        return self.cycles / self.macs if self.macs else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(
+            model=self.model, board=self.board, port=self.port, cycle_source=self.source, cpu_hz=self.cpu_hz,
+            emulated=self.emulated,
+            layers=[dict(index=l.index, name=l.name, op=l.op, kernel=l.kernel, macs=l.macs, cycles=l.cycles,
+                         cycles_per_mac=l.per_mac, share=l.share)
+                    for l in self.layers],
+            totals=dict(macs=self.macs, cycles=self.cycles, cycles_per_mac=self.per_mac,
+                        invoke_cycles=self.invoke_cycles),
+            memory=asdict(self.memory) if self.memory is not None else None,
+            sizes=asdict(self.sizes) if self.sizes else None,
+            kernel_families=self.families,
+            chart=self.chart,
+        )
+
+    def format(self) -> str:
+        lines = [f"profile of {self.model} on {self.board} ({_SOURCE_TEXT.get(self.source, self.source)}, "
+                 f"over the host link at {self.port})"]
+        if self.emulated and self.source != "none":
+            lines.append("note: under QEMU the counter runs on the host's clock; the numbers are not the "
+                         "board's cycles")
+        lines.append("")
+        head = f"{'#':>3}  {'operator':<18} {'kernel':<26} {'MACs':>11} {'cycles':>13} {'cycles/MAC':>10} {'share':>6}"
+        lines += [head, "-" * len(head)]
+        counted = self.source != "none"
+        for l in self.layers:
+            pm = f"{l.per_mac:10.2f}" if l.per_mac is not None and counted else f"{'-':>10}"
+            lines.append(f"{l.index:>3}  {l.op:<18} {l.kernel[:26]:<26} {l.macs:>11,} {l.cycles:>13,} "
+                         f"{pm} {100 * l.share:5.1f}%")
+        lines.append("-" * len(head))
+        total_pm = f"{self.per_mac:10.2f}" if counted else f"{'-':>10}"
+        lines.append(f"{'':>3}  {'total':<18} {'':<26} {self.macs:>11,} {self.cycles:>13,} "
+                     f"{total_pm} {100.0 if self.cycles else 0.0:5.1f}%")
+        lines.append("")
+        if counted:
+            clock = (f", {1000 * self.invoke_cycles / self.cpu_hz:.2f} ms at {self.cpu_hz / 1e6:g} MHz"
+                     if self.cpu_hz else "")
+            lines.append(f"whole inference {self.invoke_cycles:,} cycles{clock} (with the per-operator bookkeeping)")
+        if self.memory is not None:
+            lines.append(f"memory on the device: {self.memory.summary()}")
+        if self.sizes:
+            s = self.sizes
             lines.append(f"flash {s.flash_bytes:,} bytes: weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
                          f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
         if self.chart:
@@ -317,15 +421,27 @@ def portable_board(board: Board) -> Board:
 
 def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.PathLike[str] | None = None,
                   work_dir: str | os.PathLike[str] | None = None, seed: int = 0, sizes: bool = True,
-                  families: str = "auto", progress: Callable[[str], None] | None = None) -> ProfileReport:
-    """Compile, build with markers, count instructions per layer under QEMU; sizes from the ELF."""
+                  families: str = "auto", progress: Callable[[str], None] | None = None,
+                  port: str | None = None, baudrate: int = 115200) -> ProfileReport | BoardProfileReport:
+    """Compile, build with markers, count instructions per layer under QEMU; sizes from the ELF.
+
+    With ``port`` (or for a QEMU board whose tensors move over its UART) the
+    cycles per layer come from the host-link firmware instead: see
+    :func:`profile_device`."""
     say = progress or (lambda _m: None)
     if not Path(model).is_file():
         raise InputError(f"{model}: no such model file; give the path of an int8 .tflite file")
     brd = load_board(board)
+    if port is not None or (brd.kind == "qemu" and brd.host_io == "uart"):
+        board_report = profile_device(model, brd, port, seed=seed, baudrate=baudrate, families=families,
+                                      work_dir=work_dir, sizes=sizes, progress=say)
+        if chart is not None and board_report.cycles > 0:
+            board_report.chart = str(write_chart(board_report, Path(chart)))
+        return board_report
     if brd.kind != "qemu":
         raise InputError(f"board {brd.name} is not a QEMU board; 'tinyml profile' counts instructions under "
-                         "QEMU (use e.g. --board mps2-an386)")
+                         "QEMU (use e.g. --board mps2-an386), or give --port for a board running the "
+                         "host-link firmware")
     with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
         project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
         compiled = compile_to(model, brd, project, families)
@@ -350,22 +466,23 @@ def size_report(model: str | os.PathLike[str], board: str) -> SizeReport:
         return elf_sizes(brd, build_variant(project, brd, profile=False), compiled.graph.name)
 
 
-def write_chart(report: ProfileReport, path: Path) -> Path:
-    """A horizontal bar chart of instructions per layer (PNG)."""
+def write_chart(report: ProfileReport | BoardProfileReport, path: Path) -> Path:
+    """A horizontal bar chart of instructions (or cycles) per layer (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    layers = [l for l in report.layers if l.instructions > 0] or report.layers
+    unit = report.unit  # "instructions" (QEMU) or "cycles" (a board over the host link)
+    layers = [l for l in report.layers if getattr(l, unit) > 0] or report.layers
     labels = [f"{l.index} {l.op}" for l in layers]
-    values = np.array([l.instructions for l in layers], dtype=float)
+    values = np.array([getattr(l, unit) for l in layers], dtype=float)
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(layers) + 1.5))
     bars = ax.barh(range(len(layers)), values, color="#3a6ea5")
     ax.set_yticks(range(len(layers)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("instructions")
-    ax.set_title(f"{report.model} on {report.board}: {report.instructions:,} instructions, "
+    ax.set_xlabel(unit)
+    ax.set_title(f"{report.model} on {report.board}: {getattr(report, unit):,} {unit}, "
                  f"{report.per_mac:.2f}/MAC", fontsize=9)
     for b, l in zip(bars, layers):
         text = f"{l.per_mac:.2f}/MAC" if l.per_mac else ""
@@ -375,3 +492,102 @@ def write_chart(report: ProfileReport, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------------------
+# boards over the host link
+
+
+def profile_device(model: str | os.PathLike[str], board: str | Board, port: str | None, *, seed: int = 0,
+                   baudrate: int = 115200, families: str = "auto", work_dir: str | os.PathLike[str] | None = None,
+                   sizes: bool = True, progress: Callable[[str], None] | None = None) -> BoardProfileReport:
+    """Cycles per layer of ``model`` on the board at ``port``, which runs the
+    host-link firmware compiled from it (compiling and flashing it is the
+    user's job).  Without ``port`` (QEMU boards only) the firmware is compiled
+    and built here and QEMU runs it with its UART on a local socket; then the
+    report also has the flash sizes of that firmware."""
+    from tinyml.compiler import build_model
+    from tinyml.hostlink import HostLink, build_hostlink, connect, qemu_uart
+
+    say = progress or (lambda _m: None)
+    path = Path(model)
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file; give the .tflite the board's firmware was compiled from")
+    brd = board if isinstance(board, Board) else load_board(board)
+    if brd.uart_driver is None:
+        raise InputError(f"board {brd.name} has no [uart] table in its board file, so it has no host-link "
+                         "firmware to profile over --port; use a QEMU board without --port")
+    if families == "portable":
+        brd = portable_board(brd)
+    if port is not None:
+        compiled = build_model(path, brd)
+        with HostLink(port, baudrate=baudrate) as link:
+            say(f"profiling {compiled.graph.name} on the device at {port}")
+            return profile_over_link(link, compiled, path, port, seed=seed)
+    if brd.kind != "qemu":
+        raise InputError(f"board {brd.name} is real hardware: compile and flash its firmware (tinyml compile, "
+                         "tinyml flash) and give its serial port with --port")
+    with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
+        project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
+        compiled = compile_to(path, brd, project)
+        say(f"compiled {compiled.graph.name} for {brd.name}; building the host-link firmware")
+        elf = build_hostlink(project)
+        with qemu_uart(brd, elf) as session, connect(session.url) as link:
+            link.poll(0.1)
+            report = profile_over_link(link, compiled, path, f"{brd.name}'s UART under QEMU", seed=seed)
+        if sizes:
+            report.sizes = elf_sizes(brd, elf, compiled.graph.name)
+    return report
+
+
+def profile_over_link(link: Any, compiled: Any, model_path: Path, port_label: str, *,
+                      seed: int = 0) -> BoardProfileReport:
+    """One random inference through ``link`` (a tinyml.hostlink.HostLink),
+    then the device's per-operator cycles mapped onto ``compiled``'s layers."""
+    from tinyml.codegen.lower import Alias, KernelCall
+    from tinyml.hostlink import _check_matches
+    from tinyml.verify import random_inputs
+
+    graph, board = compiled.graph, compiled.board
+    info = link.info()
+    if info.board != board.name:
+        raise InputError(f"the device at {port_label} runs firmware for board {info.board}, not {board.name}; "
+                         f"give --board {info.board}")
+    _check_matches(graph, info, model_path)
+    traced = [c for c in compiled.calls if isinstance(c, Alias) or c.patch_loop not in ("first", "middle")]
+    n_ops = max((c.op_index for c in traced), default=-1) + 1
+    if n_ops > info.max_ops:
+        raise InputError(f"{model_path} has {n_ops} operators, but the host-link firmware records the cycles of "
+                         f"at most {info.max_ops}; profile it under QEMU instead (e.g. --board mps2-an386)")
+    sample = random_inputs(graph, 1, seed)[0]
+    raw = [np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for a in sample]
+    _outputs, invoke_cycles = link.run_bytes(raw)
+    device = link.profile_ops()
+    if len(device.cycles) != n_ops:
+        raise InputError(f"the device's firmware reported {len(device.cycles)} operators, but {model_path} "
+                         f"compiled for {board.name} has {n_ops}; flash the firmware compiled from {model_path}")
+    memory = link.mem() if info.revision >= 2 else None
+    layers = []
+    seen: set[int] = set()
+    for call in compiled.calls:
+        # An operator's cycles go to its first call; the calls of a patch
+        # stage before its last are counted with the last one.
+        first = call.op_index not in seen
+        seen.add(call.op_index)
+        out = call.outputs[0] if isinstance(call, KernelCall) else call.target
+        layers.append(BoardLayerProfile(
+            index=call.op_index, name=graph.tensors[out].name, op=call.op_kind,
+            kernel=call.function if isinstance(call, KernelCall) else "",
+            macs=call.macs if isinstance(call, KernelCall) else 0,
+            cycles=device.cycles[call.op_index] if first else 0))
+    total = sum(l.cycles for l in layers)
+    for l in layers:
+        l.share = l.cycles / total if total else 0.0
+    families: dict[str, int] = {}
+    for c in compiled.calls:
+        if isinstance(c, KernelCall):
+            families[c.kernel] = families.get(c.kernel, 0) + 1
+    return BoardProfileReport(model=graph.name, board=board.name, port=port_label, source=device.source,
+                              cpu_hz=info.cpu_hz, layers=layers, cycles=total, macs=sum(l.macs for l in layers),
+                              invoke_cycles=invoke_cycles, emulated=board.kind == "qemu", memory=memory,
+                              families=families)

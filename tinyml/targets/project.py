@@ -35,7 +35,8 @@ _RUNTIME_FILES = {
 
 # Host-link firmware (boards with a [uart] table): firmware/ sources copied
 # to hostlink/.  Clock drivers shared by several chip families.
-_HOSTLINK_FILES = ("hostlink.c", "hostlink.h", "uart/tml_board.h")
+_HOSTLINK_FILES = ("hostlink.c", "hostlink.h", "uart/tml_board.h", "cycles.c", "tml_cycles.h", "stack.c",
+                   "tml_stack.h")
 _CLOCK_SOURCES = {"stm32f7": "stm32f4", "nrf52": "nrf51"}
 HOSTLINK_MAX_IO = 4
 
@@ -133,7 +134,7 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
 
 # RAM of the host-link firmware besides the model (frame buffers, command
 # line, per-operator cycles; not the runner's input buffer).
-HOSTLINK_RAM_BYTES = 2 * (7 + 256 + 4) + 96 + 4 * 128 + 64
+HOSTLINK_RAM_BYTES = 2 * (7 + 256 + 4) + 96 + 4 * 128 + 96
 
 
 def reserved_ram_bytes(board: Board) -> int:
