@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng flite
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng flite \
+	festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 SOURCES := pyproject.toml $(shell find tinyml codegen templates boards firmware -type f \
 	-not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null)
 PYTEST_ARGS ?=

@@ -225,14 +225,21 @@ def test_download_unreachable_is_one_line_error(tmp_path: Path) -> None:
 def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
     from tinyml.train.synth import SynthConfig, Voice, generate_dataset
 
+    from tinyml.train.synth import available_engines
+
+    festival = "festival" in available_engines()
     voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "klatt", "m3", "f4")) + (
-        Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "kal"))
-    cfg = SynthConfig(renders_per_word=1, eval_renders_per_word=1, unknown_renders=1, voices=voices,
-                      test_fraction=0.2, validation_fraction=0.2, noise_seconds=2)
+        Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "kal")) + (
+        (Voice("festival", "ked_diphone"),) if festival else ())
+    cfg = SynthConfig(renders_per_word=1, eval_renders_per_word=1, holdout_renders_per_word=1, unknown_renders=1,
+                      voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2)
     root = generate_dataset(tmp_path / "syn", cfg)
     info = json.loads((root / "synth.json").read_text())
-    assert set(info["engines"]) == {"espeak-ng", "flite"}
+    assert set(info["engines"]) == {"espeak-ng", "flite"} | ({"festival"} if festival else set())
     assert "flite:awb" in info["voices"]["test"] and "flite:kal" in info["voices"]["validation"]
+    assert "flite:kal16" in info["voices"]["train"]
+    if festival:  # the held-out engine: only in the test split
+        assert "festival:ked_diphone" in info["voices"]["test"]
     for s in ("train", "validation", "test"):
         assert any(v.startswith("espeak-ng:") for v in info["voices"][s]), info["voices"]
     files = list_split_files(root)

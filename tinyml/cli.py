@@ -35,7 +35,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
     chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
     report = profile_model(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed,
-                           families=a.kernels, progress=_say)
+                           families=a.kernels, progress=_say, port=a.port, baudrate=a.baud)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
 
@@ -186,6 +186,19 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_kws_stream(a: argparse.Namespace) -> int:
+    from tinyml.kws_link import stream_audio
+
+    def show(d) -> None:  # noqa: ANN001
+        print(f"{d.time:8.2f} s  {d.label:<6} confidence {d.confidence:.3f}  window {d.window}", flush=True)
+
+    r = stream_audio(a.audio, port=a.port, project=a.project, hop_ms=a.hop_ms, smoothing=a.smoothing,
+                     threshold=a.threshold, baudrate=a.baud, on_detection=show, say=_say)
+    _say(f"{r.model} on {r.board}: {len(r.scores)} windows, {len(r.detections)} detections; "
+         f"{r.bytes_sent:,} bytes in {r.seconds:.1f}s ({r.bytes_sent / max(r.seconds, 1e-9) / 1000:.1f} kB/s)")
+    return 0
+
+
 def cmd_validate(a: argparse.Namespace) -> int:
     from tinyml.hostlink import validate_device
 
@@ -193,6 +206,8 @@ def cmd_validate(a: argparse.Namespace) -> int:
     cycles = getattr(report, "cycles", [])
     if cycles:
         _say(f"cycles per inference on the device: {min(cycles):,} min, {sum(cycles) // len(cycles):,} mean")
+    if getattr(report, "memory", None) is not None:
+        _say(f"memory on the device: {report.memory.summary()}")
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -229,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kernels", choices=("auto", "portable"), default="auto",
                    help="kernel family: the board's fastest (auto, default) or portable C")
     s.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    s.add_argument("--port", "-p", help="profile the board at this serial port (or socket://HOST:PORT) running the "
+                                        "host-link firmware of MODEL: cycles per layer from its cycle counter")
+    s.add_argument("--baud", type=int, default=115200, help="baud rate with --port (default 115200)")
     s.set_defaults(func=cmd_profile)
 
     # `tinyml bench PART`: each part is a sub-subcommand of bench_sub.
@@ -310,6 +328,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dense-per-tensor", action="store_true", help="per-tensor weights for the dense layers only")
     s.add_argument("--force", action="store_true", help="train again even if a cached result exists")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("kws", help="keyword spotting on a device (see 'tinyml kws stream --help')")
+    kws_sub = s.add_subparsers(dest="kws_task", metavar="TASK", parser_class=_Parser)
+    kws_sub.required = True
+    s = kws_sub.add_parser("stream", help="stream a WAV file to KWS firmware over the serial host link and "
+                                          "print its detections")
+    s.add_argument("audio", help="16 kHz mono 16-bit WAV file (or raw int16 .raw)")
+    dev = s.add_mutually_exclusive_group(required=True)
+    dev.add_argument("--port", "-p", help="serial port of a board running KWS host-link firmware "
+                                          "(/dev/ttyACM0, socket://HOST:PORT)")
+    dev.add_argument("--project", metavar="DIR", help="a 'tinyml compile --kws' project: run it under QEMU "
+                                                      "with its UART on a local socket")
+    s.add_argument("--hop-ms", type=float, default=250.0, help="window hop in ms (default 250, at most 250)")
+    s.add_argument("--smoothing", type=int, default=3, help="windows averaged (default 3)")
+    s.add_argument("--threshold", type=float, default=0.6, help="detection confidence 0..1 (default 0.6)")
+    s.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    s.set_defaults(func=cmd_kws_stream)
 
     s = sub.add_parser("validate", help="run random inputs on an attached board (host-link firmware) and compare with TFLM")
     s.add_argument("model", help=".tflite file the board's firmware was compiled from")

