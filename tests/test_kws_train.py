@@ -107,3 +107,29 @@ def test_train_kws_early_stopping_and_checkpoint(tiny_data: Path, tmp_path: Path
     pred = np.argmax(best.predict(mfcc_batch(splits["validation"].audio), verbose=0), 1)
     assert np.mean(pred == splits["validation"].labels) == pytest.approx(max(val))
     assert np.asarray(res.confusion).sum() == len(splits["test"])
+
+
+def test_spec_mask_replaces_blocks_of_frames_and_coefficients_by_the_clip_mean() -> None:
+    from tinyml.train.train import TrainConfig, spec_mask
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 49, 10, 1)).astype(np.float32) + np.arange(10, dtype=np.float32)[None, None, :, None]
+    cfg = TrainConfig(time_masks=1, time_mask_frames=6, coefficient_masks=0)
+    y = spec_mask(x, np.random.default_rng(1), cfg)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    changed = np.any(y != x, axis=(2, 3))  # (clips, frames)
+    mean = x.mean(axis=1, keepdims=True)
+    for i in range(len(x)):
+        frames = np.nonzero(changed[i])[0]
+        assert len(frames) <= 6
+        if len(frames):  # one contiguous block, every coefficient set to the clip's mean
+            assert frames[-1] - frames[0] + 1 == len(frames)
+            np.testing.assert_allclose(y[i, frames], np.broadcast_to(mean[i], y[i, frames].shape), rtol=1e-6)
+    assert changed.any(axis=1).mean() > 0.5  # most clips got a mask (width 0 is possible)
+    cfg = TrainConfig(time_masks=0, coefficient_masks=2, coefficient_mask_width=2)
+    y = spec_mask(x, np.random.default_rng(2), cfg)
+    coefs = np.any(y != x, axis=(1, 3))  # (clips, coefficients)
+    assert coefs.sum(axis=1).max() <= 4 and coefs.any()
+    assert np.array_equal(np.any(y != x, axis=(2, 3)), np.broadcast_to(coefs.any(axis=1)[:, None], (64, 49)))
+    unmasked = TrainConfig(time_masks=0, coefficient_masks=0)
+    assert np.array_equal(spec_mask(x, np.random.default_rng(3), unmasked), x)

@@ -369,11 +369,13 @@ def accuracy_by_group(data_dir: Path, files: list[str], truth: np.ndarray, int8_
     """Accuracy per engine and per speaker of a split (speakers named through synth.json when there is one)."""
     info_file = Path(data_dir) / "synth.json"
     names: dict[str, str] = {}
+    trained: set[str] | None = None  # the engines of the training voices
     if info_file.is_file():
         from tinyml.train.synth import Voice
 
         info = json.loads(info_file.read_text())
         names = {Voice(*v.split(":", 1)).speaker: v for vs in info["voices"].values() for v in vs}
+        trained = {v.split(":", 1)[0] for v in info["voices"].get("train", [])}
     engines: dict[str, list[int]] = {}
     speakers: dict[str, list[int]] = {}
     for i, f in enumerate(files):
@@ -381,6 +383,8 @@ def accuracy_by_group(data_dir: Path, files: list[str], truth: np.ndarray, int8_
             sid = f.split("/")[-1].split("_nohash_")[0]
             speaker = names.get(sid, sid)
             engine = speaker.split(":")[0] if ":" in speaker else "speech"
+            if trained is not None and ":" in speaker and engine not in trained:
+                engine += " (engine unseen in training)"
         else:
             speaker = engine = "_silence_ (noise)"
         for table, key in ((engines, engine), (speakers, speaker)):

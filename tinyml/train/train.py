@@ -35,17 +35,25 @@ MODELS = ("ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "mobilenet_v1", "mobilenet_v2", "r
 class TrainConfig:
     model: str = "ds_cnn_s"
     width: float = 0.25  # MobileNet width multiplier
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 100
     learning_rate: float = 2e-3
-    patience: int = 10  # epochs without a better validation accuracy before stopping
+    patience: int = 30  # epochs without a better validation accuracy before stopping (30: the whole schedule)
     augment_variants: int = 4  # augmented copies of the training set, computed once and cycled
     time_shift_ms: float = 100.0
     background_probability: float = 0.8
     background_volume: float = 0.1
+    # SpecAugment-style masking of the training features, drawn afresh every epoch: up to this many
+    # blocks of frames and of MFCC coefficients, each up to the given width, set to the clip's mean.
+    # Off by default: 2 time masks and 1 coefficient mask left the demo's DS-CNN-S underfitting
+    # (train accuracy 0.80 after 30 epochs) and did not raise held-out accuracy.
+    time_masks: int = 0
+    time_mask_frames: int = 6
+    coefficient_masks: int = 0
+    coefficient_mask_width: int = 2
     per_channel: bool = True
     dense_per_channel: bool | None = None  # None: like per_channel
-    representative: int = 300
+    representative: int = 1000  # training clips (features of the unaugmented audio) for int8 calibration
     max_per_class: int | None = None
     seed: int = 0
 
@@ -122,6 +130,27 @@ def augment(audio: np.ndarray, noises: list[np.ndarray], rng: np.random.Generato
             x[i] += noise[start:start + length].astype(np.float32) / 32768.0 * rng.uniform(0, cfg.background_volume)
         x = np.clip(x, -1.0, 1.0)
     return x
+
+
+def spec_mask(x: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
+    """SpecAugment-style masks on MFCC features (N, frames, coefficients[, 1]): blocks of frames and of
+    coefficients replaced by the clip's mean of each coefficient."""
+    out = x.copy()
+    n, frames, coefs = x.shape[:3]
+    mean = x.mean(axis=1, keepdims=True)
+    for axis, count, width, size in ((1, cfg.time_masks, cfg.time_mask_frames, frames),
+                                     (2, cfg.coefficient_masks, cfg.coefficient_mask_width, coefs)):
+        for _ in range(count):
+            w = rng.integers(0, width + 1, n)
+            start = rng.integers(0, size, n)
+            idx = np.arange(size)
+            mask = (idx[None, :] >= start[:, None]) & (idx[None, :] < (start + w)[:, None])  # (n, size)
+            if axis == 1:
+                m = mask[:, :, None].reshape((n, frames, 1) + (1,) * (x.ndim - 3))
+            else:
+                m = mask[:, None, :].reshape((n, 1, coefs) + (1,) * (x.ndim - 3))
+            out = np.where(m, np.broadcast_to(mean, out.shape), out)
+    return out.astype(x.dtype)
 
 
 def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
@@ -232,6 +261,8 @@ def train_kws(
         if len(variants) < max(1, cfg.augment_variants):
             variants.append(mfcc_batch(augment(splits["train"].audio, noises, rng, cfg)))
         x_train = variants[epoch % len(variants)]
+        if cfg.time_masks or cfg.coefficient_masks:
+            x_train = spec_mask(x_train, rng, cfg)
         h = model.fit(x_train, y_train, batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=True,
                       callbacks=[_progress_callback(keras, steps, epoch, cfg.epochs, progress_bar)])
         val_acc = float(np.mean(np.argmax(model.predict(x_val, verbose=0, batch_size=256), 1) == y_val))
