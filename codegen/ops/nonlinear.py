@@ -17,6 +17,7 @@ hold int32 (or int16) values and wrap exactly like the C++ does.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -167,8 +168,11 @@ def q4_input_params(op: Op, inp: Tensor) -> tuple[int, int, int]:
     return mult, shift, calculate_input_radius(4, shift, 31)
 
 
-def logistic_table(zero_point: int, mult: int, shift: int, radius: int) -> np.ndarray:
-    """TFLM reference_integer_ops::Logistic (int8) for every input value -128..127."""
+def _q4_table(zero_point: int, mult: int, shift: int, radius: int, fn: Callable[[int, int], int],
+              out_exponent: int, out_offset: int) -> np.ndarray:
+    """TFLM's int8 Logistic/Tanh for every input value -128..127: saturate outside the input
+    radius, else rescale to Q4, apply the gemmlowp function, round the Q0.31 result down by
+    ``out_exponent`` bits, add ``out_offset`` and clamp to int8."""
     out = []
     for q in range(-128, 128):
         x = q - zero_point
@@ -177,24 +181,19 @@ def logistic_table(zero_point: int, mult: int, shift: int, radius: int) -> np.nd
         elif x >= radius:
             out.append(127)
         else:
-            raw = fp_logistic(multiply_by_quantized_multiplier(x, mult, shift), 4)
-            out.append(min(max(rounding_divide_by_pot(raw, 23) - 128, -128), 127))
+            raw = fn(multiply_by_quantized_multiplier(x, mult, shift), 4)
+            out.append(min(max(rounding_divide_by_pot(raw, out_exponent) + out_offset, -128), 127))
     return np.asarray(out, dtype=np.int8)
+
+
+def logistic_table(zero_point: int, mult: int, shift: int, radius: int) -> np.ndarray:
+    """TFLM reference_integer_ops::Logistic (int8) for every input value -128..127."""
+    return _q4_table(zero_point, mult, shift, radius, fp_logistic, 23, -128)
 
 
 def tanh_table(zero_point: int, mult: int, shift: int, radius: int) -> np.ndarray:
     """TFLM reference_integer_ops::Tanh (int8) for every input value -128..127."""
-    out = []
-    for q in range(-128, 128):
-        x = q - zero_point
-        if x <= -radius:
-            out.append(-128)
-        elif x >= radius:
-            out.append(127)
-        else:
-            raw = fp_tanh(multiply_by_quantized_multiplier(x, mult, shift), 4)
-            out.append(min(max(rounding_divide_by_pot(raw, 24), -128), 127))
-    return np.asarray(out, dtype=np.int8)
+    return _q4_table(zero_point, mult, shift, radius, fp_tanh, 24, 0)
 
 
 # --- HARD_SWISH: int16 fixed point ------------------------------------------

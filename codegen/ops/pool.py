@@ -16,10 +16,10 @@ import numpy as np
 
 from tinyml.codegen.lower import (KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs, lowering,
                                   shape4, tensor_arg, unsupported)
+from tinyml.codegen.ops.common import INT8_FUSED_ACTIVATIONS
 from tinyml.codegen.qmath import activation_range, out_size, padding_before, quantize_multiplier
 from tinyml.graph.ir import Op, Tensor
 
-_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 def _same_quant(op: Op, inp: Tensor, out: Tensor) -> None:
@@ -54,7 +54,7 @@ def lower_pool(ctx: LowerContext, op: Op) -> KernelCall:
         raise unsupported(op, f"output is {out_h}x{out_w} but {padding} padding of a {in_h}x{in_w} input "
                               f"with a {fh}x{fw} window and stride {sh}x{sw} gives {exp_h}x{exp_w}")
     act = o.get("activation", "NONE")
-    if act not in _ACTIVATIONS:
+    if act not in INT8_FUSED_ACTIVATIONS:
         raise unsupported(op, f"fused activation {act} is not supported for int8 pooling")
     _same_quant(op, inp, out)
     assert out.quant is not None
