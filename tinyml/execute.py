@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from tinyml.errors import InputError
+from tinyml.graph.ir import NUMPY_DTYPES
 
-_NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
 
 
 @dataclass
@@ -62,7 +62,7 @@ def prepare(arrays: list[np.ndarray], info: dict[str, Any], source: str) -> tupl
     for arr, spec in zip(arrays, info["inputs"]):
         shape = tuple(spec["shape"])
         size = int(np.prod(shape)) if shape else 1
-        dtype = np.dtype(_NP[spec["dtype"]])
+        dtype = np.dtype(NUMPY_DTYPES[spec["dtype"]])
         a = np.asarray(arr)
         if a.dtype.kind == "f" and dtype.kind == "i":
             # Float data for a quantized input: quantize with the input's parameters.
@@ -91,6 +91,7 @@ def prepare(arrays: list[np.ndarray], info: dict[str, Any], source: str) -> tupl
 def run_arrays(project_dir: str | os.PathLike[str], arrays: list[np.ndarray], source: str = "input",
                timeout: float = 300.0) -> RunOutput:
     from tinyml.targets.run import run_project
+    from tinyml.verify import split_outputs
 
     info = project_info(project_dir)
     xs, n = prepare(arrays, info, source)
@@ -98,19 +99,9 @@ def run_arrays(project_dir: str | os.PathLike[str], arrays: list[np.ndarray], so
         np.ascontiguousarray(xs[j][i]).astype(xs[j].dtype.newbyteorder("<")).tobytes()
         for i in range(n) for j in range(len(xs)))
     result = run_project(Path(project_dir), payload, timeout=timeout)
-    per = [int(o["bytes"]) for o in info["outputs"]]
-    if len(result.output) != sum(per) * n:
-        raise InputError(f"the firmware wrote {len(result.output)} bytes for {n} samples, expected {sum(per) * n}")
-    outs: list[list[np.ndarray]] = [[] for _ in per]
-    pos = 0
-    for _ in range(n):
-        for j, o in enumerate(info["outputs"]):
-            dt = np.dtype(_NP[o["dtype"]]).newbyteorder("<")
-            a = np.frombuffer(result.output, dtype=dt, count=int(np.prod(o["shape"])), offset=pos)
-            outs[j].append(a.reshape(o["shape"]).astype(_NP[o["dtype"]]))
-            pos += per[j]
-    return RunOutput(outputs=[np.stack(o) for o in outs], samples=n, seconds=result.seconds,
-                     console=result.console, board=info["board"])
+    samples = split_outputs(result.output, [(o["dtype"], tuple(o["shape"])) for o in info["outputs"]], n)
+    outs = [np.stack([s[j] for s in samples]) for j in range(len(info["outputs"]))]
+    return RunOutput(outputs=outs, samples=n, seconds=result.seconds, console=result.console, board=info["board"])
 
 
 def run_files(project_dir: str | os.PathLike[str], input_path: str | os.PathLike[str],

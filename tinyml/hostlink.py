@@ -38,6 +38,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from tinyml.errors import InputError, RunError
+from tinyml.graph.ir import NUMPY_DTYPES
 
 SYNC = b"\xa5\x5a"
 VERSION = 1
@@ -63,7 +64,6 @@ STATUS = {
 # The device's cycle counter (TML_CYCLES_* in firmware/tml_cycles.h).
 CYCLE_SOURCES = {0: "none", 1: "SysTick", 2: "DWT"}
 DTYPES = {0: "int8", 1: "uint8", 2: "int16", 3: "int32", 4: "float32"}
-_NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
 # Statuses after which the same request is sent again.
 _RETRY = {1, 3, 7}
 
@@ -637,8 +637,8 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
             raw = [np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for a in sample]
             outs, c = link.run_bytes(raw)
             cycles.append(c)
-            ours.append([np.frombuffer(o, dtype=np.dtype(_NP[t.dtype]).newbyteorder("<")).reshape(t.shape)
-                         for o, t in zip(outs, info.outputs)])
+            ours.append([np.frombuffer(o, dtype=np.dtype(NUMPY_DTYPES[t.dtype]).newbyteorder("<"))
+                         .reshape(t.shape) for o, t in zip(outs, info.outputs)])
         profile = link.profile()
         memory = link.mem() if info.revision >= 2 else None
     seconds = time.monotonic() - start

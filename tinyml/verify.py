@@ -20,9 +20,8 @@ import numpy as np
 
 from tinyml.compiler import Compiled, build_model, write_project
 from tinyml.errors import InputError, RunError
-from tinyml.graph.ir import Graph, Tensor
+from tinyml.graph.ir import NUMPY_DTYPES, Graph, Tensor
 
-_NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
 
 
 @dataclass
@@ -92,7 +91,7 @@ def pack_samples(graph: Graph, samples: list[list[np.ndarray]]) -> bytes:
     for s in samples:
         for t, arr in zip(graph.inputs, s):
             ten = graph.tensors[t]
-            a = np.ascontiguousarray(arr, dtype=_NP[ten.dtype])
+            a = np.ascontiguousarray(arr, dtype=NUMPY_DTYPES[ten.dtype])
             if a.size != ten.size:
                 raise InputError(f"input '{ten.name}' needs {ten.size} values of shape {list(ten.shape)}, "
                                  f"got {a.size} of shape {list(a.shape)}")
@@ -100,20 +99,27 @@ def pack_samples(graph: Graph, samples: list[list[np.ndarray]]) -> bytes:
     return b"".join(parts)
 
 
-def unpack_outputs(graph: Graph, raw: bytes, n: int) -> list[list[np.ndarray]]:
-    per_sample = sum(graph.tensors[t].nbytes for t in graph.outputs)
+def split_outputs(raw: bytes, specs: list[tuple[str, tuple[int, ...]]], n: int) -> list[list[np.ndarray]]:
+    """Cut the firmware's output.bin (n samples of little-endian outputs, back to back)
+    into one array per (dtype, shape) spec per sample."""
+    dtypes = [np.dtype(NUMPY_DTYPES[d]) for d, _ in specs]
+    sizes = [int(np.prod(shape, dtype=np.int64)) for _, shape in specs]
+    per_sample = sum(dt.itemsize * k for dt, k in zip(dtypes, sizes))
     if len(raw) != per_sample * n:
         raise RunError(f"the firmware wrote {len(raw)} output bytes for {n} samples, expected {per_sample * n}")
     out, pos = [], 0
     for _ in range(n):
         s = []
-        for t in graph.outputs:
-            ten = graph.tensors[t]
-            a = np.frombuffer(raw, dtype=np.dtype(_NP[ten.dtype]).newbyteorder("<"), count=ten.size, offset=pos)
-            s.append(a.reshape(ten.shape).astype(_NP[ten.dtype]))
-            pos += ten.nbytes
+        for dt, k, (_, shape) in zip(dtypes, sizes, specs):
+            a = np.frombuffer(raw, dtype=dt.newbyteorder("<"), count=k, offset=pos)
+            s.append(a.reshape(shape).astype(dt))
+            pos += dt.itemsize * k
         out.append(s)
     return out
+
+
+def unpack_outputs(graph: Graph, raw: bytes, n: int) -> list[list[np.ndarray]]:
+    return split_outputs(raw, [(graph.tensors[t].dtype, graph.tensors[t].shape) for t in graph.outputs], n)
 
 
 def parse_trace(raw: bytes) -> list[tuple[int, bytes]]:
@@ -186,11 +192,11 @@ def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np
         t = graph.tensors[op.outputs[0]]
         if op.outputs[0] not in ref:
             continue
-        expected = np.ascontiguousarray(ref[op.outputs[0]]).astype(_NP.get(t.dtype, np.int8)).tobytes()
+        expected = np.ascontiguousarray(ref[op.outputs[0]]).astype(NUMPY_DTYPES.get(t.dtype, np.int8)).tobytes()
         if raw != expected:
             m.op_index, m.op_kind, m.tensor = op_index, op.kind, t.name
-            ours = np.frombuffer(raw, dtype=_NP.get(t.dtype, np.int8))
-            theirs = np.frombuffer(expected, dtype=_NP.get(t.dtype, np.int8))
+            ours = np.frombuffer(raw, dtype=NUMPY_DTYPES.get(t.dtype, np.int8))
+            theirs = np.frombuffer(expected, dtype=NUMPY_DTYPES.get(t.dtype, np.int8))
             if ours.size == theirs.size:
                 k = int(np.argmax(ours != theirs))
                 m.detail = f"element {k}: ours {ours[k]}, TFLM {theirs[k]}"

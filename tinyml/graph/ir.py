@@ -28,6 +28,15 @@ DTYPE_BYTES = {
     "float64": 8,
 }
 
+# numpy types of the tensor types that cross the host/device boundary.
+NUMPY_DTYPES = {
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "float32": np.float32,
+}
+
 C_TYPES = {
     "int8": "int8_t",
     "uint8": "uint8_t",
