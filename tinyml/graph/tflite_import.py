@@ -83,29 +83,22 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
             raise ModelError(f"unknown padding code {code}")
         return _PADDINGS[code]
 
+    def window(o: Any) -> dict[str, Any]:
+        """The fields CONV_2D and DEPTHWISE_CONV_2D options share."""
+        return dict(
+            padding=pad(o),
+            stride_h=o.StrideH(),
+            stride_w=o.StrideW(),
+            dilation_h=o.DilationHFactor(),
+            dilation_w=o.DilationWFactor(),
+            activation=act(o),
+        )
+
     return {
-        "CONV_2D": (
-            "Conv2DOptions",
-            lambda o: dict(
-                padding=pad(o),
-                stride_h=o.StrideH(),
-                stride_w=o.StrideW(),
-                dilation_h=o.DilationHFactor(),
-                dilation_w=o.DilationWFactor(),
-                activation=act(o),
-            ),
-        ),
+        "CONV_2D": ("Conv2DOptions", window),
         "DEPTHWISE_CONV_2D": (
             "DepthwiseConv2DOptions",
-            lambda o: dict(
-                padding=pad(o),
-                stride_h=o.StrideH(),
-                stride_w=o.StrideW(),
-                dilation_h=o.DilationHFactor(),
-                dilation_w=o.DilationWFactor(),
-                depth_multiplier=o.DepthMultiplier(),
-                activation=act(o),
-            ),
+            lambda o: dict(window(o), depth_multiplier=o.DepthMultiplier()),
         ),
         "FULLY_CONNECTED": (
             "FullyConnectedOptions",
