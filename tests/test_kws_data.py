@@ -232,9 +232,18 @@ def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
         Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "kal")) + (
         (Voice("festival", "ked_diphone"),) if festival else ())
     cfg = SynthConfig(renders_per_word=1, eval_renders_per_word=1, holdout_renders_per_word=1, unknown_renders=1,
-                      voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2)
+                      voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2,
+                      engine_train_renders=(("flite", 2, 2),))
     root = generate_dataset(tmp_path / "syn", cfg)
     info = json.loads((root / "synth.json").read_text())
+    clips = {v: len(list(root.glob(f"*/{v.speaker}_nohash_*.wav"))) for v in voices}
+    from tinyml.train.speech_commands import KEYWORDS
+    from tinyml.train.synth import UNKNOWN_WORDS
+
+    one = len(KEYWORDS) + len(UNKNOWN_WORDS)
+    assert clips[Voice("flite", "kal16")] == 2 * one  # a training flite voice: engine_train_renders
+    assert clips[Voice("flite", "awb")] == clips[Voice("flite", "kal")] == one  # test, validation: unchanged
+    assert all(n == one for v, n in clips.items() if v.engine != "flite"), clips
     assert set(info["engines"]) == {"espeak-ng", "flite"} | ({"festival"} if festival else set())
     assert "flite:awb" in info["voices"]["test"] and "flite:kal" in info["voices"]["validation"]
     assert "flite:kal16" in info["voices"]["train"]

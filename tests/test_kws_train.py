@@ -32,6 +32,8 @@ def test_train_cli_errors(tmp_path: Path) -> None:
     assert "no such" in r.stderr and "Traceback" not in r.stderr
     r = tinyml("train", "kws", "--synthetic", "--model", "lenet")
     assert r.returncode == 2 and "unknown model 'lenet'" in r.stderr
+    r = tinyml("train", "kws", "--synthetic", "--seed", "one")
+    assert r.returncode == 2 and "invalid int value: 'one'" in r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +135,41 @@ def test_spec_mask_replaces_blocks_of_frames_and_coefficients_by_the_clip_mean()
     assert np.array_equal(np.any(y != x, axis=(2, 3)), np.broadcast_to(coefs.any(axis=1)[:, None], (64, 49)))
     unmasked = TrainConfig(time_masks=0, coefficient_masks=0)
     assert np.array_equal(spec_mask(x, np.random.default_rng(3), unmasked), x)
+
+
+def test_change_speed_scales_frequencies_and_keeps_the_clip_length() -> None:
+    from tinyml.train.train import change_speed
+
+    t = np.arange(16000) / 16000
+    clip = (0.5 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)
+    clip[:4000] = 0  # the tone starts at 0.25 s
+    for factor in (0.8, 1.0, 1.25):
+        y = change_speed(clip, factor)
+        assert y.shape == clip.shape and y.dtype == clip.dtype
+        peak = np.argmax(np.abs(np.fft.rfft(y)))  # 1 Hz bins
+        assert abs(peak - 500 * factor) <= 2, (factor, peak)
+        assert np.max(np.abs(y)) == pytest.approx(0.5, abs=0.05)
+    slow = change_speed(clip, 0.8)  # 1.25 s of audio, the centre second kept
+    assert np.max(np.abs(slow[:2000])) < 0.05  # the onset moved to about 0.19 s
+    fast = change_speed(clip, 1.25)  # 0.8 s of audio, centred with silence on both sides
+    assert np.all(fast[:1000] == 0) and np.all(fast[-1000:] == 0)
+
+
+def test_mixup_blends_features_and_labels_with_the_same_weight() -> None:
+    from tinyml.train.train import mixup
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 49, 10, 1)).astype(np.float32)
+    y = rng.integers(0, 12, 200)
+    xs, ys = mixup(x, y, 12, 0.0, rng, smoothing=0.12)  # smoothing only
+    assert xs is x and np.allclose(ys.sum(1), 1) and np.allclose(ys[np.arange(200), y], 1 - 0.12 + 0.01)
+    xm, ym = mixup(x, y, 12, 0.4, rng)
+    assert xm.dtype == x.dtype and ym.shape == (200, 12) and np.allclose(ym.sum(1), 1)
+    own = ym[np.arange(200), y]
+    assert np.all(own >= 0.5 - 1e-6) and np.any(own < 0.95)  # the clip's own label stays dominant
+    for i in range(200):  # x_i' = lam x_i + (1 - lam) x_j with lam = the weight of the own label
+        lam = own[i] if ym[i].max() == own[i] else None
+        if lam is None or lam >= 1 - 1e-6:
+            continue
+        j = np.argmin([np.abs(xm[i] - lam * x[i] - (1 - lam) * x[k]).max() for k in range(200)])
+        np.testing.assert_allclose(xm[i], lam * x[i] + (1 - lam) * x[j], atol=1e-5)

@@ -182,7 +182,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     report = train_and_report(data=a.data, synthetic=a.synthetic, out_dir=a.output, board=a.board,
                               model=a.model, epochs=a.epochs, per_tensor=a.per_tensor,
-                              dense_per_tensor=a.dense_per_tensor, force=a.force, say=_say)
+                              dense_per_tensor=a.dense_per_tensor, force=a.force, seed=a.seed, say=_say)
     return 0 if report.ok else 1
 
 
@@ -317,10 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = train_sub.add_parser("kws", help="keyword spotting (12 classes): float, int8 (TFLM) and on-device accuracy")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="DIR", help="dataset in the Speech Commands layout")
-    src.add_argument("--synthetic", action="store_true", help="offline synthetic speech (espeak-ng, flite)")
+    src.add_argument("--synthetic", action="store_true", help="offline synthetic speech (espeak-ng, flite, festival, piper)")
     s.add_argument("--model", "-m", default="ds_cnn_s",
                    help="ds_cnn_s (default), ds_cnn_m, ds_cnn_l, mobilenet_v1, mobilenet_v2, resnet8")
-    s.add_argument("--epochs", type=int, help="maximum epochs (default 40; early stopping)")
+    s.add_argument("--epochs", type=int, help="maximum epochs (default 30; early stopping)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights, augmentation and calibration (default 0); the held-out clips stay "
+                        "the same, so seeds compare")
     s.add_argument("--board", "-b", default="mps2-an386",
                    help="board for the on-device accuracy (default mps2-an386; '' to skip)")
     s.add_argument("-o", "--output", help="output directory (default: in ~/.cache/tinyml/kws)")

@@ -453,10 +453,10 @@ class KwsReport:
 def _device_report(result: Any, data_dir: Path, board: str, project: Path, say: Say,
                    splits: dict[str, Any] | None = None) -> tuple[DeviceEval | None, dict[str, int], Any]:
     from tinyml.train.speech_commands import load_speech_commands
-    from tinyml.train.train import TrainConfig
+    from tinyml.train.train import SPLIT_SEED
 
     if splits is None:
-        splits = load_speech_commands(data_dir, seed=TrainConfig().seed)
+        splits = load_speech_commands(data_dir, seed=SPLIT_SEED)
     test = splits["test"]
     start = time.monotonic()
     compiled = compile_kws(result.tflite, board, project)
@@ -490,7 +490,7 @@ def _device_confusion(result: Any, dev: DeviceEval, test_labels: np.ndarray, out
 def train_and_report(*, data: str | None = None, synthetic: bool = False, out_dir: str | None = None,
                      board: str = "mps2-an386", model: str = "ds_cnn_s", epochs: int | None = None,
                      per_tensor: bool = False, dense_per_tensor: bool = False, force: bool = False,
-                     say: Say = print) -> KwsReport:
+                     seed: int = 0, say: Say = print) -> KwsReport:
     """``tinyml train kws``: train on ``data`` (or synthetic data), quantize, evaluate in TFLM and on ``board``."""
     from tinyml.train.train import MODELS, TrainConfig
 
@@ -504,7 +504,7 @@ def train_and_report(*, data: str | None = None, synthetic: bool = False, out_di
         raise InputError(f"{data}: no such directory; give a folder in the Speech Commands layout "
                          "(download it with tinyml.train.speech_commands.download)")
     cfg = TrainConfig(model=model, per_channel=not per_tensor,
-                      dense_per_channel=False if dense_per_tensor else None)
+                      dense_per_channel=False if dense_per_tensor else None, seed=seed)
     if epochs:
         cfg.epochs = epochs
     out = Path(out_dir) if out_dir else None
@@ -553,7 +553,7 @@ def run_kws_demo(*, board: str = "mps2-an386", words_per_keyword: int = 2, hop_m
                  say: Say = print) -> KwsReport:
     """``tinyml demo kws``: synthesize, train (cached), compile, stream held-out speech through QEMU."""
     from tinyml.train.speech_commands import load_speech_commands
-    from tinyml.train.train import TrainConfig
+    from tinyml.train.train import SPLIT_SEED, TrainConfig
 
     start = time.monotonic()
     data_dir = synthetic_data(say)
@@ -561,7 +561,7 @@ def run_kws_demo(*, board: str = "mps2-an386", words_per_keyword: int = 2, hop_m
     result = trained_model(data_dir, cfg, say=say, force=retrain)
     folder = Path(result.tflite).parent
     project = cache_dir() / f"firmware-{board}"
-    splits = load_speech_commands(data_dir, seed=cfg.seed)
+    splits = load_speech_commands(data_dir, seed=SPLIT_SEED)
     dev, costs, _ = _device_report(result, data_dir, board, project, say, splits)
     _device_confusion(result, dev, splits["test"].labels, folder)
 

@@ -120,6 +120,9 @@ class SynthConfig:
     eval_renders_per_word: int = 2  # keyword renders per speaker (validation and test speakers)
     holdout_renders_per_word: int = 4  # keyword renders per speaker of the held-out engine
     unknown_renders: int = 1  # renders of each unknown word per speaker
+    # training speakers of these engines get (keyword renders per word, renders per unknown word) instead:
+    # the few voices recorded from people (flite's, piper's) against the many formant-synthesis variants
+    engine_train_renders: tuple[tuple[str, int, int], ...] = ()
     test_fraction: float = 0.2  # of the espeak-ng variants
     validation_fraction: float = 0.1
     holdout_engine: str = "festival"  # every voice of this engine is a test speaker
@@ -473,14 +476,18 @@ def generate_dataset(
     noise_list = list(noises.values())
 
     jobs: list[tuple[str, Voice, str, int]] = []
+    per_engine = {e: (k, u) for e, k, u in cfg.engine_train_renders}
     for split, vs in splits.items():
         for v in vs:
             renders = (cfg.renders_per_word if split == "train" else cfg.holdout_renders_per_word
                        if v.engine == cfg.holdout_engine else cfg.eval_renders_per_word)
+            unknown = cfg.unknown_renders
+            if split == "train" and v.engine in per_engine:
+                renders, unknown = per_engine[v.engine]
             for w in KEYWORDS:
                 jobs += [(split, v, w, i) for i in range(renders)]
             for w in UNKNOWN_WORDS:
-                jobs += [(split, v, w, i) for i in range(cfg.unknown_renders)]
+                jobs += [(split, v, w, i) for i in range(unknown)]
     for w in (*KEYWORDS, *UNKNOWN_WORDS):
         (out / w).mkdir(exist_ok=True)
 

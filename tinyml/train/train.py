@@ -28,6 +28,9 @@ from tinyml.train.speech_commands import LABELS, Split, load_background, load_sp
 __all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "train_kws", "augment",
            "confusion_matrix", "plot_confusion"]
 
+# The seed of the data split (silence crops, unknown-word subsampling): fixed, so that models trained with
+# different TrainConfig.seed values are measured on the same held-out clips.
+SPLIT_SEED = 0
 MODELS = ("ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "mobilenet_v1", "mobilenet_v2", "resnet8")
 
 
@@ -51,11 +54,17 @@ class TrainConfig:
     time_mask_frames: int = 6
     coefficient_masks: int = 0
     coefficient_mask_width: int = 2
+    # Speed perturbation of the training audio (played faster or slower like a tape, so formants and pitch
+    # move together, as between speakers of different sizes), drawn per clip and variant: range of factors.
+    speed: tuple[float, float] = (1.0, 1.0)
+    speed_probability: float = 0.0
+    label_smoothing: float = 0.0
+    mixup: float = 0.0  # alpha of the Beta distribution of mixup (0: off), drawn per clip every epoch
     per_channel: bool = True
     dense_per_channel: bool | None = None  # None: like per_channel
     representative: int = 1000  # training clips (features of the unaugmented audio) for int8 calibration
     max_per_class: int | None = None
-    seed: int = 0
+    seed: int = 0  # weights, augmentation and calibration clips (the data split uses SPLIT_SEED)
 
     def key(self) -> str:
         import hashlib
@@ -109,9 +118,13 @@ def build_model(cfg: TrainConfig, num_classes: int) -> Any:
 
 def augment(audio: np.ndarray, noises: list[np.ndarray], rng: np.random.Generator,
             cfg: TrainConfig) -> np.ndarray:
-    """MLPerf Tiny's training augmentation: time shift, then background noise at a random volume."""
+    """MLPerf Tiny's training augmentation: time shift, then background noise at a random volume (and, when
+    ``cfg.speed_probability`` is set, a speed perturbation first)."""
     n, length = audio.shape
     x = audio.astype(np.float32) / 32768.0
+    if cfg.speed_probability > 0:
+        for i in np.nonzero(rng.random(n) < cfg.speed_probability)[0]:
+            x[i] = change_speed(x[i], float(rng.uniform(*cfg.speed)))
     shift = int(cfg.time_shift_ms * 16)
     if shift:
         out = np.zeros_like(x)
@@ -130,6 +143,38 @@ def augment(audio: np.ndarray, noises: list[np.ndarray], rng: np.random.Generato
             x[i] += noise[start:start + length].astype(np.float32) / 32768.0 * rng.uniform(0, cfg.background_volume)
         x = np.clip(x, -1.0, 1.0)
     return x
+
+
+def change_speed(clip: np.ndarray, factor: float) -> np.ndarray:
+    """``clip`` played ``factor`` times faster (band-limited FFT resampling), cut or zero-padded back to its
+    length around its centre."""
+    n = len(clip)
+    m = max(2, int(round(n / factor)))
+    spec = np.fft.rfft(clip.astype(np.float64))
+    out = np.zeros(m // 2 + 1, dtype=complex)
+    keep = min(len(spec), len(out))
+    out[:keep] = spec[:keep]
+    y = np.fft.irfft(out, n=m) * (m / n)
+    if m >= n:
+        start = (m - n) // 2
+        return y[start:start + n].astype(clip.dtype)
+    pad = (n - m) // 2
+    return np.concatenate([np.zeros(pad), y, np.zeros(n - m - pad)]).astype(clip.dtype)
+
+
+def mixup(x: np.ndarray, y: np.ndarray, num_classes: int, alpha: float, rng: np.random.Generator,
+          smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018) of a training set: every example is blended with a random other one, with
+    a Beta(alpha, alpha) weight for the features and for the (optionally smoothed) one-hot labels."""
+    onehot = np.eye(num_classes, dtype=np.float32)[y] * (1 - smoothing) + smoothing / num_classes
+    if alpha <= 0:
+        return x, onehot
+    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)  # the clip keeps its own label dominant
+    other = rng.permutation(len(x))
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    return (lam.reshape(shape) * x + (1 - lam.reshape(shape)) * x[other]).astype(x.dtype), \
+        lam[:, None] * onehot + (1 - lam[:, None]) * onehot[other]
 
 
 def spec_mask(x: np.ndarray, rng: np.random.Generator, cfg: TrainConfig) -> np.ndarray:
@@ -232,7 +277,7 @@ def train_kws(
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     if splits is None:
-        splits = load_speech_commands(data_dir, max_per_class=cfg.max_per_class, seed=cfg.seed)
+        splits = load_speech_commands(data_dir, max_per_class=cfg.max_per_class, seed=SPLIT_SEED)
     for name in ("train", "validation", "test"):
         if len(splits[name]) == 0:
             raise TinymlError(f"{data_dir}: the {name} split is empty; list clips in "
@@ -251,7 +296,9 @@ def train_kws(
     steps = int(np.ceil(counts["train"] / cfg.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps * cfg.epochs,
                                                       alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+    soft = cfg.mixup > 0 or cfg.label_smoothing > 0  # one-hot (soft) targets
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="categorical_crossentropy" if soft else "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     best_path = out / "best.keras"
     best_acc, best_epoch, history = -1.0, -1, []
@@ -263,7 +310,10 @@ def train_kws(
         x_train = variants[epoch % len(variants)]
         if cfg.time_masks or cfg.coefficient_masks:
             x_train = spec_mask(x_train, rng, cfg)
-        h = model.fit(x_train, y_train, batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=True,
+        targets = y_train
+        if soft:
+            x_train, targets = mixup(x_train, y_train, len(LABELS), cfg.mixup, rng, cfg.label_smoothing)
+        h = model.fit(x_train, targets, batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=True,
                       callbacks=[_progress_callback(keras, steps, epoch, cfg.epochs, progress_bar)])
         val_acc = float(np.mean(np.argmax(model.predict(x_val, verbose=0, batch_size=256), 1) == y_val))
         loss, acc = float(h.history["loss"][-1]), float(h.history["accuracy"][-1])
