@@ -146,15 +146,13 @@ def augment(audio: np.ndarray, noises: list[np.ndarray], rng: np.random.Generato
 
 
 def change_speed(clip: np.ndarray, factor: float) -> np.ndarray:
-    """``clip`` played ``factor`` times faster (band-limited FFT resampling), cut or zero-padded back to its
-    length around its centre."""
+    """``clip`` played ``factor`` times faster (band-limited FFT resampling, as the synthesizer's speed
+    change), cut or zero-padded back to its length around its centre."""
+    from tinyml.train.synth import _resample
+
     n = len(clip)
-    m = max(2, int(round(n / factor)))
-    spec = np.fft.rfft(clip.astype(np.float64))
-    out = np.zeros(m // 2 + 1, dtype=complex)
-    keep = min(len(spec), len(out))
-    out[:keep] = spec[:keep]
-    y = np.fft.irfft(out, n=m) * (m / n)
+    y = _resample(clip, int(round(16000 * factor)))
+    m = len(y)
     if m >= n:
         start = (m - n) // 2
         return y[start:start + n].astype(clip.dtype)
