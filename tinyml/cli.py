@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = train_sub.add_parser("kws", help="keyword spotting (12 classes): float, int8 (TFLM) and on-device accuracy")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="DIR", help="dataset in the Speech Commands layout")
-    src.add_argument("--synthetic", action="store_true", help="offline synthetic speech (espeak-ng, flite, festival, piper)")
+    src.add_argument("--synthetic", action="store_true",
+                     help="offline synthetic speech (espeak-ng, flite, festival, piper)")
     s.add_argument("--model", "-m", default="ds_cnn_s",
                    help="ds_cnn_s (default), ds_cnn_m, ds_cnn_l, mobilenet_v1, mobilenet_v2, resnet8")
     s.add_argument("--epochs", type=int, help="maximum epochs (default 30; early stopping)")
