@@ -227,13 +227,17 @@ def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
 
     from tinyml.train.synth import available_engines
 
+    import importlib.util
+
     festival = "festival" in available_engines()
+    world = importlib.util.find_spec("pyworld") is not None
     voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "klatt", "m3", "f4")) + (
         Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "kal")) + (
         (Voice("festival", "ked_diphone"),) if festival else ())
     cfg = SynthConfig(renders_per_word=1, eval_renders_per_word=1, holdout_renders_per_word=1, unknown_renders=1,
                       voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2,
-                      engine_train_renders=(("flite", 2, 2),))
+                      engine_train_renders=(("flite", 2, 2),), world_variants=1 if world else 0,
+                      world_engines=("flite",))
     root = generate_dataset(tmp_path / "syn", cfg)
     info = json.loads((root / "synth.json").read_text())
     clips = {v: len(list(root.glob(f"*/{v.speaker}_nohash_*.wav"))) for v in voices}
@@ -244,6 +248,13 @@ def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
     assert clips[Voice("flite", "kal16")] == 2 * one  # a training flite voice: engine_train_renders
     assert clips[Voice("flite", "awb")] == clips[Voice("flite", "kal")] == one  # test, validation: unchanged
     assert all(n == one for v, n in clips.items() if v.engine != "flite"), clips
+    if world:  # one WORLD pseudo-speaker of the training flite voice: a training speaker with as many clips
+        pseudo = Voice("flite", "kal16~world0")
+        assert info["voices"]["train"][-1] == str(pseudo)
+        assert len(list(root.glob(f"*/{pseudo.speaker}_nohash_*.wav"))) == 2 * one
+        a, _ = read_wav(next(root.glob(f"yes/{pseudo.speaker}_nohash_0.wav")))
+        b, _ = read_wav(root / "yes" / f"{Voice('flite', 'kal16').speaker}_nohash_0.wav")
+        assert len(a) == 16000 and np.abs(a).max() > 1000 and not np.array_equal(a, b)
     assert set(info["engines"]) == {"espeak-ng", "flite"} | ({"festival"} if festival else set())
     assert "flite:awb" in info["voices"]["test"] and "flite:kal" in info["voices"]["validation"]
     assert "flite:kal16" in info["voices"]["train"]
@@ -291,3 +302,37 @@ def test_piper_voices_scale_the_vocal_tract_keep_the_tempo_and_only_train() -> N
     splits = split_voices(voices, cfg)
     assert {v.name for v in splits["train"] if v.engine == "piper"} == {"joe@0.92", "joe@1.12"}
     assert Voice("festival", "ked_diphone") in splits["test"]
+
+
+def test_world_convert_moves_formants_pitch_and_tempo_independently() -> None:
+    pytest.importorskip("pyworld")
+    from tinyml.train.synth import world_convert
+
+    t = np.arange(16000) / 16000
+    rng = np.random.default_rng(0)
+    # a vowel-like burst from 0.35 s to 0.65 s: 120 Hz pulses through a 700 Hz and a 1200 Hz resonance
+    pulses = np.zeros(16000)
+    pulses[5600:10400:133] = 1.0
+    spec = np.fft.rfft(pulses)
+    f = np.fft.rfftfreq(16000, 1 / 16000)
+    shape = 1 / (1 + ((f - 700) / 90) ** 2) + 0.7 / (1 + ((f - 1200) / 110) ** 2)
+    clip = np.fft.irfft(spec * shape, 16000) + 1e-4 * rng.standard_normal(16000)
+    clip = np.round(clip / np.max(np.abs(clip)) * 20000).astype(np.int16)
+
+    def centroid(x: np.ndarray) -> float:
+        s = np.abs(np.fft.rfft(x.astype(np.float64)))
+        return float(np.sum(s * f) / np.sum(s))
+
+    def duration(x: np.ndarray) -> float:
+        e = np.convolve(x.astype(np.float64) ** 2, np.ones(320), "same")
+        return float(np.sum(e > 0.1 * e.max()) / 16000)
+
+    same = world_convert(clip, 1.0, 1.0, 1.0)
+    assert same.shape == clip.shape and same.dtype == np.int16
+    assert np.max(np.abs(same)) == np.max(np.abs(clip))  # the same peak
+    up = world_convert(clip, 1.2, 1.0, 1.0)
+    assert centroid(up) > 1.1 * centroid(same)  # formants stretched upwards
+    slow = world_convert(clip, 1.0, 1.0, 0.75)
+    assert duration(slow) == pytest.approx(duration(same) / 0.75, rel=0.15)
+    assert abs(centroid(slow) - centroid(same)) < 0.1 * centroid(same)  # the tempo leaves the spectrum
+    assert not np.array_equal(world_convert(clip, 1.0, 1.5, 1.0), same)  # F0 moves

@@ -35,6 +35,11 @@ tempo stays natural.  Every render also draws piper's length, generator
 noise and phoneme-width noise scales.  ``_background_noise_`` holds
 generated noises (white, pink, brown, mains hum, fan, babble of non-keyword
 speech) from which the loader cuts ``_silence_`` clips.
+
+``SynthConfig.world_variants`` (off by default) adds pseudo-speakers made from
+the training voices recorded from people (flite's, piper's) with the WORLD
+vocoder: formant scale, F0 and tempo set independently of each other
+(``world_convert``).  Each is a training speaker of its own.
 """
 
 from __future__ import annotations
@@ -123,6 +128,14 @@ class SynthConfig:
     # training speakers of these engines get (keyword renders per word, renders per unknown word) instead:
     # the few voices recorded from people (flite's, piper's) against the many formant-synthesis variants
     engine_train_renders: tuple[tuple[str, int, int], ...] = ()
+    # WORLD-vocoder pseudo-speakers (off by default): every training voice of ``world_engines`` gets this many
+    # converted copies of its clips, each copy a new training speaker with its own spectral-envelope
+    # (formant) scale, F0 scale and tempo, drawn from the ranges below.  Needs pyworld.
+    world_variants: int = 0
+    world_engines: tuple[str, ...] = ("flite", "piper")
+    world_formant: tuple[float, float] = (0.85, 1.2)
+    world_f0: tuple[float, float] = (0.6, 1.7)
+    world_tempo: tuple[float, float] = (0.75, 1.45)
     test_fraction: float = 0.2  # of the espeak-ng variants
     validation_fraction: float = 0.1
     holdout_engine: str = "festival"  # every voice of this engine is a test speaker
@@ -404,6 +417,39 @@ def _augment(x: np.ndarray, noises: list[np.ndarray], rng: np.random.Generator, 
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
+def world_convert(clip: np.ndarray, formant: float, f0_scale: float, tempo: float) -> np.ndarray:
+    """A new speaker from an int16 clip with the WORLD vocoder (pyworld): the spectral envelope and
+    aperiodicity stretched along frequency by ``formant``, F0 times ``f0_scale``, played ``tempo`` times
+    faster (pitch kept); cut or zero-padded back to the clip's length around its centre, same peak."""
+    try:
+        import pyworld
+    except ImportError:
+        raise TinymlError("WORLD pseudo-speakers need pyworld; install it with: pip install pyworld "
+                          "(or pip install 'tinyml-toolchain[train]')") from None
+    fs, period = 16000, 5.0
+    x = clip.astype(np.float64) / 32768.0
+    f0, t = pyworld.dio(x, fs, frame_period=period)
+    f0 = pyworld.stonemask(x, f0, t, fs)
+    envelope, aperiodicity = pyworld.cheaptrick(x, f0, t, fs), pyworld.d4c(x, f0, t, fs)
+    frames, bins = envelope.shape
+    grid = np.arange(bins, dtype=np.float64)
+    source = np.clip(grid / formant, 0, bins - 1)
+    envelope = np.stack([np.interp(source, grid, row) for row in envelope])
+    aperiodicity = np.stack([np.interp(source, grid, row) for row in aperiodicity])
+    keep = np.round(np.linspace(0, frames - 1, max(2, int(round(frames / tempo))))).astype(int)
+    y = pyworld.synthesize(np.ascontiguousarray(f0[keep] * f0_scale), np.ascontiguousarray(envelope[keep]),
+                           np.ascontiguousarray(aperiodicity[keep]), fs, period)
+    n = len(clip)
+    if len(y) >= n:
+        start = (len(y) - n) // 2
+        y = y[start:start + n]
+    else:
+        pad = (n - len(y)) // 2
+        y = np.concatenate([np.zeros(pad), y, np.zeros(n - len(y) - pad)])
+    y = y / max(np.max(np.abs(y)), 1e-9) * np.max(np.abs(x)) * 32768.0
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
 def make_noises(cfg: SynthConfig, voices: list[Voice]) -> dict[str, np.ndarray]:
     """Background noises (int16, 16 kHz): white, pink, brown, hum, fan, babble."""
     rng = np.random.default_rng(cfg.seed + 7)
@@ -522,14 +568,41 @@ def generate_dataset(
         write_wav(out / rel, _augment(x, noise_list, rng, cfg, train=split == "train"))
         return rel
 
+    # WORLD pseudo-speakers: converted copies of the training clips of some voices (written after them)
+    pseudo: list[tuple[Voice, Voice, tuple[float, float, float]]] = []
+    for v in splits["train"] if cfg.world_variants > 0 else []:
+        if v.engine in cfg.world_engines:
+            for k in range(cfg.world_variants):
+                r = np.random.default_rng(int.from_bytes(hashlib.sha1(f"{cfg.seed}:{v}~world{k}".encode())
+                                                         .digest()[:8], "little"))
+                pseudo.append((v, Voice(v.engine, f"{v.name}~world{k}"),
+                               (r.uniform(*cfg.world_formant), float(np.exp(r.uniform(*np.log(cfg.world_f0)))),
+                                r.uniform(*cfg.world_tempo))))
+    world_jobs = [(src, new, params, job) for src, new, params in pseudo for job in jobs
+                  if job[0] == "train" and job[1] == src]
+
+    def convert(item: tuple[Voice, Voice, tuple[float, float, float], tuple[str, Voice, str, int]]) -> str:
+        src, new, (formant, f0_scale, tempo), (_split, _v, w, i) = item
+        clip, _rate = read_wav(out / f"{w}/{src.speaker}_nohash_{i}.wav")
+        rel = f"{w}/{new.speaker}_nohash_{i}.wav"
+        write_wav(out / rel, world_convert(clip, formant, f0_scale, tempo))
+        return rel
+
     workers = cfg.workers or 2 * (os.cpu_count() or 1)
     rels: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    total = len(jobs) + len(world_jobs)
     with scratch, ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(render_festival, festival_jobs))
         for k, (job, rel) in enumerate(zip(jobs, pool.map(work, jobs))):
             rels[job[0]].append(rel)
             if progress:
-                progress(k + 1, len(jobs))
+                progress(k + 1, total)
+        for k, rel in enumerate(pool.map(convert, world_jobs)):
+            rels["train"].append(rel)
+            if progress:
+                progress(len(jobs) + k + 1, total)
+    if pseudo:
+        splits["train"] = splits["train"] + [new for _src, new, _p in pseudo]
     (out / "validation_list.txt").write_text("".join(r + "\n" for r in rels["validation"]))
     (out / "testing_list.txt").write_text("".join(r + "\n" for r in rels["test"]))
     info = dict(
