@@ -421,6 +421,11 @@ def world_convert(clip: np.ndarray, formant: float, f0_scale: float, tempo: floa
     """A new speaker from an int16 clip with the WORLD vocoder (pyworld): the spectral envelope and
     aperiodicity stretched along frequency by ``formant``, F0 times ``f0_scale``, played ``tempo`` times
     faster (pitch kept); cut or zero-padded back to the clip's length around its centre, same peak."""
+    return world_voices(clip, [(formant, f0_scale, tempo)])[0]
+
+
+def world_voices(clip: np.ndarray, params: list[tuple[float, float, float]]) -> list[np.ndarray]:
+    """``world_convert`` of one clip for several (formant, F0 scale, tempo): the clip is analysed once."""
     try:
         import pyworld
     except ImportError:
@@ -433,21 +438,23 @@ def world_convert(clip: np.ndarray, formant: float, f0_scale: float, tempo: floa
     envelope, aperiodicity = pyworld.cheaptrick(x, f0, t, fs), pyworld.d4c(x, f0, t, fs)
     frames, bins = envelope.shape
     grid = np.arange(bins, dtype=np.float64)
-    source = np.clip(grid / formant, 0, bins - 1)
-    envelope = np.stack([np.interp(source, grid, row) for row in envelope])
-    aperiodicity = np.stack([np.interp(source, grid, row) for row in aperiodicity])
-    keep = np.round(np.linspace(0, frames - 1, max(2, int(round(frames / tempo))))).astype(int)
-    y = pyworld.synthesize(np.ascontiguousarray(f0[keep] * f0_scale), np.ascontiguousarray(envelope[keep]),
-                           np.ascontiguousarray(aperiodicity[keep]), fs, period)
-    n = len(clip)
-    if len(y) >= n:
-        start = (len(y) - n) // 2
-        y = y[start:start + n]
-    else:
-        pad = (n - len(y)) // 2
-        y = np.concatenate([np.zeros(pad), y, np.zeros(n - len(y) - pad)])
-    y = y / max(np.max(np.abs(y)), 1e-9) * np.max(np.abs(x)) * 32768.0
-    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+    n, peak = len(clip), np.max(np.abs(x)) * 32768.0
+    out = []
+    for formant, f0_scale, tempo in params:
+        source = np.clip(grid / formant, 0, bins - 1)
+        keep = np.round(np.linspace(0, frames - 1, max(2, int(round(frames / tempo))))).astype(int)
+        env = np.stack([np.interp(source, grid, row) for row in envelope[keep]])
+        ap = np.stack([np.interp(source, grid, row) for row in aperiodicity[keep]])
+        y = pyworld.synthesize(np.ascontiguousarray(f0[keep] * f0_scale), env, ap, fs, period)
+        if len(y) >= n:
+            start = (len(y) - n) // 2
+            y = y[start:start + n]
+        else:
+            pad = (n - len(y)) // 2
+            y = np.concatenate([np.zeros(pad), y, np.zeros(n - len(y) - pad)])
+        y = y / max(np.max(np.abs(y)), 1e-9) * peak
+        out.append(np.clip(np.round(y), -32768, 32767).astype(np.int16))
+    return out
 
 
 def make_noises(cfg: SynthConfig, voices: list[Voice]) -> dict[str, np.ndarray]:
@@ -569,40 +576,42 @@ def generate_dataset(
         return rel
 
     # WORLD pseudo-speakers: converted copies of the training clips of some voices (written after them)
-    pseudo: list[tuple[Voice, Voice, tuple[float, float, float]]] = []
+    pseudo: dict[Voice, list[tuple[Voice, tuple[float, float, float]]]] = {}
     for v in splits["train"] if cfg.world_variants > 0 else []:
         if v.engine in cfg.world_engines:
             for k in range(cfg.world_variants):
                 r = np.random.default_rng(int.from_bytes(hashlib.sha1(f"{cfg.seed}:{v}~world{k}".encode())
                                                          .digest()[:8], "little"))
-                pseudo.append((v, Voice(v.engine, f"{v.name}~world{k}"),
-                               (r.uniform(*cfg.world_formant), float(np.exp(r.uniform(*np.log(cfg.world_f0)))),
-                                r.uniform(*cfg.world_tempo))))
-    world_jobs = [(src, new, params, job) for src, new, params in pseudo for job in jobs
-                  if job[0] == "train" and job[1] == src]
+                pseudo.setdefault(v, []).append(
+                    (Voice(v.engine, f"{v.name}~world{k}"),
+                     (r.uniform(*cfg.world_formant), float(np.exp(r.uniform(*np.log(cfg.world_f0)))),
+                      r.uniform(*cfg.world_tempo))))
+    world_jobs = [job for job in jobs if job[0] == "train" and job[1] in pseudo]
 
-    def convert(item: tuple[Voice, Voice, tuple[float, float, float], tuple[str, Voice, str, int]]) -> str:
-        src, new, (formant, f0_scale, tempo), (_split, _v, w, i) = item
-        clip, _rate = read_wav(out / f"{w}/{src.speaker}_nohash_{i}.wav")
-        rel = f"{w}/{new.speaker}_nohash_{i}.wav"
-        write_wav(out / rel, world_convert(clip, formant, f0_scale, tempo))
-        return rel
+    def convert(job: tuple[str, Voice, str, int]) -> list[str]:
+        _split, v, w, i = job
+        clip, _rate = read_wav(out / f"{w}/{v.speaker}_nohash_{i}.wav")
+        names = [f"{w}/{new.speaker}_nohash_{i}.wav" for new, _params in pseudo[v]]
+        for rel, y in zip(names, world_voices(clip, [params for _new, params in pseudo[v]])):
+            write_wav(out / rel, y)
+        return names
 
     workers = cfg.workers or 2 * (os.cpu_count() or 1)
     rels: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
-    total = len(jobs) + len(world_jobs)
+    total = len(jobs) + sum(len(pseudo[job[1]]) for job in world_jobs)
     with scratch, ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(render_festival, festival_jobs))
         for k, (job, rel) in enumerate(zip(jobs, pool.map(work, jobs))):
             rels[job[0]].append(rel)
             if progress:
                 progress(k + 1, total)
-        for k, rel in enumerate(pool.map(convert, world_jobs)):
-            rels["train"].append(rel)
+        done = len(jobs)
+        for converted in pool.map(convert, world_jobs):
+            rels["train"] += converted
+            done += len(converted)
             if progress:
-                progress(len(jobs) + k + 1, total)
-    if pseudo:
-        splits["train"] = splits["train"] + [new for _src, new, _p in pseudo]
+                progress(done, total)
+    splits["train"] = splits["train"] + [new for variants in pseudo.values() for new, _params in variants]
     (out / "validation_list.txt").write_text("".join(r + "\n" for r in rels["validation"]))
     (out / "testing_list.txt").write_text("".join(r + "\n" for r in rels["test"]))
     info = dict(
