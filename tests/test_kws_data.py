@@ -78,6 +78,27 @@ def test_loader_splits_labels_silence_unknown(tmp_path: Path) -> None:
     assert np.array_equal(again["train"].audio, tr.audio)
 
 
+def test_loader_train_unknown_fraction_leaves_validation_and_test_alone(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "sc", {"yes": 3, "no": 3, "stop": 2, "cat": 8, "tree": 8})
+    base = load_speech_commands(root, seed=5)
+    more = load_speech_commands(root, seed=5, train_unknown_fraction=0.3)
+    for split in ("validation", "test"):
+        assert more[split].files == base[split].files
+        assert np.array_equal(more[split].audio, base[split].audio)
+    counts = np.bincount(more["train"].labels, minlength=len(LABELS))
+    known, silence = 9 + 9 + 6, round(24 * 0.1 / 0.8)
+    assert counts[LABELS.index(SILENCE)] == silence  # silence count unchanged
+    assert counts[LABELS.index(UNKNOWN)] == round((known + silence) * 0.3 / 0.7)
+    assert counts[LABELS.index(UNKNOWN)] / len(more["train"]) == pytest.approx(0.3, abs=0.02)
+    # the default pick is the start of the larger one
+    unk = LABELS.index(UNKNOWN)
+    picked = [f for f, y in zip(more["train"].files, more["train"].labels) if y == unk]
+    default = [f for f, y in zip(base["train"].files, base["train"].labels) if y == unk]
+    assert set(default) < set(picked)
+    fewer = load_speech_commands(root, seed=5, train_unknown_fraction=0.0)
+    assert np.bincount(fewer["train"].labels, minlength=len(LABELS))[unk] == 0
+
+
 def test_loader_rejects_wrong_layout(tmp_path: Path) -> None:
     from tinyml.errors import InputError
 

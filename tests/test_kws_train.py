@@ -111,6 +111,43 @@ def test_train_kws_early_stopping_and_checkpoint(tiny_data: Path, tmp_path: Path
     assert np.asarray(res.confusion).sum() == len(splits["test"])
 
 
+@needs_tts
+@pytest.mark.slow
+def test_train_kws_weight_averaging_keeps_the_mean_of_the_last_epochs(tiny_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    import keras
+
+    from tinyml.train.features import mfcc_batch
+    from tinyml.train.speech_commands import load_speech_commands
+    from tinyml.train.train import TrainConfig, train_kws
+
+    splits = load_speech_commands(tiny_data, max_per_class=8)
+    lines: list[str] = []
+    cfg = TrainConfig(epochs=4, average_epochs=2, patience=1, augment_variants=1, representative=20)
+    res = train_kws(tiny_data, tmp_path / "r", cfg, say=lines.append, progress_bar=False, splits=splits)
+    assert res.epochs_run == 4  # no early stopping while averaging
+    assert [line.split(":")[0] for line in lines if "(averaged" in line] == ["epoch  3/4", "epoch  4/4"]
+    assert any(line.startswith("weights averaged over the last 2 epochs") for line in lines)
+    kept = keras.models.load_model(res.keras)
+    pred = np.argmax(kept.predict(mfcc_batch(splits["validation"].audio), verbose=0), 1)
+    assert np.mean(pred == splits["validation"].labels) == pytest.approx(res.val_accuracy)
+
+
+def test_weight_average_is_the_elementwise_mean_in_the_original_dtypes() -> None:
+    from tinyml.train.train import WeightAverage
+
+    avg = WeightAverage()
+    avg.add([np.array([1.0, 2.0], np.float32), np.array([[3.0]], np.float32)])
+    avg.add([np.array([2.0, 4.0], np.float32), np.array([[5.0]], np.float32)])
+    avg.add([np.array([6.0, 0.0], np.float32), np.array([[1.0]], np.float32)])
+    a, b = avg.mean()
+    assert avg.count == 3 and a.dtype == np.float32 and b.shape == (1, 1)
+    np.testing.assert_allclose(a, [3.0, 2.0])
+    np.testing.assert_allclose(b, [[3.0]])
+    with pytest.raises(ValueError):
+        avg.add([np.zeros(2, np.float32)])  # a different model
+
+
 def test_spec_mask_replaces_blocks_of_frames_and_coefficients_by_the_clip_mean() -> None:
     from tinyml.train.train import TrainConfig, spec_mask
 

@@ -279,6 +279,7 @@ def load_speech_commands(
     *,
     silence_fraction: float = 0.1,
     unknown_fraction: float = 0.1,
+    train_unknown_fraction: float | None = None,
     max_per_class: int | None = None,
     seed: int = 0,
 ) -> dict[str, Split]:
@@ -289,6 +290,12 @@ def load_speech_commands(
     ``unknown_fraction`` of the split, and ``_silence_`` clips are cut from
     ``_background_noise_`` (random offset, volume 0 to 1) to make up
     ``silence_fraction``.  Deterministic for a given ``seed``.
+
+    ``train_unknown_fraction`` (default: ``unknown_fraction``) sets the
+    share of ``_unknown_`` in the training split alone.  It takes more (or
+    fewer) clips of the same random order of unknown clips and keeps the
+    training split's silence count, so the validation and test splits are
+    the same whatever it is.
     """
     base = Path(root)
     files = list_split_files(base)
@@ -307,6 +314,9 @@ def load_speech_commands(
         rest = max(1e-9, 1.0 - silence_fraction - unknown_fraction)
         n_unknown = min(len(unknown), int(round(n_known * unknown_fraction / rest)))
         n_silence = int(round(n_known * silence_fraction / rest)) if noises else 0
+        if split == "train" and train_unknown_fraction is not None:
+            share = min(train_unknown_fraction, 0.95)
+            n_unknown = min(len(unknown), int(round((n_known + n_silence) * share / (1.0 - share))))
         if max_per_class is not None:
             n_unknown, n_silence = min(n_unknown, max_per_class), min(n_silence, max_per_class)
         pick = rng.permutation(len(unknown))[:n_unknown]
