@@ -89,7 +89,8 @@ def test_train_kws_early_stopping_and_checkpoint(tiny_data: Path, tmp_path: Path
 
     splits = load_speech_commands(tiny_data, max_per_class=8)
     lines: list[str] = []
-    cfg = TrainConfig(model="ds_cnn_s", epochs=6, patience=1, augment_variants=1, representative=20)
+    cfg = TrainConfig(model="ds_cnn_s", epochs=6, patience=1, augment_variants=1, representative=20,
+                      average_epochs=0)
     res = train_kws(tiny_data, tmp_path / "r", cfg, say=lines.append, progress_bar=False, splits=splits)
     val = [h["val_accuracy"] for h in json.loads((tmp_path / "r" / "history.json").read_text())]
     assert len(val) == res.epochs_run
@@ -123,11 +124,13 @@ def test_train_kws_weight_averaging_keeps_the_mean_of_the_last_epochs(tiny_data:
 
     splits = load_speech_commands(tiny_data, max_per_class=8)
     lines: list[str] = []
-    cfg = TrainConfig(epochs=4, average_epochs=2, patience=1, augment_variants=1, representative=20)
+    cfg = TrainConfig(epochs=4, average_epochs=3, augment_variants=1, representative=20)
     res = train_kws(tiny_data, tmp_path / "r", cfg, say=lines.append, progress_bar=False, splits=splits)
-    assert res.epochs_run == 4  # no early stopping while averaging
+    assert res.epochs_run == 4
+    # at most the second half of a short schedule is averaged
     assert [line.split(":")[0] for line in lines if "(averaged" in line] == ["epoch  3/4", "epoch  4/4"]
     assert any(line.startswith("weights averaged over the last 2 epochs") for line in lines)
+    assert Path(res.keras).name == "averaged.keras" and (tmp_path / "r" / "best.keras").is_file()
     kept = keras.models.load_model(res.keras)
     pred = np.argmax(kept.predict(mfcc_batch(splits["validation"].audio), verbose=0), 1)
     assert np.mean(pred == splits["validation"].labels) == pytest.approx(res.val_accuracy)
@@ -146,6 +149,16 @@ def test_weight_average_is_the_elementwise_mean_in_the_original_dtypes() -> None
     np.testing.assert_allclose(b, [[3.0]])
     with pytest.raises(ValueError):
         avg.add([np.zeros(2, np.float32)])  # a different model
+
+
+def test_ds_cnn_dropout_is_set_by_the_training_config() -> None:
+    pytest.importorskip("keras")
+    from tinyml.train.train import TrainConfig, build_model
+
+    for rate in (0.1, 0.0):
+        for size in ("s", "m"):
+            model = build_model(TrainConfig(model=f"ds_cnn_{size}", dropout=rate), 12)
+            assert [layer.rate for layer in model.layers if layer.name.startswith("dropout")] == [rate, 2 * rate]
 
 
 def test_spec_mask_replaces_blocks_of_frames_and_coefficients_by_the_clip_mean() -> None:

@@ -38,6 +38,7 @@ MODELS = ("ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "mobilenet_v1", "mobilenet_v2", "r
 class TrainConfig:
     model: str = "ds_cnn_s"
     width: float = 0.25  # MobileNet width multiplier
+    dropout: float = 0.2  # DS-CNN: after the first convolution, and twice this before the pooling
     epochs: int = 30
     batch_size: int = 100
     learning_rate: float = 2e-3
@@ -60,8 +61,9 @@ class TrainConfig:
     speed_probability: float = 0.0
     label_smoothing: float = 0.0
     # Weight averaging (SWA-style) over the last ``average_epochs`` epochs of the cosine schedule: the model
-    # kept is the mean of those epochs' weights (batch-norm statistics included) rather than the best
-    # validation checkpoint (0: off, keep the best checkpoint).
+    # kept (averaged.keras) is the mean of those epochs' weights, batch-norm statistics included, rather
+    # than the best validation checkpoint (best.keras), which is kept when training stops before them.
+    # Short runs average over their second half at most.
     average_epochs: int = 0
     mixup: float = 0.0  # alpha of the Beta distribution of mixup (0: off), drawn per clip every epoch
     per_channel: bool = True
@@ -113,7 +115,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> Any:
 
     shape = MLPERF_KWS.shape
     if cfg.model.startswith("ds_cnn_"):
-        return zoo.ds_cnn_size(cfg.model[-1].upper(), shape, num_classes, seed=cfg.seed)
+        return zoo.ds_cnn_size(cfg.model[-1].upper(), shape, num_classes, seed=cfg.seed, dropout=cfg.dropout)
     if cfg.model == "mobilenet_v1":
         return zoo.mobilenet_v1(shape, cfg.width, num_classes, seed=cfg.seed)
     if cfg.model == "mobilenet_v2":
@@ -333,6 +335,7 @@ def train_kws(
     best_acc, best_epoch, history = -1.0, -1, []
     variants: list[np.ndarray] = []
     averaged = WeightAverage()
+    window = max(0, min(cfg.average_epochs, cfg.epochs // 2))  # at most the second half of the schedule
     for epoch in range(cfg.epochs):
         t0 = time.monotonic()
         if len(variants) < max(1, cfg.augment_variants):
@@ -350,26 +353,26 @@ def train_kws(
         history.append(dict(epoch=epoch + 1, loss=loss, accuracy=acc, val_accuracy=val_acc,
                             seconds=time.monotonic() - t0))
         mark = ""
-        if cfg.average_epochs > 0:
-            if epoch >= cfg.epochs - cfg.average_epochs:
-                averaged.add(model.get_weights())
-                mark = f"  (averaged, {averaged.count}/{cfg.average_epochs})"
-        elif val_acc > best_acc:
+        if val_acc > best_acc:
             best_acc, best_epoch, mark = val_acc, epoch, "  (best, checkpointed)"
             model.save(best_path)
+        if window and epoch >= cfg.epochs - window:
+            averaged.add(model.get_weights())
+            mark += f"  (averaged, {averaged.count}/{window})"
         say(f"epoch {epoch + 1:2d}/{cfg.epochs}: loss {loss:.3f}, train accuracy {acc:.3f}, "
             f"validation accuracy {val_acc:.3f}, {time.monotonic() - t0:.1f}s{mark}")
-        if cfg.average_epochs <= 0 and (epoch - best_epoch >= cfg.patience
-                                        or (best_acc >= 1.0 and epoch - best_epoch >= 2)):
+        if epoch - best_epoch >= cfg.patience or (best_acc >= 1.0 and epoch - best_epoch >= 2):
             say(f"early stop: no better validation accuracy for {epoch - best_epoch} epochs")
             break
     (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    kept = best_path  # the best checkpoint, unless the run reached the averaging epochs
     if averaged.count:
         model.set_weights(averaged.mean())
         best_acc = float(np.mean(np.argmax(model.predict(x_val, verbose=0, batch_size=256), 1) == y_val))
         say(f"weights averaged over the last {averaged.count} epochs: validation accuracy {best_acc:.3f}")
-        model.save(best_path)
-    model = keras.models.load_model(best_path)
+        kept = out / "averaged.keras"
+        model.save(kept)
+    model = keras.models.load_model(kept)
     float_pred = np.argmax(model.predict(x_test, verbose=0, batch_size=256), 1)
     float_acc = float(np.mean(float_pred == y_test))
 
@@ -389,7 +392,7 @@ def train_kws(
     plot_confusion(cm, LABELS, out / "confusion_int8.png",
                    f"{cfg.model} int8 (TFLM), test accuracy {100 * int8_acc:.1f}%")
     result = TrainResult(
-        tflite=tfl_path, keras=best_path, labels=LABELS, input_scale=scale, input_zero_point=zp,
+        tflite=tfl_path, keras=kept, labels=LABELS, input_scale=scale, input_zero_point=zp,
         float_accuracy=float_acc, int8_accuracy=int8_acc, val_accuracy=best_acc,
         epochs_run=len(history), train_seconds=time.monotonic() - start, counts=counts,
         confusion=cm.tolist(), test_predictions=int8_pred.tolist(),

@@ -161,14 +161,15 @@ def ds_cnn(
 
 
 def ds_cnn_size(size: str, input_shape: Sequence[int] = (49, 10, 1), num_classes: int = 12,
-                seed: int | None = 0) -> Any:
-    """The Hello Edge DS-CNN of size "S", "M" or "L" (see ``DS_CNN_SIZES``)."""
+                seed: int | None = 0, dropout: float = 0.2) -> Any:
+    """The Hello Edge DS-CNN of size "S", "M" or "L" (see ``DS_CNN_SIZES``); ``dropout`` as in ``ds_cnn``."""
     try:
         cfg = DS_CNN_SIZES[size.upper()]
     except KeyError:
         raise ValueError(f"unknown DS-CNN size {size!r}; choose one of {sorted(DS_CNN_SIZES)}") from None
     return ds_cnn(input_shape, cfg["channels"], cfg["blocks"], num_classes,
-                  first_strides=cfg["first_strides"], block_strides=cfg["block_strides"], seed=seed)
+                  first_strides=cfg["first_strides"], block_strides=cfg["block_strides"], dropout=dropout,
+                  seed=seed)
 
 
 def mobilenet_v1(
