@@ -83,6 +83,17 @@ def test_numpy_mfcc_matches_tf_signal() -> None:
         np.testing.assert_allclose(o, ref, atol=2e-3 * max(1.0, float(np.abs(ref).max())) / 10)
 
 
+def test_mfcc_batch_in_blocks_and_in_float32() -> None:
+    rng = np.random.default_rng(1)
+    clips = (rng.standard_normal((1100, 16000)) * rng.uniform(10, 8000, (1100, 1))).astype(np.int16)
+    whole = mfcc_batch(clips)  # three blocks
+    assert whole.shape == (1100, 49, 10, 1) and whole.dtype == np.float32
+    assert np.array_equal(whole[1030:], mfcc_batch(clips[1030:]))  # a clip's features do not depend on its block
+    fast = mfcc_batch(clips, dtype=np.float32)
+    np.testing.assert_allclose(fast, whole, atol=1e-4)
+    assert not np.array_equal(fast, whole)  # computed in single precision
+
+
 @needs_tts
 def test_numpy_mfcc_matches_tf_signal_on_speech() -> None:
     clips = _speech(3)

@@ -339,7 +339,7 @@ def train_kws(
     for epoch in range(cfg.epochs):
         t0 = time.monotonic()
         if len(variants) < max(1, cfg.augment_variants):
-            variants.append(mfcc_batch(augment(splits["train"].audio, noises, rng, cfg)))
+            variants.append(mfcc_batch(augment(splits["train"].audio, noises, rng, cfg), dtype=np.float32))
         x_train = variants[epoch % len(variants)]
         if cfg.time_masks or cfg.coefficient_masks:
             x_train = spec_mask(x_train, rng, cfg)
