@@ -38,7 +38,7 @@ MODELS = ("ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "mobilenet_v1", "mobilenet_v2", "r
 class TrainConfig:
     model: str = "ds_cnn_s"
     width: float = 0.25  # MobileNet width multiplier
-    dropout: float = 0.2  # DS-CNN: after the first convolution, and twice this before the pooling
+    dropout: float = 0.1  # DS-CNN: after the first convolution, and twice this before the pooling (MLPerf: 0.2)
     epochs: int = 30
     batch_size: int = 100
     learning_rate: float = 2e-3
@@ -64,7 +64,7 @@ class TrainConfig:
     # kept (averaged.keras) is the mean of those epochs' weights, batch-norm statistics included, rather
     # than the best validation checkpoint (best.keras), which is kept when training stops before them.
     # Short runs average over their second half at most.
-    average_epochs: int = 0
+    average_epochs: int = 10
     mixup: float = 0.0  # alpha of the Beta distribution of mixup (0: off), drawn per clip every epoch
     per_channel: bool = True
     dense_per_channel: bool | None = None  # None: like per_channel
@@ -72,7 +72,7 @@ class TrainConfig:
     max_per_class: int | None = None
     # share of _unknown_ clips in the training split (validation and test keep the standard 10%): the
     # unknown words are the class held-out voices miss most, and synthetic data has unknown clips to spare
-    unknown_fraction: float = 0.1
+    unknown_fraction: float = 0.2
     seed: int = 0  # weights, augmentation and calibration clips (the data split uses SPLIT_SEED)
 
     def key(self) -> str:
