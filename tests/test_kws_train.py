@@ -80,18 +80,32 @@ def test_train_kws_cli_reports_float_int8_and_device(tiny_data: Path, tmp_path: 
     assert r2.returncode == 0 and "using cached model" in r2.stderr and "epoch" not in r2.stderr
 
 
-@needs_tts
-@pytest.mark.slow
-def test_train_kws_early_stopping_and_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+def _train_tiny(data: Path, out: Path, **options: object) -> tuple[dict, list[str], object]:
+    """Train on the tiny set (8 clips per class); returns the splits, the log lines and the result."""
     pytest.importorskip("keras")
     from tinyml.train.speech_commands import load_speech_commands
     from tinyml.train.train import TrainConfig, train_kws
 
-    splits = load_speech_commands(tiny_data, max_per_class=8)
+    splits = load_speech_commands(data, max_per_class=8)
     lines: list[str] = []
-    cfg = TrainConfig(model="ds_cnn_s", epochs=6, patience=1, augment_variants=1, representative=20,
-                      average_epochs=0)
-    res = train_kws(tiny_data, tmp_path / "r", cfg, say=lines.append, progress_bar=False, splits=splits)
+    cfg = TrainConfig(augment_variants=1, representative=20, **options)
+    return splits, lines, train_kws(data, out, cfg, say=lines.append, progress_bar=False, splits=splits)
+
+
+def _validation_accuracy(keras_file: str | Path, splits: dict) -> float:
+    import keras
+
+    from tinyml.train.features import mfcc_batch
+
+    pred = np.argmax(keras.models.load_model(keras_file).predict(mfcc_batch(splits["validation"].audio),
+                                                                   verbose=0), 1)
+    return float(np.mean(pred == splits["validation"].labels))
+
+
+@needs_tts
+@pytest.mark.slow
+def test_train_kws_early_stopping_and_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    splits, lines, res = _train_tiny(tiny_data, tmp_path / "r", epochs=6, patience=1, average_epochs=0)
     val = [h["val_accuracy"] for h in json.loads((tmp_path / "r" / "history.json").read_text())]
     assert len(val) == res.epochs_run
     # patience 1: every epoch but the last improved on the best so far; the last did not, or all 6 ran
@@ -102,38 +116,20 @@ def test_train_kws_early_stopping_and_checkpoint(tiny_data: Path, tmp_path: Path
         assert any("early stop" in line for line in lines)
     assert res.val_accuracy == pytest.approx(max(val))
     # the checkpoint is the best epoch's model
-    import keras
-
-    from tinyml.train.features import mfcc_batch
-
-    best = keras.models.load_model(res.keras)
-    pred = np.argmax(best.predict(mfcc_batch(splits["validation"].audio), verbose=0), 1)
-    assert np.mean(pred == splits["validation"].labels) == pytest.approx(max(val))
+    assert _validation_accuracy(res.keras, splits) == pytest.approx(max(val))
     assert np.asarray(res.confusion).sum() == len(splits["test"])
 
 
 @needs_tts
 @pytest.mark.slow
 def test_train_kws_weight_averaging_keeps_the_mean_of_the_last_epochs(tiny_data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("keras")
-    import keras
-
-    from tinyml.train.features import mfcc_batch
-    from tinyml.train.speech_commands import load_speech_commands
-    from tinyml.train.train import TrainConfig, train_kws
-
-    splits = load_speech_commands(tiny_data, max_per_class=8)
-    lines: list[str] = []
-    cfg = TrainConfig(epochs=4, average_epochs=3, augment_variants=1, representative=20)
-    res = train_kws(tiny_data, tmp_path / "r", cfg, say=lines.append, progress_bar=False, splits=splits)
+    splits, lines, res = _train_tiny(tiny_data, tmp_path / "r", epochs=4, average_epochs=3)
     assert res.epochs_run == 4
     # at most the second half of a short schedule is averaged
     assert [line.split(":")[0] for line in lines if "(averaged" in line] == ["epoch  3/4", "epoch  4/4"]
     assert any(line.startswith("weights averaged over the last 2 epochs") for line in lines)
     assert Path(res.keras).name == "averaged.keras" and (tmp_path / "r" / "best.keras").is_file()
-    kept = keras.models.load_model(res.keras)
-    pred = np.argmax(kept.predict(mfcc_batch(splits["validation"].audio), verbose=0), 1)
-    assert np.mean(pred == splits["validation"].labels) == pytest.approx(res.val_accuracy)
+    assert _validation_accuracy(res.keras, splits) == pytest.approx(res.val_accuracy)
 
 
 def test_weight_average_is_the_elementwise_mean_in_the_original_dtypes() -> None:

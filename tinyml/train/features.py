@@ -22,7 +22,6 @@ definition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
@@ -111,7 +110,7 @@ def mfcc_batch(audio: np.ndarray, fe: FrontEnd = MLPERF_KWS, dtype: Any = np.flo
     (a clip whose maximum is not positive is left unscaled, where the
     reference would produce NaN or flip the sign).  ``dtype`` is the
     arithmetic: float64 (the reference the device is checked against) or
-    float32 (about twice as fast, for training features; within 1e-5).
+    float32 (faster, for training features; within about 1e-5).
     """
     x = np.asarray(audio)
     if x.ndim == 1:
