@@ -28,10 +28,14 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(VENV)/.deps: pyproject.toml
+$(VENV)/.deps: pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q ".[all]"
+# quantization-aware training (tinyml.train.qat): tf-keras and tfmot without their dependencies, which
+# would pull the full tensorflow over tensorflow-cpu (see the note in pyproject.toml)
+	$(BIN)/python -m pip install -q --no-deps "tf-keras==2.21.*" "tensorflow-model-optimization==0.8.*"
+	$(BIN)/python -m pip install -q "dm-tree"
 	@touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
