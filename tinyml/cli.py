@@ -85,6 +85,17 @@ def _bytes(text: str) -> int:
     return n
 
 
+def _epochs(text: str) -> int:
+    """A number of epochs, 0 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of epochs (e.g. 3)") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be 0 (off) or a positive number of epochs")
+    return n
+
+
 def cmd_compile(a: argparse.Namespace) -> int:
     from tinyml.compiler import compile_model
 
@@ -182,7 +193,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     report = train_and_report(data=a.data, synthetic=a.synthetic, out_dir=a.output, board=a.board,
                               model=a.model, epochs=a.epochs, per_tensor=a.per_tensor,
-                              dense_per_tensor=a.dense_per_tensor, force=a.force, seed=a.seed, say=_say)
+                              dense_per_tensor=a.dense_per_tensor, force=a.force, seed=a.seed,
+                              qat_epochs=a.qat, say=_say)
     return 0 if report.ok else 1
 
 
@@ -330,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="output directory (default: in ~/.cache/tinyml/kws)")
     s.add_argument("--per-tensor", action="store_true", help="per-tensor weights everywhere (default per-channel)")
     s.add_argument("--dense-per-tensor", action="store_true", help="per-tensor weights for the dense layers only")
+    s.add_argument("--qat", type=_epochs, default=0, metavar="EPOCHS",
+                   help="then fine-tune with quantization-aware training for EPOCHS epochs (needs tf-keras and "
+                        "tensorflow-model-optimization); model.tflite is the QAT model, model_ptq.tflite the "
+                        "post-training one (default 0: off)")
     s.add_argument("--force", action="store_true", help="train again even if a cached result exists")
     s.set_defaults(func=cmd_train)
 

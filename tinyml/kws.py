@@ -145,6 +145,10 @@ def trained_model(data_dir: Path, cfg: Any = None, *, say: Say = print, force: b
         return TrainResult.from_json(json.loads(result_file.read_text()))
     from tinyml.train.train import train_kws
 
+    if cfg.qat_epochs:
+        from tinyml.train.qat import require_tfmot
+
+        require_tfmot()
     say(f"training {cfg.model} (up to {cfg.epochs} epochs, early stopping; checkpoints in {out}) ...")
     return train_kws(data_dir, out, cfg, say=say, progress_bar=progress_bar)
 
@@ -425,7 +429,7 @@ class KwsReport:
     def summary(self) -> list[str]:
         t = self.train
         lines = [f"float accuracy {100 * t.float_accuracy:.1f}%, int8 accuracy (TFLM) "
-                 f"{100 * t.int8_accuracy:.1f}% on {t.counts['test']} held-out clips"]
+                 f"{100 * t.int8_accuracy:.1f}%{_ptq_note(t)} on {t.counts['test']} held-out clips"]
         d = self.device
         if d is not None:
             lines.append(f"on-device accuracy (QEMU) {100 * d.device_accuracy:.1f}%; device == TFLM prediction on "
@@ -448,6 +452,12 @@ class KwsReport:
         if self.stream_words:
             lines.append(f"streaming: {self.stream_hits}/{self.stream_words} spoken keywords detected")
         return lines
+
+
+def _ptq_note(result: Any) -> str:
+    """`` (quantization-aware; post-training N%)`` for a QAT result, else nothing."""
+    ptq = getattr(result, "ptq_accuracy", None)
+    return "" if ptq is None else f" (quantization-aware; post-training {100 * ptq:.1f}%)"
 
 
 def _device_report(result: Any, data_dir: Path, board: str, project: Path, say: Say,
@@ -490,28 +500,32 @@ def _device_confusion(result: Any, dev: DeviceEval, test_labels: np.ndarray, out
 def train_and_report(*, data: str | None = None, synthetic: bool = False, out_dir: str | None = None,
                      board: str = "mps2-an386", model: str = "ds_cnn_s", epochs: int | None = None,
                      per_tensor: bool = False, dense_per_tensor: bool = False, force: bool = False,
-                     seed: int = 0, say: Say = print) -> KwsReport:
-    """``tinyml train kws``: train on ``data`` (or synthetic data), quantize, evaluate in TFLM and on ``board``."""
+                     seed: int = 0, qat_epochs: int = 0, say: Say = print) -> KwsReport:
+    """``tinyml train kws``: train on ``data`` (or synthetic data), quantize, evaluate in TFLM and on ``board``.
+
+    ``qat_epochs`` > 0 adds quantization-aware training (``TrainConfig.qat_epochs``)."""
     from tinyml.train.train import MODELS, TrainConfig
 
     if (data is None) == (not synthetic):
         raise InputError("give exactly one of --data DIR (Speech Commands layout) or --synthetic")
     if model not in MODELS:
         raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if qat_epochs < 0:
+        raise InputError(f"--qat takes a number of epochs (0: off), not {qat_epochs}")
     start = time.monotonic()
     data_dir = Path(data) if data else synthetic_data(say)
     if data and not data_dir.is_dir():
         raise InputError(f"{data}: no such directory; give a folder in the Speech Commands layout "
                          "(download it with tinyml.train.speech_commands.download)")
     cfg = TrainConfig(model=model, per_channel=not per_tensor,
-                      dense_per_channel=False if dense_per_tensor else None, seed=seed)
+                      dense_per_channel=False if dense_per_tensor else None, seed=seed, qat_epochs=qat_epochs)
     if epochs:
         cfg.epochs = epochs
     out = Path(out_dir) if out_dir else None
     result = trained_model(data_dir, cfg, say=say, force=force, out_dir=out)
     folder = Path(result.tflite).parent
     say(f"float accuracy {100 * result.float_accuracy:.1f}%, int8 accuracy (TFLM) "
-        f"{100 * result.int8_accuracy:.1f}%; confusion matrix {folder / 'confusion_int8.png'}")
+        f"{100 * result.int8_accuracy:.1f}%{_ptq_note(result)}; confusion matrix {folder / 'confusion_int8.png'}")
     dev, costs, project = None, {}, None
     if board:
         project = folder / f"firmware-{board}"

@@ -74,11 +74,19 @@ class TrainConfig:
     # unknown words are the class held-out voices miss most, and synthetic data has unknown clips to spare
     unknown_fraction: float = 0.2
     seed: int = 0  # weights, augmentation and calibration clips (the data split uses SPLIT_SEED)
+    # Quantization-aware training (tinyml.train.qat, needs tf-keras and tensorflow-model-optimization): epochs
+    # of fine-tuning the kept float model with fake quantization; its int8 model becomes model.tflite and the
+    # post-training quantized one model_ptq.tflite.  0: off (post-training quantization only).  The fine-tuning
+    # cycles the augmented training features with hard labels (no masks, mixup or label smoothing).
+    qat_epochs: int = 0
 
     def key(self) -> str:
         import hashlib
 
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        d = asdict(self)
+        if not d["qat_epochs"]:  # fields added later stay out of the key at their defaults (cached models)
+            del d["qat_epochs"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -96,6 +104,9 @@ class TrainResult:
     counts: dict[str, int]
     confusion: list[list[int]] = field(default_factory=list)  # int8 (TFLM), rows: truth
     test_predictions: list[int] = field(default_factory=list)  # int8 (TFLM) argmax per test clip
+    # with QAT (TrainConfig.qat_epochs): the accuracy of the post-training quantized model_ptq.tflite; the
+    # fields above are model.tflite's, the QAT model's.  None without QAT (and in older result.json files).
+    ptq_accuracy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -291,7 +302,9 @@ def train_kws(
 
     ``out_dir`` receives ``best.keras`` (checkpoint of the best validation
     accuracy), ``model.tflite`` (int8 in and out), ``history.json``,
-    ``result.json`` and ``confusion_int8.png``.
+    ``result.json`` and ``confusion_int8.png``; with ``cfg.qat_epochs``,
+    ``model.tflite`` is the quantization-aware trained model and
+    ``model_ptq.tflite`` the post-training quantized one.
     """
     cfg = cfg or TrainConfig()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -303,6 +316,12 @@ def train_kws(
     from tinyml.reference import run_tflm_batch
     from tinyml.train.quantize import quantize_int8
 
+    if cfg.qat_epochs < 0:
+        raise TinymlError(f"qat_epochs must be 0 (off) or a number of epochs, not {cfg.qat_epochs}")
+    if cfg.qat_epochs:
+        from tinyml.train.qat import qat_int8, require_tfmot
+
+        require_tfmot()  # before training: a missing install is reported at once, not after the float training
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -381,21 +400,38 @@ def train_kws(
     say(f"quantizing to int8 with {len(rep)} representative clips "
         f"({'per-channel' if cfg.per_channel else 'per-tensor'} weights) ...")
     tflite = quantize_int8(model, rep, per_channel=cfg.per_channel, dense_per_channel=cfg.dense_per_channel)
+
+    def tflm_predictions(flatbuffer: bytes) -> np.ndarray:
+        q_test = quantize_features(x_test, *tflite_input_quant(flatbuffer))
+        return np.array([int(np.argmax(o[0])) for o in run_tflm_batch(flatbuffer, [[q] for q in q_test])])
+
+    ptq_acc = None
+    if cfg.qat_epochs:  # fine-tune the kept model with fake quantization; its int8 model replaces PTQ's
+        (out / "model_ptq.tflite").write_bytes(tflite)
+        ptq_acc = float(np.mean(tflm_predictions(tflite) == y_test))
+        say(f"post-training int8 accuracy (TFLM) {100 * ptq_acc:.1f}% (model_ptq.tflite); quantization-aware "
+            f"training for {cfg.qat_epochs} epoch(s) ...")
+        tflite = qat_int8(model, variants, y_train, rep, epochs=cfg.qat_epochs, batch_size=cfg.batch_size,
+                          learning_rate=cfg.learning_rate * 0.05,  # where the cosine schedule ended
+                          x_val=x_val, y_val=y_val, per_channel=cfg.per_channel, seed=cfg.seed, say=say)
+    else:
+        (out / "model_ptq.tflite").unlink(missing_ok=True)  # from an earlier QAT run into the same folder
     tfl_path = out / "model.tflite"
     tfl_path.write_bytes(tflite)
     scale, zp = tflite_input_quant(tflite)
-    q_test = quantize_features(x_test, scale, zp)
-    outs = run_tflm_batch(tflite, [[q] for q in q_test])
-    int8_pred = np.array([int(np.argmax(o[0])) for o in outs])
+    int8_pred = tflm_predictions(tflite)
     int8_acc = float(np.mean(int8_pred == y_test))
+    if ptq_acc is not None:
+        say(f"quantization-aware int8 accuracy (TFLM) {100 * int8_acc:.1f}%, post-training "
+            f"{100 * ptq_acc:.1f}% (float {100 * float_acc:.1f}%)")
     cm = confusion_matrix(y_test, int8_pred, len(LABELS))
     plot_confusion(cm, LABELS, out / "confusion_int8.png",
-                   f"{cfg.model} int8 (TFLM), test accuracy {100 * int8_acc:.1f}%")
+                   f"{cfg.model} int8{' QAT' if cfg.qat_epochs else ''} (TFLM), test accuracy {100 * int8_acc:.1f}%")
     result = TrainResult(
         tflite=tfl_path, keras=kept, labels=LABELS, input_scale=scale, input_zero_point=zp,
         float_accuracy=float_acc, int8_accuracy=int8_acc, val_accuracy=best_acc,
         epochs_run=len(history), train_seconds=time.monotonic() - start, counts=counts,
-        confusion=cm.tolist(), test_predictions=int8_pred.tolist(),
+        confusion=cm.tolist(), test_predictions=int8_pred.tolist(), ptq_accuracy=ptq_acc,
     )
     (out / "result.json").write_text(json.dumps(result.to_json(), indent=1) + "\n")
     return result
