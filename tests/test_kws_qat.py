@@ -3,6 +3,7 @@ operators that tinyml compiles bit-exactly, both int8 accuracies reported, one-l
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,8 +17,7 @@ import pytest
 from tests.test_kws_train import REPO, needs_tts, tiny_data, tinyml  # noqa: F401 (tiny_data is a fixture)
 
 has_tfmot = pytest.mark.skipif(
-    subprocess.run([sys.executable, "-c", "import tf_keras, tensorflow_model_optimization"],
-                   capture_output=True).returncode != 0,
+    any(importlib.util.find_spec(m) is None for m in ("tf_keras", "tensorflow_model_optimization")),
     reason="needs tf-keras and tensorflow-model-optimization (make bootstrap installs them)")
 
 # What a converted QAT model may contain: the int8 builtins of the zoo networks and int8 -> int8 QUANTIZE
