@@ -298,8 +298,8 @@ def _init_ranges(qmodel: Any, float_model: Any, data: np.ndarray, tf_keras: Any)
 
     tfmot's activation quantizers start at [-6, 6] and follow the batch ranges as a moving average with
     decay 0.999, which takes thousands of steps to settle: after 3 epochs of the demo's data (222 steps)
-    a ReLU output's minimum would still be -6 * 0.999**222 = -4.8, so the fine-tuning would simulate, and
-    the converted model keep, steps up to twice as coarse as the data needs.  (The model input's quantizer
+    the range of a ReLU output in [0, 3] would still be about [-4.8, 5.4] (-6 * 0.999**222 = -4.8), so the
+    fine-tuning would simulate, and the converted model keep, steps 3.4 times coarser than the data needs.  (The model input's quantizer
     is tfmot's all-values one, which starts at [0, 0] and widens to every value seen; it is set here too.)
     Starting from the calibration ranges, as post-training quantization does, the fine-tuning begins at
     the PTQ model and the moving averages only refine it.  On the demo's DS-CNN-S the held-out int8
