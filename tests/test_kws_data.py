@@ -298,6 +298,44 @@ def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
         assert set(np.unique(splits[s].labels)) >= {LABELS.index(w) for w in ("yes", "go", SILENCE, UNKNOWN)}
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (make bootstrap installs it)")
+def test_random_espeak_variants_are_new_training_speakers_only(tmp_path: Path) -> None:
+    from tinyml.errors import TinymlError
+    from tinyml.train.speech_commands import KEYWORDS
+    from tinyml.train.synth import (UNKNOWN_WORDS, SynthConfig, Voice, generate_dataset, synthesize_word,
+                                    write_espeak_variants)
+
+    cfg = SynthConfig(espeak_random_variants=2, noise_seconds=2)
+    path = write_espeak_variants(tmp_path / "esp", cfg)
+    text = (path / "espeak-ng-data" / "voices" / "!v" / "rand01").read_text()
+    assert "name rand01" in text and text.count("formant ") == 9
+
+    def say(name: str) -> np.ndarray:
+        return synthesize_word(Voice("espeak-ng", name), "left", np.random.default_rng(5), cfg, accents=("en-us",),
+                               espeak_path=path)
+
+    plain = say("no-such-variant")  # espeak-ng falls back to the accent's own voice for an unknown variant
+    a, b = say("rand00"), say("rand01")
+    for x, y in ((a, plain), (b, plain), (a, b)):  # the variant files are read: every timbre is its own
+        n = min(len(x), len(y))
+        assert len(x) != len(y) or np.abs(x[:n] - y[:n]).mean() > 0.01
+    with pytest.raises(TinymlError, match="random variant"):
+        synthesize_word(Voice("espeak-ng", "rand00"), "left", np.random.default_rng(5), cfg)
+
+    voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "klatt", "m3", "f4"))
+    small = dict(renders_per_word=1, eval_renders_per_word=1, holdout_renders_per_word=1, unknown_renders=1,
+                 voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2, world_variants=0)
+    without = generate_dataset(tmp_path / "without", SynthConfig(**small))
+    root = generate_dataset(tmp_path / "with", SynthConfig(**small, espeak_random_variants=2))
+    info = json.loads((root / "synth.json").read_text())
+    assert info["voices"]["train"][-2:] == ["espeak-ng:rand00", "espeak-ng:rand01"]
+    for name in ("testing_list.txt", "validation_list.txt"):  # the held-out split does not move
+        assert (root / name).read_text() == (without / name).read_text()
+    for name in ("rand00", "rand01"):
+        clips = list(root.glob(f"*/{Voice('espeak-ng', name).speaker}_nohash_*.wav"))
+        assert len(clips) == len(KEYWORDS) + len(UNKNOWN_WORDS)
+
+
 def test_piper_voices_scale_the_vocal_tract_keep_the_tempo_and_only_train() -> None:
     from tinyml.errors import TinymlError
     from tinyml.train.synth import SynthConfig, Voice, piper_available, split_voices, synthesize_word

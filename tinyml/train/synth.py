@@ -137,6 +137,16 @@ class SynthConfig:
     world_formant: tuple[float, float] = (0.85, 1.2)
     world_f0: tuple[float, float] = (0.6, 1.7)
     world_tempo: tuple[float, float] = (0.75, 1.45)
+    # espeak-ng pseudo-speakers: this many training-only espeak-ng variants with random timbres (``rand00``,
+    # ...), written as variant files into a private copy of espeak-ng's data folder at synthesis time: base
+    # pitch in Hz, and for each formant a frequency, strength and width factor drawn from the ranges below,
+    # and a flutter (pitch jitter).  They are added after the split, so validation and test are unchanged.
+    espeak_random_variants: int = 0
+    espeak_pitch_hz: tuple[float, float] = (60.0, 220.0)
+    espeak_formant_freq: tuple[float, float] = (0.8, 1.2)
+    espeak_formant_strength: tuple[float, float] = (0.55, 1.35)
+    espeak_formant_width: tuple[float, float] = (0.8, 1.2)
+    espeak_flutter: tuple[int, int] = (0, 20)
     test_fraction: float = 0.2  # of the espeak-ng variants
     validation_fraction: float = 0.1
     holdout_engine: str = "festival"  # every voice of this engine is a test speaker
@@ -278,9 +288,64 @@ def _resample(x: np.ndarray, rate: int, target: int = 16000) -> np.ndarray:
     return np.fft.irfft(out, n=n_out) * (n_out / len(x))
 
 
+RANDOM_VARIANT_PREFIX = "rand"  # espeak-ng pseudo-speakers (SynthConfig.espeak_random_variants)
+
+
+def espeak_data_dir() -> Path:
+    """espeak-ng's data folder (``espeak-ng-data``), as ``espeak-ng --version`` reports it."""
+    try:
+        text = subprocess.run(["espeak-ng", "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=30).stdout.decode(errors="replace")
+    except FileNotFoundError:
+        raise TinymlError("espeak-ng not found on PATH; install it (Debian: apt-get install espeak-ng)") from None
+    _, sep, rest = text.partition("Data at:")
+    path = Path(rest.strip().splitlines()[0]) if sep and rest.strip() else None
+    if path is None or not (path / "voices").is_dir():
+        raise TinymlError(f"espeak-ng did not report a data folder with voices ({text.strip()!r}); "
+                          "reinstall espeak-ng-data")
+    return path
+
+
+def random_espeak_variant(cfg: SynthConfig, k: int) -> str:
+    """The espeak-ng variant file of pseudo-speaker ``k`` (deterministic for ``cfg.seed``)."""
+    r = np.random.default_rng(int.from_bytes(hashlib.sha1(f"{cfg.seed}:espeak-variant{k}".encode()).digest()[:8],
+                                             "little"))
+    base = r.uniform(*cfg.espeak_pitch_hz)
+    lines = ["language variant", f"name {RANDOM_VARIANT_PREFIX}{k:02d}",
+             f"gender {'male' if base < 140 else 'female'}",
+             f"pitch {base:.0f} {base * r.uniform(1.2, 1.6):.0f}"]
+    for formant in range(9):
+        lines.append(f"formant {formant} {100 * r.uniform(*cfg.espeak_formant_freq):.0f} "
+                     f"{100 * r.uniform(*cfg.espeak_formant_strength):.0f} "
+                     f"{100 * r.uniform(*cfg.espeak_formant_width):.0f}")
+    lines.append(f"flutter {int(r.integers(cfg.espeak_flutter[0], cfg.espeak_flutter[1] + 1))}")
+    return "\n".join(lines) + "\n"
+
+
+def write_espeak_variants(root: Path, cfg: SynthConfig) -> Path:
+    """A private espeak-ng data folder under ``root`` (links to the installed one) with the random
+    variants added; returns the folder to pass as ``espeak-ng --path``."""
+    system = espeak_data_dir()
+    data = root / "espeak-ng-data"
+    variants = data / "voices" / "!v"
+    variants.mkdir(parents=True)
+    for entry in system.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry)
+    for entry in (system / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry)
+    for entry in (system / "voices" / "!v").iterdir():
+        (variants / entry.name).symlink_to(entry)
+    for k in range(cfg.espeak_random_variants):
+        (variants / f"{RANDOM_VARIANT_PREFIX}{k:02d}").write_text(random_espeak_variant(cfg, k))
+    return root
+
+
 def synthesize_word(voice: Voice, word: str, rng: np.random.Generator, cfg: SynthConfig,
-                    accents: tuple[str, ...] = ESPEAK_ACCENTS) -> np.ndarray:
-    """One rendering of ``word`` by ``voice``: float samples at 16 kHz, trimmed."""
+                    accents: tuple[str, ...] = ESPEAK_ACCENTS, espeak_path: Path | None = None) -> np.ndarray:
+    """One rendering of ``word`` by ``voice``: float samples at 16 kHz, trimmed.  ``espeak_path``: an espeak-ng
+    data folder of ``write_espeak_variants`` (for the random variants)."""
     if voice.engine == "piper":
         return _piper_render(voice, word, rng, cfg)
     with tempfile.TemporaryDirectory(prefix="tinyml-tts-") as tmp:
@@ -289,6 +354,10 @@ def synthesize_word(voice: Voice, word: str, rng: np.random.Generator, cfg: Synt
             accent = accents[int(rng.integers(len(accents)))]
             cmd = ["espeak-ng", "-v", f"{accent}+{voice.name}", "-s", str(int(rng.integers(*cfg.rate_wpm))),
                    "-p", str(int(rng.integers(*cfg.pitch))), "-w", str(out), word]
+            if espeak_path is not None:
+                cmd[1:1] = ["--path", str(espeak_path)]
+            elif voice.name.startswith(RANDOM_VARIANT_PREFIX):
+                raise TinymlError(f"{voice} is a random variant: pass the folder of write_espeak_variants")
         elif voice.engine == "flite":
             cmd = ["flite", "-voice", voice.name, "-t", word, "-o", str(out),
                    "--setf", f"duration_stretch={rng.uniform(*cfg.flite_stretch):.3f}",
@@ -528,6 +597,13 @@ def generate_dataset(
     for name, a in noises.items():
         write_wav(out / BACKGROUND / f"{name}.wav", a)
     noise_list = list(noises.values())
+    # random espeak-ng variants: training speakers only, added after the split and the noises (which stay as
+    # they are without them)
+    randoms = [Voice("espeak-ng", f"{RANDOM_VARIANT_PREFIX}{k:02d}") for k in range(cfg.espeak_random_variants)]
+    if randoms and "espeak-ng" not in engines:
+        raise TinymlError("espeak_random_variants needs espeak-ng among the voices; install espeak-ng or set "
+                          "espeak_random_variants to 0")
+    splits["train"] = splits["train"] + randoms
 
     jobs: list[tuple[str, Voice, str, int]] = []
     per_engine = {e: (k, u) for e, k, u in cfg.engine_train_renders}
@@ -553,6 +629,7 @@ def generate_dataset(
     # festival: one process per voice renders all its words (the same random stretch as one call per word)
     rendered: dict[tuple[str, Voice, str, int], Path] = {}
     scratch = tempfile.TemporaryDirectory(prefix="tinyml-festival-")
+    espeak_path = write_espeak_variants(Path(scratch.name) / "espeak", cfg) if randoms else None
     festival_jobs: dict[Voice, list[tuple[str, Voice, str, int]]] = {}
     for job in jobs:
         if job[1].engine == "festival":
@@ -571,7 +648,7 @@ def generate_dataset(
             samples, rate = read_wav(rendered[job])
             x = _trimmed(samples, rate, v, w)
         else:
-            x = synthesize_word(v, w, rng, cfg)
+            x = synthesize_word(v, w, rng, cfg, espeak_path=espeak_path)
         rel = f"{w}/{v.speaker}_nohash_{i}.wav"
         write_wav(out / rel, _augment(x, noise_list, rng, cfg, train=split == "train"))
         return rel
