@@ -258,7 +258,7 @@ def test_synthetic_dataset_layout_and_speaker_split(tmp_path: Path) -> None:
     cfg = SynthConfig(renders_per_word=1, eval_renders_per_word=1, holdout_renders_per_word=1, unknown_renders=1,
                       voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2,
                       engine_train_renders=(("flite", 2, 2),), world_variants=1 if world else 0,
-                      world_engines=("flite",))
+                      world_engines=("flite",), espeak_random_variants=0)
     root = generate_dataset(tmp_path / "syn", cfg)
     info = json.loads((root / "synth.json").read_text())
     clips = {v: len(list(root.glob(f"*/{v.speaker}_nohash_*.wav"))) for v in voices}
@@ -324,9 +324,10 @@ def test_random_espeak_variants_are_new_training_speakers_only(tmp_path: Path) -
 
     voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "klatt", "m3", "f4"))
     small = dict(renders_per_word=1, eval_renders_per_word=1, holdout_renders_per_word=1, unknown_renders=1,
-                 voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2, world_variants=0)
+                 voices=voices, test_fraction=0.2, validation_fraction=0.2, noise_seconds=2, world_variants=0,
+                 espeak_random_variants=0)
     without = generate_dataset(tmp_path / "without", SynthConfig(**small))
-    root = generate_dataset(tmp_path / "with", SynthConfig(**small, espeak_random_variants=2))
+    root = generate_dataset(tmp_path / "with", SynthConfig(**{**small, "espeak_random_variants": 2}))
     info = json.loads((root / "synth.json").read_text())
     assert info["voices"]["train"][-2:] == ["espeak-ng:rand00", "espeak-ng:rand01"]
     for name in ("testing_list.txt", "validation_list.txt"):  # the held-out split does not move

@@ -45,7 +45,7 @@ def tiny_data(tmp_path_factory) -> Path:
     voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "klatt", "m3", "f4", "m7")) + (
         Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "kal"))
     cfg = SynthConfig(renders_per_word=2, eval_renders_per_word=1, voices=voices, test_fraction=0.2,
-                      validation_fraction=0.2, noise_seconds=3)
+                      validation_fraction=0.2, noise_seconds=3, espeak_random_variants=2)
     return generate_dataset(tmp_path_factory.mktemp("kwsdata") / "syn", cfg)
 
 

@@ -36,10 +36,13 @@ noise and phoneme-width noise scales.  ``_background_noise_`` holds
 generated noises (white, pink, brown, mains hum, fan, babble of non-keyword
 speech) from which the loader cuts ``_silence_`` clips.
 
-``SynthConfig.world_variants`` (off by default) adds pseudo-speakers made from
+``SynthConfig.world_variants`` (two by default) adds pseudo-speakers made from
 the training voices recorded from people (flite's, piper's) with the WORLD
 vocoder: formant scale, F0 and tempo set independently of each other
 (``world_convert``).  Each is a training speaker of its own.
+``SynthConfig.espeak_random_variants`` (forty by default) adds espeak-ng
+variants with random timbres (pitch, formant frequencies, strengths and
+widths), also training speakers only.
 """
 
 from __future__ import annotations
@@ -141,7 +144,8 @@ class SynthConfig:
     # ...), written as variant files into a private copy of espeak-ng's data folder at synthesis time: base
     # pitch in Hz, and for each formant a frequency, strength and width factor drawn from the ranges below,
     # and a flutter (pitch jitter).  They are added after the split, so validation and test are unchanged.
-    espeak_random_variants: int = 0
+    # Forty raised held-out accuracy by about 2 points (README, KWS results); 0: none.
+    espeak_random_variants: int = 40
     espeak_pitch_hz: tuple[float, float] = (60.0, 220.0)
     espeak_formant_freq: tuple[float, float] = (0.8, 1.2)
     espeak_formant_strength: tuple[float, float] = (0.55, 1.35)
