@@ -678,6 +678,8 @@ def generate_dataset(
         split, v, w, i = job
         rng = job_rng(job)
         if job in piper_audio:
+            for bounds in (cfg.piper_length, cfg.piper_noise, cfg.piper_noise_w):
+                rng.uniform(*bounds)  # drawn for the piper thread's render
             x = piper_audio[job].result()
         elif job in rendered:
             rng.uniform(*cfg.festival_stretch)  # drawn for the batch
