@@ -65,7 +65,7 @@ LINK_CHUNK = 4000  # samples per LOAD of audio (the longest hop)
 LINK_CONTROL_WORDS = 6
 LINK_RECORD_WORDS = 8
 # The demo's model: DS-CNN-M for 20 epochs (weights averaged over the last 10).  On the demo's data it
-# held out about 1.5 points more than DS-CNN-S in 30 epochs, in about the same training time (README).
+# held out about 1.5 points more than DS-CNN-S in 30 epochs, for about 1.5 min more training (README).
 DEMO_MODEL, DEMO_EPOCHS = "ds_cnn_m", 20
 _DETECTION_RE = re.compile(r"^kws: (\d+\.\d+) s (\S+) confidence (\d+\.\d+) window (\d+)$")
 

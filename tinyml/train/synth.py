@@ -660,7 +660,9 @@ def generate_dataset(
     # seeding onnxruntime, so that the clips are the same every time (concurrent calls would draw the
     # model's noise in a different order); the pool takes the other jobs first
     piper_jobs = [job for job in jobs if job[1].engine == "piper"]
-    piper_audio: dict[tuple[str, Voice, str, int], Future[np.ndarray]] = {job: Future() for job in piper_jobs}
+    # each job's render and its random generator after the render's draws (the augmentation draws next)
+    piper_audio: dict[tuple[str, Voice, str, int], Future[tuple[np.ndarray, np.random.Generator]]] = {
+        job: Future() for job in piper_jobs}
 
     def render_piper() -> None:
         try:
@@ -668,7 +670,8 @@ def generate_dataset(
             for job in piper_jobs:
                 if piper_audio[job].cancelled():
                     continue
-                piper_audio[job].set_result(_piper_render(job[1], job[2], job_rng(job), cfg, pv))
+                rng = job_rng(job)
+                piper_audio[job].set_result((_piper_render(job[1], job[2], rng, cfg, pv), rng))
         except BaseException as e:
             for f in piper_audio.values():
                 if not f.done():
@@ -678,9 +681,7 @@ def generate_dataset(
         split, v, w, i = job
         rng = job_rng(job)
         if job in piper_audio:
-            for bounds in (cfg.piper_length, cfg.piper_noise, cfg.piper_noise_w):
-                rng.uniform(*bounds)  # drawn for the piper thread's render
-            x = piper_audio[job].result()
+            x, rng = piper_audio[job].result()
         elif job in rendered:
             rng.uniform(*cfg.festival_stretch)  # drawn for the batch
             samples, rate = read_wav(rendered[job])
