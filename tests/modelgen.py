@@ -440,6 +440,8 @@ def zoo_cases(*names: str) -> list[Case]:
     cs = [
         case("zoo", "DEPTHWISE_CONV_2D", (49, 10, 1), name="ds_cnn", id="ds_cnn"),
         case("zoo", "DEPTHWISE_CONV_2D", (49, 10, 1), name="ds_cnn", per_channel=False, id="ds_cnn-pt"),
+        # DS-CNN-M (172 channels), the model `tinyml demo kws` trains.
+        case("zoo", "DEPTHWISE_CONV_2D", (49, 10, 1), name="ds_cnn_size", size="M", id="ds_cnn_m"),
         case("zoo", "DEPTHWISE_CONV_2D", (96, 96, 3), name="mobilenet_v1", in_dist="image", id="mobilenet_v1"),
         case("zoo", "ADD", (96, 96, 3), name="mobilenet_v2", in_dist="image", id="mobilenet_v2"),
         case("zoo", "ADD", (144, 144, 3), name="mobilenet_v2", in_dist="image", id="mobilenet_v2-144"),
@@ -610,6 +612,8 @@ def _keras_model(c: Case) -> Any:
         shape = c.inputs[0]
         if name == "fc_autoencoder":
             return builder(input_dim=shape[0], hidden_layers=c.p("hidden_layers", 4), seed=c.seed)
+        if name == "ds_cnn_size":
+            return builder(c.p("size"), input_shape=shape, seed=c.seed)
         return builder(input_shape=shape, seed=c.seed)
     ins = [keras.Input(shape, batch_size=1, name=f"in{k}") for k, shape in enumerate(c.inputs)]
     out = _BUILDERS[c.kind](keras, c, ins)
