@@ -1,14 +1,15 @@
-"""Kernel families: pick the DSP or MVE variant of a lowered CONV_2D,
-DEPTHWISE_CONV_2D or FULLY_CONNECTED call from the board's features, with
-its compile-time specialization and weights rearranged for it.
+"""Kernel families: the DSP and MVE variants of CONV_2D, DEPTHWISE_CONV_2D and
+FULLY_CONNECTED, as the declarations in ``variants.py`` use them.
 
-The portable call (kernel conv_s8, dwconv_s8, fc_s8) comes in; a variant
-call goes out that takes the same params struct (``params_kernel``) with
-constant arrays of its own (padded, reordered or packed weights, a bias that
-is never NULL, per-output multipliers).  A call the variant does not handle
-(groups, dilation, depth multipliers, params this module does not know, a
-row buffer that would not fit the stack) is returned unchanged: bit-exactness
-first.  Every decision here is plain Python; the templates hold the C.
+For each variant: which portable calls it accepts (``*_ok``: groups,
+dilation, depth multipliers, params it does not know, a folded bias that
+would overflow), its on-stack bytes (``*_stack``: im2col and row buffers),
+and its specialization (``dsp_conv`` etc.): the portable call (kernel
+conv_s8, dwconv_s8, fc_s8) comes in, a variant call goes out that takes the
+same params struct (``params_kernel``) with constant arrays of its own
+(padded, reordered or packed weights, a bias that is never NULL,
+per-output multipliers) and its compile-time specialization.  Every
+decision here is plain Python; the templates hold the C.
 """
 
 from __future__ import annotations
@@ -43,48 +44,41 @@ _NEUTRAL = {
 STACK_LIMIT_BYTES = 8 * 1024  # largest on-stack buffer a variant may use, and at most a third of the stack
 
 
-def _stack_limit(ctx: LowerContext) -> int:
-    stack = getattr(ctx, "stack_bytes", 0)
-    return min(STACK_LIMIT_BYTES, stack // 3) if stack else STACK_LIMIT_BYTES
+def stack_limit(ctx: LowerContext) -> int:
+    """Largest on-stack buffer a variant may declare on the board of ``ctx``."""
+    return min(STACK_LIMIT_BYTES, ctx.stack_bytes // 3) if ctx.stack_bytes else STACK_LIMIT_BYTES
 
 
 def family(features: tuple[str, ...]) -> str:
-    """The kernel family for a board: "mve", "dsp" or "portable".  MVE cores
-    also have the DSP extension: a call the MVE variants do not handle gets
-    the DSP one (or stays portable)."""
-    if "mve" in features and _MVE:
+    """The fastest kernel family of a board: "mve", "dsp" or "portable".  MVE
+    cores also have the DSP extension: a call the MVE variants do not handle
+    gets the DSP one (or stays portable)."""
+    if "mve" in features:
         return "mve"
     if "dsp" in features:
         return "dsp"
     return "portable"
 
 
-def specialize(ctx: LowerContext, call: KernelCall) -> KernelCall:
-    """The fastest variant of ``call`` the board supports (or ``call`` itself)."""
-    fam = family(ctx.features)
-    if fam == "portable" or call.kernel not in _KNOWN:
-        return call
-    if not _whole_layer(call.params, _KNOWN[call.kernel]) or any(a.kind not in ("tensor", "null") for a in call.args):
-        return call
-    if fam == "mve":
-        out = _MVE.get(call.kernel, _no_variant)(ctx, call)
-        if out is not None:
-            return out
-    out = _DSP.get(call.kernel, _no_variant)(ctx, call)
-    return out if out is not None else call
-
-
-def _whole_layer(params: dict[str, Any], known: set[str]) -> bool:
-    for key, value in params.items():
+def _whole_layer(call: KernelCall) -> bool:
+    """Only params the variants know (window and in-place ones at their whole-layer values), and tensor or
+    NULL arguments: the variants compute whole layers out of place."""
+    known = _KNOWN.get(call.kernel)
+    if known is None or any(a.kind not in ("tensor", "null") for a in call.args):
+        return False
+    for key, value in call.params.items():
         if key in known:
             continue
-        if key not in _NEUTRAL or value != _NEUTRAL[key](params):
+        if key not in _NEUTRAL or value != _NEUTRAL[key](call.params):
             return False
     return True
 
 
-def _no_variant(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
-    return None
+def _plain(call: KernelCall) -> bool:
+    """Groups 1 (convolutions), depth multiplier 1 (depthwise), no dilation, whole layer."""
+    p = call.params
+    return (_whole_layer(call) and p.get("groups", 1) == 1 and p.get("depth_mult", 1) == 1
+            and p.get("dil_h", 1) == 1 and p.get("dil_w", 1) == 1)
 
 
 # ---------------------------------------------------------------------------
@@ -133,26 +127,31 @@ def _variant(call: KernelCall, kernel: str, spec: dict[str, Any], weights: Const
     consts = [weights, bias, ConstArray("mult", "int32_t", mult.astype(np.int32)),
               ConstArray("shift", "int32_t", shift.astype(np.int32))]
     args: list[Arg] = [call.args[0], const_arg(weights), const_arg(bias), call.args[3]]
-    # The variants compute whole layers out of place: the memory planner must
-    # neither run them in place nor split them into patches.
-    planner = {k: v for k, v in (("inplace_inputs", []), ("patchable", False)) if hasattr(call, k)}
     return replace(call, kernel=kernel, spec=spec, params=params or call.params, args=args, consts=consts,
-                   params_kernel=call.kernel, **planner)
+                   params_kernel=call.kernel)
 
 
 # ---------------------------------------------------------------------------
 # DSP family (SMLAD and friends)
 
 
-def _dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+def _conv_kp(p: dict[str, Any]) -> int:
+    return (p["k_h"] * p["k_w"] * p["in_c"] + 3) // 4 * 4
+
+
+def dsp_conv_stack(call: KernelCall) -> int:
+    return 4 * _conv_kp(call.params)  # the two-pixel im2col buffer (int16 taps)
+
+
+def dsp_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    return _plain(call)
+
+
+def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     p = call.params
-    if p["groups"] != 1 or p["dil_h"] != 1 or p["dil_w"] != 1:
-        return None
     out_c, k_h, k_w, in_c = p["out_c"], p["k_h"], p["k_w"], p["in_c"]
     k = k_h * k_w * in_c
-    kp = (k + 3) // 4 * 4
-    if 4 * kp > _stack_limit(ctx):  # the two-pixel im2col buffer
-        return None
+    kp = _conv_kp(p)
     w = _weights(ctx, call).reshape(out_c, k)
     c = _consts(call)
     mult, shift = _per_output(c["mult"], out_c), _per_output(c["shift"], out_c)
@@ -173,15 +172,24 @@ def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return ((lo.astype(np.int64) & 0xFFFF) | (hi.astype(np.int64) << 16)).astype(np.int64)
 
 
-def _dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+def _dsp_dw_shape(p: dict[str, Any]) -> tuple[int, int]:
+    """(channels rounded up to 4, row buffer width in pixels)"""
+    return (p["in_c"] + 3) // 4 * 4, (p["out_w"] - 1) * p["stride_w"] + p["k_w"]
+
+
+def dsp_dwconv_stack(call: KernelCall) -> int:
+    c4, wbuf = _dsp_dw_shape(call.params)
+    return call.params["k_h"] * wbuf * c4 * 2  # int16 row buffers of k_h input rows
+
+
+def dsp_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    return _plain(call)
+
+
+def dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     p = call.params
-    if p["depth_mult"] != 1 or p["dil_h"] != 1 or p["dil_w"] != 1:
-        return None
     c, k_h, k_w = p["in_c"], p["k_h"], p["k_w"]
-    c4 = (c + 3) // 4 * 4
-    wbuf = (p["out_w"] - 1) * p["stride_w"] + k_w
-    if k_h * wbuf * c4 * 2 > _stack_limit(ctx):
-        return None
+    c4, wbuf = _dsp_dw_shape(p)
     taps = k_h * k_w
     w = _weights(ctx, call).reshape(taps, c)
     wpad = np.zeros((taps, c4), dtype=np.int64)
@@ -205,25 +213,31 @@ def _dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
                     _pad_to(mult, c4), _pad_to(shift, c4))
 
 
-def _dsp_fc(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+def _fc_folded(ctx: LowerContext, call: KernelCall) -> np.ndarray:
+    """bias + input_offset * sum of each weight row: sum_k w * (x + offset) = sum_k w * x + that."""
+    p = call.params
+    w = _weights(ctx, call).reshape(p["out_depth"], p["accum_depth"])
+    return _bias(ctx, call, p["out_depth"]) + p["input_offset"] * w.sum(axis=1)
+
+
+def dsp_fc_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    """The DSP kernel folds the input offset into an int32 bias: it must not overflow."""
+    return _whole_layer(call) and not np.any(np.abs(_fc_folded(ctx, call)) >= 2 ** 31)
+
+
+def dsp_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
     p = call.params
     k, n = p["accum_depth"], p["out_depth"]
     w = _weights(ctx, call).reshape(n, k)
     cst = _consts(call)
     mult, shift = _per_output(cst["mult"], n), _per_output(cst["shift"], n)
     bias = _bias(ctx, call, n)
-    # sum_k w * (x + offset) = sum_k w * x + offset * sum_k w: exact in int32 arithmetic.
-    folded = bias + p["input_offset"] * w.sum(axis=1)
-    if np.any(np.abs(folded) >= 2 ** 31):
-        return None
+    folded = _fc_folded(ctx, call)
     bound = np.abs(w).sum(axis=1) * 255 + np.abs(bias)
     spec = dict(k=k, rq=_requant_mode(mult, shift, bound), **_clamp_spec(p))
     params = dict(p, per_channel=1)
     return _variant(call, "fc_s8_dsp", spec, ConstArray("w", "int8_t", w.astype(np.int8).reshape(-1)),
                     ConstArray("bias", "int32_t", folded.astype(np.int32)), mult, shift, params)
-
-
-_DSP = {"conv_s8": _dsp_conv, "dwconv_s8": _dsp_dwconv, "fc_s8": _dsp_fc}
 
 
 # ---------------------------------------------------------------------------
@@ -250,15 +264,26 @@ def _mve_rows(w: np.ndarray) -> np.ndarray:
     return pad.reshape(n4 // 4, 4, kp // 16, 16).transpose(0, 2, 1, 3).reshape(-1).astype(np.int8)
 
 
-def _mve_conv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+def _mve_direct(p: dict[str, Any]) -> bool:
+    """1x1 without padding: the kernel reads the input in place, no im2col."""
+    return p["k_h"] == 1 and p["k_w"] == 1 and p["pad_h"] == 0 and p["pad_w"] == 0
+
+
+def mve_conv_stack(call: KernelCall) -> int:
     p = call.params
-    if p["groups"] != 1 or p["dil_h"] != 1 or p["dil_w"] != 1:
-        return None
+    k = p["k_h"] * p["k_w"] * p["in_c"]
+    return 0 if _mve_direct(p) else 2 * ((k + 15) // 16 * 16)  # the two-pixel im2col buffer
+
+
+def mve_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    return _plain(call)
+
+
+def mve_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    p = call.params
     out_c, k_h, k_w, in_c = p["out_c"], p["k_h"], p["k_w"], p["in_c"]
     k = k_h * k_w * in_c
-    direct = k_h == 1 and k_w == 1 and p["pad_h"] == 0 and p["pad_w"] == 0
-    if not direct and 2 * ((k + 15) // 16 * 16) > _stack_limit(ctx):  # the two-pixel im2col buffer
-        return None
+    direct = _mve_direct(p)
     w = _weights(ctx, call).reshape(out_c, k)
     c = _consts(call)
     n4 = (out_c + 3) // 4 * 4
@@ -272,18 +297,27 @@ def _mve_conv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
                     _pad_to(shift, n4))
 
 
-def _mve_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+def _mve_dw_wbuf(p: dict[str, Any]) -> int:
+    return (p["out_w"] - 1) * p["stride_w"] + p["k_w"]
+
+
+def mve_dwconv_stack(call: KernelCall) -> int:
     p = call.params
-    if p["depth_mult"] != 1 or p["dil_h"] != 1 or p["dil_w"] != 1:
-        return None
+    return p["in_c"] * p["k_h"] * _mve_dw_wbuf(p)  # the channel planes
+
+
+def mve_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    """One byte gather (16 lanes, offsets < 256) holds the taps of an output."""
+    p = call.params
+    taps, wbuf = p["k_h"] * p["k_w"], _mve_dw_wbuf(p)
+    return _plain(call) and taps <= 16 and (p["k_h"] - 1) * wbuf + p["k_w"] - 1 <= 255
+
+
+def mve_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    p = call.params
     c, k_h, k_w, sw = p["in_c"], p["k_h"], p["k_w"], p["stride_w"]
     taps = k_h * k_w
-    wbuf = (p["out_w"] - 1) * sw + k_w
-    # one byte gather (16 lanes, offsets < 256) holds the taps of an output
-    if taps > 16 or (k_h - 1) * wbuf + k_w - 1 > 255:
-        return None
-    if c * k_h * wbuf > _stack_limit(ctx):  # the channel planes
-        return None
+    wbuf = _mve_dw_wbuf(p)
     w = _weights(ctx, call).reshape(taps, c)
     packed = np.zeros((c, 16), dtype=np.int64)
     packed[:, :taps] = w.T
@@ -295,7 +329,11 @@ def _mve_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
                     ConstArray("bias", "int32_t", _wrap32(folded)), mult, shift)
 
 
-def _mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
+def mve_fc_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    return _whole_layer(call)
+
+
+def mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
     p = call.params
     k, n = p["accum_depth"], p["out_depth"]
     w = _weights(ctx, call).reshape(n, k)
@@ -309,4 +347,3 @@ def _mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall | None:
                     _pad_to(shift, n4), dict(p, per_channel=1))
 
 
-_MVE = {"conv_s8": _mve_conv, "dwconv_s8": _mve_dwconv, "fc_s8": _mve_fc}

@@ -1,5 +1,7 @@
-"""Lowering: each Graph operator becomes a kernel call with precomputed
-parameters (multipliers, shifts, offsets, shapes), all plain values.
+"""Lowering: each Graph operator becomes its portable kernel call, once, with
+precomputed parameters (multipliers, shifts, offsets, shapes), all plain
+values.  Which variant of the kernel runs (variants.py) is the plan's choice;
+specialize.py builds it.
 
 A lowering function is registered per operator kind with ``@lowering``; it
 checks what it supports (raising UnsupportedError that names the operator
@@ -65,18 +67,18 @@ class KernelCall:
     # Template whose params struct this kernel takes ("" = its own); kernel
     # families (e.g. conv_s8_dsp) share the portable kernel's struct.
     params_kernel: str = ""
-    # What the kernel allows the memory planner (tinyml.schedule) to do:
-    # inplace_inputs: input positions whose memory the output may reuse;
-    # inplace_kind "elementwise": element i is written after input element i
-    # is read (output at or before the input's start); "ring": the portable
-    # kernel has ring_len/lag params and a ring argument (see conv_s8.c.j2);
-    # patchable: its portable kernel has the window params of conv_s8.c.j2.
+    # What the portable kernel allows for this call (the variant declarations
+    # in variants.py say which variant may use it): inplace_inputs: input
+    # positions whose memory the output may reuse; inplace_kind "elementwise":
+    # element i is written after input element i is read (output at or before
+    # the input's start); "ring": through a ring buffer (see conv_s8.c.j2);
+    # patchable: the call may compute sub-windows (batch 1).
     inplace_inputs: list[int] = field(default_factory=list)
     inplace_kind: str = "elementwise"
     patchable: bool = False
-    # Set by codegen/memplan.py for patch-based execution: one params dict per
-    # patch (each overrides ``params``), and where the call sits in the patch
-    # loop ("first", "middle", "last"; "" outside a loop).
+    # Set by specialization (specialize.py) for patch-based execution: one
+    # params dict per patch (each overrides ``params``), and where the call
+    # sits in the patch loop ("first", "middle", "last"; "" outside a loop).
     patch_params: list[dict[str, Any]] = field(default_factory=list)
     patch_loop: str = ""
 

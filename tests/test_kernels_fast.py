@@ -9,9 +9,10 @@ import pytest
 from tests.harness import assert_bitexact
 from tests.modelgen import build, op_cases, zoo_cases
 from tinyml.boards import load_board
-from tinyml.codegen.families import family, specialize
+from tinyml.codegen.families import family
 from tinyml.codegen.lower import KernelCall, LowerContext, lower_op
-from tinyml.compiler import build_model, lower_graph
+from tinyml.codegen.variants import fastest
+from tinyml.compiler import build_model
 from tinyml.graph import load_tflite
 
 SWEEP = op_cases("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -32,7 +33,7 @@ def test_family_from_board_features(board, expected) -> None:
 
 def test_ds_cnn_uses_dsp_kernels_shared_per_specialization(tmp_path) -> None:
     path = _write(tmp_path, zoo_cases("ds_cnn")[0])
-    calls = [c for c in lower_graph(load_tflite(path), load_board("mps2-an386")) if isinstance(c, KernelCall)]
+    calls = [c for c in build_model(path, "mps2-an386").calls if isinstance(c, KernelCall)]
     kinds = {k: {c.kernel for c in calls if c.op_kind == k} for k in {c.op_kind for c in calls}}
     assert kinds["CONV_2D"] == {"conv_s8_dsp"}
     assert kinds["DEPTHWISE_CONV_2D"] == {"dwconv_s8_dsp"}
@@ -41,7 +42,7 @@ def test_ds_cnn_uses_dsp_kernels_shared_per_specialization(tmp_path) -> None:
     assert len({c.function for c in calls if c.kernel == "conv_s8_dsp"}) == 2
     assert len({c.function for c in calls if c.kernel == "dwconv_s8_dsp"}) == 1
     # the same model for the host stays portable
-    host = [c for c in lower_graph(load_tflite(path), load_board("host")) if isinstance(c, KernelCall)]
+    host = [c for c in build_model(path, "host").calls if isinstance(c, KernelCall)]
     assert {c.kernel for c in host} >= {"conv_s8", "dwconv_s8", "fc_s8"}
     assert not any(c.kernel.endswith("_dsp") for c in host)
 
@@ -49,7 +50,7 @@ def test_ds_cnn_uses_dsp_kernels_shared_per_specialization(tmp_path) -> None:
 @pytest.mark.parametrize("case", [c for c in SWEEP if c.p("dilation") or c.p("mult", 1) > 1][:4],
                          ids=lambda c: c.id)
 def test_unhandled_shapes_stay_portable(case, tmp_path) -> None:
-    calls = lower_graph(load_tflite(_write(tmp_path, case)), load_board("mps2-an386"))
+    calls = build_model(_write(tmp_path, case), "mps2-an386").calls
     main = [c for c in calls if isinstance(c, KernelCall) and c.op_kind == case.op]
     assert main and all(not c.kernel.endswith("_dsp") for c in main)
 
@@ -59,11 +60,11 @@ def test_window_params_fall_back_to_portable(tmp_path) -> None:
     graph = load_tflite(_write(tmp_path, case))
     ctx = LowerContext(graph=graph, features=("dsp",))
     portable = lower_op(LowerContext(graph=graph), graph.ops[0])
-    assert specialize(ctx, portable).kernel == "conv_s8_dsp"
+    assert fastest(ctx, portable).template == "conv_s8_dsp"
     windowed = replace(portable, params=dict(portable.params, in_y0=2))
-    assert specialize(ctx, windowed) is windowed
+    assert fastest(ctx, windowed).template == "conv_s8"
     unknown = replace(portable, params=dict(portable.params, some_new_field=1))
-    assert specialize(ctx, unknown) is unknown
+    assert fastest(ctx, unknown).template == "conv_s8"
 
 
 def test_variant_consts_replace_the_weight_tensor(tmp_path) -> None:

@@ -11,9 +11,10 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, case, op_cases, zoo_cases
 from tests.tflite_edit import edit_model
 from tinyml.boards import load_board
-from tinyml.codegen.families import family, specialize
+from tinyml.codegen.families import family
 from tinyml.codegen.lower import KernelCall, LowerContext, lower_op
-from tinyml.compiler import build_model, lower_graph
+from tinyml.codegen.variants import fastest
+from tinyml.compiler import build_model
 from tinyml.graph import load_tflite
 
 BOARD = "mps3-an547"
@@ -44,8 +45,7 @@ def _write(tmp_path: Path, model: bytes) -> str:
 
 def _main_calls(path: str, board: str = BOARD) -> list[KernelCall]:
     kinds = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-    return [c for c in lower_graph(load_tflite(path), load_board(board))
-            if isinstance(c, KernelCall) and c.op_kind in kinds]
+    return [c for c in build_model(path, board).calls if isinstance(c, KernelCall) and c.op_kind in kinds]
 
 
 def _scaled_output(model: bytes, factor: float) -> bytes:
@@ -94,12 +94,12 @@ def test_depthwise_beyond_one_gather_falls_back_to_dsp(tmp_path) -> None:
     graph = load_tflite(_write(tmp_path, build(case_)))
     portable = lower_op(LowerContext(graph=graph), graph.ops[0])
     ctx = LowerContext(graph=graph, features=("dsp", "mve"), stack_bytes=0x8000)
-    assert specialize(ctx, portable).kernel == "dwconv_s8_mve"
+    assert fastest(ctx, portable).template == "dwconv_s8_mve"
     # taps of one output more than 255 bytes apart in a channel plane: no byte gather
-    assert specialize(ctx, _with(portable, out_w=130, in_w=130)).kernel == "dwconv_s8_dsp"
+    assert fastest(ctx, _with(portable, out_w=130, in_w=130)).template == "dwconv_s8_dsp"
     # the channel planes (and the DSP row buffers) would not fit a small stack: portable
     small = LowerContext(graph=graph, features=("dsp", "mve"), stack_bytes=3 * 128)
-    assert specialize(small, portable).kernel == "dwconv_s8"
+    assert fastest(small, portable).template == "dwconv_s8"
 
 
 def _with(call: KernelCall, **params) -> KernelCall:

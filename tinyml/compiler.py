@@ -12,9 +12,12 @@ from pathlib import Path
 from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered, lower_op
 from tinyml.codegen.render import render_model
+from tinyml.codegen.specialize import specialize_calls, variant_options
 from tinyml.errors import FitError, InputError, ModelError
 from tinyml.graph import Graph, load_tflite
+from tinyml.schedule.choose import choose
 from tinyml.schedule.plan import Plan
+from tinyml.targets.project import render_project_files, reserved_ram_bytes
 
 PROJECT_MARKER = "project.json"
 
@@ -78,10 +81,10 @@ def check_graph(graph: Graph) -> None:
             available.add(t)
 
 
-def lower_graph(graph: Graph, board: Board | None = None) -> list[Lowered]:
+def lower_graph(graph: Graph) -> list[Lowered]:
+    """Every operator lowered once, to its portable kernel call (or an alias)."""
     check_graph(graph)
-    ctx = LowerContext(graph=graph, features=board.features if board else (),
-                       stack_bytes=(board.stack_bytes or 0) if board else 0)
+    ctx = LowerContext(graph=graph)
     return [lower_op(ctx, op) for op in graph.ops]
 
 
@@ -89,20 +92,18 @@ def build_model(model: str | os.PathLike[str], board: str | Board, *, name: str 
                 sram: int | None = None) -> Compiled:
     """Everything up to the file contents, without touching the disk.
 
+    graph -> lower (once per operator) -> the variants each operator may run
+    on the board -> plan (order, variant per operator, in place, patches,
+    arena offsets) -> specialize the chosen variants -> render.
     ``sram``: arena budget in bytes; the plan that fits it with the fewest
-    extra MACs is used (patch-based if needed), see tinyml.schedule.patch.
+    extra MACs is used (patch-based if needed), see tinyml.schedule.
     """
-    from tinyml.codegen.memplan import apply_plan, planner_facts
-    from tinyml.schedule.patch import plan_for_budget
-    from tinyml.targets.project import render_project_files
-
     brd = board if isinstance(board, Board) else load_board(board)
     graph = load_tflite(model, name=name)
-    calls = lower_graph(graph, brd)
-    # Without a budget the board's fastest kernels stay; with one, any kernel
-    # may fall back to the portable one to run in place or patch by patch.
-    plan = plan_for_budget(graph, planner_facts(calls, graph if sram is not None else None), sram)
-    calls = apply_plan(graph, calls, plan)
+    ctx = LowerContext(graph=graph, features=brd.features, stack_bytes=brd.stack_bytes or 0)
+    calls = lower_graph(graph)
+    plan = choose(graph, variant_options(ctx, calls), sram)
+    calls = specialize_calls(ctx, calls, plan)
     files = render_model(graph, calls, plan)
     compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=files)
     check_fit(compiled)
@@ -115,8 +116,6 @@ def check_fit(c: Compiled) -> None:
     b = c.board
     if b.kind == "host":
         return
-    from tinyml.targets.project import reserved_ram_bytes
-
     reserved = reserved_ram_bytes(b)
     ram_needed = c.plan.arena_bytes + reserved
     if ram_needed > b.ram_bytes:

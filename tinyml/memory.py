@@ -23,10 +23,13 @@ MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fracti
 
 
 def model_facts(graph: Graph) -> dict[int, OpFacts]:
-    from tinyml.codegen.memplan import planner_facts
+    """The facts of the portable kernels (the board-independent plan)."""
+    from tinyml.codegen.lower import LowerContext
+    from tinyml.codegen.specialize import variant_options
     from tinyml.compiler import lower_graph
+    from tinyml.schedule.choose import fastest_facts
 
-    return planner_facts(lower_graph(graph, None))
+    return fastest_facts(variant_options(LowerContext(graph=graph), lower_graph(graph)))
 
 
 def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tinyml.codegen.lower import (KernelCall, LowerContext, lowering, shape4, tensor_arg, unsupported)
-from tinyml.codegen.families import specialize
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, out_size, padding_before
 from tinyml.graph.ir import Op
@@ -47,14 +46,14 @@ def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )
-    return specialize(ctx, KernelCall(
+    return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="conv_s8", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
         macs=n * out_h * out_w * out_c * k_h * k_w * w_c,
         inplace_inputs=[0], inplace_kind="ring", patchable=n == 1,
-    ))
+    )
 
 
 @lowering("DEPTHWISE_CONV_2D")
@@ -81,12 +80,12 @@ def lower_depthwise(ctx: LowerContext, op: Op) -> KernelCall:
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )
-    return specialize(ctx, KernelCall(
+    return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="dwconv_s8", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
         macs=n * out_h * out_w * out_c * k_h * k_w,
         inplace_inputs=[0], inplace_kind="ring", patchable=n == 1,
-    ))
+    )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported)
-from tinyml.codegen.families import specialize
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
 from tinyml.graph.ir import Op
@@ -47,11 +46,11 @@ def lower_fc(ctx: LowerContext, op: Op) -> KernelCall:
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )
-    return specialize(ctx, KernelCall(
+    return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="fc_s8", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
         macs=batches * out_depth * accum,
         inplace_inputs=[0], inplace_kind="ring",
-    ))
+    )

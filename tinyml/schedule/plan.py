@@ -42,13 +42,17 @@ def _align(n: int, a: int = ALIGN) -> int:
 
 @dataclass(frozen=True)
 class OpFacts:
-    """What an operator's kernel allows, as declared by its lowering."""
+    """What one kernel variant of an operator allows and costs, as its declaration states
+    (``tinyml.codegen.variants``); plain data, so the planner knows nothing of kernels."""
 
     inplace_inputs: tuple[int, ...] = ()  # input positions whose memory the output may reuse
     inplace_kind: str = "elementwise"  # "elementwise" or "ring" (see the module docstring)
-    scratch_bytes: int = 0  # scratch the kernel always needs
+    scratch_bytes: int = 0  # scratch the kernel always needs (in the arena)
     patchable: bool = False  # the kernel computes sub-windows (patch-based execution)
     macs: int = 0
+    variant: str = ""  # the variant's name (its template)
+    stack_bytes: int = 0  # bytes of the kernel's on-stack buffers
+    cost: int = 0  # estimated instructions of one run over the whole layer
 
 
 @dataclass
@@ -139,6 +143,30 @@ class Plan:
     stages: list[PatchStage] = field(default_factory=list)
     macs: int = 0  # layer-by-layer MACs of the model (when the lowering told us)
     extra_macs: int = 0  # added by patch stages
+    # The kernel variant each operator runs (op index -> its facts), set by
+    # tinyml.schedule.choose; empty for a plan made from one set of facts.
+    choice: dict[int, OpFacts] = field(default_factory=dict)
+
+    @property
+    def stack_bytes(self) -> int:
+        """The largest on-stack buffer of the chosen kernels (one kernel runs at a time)."""
+        return max((f.stack_bytes for f in self.choice.values()), default=0)
+
+    @property
+    def scratch_bytes(self) -> int:
+        """Arena bytes of kernel scratch buffers and rings (part of arena_bytes)."""
+        return sum(b.size for b in self.buffers if b.kind == "scratch")
+
+    @property
+    def cost(self) -> int:
+        """Estimated instructions of the chosen kernels; a patch stage's operators are scaled by the MACs
+        the stage adds (its recomputed halos)."""
+        total = 0.0
+        for op, f in self.choice.items():
+            st = self.stage_of(op)
+            scale = st.macs / max(st.macs - st.extra_macs, 1) if st is not None else 1.0
+            total += f.cost * scale
+        return int(round(total))
 
     def offset(self, tensor: int) -> int:
         return self.buffers[self.tensor_buffer[tensor]].offset

@@ -1,0 +1,91 @@
+"""Specialization, after planning: each operator's call becomes the call of the variant the plan chose.
+
+A DSP or MVE variant gets its weights rearranged and its shapes baked in
+(its ``build`` in ``families.py``).  A portable kernel with window and ring
+parameters (conv_s8.c.j2) gets them from the plan: the whole layer, or one
+set of window parameters per patch for the operators of a patch stage, and
+the ring buffer and lag of an operator that runs in place.  The calls come
+out in the plan's execution order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from tinyml.codegen.lower import Arg, KernelCall, LowerContext, Lowered
+from tinyml.codegen.variants import Variant, options, variant
+from tinyml.schedule.choose import Options
+from tinyml.schedule.plan import PatchStage, PatchWindow, Plan
+
+
+def variant_options(ctx: LowerContext, calls: list[Lowered]) -> Options:
+    """The planner's view of ``calls``: per operator, the facts of every variant that computes it on the
+    board of ``ctx``, fastest first."""
+    out: Options = {}
+    for c in calls:
+        if isinstance(c, KernelCall):
+            elements = ctx.t(c.outputs[0]).size if c.outputs else 0
+            out[c.op_index] = tuple(v.facts(c, elements) for v in options(ctx, c))
+    return out
+
+
+def _whole_window(v: Variant, call: KernelCall) -> dict[str, int]:
+    p = call.params
+    if not v.window:
+        return {}
+    return dict(in_y0=0, in_x0=0, img_h=p["in_h"], img_w=p["in_w"], oy0=0, ox0=0, out_y0=0, out_x0=0,
+                out_pitch=p["out_w"])
+
+
+def _patch_window(call: KernelCall, w: PatchWindow) -> dict[str, Any]:
+    p = dict(call.params)
+    p.update(in_h=w.in_h, in_w=w.in_w, in_y0=w.in_y0, in_x0=w.in_x0, out_h=w.out_h, out_w=w.out_w, oy0=w.oy0,
+             ox0=w.ox0, out_y0=w.out_y0, out_x0=w.out_x0, out_pitch=w.out_pitch)
+    return p
+
+
+def _ring_form(v: Variant, call: KernelCall, plan: Plan) -> KernelCall:
+    """A kernel with the ring form: whole-layer window params, and the ring (or none)."""
+    params = dict(call.params)
+    params.update(_whole_window(v, call))
+    params.setdefault("ring_len", 0)
+    params.setdefault("lag", 0)
+    ring = Arg(kind="null", ctype="int8_t", writable=True)
+    ip = plan.inplace.get(call.op_index)
+    if ip is not None and ip.ring:
+        params.update(ring_len=ip.ring, lag=ip.lag)
+        ring = Arg(kind="scratch", ctype="int8_t", writable=True)
+    args = list(call.args)
+    if len(args) == 4:
+        args.append(ring)
+    else:
+        args[4] = ring
+    return replace(call, params=params, args=args)
+
+
+def _patch_form(call: KernelCall, st: PatchStage) -> KernelCall:
+    j = st.ops.index(call.op_index)
+    loop = "only" if len(st.ops) == 1 else ("first" if j == 0 else "last" if j == len(st.ops) - 1 else "middle")
+    return replace(call, patch_params=[_patch_window(call, w) for w in st.windows[j]], patch_loop=loop)
+
+
+def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> list[Lowered]:
+    """The calls of the variants ``plan`` chose, in its execution order."""
+    by_op = {c.op_index: c for c in calls}
+    out: list[Lowered] = []
+    for pos in plan.order:
+        call = by_op[pos]
+        if not isinstance(call, KernelCall):
+            out.append(call)
+            continue
+        v = variant(plan.choice[pos].variant)
+        if v.build is not None:
+            call = v.build(ctx, call)
+        if v.ring:
+            call = _ring_form(v, call, plan)
+        st = plan.stage_of(pos)
+        if st is not None:
+            call = _patch_form(call, st)
+        out.append(call)
+    return out
