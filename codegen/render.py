@@ -13,12 +13,15 @@ import jinja2
 import numpy as np
 
 from tinyml.codegen.lower import Alias, Arg, KernelCall, Lowered, kernel_function_name
+from tinyml.codegen.variants import variant
 from tinyml.graph.ir import C_TYPES, Graph, Tensor
 from tinyml.resources import resource_dir
 from tinyml.schedule.plan import Plan
 
 
 def environment() -> jinja2.Environment:
+    """The one Jinja environment of every generated file (kernels, model API, project files, application
+    mains): templates/ as its root, strict undefined names, block tags that take their line with them."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
         undefined=jinja2.StrictUndefined,
@@ -108,7 +111,8 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
             continue
         fn = kernel_function_name(item.kernel, item.spec)
         base = item.params_kernel or item.kernel  # whose params struct the kernel takes
-        kernels.setdefault(fn, dict(template=f"kernels/{item.kernel}.c.j2", function=fn, spec=item.spec,
+        kernels.setdefault(fn, dict(kernel=item.kernel, template=f"kernels/{item.kernel}.c.j2", function=fn,
+                                    spec=item.spec,
                                     types_template=f"kernels/{base}.c.j2"))
         for c in item.consts:
             const_arrays.append(dict(name=f"{name}_op{item.op_index}_{c.name}", ctype=c.ctype,
@@ -124,7 +128,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
             params=params, args=[arg_expr(item, a) for a in item.args],
             out_offset=plan.offset(out_t.index) if out_t is not None else 0,
             out_bytes=out_t.nbytes if out_t is not None else 0,
-            # patch-based execution (codegen/memplan.py): one params struct per patch
+            # patch-based execution (specialize.py): one params struct per patch
             patches=[c_params(pp) for pp in item.patch_params], patch_loop=item.patch_loop,
         ))
     consts = list(const_tensors.values()) + const_arrays
@@ -142,7 +146,9 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
         "tml_qmath.h": env.get_template("kernels/tml_qmath.h.j2").render(ctx),
         "tml_fixedpoint.h": env.get_template("kernels/tml_fixedpoint.h.j2").render(ctx),
     }
-    h_parts, c_parts = [], []
+    helpers = list(dict.fromkeys(h for k in kernels.values() for h in variant(k["kernel"]).helpers))
+    h_parts = [env.get_template(h).render() for h in helpers if h.endswith(".inc.j2")]
+    c_parts = [env.get_template(h).render() for h in helpers if not h.endswith(".inc.j2")]
     typed: set[str] = set()
     for k in kernels.values():
         tpl = env.get_template(k["template"])

@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import jinja2
 import numpy as np
 
+from tinyml.codegen.render import environment
 from tinyml.errors import InputError, RunError, TinymlError
-from tinyml.resources import resource_dir
 from tinyml.train.features import MLPERF_KWS, mfcc_batch, mfcc_tables, quantize_features
 from tinyml.train.speech_commands import KEYWORDS, LABELS
 
@@ -165,8 +164,7 @@ def render_kws_files(model_name: str, input_scale: float, input_zero_point: int,
                      hostlink: bool = False) -> dict[str, str]:
     """kws_mfcc.{h,c}, kws_stream.{h,c} and the streaming main.c of a KWS firmware project (and with
     ``hostlink`` the UART streaming main, hostlink/main.c)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates")),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = environment()
     keywords = [label for label in labels if label in KEYWORDS]
     if list(labels[: len(keywords)]) != keywords:
         raise TinymlError("the keyword labels must come first in the label list")

@@ -19,25 +19,21 @@ import jinja2
 
 from tinyml.boards import Board
 from tinyml.errors import RunError
-from tinyml.resources import resource_dir
 
 RENODE_HELP = ("install Renode from https://renode.io (Linux: the renode_*.deb or the portable "
                "renode-*.linux-portable.tar.gz from https://github.com/renode/renode/releases, which "
                "include renode-test; then put renode and renode-test on PATH)")
 
 
-def renode_files(board: Board, model_name: str, env: jinja2.Environment | None = None) -> dict[str, str]:
+def renode_files(board: Board, model_name: str, env: jinja2.Environment) -> dict[str, str]:
     """``renode/<board>.resc`` and ``.robot`` for boards Renode has a platform for."""
     if board.renode_platform is None or board.renode_uart is None or board.uart_driver is None:
         return {}
-    env = env or jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates") / "project"),
-                                    undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                    autoescape=False)
     values = dict(model_name=model_name, board_name=board.name, platform=board.renode_platform,
                   uart=board.renode_uart)
     return {
-        f"renode/{board.name}.resc": env.get_template("renode.resc.j2").render(values),
-        f"renode/{board.name}.robot": env.get_template("renode.robot.j2").render(values),
+        f"renode/{board.name}.resc": env.get_template("project/renode.resc.j2").render(values),
+        f"renode/{board.name}.robot": env.get_template("project/renode.robot.j2").render(values),
     }
 
 

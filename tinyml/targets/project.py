@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from tinyml.codegen.render import environment
 from tinyml.boards import Board
 from tinyml.resources import resource_dir
 from tinyml.targets.qemu import qemu_command
@@ -57,10 +58,10 @@ def hostlink_files(board: Board, model_name: str, env: jinja2.Environment) -> di
     if board.boot2_origin is not None:
         sources.append("uart/rp2040_boot2.c")
     files = {f"hostlink/{Path(source).name}": (firmware / source).read_text(encoding="utf-8") for source in sources}
-    files["hostlink/board_config.h"] = env.get_template("board_config.h.j2").render(
+    files["hostlink/board_config.h"] = env.get_template("project/board_config.h.j2").render(
         board_name=board.name, clock_driver=board.clock_driver, clock=list(board.clock),
         uart_driver=board.uart_driver, uart=list(board.uart))
-    files["hostlink/main.c"] = env.get_template("hostlink_main.c.j2").render(
+    files["hostlink/main.c"] = env.get_template("project/hostlink_main.c.j2").render(
         model_name=model_name, model_upper=model_name.upper(), board_name=board.name, max_io=HOSTLINK_MAX_IO)
     return files
 
@@ -69,12 +70,7 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
     """Relative path -> content of every project file that is not the model."""
     if not _MODEL_NAME_RE.match(model_name):
         raise ValueError(f"model name {model_name!r} is not a lowercase C identifier")
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(resource_dir("templates") / "project"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    env = environment()
     binary_name = "firmware.elf" if board.is_arm else "firmware"
     hostlink_only = board.host_io == "uart"
     if board.kind == "qemu" and hostlink_only:
@@ -101,15 +97,15 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
         "has_hostlink": board.uart_driver is not None,
         "hostlink_only": hostlink_only,
     }
-    files = {"Makefile": env.get_template("Makefile.j2").render(values)}
+    files = {"Makefile": env.get_template("project/Makefile.j2").render(values)}
     if not hostlink_only:
-        files["main.c"] = env.get_template("main.c.j2").render(values)
+        files["main.c"] = env.get_template("project/main.c.j2").render(values)
     files.update(hostlink_files(board, model_name, env))
     from tinyml.renode import renode_files
 
     files.update(renode_files(board, model_name, env))
     if board.is_arm:
-        files["linker.ld"] = env.get_template("linker.ld.j2").render(
+        files["linker.ld"] = env.get_template("project/linker.ld.j2").render(
             board_name=board.name,
             flash_origin=board.flash_origin,
             flash_bytes=board.flash_bytes,
