@@ -108,6 +108,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
         c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram)
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
+          f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); build with 'make -C {a.output}'")
     return 0
 
