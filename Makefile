@@ -1,14 +1,14 @@
 # tinyml: `make demo` and `make test` bootstrap everything from nothing:
 # Debian packages (cross compiler, QEMU), a virtualenv in .venv with the
-# project installed (not editable) and its extras, then run.
+# project installed editable (setuptools maps tinyml.codegen to codegen/ and
+# tinyml.data.* to boards/, templates/, firmware/, as in the wheel) and its
+# extras, then run.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng flite \
 	festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-SOURCES := pyproject.toml $(shell find tinyml codegen templates boards firmware -type f \
-	-not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null)
 PYTEST_ARGS ?=
 JOBS ?= 2
 
@@ -38,8 +38,8 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q "dm-tree"
 	@touch $@
 
-$(VENV)/.installed: $(VENV)/.deps $(SOURCES)
-	$(BIN)/python -m pip install -q --no-deps --force-reinstall .
+$(VENV)/.installed: $(VENV)/.deps pyproject.toml
+	$(BIN)/python -m pip install -q --no-deps -e .
 	@rm -rf build
 	@touch $@
 

@@ -96,3 +96,14 @@ def test_shared_kernel_helpers_rendered_once(tmp_path) -> None:
     assert mve["tml_kernels.c"].count("#define TML_MVE_COMMON") == 1
     host = build_model(_model(tmp_path, zoo_cases("ds_cnn")[0]), "host", sram=10 ** 9).files
     assert host["tml_kernels.h"].count("#define TML_RING_STORE") == 1
+
+
+def test_codegen_is_imported_honestly() -> None:
+    """tinyml.codegen resolves through the package-dir mapping (wheel or editable install), not a __path__
+    splice at import time."""
+    import tinyml
+    import tinyml.codegen
+
+    assert "__path__" not in (REPO / "tinyml" / "__init__.py").read_text()
+    assert Path(tinyml.codegen.__file__).resolve().parent.name == "codegen"
+    assert list(tinyml.__path__) == [str(Path(tinyml.__file__).parent)]
