@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyml.codegen.declare import DSP, MVE, Variant
 from tinyml.codegen.lower import Arg, ConstArray, KernelCall, LowerContext, const_arg
 
 # The params each variant understands; a call with any other field (added by
@@ -41,14 +42,6 @@ _NEUTRAL = {
     "img_w": lambda p: p.get("in_w"), "out_pitch": lambda p: p.get("out_w"), "ring_len": lambda p: 0,
     "lag": lambda p: 0,
 }
-STACK_LIMIT_BYTES = 8 * 1024  # largest on-stack buffer a variant may use, and at most a third of the stack
-
-
-def stack_limit(ctx: LowerContext) -> int:
-    """Largest on-stack buffer a variant may declare on the board of ``ctx``."""
-    return min(STACK_LIMIT_BYTES, ctx.stack_bytes // 3) if ctx.stack_bytes else STACK_LIMIT_BYTES
-
-
 def family(features: tuple[str, ...]) -> str:
     """The fastest kernel family of a board: "mve", "dsp" or "portable".  MVE
     cores also have the DSP extension: a call the MVE variants do not handle
@@ -347,3 +340,18 @@ def mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
                     _pad_to(shift, n4), dict(p, per_channel=1))
 
 
+# ---------------------------------------------------------------------------
+# The declarations of the variants above (codegen/declare.py).
+
+VARIANTS = (
+    Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=2.0,
+            build=dsp_conv, helpers=(DSP,)),
+    Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack,
+            per_mac=3.0, build=dsp_dwconv, helpers=(DSP,)),
+    Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), accepts=dsp_fc_ok, per_mac=1.5, build=dsp_fc, helpers=(DSP,)),
+    Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=1.6,
+            build=mve_conv, helpers=(MVE,)),
+    Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
+            per_mac=2.5, build=mve_dwconv, helpers=(MVE,)),
+    Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), accepts=mve_fc_ok, per_mac=1.2, build=mve_fc, helpers=(MVE,)),
+)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import (KernelCall, LowerContext, lowering, shape4, tensor_arg, unsupported)
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, out_size, padding_before
 from tinyml.graph.ir import Op
+
+# The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+VARIANTS = (
+    portable("conv_s8", ring=True, window=True, per_mac=12.0),
+    portable("dwconv_s8", ring=True, window=True, per_mac=14.0),
+)
 
 
 def _window(op: Op, in_h: int, in_w: int, k_h: int, k_w: int, out_h: int, out_w: int) -> dict[str, int]:

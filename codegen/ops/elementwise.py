@@ -14,11 +14,20 @@ from typing import Callable
 
 import numpy as np
 
+from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, expect_inputs, lowering,
                                   tensor_arg, unsupported)
 from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, activation_range, multiply_by_quantized_multiplier,
                                   quantize_float, quantize_multiplier)
 from tinyml.graph.ir import Op, Tensor
+
+# The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+VARIANTS = (
+    portable("add_s8", inplace=True, per_mac=30.0),
+    portable("mul_s8", inplace=True, per_mac=25.0),
+    portable("elementwise_lut_s8", inplace=True, per_mac=5.0),
+    portable("relu6_s8", inplace=True, per_mac=6.0),
+)
 
 MAX_RANK = 4
 ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)

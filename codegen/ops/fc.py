@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported)
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
 from tinyml.graph.ir import Op
+
+# The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+VARIANTS = (
+    portable("fc_s8", ring=True, per_mac=8.0),
+)
 
 
 @lowering("FULLY_CONNECTED")

@@ -22,11 +22,17 @@ from typing import Callable
 import numpy as np
 
 from tinyml.codegen.ops.elementwise import _unary, lut_call
+from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import (KernelCall, LowerContext, lowering,
                                   tensor_arg, unsupported)
 from tinyml.codegen.qmath import (multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide_by_pot,
                                   srdhm)
 from tinyml.graph.ir import Op, Tensor
+
+# The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+VARIANTS = (
+    portable("softmax_s8", per_mac=60.0),
+)
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1

@@ -14,11 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import (KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs, lowering,
                                   shape4, tensor_arg, unsupported)
 from tinyml.codegen.ops.common import INT8_FUSED_ACTIVATIONS
 from tinyml.codegen.qmath import activation_range, out_size, padding_before, quantize_multiplier
 from tinyml.graph.ir import Op, Tensor
+
+# The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+VARIANTS = (
+    portable("avgpool_s8", per_mac=10.0),
+    portable("maxpool_s8", per_mac=8.0),
+    portable("mean_s8", per_mac=8.0),
+)
 
 
 

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, expect_inputs, lowering,
                                   tensor_arg, unsupported)
 from tinyml.codegen.ops.elementwise import int8_table, lut_call
 from tinyml.codegen.qmath import INT8_MAX, INT8_MIN, multiply_by_quantized_multiplier, quantize_multiplier
 from tinyml.graph.ir import Op, Tensor
+
+# The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+VARIANTS = (
+    portable("quantize_f32_s8", per_mac=30.0),
+    portable("dequantize_s8_f32", per_mac=10.0),
+)
 
 
 def _scale(op: Op, t: Tensor) -> float:

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs,
                                   lowering, tensor_arg, unsupported)
 from tinyml.graph.ir import Op, Tensor
+
+# The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+VARIANTS = (
+    portable("pad_s8", per_mac=4.0),
+    portable("concat_s8", per_mac=4.0),
+)
 
 PAD_MAX_RANK = 5
 

@@ -1,0 +1,94 @@
+"""The declaration of a kernel variant: what it can do and what it costs, as plain data.
+
+A variant is a template in ``templates/kernels/<template>.c.j2`` plus one
+:class:`Variant` declared beside the code that produces its call, the way
+CMSIS-NN pairs each kernel with its ``*_get_buffer_size``: the portable
+kernels in the lowering module of their operator (``ops/*.py``), the DSP
+and MVE variants next to their specialization in ``families.py``.
+``variants.py`` gathers them.  A declaration states the cores it needs, the
+operator parameters it accepts, whether it runs in place over an input (in
+the form the lowering states for the call: "elementwise" or "ring") and
+whether it computes patch windows, its scratch bytes (arena) and stack
+bytes, and an estimate of its cost.
+
+Costs are estimated instructions: MACs (or output elements, for kernels
+without MACs) times the variant's instructions per MAC, coarse figures from
+the QEMU instruction counts of ``tinyml bench kernels``.  The planner
+compares them; exact figures come from ``tinyml profile``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.schedule.plan import OpFacts
+
+STACK_LIMIT_BYTES = 8 * 1024  # largest on-stack buffer a variant may use, and at most a third of the stack
+
+# Shared C helpers: ".inc.j2" ones go into tml_kernels.h, ".c.j2" ones into tml_kernels.c, once per model.
+RING = "kernels/tml_ring.inc.j2"  # tml_ring_store, for the ring form of in-place kernels
+DSP = "kernels/tml_dsp_common.c.j2"  # SIMD32 loads, rotated SXTB16, requantize-and-clamp of the DSP family
+MVE = "kernels/tml_mve_common.c.j2"  # the MVE family's lane requantization and tail helpers
+
+FAMILY_RANK = {"mve": 0, "dsp": 1, "portable": 2}  # fastest first, where several variants apply
+
+
+def stack_limit(ctx: LowerContext) -> int:
+    """Largest on-stack buffer a variant may declare on the board of ``ctx``."""
+    return min(STACK_LIMIT_BYTES, ctx.stack_bytes // 3) if ctx.stack_bytes else STACK_LIMIT_BYTES
+
+
+Check = Callable[[LowerContext, KernelCall], bool]
+Build = Callable[[LowerContext, KernelCall], KernelCall]
+
+
+def _no_stack(call: KernelCall) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One kernel variant (see the module docstring)."""
+
+    template: str  # templates/kernels/<template>.c.j2
+    implements: str  # the portable kernel whose call (and params struct) it computes
+    family: str  # "portable", "dsp" or "mve"
+    needs: tuple[str, ...] = ()  # board features (boards/*.toml `features`)
+    inplace: bool = False  # may run in place over the inputs the lowering names (call.inplace_inputs)
+    ring: bool = False  # its template takes ring_len/lag params and a ring argument (in place through a ring)
+    window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
+    accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
+    stack: Callable[[KernelCall], int] = _no_stack  # bytes of its on-stack buffers
+    per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
+    build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
+    helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
+
+    def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
+        if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):
+            return False
+        if self.accepts is not None and not self.accepts(ctx, call):
+            return False
+        return self.stack(call) <= stack_limit(ctx)
+
+    def facts(self, call: KernelCall, out_elements: int) -> OpFacts:
+        """What the planner needs to know of this variant for ``call``."""
+        work = call.macs if call.macs else out_elements
+        return OpFacts(
+            inplace_inputs=tuple(call.inplace_inputs) if self.inplace else (),
+            inplace_kind=call.inplace_kind,
+            scratch_bytes=call.scratch_bytes,
+            patchable=self.window and call.patchable,
+            macs=call.macs,
+            variant=self.template,
+            stack_bytes=self.stack(call),
+            cost=int(round(work * self.per_mac)),
+        )
+
+
+def portable(template: str, *, inplace: bool = False, ring: bool = False, window: bool = False,
+             per_mac: float = 4.0) -> Variant:
+    """The declaration of a portable kernel: it computes every call of its own kernel, on every core."""
+    return Variant(template=template, implements=template, family="portable", inplace=inplace or ring, ring=ring,
+                   window=window, per_mac=per_mac, helpers=(RING,) if ring else ())
