@@ -45,7 +45,7 @@ Build = Callable[[LowerContext, KernelCall], KernelCall]
 
 
 def _no_stack(call: KernelCall) -> int:
-    return 0
+    return 0  # no on-stack buffer (or no extra ring units)
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class Variant:
     needs: tuple[str, ...] = ()  # board features (boards/*.toml `features`)
     inplace: bool = False  # may run in place over the inputs the lowering names (call.inplace_inputs)
     ring: bool = False  # its template takes ring_len/lag params and a ring argument (in place through a ring)
+    ring_extra: Callable[[KernelCall], int] = _no_stack  # ring units it holds beyond lag + 1 (computes ahead)
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _no_stack  # bytes of its on-stack buffers
@@ -84,6 +85,7 @@ class Variant:
             variant=self.template,
             stack_bytes=self.stack(call),
             cost=int(round(work * self.per_mac)),
+            ring_extra=self.ring_extra(call) if self.inplace else 0,
         )
 
 

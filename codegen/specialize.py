@@ -46,14 +46,23 @@ def _patch_window(call: KernelCall, w: PatchWindow) -> dict[str, Any]:
 
 
 def _ring_form(v: Variant, call: KernelCall, plan: Plan) -> KernelCall:
-    """A kernel with the ring form: whole-layer window params, and the ring (or none)."""
+    """Whole-layer window params and the ring (or none).  A portable kernel always takes them; a
+    specialized variant only in the form the plan uses (its spec says which, so its whole-layer code
+    stays as it is)."""
+    ip = plan.inplace.get(call.op_index)
+    ring_used = ip is not None and ip.ring > 0
+    in_stage = plan.stage_of(call.op_index) is not None
+    if v.family != "portable":
+        if not ring_used and not in_stage:
+            return call
+        call = replace(call, spec=dict(call.spec, ring=ring_used, window=in_stage))
     params = dict(call.params)
     params.update(_whole_window(v, call))
     params.setdefault("ring_len", 0)
     params.setdefault("lag", 0)
     ring = Arg(kind="null", ctype="int8_t", writable=True)
-    ip = plan.inplace.get(call.op_index)
-    if ip is not None and ip.ring:
+    if ring_used:
+        assert ip is not None
         params.update(ring_len=ip.ring, lag=ip.lag)
         ring = Arg(kind="scratch", ctype="int8_t", writable=True)
     args = list(call.args)
@@ -82,7 +91,7 @@ def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> lis
         v = variant(plan.choice[pos].variant)
         if v.build is not None:
             call = v.build(ctx, call)
-        if v.ring:
+        if v.ring or v.window:
             call = _ring_form(v, call, plan)
         st = plan.stage_of(pos)
         if st is not None:

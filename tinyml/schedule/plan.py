@@ -53,6 +53,7 @@ class OpFacts:
     variant: str = ""  # the variant's name (its template)
     stack_bytes: int = 0  # bytes of the kernel's on-stack buffers
     cost: int = 0  # estimated instructions of one run over the whole layer
+    ring_extra: int = 0  # in place through a ring: units the kernel holds beyond lag + 1 (it computes ahead)
 
 
 @dataclass
@@ -76,7 +77,9 @@ class InPlace:
     Ring kernels: output units (pixels, or rows of a fully connected layer)
     of ``unit_bytes`` are computed into a ring of ``ring`` units (scratch
     buffer ``scratch``) and unit q is stored after unit q + ``lag`` has been
-    computed.  Elementwise kernels: ``ring`` is 0.
+    computed (or later: a kernel that computes units ahead, several at a
+    time, declares how many more it holds, and the ring is that much
+    longer than ``lag + 1``).  Elementwise kernels: ``ring`` is 0.
     """
 
     op: int
@@ -271,7 +274,8 @@ class _Union:
         self.parent[self.find(child)] = self.find(root)
 
 
-def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int) -> tuple[int, int, int] | None:
+def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int,
+                 extra: int = 0) -> tuple[int, int, int] | None:
     """(delta, lag, unit bytes) of the cheapest in-place layout of a ring kernel, or None."""
     op = graph.ops[op_index]
     win = window_of(graph, op)
@@ -296,7 +300,7 @@ def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int) -> 
     best: tuple[int, int, int, int] | None = None
     for delta in sorted({0, in_bytes - out_bytes}):
         lag = ring_lag(last_use, in_unit, out_unit, n_out, delta)
-        foot = max(in_bytes, delta + out_bytes) - min(0, delta) + (lag + 1) * out_unit
+        foot = max(in_bytes, delta + out_bytes) - min(0, delta) + (lag + 1 + extra) * out_unit
         if best is None or foot < best[0]:
             best = (foot, delta, lag, out_unit)
     assert best is not None
@@ -390,12 +394,14 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
                     continue
                 ib = tensor_buffer[t]
                 if f.inplace_kind == "ring":
-                    choice = _ring_choice(graph, pos, graph.tensors[t].nbytes, graph.tensors[out_t].nbytes)
+                    choice = _ring_choice(graph, pos, graph.tensors[t].nbytes, graph.tensors[out_t].nbytes,
+                                          f.ring_extra)
                     if choice is None:
                         continue
                     delta, lag, unit = choice
                     lag = max(lag, min_lag.get(pos, 0))
-                    decided = InPlace(op=pos, tensor=t, delta=delta, lag=lag, ring=lag + 1, unit_bytes=unit)
+                    decided = InPlace(op=pos, tensor=t, delta=delta, lag=lag, ring=lag + 1 + f.ring_extra,
+                                      unit_bytes=unit)
                 else:
                     if buffers[ib].size != buffers[ob].size:
                         continue
