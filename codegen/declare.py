@@ -63,6 +63,7 @@ class Variant:
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _no_stack  # bytes of its on-stack buffers
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
+    ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
     helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
 
@@ -86,6 +87,7 @@ class Variant:
             stack_bytes=self.stack(call),
             cost=int(round(work * self.per_mac)),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
+            ring_cost=int(round(out_elements * self.ring_per_byte)) if self.ring else 0,
         )
 
 

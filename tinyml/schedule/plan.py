@@ -54,6 +54,7 @@ class OpFacts:
     stack_bytes: int = 0  # bytes of the kernel's on-stack buffers
     cost: int = 0  # estimated instructions of one run over the whole layer
     ring_extra: int = 0  # in place through a ring: units the kernel holds beyond lag + 1 (it computes ahead)
+    ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
 
 
 @dataclass
@@ -149,6 +150,7 @@ class Plan:
     # The kernel variant each operator runs (op index -> its facts), set by
     # tinyml.schedule.choose; empty for a plan made from one set of facts.
     choice: dict[int, OpFacts] = field(default_factory=dict)
+    fastest_cost: int = 0  # estimated cost of the fastest candidate plan (tinyml.schedule.choose)
 
     @property
     def stack_bytes(self) -> int:
@@ -163,12 +165,13 @@ class Plan:
     @property
     def cost(self) -> int:
         """Estimated instructions of the chosen kernels; a patch stage's operators are scaled by the MACs
-        the stage adds (its recomputed halos)."""
+        the stage adds (its recomputed halos), and a ring kernel adds its copies out of the ring."""
         total = 0.0
         for op, f in self.choice.items():
             st = self.stage_of(op)
             scale = st.macs / max(st.macs - st.extra_macs, 1) if st is not None else 1.0
-            total += f.cost * scale
+            ip = self.inplace.get(op)
+            total += f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
         return int(round(total))
 
     def offset(self, tensor: int) -> int:
