@@ -17,7 +17,7 @@ from tinyml.errors import FitError, InputError, ModelError
 from tinyml.graph import Graph, load_tflite
 from tinyml.schedule.choose import choose
 from tinyml.schedule.plan import Plan
-from tinyml.targets.project import render_project_files, reserved_ram_bytes
+from tinyml.targets.project import Application, render_project_files, reserved_ram_bytes
 
 PROJECT_MARKER = "project.json"
 
@@ -88,8 +88,8 @@ def lower_graph(graph: Graph) -> list[Lowered]:
     return [lower_op(ctx, op) for op in graph.ops]
 
 
-def build_model(model: str | os.PathLike[str], board: str | Board, *, name: str | None = None,
-                sram: int | None = None) -> Compiled:
+def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
+                sram: int | None = None, app: Application | None = None) -> Compiled:
     """Everything up to the file contents, without touching the disk.
 
     graph -> lower (once per operator) -> the variants each operator may run
@@ -97,9 +97,11 @@ def build_model(model: str | os.PathLike[str], board: str | Board, *, name: str 
     arena offsets) -> specialize the chosen variants -> render.
     ``sram``: arena budget in bytes; the plan that fits it with the fewest
     extra MACs is used (patch-based if needed), see tinyml.schedule.
+    ``model``: a .tflite path or an imported Graph (``name`` then unused).
+    ``app``: an application's main, sources and metadata for the project.
     """
     brd = board if isinstance(board, Board) else load_board(board)
-    graph = load_tflite(model, name=name)
+    graph = model if isinstance(model, Graph) else load_tflite(model, name=name)
     ctx = LowerContext(graph=graph, features=brd.features, stack_bytes=brd.stack_bytes or 0)
     calls = lower_graph(graph)
     plan = choose(graph, variant_options(ctx, calls), sram)
@@ -107,8 +109,11 @@ def build_model(model: str | os.PathLike[str], board: str | Board, *, name: str 
     files = render_model(graph, calls, plan)
     compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=files)
     check_fit(compiled)
-    files.update(render_project_files(brd, graph.name))
-    files[PROJECT_MARKER] = json.dumps(project_metadata(compiled), indent=2) + "\n"
+    files.update(render_project_files(brd, graph.name, app))
+    meta = project_metadata(compiled)
+    if app is not None:
+        meta["application"] = dict(name=app.name, **app.metadata)
+    files[PROJECT_MARKER] = json.dumps(meta, indent=2) + "\n"
     return compiled
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -66,7 +68,21 @@ def hostlink_files(board: Board, model_name: str, env: jinja2.Environment) -> di
     return files
 
 
-def render_project_files(board: Board, model_name: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Application:
+    """What an application (the KWS firmware, say) brings to a model's firmware project, rendered with
+    the project: its own main.c (and host-link main on boards with a UART), extra sources, each from a
+    template given ``values``, and ``metadata`` for project.json."""
+
+    name: str
+    main: str  # template of main.c
+    hostlink_main: str | None = None  # template of hostlink/main.c (None: the generic host-link main)
+    sources: tuple[tuple[str, str], ...] = ()  # (file name, template)
+    values: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def render_project_files(board: Board, model_name: str, app: Application | None = None) -> dict[str, str]:
     """Relative path -> content of every project file that is not the model."""
     if not _MODEL_NAME_RE.match(model_name):
         raise ValueError(f"model name {model_name!r} is not a lowercase C identifier")
@@ -101,6 +117,12 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
     if not hostlink_only:
         files["main.c"] = env.get_template("project/main.c.j2").render(values)
     files.update(hostlink_files(board, model_name, env))
+    if app is not None:
+        files["main.c"] = env.get_template(app.main).render(app.values)
+        for name, template in app.sources:
+            files[name] = env.get_template(template).render(app.values)
+        if app.hostlink_main is not None and "hostlink/main.c" in files:
+            files["hostlink/main.c"] = env.get_template(app.hostlink_main).render(app.values)
     from tinyml.renode import renode_files
 
     files.update(renode_files(board, model_name, env))
