@@ -105,7 +105,7 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
     if not hostlink_only:
         files["main.c"] = env.get_template("main.c.j2").render(values)
     files.update(hostlink_files(board, model_name, env))
-    from tinyml.renode import renode_files
+    from tinyml.targets.renode import renode_files
 
     files.update(renode_files(board, model_name, env))
     if board.is_arm:

@@ -53,11 +53,11 @@ def run_project(
     project_dir = Path(project_dir).resolve()
     board = project_board(project_dir)
     if board.kind == "qemu" and board.host_io == "uart":
-        # Tensors move over the board's UART (tinyml.hostlink), not files.
+        # Tensors move over the board's UART (tinyml.targets.hostlink), not files.
         if trace:
             raise RunError(f"board {board.name} exchanges tensors over its UART, which has no per-operator "
                            "trace; locate differences on an MPS2/MPS3 board with the same core")
-        from tinyml.hostlink import run_project_over_uart
+        from tinyml.targets.hostlink import run_project_over_uart
 
         return run_project_over_uart(project_dir, input_bytes, timeout=timeout)
     binary = build_project(project_dir, trace=trace)

@@ -7,7 +7,7 @@ every epoch, as MLPerf Tiny's KWS training does), early stopping on the
 validation accuracy and a checkpoint of the best weights, then quantizes it
 with full-integer post-training quantization and measures float and int8
 (TFLM) accuracy on the held-out test split.  Running the int8 model on a
-device is ``tinyml.kws``'s business.
+device is ``tinyml.apps.kws``'s business.
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ def train_kws(
     except ImportError as e:
         raise TinymlError(f"training needs TensorFlow ({e}); install it with: pip install "
                           "'tinyml-toolchain[train]'") from None
-    from tinyml.reference import run_tflm_batch
+    from tinyml.tools.reference import run_tflm_batch
     from tinyml.train.quantize import quantize_int8
 
     if cfg.qat_epochs < 0:

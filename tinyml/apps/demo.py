@@ -18,11 +18,7 @@ from typing import Callable
 import numpy as np
 
 from tinyml.errors import TinymlError
-
-
-def cache_root() -> Path:
-    base = os.environ.get("TINYML_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinyml")
-    return Path(base)
+from tinyml.resources import cache_root
 
 
 def demo_model(say: Callable[[str], None]) -> Path:
@@ -52,9 +48,9 @@ def demo_model(say: Callable[[str], None]) -> Path:
 def run_demo(board: str = "mps2-an386", samples: int = 5, out_dir: str | None = None,
              say: Callable[[str], None] = print) -> bool:
     from tinyml.compiler import compile_model
-    from tinyml.reference import run_tflm_batch
+    from tinyml.tools.reference import run_tflm_batch
     from tinyml.targets.run import run_project
-    from tinyml.verify import pack_samples, random_inputs, unpack_outputs
+    from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs
 
     model = demo_model(say)
     project = Path(out_dir) if out_dir else cache_root() / "demo" / f"ds_cnn_{board}"

@@ -71,7 +71,7 @@ _DETECTION_RE = re.compile(r"^kws: (\d+\.\d+) s (\S+) confidence (\d+\.\d+) wind
 
 
 def cache_dir() -> Path:
-    from tinyml.demo import cache_root
+    from tinyml.resources import cache_root
 
     return cache_root() / "kws"
 
@@ -268,7 +268,7 @@ def _project_labels(project: Path) -> list[str]:
     text = source.read_text() if source.is_file() else ""
     m = re.search(r"tml_kws_labels\[TML_KWS_NUM_LABELS\] = \{(.*?)\};", text, re.S)
     if not m:
-        raise InputError(f"{project}: not a KWS firmware project; make it with tinyml.kws.compile_kws")
+        raise InputError(f"{project}: not a KWS firmware project; make it with tinyml.apps.kws.compile_kws")
     return re.findall(r'"([^"]*)"', m[1])
 
 
@@ -288,7 +288,7 @@ class DeviceEval:
 def evaluate_on_device(project: Path, tflite: bytes, audio: np.ndarray, labels: np.ndarray,
                        input_scale: float, input_zero_point: int) -> DeviceEval:
     """Every clip as one window on the device, against the Python front end and TFLM."""
-    from tinyml.reference import run_tflm_batch
+    from tinyml.tools.reference import run_tflm_batch
 
     res = run_stream(project, audio, hop=MLPERF_KWS.clip_samples, smoothing=1, features=True)
     n = len(audio)
@@ -317,7 +317,7 @@ def evaluate_on_device(project: Path, tflite: bytes, audio: np.ndarray, labels: 
 
 def device_costs(project: Path, compiled: Any, clip: np.ndarray) -> dict[str, int]:
     """Flash, static RAM and instructions (MFCC, model) for one window, from the ELF and QEMU's plugin."""
-    from tinyml.profile import build_variant, count_instructions, elf_sizes
+    from tinyml.tools.profile import build_variant, count_instructions, elf_sizes
     from tinyml.targets.build import build_project
     from tinyml.targets.project import reserved_ram_bytes
 
@@ -343,7 +343,7 @@ def device_costs(project: Path, compiled: Any, clip: np.ndarray) -> dict[str, in
 def _section_bytes(board: Any, elf: Path, names: tuple[str, ...]) -> int:
     import subprocess
 
-    from tinyml.profile import _binutil
+    from tinyml.tools.profile import _binutil
 
     out = subprocess.run([_binutil(board, "size"), "-A", str(elf)], capture_output=True, text=True,
                          check=True).stdout

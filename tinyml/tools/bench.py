@@ -55,7 +55,7 @@ NETWORKS = ("ds_cnn", "mobilenet_v1", "resnet8")
 
 
 def bench_cache() -> Path:
-    from tinyml.demo import cache_root
+    from tinyml.resources import cache_root
 
     return cache_root() / "bench"
 
@@ -202,7 +202,7 @@ class KernelBench:
 
 def _measure(model: Path, board: str, families: str, work: Path) -> tuple[int, int, str]:
     """(MACs, instructions, kernel of the largest layer) of a whole model."""
-    from tinyml.profile import compile_to, profile_compiled
+    from tinyml.tools.profile import compile_to, profile_compiled
 
     project = work / f"{model.stem}-{families}"
     compiled = compile_to(model, board, project, families)

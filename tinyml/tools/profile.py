@@ -155,7 +155,7 @@ class BoardProfileReport:
     macs: int
     invoke_cycles: int  # around the whole inference, per-operator bookkeeping included
     emulated: bool = False  # a QEMU board: SysTick there follows the host's clock, not executed cycles
-    memory: Any = None  # tinyml.hostlink.DeviceMemory after the inference (revision-2 firmware)
+    memory: Any = None  # tinyml.targets.hostlink.DeviceMemory after the inference (revision-2 firmware)
     sizes: SizeReport | None = None
     chart: str | None = None
     families: dict[str, int] = field(default_factory=dict)  # kernel template -> calls
@@ -219,7 +219,7 @@ class BoardProfileReport:
 
 
 def plugin_cache_dir() -> Path:
-    from tinyml.demo import cache_root
+    from tinyml.resources import cache_root
 
     return cache_root() / "qemu-plugin"
 
@@ -369,7 +369,7 @@ def count_instructions(project: Path, board: Board, elf: Path, input_bytes: byte
 def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileReport:
     """Profile a compiled model whose project is written at ``project``."""
     from tinyml.codegen.lower import KernelCall
-    from tinyml.verify import pack_samples, random_inputs
+    from tinyml.tools.verify import pack_samples, random_inputs
 
     graph, board = compiled.graph, compiled.board
     elf = build_variant(project, board, profile=True)
@@ -507,7 +507,7 @@ def profile_device(model: str | os.PathLike[str], board: str | Board, port: str 
     and built here and QEMU runs it with its UART on a local socket; then the
     report also has the flash sizes of that firmware."""
     from tinyml.compiler import build_model
-    from tinyml.hostlink import HostLink, build_hostlink, connect, qemu_uart
+    from tinyml.targets.hostlink import HostLink, build_hostlink, connect, qemu_uart
 
     say = progress or (lambda _m: None)
     path = Path(model)
@@ -542,11 +542,11 @@ def profile_device(model: str | os.PathLike[str], board: str | Board, port: str 
 
 def profile_over_link(link: Any, compiled: Any, model_path: Path, port_label: str, *,
                       seed: int = 0) -> BoardProfileReport:
-    """One random inference through ``link`` (a tinyml.hostlink.HostLink),
+    """One random inference through ``link`` (a tinyml.targets.hostlink.HostLink),
     then the device's per-operator cycles mapped onto ``compiled``'s layers."""
     from tinyml.codegen.lower import Alias, KernelCall
-    from tinyml.hostlink import _check_matches
-    from tinyml.verify import random_inputs
+    from tinyml.targets.hostlink import _check_matches
+    from tinyml.tools.verify import random_inputs
 
     graph, board = compiled.graph, compiled.board
     info = link.info()

@@ -615,8 +615,8 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
     every output byte.  Returns a VerifyReport (plus ``cycles`` per
     inference, measured on the device)."""
     from tinyml.graph import load_tflite
-    from tinyml.reference import run_tflm_batch
-    from tinyml.verify import Mismatch, VerifyReport, random_inputs
+    from tinyml.tools.reference import run_tflm_batch
+    from tinyml.tools.verify import Mismatch, VerifyReport, random_inputs
 
     say = progress or (lambda _m: None)
     if samples < 1:

@@ -186,7 +186,7 @@ def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTR
                  progress: Callable[[str], None] | None = None) -> list[MemoryRow]:
     """For each (name, .tflite bytes): TFLM's arena measured now, and our plans."""
     from tinyml.graph import parse_tflite
-    from tinyml.reference import tflm_arena_bytes
+    from tinyml.tools.reference import tflm_arena_bytes
     from tinyml.schedule.patch import smallest_plan
     from tinyml.schedule.plan import plan_memory
 

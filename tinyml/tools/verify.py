@@ -140,7 +140,7 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
                  work_dir: str | os.PathLike[str] | None = None,
                  progress: Callable[[str], None] | None = None,
                  inputs: list[list[np.ndarray]] | None = None, sram: int | None = None) -> VerifyReport:
-    from tinyml.reference import run_tflm_batch
+    from tinyml.tools.reference import run_tflm_batch
     from tinyml.targets.run import run_project
 
     say = progress or (lambda _m: None)
@@ -181,7 +181,7 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
 
 def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np.ndarray], m: Mismatch) -> None:
     """Fill in the first operator whose output differs from TFLM's."""
-    from tinyml.reference import tflm_intermediates
+    from tinyml.tools.reference import tflm_intermediates
     from tinyml.targets.run import run_project
 
     graph = compiled.graph

@@ -28,7 +28,7 @@ def inspect_model(path: str | os.PathLike[str], board: str | None = None) -> dic
     if board is not None:
         from dataclasses import asdict
 
-        from tinyml.profile import size_report
+        from tinyml.tools.profile import size_report
 
         info["sizes"] = dict(board=board, **asdict(size_report(path, board)))
     return info

@@ -91,7 +91,7 @@ def prepare(arrays: list[np.ndarray], info: dict[str, Any], source: str) -> tupl
 def run_arrays(project_dir: str | os.PathLike[str], arrays: list[np.ndarray], source: str = "input",
                timeout: float = 300.0) -> RunOutput:
     from tinyml.targets.run import run_project
-    from tinyml.verify import split_outputs
+    from tinyml.tools.verify import split_outputs
 
     info = project_info(project_dir)
     xs, n = prepare(arrays, info, source)
