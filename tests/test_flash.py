@@ -18,7 +18,8 @@ from tinyml.cli import main as cli_main
 from tinyml.compiler import compile_model
 from tinyml.errors import InputError
 from tinyml.targets.flash import FlashError, flash_project, openocd_args
-from tinyml.targets.hostlink import connect, qemu_uart
+from tinyml.targets.hostlink import connect
+from tinyml.targets.qemu import qemu_uart
 
 
 def _free_port() -> int:
@@ -35,7 +36,7 @@ def test_flash_through_qemu_gdbstub(tmp_path: Path, board: str, capsys: pytest.C
     if load_board(board).host_io != "uart":
         # Semihosting boards: flash the host-link variant's ELF through the
         # same path (the project's default firmware talks over semihosting).
-        from tinyml.targets.hostlink import build_hostlink
+        from tinyml.targets.build import build_hostlink
 
         elf = build_hostlink(project)
     gdb_port = _free_port()

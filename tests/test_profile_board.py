@@ -22,7 +22,9 @@ from tinyml.cli import main as cli_main
 from tinyml.compiler import compile_model
 from tinyml.errors import InputError
 from tinyml.graph import load_tflite
-from tinyml.targets.hostlink import LinkError, build_hostlink, connect, qemu_uart
+from tinyml.targets.build import build_hostlink
+from tinyml.targets.hostlink import LinkError, connect
+from tinyml.targets.qemu import qemu_uart
 from tinyml.tools.profile import BoardLayerProfile, BoardProfileReport, profile_device, profile_model
 from tinyml.tools.verify import random_inputs
 

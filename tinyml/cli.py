@@ -212,13 +212,13 @@ def cmd_kws_stream(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from tinyml.targets.hostlink import validate_device
+    from tinyml.tools.verify import validate_device
 
     report = validate_device(a.model, a.port, samples=a.samples, seed=a.seed, baudrate=a.baud, progress=_say)
-    cycles = getattr(report, "cycles", [])
+    cycles = report.cycles
     if cycles:
         _say(f"cycles per inference on the device: {min(cycles):,} min, {sum(cycles) // len(cycles):,} mean")
-    if getattr(report, "memory", None) is not None:
+    if report.memory is not None:
         _say(f"memory on the device: {report.memory.summary()}")
     print(report.summary())
     return 0 if report.ok else 1

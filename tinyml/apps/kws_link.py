@@ -151,8 +151,9 @@ def stream_audio(audio: str | os.PathLike[str] | np.ndarray, *, port: str | None
                  say: Callable[[str], None] | None = None) -> LinkStream:
     """``tinyml kws stream``: stream an audio file to the KWS firmware on ``port``, or on ``project``'s
     board under QEMU (its UART on a local socket), and return what the device detected."""
-    from tinyml.targets.hostlink import build_hostlink, connect, qemu_uart
-    from tinyml.targets.build import build_project, project_board
+    from tinyml.targets.build import build_hostlink, build_project, project_board
+    from tinyml.targets.hostlink import connect
+    from tinyml.targets.qemu import qemu_uart
 
     say = say or (lambda _m: None)
     if (port is None) == (project is None):

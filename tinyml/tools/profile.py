@@ -507,7 +507,9 @@ def profile_device(model: str | os.PathLike[str], board: str | Board, port: str 
     and built here and QEMU runs it with its UART on a local socket; then the
     report also has the flash sizes of that firmware."""
     from tinyml.compiler import build_model
-    from tinyml.targets.hostlink import HostLink, build_hostlink, connect, qemu_uart
+    from tinyml.targets.build import build_hostlink
+    from tinyml.targets.hostlink import HostLink, connect
+    from tinyml.targets.qemu import qemu_uart
 
     say = progress or (lambda _m: None)
     path = Path(model)
@@ -545,15 +547,14 @@ def profile_over_link(link: Any, compiled: Any, model_path: Path, port_label: st
     """One random inference through ``link`` (a tinyml.targets.hostlink.HostLink),
     then the device's per-operator cycles mapped onto ``compiled``'s layers."""
     from tinyml.codegen.lower import Alias, KernelCall
-    from tinyml.targets.hostlink import _check_matches
-    from tinyml.tools.verify import random_inputs
+    from tinyml.tools.verify import check_device_matches, random_inputs
 
     graph, board = compiled.graph, compiled.board
     info = link.info()
     if info.board != board.name:
         raise InputError(f"the device at {port_label} runs firmware for board {info.board}, not {board.name}; "
                          f"give --board {info.board}")
-    _check_matches(graph, info, model_path)
+    check_device_matches(graph, info, model_path)
     traced = [c for c in compiled.calls if isinstance(c, Alias) or c.patch_loop not in ("first", "middle")]
     n_ops = max((c.op_index for c in traced), default=-1) + 1
     if n_ops > info.max_ops:
