@@ -118,7 +118,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from tinyml.tools.execute import project_info, run_files
 
     if a.renode:
-        from tinyml.targets.renode import run_renode
+        from tinyml.targets.run import run_renode
 
         result = run_renode(a.project)
         print(result.output.rstrip())

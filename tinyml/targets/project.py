@@ -17,6 +17,7 @@ import jinja2
 from tinyml.boards import Board
 from tinyml.resources import resource_dir
 from tinyml.targets.qemu import qemu_command
+from tinyml.targets.renode import renode_files
 
 BOARD_FILE = "board.toml"
 # RAM the linker script reserves besides the board's stack_bytes (ARM only):
@@ -105,8 +106,6 @@ def render_project_files(board: Board, model_name: str) -> dict[str, str]:
     if not hostlink_only:
         files["main.c"] = env.get_template("main.c.j2").render(values)
     files.update(hostlink_files(board, model_name, env))
-    from tinyml.targets.renode import renode_files
-
     files.update(renode_files(board, model_name, env))
     if board.is_arm:
         files["linker.ld"] = env.get_template("linker.ld.j2").render(

@@ -1,5 +1,5 @@
 """Run a built firmware project on its board: a host process, QEMU (tensors in files
-through semihosting, or over the board's UART and the host link)."""
+through semihosting, or over the board's UART and the host link), or its test in Renode."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tinyml.errors import RunError
 from tinyml.targets.build import build_hostlink, build_project, project_board
 from tinyml.targets.hostlink import connect
 from tinyml.targets.qemu import QEMU_BINARY, QEMU_NOISE, QEMU_PACKAGE, qemu_command, qemu_uart
+from tinyml.targets.renode import RENODE_HELP
 
 # Exit codes of the firmware, as in firmware/tml_runtime.h.
 EXIT_MEANINGS = {
@@ -154,6 +155,33 @@ def run_project_over_uart(project_dir: Path, input_bytes: bytes, *, timeout: flo
         console += session.stderr()
     return RunResult(exit_code=0, output=b"".join(outputs), trace=None, console=console,
                      seconds=time.monotonic() - start)
+
+
+@dataclass
+class RenodeResult:
+    passed: bool
+    output: str
+    robot: Path
+
+
+def run_renode(project_dir: str | Path, *, timeout: float = 600) -> RenodeResult:
+    """Builds the project and runs its Robot Framework test in Renode."""
+    project = Path(project_dir).resolve()
+    board = project_board(project)
+    robot = project / "renode" / f"{board.name}.robot"
+    if not robot.is_file():
+        raise RunError(f"{project} has no Renode test: Renode has no platform for board {board.name} "
+                       "(no [renode] table in its board file); run it with tinyml run instead")
+    runner = shutil.which("renode-test")
+    if runner is None:
+        raise RunError(f"Renode is not installed (renode-test not found on PATH); {RENODE_HELP}")
+    build_project(project)
+    try:
+        proc = subprocess.run([runner, str(robot)], cwd=robot.parent, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RunError(f"the Renode test {robot} did not finish within {timeout:g}s") from None
+    return RenodeResult(passed=proc.returncode == 0, output=proc.stdout + proc.stderr, robot=robot)
 
 
 def _clean_console(raw: bytes) -> str:
