@@ -224,7 +224,6 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
     """`tinyml validate`: random inputs through the model on the device
     attached at ``port`` (host-link firmware) and through TFLM; compares
     every output byte, and reports the cycles and memory the device measured."""
-
     say = progress or (lambda _m: None)
     if samples < 1:
         raise InputError(f"--samples must be at least 1 (got {samples})")
@@ -272,6 +271,7 @@ def _np_of(y: object) -> type:
 
 def check_device_matches(graph: Graph, info: DeviceInfo, path: Path) -> None:
     """InputError unless the device's model has ``graph``'s input and output shapes."""
+
     def shapes(ts: list[TensorInfo]) -> list[tuple[int, ...]]:
         return [tuple(t.shape) for t in ts]
 
