@@ -1,7 +1,7 @@
 /*
  * tinyml host link: a framed, versioned, CRC-checked request/response
  * protocol over a UART (implemented in hostlink.c; the host side is
- * tinyml/hostlink.py), and on the same UART the text commands of the
+ * tinyml/targets/hostlink.py), and on the same UART the text commands of the
  * MLPerf Tiny / EEMBC benchmark runner ("name%", "db load N%", "db HEX%",
  * "infer N W%", "results%", ...).
  *

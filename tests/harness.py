@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyml.verify import VerifyReport, verify_model
+from tinyml.tools.verify import VerifyReport, verify_model
 
 
 def assert_bitexact(model: bytes | Path, tmp_path: Path, board: str = "host", samples: int = 4,

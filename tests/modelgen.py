@@ -209,7 +209,7 @@ def inputs_for(case: Case, model: bytes, n: int = 4, seed: int = 0) -> list[list
     with the model's input scale and zero point.  Float-I/O models get float
     samples.
     """
-    from tinyml.reference import tflm_io_details
+    from tinyml.tools.reference import tflm_io_details
 
     ins, _ = tflm_io_details(model)
     rng = np.random.default_rng(7919 * (seed + 1) + case.seed)
@@ -767,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = build_many(cases)
     print(f"{len(cases)} cases ready in {time.time() - t0:.1f} s (cache {cache_dir()})")
     if check:
-        from tinyml.reference import run_tflm
+        from tinyml.tools.reference import run_tflm
 
         for c, m in zip(cases, models):
             for sample in inputs_for(c, m, n=2):

@@ -68,7 +68,7 @@ def test_compile_run_and_verify(dscnn: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (3, 1, 12) and y.dtype == np.int8
-    from tinyml.reference import run_tflm_batch
+    from tinyml.tools.reference import run_tflm_batch
 
     ref = run_tflm_batch(dscnn.read_bytes(), [[s] for s in x])
     assert all(np.array_equal(y[i], ref[i][0]) for i in range(3))

@@ -17,8 +17,9 @@ from tinyml.boards import load_board
 from tinyml.cli import main as cli_main
 from tinyml.compiler import compile_model
 from tinyml.errors import InputError
-from tinyml.flash import FlashError, flash_project, openocd_args
-from tinyml.hostlink import connect, qemu_uart
+from tinyml.targets.flash import FlashError, flash_project, openocd_args
+from tinyml.targets.hostlink import connect
+from tinyml.targets.qemu import qemu_uart
 
 
 def _free_port() -> int:
@@ -35,7 +36,7 @@ def test_flash_through_qemu_gdbstub(tmp_path: Path, board: str, capsys: pytest.C
     if load_board(board).host_io != "uart":
         # Semihosting boards: flash the host-link variant's ELF through the
         # same path (the project's default firmware talks over semihosting).
-        from tinyml.hostlink import build_hostlink
+        from tinyml.targets.build import build_hostlink
 
         elf = build_hostlink(project)
     gdb_port = _free_port()
@@ -46,7 +47,7 @@ def test_flash_through_qemu_gdbstub(tmp_path: Path, board: str, capsys: pytest.C
             out = capsys.readouterr().out
             assert "sections verified" in out and "reset" in out
         else:
-            from tinyml.flash import flash_gdb
+            from tinyml.targets.flash import flash_gdb
 
             result = flash_gdb(elf, f"127.0.0.1:{gdb_port}", load_board(board))
             assert result.sections >= 3
@@ -62,7 +63,7 @@ def test_flash_verify_detects_wrong_memory(tmp_path: Path) -> None:
     no memory at 0x08000000: loading or verifying must fail loudly."""
     project = tmp_path / "kws"
     compile_model(ds_cnn(), "netduinoplus2", project)
-    from tinyml.flash import flash_gdb
+    from tinyml.targets.flash import flash_gdb
     from tinyml.targets.build import build_project
 
     elf = build_project(project)

@@ -1,4 +1,4 @@
-"""The host link (firmware/hostlink.c, tinyml/hostlink.py) over QEMU UARTs.
+"""The host link (firmware/hostlink.c, tinyml/targets/hostlink.py) over QEMU UARTs.
 
 Framing and parsing are tested in Python; everything else against the real
 firmware under QEMU through pyserial's socket:// (no stand-in device): the
@@ -23,10 +23,13 @@ from tests.modelgen import build, case, cache_path, zoo_cases
 from tinyml.cli import main as cli_main
 from tinyml.compiler import compile_model
 from tinyml.errors import FitError
-from tinyml.hostlink import (ECHO, INFER, INFO, LOAD, NAK, READ, RESPONSE, TENSOR, FrameParser, HostLink, LinkError,
-                             build_hostlink, connect, crc32, encode_frame, qemu_uart, run_project_over_uart)
-from tinyml.reference import run_tflm_batch
-from tinyml.verify import pack_samples, random_inputs, unpack_outputs, verify_model
+from tinyml.targets.build import build_hostlink
+from tinyml.targets.hostlink import (ECHO, INFER, INFO, LOAD, NAK, READ, RESPONSE, TENSOR, FrameParser, HostLink, LinkError,
+                                     connect, crc32, encode_frame)
+from tinyml.targets.qemu import qemu_uart
+from tinyml.targets.run import run_project_over_uart
+from tinyml.tools.reference import run_tflm_batch
+from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs, verify_model
 
 QEMU_BOARDS = ["mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "netduinoplus2", "microbit"]
 # A DS-CNN on 25 MFCC frames: small enough for the micro:bit's 16 KB of RAM.

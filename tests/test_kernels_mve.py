@@ -132,7 +132,7 @@ def test_mve_bitexact_m55_left_shifts(case_id, factor, tmp_path) -> None:
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_six_shapes_meet_the_cmsis_nn_total_on_m55() -> None:
-    from tinyml.bench import CMSIS_M55_TOTAL, bench_kernels
+    from tinyml.tools.bench import CMSIS_M55_TOTAL, bench_kernels
 
     result = bench_kernels(BOARD, networks=False)
     text = result.format()

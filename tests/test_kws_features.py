@@ -128,7 +128,7 @@ def tiny_kws(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 
 def _check_device(tiny_kws, board: str, tmp_path: Path) -> None:
-    from tinyml.kws import compile_kws, evaluate_on_device, run_stream
+    from tinyml.apps.kws import compile_kws, evaluate_on_device, run_stream
     from tinyml.train.speech_commands import LABELS
     from tinyml.train.train import tflite_input_quant
 
@@ -170,7 +170,7 @@ def test_c_mfcc_and_model_on_qemu(tiny_kws, tmp_path: Path) -> None:
 
 def test_kws_firmware_rejects_bad_header(tiny_kws, tmp_path: Path) -> None:
     from tinyml.errors import RunError
-    from tinyml.kws import compile_kws
+    from tinyml.apps.kws import compile_kws
     from tinyml.targets.run import run_project
 
     path, _ = tiny_kws

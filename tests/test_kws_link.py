@@ -61,7 +61,7 @@ def tiny(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 
 def test_chunks_follow_the_semihosting_windows() -> None:
-    from tinyml.kws_link import _chunks
+    from tinyml.apps.kws_link import _chunks
 
     chunks = _chunks(16000 + 3 * 4000 + 100, 4000)
     assert [n for _, n in chunks] == [4000] * 4 + [4000] * 3  # the tail shorter than a hop is not sent
@@ -90,8 +90,8 @@ def test_kws_stream_cli_errors(tmp_path: Path) -> None:
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_kws_stream_over_uart_equals_semihosting(tiny, tmp_path: Path) -> None:
-    from tinyml.kws import compile_kws, run_stream
-    from tinyml.kws_link import stream_audio
+    from tinyml.apps.kws import compile_kws, run_stream
+    from tinyml.apps.kws_link import stream_audio
 
     path, audio = tiny
     uart = tmp_path / "netduino"

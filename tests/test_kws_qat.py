@@ -161,7 +161,7 @@ def test_qat_model_is_standard_int8_bitexact_and_keras3_is_unharmed(tmp_path: Pa
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
     assert_standard_int8(path)
     from tinyml.train.quantize import weight_scales
-    from tinyml.verify import verify_model
+    from tinyml.tools.verify import verify_model
 
     scales = weight_scales(path.read_bytes())  # tfmot's scheme: per-channel convolutions, per-tensor dense
     assert [n for op, n in scales if op == "FULLY_CONNECTED"] == [1]
@@ -233,7 +233,7 @@ def test_train_kws_cli_qat_reports_ptq_and_qat(qat_run: tuple[Path, subprocess.C
 def test_qat_model_bitexact_on_qemu(qat_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out, r = qat_run
     assert r.returncode == 0, r.stderr[-3000:]
-    from tinyml.verify import verify_model
+    from tinyml.tools.verify import verify_model
 
     report = verify_model(out / "model.tflite", "mps2-an386", samples=5, work_dir=tmp_path / "v")
     assert report.ok, report.summary()

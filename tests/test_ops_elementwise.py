@@ -26,7 +26,7 @@ from tinyml.codegen.lower import LowerContext, lower_op
 from tinyml.errors import UnsupportedError
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
 from tinyml.graph.tflite_import import parse_tflite
-from tinyml.verify import verify_model
+from tinyml.tools.verify import verify_model
 
 OPS = ("ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "LEAKY_RELU")
 CASES = op_cases(*OPS)

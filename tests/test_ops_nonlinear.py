@@ -31,8 +31,8 @@ from tinyml.codegen.ops import nonlinear as nl
 from tinyml.errors import UnsupportedError
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
 from tinyml.graph.tflite_import import parse_tflite
-from tinyml.reference import run_tflm_batch
-from tinyml.verify import verify_model
+from tinyml.tools.reference import run_tflm_batch
+from tinyml.tools.verify import verify_model
 
 OPS = ("SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH")
 CASES = op_cases(*OPS)

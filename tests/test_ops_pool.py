@@ -97,7 +97,7 @@ def _pick(op: str, pred: Callable[[Any], bool] = lambda c: True) -> Any:
 def test_concat_inputs_quantized_differently_are_rejected(scale_factor: float, zp_delta: int) -> None:
     """TFLM refuses int8 CONCATENATION inputs whose scale or zero point differ from the output's; so do we."""
     from tinyml.compiler import lower_graph
-    from tinyml.reference import run_tflm
+    from tinyml.tools.reference import run_tflm
 
     model = build(_pick("CONCATENATION", lambda c: len(c.inputs) == 3))
     g = _graph(model)

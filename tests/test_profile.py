@@ -10,7 +10,7 @@ import pytest
 
 from tests.modelgen import build, zoo_cases
 from tinyml.errors import InputError
-from tinyml.profile import build_plugin, profile_model
+from tinyml.tools.profile import build_plugin, profile_model
 
 pytestmark = pytest.mark.qemu
 
@@ -82,7 +82,7 @@ def test_inspect_size_report(ds_cnn) -> None:
 
 @pytest.mark.slow
 def test_layer_shapes_meet_targets_on_m4() -> None:
-    from tinyml.bench import bench_kernels
+    from tinyml.tools.bench import bench_kernels
 
     result = bench_kernels("mps2-an386", networks=False)
     text = result.format()

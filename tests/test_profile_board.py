@@ -22,9 +22,11 @@ from tinyml.cli import main as cli_main
 from tinyml.compiler import compile_model
 from tinyml.errors import InputError
 from tinyml.graph import load_tflite
-from tinyml.hostlink import LinkError, build_hostlink, connect, qemu_uart
-from tinyml.profile import BoardLayerProfile, BoardProfileReport, profile_device, profile_model
-from tinyml.verify import random_inputs
+from tinyml.targets.build import build_hostlink
+from tinyml.targets.hostlink import LinkError, connect
+from tinyml.targets.qemu import qemu_uart
+from tinyml.tools.profile import BoardLayerProfile, BoardProfileReport, profile_device, profile_model
+from tinyml.tools.verify import random_inputs
 
 BOARDS = ["netduinoplus2", "mps2-an386"]
 SMALL_DS_CNN = case("zoo", "DEPTHWISE_CONV_2D", (25, 10, 1), name="ds_cnn", id="ds_cnn-small")

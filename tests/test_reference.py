@@ -1,4 +1,4 @@
-"""The TFLM oracle (tinyml.reference) and the test-model factory (tests.modelgen)."""
+"""The TFLM oracle (tinyml.tools.reference) and the test-model factory (tests.modelgen)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from tests.modelgen import all_cases, build, build_many, inputs_for, model_ops, op_cases, zoo_cases
 from tinyml.errors import TinymlError
-from tinyml.reference import (
+from tinyml.tools.reference import (
     run_tflm,
     run_tflm_batch,
     tflm_arena_bytes,
@@ -107,7 +107,7 @@ def test_intermediates_match_a_model_exposing_them(ds_cnn):
 
 
 def test_arena_bytes(conv_model):
-    from tinyml.reference import _interpreter
+    from tinyml.tools.reference import _interpreter
 
     case, model = conv_model
     n = tflm_arena_bytes(model)

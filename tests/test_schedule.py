@@ -253,7 +253,7 @@ def _model(tmp_path: Path, name: str) -> Path:
 
 
 def test_zoo_plans_are_safe() -> None:
-    from tinyml.memory import model_facts
+    from tinyml.tools.plan import model_facts
 
     for c in zoo_cases():
         g = parse_tflite(build(c), source=c.id)
@@ -274,7 +274,7 @@ def test_bitexact_host(tmp_path: Path, name: str, sram: int | None) -> None:
     if sram is not None:
         assert c.plan.stages and c.plan.arena_bytes <= sram
     assert c.plan.inplace
-    from tinyml.verify import verify_model
+    from tinyml.tools.verify import verify_model
 
     report = verify_model(model, "host", samples=2, work_dir=tmp_path / "p", sram=sram)
     assert report.ok, report.summary()
@@ -282,8 +282,8 @@ def test_bitexact_host(tmp_path: Path, name: str, sram: int | None) -> None:
 
 def test_smallest_patches_bitexact_host(tmp_path: Path) -> None:
     """The budget of the smallest plan forces the finest grid the search found."""
-    from tinyml.memory import model_facts
-    from tinyml.verify import verify_model
+    from tinyml.tools.plan import model_facts
+    from tinyml.tools.verify import verify_model
 
     model = _model(tmp_path, "mobilenet_v1")
     g = parse_tflite(model.read_bytes(), source="m")
@@ -308,7 +308,7 @@ def test_qemu_bitexact_and_memory_within_plan(tmp_path: Path, name: str, sram: i
     """mps2-an386: patched / in-place plans are bit-exact; the firmware's canaries hold and the
     arena and stack it reports stay within the plan."""
     from tinyml.targets.run import run_project
-    from tinyml.verify import pack_samples, random_inputs, verify_model
+    from tinyml.tools.verify import pack_samples, random_inputs, verify_model
 
     model = _model(tmp_path, name)
     report = verify_model(model, "mps2-an386", samples=2, work_dir=tmp_path / "v", sram=sram)
@@ -327,7 +327,7 @@ def test_canary_catches_overflow(tmp_path: Path) -> None:
     """A kernel that writes one byte past the arena makes the firmware fail after invoke."""
     from tinyml.errors import RunError
     from tinyml.targets.run import run_project
-    from tinyml.verify import pack_samples, random_inputs
+    from tinyml.tools.verify import pack_samples, random_inputs
 
     c = build_model(_model(tmp_path, "ds_cnn"), "host")
     files = dict(c.files)
@@ -377,7 +377,7 @@ def test_cli_compile_sram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.slow
 def test_bench_memory_against_tflm(capsys: pytest.CaptureFixture[str]) -> None:
     """The judged ratios: TFLM's activation area (measured now) over our arena."""
-    from tinyml.memory import bench_memory, zoo_models
+    from tinyml.tools.plan import bench_memory, zoo_models
 
     rows = {r.model: r for r in bench_memory(zoo_models(["ds_cnn", "mobilenet_v1", "resnet8",
                                                           "mobilenet_v2-144", "fc_autoencoder"]))}
@@ -391,7 +391,7 @@ def test_bench_memory_against_tflm(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_resnet8_ratio() -> None:
-    from tinyml.memory import bench_memory, zoo_models
+    from tinyml.tools.plan import bench_memory, zoo_models
 
     (r,) = bench_memory(zoo_models(["resnet8"]))
     assert r.ratio >= 1.4

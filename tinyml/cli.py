@@ -21,7 +21,7 @@ def _say(msg: str) -> None:
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
-    from tinyml.inspect import format_inspection, inspect_model
+    from tinyml.tools.inspect import format_inspection, inspect_model
 
     info = inspect_model(a.model, board=a.board) if a.board else inspect_model(a.model)
     print(json.dumps(info, indent=2) if a.json else format_inspection(info))
@@ -31,7 +31,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 def cmd_profile(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.profile import profile_model
+    from tinyml.tools.profile import profile_model
 
     chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
     report = profile_model(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed,
@@ -41,7 +41,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
 
 def cmd_bench_kernels(a: argparse.Namespace) -> int:
-    from tinyml.bench import bench_kernels
+    from tinyml.tools.bench import bench_kernels
 
     result = bench_kernels(a.board, networks=not a.no_networks, progress=_say)
     print(json.dumps(result.to_json(), indent=2) if a.json else result.format())
@@ -51,7 +51,7 @@ def cmd_bench_kernels(a: argparse.Namespace) -> int:
 def cmd_plan(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.memory import format_plan, plan_report, plot_plan
+    from tinyml.tools.plan import format_plan, plan_report, plot_plan
 
     report = plan_report(a.model, a.sram)
     if not a.no_plot:
@@ -64,7 +64,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def cmd_bench_memory(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.memory import bench_memory, format_bench, zoo_models
+    from tinyml.tools.plan import bench_memory, format_bench, zoo_models
 
     models = [(Path(m).stem, Path(m).read_bytes()) for m in a.models] if a.models else zoo_models()
     rows = bench_memory(models, max_extra=a.max_extra, progress=_say)
@@ -101,7 +101,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
 
     start = time.monotonic()
     if a.kws:
-        from tinyml.kws import compile_kws
+        from tinyml.apps.kws import compile_kws
 
         c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram)
     else:
@@ -116,10 +116,10 @@ def cmd_compile(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from tinyml.execute import project_info, run_files
+    from tinyml.tools.execute import project_info, run_files
 
     if a.renode:
-        from tinyml.renode import run_renode
+        from tinyml.targets.run import run_renode
 
         result = run_renode(a.project)
         print(result.output.rstrip())
@@ -144,7 +144,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from tinyml.verify import verify_model
+    from tinyml.tools.verify import verify_model
 
     report = verify_model(a.model, a.board, samples=a.samples, seed=a.seed, progress=_say, sram=a.sram)
     print(report.summary())
@@ -180,17 +180,17 @@ def cmd_boards(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     if a.which == "kws":
-        from tinyml.kws import run_kws_demo
+        from tinyml.apps.kws import run_kws_demo
 
         report = run_kws_demo(board=a.board, retrain=a.retrain, say=_say)
         return 0 if report.ok else 1
-    from tinyml.demo import run_demo
+    from tinyml.apps.demo import run_demo
 
     return 0 if run_demo(board=a.board, samples=a.samples, out_dir=a.output) else 1
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from tinyml.kws import train_and_report
+    from tinyml.apps.kws import train_and_report
 
     report = train_and_report(data=a.data, synthetic=a.synthetic, out_dir=a.output, board=a.board,
                               model=a.model, epochs=a.epochs, per_tensor=a.per_tensor,
@@ -200,7 +200,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_kws_stream(a: argparse.Namespace) -> int:
-    from tinyml.kws_link import stream_audio
+    from tinyml.apps.kws_link import stream_audio
 
     def show(d) -> None:  # noqa: ANN001
         print(f"{d.time:8.2f} s  {d.label:<6} confidence {d.confidence:.3f}  window {d.window}", flush=True)
@@ -213,20 +213,20 @@ def cmd_kws_stream(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from tinyml.hostlink import validate_device
+    from tinyml.tools.verify import validate_device
 
     report = validate_device(a.model, a.port, samples=a.samples, seed=a.seed, baudrate=a.baud, progress=_say)
-    cycles = getattr(report, "cycles", [])
+    cycles = report.cycles
     if cycles:
         _say(f"cycles per inference on the device: {min(cycles):,} min, {sum(cycles) // len(cycles):,} mean")
-    if getattr(report, "memory", None) is not None:
+    if report.memory is not None:
         _say(f"memory on the device: {report.memory.summary()}")
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def cmd_flash(a: argparse.Namespace) -> int:
-    from tinyml.flash import flash_project
+    from tinyml.targets.flash import flash_project
 
     result = flash_project(a.project, a.board, gdb=a.gdb, probe=a.probe)
     verified = f", {result.sections} sections verified" if result.sections else ""

@@ -1,4 +1,5 @@
-"""Where tinyml's packaged data lives (boards, templates, firmware, codegen).
+"""Where tinyml's packaged data lives (boards, templates, firmware, codegen),
+and where it caches what it builds (``cache_root``).
 
 Installed, the top-level folders ``boards/``, ``templates/``, ``firmware/``
 and ``codegen/`` are the data packages ``tinyml.data.boards`` etc.; in a source
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import os
 from pathlib import Path
 
 from tinyml.errors import TinymlError
@@ -48,3 +50,10 @@ def _installed_dir(package: str) -> Path | None:
             return path
     root = importlib.resources.files(package)
     return root if isinstance(root, Path) and root.is_dir() else None
+
+
+def cache_root() -> Path:
+    """The folder tinyml caches built models, datasets and tools in: ``$TINYML_CACHE``, else
+    ``~/.cache/tinyml``."""
+    base = os.environ.get("TINYML_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinyml")
+    return Path(base)

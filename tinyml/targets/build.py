@@ -1,4 +1,4 @@
-"""Build a firmware project with make."""
+"""Build a firmware project with make (and its host-link firmware, ``make HOSTLINK=1``)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,26 @@ def build_project(project_dir: Path, trace: bool = False) -> Path:
     if not binary.is_file():
         raise BuildError(f"make succeeded but {binary} is missing; check the Makefile in {project_dir}")
     return binary
+
+
+def build_hostlink(project_dir: Path) -> Path:
+    """``make HOSTLINK=1``: the host-link firmware of a project whose board
+    normally uses semihosting; returns build-hostlink/firmware.elf."""
+    project_dir = Path(project_dir).resolve()
+    board = project_board(project_dir)
+    if board.host_io == "uart":
+        return build_project(project_dir)
+    if board.uart_driver is None:
+        raise BuildError(f"board {board.name} has no [uart] table, so it has no host-link firmware")
+    build_project(project_dir)  # checks the tools, names the first error
+    proc = subprocess.run(["make", "-C", str(project_dir), f"-j{os.cpu_count() or 1}", "HOSTLINK=1"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    elf = project_dir / "build-hostlink" / "firmware.elf"
+    if proc.returncode != 0 or not elf.is_file():
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "error" in line.lower()]
+        raise BuildError(f"building the host-link firmware in {project_dir} failed: "
+                         f"{lines[0] if lines else 'see make HOSTLINK=1 there'}")
+    return elf
 
 
 _REGION_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")

@@ -20,6 +20,7 @@ from tinyml.codegen.render import environment
 from tinyml.boards import Board
 from tinyml.resources import resource_dir
 from tinyml.targets.qemu import qemu_command
+from tinyml.targets.renode import renode_files
 
 BOARD_FILE = "board.toml"
 # RAM the linker script reserves besides the board's stack_bytes (ARM only):
@@ -123,8 +124,6 @@ def render_project_files(board: Board, model_name: str, app: Application | None 
             files[name] = env.get_template(template).render(app.values)
         if app.hostlink_main is not None and "hostlink/main.c" in files:
             files["hostlink/main.c"] = env.get_template(app.hostlink_main).render(app.values)
-    from tinyml.renode import renode_files
-
     files.update(renode_files(board, model_name, env))
     if board.is_arm:
         files["linker.ld"] = env.get_template("project/linker.ld.j2").render(

@@ -1,10 +1,22 @@
-"""The qemu-system-arm command line for a board."""
+"""QEMU: the qemu-system-arm command line for a board, and a QEMU session
+whose board UART listens on a local TCP port (for the host link)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from tinyml.boards import Board
+from tinyml.boards import Board, load_board
+from tinyml.errors import RunError
 
 QEMU_BINARY = "qemu-system-arm"
 QEMU_PACKAGE = "qemu-system-arm"
@@ -47,3 +59,88 @@ def qemu_command(board: Board, kernel: str | Path | None, *, serial: str = "null
         *(extra or []),
         *(["-kernel", str(kernel)] if kernel is not None else []),
     ]
+
+
+# ---------------------------------------------------------------- a session with the UART on TCP
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class QemuSession:
+    """A QEMU process whose board UART listens on ``port`` (TCP)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    url: str
+    log: Path
+
+    def stderr(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def qemu_uart(board_name_or_board: object, kernel: Path | None, *, extra: list[str] | None = None,
+              wait_for_client: bool = True) -> Iterator[QemuSession]:
+    """Starts QEMU for ``kernel`` with the board's UART on a local TCP port;
+    kills it on exit."""
+    board = board_name_or_board if isinstance(board_name_or_board, Board) else load_board(str(board_name_or_board))
+    if shutil.which(QEMU_BINARY) is None:
+        raise RunError(f"{QEMU_BINARY} not found on PATH; install it (Debian: apt-get install {QEMU_PACKAGE})")
+    with tempfile.TemporaryDirectory(prefix="tinyml-qemu-") as tmp:
+        log = Path(tmp) / "qemu.log"
+        for _attempt in range(5):
+            port = _free_port()
+            serial = f"tcp:127.0.0.1:{port},server=on,wait={'on' if wait_for_client else 'off'}"
+            command = qemu_command(board, kernel, serial=serial, extra=extra)
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(command, cwd=tmp, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 10
+            listening = False
+            while time.monotonic() < deadline and proc.poll() is None:
+                if _listening(port):
+                    listening = True
+                    break
+                time.sleep(0.02)
+            if listening:
+                break
+            _stop(proc)
+            if "Address already in use" not in log.read_text(errors="replace"):
+                raise RunError(f"QEMU did not start for board {board.name}: "
+                               f"{log.read_text(errors='replace').strip()[-400:]}")
+        else:
+            raise RunError("QEMU could not get a free TCP port for the UART; try again")
+        try:
+            yield QemuSession(process=proc, port=port, url=f"socket://127.0.0.1:{port}", log=log)
+        finally:
+            _stop(proc)
+
+
+def _listening(port: int) -> bool:
+    # QEMU with wait=on accepts exactly one client: probe with /proc instead
+    # of connecting.
+    try:
+        with open("/proc/net/tcp") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return True  # not Linux: assume listening and let the connect retry
+    want = f"0100007F:{port:04X}"
+    return any(line.split()[1] == want and line.split()[3] == "0A" for line in lines if len(line.split()) > 3)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+

@@ -1,4 +1,5 @@
-"""Run a built firmware project on its board (host process or QEMU)."""
+"""Run a built firmware project on its board: a host process, QEMU (tensors in files
+through semihosting, or over the board's UART and the host link), or its test in Renode."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyml.errors import RunError
-from tinyml.targets.build import build_project, project_board
-from tinyml.targets.qemu import QEMU_BINARY, QEMU_NOISE, QEMU_PACKAGE, qemu_command
+from tinyml.targets.build import build_hostlink, build_project, project_board
+from tinyml.targets.hostlink import connect
+from tinyml.targets.qemu import QEMU_BINARY, QEMU_NOISE, QEMU_PACKAGE, qemu_command, qemu_uart
+from tinyml.targets.renode import RENODE_HELP
 
 # Exit codes of the firmware, as in firmware/tml_runtime.h.
 EXIT_MEANINGS = {
@@ -53,12 +56,10 @@ def run_project(
     project_dir = Path(project_dir).resolve()
     board = project_board(project_dir)
     if board.kind == "qemu" and board.host_io == "uart":
-        # Tensors move over the board's UART (tinyml.hostlink), not files.
+        # Tensors move over the board's UART (tinyml.targets.hostlink), not files.
         if trace:
             raise RunError(f"board {board.name} exchanges tensors over its UART, which has no per-operator "
                            "trace; locate differences on an MPS2/MPS3 board with the same core")
-        from tinyml.hostlink import run_project_over_uart
-
         return run_project_over_uart(project_dir, input_bytes, timeout=timeout)
     binary = build_project(project_dir, trace=trace)
     if board.kind == "qemu":
@@ -119,6 +120,68 @@ def run_project(
             f"in {project_dir} after copying the input there as input.bin"
         )
     return result
+
+
+def run_project_over_uart(project_dir: Path, input_bytes: bytes, *, timeout: float = 120.0) -> RunResult:
+    """``run_project`` for QEMU boards whose tensors move over the UART:
+    boots the host-link firmware, runs every sample, returns a RunResult."""
+    board = project_board(project_dir)
+    binary = build_project(project_dir) if board.host_io == "uart" else build_hostlink(project_dir)
+    start = time.monotonic()
+    with qemu_uart(board, binary) as session:
+        link = connect(session.url, timeout=min(timeout, 30.0))
+        with link:
+            # The banner may be lost while QEMU connects the socket; the
+            # INFO request (with its retries) is the handshake.
+            link.poll(0.1)
+            info = link.info()
+            per_sample = sum(t.bytes for t in info.inputs)
+            if per_sample == 0 or len(input_bytes) % per_sample:
+                raise RunError(f"the input is {len(input_bytes)} bytes, not a multiple of the model's "
+                               f"{per_sample} bytes per sample")
+            outputs = []
+            deadline = start + timeout
+            for pos in range(0, len(input_bytes), per_sample):
+                if time.monotonic() > deadline:
+                    raise RunError(f"{project_dir.name} on {board.name} did not finish within {timeout:g}s "
+                                   "over the host link; raise the timeout")
+                sample, offset = [], pos
+                for spec in info.inputs:
+                    sample.append(input_bytes[offset:offset + spec.bytes])
+                    offset += spec.bytes
+                outs, _cycles = link.run_bytes(sample)
+                outputs.append(b"".join(outs))
+            console = link.console
+        console += session.stderr()
+    return RunResult(exit_code=0, output=b"".join(outputs), trace=None, console=console,
+                     seconds=time.monotonic() - start)
+
+
+@dataclass
+class RenodeResult:
+    passed: bool
+    output: str
+    robot: Path
+
+
+def run_renode(project_dir: str | Path, *, timeout: float = 600) -> RenodeResult:
+    """Builds the project and runs its Robot Framework test in Renode."""
+    project = Path(project_dir).resolve()
+    board = project_board(project)
+    robot = project / "renode" / f"{board.name}.robot"
+    if not robot.is_file():
+        raise RunError(f"{project} has no Renode test: Renode has no platform for board {board.name} "
+                       "(no [renode] table in its board file); run it with tinyml run instead")
+    runner = shutil.which("renode-test")
+    if runner is None:
+        raise RunError(f"Renode is not installed (renode-test not found on PATH); {RENODE_HELP}")
+    build_project(project)
+    try:
+        proc = subprocess.run([runner, str(robot)], cwd=robot.parent, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RunError(f"the Renode test {robot} did not finish within {timeout:g}s") from None
+    return RenodeResult(passed=proc.returncode == 0, output=proc.stdout + proc.stderr, robot=robot)
 
 
 def _clean_console(raw: bytes) -> str:

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from tinyml.errors import TinymlError, UnsupportedError
+from tinyml.train.quantize import weight_scales
 
 __all__ = ["QatUnavailableError", "qat_int8", "require_tfmot", "to_tf_keras", "INSTALL_HINT"]
 
@@ -284,8 +285,6 @@ def qat_int8(
     flatbuffer = _convert(tf, qmodel, shape, np.asarray(representative, np.float32), per_channel)
     say(f"QAT model converted to int8 in {time.monotonic() - t0:.1f}s")
     if not per_channel:
-        from tinyml.train.quantize import weight_scales
-
         bad = sorted({op for op, n in weight_scales(flatbuffer) if n != 1})
         if bad:
             raise TinymlError(f"per-tensor weights were requested but the converter produced per-channel weights "

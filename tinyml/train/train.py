@@ -7,7 +7,7 @@ every epoch, as MLPerf Tiny's KWS training does), early stopping on the
 validation accuracy and a checkpoint of the best weights, then quantizes it
 with full-integer post-training quantization and measures float and int8
 (TFLM) accuracy on the held-out test split.  Running the int8 model on a
-device is ``tinyml.kws``'s business.
+device is ``tinyml.apps.kws``'s business.
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ from typing import Any, Callable
 import numpy as np
 
 from tinyml.errors import TinymlError
+from tinyml.graph import load_tflite
+from tinyml.tools.reference import run_tflm_batch
+from tinyml.train import zoo
 from tinyml.train.features import MLPERF_KWS, mfcc_batch, quantize_features
+from tinyml.train.qat import qat_int8, require_tfmot
+from tinyml.train.quantize import quantize_int8
 from tinyml.train.speech_commands import LABELS, Split, load_background, load_speech_commands
+from tinyml.train.synth import _resample
 
 __all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "train_kws", "augment",
            "confusion_matrix", "plot_confusion"]
@@ -122,8 +128,6 @@ class TrainResult:
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> Any:
-    from tinyml.train import zoo
-
     shape = MLPERF_KWS.shape
     if cfg.model.startswith("ds_cnn_"):
         return zoo.ds_cnn_size(cfg.model[-1].upper(), shape, num_classes, seed=cfg.seed, dropout=cfg.dropout)
@@ -168,8 +172,6 @@ def augment(audio: np.ndarray, noises: list[np.ndarray], rng: np.random.Generato
 def change_speed(clip: np.ndarray, factor: float) -> np.ndarray:
     """``clip`` played ``factor`` times faster (band-limited FFT resampling, as the synthesizer's speed
     change), cut or zero-padded back to its length around its centre."""
-    from tinyml.train.synth import _resample
-
     n = len(clip)
     y = _resample(clip, int(round(16000 * factor)))
     m = len(y)
@@ -313,14 +315,9 @@ def train_kws(
     except ImportError as e:
         raise TinymlError(f"training needs TensorFlow ({e}); install it with: pip install "
                           "'tinyml-toolchain[train]'") from None
-    from tinyml.reference import run_tflm_batch
-    from tinyml.train.quantize import quantize_int8
-
     if cfg.qat_epochs < 0:
         raise TinymlError(f"qat_epochs must be 0 (off) or a number of epochs, not {cfg.qat_epochs}")
     if cfg.qat_epochs:
-        from tinyml.train.qat import qat_int8, require_tfmot
-
         require_tfmot()  # before training: a missing install is reported at once, not after the float training
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -440,8 +437,6 @@ def train_kws(
 def tflite_input_quant(tflite: bytes) -> tuple[float, int]:
     """Scale and zero point of input 0 of an int8 ``.tflite`` (via tinyml's own importer)."""
     import tempfile
-
-    from tinyml.graph import load_tflite
 
     with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
         f.write(tflite)

@@ -10,8 +10,12 @@ device prints between frames (its banner, fault messages).
 
 The port is anything ``serial.serial_for_url`` opens: ``/dev/ttyACM0``,
 ``COM3``, or ``socket://127.0.0.1:PORT`` for a QEMU UART
-(:func:`qemu_uart` starts one).  ``validate_device`` is `tinyml validate`:
-random inputs on the attached device against TFLM.
+(:func:`tinyml.targets.qemu.qemu_uart` starts one).  This module is the
+transport only: building the host-link firmware is
+:func:`tinyml.targets.build.build_hostlink`, running a project over it
+:func:`tinyml.targets.run.run_project_over_uart`, and `tinyml validate`
+(random inputs on the attached device against TFLM)
+:func:`tinyml.tools.verify.validate_device`.
 
 Command-set revision 2 (``DeviceInfo.revision``; the frame version stays 1)
 adds the cycle counter's source to INFO and PROFILE, the MEM command (arena
@@ -21,24 +25,13 @@ status of INFER; a revision-1 device still works for everything else.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import select
-import shutil
-import socket
 import struct
-import subprocess
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator
-
-import numpy as np
 
 from tinyml.errors import InputError, RunError
-from tinyml.graph.ir import NUMPY_DTYPES
 
 SYNC = b"\xa5\x5a"
 VERSION = 1
@@ -444,85 +437,8 @@ _NAMES = {INFO: "INFO", TENSOR: "TENSOR", LOAD: "LOAD", INFER: "INFER", READ: "R
           ECHO: "ECHO", MEM: "MEM"}
 
 
-# ---------------------------------------------------------------- QEMU
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class QemuSession:
-    """A QEMU process whose board UART listens on ``port`` (TCP)."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    url: str
-    log: Path
-
-    def stderr(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
-@contextlib.contextmanager
-def qemu_uart(board_name_or_board: object, kernel: Path | None, *, extra: list[str] | None = None,
-              wait_for_client: bool = True) -> Iterator[QemuSession]:
-    """Starts QEMU for ``kernel`` with the board's UART on a local TCP port;
-    kills it on exit."""
-    from tinyml.boards import Board, load_board
-    from tinyml.targets.qemu import QEMU_BINARY, QEMU_PACKAGE, qemu_command
-
-    board = board_name_or_board if isinstance(board_name_or_board, Board) else load_board(str(board_name_or_board))
-    if shutil.which(QEMU_BINARY) is None:
-        raise RunError(f"{QEMU_BINARY} not found on PATH; install it (Debian: apt-get install {QEMU_PACKAGE})")
-    with tempfile.TemporaryDirectory(prefix="tinyml-qemu-") as tmp:
-        log = Path(tmp) / "qemu.log"
-        for _attempt in range(5):
-            port = _free_port()
-            serial = f"tcp:127.0.0.1:{port},server=on,wait={'on' if wait_for_client else 'off'}"
-            command = qemu_command(board, kernel, serial=serial, extra=extra)
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(command, cwd=tmp, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-            deadline = time.monotonic() + 10
-            listening = False
-            while time.monotonic() < deadline and proc.poll() is None:
-                if _listening(port):
-                    listening = True
-                    break
-                time.sleep(0.02)
-            if listening:
-                break
-            _stop(proc)
-            if "Address already in use" not in log.read_text(errors="replace"):
-                raise RunError(f"QEMU did not start for board {board.name}: "
-                               f"{log.read_text(errors='replace').strip()[-400:]}")
-        else:
-            raise RunError("QEMU could not get a free TCP port for the UART; try again")
-        try:
-            yield QemuSession(process=proc, port=port, url=f"socket://127.0.0.1:{port}", log=log)
-        finally:
-            _stop(proc)
-
-
-def _listening(port: int) -> bool:
-    # QEMU with wait=on accepts exactly one client: probe with /proc instead
-    # of connecting.
-    try:
-        with open("/proc/net/tcp") as f:
-            lines = f.read().splitlines()[1:]
-    except OSError:
-        return True  # not Linux: assume listening and let the connect retry
-    want = f"0100007F:{port:04X}"
-    return any(line.split()[1] == want and line.split()[3] == "0A" for line in lines if len(line.split()) > 3)
-
-
 def connect(url: str, *, timeout: float = 10.0, attempts: int = 50) -> HostLink:
+    """Opens ``url``, retrying while it refuses (a QEMU UART that is still starting)."""
     last: Exception | None = None
     for _ in range(attempts):
         try:
@@ -532,147 +448,3 @@ def connect(url: str, *, timeout: float = 10.0, attempts: int = 50) -> HostLink:
             time.sleep(0.05)
     raise LinkError(str(last))
 
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    import signal
-
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-def build_hostlink(project_dir: Path) -> Path:
-    """``make HOSTLINK=1``: the host-link firmware of a project whose board
-    normally uses semihosting; returns build-hostlink/firmware.elf."""
-    from tinyml.errors import BuildError
-    from tinyml.targets.build import build_project, project_board
-
-    project_dir = Path(project_dir).resolve()
-    board = project_board(project_dir)
-    if board.host_io == "uart":
-        return build_project(project_dir)
-    if board.uart_driver is None:
-        raise BuildError(f"board {board.name} has no [uart] table, so it has no host-link firmware")
-    build_project(project_dir)  # checks the tools, names the first error
-    proc = subprocess.run(["make", "-C", str(project_dir), f"-j{os.cpu_count() or 1}", "HOSTLINK=1"],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
-    elf = project_dir / "build-hostlink" / "firmware.elf"
-    if proc.returncode != 0 or not elf.is_file():
-        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "error" in line.lower()]
-        raise BuildError(f"building the host-link firmware in {project_dir} failed: "
-                         f"{lines[0] if lines else 'see make HOSTLINK=1 there'}")
-    return elf
-
-
-def run_project_over_uart(project_dir: Path, input_bytes: bytes, *, timeout: float = 120.0):
-    """``run_project`` for QEMU boards whose tensors move over the UART:
-    boots the host-link firmware, runs every sample, returns a RunResult."""
-    from tinyml.targets.build import build_project, project_board
-    from tinyml.targets.run import RunResult
-
-    board = project_board(project_dir)
-    binary = build_project(project_dir) if board.host_io == "uart" else build_hostlink(project_dir)
-    start = time.monotonic()
-    with qemu_uart(board, binary) as session:
-        link = connect(session.url, timeout=min(timeout, 30.0))
-        with link:
-            # The banner may be lost while QEMU connects the socket; the
-            # INFO request (with its retries) is the handshake.
-            link.poll(0.1)
-            info = link.info()
-            per_sample = sum(t.bytes for t in info.inputs)
-            if per_sample == 0 or len(input_bytes) % per_sample:
-                raise RunError(f"the input is {len(input_bytes)} bytes, not a multiple of the model's "
-                               f"{per_sample} bytes per sample")
-            outputs = []
-            deadline = start + timeout
-            for pos in range(0, len(input_bytes), per_sample):
-                if time.monotonic() > deadline:
-                    raise RunError(f"{project_dir.name} on {board.name} did not finish within {timeout:g}s "
-                                   "over the host link; raise the timeout")
-                sample, offset = [], pos
-                for spec in info.inputs:
-                    sample.append(input_bytes[offset:offset + spec.bytes])
-                    offset += spec.bytes
-                outs, _cycles = link.run_bytes(sample)
-                outputs.append(b"".join(outs))
-            console = link.console
-        console += session.stderr()
-    return RunResult(exit_code=0, output=b"".join(outputs), trace=None, console=console,
-                     seconds=time.monotonic() - start)
-
-
-# ---------------------------------------------------------------- validate
-
-
-def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 10, seed: int = 0,
-                    baudrate: int = 115200, progress: Callable[[str], None] | None = None):
-    """`tinyml validate`: random inputs through the model on the device
-    attached at ``port`` (host-link firmware) and through TFLM; compares
-    every output byte.  Returns a VerifyReport (plus ``cycles`` per
-    inference, measured on the device)."""
-    from tinyml.graph import load_tflite
-    from tinyml.reference import run_tflm_batch
-    from tinyml.verify import Mismatch, VerifyReport, random_inputs
-
-    say = progress or (lambda _m: None)
-    if samples < 1:
-        raise InputError(f"--samples must be at least 1 (got {samples})")
-    path = Path(model)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; give the .tflite the device's firmware was compiled from")
-    graph = load_tflite(path)
-    start = time.monotonic()
-    with HostLink(port, baudrate=baudrate) as link:
-        info = link.info()
-        say(f"device at {port}: model {info.model} on {info.board}, arena {info.arena_bytes} bytes, "
-            f"{info.cpu_hz / 1e6:g} MHz, protocol {info.version}")
-        _check_matches(graph, info, path)
-        xs = random_inputs(graph, samples, seed)
-        ours, cycles = [], []
-        for sample in xs:
-            raw = [np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for a in sample]
-            outs, c = link.run_bytes(raw)
-            cycles.append(c)
-            ours.append([np.frombuffer(o, dtype=np.dtype(NUMPY_DTYPES[t.dtype]).newbyteorder("<"))
-                         .reshape(t.shape) for o, t in zip(outs, info.outputs)])
-        profile = link.profile()
-        memory = link.mem() if info.revision >= 2 else None
-    seconds = time.monotonic() - start
-    say(f"ran {samples} samples on the device in {seconds:.1f}s; running TFLM")
-    ref = run_tflm_batch(path.read_bytes(), xs)
-    report = VerifyReport(model=graph.name, board=info.board, samples=samples, exact=0, seconds=seconds)
-    for i, (a, b) in enumerate(zip(ours, ref)):
-        bad = [j for j, (x, y) in enumerate(zip(a, b)) if x.astype(_np_of(y)).tobytes() != np.asarray(y).tobytes()
-               or x.shape != np.asarray(y).shape]
-        if not bad:
-            report.exact += 1
-            continue
-        j = bad[0]
-        y = np.asarray(b[j])
-        diff = int(np.sum(a[j] != y)) if a[j].shape == y.shape else int(a[j].size)
-        report.mismatches.append(Mismatch(sample=i, output=j, differing=diff))
-    report.cycles = cycles  # type: ignore[attr-defined]
-    report.op_cycles = profile  # type: ignore[attr-defined]
-    report.memory = memory  # type: ignore[attr-defined]
-    return report
-
-
-def _np_of(y: object) -> type:
-    return np.asarray(y).dtype.type
-
-
-def _check_matches(graph, info: DeviceInfo, path: Path) -> None:
-    def shapes(ts: list[TensorInfo]) -> list[tuple[int, ...]]:
-        return [tuple(t.shape) for t in ts]
-
-    ours_in = [tuple(graph.tensors[t].shape) for t in graph.inputs]
-    ours_out = [tuple(graph.tensors[t].shape) for t in graph.outputs]
-    if shapes(info.inputs) != ours_in or shapes(info.outputs) != ours_out:
-        raise InputError(
-            f"the device runs model '{info.model}' with inputs {shapes(info.inputs)} and outputs "
-            f"{shapes(info.outputs)}, but {path} has inputs {ours_in} and outputs {ours_out}; flash the "
-            f"firmware compiled from {path} (tinyml compile, then tinyml flash)")

@@ -15,20 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from tinyml.codegen.lower import LowerContext
+from tinyml.codegen.specialize import variant_options
+from tinyml.compiler import lower_graph
 from tinyml.errors import InputError
-from tinyml.graph import Graph, load_tflite
-from tinyml.schedule.plan import OpFacts, Plan
+from tinyml.graph import Graph, load_tflite, parse_tflite
+from tinyml.schedule.choose import fastest_facts
+from tinyml.schedule.patch import plan_for_budget, smallest_plan
+from tinyml.schedule.plan import OpFacts, Plan, plan_memory
+from tinyml.tools.reference import tflm_arena_bytes
 
 MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fraction of MACs
 
 
 def model_facts(graph: Graph) -> dict[int, OpFacts]:
     """The facts of the portable kernels (the board-independent plan)."""
-    from tinyml.codegen.lower import LowerContext
-    from tinyml.codegen.specialize import variant_options
-    from tinyml.compiler import lower_graph
-    from tinyml.schedule.choose import fastest_facts
-
     return fastest_facts(variant_options(LowerContext(graph=graph), lower_graph(graph)))
 
 
@@ -53,9 +54,6 @@ def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:
 
 def plan_report(model: str | os.PathLike[str], sram: int | None = None) -> dict[str, Any]:
     """The plan `tinyml plan` shows (FitError when nothing fits ``sram``)."""
-    from tinyml.schedule.patch import plan_for_budget
-    from tinyml.schedule.plan import plan_memory
-
     graph = load_tflite(model)
     facts = model_facts(graph)
     base = plan_memory(graph, facts)
@@ -188,11 +186,6 @@ class MemoryRow:
 def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTRA_MACS,
                  progress: Callable[[str], None] | None = None) -> list[MemoryRow]:
     """For each (name, .tflite bytes): TFLM's arena measured now, and our plans."""
-    from tinyml.graph import parse_tflite
-    from tinyml.reference import tflm_arena_bytes
-    from tinyml.schedule.patch import smallest_plan
-    from tinyml.schedule.plan import plan_memory
-
     say = progress or (lambda _m: None)
     rows = []
     for name, data in models:

@@ -17,12 +17,13 @@ from typing import Callable
 
 import numpy as np
 
-from tinyml.errors import TinymlError
-
-
-def cache_root() -> Path:
-    base = os.environ.get("TINYML_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinyml")
-    return Path(base)
+from tinyml.compiler import compile_model
+from tinyml.resources import cache_root
+from tinyml.targets.run import run_project
+from tinyml.tools.reference import run_tflm_batch
+from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs
+from tinyml.train.quantize import quantize_int8
+from tinyml.train.zoo import ds_cnn
 
 
 def demo_model(say: Callable[[str], None]) -> Path:
@@ -32,11 +33,6 @@ def demo_model(say: Callable[[str], None]) -> Path:
         say(f"using cached model {path}")
         return path
     say("building DS-CNN (49x10x1, 64 channels) with random weights and quantizing it to int8 ...")
-    try:
-        from tinyml.train.quantize import quantize_int8
-        from tinyml.train.zoo import ds_cnn
-    except ImportError as e:
-        raise TinymlError(f"the demo needs TensorFlow to build its model ({e}); run 'make demo'") from None
     rng = np.random.default_rng(0)
     model = ds_cnn()
     rep = (rng.standard_normal((64, 49, 10, 1)) * 20.0).astype(np.float32)
@@ -51,11 +47,6 @@ def demo_model(say: Callable[[str], None]) -> Path:
 
 def run_demo(board: str = "mps2-an386", samples: int = 5, out_dir: str | None = None,
              say: Callable[[str], None] = print) -> bool:
-    from tinyml.compiler import compile_model
-    from tinyml.reference import run_tflm_batch
-    from tinyml.targets.run import run_project
-    from tinyml.verify import pack_samples, random_inputs, unpack_outputs
-
     model = demo_model(say)
     project = Path(out_dir) if out_dir else cache_root() / "demo" / f"ds_cnn_{board}"
     start = time.monotonic()

@@ -5,6 +5,11 @@ through the firmware (one firmware run for all samples) and through TFLM,
 and compares every output byte.  On a mismatch it re-runs the first failing
 sample with a tracing build and names the first operator whose output
 differs from TFLM's.
+
+``validate_device`` is `tinyml validate`: the same comparison for a device
+attached over the host link (tinyml.targets.hostlink) that runs firmware
+compiled from the model, with what the device measured
+(:class:`DeviceValidation`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,8 +26,11 @@ import numpy as np
 
 from tinyml.compiler import Compiled, build_model, write_project
 from tinyml.errors import InputError, RunError
+from tinyml.graph import load_tflite
 from tinyml.graph.ir import NUMPY_DTYPES, Graph, Tensor
-
+from tinyml.targets.hostlink import DeviceInfo, DeviceMemory, HostLink, TensorInfo
+from tinyml.targets.run import run_project
+from tinyml.tools.reference import run_tflm_batch, tflm_intermediates
 
 
 @dataclass
@@ -58,6 +67,16 @@ class VerifyReport:
             if m.detail:
                 line += f" ({m.detail})"
         return line
+
+
+@dataclass
+class DeviceValidation(VerifyReport):
+    """`tinyml validate`: the comparison with TFLM on a device over the host link, and what the
+    device measured while it ran."""
+
+    cycles: list[int] = field(default_factory=list)  # per inference (the device's counter; 0 without one)
+    op_cycles: list[int] = field(default_factory=list)  # per operator, of the last inference
+    memory: DeviceMemory | None = None  # MEM after the last inference (revision-2 firmware), else None
 
 
 def random_inputs(graph: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
@@ -140,9 +159,6 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
                  work_dir: str | os.PathLike[str] | None = None,
                  progress: Callable[[str], None] | None = None,
                  inputs: list[list[np.ndarray]] | None = None, sram: int | None = None) -> VerifyReport:
-    from tinyml.reference import run_tflm_batch
-    from tinyml.targets.run import run_project
-
     say = progress or (lambda _m: None)
     if samples < 1:
         raise InputError(f"--samples must be at least 1 (got {samples})")
@@ -181,9 +197,6 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
 
 def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np.ndarray], m: Mismatch) -> None:
     """Fill in the first operator whose output differs from TFLM's."""
-    from tinyml.reference import tflm_intermediates
-    from tinyml.targets.run import run_project
-
     graph = compiled.graph
     result = run_project(proj, pack_samples(graph, [sample]), trace=True)
     ref = tflm_intermediates(data, sample)
@@ -201,3 +214,72 @@ def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np
                 k = int(np.argmax(ours != theirs))
                 m.detail = f"element {k}: ours {ours[k]}, TFLM {theirs[k]}"
             return
+
+
+# ---------------------------------------------------------------- on a device over the host link
+
+
+def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 10, seed: int = 0,
+                    baudrate: int = 115200, progress: Callable[[str], None] | None = None) -> DeviceValidation:
+    """`tinyml validate`: random inputs through the model on the device
+    attached at ``port`` (host-link firmware) and through TFLM; compares
+    every output byte, and reports the cycles and memory the device measured."""
+    say = progress or (lambda _m: None)
+    if samples < 1:
+        raise InputError(f"--samples must be at least 1 (got {samples})")
+    path = Path(model)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the .tflite the device's firmware was compiled from")
+    graph = load_tflite(path)
+    start = time.monotonic()
+    with HostLink(port, baudrate=baudrate) as link:
+        info = link.info()
+        say(f"device at {port}: model {info.model} on {info.board}, arena {info.arena_bytes} bytes, "
+            f"{info.cpu_hz / 1e6:g} MHz, protocol {info.version}")
+        check_device_matches(graph, info, path)
+        xs = random_inputs(graph, samples, seed)
+        ours, cycles = [], []
+        for sample in xs:
+            raw = [np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for a in sample]
+            outs, c = link.run_bytes(raw)
+            cycles.append(c)
+            ours.append([np.frombuffer(o, dtype=np.dtype(NUMPY_DTYPES[t.dtype]).newbyteorder("<"))
+                         .reshape(t.shape) for o, t in zip(outs, info.outputs)])
+        profile = link.profile()
+        memory = link.mem() if info.revision >= 2 else None
+    seconds = time.monotonic() - start
+    say(f"ran {samples} samples on the device in {seconds:.1f}s; running TFLM")
+    ref = run_tflm_batch(path.read_bytes(), xs)
+    exact, mismatches = 0, []
+    for i, (a, b) in enumerate(zip(ours, ref)):
+        bad = [j for j, (x, y) in enumerate(zip(a, b)) if x.astype(_np_of(y)).tobytes() != np.asarray(y).tobytes()
+               or x.shape != np.asarray(y).shape]
+        if not bad:
+            exact += 1
+            continue
+        j = bad[0]
+        y = np.asarray(b[j])
+        diff = int(np.sum(a[j] != y)) if a[j].shape == y.shape else int(a[j].size)
+        mismatches.append(Mismatch(sample=i, output=j, differing=diff))
+    return DeviceValidation(model=graph.name, board=info.board, samples=samples, exact=exact,
+                            mismatches=mismatches, seconds=seconds, cycles=cycles, op_cycles=profile, memory=memory)
+
+
+def _np_of(y: object) -> type:
+    return np.asarray(y).dtype.type
+
+
+def check_device_matches(graph: Graph, info: DeviceInfo, path: Path) -> None:
+    """InputError unless the device's model has ``graph``'s input and output shapes."""
+
+    def shapes(ts: list[TensorInfo]) -> list[tuple[int, ...]]:
+        return [tuple(t.shape) for t in ts]
+
+    ours_in = [tuple(graph.tensors[t].shape) for t in graph.inputs]
+    ours_out = [tuple(graph.tensors[t].shape) for t in graph.outputs]
+    if shapes(info.inputs) != ours_in or shapes(info.outputs) != ours_out:
+        raise InputError(
+            f"the device runs model '{info.model}' with inputs {shapes(info.inputs)} and outputs "
+            f"{shapes(info.outputs)}, but {path} has inputs {ours_in} and outputs {ours_out}; flash the "
+            f"firmware compiled from {path} (tinyml compile, then tinyml flash)")
+

@@ -19,7 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinyml.boards import load_board
+from tinyml.codegen.families import family
 from tinyml.errors import TinymlError
+from tinyml.resources import cache_root
+from tinyml.tools.profile import compile_to, profile_compiled
+from tinyml.train import zoo
+from tinyml.train.quantize import quantize_int8
 
 MODEL_VERSION = 1  # bump when a builder below changes
 
@@ -55,18 +61,7 @@ NETWORKS = ("ds_cnn", "mobilenet_v1", "resnet8")
 
 
 def bench_cache() -> Path:
-    from tinyml.demo import cache_root
-
     return cache_root() / "bench"
-
-
-def _keras_or_fail() -> Any:
-    try:
-        from tinyml.train.quantize import quantize_int8
-    except ImportError as e:
-        raise TinymlError(f"building the benchmark models needs TensorFlow ({e}); install tinyml[train] "
-                          f"or put the models in {bench_cache()}") from None
-    return quantize_int8
 
 
 def _store(path: Path, data: bytes) -> Path:
@@ -83,7 +78,6 @@ def shape_model(shape: Shape, seed: int = 0) -> Path:
     path = bench_cache() / f"layer-{slug}-s{seed}-v{MODEL_VERSION}.tflite"
     if path.is_file():
         return path
-    quantize_int8 = _keras_or_fail()
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -110,9 +104,6 @@ def network_model(name: str, seed: int = 0) -> Path:
     path = bench_cache() / f"net-{name}-s{seed}-v{MODEL_VERSION}.tflite"
     if path.is_file():
         return path
-    quantize_int8 = _keras_or_fail()
-    from tinyml.train import zoo
-
     rng = np.random.default_rng(seed)
     if name == "ds_cnn":
         model, rep = zoo.ds_cnn(seed=seed), rng.standard_normal((32, 49, 10, 1)) * 20.0
@@ -202,8 +193,6 @@ class KernelBench:
 
 def _measure(model: Path, board: str, families: str, work: Path) -> tuple[int, int, str]:
     """(MACs, instructions, kernel of the largest layer) of a whole model."""
-    from tinyml.profile import compile_to, profile_compiled
-
     project = work / f"{model.stem}-{families}"
     compiled = compile_to(model, board, project, families)
     rep = profile_compiled(compiled, project)
@@ -213,9 +202,6 @@ def _measure(model: Path, board: str, families: str, work: Path) -> tuple[int, i
 
 def bench_kernels(board: str = "mps2-an386", *, networks: bool = True, shapes: tuple[int, ...] | None = None,
                   progress: Callable[[str], None] | None = None) -> KernelBench:
-    from tinyml.boards import load_board
-    from tinyml.codegen.families import family
-
     say = progress or (lambda _m: None)
     brd = load_board(board)
     fam = family(brd.features)

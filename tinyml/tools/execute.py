@@ -13,6 +13,8 @@ import numpy as np
 
 from tinyml.errors import InputError
 from tinyml.graph.ir import NUMPY_DTYPES
+from tinyml.targets.run import run_project
+from tinyml.tools.verify import split_outputs
 
 
 
@@ -90,9 +92,6 @@ def prepare(arrays: list[np.ndarray], info: dict[str, Any], source: str) -> tupl
 
 def run_arrays(project_dir: str | os.PathLike[str], arrays: list[np.ndarray], source: str = "input",
                timeout: float = 300.0) -> RunOutput:
-    from tinyml.targets.run import run_project
-    from tinyml.verify import split_outputs
-
     info = project_info(project_dir)
     xs, n = prepare(arrays, info, source)
     payload = b"".join(

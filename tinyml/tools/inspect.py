@@ -10,6 +10,7 @@ from tinyml.errors import TinymlError
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph, Tensor
 from tinyml.schedule.plan import plan_memory
+from tinyml.tools.profile import size_report
 
 
 def _quant(t: Tensor) -> Any:
@@ -27,8 +28,6 @@ def inspect_model(path: str | os.PathLike[str], board: str | None = None) -> dic
     info = inspect_graph(graph)
     if board is not None:
         from dataclasses import asdict
-
-        from tinyml.profile import size_report
 
         info["sizes"] = dict(board=board, **asdict(size_report(path, board)))
     return info

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tinyml.boards import Board, load_board
 from tinyml.errors import InputError, RunError
+from tinyml.targets.build import build_project, project_board
 
 GDB_CANDIDATES = ("gdb-multiarch", "arm-none-eabi-gdb", "gdb")
 GDB_PACKAGE = "gdb-multiarch"
@@ -48,8 +49,6 @@ class FlashResult:
 def flash_project(project_dir: str | Path, board: str | None = None, *, gdb: str | None = None,
                   probe: str | None = None, timeout: float = 300) -> FlashResult:
     """Builds the project (if needed) and flashes it; see the module doc."""
-    from tinyml.targets.build import build_project, project_board
-
     project = Path(project_dir).resolve()
     brd = project_board(project)
     if board is not None and load_board(board).name != brd.name:

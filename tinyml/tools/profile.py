@@ -33,8 +33,14 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from tinyml.boards import Board, load_board
+from tinyml.codegen.lower import Alias, KernelCall
+from tinyml.compiler import build_model, write_project
 from tinyml.errors import BuildError, InputError, RunError
-from tinyml.resources import resource_dir
+from tinyml.resources import cache_root, resource_dir
+from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
+from tinyml.targets.hostlink import HostLink, connect
+from tinyml.targets.qemu import QEMU_BINARY, qemu_command, qemu_uart
+from tinyml.tools.verify import check_device_matches, pack_samples, random_inputs
 
 PLUGIN_SOURCES = ("insn_count.c", "tml_qemu_plugin.h")
 MARK_SYMBOL = "tml_profile_mark"
@@ -155,7 +161,7 @@ class BoardProfileReport:
     macs: int
     invoke_cycles: int  # around the whole inference, per-operator bookkeeping included
     emulated: bool = False  # a QEMU board: SysTick there follows the host's clock, not executed cycles
-    memory: Any = None  # tinyml.hostlink.DeviceMemory after the inference (revision-2 firmware)
+    memory: Any = None  # tinyml.targets.hostlink.DeviceMemory after the inference (revision-2 firmware)
     sizes: SizeReport | None = None
     chart: str | None = None
     families: dict[str, int] = field(default_factory=dict)  # kernel template -> calls
@@ -219,8 +225,6 @@ class BoardProfileReport:
 
 
 def plugin_cache_dir() -> Path:
-    from tinyml.demo import cache_root
-
     return cache_root() / "qemu-plugin"
 
 
@@ -313,8 +317,6 @@ def _is_kernel(name: str) -> bool:
 
 def build_variant(project: Path, board: Board, *, profile: bool) -> Path:
     """make (PROFILE=1) in a project; returns the ELF."""
-    from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error
-
     cmd = ["make", "-C", str(project), f"-j{os.cpu_count() or 1}"]
     if profile:
         cmd.append("PROFILE=1")
@@ -332,8 +334,6 @@ def build_variant(project: Path, board: Board, *, profile: bool) -> Path:
 def count_instructions(project: Path, board: Board, elf: Path, input_bytes: bytes,
                        timeout: float = 600.0) -> list[int]:
     """Run a PROFILE=1 firmware under QEMU with the plugin; the running count at every mark."""
-    from tinyml.targets.qemu import QEMU_BINARY, qemu_command
-
     if board.kind != "qemu":
         raise InputError(f"board {board.name} is not a QEMU board; instruction counts need QEMU "
                          "(profiling real boards with the DWT cycle counter needs the serial host link)")
@@ -368,9 +368,6 @@ def count_instructions(project: Path, board: Board, elf: Path, input_bytes: byte
 
 def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileReport:
     """Profile a compiled model whose project is written at ``project``."""
-    from tinyml.codegen.lower import KernelCall
-    from tinyml.verify import pack_samples, random_inputs
-
     graph, board = compiled.graph, compiled.board
     elf = build_variant(project, board, profile=True)
     sample = random_inputs(graph, 1, seed)
@@ -402,8 +399,6 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileR
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
                families: str = "auto") -> Any:
     """Compile ``model`` for ``board`` into ``project`` (``families``: "auto" or "portable")."""
-    from tinyml.compiler import build_model, write_project
-
     brd = board if isinstance(board, Board) else load_board(board)
     if families == "portable":
         brd = portable_board(brd)
@@ -506,9 +501,6 @@ def profile_device(model: str | os.PathLike[str], board: str | Board, port: str 
     user's job).  Without ``port`` (QEMU boards only) the firmware is compiled
     and built here and QEMU runs it with its UART on a local socket; then the
     report also has the flash sizes of that firmware."""
-    from tinyml.compiler import build_model
-    from tinyml.hostlink import HostLink, build_hostlink, connect, qemu_uart
-
     say = progress or (lambda _m: None)
     path = Path(model)
     if not path.is_file():
@@ -542,18 +534,14 @@ def profile_device(model: str | os.PathLike[str], board: str | Board, port: str 
 
 def profile_over_link(link: Any, compiled: Any, model_path: Path, port_label: str, *,
                       seed: int = 0) -> BoardProfileReport:
-    """One random inference through ``link`` (a tinyml.hostlink.HostLink),
+    """One random inference through ``link`` (a tinyml.targets.hostlink.HostLink),
     then the device's per-operator cycles mapped onto ``compiled``'s layers."""
-    from tinyml.codegen.lower import Alias, KernelCall
-    from tinyml.hostlink import _check_matches
-    from tinyml.verify import random_inputs
-
     graph, board = compiled.graph, compiled.board
     info = link.info()
     if info.board != board.name:
         raise InputError(f"the device at {port_label} runs firmware for board {info.board}, not {board.name}; "
                          f"give --board {info.board}")
-    _check_matches(graph, info, model_path)
+    check_device_matches(graph, info, model_path)
     traced = [c for c in compiled.calls if isinstance(c, Alias) or c.patch_loop not in ("first", "middle")]
     n_ops = max((c.op_index for c in traced), default=-1) + 1
     if n_ops > info.max_ops:

@@ -1,9 +1,9 @@
 """Keyword spotting over the serial host link: audio to the device, detections back.
 
-A KWS firmware project (``tinyml.kws.compile_kws``) for a board with a UART
+A KWS firmware project (``tinyml.apps.kws.compile_kws``) for a board with a UART
 also holds ``hostlink/main.c`` (``templates/kws/link_main.c.j2``): built
 with ``make HOSTLINK=1`` (every build on UART-only boards such as
-netduinoplus2), it speaks the tinyml host link (``tinyml.hostlink``: framed,
+netduinoplus2), it speaks the tinyml host link (``tinyml.targets.hostlink``: framed,
 CRC-checked, retried) and presents the KWS streaming command set as the
 link's model ``<name>:kws-stream-1``: LOAD an audio chunk and a control
 block, INFER, READ the window's record and scores.  :func:`stream_over_link`
@@ -23,12 +23,14 @@ from typing import Callable
 
 import numpy as np
 
+from tinyml.apps.kws import (LINK_CHUNK, LINK_CONTROL_WORDS, LINK_RECORD_WORDS, LINK_SUFFIX, LINK_VERSION, MAX_SMOOTH,
+                             Detection)
 from tinyml.errors import InputError
-from tinyml.hostlink import HostLink, LinkError
-from tinyml.kws import (LINK_CHUNK, LINK_CONTROL_WORDS, LINK_RECORD_WORDS, LINK_SUFFIX, LINK_VERSION,
-                        MAX_SMOOTH, Detection)
+from tinyml.targets.build import build_hostlink, build_project, project_board
+from tinyml.targets.hostlink import HostLink, LinkError, connect
+from tinyml.targets.qemu import qemu_uart
 from tinyml.train.features import MLPERF_KWS
-from tinyml.train.speech_commands import LABELS
+from tinyml.train.speech_commands import LABELS, read_wav
 
 __all__ = ["LinkStream", "stream_over_link", "stream_audio", "read_audio"]
 
@@ -79,7 +81,7 @@ def stream_over_link(link: HostLink, audio: np.ndarray, *, hop: int = 4000, smoo
                      threshold: float = 0.6, on_detection: Callable[[Detection], None] | None = None) -> LinkStream:
     """Streams int16 16 kHz ``audio`` through the KWS firmware at the other end of ``link``.
 
-    Windows are the same as the semihosting firmware's (``tinyml.kws.run_stream``): the first
+    Windows are the same as the semihosting firmware's (``tinyml.apps.kws.run_stream``): the first
     second, then one every ``hop`` samples; samples after the last whole hop are not sent.
     """
     _check_params(hop, smoothing, threshold)
@@ -131,8 +133,6 @@ def stream_over_link(link: HostLink, audio: np.ndarray, *, hop: int = 4000, smoo
 
 def read_audio(path: str | os.PathLike[str]) -> np.ndarray:
     """int16 samples of a 16 kHz WAV file (or raw little-endian int16 .raw/.pcm/.bin)."""
-    from tinyml.train.speech_commands import read_wav
-
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path}: no such audio file; give a 16 kHz mono 16-bit WAV file")
@@ -151,9 +151,6 @@ def stream_audio(audio: str | os.PathLike[str] | np.ndarray, *, port: str | None
                  say: Callable[[str], None] | None = None) -> LinkStream:
     """``tinyml kws stream``: stream an audio file to the KWS firmware on ``port``, or on ``project``'s
     board under QEMU (its UART on a local socket), and return what the device detected."""
-    from tinyml.hostlink import build_hostlink, connect, qemu_uart
-    from tinyml.targets.build import build_project, project_board
-
     say = say or (lambda _m: None)
     if (port is None) == (project is None):
         raise InputError("give exactly one of --port PORT (a board running KWS host-link firmware) or "

@@ -35,9 +35,19 @@ from typing import Any, Callable
 import numpy as np
 
 from tinyml.codegen.render import environment
+from tinyml.compiler import build_model, write_project
 from tinyml.errors import InputError, RunError, TinymlError
+from tinyml.resources import cache_root
+from tinyml.targets.build import build_project
+from tinyml.targets.project import reserved_ram_bytes
+from tinyml.targets.run import run_project
+from tinyml.tools.profile import _binutil, build_variant, count_instructions, elf_sizes
+from tinyml.tools.reference import run_tflm_batch
 from tinyml.train.features import MLPERF_KWS, mfcc_batch, mfcc_tables, quantize_features
-from tinyml.train.speech_commands import KEYWORDS, LABELS
+from tinyml.train.qat import require_tfmot
+from tinyml.train.speech_commands import KEYWORDS, LABELS, load_speech_commands
+from tinyml.train.synth import SynthConfig, Voice, available_engines, generate_dataset
+from tinyml.train.train import MODELS, SPLIT_SEED, TrainConfig, TrainResult, confusion_matrix, plot_confusion, train_kws
 
 __all__ = [
     "KWS_MAGIC",
@@ -70,8 +80,6 @@ _DETECTION_RE = re.compile(r"^kws: (\d+\.\d+) s (\S+) confidence (\d+\.\d+) wind
 
 
 def cache_dir() -> Path:
-    from tinyml.demo import cache_root
-
     return cache_root() / "kws"
 
 
@@ -85,8 +93,6 @@ Say = Callable[[str], None]
 def synthetic_data(say: Say = print, cfg: Any = None, root: Path | None = None) -> Path:
     """The synthetic dataset directory, generated on first use."""
     from tqdm import tqdm
-
-    from tinyml.train.synth import SynthConfig, available_engines, generate_dataset
 
     cfg = cfg or SynthConfig()
     base = root or cache_dir()
@@ -137,19 +143,13 @@ def _data_key(data_dir: Path) -> str:
 def trained_model(data_dir: Path, cfg: Any = None, *, say: Say = print, force: bool = False,
                   out_dir: Path | None = None, progress_bar: bool = True) -> Any:
     """Train (or reuse the cached result of training) on ``data_dir``; returns a TrainResult."""
-    from tinyml.train.train import TrainConfig, TrainResult
-
     cfg = cfg or TrainConfig()
     out = out_dir or cache_dir() / f"model-{_data_key(Path(data_dir))}-{cfg.key()}"
     result_file = out / "result.json"
     if result_file.is_file() and not force:
         say(f"using cached model {out / 'model.tflite'}")
         return TrainResult.from_json(json.loads(result_file.read_text()))
-    from tinyml.train.train import train_kws
-
     if cfg.qat_epochs:
-        from tinyml.train.qat import require_tfmot
-
         require_tfmot()
     say(f"training {cfg.model} (up to {cfg.epochs} epochs, early stopping; checkpoints in {out}) ...")
     return train_kws(data_dir, out, cfg, say=say, progress_bar=progress_bar)
@@ -191,8 +191,6 @@ def render_kws_files(model_name: str, input_scale: float, input_zero_point: int,
 def compile_kws(tflite: str | os.PathLike[str], board: str, out_dir: str | os.PathLike[str], *,
                 name: str = "kws", labels: tuple[str, ...] = LABELS, sram: int | None = None) -> Any:
     """Compile an int8 KWS model (49x10x1 in, one score per label out) into a streaming firmware project."""
-    from tinyml.compiler import build_model, write_project
-
     compiled = build_model(tflite, board, name=name, sram=sram)
     g = compiled.graph
     if len(g.inputs) != 1 or len(g.outputs) != 1:
@@ -241,8 +239,6 @@ class StreamResult:
 def run_stream(project: str | os.PathLike[str], audio: np.ndarray, *, hop: int = 16000, smoothing: int = 1,
                threshold: float = 0.6, features: bool = False, timeout: float = 600) -> StreamResult:
     """Stream ``audio`` (int16, 16 kHz) through the KWS firmware of ``project``."""
-    from tinyml.targets.run import run_project
-
     res = run_project(Path(project), pack_stream(audio, hop=hop, smoothing=smoothing, threshold=threshold,
                                                  features=features), timeout=timeout)
     nlab = len(_project_labels(Path(project)))
@@ -266,7 +262,7 @@ def _project_labels(project: Path) -> list[str]:
     text = source.read_text() if source.is_file() else ""
     m = re.search(r"tml_kws_labels\[TML_KWS_NUM_LABELS\] = \{(.*?)\};", text, re.S)
     if not m:
-        raise InputError(f"{project}: not a KWS firmware project; make it with tinyml.kws.compile_kws")
+        raise InputError(f"{project}: not a KWS firmware project; make it with tinyml.apps.kws.compile_kws")
     return re.findall(r'"([^"]*)"', m[1])
 
 
@@ -286,8 +282,6 @@ class DeviceEval:
 def evaluate_on_device(project: Path, tflite: bytes, audio: np.ndarray, labels: np.ndarray,
                        input_scale: float, input_zero_point: int) -> DeviceEval:
     """Every clip as one window on the device, against the Python front end and TFLM."""
-    from tinyml.reference import run_tflm_batch
-
     res = run_stream(project, audio, hop=MLPERF_KWS.clip_samples, smoothing=1, features=True)
     n = len(audio)
     if len(res.scores) != n:
@@ -315,10 +309,6 @@ def evaluate_on_device(project: Path, tflite: bytes, audio: np.ndarray, labels: 
 
 def device_costs(project: Path, compiled: Any, clip: np.ndarray) -> dict[str, int]:
     """Flash, static RAM and instructions (MFCC, model) for one window, from the ELF and QEMU's plugin."""
-    from tinyml.profile import build_variant, count_instructions, elf_sizes
-    from tinyml.targets.build import build_project
-    from tinyml.targets.project import reserved_ram_bytes
-
     board = compiled.board
     if not board.is_arm:
         return {}
@@ -340,8 +330,6 @@ def device_costs(project: Path, compiled: Any, clip: np.ndarray) -> dict[str, in
 
 def _section_bytes(board: Any, elf: Path, names: tuple[str, ...]) -> int:
     import subprocess
-
-    from tinyml.profile import _binutil
 
     out = subprocess.run([_binutil(board, "size"), "-A", str(elf)], capture_output=True, text=True,
                          check=True).stdout
@@ -376,8 +364,6 @@ def accuracy_by_group(data_dir: Path, files: list[str], truth: np.ndarray, int8_
     names: dict[str, str] = {}
     trained: set[str] | None = None  # the engines of the training voices
     if info_file.is_file():
-        from tinyml.train.synth import Voice
-
         info = json.loads(info_file.read_text())
         names = {Voice(*v.split(":", 1)).speaker: v for vs in info["voices"].values() for v in vs}
         trained = {v.split(":", 1)[0] for v in info["voices"].get("train", [])}
@@ -463,9 +449,6 @@ def _ptq_note(result: Any) -> str:
 
 def _device_report(result: Any, data_dir: Path, board: str, project: Path, say: Say,
                    splits: dict[str, Any] | None = None) -> tuple[DeviceEval | None, dict[str, int], Any]:
-    from tinyml.train.speech_commands import load_speech_commands
-    from tinyml.train.train import SPLIT_SEED
-
     if splits is None:
         splits = load_speech_commands(data_dir, seed=SPLIT_SEED)
     test = splits["test"]
@@ -491,8 +474,6 @@ def _groups(result: Any, data_dir: Path, test: Any, dev: DeviceEval | None) -> t
 
 
 def _device_confusion(result: Any, dev: DeviceEval, test_labels: np.ndarray, out_dir: Path) -> Path:
-    from tinyml.train.train import confusion_matrix, plot_confusion
-
     cm = confusion_matrix(test_labels, np.array(dev.device_predictions), len(result.labels))
     return plot_confusion(cm, tuple(result.labels), out_dir / "confusion_device.png",
                           f"on device (QEMU), accuracy {100 * dev.device_accuracy:.1f}%")
@@ -505,8 +486,6 @@ def train_and_report(*, data: str | None = None, synthetic: bool = False, out_di
     """``tinyml train kws``: train on ``data`` (or synthetic data), quantize, evaluate in TFLM and on ``board``.
 
     ``qat_epochs`` > 0 adds quantization-aware training (``TrainConfig.qat_epochs``)."""
-    from tinyml.train.train import MODELS, TrainConfig
-
     if (data is None) == (not synthetic):
         raise InputError("give exactly one of --data DIR (Speech Commands layout) or --synthetic")
     if model not in MODELS:
@@ -567,9 +546,6 @@ def run_kws_demo(*, board: str = "mps2-an386", words_per_keyword: int = 2, hop_m
                  smoothing: int = 3, threshold: float = 0.6, retrain: bool = False,
                  say: Say = print) -> KwsReport:
     """``tinyml demo kws``: synthesize, train (cached), compile, stream held-out speech through QEMU."""
-    from tinyml.train.speech_commands import load_speech_commands
-    from tinyml.train.train import SPLIT_SEED, TrainConfig
-
     start = time.monotonic()
     data_dir = synthetic_data(say)
     cfg = TrainConfig(model=DEMO_MODEL, epochs=DEMO_EPOCHS)
