@@ -3,7 +3,8 @@ precomputed parameters (multipliers, shifts, offsets, shapes), all plain
 values.  Which variant of the kernel runs (variants.py) is the plan's choice;
 specialize.py builds it.
 
-A lowering function is registered per operator kind with ``@lowering``; it
+A lowering function is marked per operator kind with ``@lowering`` (the
+table and ``lower_op`` are in ``tinyml.codegen.ops``, which holds them); it
 checks what it supports (raising UnsupportedError that names the operator
 and its index) and returns a :class:`KernelCall`, or an :class:`Alias` for
 operators that only reinterpret their input (RESHAPE, SQUEEZE).
@@ -117,37 +118,17 @@ class LowerContext:
         return self.graph.tensors[index]
 
 
-_LOWERINGS: dict[str, Callable[[LowerContext, Op], Lowered]] = {}
+LowerFn = Callable[[LowerContext, Op], Lowered]
 
 
-def lowering(*kinds: str) -> Callable[[Callable[[LowerContext, Op], Lowered]], Callable[[LowerContext, Op], Lowered]]:
-    def register(fn: Callable[[LowerContext, Op], Lowered]) -> Callable[[LowerContext, Op], Lowered]:
-        for k in kinds:
-            _LOWERINGS[k] = fn
+def lowering(*kinds: str) -> Callable[[LowerFn], LowerFn]:
+    """Marks a function as the lowering of operator ``kinds``; ``tinyml.codegen.ops`` collects the marked
+    functions of its modules into its table (``ops.LOWERINGS``, ``ops.lower_op``)."""
+    def mark(fn: LowerFn) -> LowerFn:
+        fn.lowers = kinds  # type: ignore[attr-defined]
         return fn
 
-    return register
-
-
-def supported_ops() -> list[str]:
-    _load_ops()
-    return sorted(_LOWERINGS)
-
-
-def _load_ops() -> None:
-    # Importing the op modules registers their lowerings.
-    from tinyml.codegen import ops  # noqa: F401
-
-
-def lower_op(ctx: LowerContext, op: Op) -> Lowered:
-    _load_ops()
-    fn = _LOWERINGS.get(op.kind)
-    if fn is None:
-        raise UnsupportedError(
-            f"operator {op.index} is {op.kind}, which is not supported; supported operators: "
-            f"{', '.join(supported_ops())}"
-        )
-    return fn(ctx, op)
+    return mark
 
 
 # ---------------------------------------------------------------------------

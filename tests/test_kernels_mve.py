@@ -12,7 +12,8 @@ from tests.modelgen import build, case, op_cases, zoo_cases
 from tests.tflite_edit import edit_model
 from tinyml.boards import load_board
 from tinyml.codegen.families import family
-from tinyml.codegen.lower import KernelCall, LowerContext, lower_op
+from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.codegen.ops import lower_op
 from tinyml.codegen.variants import fastest
 from tinyml.compiler import build_model
 from tinyml.graph import load_tflite

@@ -18,9 +18,7 @@ Fast and static (``ast`` and ``tokenize`` only; nothing is imported, no TensorFl
 
   The marker is ``# extra: NAME`` where NAME is one of the extras in pyproject.toml's
   ``[project.optional-dependencies]`` (``reference``, ``train``, ...).  Any other tinyml import
-  goes at module top.  ``PENDING`` lists the function-local imports in files that the
-  concurrent rewrite of codegen/ and the compiler owns; they are to move (and leave the list)
-  with that rewrite.
+  goes at module top.
 """
 
 from __future__ import annotations
@@ -35,10 +33,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MAX_FLAT = 8
 LAZY_OK = {"tinyml/cli.py"}
-# (file, imported module): function-local imports in files owned by the codegen/compiler rewrite.
-PENDING = {
-    ("codegen/lower.py", "tinyml.codegen.ops"),  # the op registry; ops/ imports lower
-}
 _MARKER = re.compile(r"#\s*extra:\s*([A-Za-z0-9_.-]+)")
 
 
@@ -195,8 +189,6 @@ def test_tinyml_imports_at_module_top() -> None:
     comments_of: dict[str, dict[int, str]] = {}
     for e in _edges(_modules()):
         if not e.local or e.path in LAZY_OK:
-            continue
-        if (e.path, e.target) in PENDING:
             continue
         comments = comments_of.setdefault(e.path, _comments(REPO / e.path))
         named = {m.group(1) for line in range(e.line, e.end_line + 1)

@@ -14,7 +14,8 @@ import pytest
 
 from tests.harness import assert_bitexact
 from tests.modelgen import build, op_cases
-from tinyml.codegen.lower import KernelCall, LowerContext, lower_op
+from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.codegen.ops import lower_op
 from tinyml.errors import UnsupportedError
 from tinyml.graph import parse_tflite
 

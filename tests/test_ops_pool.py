@@ -22,7 +22,8 @@ import pytest
 
 from tests.harness import assert_bitexact
 from tests.modelgen import GENERATOR_VERSION, build, cache_dir, model_ops, op_cases
-from tinyml.codegen.lower import LowerContext, lower_op
+from tinyml.codegen.lower import LowerContext
+from tinyml.codegen.ops import lower_op
 from tinyml.errors import UnsupportedError
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
 

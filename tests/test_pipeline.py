@@ -9,10 +9,12 @@ import pytest
 
 from tests.modelgen import build, op_cases, zoo_cases
 from tinyml import compiler
-from tinyml.codegen import lower as lower_module
-from tinyml.codegen.lower import KernelCall
+from tinyml.codegen import ops as ops_module
+from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.codegen.ops import lower_op
 from tinyml.codegen.variants import VARIANTS, options
 from tinyml.compiler import build_model
+from tinyml.graph import load_tflite
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +29,7 @@ def _model(tmp_path: Path, case) -> Path:
                                                ("ds_cnn", "mps3-an547", None), ("mobilenet_v1", "host", 32000)])
 def test_every_operator_is_lowered_once(tmp_path, monkeypatch, name, board, sram) -> None:
     seen: list[int] = []
-    real = lower_module.lower_op
+    real = ops_module.lower_op
 
     def counting(ctx, op):
         seen.append(op.index)
@@ -70,9 +72,6 @@ def test_plan_records_the_variant_of_every_operator(tmp_path) -> None:
 
 
 def test_variants_are_offered_fastest_first(tmp_path) -> None:
-    from tinyml.codegen.lower import LowerContext, lower_op
-    from tinyml.graph import load_tflite
-
     case = next(c for c in op_cases("CONV_2D") if not c.p("dilation"))
     graph = load_tflite(_model(tmp_path, case))
     call = lower_op(LowerContext(graph=graph), graph.ops[0])

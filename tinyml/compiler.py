@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyml.boards import Board, load_board
-from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered, lower_op
+from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
+from tinyml.codegen.ops import lower_op
 from tinyml.codegen.render import render_model
 from tinyml.codegen.specialize import specialize_calls, variant_options
 from tinyml.errors import FitError, InputError, ModelError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tinyml.codegen.lower import KernelCall, LowerContext, lower_op
+from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.codegen.ops import lower_op
 from tinyml.errors import TinymlError
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph, Tensor
