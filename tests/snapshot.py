@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -54,8 +56,20 @@ def _compile(model: Path, board: str, sram: int | None) -> tuple[dict[str, str] 
     return c.files, "", c.plan.arena_bytes
 
 
+def _fixed_path(model: str) -> Path:
+    """The model at a path that does not depend on the checkout (the path is written into the C)."""
+    fixed = Path(tempfile.gettempdir()) / "tinyml-snapshot" / Path(model).name
+    if not fixed.is_file():
+        fixed.parent.mkdir(parents=True, exist_ok=True)
+        tmp = fixed.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(Path(model).read_bytes())
+        os.replace(tmp, fixed)
+    return fixed
+
+
 def _job(args: tuple[str, str, str, tuple[float | None, ...]]) -> dict[str, Any]:
     case_id, model, board, budgets = args
+    model = str(_fixed_path(model))
     out: dict[str, Any] = {}
     base = 0
     for fraction in budgets:
@@ -125,7 +139,7 @@ def show(key: str, out: Path) -> int:
 
     case_id, board, fraction = key.split("|")
     case = next(c for c, _ in _cases() if c.id == case_id)
-    model = cache_path(case)
+    model = _fixed_path(str(cache_path(case)))
     base = 0
     if fraction != "-" and float(fraction) <= 1:
         base = build_model(model, board).plan.arena_bytes
