@@ -34,12 +34,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinyml.codegen.render import environment
-from tinyml.compiler import build_model, write_project
+from tinyml.compiler import PROJECT_MARKER, build_model, write_project
 from tinyml.errors import InputError, RunError, TinymlError
+from tinyml.graph import load_tflite
 from tinyml.resources import cache_root
 from tinyml.targets.build import build_project
-from tinyml.targets.project import reserved_ram_bytes
+from tinyml.targets.project import Application, reserved_ram_bytes
 from tinyml.targets.run import run_project
 from tinyml.tools.profile import _binutil, build_variant, count_instructions, elf_sizes
 from tinyml.tools.reference import run_tflm_batch
@@ -56,7 +56,7 @@ __all__ = [
     "cache_dir",
     "synthetic_data",
     "trained_model",
-    "render_kws_files",
+    "kws_application",
     "compile_kws",
     "pack_stream",
     "run_stream",
@@ -159,40 +159,30 @@ def trained_model(data_dir: Path, cfg: Any = None, *, say: Say = print, force: b
 # firmware
 
 
-def render_kws_files(model_name: str, input_scale: float, input_zero_point: int, output_scale: float,
-                     output_zero_point: int, labels: tuple[str, ...] = LABELS, *,
-                     hostlink: bool = False) -> dict[str, str]:
-    """kws_mfcc.{h,c}, kws_stream.{h,c} and the streaming main.c of a KWS firmware project (and with
-    ``hostlink`` the UART streaming main, hostlink/main.c)."""
-    env = environment()
+def kws_application(input_scale: float, input_zero_point: int, output_scale: float, output_zero_point: int,
+                    labels: tuple[str, ...] = LABELS) -> Application:
+    """The KWS firmware as an application of the model's project: the streaming main.c (and the UART
+    streaming hostlink/main.c on boards with a UART), kws_mfcc.{h,c} and kws_stream.{h,c}, and the labels
+    for project.json."""
     keywords = [label for label in labels if label in KEYWORDS]
     if list(labels[: len(keywords)]) != keywords:
         raise TinymlError("the keyword labels must come first in the label list")
-    tables = mfcc_tables(MLPERF_KWS)
-    values = dict(tables, model_name=model_name, input_scale=input_scale, input_zero_point=input_zero_point)
-    main = dict(model_name=model_name, labels=list(labels), num_labels=len(labels), num_keywords=len(keywords),
-                max_smooth=MAX_SMOOTH, clip_samples=MLPERF_KWS.clip_samples,
-                feature_bytes=MLPERF_KWS.frames * MLPERF_KWS.coefficients,
-                output_scale=output_scale, output_zero_point=output_zero_point)
-    files = {
-        "kws_mfcc.h": env.get_template("kws/mfcc.h.j2").render(values),
-        "kws_mfcc.c": env.get_template("kws/mfcc.c.j2").render(values),
-        "kws_stream.h": env.get_template("kws/stream.h.j2").render(main),
-        "kws_stream.c": env.get_template("kws/stream.c.j2").render(main),
-        "main.c": env.get_template("project/kws_main.c.j2").render(main),
-    }
-    if hostlink:
-        files["hostlink/main.c"] = env.get_template("kws/link_main.c.j2").render(
-            main, link_version=LINK_VERSION, link_suffix=LINK_SUFFIX, chunk_samples=LINK_CHUNK,
-            control_words=LINK_CONTROL_WORDS, record_words=LINK_RECORD_WORDS)
-    return files
+    values = dict(mfcc_tables(MLPERF_KWS), input_scale=input_scale, input_zero_point=input_zero_point,
+                  labels=list(labels), num_labels=len(labels), num_keywords=len(keywords), max_smooth=MAX_SMOOTH,
+                  feature_bytes=MLPERF_KWS.frames * MLPERF_KWS.coefficients, output_scale=output_scale,
+                  output_zero_point=output_zero_point, link_version=LINK_VERSION, link_suffix=LINK_SUFFIX,
+                  chunk_samples=LINK_CHUNK, control_words=LINK_CONTROL_WORDS, record_words=LINK_RECORD_WORDS)
+    return Application(
+        name="kws", main="project/kws_main.c.j2", hostlink_main="kws/link_main.c.j2",
+        sources=(("kws_mfcc.h", "kws/mfcc.h.j2"), ("kws_mfcc.c", "kws/mfcc.c.j2"),
+                 ("kws_stream.h", "kws/stream.h.j2"), ("kws_stream.c", "kws/stream.c.j2")),
+        values=values, metadata=dict(labels=list(labels), keywords=keywords))
 
 
 def compile_kws(tflite: str | os.PathLike[str], board: str, out_dir: str | os.PathLike[str], *,
                 name: str = "kws", labels: tuple[str, ...] = LABELS, sram: int | None = None) -> Any:
     """Compile an int8 KWS model (49x10x1 in, one score per label out) into a streaming firmware project."""
-    compiled = build_model(tflite, board, name=name, sram=sram)
-    g = compiled.graph
+    g = load_tflite(tflite, name=name)
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         raise InputError(f"{tflite}: a KWS model has one input and one output, not {len(g.inputs)} and "
                          f"{len(g.outputs)}")
@@ -204,8 +194,8 @@ def compile_kws(tflite: str | os.PathLike[str], board: str, out_dir: str | os.Pa
     if tout.dtype != "int8" or tout.size != len(labels) or tout.quant is None:
         raise InputError(f"{tflite}: output must be int8 with {len(labels)} scores, not {tout.dtype} "
                          f"{list(tout.shape)}")
-    compiled.files.update(render_kws_files(g.name, tin.quant.s, tin.quant.zp, tout.quant.s, tout.quant.zp,
-                                           labels, hostlink="hostlink/main.c" in compiled.files))
+    app = kws_application(tin.quant.s, tin.quant.zp, tout.quant.s, tout.quant.zp, labels)
+    compiled = build_model(g, board, sram=sram, app=app)
     write_project(compiled.files, out_dir)
     return compiled
 
@@ -258,12 +248,15 @@ def run_stream(project: str | os.PathLike[str], audio: np.ndarray, *, hop: int =
 
 
 def _project_labels(project: Path) -> list[str]:
-    source = project / "kws_stream.c"
-    text = source.read_text() if source.is_file() else ""
-    m = re.search(r"tml_kws_labels\[TML_KWS_NUM_LABELS\] = \{(.*?)\};", text, re.S)
-    if not m:
+    """The labels the KWS application wrote into the project's project.json."""
+    try:
+        meta = json.loads((project / PROJECT_MARKER).read_text())
+        labels = meta["application"]["labels"] if meta["application"]["name"] == "kws" else None
+    except (OSError, ValueError, KeyError, TypeError):
+        labels = None
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise InputError(f"{project}: not a KWS firmware project; make it with tinyml.apps.kws.compile_kws")
-    return re.findall(r'"([^"]*)"', m[1])
+    return labels
 
 
 @dataclass

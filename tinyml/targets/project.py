@@ -119,11 +119,12 @@ def render_project_files(board: Board, model_name: str, app: Application | None 
         files["main.c"] = env.get_template("project/main.c.j2").render(values)
     files.update(hostlink_files(board, model_name, env))
     if app is not None:
-        files["main.c"] = env.get_template(app.main).render(app.values)
+        app_values = dict(app.values, model_name=model_name)
+        files["main.c"] = env.get_template(app.main).render(app_values)
         for name, template in app.sources:
-            files[name] = env.get_template(template).render(app.values)
+            files[name] = env.get_template(template).render(app_values)
         if app.hostlink_main is not None and "hostlink/main.c" in files:
-            files["hostlink/main.c"] = env.get_template(app.hostlink_main).render(app.values)
+            files["hostlink/main.c"] = env.get_template(app.hostlink_main).render(app_values)
     files.update(renode_files(board, model_name, env))
     if board.is_arm:
         files["linker.ld"] = env.get_template("project/linker.ld.j2").render(
