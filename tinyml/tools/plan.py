@@ -66,6 +66,7 @@ def plan_report(model: str | os.PathLike[str], sram: int | None = None) -> dict[
         sram_budget=sram,
         peak_sram_bytes=plan.peak_bytes,
         arena_bytes=plan.arena_bytes,
+        scratch_bytes=plan.scratch_bytes,
         peak_step=peak_step,
         peak_op=dict(index=plan.order[peak_step], kind=graph.ops[plan.order[peak_step]].kind) if plan.order else None,
         macs=plan.macs,
@@ -100,7 +101,8 @@ def format_plan(r: dict[str, Any]) -> str:
     lbl = r["layer_by_layer"]
     pct = 100.0 * r["extra_macs"] / max(r["macs"], 1)
     lines.append(f"peak SRAM {r['peak_sram_bytes']:,} bytes at step {r['peak_step']} (op {r['peak_op']['index']} "
-                 f"{r['peak_op']['kind']}); arena {r['arena_bytes']:,} bytes ({r['placement']}); extra MACs "
+                 f"{r['peak_op']['kind']}); arena {r['arena_bytes']:,} bytes ({r['placement']}; kernel scratch "
+                 f"{r['scratch_bytes']:,} of it); extra MACs "
                  f"{r['extra_macs']:,} ({pct:.1f}% of {r['macs']:,}); layer by layer: peak {lbl['peak_sram_bytes']:,}, "
                  f"arena {lbl['arena_bytes']:,}")
     return "\n".join(lines)
