@@ -1,27 +1,36 @@
-"""Which kernel variant each operator runs: the plan is made from the variants' declared facts.
+"""Which kernel variant each operator runs, and which plan: memory against estimated cost.
 
 Lowering declares, per operator, every kernel variant that can compute it
 on the board (``tinyml.codegen.variants``), fastest first, as plain
-:class:`~tinyml.schedule.plan.OpFacts`.  The objective:
+:class:`~tinyml.schedule.plan.OpFacts` with an estimated cost.  The
+candidate plans are:
 
-* no budget: the fastest variant of every operator, and the smallest arena
-  its forms allow (in place where the fastest variant itself runs in place);
-* with an arena budget (``--sram``): memory first; an operator may use the
-  in-place (ring) or patch-window form of a slower variant where the plan
-  needs it, and keeps its fastest variant everywhere else.
+* layer by layer with the fastest variants, nothing in place (the fastest
+  plan, the cost anchor);
+* layer by layer with the in-place forms the fastest variants declare;
+* layer by layer with the in-place forms of any variant (a slower variant
+  where only it can run in place);
+* patch stages (MCUNetV2) over chains of operators whose variants compute
+  patch windows, found by ``tinyml.schedule.patch.search``.
 
-The plan records the chosen variant of every operator (``Plan.choice``).
+Each plan records the variant of every operator (``Plan.choice``: the
+fastest one that can do what the plan asks of it) and so its estimated cost
+(``Plan.cost``: kernels, ring copies, recomputed patch halos).  Objective:
+without a budget, the smallest arena whose cost is within ``TOLERANCE`` of
+the fastest plan; with ``sram``, the lowest cost that fits.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
-from tinyml.schedule.patch import plan_for_budget
-from tinyml.schedule.plan import OpFacts, Plan
+from tinyml.schedule.patch import search
+from tinyml.schedule.plan import OpFacts, Plan, plan_memory
 
 Options = dict[int, tuple[OpFacts, ...]]  # op index -> its variants, fastest first
+TOLERANCE = 0.02  # default builds: at most this much slower (estimated) than the fastest plan
 
 
 def fastest_facts(options: Options) -> dict[int, OpFacts]:
@@ -55,12 +64,57 @@ def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpF
     return ok[0]
 
 
-def choose(graph: Graph, options: Options, sram: int | None = None) -> Plan:
-    """The plan for ``options`` (see the module docstring), with the variant of every operator chosen.
-
-    Raises FitError (from the patch search) when nothing fits ``sram``.
-    """
-    facts = fastest_facts(options) if sram is None else capabilities(options)
-    plan = plan_for_budget(graph, facts, sram)
+def with_choice(graph: Graph, plan: Plan, options: Options) -> Plan:
     plan.choice = {op: _chosen(graph, plan, op, opts) for op, opts in options.items()}
     return plan
+
+
+def candidates(graph: Graph, options: Options, *, sram: int | None = None,
+               max_extra: float | None = None) -> list[Plan]:
+    """The candidate plans (see the module docstring), each with its variants chosen; the first is the
+    fastest plan."""
+    fast, caps = fastest_facts(options), capabilities(options)
+    plans = [plan_memory(graph, fast, inplace=False), plan_memory(graph, fast), plan_memory(graph, caps)]
+    if sram is None or min(p.arena_bytes for p in plans) > sram:
+        found = search(graph, caps, sram=sram, max_extra=max_extra)
+        if sram is not None and not any(c.arena <= sram for c in found):
+            found = search(graph, caps, max_extra=max_extra)
+        plans += [c.plan for c in found if c.stage is not None]
+    for p in plans:
+        with_choice(graph, p, options)
+    return plans
+
+
+def frontier(plans: list[Plan]) -> list[Plan]:
+    """The plans no other plan beats in both arena and estimated cost, smallest arena first."""
+    out: list[Plan] = []
+    for p in sorted(plans, key=lambda p: (p.arena_bytes, p.cost)):
+        if not out or p.cost < out[-1].cost:
+            out.append(p)
+    return out
+
+
+def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance: float = TOLERANCE) -> Plan:
+    """The plan for ``options`` (see the module docstring), with the variant of every operator chosen and
+    ``fastest_cost`` set to the fastest candidate's estimated cost.
+
+    Raises FitError naming the smallest arena found when nothing fits ``sram``.
+    """
+    plans = candidates(graph, options, sram=sram)
+    fastest = min(p.cost for p in plans)
+    if sram is None:
+        ok = [p for p in plans if p.cost <= fastest * (1 + tolerance)]
+        best = min(ok, key=lambda p: (p.arena_bytes, p.cost))
+    else:
+        fit = [p for p in plans if p.arena_bytes <= sram]
+        if not fit:
+            small = min(plans, key=lambda p: (p.arena_bytes, p.cost))
+            st = small.stages[0] if small.stages else None
+            how = "layer by layer" if st is None else \
+                f"with ops {st.ops[0]}..{st.ops[-1]} in {st.grid[0]}x{st.grid[1]} patches"
+            raise FitError(
+                f"model '{graph.name}' cannot run in {sram} bytes of arena: the smallest plan found needs "
+                f"{small.arena_bytes} bytes ({how}); raise --sram to at least {small.arena_bytes}")
+        best = min(fit, key=lambda p: (p.cost, p.arena_bytes))
+    best.fastest_cost = fastest
+    return best
