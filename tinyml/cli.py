@@ -51,13 +51,15 @@ def cmd_bench_kernels(a: argparse.Namespace) -> int:
 def cmd_plan(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.tools.plan import format_plan, plan_report, plot_plan
+    from tinyml.tools.plan import format_plan, plan_report, plot_frontier, plot_plan, tflm_arena
 
-    report = plan_report(a.model, a.sram)
+    report = plan_report(a.model, a.sram, a.board)
     if not a.no_plot:
         report["plot"] = str(plot_plan(report, a.plot or f"{Path(a.model).stem}-memory.png"))
+        frontier_png = Path(report["plot"]).with_name(Path(report["plot"]).stem + "-frontier.png")
+        report["frontier_plot"] = str(plot_frontier(report, frontier_png, tflm_arena(a.model)))
     print(json.dumps(report, indent=2) if a.json else format_plan(report)
-          + (f"\nwrote {report['plot']}" if "plot" in report else ""))
+          + "".join(f"\nwrote {report[k]}" for k in ("plot", "frontier_plot") if k in report))
     return 0
 
 
@@ -110,6 +112,12 @@ def cmd_compile(a: argparse.Namespace) -> int:
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); build with 'make -C {a.output}'")
+    p = c.plan
+    if p.cost > p.fastest_cost * 1.001:
+        print(f"note: this plan is estimated at {p.cost / p.fastest_cost:.2f}x the instructions of the fastest "
+              f"one ({len(p.slower_ops)} operators on slower kernels, {p.extra_macs:,} extra MACs) to fit "
+              + (f"--sram {a.sram:,}" if a.sram else "the smallest arena within 2% of it")
+              + f"; 'tinyml plan {a.model} --board {c.board.name}' shows the trade-off")
     return 0
 
 
@@ -279,10 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_bench_memory)
 
-    s = sub.add_parser("plan", help="memory plan: per-layer live memory, peak, in-place ops, patch stages")
+    s = sub.add_parser("plan", help="memory plan: per-layer live memory, peak, in-place ops, patch stages, "
+                                    "and the memory/cost frontier")
     s.add_argument("model", help=".tflite file (int8)")
+    s.add_argument("--board", "-b", help="plan with this board's kernels (default: the portable ones)")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes (e.g. 65536 or 64k): the plan that fits "
-                                                "it with the fewest extra MACs")
+                                                "it with the lowest estimated cost")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--plot", help="where to write the live-memory plot (default MODEL-memory.png)")
     s.add_argument("--no-plot", action="store_true", help="do not write the plot")

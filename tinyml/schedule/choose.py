@@ -66,6 +66,7 @@ def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpF
 
 def with_choice(graph: Graph, plan: Plan, options: Options) -> Plan:
     plan.choice = {op: _chosen(graph, plan, op, opts) for op, opts in options.items()}
+    plan.slower_ops = sorted(op for op, f in plan.choice.items() if f.variant != options[op][0].variant)
     return plan
 
 
@@ -94,13 +95,10 @@ def frontier(plans: list[Plan]) -> list[Plan]:
     return out
 
 
-def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance: float = TOLERANCE) -> Plan:
-    """The plan for ``options`` (see the module docstring), with the variant of every operator chosen and
-    ``fastest_cost`` set to the fastest candidate's estimated cost.
-
-    Raises FitError naming the smallest arena found when nothing fits ``sram``.
-    """
-    plans = candidates(graph, options, sram=sram)
+def pick(graph: Graph, plans: list[Plan], sram: int | None = None, *, tolerance: float = TOLERANCE) -> Plan:
+    """The plan the objective takes among ``plans`` (see the module docstring), with ``fastest_cost`` set
+    to the fastest candidate's estimated cost.  Raises FitError naming the smallest arena found when
+    nothing fits ``sram``."""
     fastest = min(p.cost for p in plans)
     if sram is None:
         ok = [p for p in plans if p.cost <= fastest * (1 + tolerance)]
@@ -109,12 +107,21 @@ def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance
         fit = [p for p in plans if p.arena_bytes <= sram]
         if not fit:
             small = min(plans, key=lambda p: (p.arena_bytes, p.cost))
-            st = small.stages[0] if small.stages else None
-            how = "layer by layer" if st is None else \
-                f"with ops {st.ops[0]}..{st.ops[-1]} in {st.grid[0]}x{st.grid[1]} patches"
             raise FitError(
                 f"model '{graph.name}' cannot run in {sram} bytes of arena: the smallest plan found needs "
-                f"{small.arena_bytes} bytes ({how}); raise --sram to at least {small.arena_bytes}")
+                f"{small.arena_bytes} bytes ({describe(small)}); raise --sram to at least {small.arena_bytes}")
         best = min(fit, key=lambda p: (p.cost, p.arena_bytes))
     best.fastest_cost = fastest
     return best
+
+
+def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance: float = TOLERANCE) -> Plan:
+    """The plan for ``options``: :func:`pick` over :func:`candidates`."""
+    return pick(graph, candidates(graph, options, sram=sram), sram, tolerance=tolerance)
+
+
+def describe(plan: Plan) -> str:
+    """"layer by layer" or its patch stages, in words."""
+    if not plan.stages:
+        return "layer by layer"
+    return ", ".join(f"ops {st.ops[0]}..{st.ops[-1]} in {st.grid[0]}x{st.grid[1]} patches" for st in plan.stages)

@@ -151,6 +151,7 @@ class Plan:
     # tinyml.schedule.choose; empty for a plan made from one set of facts.
     choice: dict[int, OpFacts] = field(default_factory=dict)
     fastest_cost: int = 0  # estimated cost of the fastest candidate plan (tinyml.schedule.choose)
+    slower_ops: list[int] = field(default_factory=list)  # ops not on their fastest variant (to fit memory)
 
     @property
     def stack_bytes(self) -> int:

@@ -1,7 +1,8 @@
 """`tinyml plan` and `tinyml bench memory`: the memory plan of a model, and our peak next to TFLM's.
 
-The plan is board independent: it assumes the portable kernels (which can
-all run in place or patch by patch where the planner wants).
+Without a board the plan assumes the portable kernels (which can all run in
+place or patch by patch where the planner wants); with one, the board's
+kernel variants, as ``tinyml compile`` does.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from tinyml.boards import load_board
 from tinyml.codegen.lower import LowerContext
 from tinyml.codegen.specialize import variant_options
 from tinyml.compiler import lower_graph
-from tinyml.errors import InputError
+from tinyml.errors import InputError, TinymlError
 from tinyml.graph import Graph, load_tflite, parse_tflite
-from tinyml.schedule.choose import fastest_facts
-from tinyml.schedule.patch import plan_for_budget, smallest_plan
+from tinyml.schedule.choose import candidates, describe, fastest_facts, frontier, pick
+from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
 from tinyml.tools.reference import tflm_arena_bytes
 
@@ -52,21 +54,42 @@ def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_report(model: str | os.PathLike[str], sram: int | None = None) -> dict[str, Any]:
-    """The plan `tinyml plan` shows (FitError when nothing fits ``sram``)."""
+def _frontier_row(graph: Graph, plan: Plan, chosen: Plan) -> dict[str, Any]:
+    kernels: dict[str, int] = {}
+    for f in plan.choice.values():
+        kernels[f.variant] = kernels.get(f.variant, 0) + 1
+    return dict(arena_bytes=plan.arena_bytes, peak_sram_bytes=plan.peak_bytes, scratch_bytes=plan.scratch_bytes,
+                extra_macs=plan.extra_macs, estimated_instructions=plan.cost, schedule=describe(plan),
+                inplace_ops=len(plan.inplace), kernels=kernels, chosen=plan is chosen)
+
+
+def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: str | None = None) -> dict[str, Any]:
+    """The plan `tinyml plan` shows (FitError when nothing fits ``sram``), with the memory/cost frontier.
+
+    ``board``: plan with the kernel variants of that board (its DSP or MVE kernels, its stack); without
+    one, with the portable kernels.  The plan is the one `tinyml compile` makes for the same board and
+    budget."""
+    brd = load_board(board) if board is not None else None
     graph = load_tflite(model)
-    facts = model_facts(graph)
-    base = plan_memory(graph, facts)
-    plan = plan_for_budget(graph, facts, sram)
+    ctx = LowerContext(graph=graph, features=brd.features if brd else (),
+                       stack_bytes=(brd.stack_bytes or 0) if brd else 0)
+    options = variant_options(ctx, lower_graph(graph))
+    plans = candidates(graph, options, sram=sram)
+    plan = pick(graph, plans, sram)
+    base = plan_memory(graph, fastest_facts(options))
     rows = _step_rows(graph, plan, base)
     peak_step = plan.peak_step
     return dict(
         model=graph.name,
         source=graph.source,
+        board=brd.name if brd else None,
         sram_budget=sram,
         peak_sram_bytes=plan.peak_bytes,
         arena_bytes=plan.arena_bytes,
         scratch_bytes=plan.scratch_bytes,
+        stack_bytes=plan.stack_bytes,
+        estimated_instructions=plan.cost,
+        fastest_instructions=plan.fastest_cost,
         peak_step=peak_step,
         peak_op=dict(index=plan.order[peak_step], kind=graph.ops[plan.order[peak_step]].kind) if plan.order else None,
         macs=plan.macs,
@@ -77,6 +100,7 @@ def plan_report(model: str | os.PathLike[str], sram: int | None = None) -> dict[
                      split_tensor=s.split, split_shape=list(graph.tensors[s.split].shape), overlaps_source=s.delta is not None)
                 for s in plan.stages],
         schedule=rows,
+        frontier=[_frontier_row(graph, p, plan) for p in frontier(plans + [plan])],
     )
 
 
@@ -98,13 +122,22 @@ def format_plan(r: dict[str, Any]) -> str:
         lines.append(f"patch stage {i}: ops {s['ops'][0]}..{s['ops'][-1]} in {s['grid'][0]}x{s['grid'][1]} patches "
                      f"of tensor {s['split_tensor']} ({'x'.join(map(str, s['split_shape']))}), "
                      f"{s['extra_macs']:,} extra MACs")
+    lines.append(f"memory/cost frontier ({'kernels of ' + r['board'] if r['board'] else 'portable kernels'}; "
+                 "estimated instructions; * = this plan):")
+    lines.append(f"  {'arena':>9} {'peak':>9} {'extra MACs':>11} {'est. instructions':>18} {'vs fastest':>10}  schedule")
+    fastest = max(r["fastest_instructions"], 1)
+    for f in r["frontier"]:
+        lines.append(f"{'*' if f['chosen'] else ' '} {f['arena_bytes']:>9,} {f['peak_sram_bytes']:>9,} "
+                     f"{f['extra_macs']:>11,} {f['estimated_instructions']:>18,} "
+                     f"{f['estimated_instructions'] / fastest:>9.3f}x  {f['schedule']}, {f['inplace_ops']} ops in place")
     lbl = r["layer_by_layer"]
     pct = 100.0 * r["extra_macs"] / max(r["macs"], 1)
     lines.append(f"peak SRAM {r['peak_sram_bytes']:,} bytes at step {r['peak_step']} (op {r['peak_op']['index']} "
                  f"{r['peak_op']['kind']}); arena {r['arena_bytes']:,} bytes ({r['placement']}; kernel scratch "
                  f"{r['scratch_bytes']:,} of it); extra MACs "
                  f"{r['extra_macs']:,} ({pct:.1f}% of {r['macs']:,}); layer by layer: peak {lbl['peak_sram_bytes']:,}, "
-                 f"arena {lbl['arena_bytes']:,}")
+                 f"arena {lbl['arena_bytes']:,}; kernel stack {r['stack_bytes']:,} bytes; estimated instructions "
+                 f"{r['estimated_instructions']:,} ({r['estimated_instructions'] / fastest:.3f}x the fastest plan)")
     return "\n".join(lines)
 
 
@@ -132,6 +165,54 @@ def plot_plan(r: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.legend(loc="upper right")
     axes[0].set_ylabel("live activations (kB)")
     fig.text(0.5, 0.005, "green: in place, orange: patch stage", ha="center", fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out, dpi=100)
+    except OSError as e:
+        raise InputError(f"{out}: cannot write the plot ({e.strerror}); choose another --plot path") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
+def tflm_arena(model: str | os.PathLike[str]) -> int | None:
+    """TFLM's arena for ``model``, measured now; None where TFLM cannot be run (no reference extra)."""
+    try:
+        return tflm_arena_bytes(Path(model).read_bytes())
+    except TinymlError:
+        return None
+
+
+def plot_frontier(r: dict[str, Any], path: str | os.PathLike[str], tflm: int | None) -> Path:
+    """The memory/cost frontier: arena against estimated instructions, this plan marked, TFLM's arena as
+    a vertical line (measured in the same run; left out, and said so, without the reference extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = r["frontier"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    xs = [p["arena_bytes"] / 1024 for p in pts]
+    ys = [p["estimated_instructions"] / 1e6 for p in pts]
+    ax.step(xs, ys, where="post", color="tab:blue", linewidth=1)
+    ax.scatter(xs, ys, color=["tab:red" if p["chosen"] else "tab:blue" for p in pts], zorder=3)
+    for p, x, y in zip(pts, xs, ys):
+        ax.annotate(p["schedule"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if tflm is not None:
+        ax.axvline(tflm / 1024, color="k", linestyle="--", linewidth=1, label=f"TFLM arena {tflm / 1024:.1f} kB")
+    else:
+        ax.text(0.99, 0.02, "TFLM arena not measured (pip install 'tinyml-toolchain[reference]')",
+                transform=ax.transAxes, ha="right", fontsize=7)
+    if r["sram_budget"]:
+        ax.axvline(r["sram_budget"] / 1024, color="r", linewidth=1, label="budget")
+    kernels = f"kernels of {r['board']}" if r["board"] else "portable kernels"
+    ax.set_title(f"{r['model']}: memory against estimated cost ({kernels}); red: this plan")
+    ax.set_xlabel("arena (kB; activations, inputs, outputs and kernel scratch)")
+    ax.set_ylabel("estimated instructions (M)")
+    if tflm is not None or r["sram_budget"]:
+        ax.legend(loc="upper right")
     fig.tight_layout()
     out = Path(path)
     try:

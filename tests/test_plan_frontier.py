@@ -1,0 +1,73 @@
+"""The memory/cost trade-off: candidate plans, the frontier `tinyml plan` shows, the objective compile uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.modelgen import build, zoo_cases
+from tinyml.compiler import build_model
+from tinyml.errors import FitError
+from tinyml.tools.plan import plan_report
+
+
+def _model(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(build(zoo_cases(name)[0]))
+    return path
+
+
+@pytest.mark.parametrize("board, sram", [("mps2-an386", None), ("mps2-an386", 12000), ("mps2-an385", None)])
+def test_plan_and_compile_agree(tmp_path, board, sram) -> None:
+    model = _model(tmp_path, "ds_cnn")
+    r = plan_report(model, sram, board)
+    c = build_model(model, board, sram=sram)
+    assert (r["arena_bytes"], r["peak_sram_bytes"], r["estimated_instructions"]) == \
+        (c.plan.arena_bytes, c.plan.peak_bytes, c.plan.cost)
+    front = r["frontier"]
+    assert [f["arena_bytes"] for f in front] == sorted(f["arena_bytes"] for f in front)
+    costs = [f["estimated_instructions"] for f in front]
+    assert all(a > b for a, b in zip(costs, costs[1:])), costs  # more memory buys fewer instructions
+    assert sum(f["chosen"] for f in front) == 1
+    if sram is None:
+        # the smallest arena within 2% of the fastest plan's estimated cost
+        assert r["estimated_instructions"] <= 1.02 * r["fastest_instructions"]
+        assert all(f["arena_bytes"] >= r["arena_bytes"] for f in front
+                   if f["estimated_instructions"] <= 1.02 * r["fastest_instructions"])
+    else:
+        # the lowest estimated cost that fits
+        assert r["arena_bytes"] <= sram
+        assert all(f["estimated_instructions"] >= r["estimated_instructions"] for f in front
+                   if f["arena_bytes"] <= sram)
+
+
+def test_budget_forces_slower_kernels_and_says_so(tmp_path) -> None:
+    model = _model(tmp_path, "ds_cnn")
+    fast = build_model(model, "mps2-an386")
+    small = build_model(model, "mps2-an386", sram=fast.plan.arena_bytes - 1)
+    assert small.plan.cost > fast.plan.cost and small.plan.slower_ops
+    assert small.plan.fastest_cost == fast.plan.cost
+    with pytest.raises(FitError, match="cannot run in 1000 bytes of arena: the smallest plan found needs"):
+        build_model(model, "mps2-an386", sram=1000)
+    out = tmp_path / "p"
+    r = subprocess.run([sys.executable, "-m", "tinyml.cli", "compile", str(model), "-b", "mps2-an386", "-o", str(out),
+                        "--sram", str(fast.plan.arena_bytes - 1)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    note = [line for line in r.stdout.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "x the instructions of the fastest" in note[0] and "operators on slower kernels" in note[0]
+
+
+def test_plan_cli_frontier_json_and_plots(tmp_path) -> None:
+    model = _model(tmp_path, "ds_cnn")
+    png = tmp_path / "m.png"
+    r = subprocess.run([sys.executable, "-m", "tinyml.cli", "plan", str(model), "--board", "mps2-an386", "--json",
+                        "--plot", str(png)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["board"] == "mps2-an386" and len(report["frontier"]) >= 2
+    assert png.is_file() and Path(report["frontier_plot"]).is_file()
+    assert Path(report["frontier_plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
