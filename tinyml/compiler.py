@@ -16,7 +16,7 @@ from tinyml.codegen.render import render_model
 from tinyml.codegen.specialize import specialize_calls, variant_options
 from tinyml.errors import FitError, InputError, ModelError
 from tinyml.graph import Graph, load_tflite
-from tinyml.schedule.choose import choose
+from tinyml.schedule.choose import Options, candidates, pick
 from tinyml.schedule.plan import Plan
 from tinyml.targets.project import Application, render_project_files, reserved_ram_bytes
 
@@ -89,6 +89,27 @@ def lower_graph(graph: Graph) -> list[Lowered]:
     return [lower_op(ctx, op) for op in graph.ops]
 
 
+@dataclass
+class Planned:
+    """A graph lowered and planned for a board: what compile, plan, inspect and profile all report from."""
+
+    ctx: LowerContext
+    calls: list[Lowered]  # portable, in graph order
+    options: Options
+    candidates: list[Plan]
+    plan: Plan  # the one the objective picks
+
+
+def plan_graph(graph: Graph, board: Board | None, sram: int | None = None) -> Planned:
+    """Lower once, list every operator's variants on ``board`` (portable kernels without one), and plan."""
+    ctx = LowerContext(graph=graph, features=board.features if board else (),
+                       stack_bytes=(board.stack_bytes or 0) if board else 0)
+    calls = lower_graph(graph)
+    options = variant_options(ctx, calls)
+    plans = candidates(graph, options, sram=sram)
+    return Planned(ctx=ctx, calls=calls, options=options, candidates=plans, plan=pick(graph, plans, sram))
+
+
 def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
                 sram: int | None = None, app: Application | None = None) -> Compiled:
     """Everything up to the file contents, without touching the disk.
@@ -96,17 +117,17 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     graph -> lower (once per operator) -> the variants each operator may run
     on the board -> plan (order, variant per operator, in place, patches,
     arena offsets) -> specialize the chosen variants -> render.
-    ``sram``: arena budget in bytes; the plan that fits it with the fewest
-    extra MACs is used (patch-based if needed), see tinyml.schedule.
+    ``sram``: arena budget in bytes; the plan that fits it with the lowest
+    estimated cost is used (patch-based if needed), see tinyml.schedule.choose;
+    without one, the smallest arena within 2% of the fastest plan.
     ``model``: a .tflite path or an imported Graph (``name`` then unused).
     ``app``: an application's main, sources and metadata for the project.
     """
     brd = board if isinstance(board, Board) else load_board(board)
     graph = model if isinstance(model, Graph) else load_tflite(model, name=name)
-    ctx = LowerContext(graph=graph, features=brd.features, stack_bytes=brd.stack_bytes or 0)
-    calls = lower_graph(graph)
-    plan = choose(graph, variant_options(ctx, calls), sram)
-    calls = specialize_calls(ctx, calls, plan)
+    planned = plan_graph(graph, brd, sram)
+    plan = planned.plan
+    calls = specialize_calls(planned.ctx, planned.calls, plan)
     files = render_model(graph, calls, plan)
     compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=files)
     check_fit(compiled)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
+from tinyml.compiler import plan_graph
 from tinyml.errors import TinymlError
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph, Tensor
@@ -26,7 +28,7 @@ def _quant(t: Tensor) -> Any:
 def inspect_model(path: str | os.PathLike[str], board: str | None = None) -> dict[str, Any]:
     """``board``: also build the firmware for that Arm board and add ``sizes`` (code and weight bytes)."""
     graph = load_tflite(path)
-    info = inspect_graph(graph)
+    info = inspect_graph(graph, load_board(board) if board is not None else None)
     if board is not None:
         from dataclasses import asdict
 
@@ -34,7 +36,9 @@ def inspect_model(path: str | os.PathLike[str], board: str | None = None) -> dic
     return info
 
 
-def inspect_graph(graph: Graph) -> dict[str, Any]:
+def inspect_graph(graph: Graph, board: Board | None = None) -> dict[str, Any]:
+    """What ``graph`` holds, and the arena of the plan ``tinyml compile`` makes for ``board`` (the portable
+    kernels without one); for a model that cannot be compiled, the arena of its activations alone."""
     ctx = LowerContext(graph=graph)
     ops = []
     for op in graph.ops:
@@ -55,7 +59,12 @@ def inspect_graph(graph: Graph) -> dict[str, Any]:
         entry["weights"] = [dict(name=t.name, shape=list(t.shape), dtype=t.dtype, quant=_quant(t)) for t in consts]
         entry["options"] = {k: v for k, v in op.options.items()}
         ops.append(entry)
-    plan = plan_memory(graph)
+    try:
+        plan = plan_graph(graph, board).plan
+        planned_for = board.name if board is not None else "portable kernels"
+    except TinymlError:
+        plan = plan_memory(graph)
+        planned_for = "activations only: the model cannot be compiled"
     const_bytes = sum(t.nbytes for t in graph.tensors if t.is_const)
     acts = graph.activation_tensors()
     return dict(
@@ -74,6 +83,7 @@ def inspect_graph(graph: Graph) -> dict[str, Any]:
             largest_activation_bytes=max((graph.tensors[t].nbytes for t in acts), default=0),
             arena_bytes=plan.arena_bytes,
             peak_live_bytes=plan.peak_bytes,
+            planned_for=planned_for,
             unsupported=[o["op"] for o in ops if not o["supported"]],
         ),
     )
@@ -105,7 +115,7 @@ def format_inspection(info: dict[str, Any]) -> str:
     lines.append(f"operators {t['operators']}, MACs {t['macs']:,}, weights {t['weight_bytes']:,} bytes")
     lines.append(f"activations: {t['activation_bytes']:,} bytes in all tensors, largest tensor "
                  f"{t['largest_activation_bytes']:,} bytes, arena {t['arena_bytes']:,} bytes "
-                 f"(peak live {t['peak_live_bytes']:,})")
+                 f"(peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
     if info.get("sizes"):
         s = info["sizes"]
         lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, weights {s['weight_bytes']:,}, "

@@ -19,10 +19,10 @@ from typing import Any, Callable
 from tinyml.boards import load_board
 from tinyml.codegen.lower import LowerContext
 from tinyml.codegen.specialize import variant_options
-from tinyml.compiler import lower_graph
+from tinyml.compiler import lower_graph, plan_graph
 from tinyml.errors import InputError, TinymlError
 from tinyml.graph import Graph, load_tflite, parse_tflite
-from tinyml.schedule.choose import candidates, describe, fastest_facts, frontier, pick
+from tinyml.schedule.choose import describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
 from tinyml.tools.reference import tflm_arena_bytes
@@ -71,12 +71,9 @@ def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: s
     budget."""
     brd = load_board(board) if board is not None else None
     graph = load_tflite(model)
-    ctx = LowerContext(graph=graph, features=brd.features if brd else (),
-                       stack_bytes=(brd.stack_bytes or 0) if brd else 0)
-    options = variant_options(ctx, lower_graph(graph))
-    plans = candidates(graph, options, sram=sram)
-    plan = pick(graph, plans, sram)
-    base = plan_memory(graph, fastest_facts(options))
+    planned = plan_graph(graph, brd, sram)
+    plans, plan = planned.candidates, planned.plan
+    base = plan_memory(graph, fastest_facts(planned.options))
     rows = _step_rows(graph, plan, base)
     peak_step = plan.peak_step
     return dict(
