@@ -61,7 +61,8 @@ class Variant:
     ring_extra: Callable[[KernelCall], int] = _no_stack  # ring units it holds beyond lag + 1 (computes ahead)
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
-    stack: Callable[[KernelCall], int] = _no_stack  # bytes of its on-stack buffers
+    stack: Callable[[KernelCall], int] = _no_stack  # bytes of its on-stack buffers (whole layer)
+    form_stack: Callable[[KernelCall], int] = _no_stack  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
     ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
@@ -74,17 +75,19 @@ class Variant:
             return False
         return self.stack(call) <= stack_limit(ctx)
 
-    def facts(self, call: KernelCall, out_elements: int) -> OpFacts:
-        """What the planner needs to know of this variant for ``call``."""
+    def facts(self, ctx: LowerContext, call: KernelCall, out_elements: int) -> OpFacts:
+        """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
         work = call.macs if call.macs else out_elements
+        forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         return OpFacts(
-            inplace_inputs=tuple(call.inplace_inputs) if self.inplace else (),
+            inplace_inputs=tuple(call.inplace_inputs) if self.inplace and forms else (),
             inplace_kind=call.inplace_kind,
             scratch_bytes=call.scratch_bytes,
-            patchable=self.window and call.patchable,
+            patchable=self.window and call.patchable and forms,
             macs=call.macs,
             variant=self.template,
             stack_bytes=self.stack(call),
+            form_stack_bytes=self.form_stack(call) if forms else 0,
             cost=int(round(work * self.per_mac)),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
             ring_cost=int(round(out_elements * self.ring_per_byte)) if self.ring else 0,

@@ -26,7 +26,7 @@ def variant_options(ctx: LowerContext, calls: list[Lowered]) -> Options:
     for c in calls:
         if isinstance(c, KernelCall):
             elements = ctx.t(c.outputs[0]).size if c.outputs else 0
-            out[c.op_index] = tuple(v.facts(c, elements) for v in options(ctx, c))
+            out[c.op_index] = tuple(v.facts(ctx, c, elements) for v in options(ctx, c))
     return out
 
 

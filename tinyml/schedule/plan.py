@@ -52,6 +52,7 @@ class OpFacts:
     macs: int = 0
     variant: str = ""  # the variant's name (its template)
     stack_bytes: int = 0  # bytes of the kernel's on-stack buffers
+    form_stack_bytes: int = 0  # more on-stack bytes when it runs in place or patch by patch
     cost: int = 0  # estimated instructions of one run over the whole layer
     ring_extra: int = 0  # in place through a ring: units the kernel holds beyond lag + 1 (it computes ahead)
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
@@ -156,7 +157,13 @@ class Plan:
     @property
     def stack_bytes(self) -> int:
         """The largest on-stack buffer of the chosen kernels (one kernel runs at a time)."""
-        return max((f.stack_bytes for f in self.choice.values()), default=0)
+        return max((f.stack_bytes + (f.form_stack_bytes if self.runs_in_form(op) else 0)
+                    for op, f in self.choice.items()), default=0)
+
+    def runs_in_form(self, op: int) -> bool:
+        """Operator ``op`` runs in place through a ring, or patch by patch."""
+        ip = self.inplace.get(op)
+        return (ip is not None and ip.ring > 0) or self.stage_of(op) is not None
 
     @property
     def scratch_bytes(self) -> int:
