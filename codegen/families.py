@@ -300,7 +300,9 @@ def _mve_dw_wbuf(p: dict[str, Any]) -> int:
 
 def mve_dwconv_stack(call: KernelCall) -> int:
     p = call.params
-    return p["in_c"] * p["k_h"] * _mve_dw_wbuf(p)  # the channel planes
+    planes = p["in_c"] * p["k_h"] * _mve_dw_wbuf(p)  # the channel planes
+    # the forms: 3 * stride_w bytes after the planes (window), the ring offsets of a row of outputs (ring)
+    return planes + 3 * p["stride_w"] + 4 * ((p["out_w"] + 3) // 4 * 4)
 
 
 def mve_dwconv_ring_extra(call: KernelCall) -> int:
