@@ -99,9 +99,10 @@ def test_the_mve_variants_declare_their_forms() -> None:
     # (3 * stride_w) and the ring offsets of a row (25 rounded up to 28, 4 bytes each)
     assert mve_dwconv_ring_extra(call) == 24 and dw.ring_extra(call) == 24
     assert mve_dwconv_stack(call) == 64 * 3 * 27 + 3 + 4 * 28
-    cp = dict(k_h=3, k_w=3, in_c=8, pad_h=1, pad_w=1)
+    cp = dict(k_h=3, k_w=3, in_c=8, pad_h=1, pad_w=1, out_c=64)
     ccall = KernelCall(op_index=0, op_kind="CONV_2D", kernel="conv_s8", spec={}, params=cp, args=[])
-    assert mve_conv_ring_extra(ccall) == 1 and mve_conv_stack(ccall) == 2 * 80  # two pixels a step, im2col
+    assert mve_conv_stack(ccall) == 2 * 80  # the im2col of two pixels
+    assert mve_conv_ring_extra(ccall) == 1  # two pixels a step: one beyond lag + 1
     assert fc.ring_extra(ccall) == 0
 
 
