@@ -268,6 +268,12 @@ def mve_conv_stack(call: KernelCall) -> int:
     return 0 if _mve_direct(p) else 2 * ((k + 15) // 16 * 16)  # the two-pixel im2col buffer
 
 
+def mve_conv_ring_extra(call: KernelCall) -> int:
+    """Two output pixels per step: the ring holds lag + 2 pixels.  (The kernel would store in runs with a
+    longer ring, but the bytes that costs can turn in place unprofitable for small layers.)"""
+    return 1
+
+
 def mve_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
     return _plain(call)
 
@@ -296,7 +302,13 @@ def _mve_dw_wbuf(p: dict[str, Any]) -> int:
 
 def mve_dwconv_stack(call: KernelCall) -> int:
     p = call.params
-    return p["in_c"] * p["k_h"] * _mve_dw_wbuf(p)  # the channel planes
+    planes = p["in_c"] * p["k_h"] * _mve_dw_wbuf(p)  # the channel planes
+    # the forms: 3 * stride_w bytes after the planes (window), the ring offsets of a row of outputs (ring)
+    return planes + 3 * p["stride_w"] + 4 * ((p["out_w"] + 3) // 4 * 4)
+
+
+def mve_dwconv_ring_extra(call: KernelCall) -> int:
+    return call.params["out_w"] - 1  # a row of out_w output pixels per step: the ring holds lag + out_w
 
 
 def mve_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
@@ -349,9 +361,12 @@ VARIANTS = (
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack,
             per_mac=3.0, build=dsp_dwconv, helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), accepts=dsp_fc_ok, per_mac=1.5, build=dsp_fc, helpers=(DSP,)),
-    Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=1.6,
-            build=mve_conv, helpers=(MVE,)),
-    Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
+    # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
+    Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), inplace=True, ring=True, ring_extra=mve_conv_ring_extra,
+            window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=1.6, build=mve_conv, helpers=(MVE,)),
+    Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True,
+            ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             per_mac=2.5, build=mve_dwconv, helpers=(MVE,)),
-    Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), accepts=mve_fc_ok, per_mac=1.2, build=mve_fc, helpers=(MVE,)),
+    Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=1.2,
+            build=mve_fc, helpers=(MVE,)),
 )

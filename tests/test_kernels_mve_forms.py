@@ -1,0 +1,193 @@
+"""The forms of the MVE (Helium) variants on the Cortex-M55 (mps3-an547): CONV_2D (1x1 included),
+DEPTHWISE_CONV_2D and FULLY_CONNECTED in place through a ring (spec.ring), and conv / depthwise over
+the patch windows of a patch stage (spec.window).  The planner must really choose the MVE kernel in
+that form, and the result must be bit-exact with TFLM under QEMU.
+
+A model of one operator never gets a patch stage from an arena budget (running the operator in place
+always needs less), so the window cases plan their operator as a patch stage of a fixed grid by
+hand (:func:`_forced_stage`, the planner's own make_stage / plan_memory); the whole networks get
+theirs from a budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.modelgen import Case, build, op_cases, zoo_cases
+from tinyml.codegen.families import (mve_conv_ring_extra, mve_conv_stack, mve_dwconv_ring_extra,
+                                     mve_dwconv_stack)
+from tinyml.codegen.lower import KernelCall
+from tinyml.codegen.variants import variant
+from tinyml.compiler import build_model
+from tinyml.graph.ir import Graph
+from tinyml.schedule.choose import Options, _chosen, capabilities
+from tinyml.schedule.geometry import window_of
+from tinyml.schedule.patch import make_stage
+from tinyml.schedule.plan import Plan, plan_memory
+from tinyml.verify import verify_model
+
+BOARD = "mps3-an547"
+KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+MVE = {"CONV_2D": "conv_s8_mve", "DEPTHWISE_CONV_2D": "dwconv_s8_mve", "FULLY_CONNECTED": "fc_s8_mve"}
+IN_PLACE = 10 ** 9  # an arena budget this large lets the planner run every operator in place where it saves memory
+
+
+def _out_pixels(c: Case) -> int:
+    """Output pixels of a conv / depthwise case (no dilation), from its parameters."""
+    h, w = c.inputs[0][:2]
+    (k_h, k_w), (s_h, s_w) = c.p("kernel"), c.p("strides")
+    if c.p("padding") == "same":
+        return -(-h // s_h) * -(-w // s_w)
+    return ((h - k_h) // s_h + 1) * ((w - k_w) // s_w + 1)
+
+
+# The per-channel cases the MVE variants take: they refuse dilation and depth multipliers > 1.
+CASES = [c for c in op_cases(*KINDS) if c.id.endswith("-pc") and not c.p("dilation") and c.p("mult", 1) == 1]
+# In place saves memory (so the planner uses it) for every case but a fully connected layer of one row
+# and a convolution to one output pixel.
+RING_CASES = [c for c in CASES if (len(c.inputs[0]) > 1 if c.op == "FULLY_CONNECTED" else _out_pixels(c) > 1)]
+WINDOW_CASES = [c for c in CASES if c.op != "FULLY_CONNECTED" and _out_pixels(c) > 1]
+
+
+def _write(tmp_path: Path, model: bytes) -> Path:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model)
+    return path
+
+
+def _main_calls(path: Path, sram: int | None = None) -> list[KernelCall]:
+    return [c for c in build_model(path, BOARD, sram=sram).calls if isinstance(c, KernelCall) and c.op_kind in KINDS]
+
+
+def _bitexact(path: Path, tmp_path: Path, sram: int | None = None) -> None:
+    report = verify_model(path, BOARD, samples=2, work_dir=tmp_path / "proj", sram=sram)
+    assert report.ok, report.summary()
+
+
+def _forced_stage(ops: list[int], grid: tuple[int, int]):
+    """A replacement of the compiler's ``choose`` that runs ``ops`` as one patch stage of ``grid``."""
+
+    def choose(graph: Graph, options: Options, sram: int | None = None) -> Plan:
+        facts = capabilities(options)
+        stage = make_stage(graph, ops, grid, facts)
+        assert stage is not None, f"ops {ops} cannot run in {grid} patches"
+        plan = plan_memory(graph, facts, stage=stage)
+        plan.choice = {op: _chosen(graph, plan, op, opts) for op, opts in options.items()}
+        return plan
+
+    return choose
+
+
+def _grid(path: Path, op: int) -> tuple[int, int]:
+    from tinyml.graph import load_tflite
+
+    graph = load_tflite(path)
+    win = window_of(graph, graph.ops[op])
+    assert win is not None
+    return min(3, win.out_h), min(3, win.out_w)
+
+
+def test_the_mve_variants_declare_their_forms() -> None:
+    conv, dw, fc = variant("conv_s8_mve"), variant("dwconv_s8_mve"), variant("fc_s8_mve")
+    assert conv.inplace and conv.ring and conv.window
+    assert dw.inplace and dw.ring and dw.window
+    assert fc.inplace and fc.ring and not fc.window
+    p = dict(out_w=25, in_c=64, k_h=3, k_w=3, stride_w=1, pad_h=1, pad_w=1)
+    call = KernelCall(op_index=0, op_kind="DEPTHWISE_CONV_2D", kernel="dwconv_s8", spec={}, params=p, args=[])
+    # a row of 25 outputs at a time: 24 pixels beyond lag + 1; the planes, the window's gather slack
+    # (3 * stride_w) and the ring offsets of a row (25 rounded up to 28, 4 bytes each)
+    assert mve_dwconv_ring_extra(call) == 24 and dw.ring_extra(call) == 24
+    assert mve_dwconv_stack(call) == 64 * 3 * 27 + 3 + 4 * 28
+    cp = dict(k_h=3, k_w=3, in_c=8, pad_h=1, pad_w=1, out_c=64)
+    ccall = KernelCall(op_index=0, op_kind="CONV_2D", kernel="conv_s8", spec={}, params=cp, args=[])
+    assert mve_conv_stack(ccall) == 2 * 80  # the im2col of two pixels
+    assert mve_conv_ring_extra(ccall) == 1  # two pixels a step: one beyond lag + 1
+    assert fc.ring_extra(ccall) == 0
+
+
+def test_whole_layer_calls_keep_their_code(tmp_path) -> None:
+    """Without a form in use the spec has no ring / window keys (function names and code unchanged) and
+    the kernel takes four arguments; a form adds the ring argument (NULL for a window)."""
+    c = next(c for c in CASES if c.id == "conv2d-6x6x3-k6x6-s1x1-valid-f4-bias-pc")
+    path = _write(tmp_path, build(c))
+    (call,) = _main_calls(path, IN_PLACE)
+    assert call.kernel == "conv_s8_mve" and "ring" not in call.spec and "window" not in call.spec
+    assert len(call.args) == 4
+    c = next(c for c in CASES if c.id == "conv2d-8x8x16-k1x1-s1x1-same-f16-relu6-bias-pc")
+    path = _write(tmp_path, build(c))
+    (call,) = _main_calls(path, IN_PLACE)
+    assert call.spec["ring"] and not call.spec["window"] and call.spec["contig"]
+    assert len(call.args) == 5 and call.args[4].kind == "scratch"
+    assert call.params["ring_len"] == call.params["lag"] + 2
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("case", RING_CASES, ids=lambda c: c.id)
+def test_mve_in_place_bitexact(case: Case, tmp_path) -> None:
+    path = _write(tmp_path, build(case))
+    (call,) = _main_calls(path, IN_PLACE)
+    assert call.kernel == MVE[case.op] and call.spec.get("ring") and not call.spec.get("window"), call.spec
+    assert call.params["ring_len"] >= call.params["lag"] + 1
+    _bitexact(path, tmp_path, IN_PLACE)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: c.id)
+def test_mve_patch_window_bitexact(case: Case, tmp_path, monkeypatch) -> None:
+    path = _write(tmp_path, build(case))
+    grid = _grid(path, 0)
+    monkeypatch.setitem(build_model.__globals__, "choose", _forced_stage([0], grid))
+    (call,) = _main_calls(path)
+    assert call.kernel == MVE[case.op] and call.spec.get("window") and not call.spec.get("ring"), call.spec
+    assert len(call.patch_params) == grid[0] * grid[1] > 1
+    _bitexact(path, tmp_path)
+
+
+def _form_calls(path: Path, sram: int | None = None) -> dict[str, list[KernelCall]]:
+    out: dict[str, list[KernelCall]] = {"ring": [], "window": [], "whole": []}
+    for c in _main_calls(path, sram):
+        assert c.kernel == MVE[c.op_kind], (c.op_index, c.kernel)
+        out["ring" if c.spec.get("ring") else "window" if c.spec.get("window") else "whole"].append(c)
+    return out
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_ds_cnn_in_place_bitexact(tmp_path) -> None:
+    path = _write(tmp_path, build(zoo_cases("ds_cnn")[0]))
+    forms = _form_calls(path, IN_PLACE)
+    # every convolution and depthwise layer runs in place (the 1x1 ones read their input directly)
+    assert len(forms["ring"]) == 9 and {c.op_kind for c in forms["ring"]} == {"CONV_2D", "DEPTHWISE_CONV_2D"}
+    assert sum(c.spec["direct"] for c in forms["ring"] if c.kernel == "conv_s8_mve") == 4
+    _bitexact(path, tmp_path, IN_PLACE)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_mobilenet_v1_patch_stage_bitexact(tmp_path) -> None:
+    path = _write(tmp_path, build(zoo_cases("mobilenet_v1")[0]))
+    compiled = build_model(path, BOARD, sram=32000)
+    assert compiled.plan.stages and compiled.plan.arena_bytes <= 32000
+    forms = _form_calls(path, 32000)
+    stage = compiled.plan.stages[0]
+    assert sorted(c.op_index for c in forms["window"]) == sorted(stage.ops)
+    # the 1x1 convolution of the stage reads a window of its input: not contiguous
+    assert any(c.kernel == "conv_s8_mve" and c.spec["direct"] for c in forms["window"])
+    _bitexact(path, tmp_path, 32000)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_resnet8_im2col_conv_over_input_windows_bitexact(tmp_path, monkeypatch) -> None:
+    """Two 3x3 convolutions in one patch stage: the second reads a window of the first's output
+    (im2col over an input buffer with a row pitch of its own and the image borders elsewhere)."""
+    path = _write(tmp_path, build(zoo_cases("resnet8")[0]))
+    monkeypatch.setitem(build_model.__globals__, "choose", _forced_stage([1, 2], (3, 3)))
+    forms = _form_calls(path)
+    stage = [c for c in forms["window"] if c.op_index in (1, 2)]
+    assert len(stage) == 2 and all(not c.spec["direct"] and len(c.patch_params) == 9 for c in stage)
+    assert any(pp["in_x0"] > 0 and pp["in_w"] < pp["img_w"] for pp in stage[1].patch_params)
+    _bitexact(path, tmp_path)
