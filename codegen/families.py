@@ -302,9 +302,13 @@ def _mve_dw_wbuf(p: dict[str, Any]) -> int:
 
 def mve_dwconv_stack(call: KernelCall) -> int:
     p = call.params
-    planes = p["in_c"] * p["k_h"] * _mve_dw_wbuf(p)  # the channel planes
-    # the forms: 3 * stride_w bytes after the planes (window), the ring offsets of a row of outputs (ring)
-    return planes + 3 * p["stride_w"] + 4 * ((p["out_w"] + 3) // 4 * 4)
+    return p["in_c"] * p["k_h"] * _mve_dw_wbuf(p)  # the channel planes
+
+
+def mve_dwconv_form_stack(call: KernelCall) -> int:
+    """3 * stride_w bytes after the planes (window), the ring offsets of a row of outputs (ring)."""
+    p = call.params
+    return 3 * p["stride_w"] + 4 * ((p["out_w"] + 3) // 4 * 4)
 
 
 def mve_dwconv_ring_extra(call: KernelCall) -> int:
@@ -366,6 +370,7 @@ VARIANTS = (
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=1.6, build=mve_conv, helpers=(MVE,)),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
+            form_stack=mve_dwconv_form_stack,
             per_mac=2.5, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=1.2,
             build=mve_fc, helpers=(MVE,)),

@@ -15,22 +15,24 @@ from pathlib import Path
 import pytest
 
 from tests.modelgen import Case, build, op_cases, zoo_cases
-from tinyml.codegen.families import (mve_conv_ring_extra, mve_conv_stack, mve_dwconv_ring_extra,
-                                     mve_dwconv_stack)
+from tinyml.codegen.families import (mve_conv_ring_extra, mve_conv_stack, mve_dwconv_form_stack,
+                                     mve_dwconv_ring_extra, mve_dwconv_stack)
 from tinyml.codegen.lower import KernelCall
 from tinyml.codegen.variants import variant
-from tinyml.compiler import build_model
+from tinyml import compiler
+from tinyml.boards import load_board
+from tinyml.compiler import build_model, plan_graph
+from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph
-from tinyml.schedule.choose import Options, _chosen, capabilities
+from tinyml.schedule.choose import Options, capabilities, with_choice
 from tinyml.schedule.geometry import window_of
 from tinyml.schedule.patch import make_stage
 from tinyml.schedule.plan import Plan, plan_memory
-from tinyml.verify import verify_model
+from tinyml.tools.verify import verify_model
 
 BOARD = "mps3-an547"
 KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MVE = {"CONV_2D": "conv_s8_mve", "DEPTHWISE_CONV_2D": "dwconv_s8_mve", "FULLY_CONNECTED": "fc_s8_mve"}
-IN_PLACE = 10 ** 9  # an arena budget this large lets the planner run every operator in place where it saves memory
 
 
 def _out_pixels(c: Case) -> int:
@@ -66,22 +68,25 @@ def _bitexact(path: Path, tmp_path: Path, sram: int | None = None) -> None:
 
 
 def _forced_stage(ops: list[int], grid: tuple[int, int]):
-    """A replacement of the compiler's ``choose`` that runs ``ops`` as one patch stage of ``grid``."""
+    """A replacement of the planner's ``candidates`` that offers one plan: ``ops`` as one patch stage of
+    ``grid``."""
 
-    def choose(graph: Graph, options: Options, sram: int | None = None) -> Plan:
+    def candidates(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
         facts = capabilities(options)
         stage = make_stage(graph, ops, grid, facts)
         assert stage is not None, f"ops {ops} cannot run in {grid} patches"
-        plan = plan_memory(graph, facts, stage=stage)
-        plan.choice = {op: _chosen(graph, plan, op, opts) for op, opts in options.items()}
-        return plan
+        return [with_choice(graph, plan_memory(graph, facts, stage=stage), options)]
 
-    return choose
+    return candidates
+
+
+def _in_place(path: Path) -> int:
+    """An arena budget one byte below the fastest plan's (nothing in place): the planner must run
+    operators in place, and takes the fastest variant that can."""
+    return plan_graph(load_tflite(path), load_board(BOARD)).candidates[0].arena_bytes - 1
 
 
 def _grid(path: Path, op: int) -> tuple[int, int]:
-    from tinyml.graph import load_tflite
-
     graph = load_tflite(path)
     win = window_of(graph, graph.ops[op])
     assert win is not None
@@ -98,7 +103,7 @@ def test_the_mve_variants_declare_their_forms() -> None:
     # a row of 25 outputs at a time: 24 pixels beyond lag + 1; the planes, the window's gather slack
     # (3 * stride_w) and the ring offsets of a row (25 rounded up to 28, 4 bytes each)
     assert mve_dwconv_ring_extra(call) == 24 and dw.ring_extra(call) == 24
-    assert mve_dwconv_stack(call) == 64 * 3 * 27 + 3 + 4 * 28
+    assert mve_dwconv_stack(call) == 64 * 3 * 27 and mve_dwconv_form_stack(call) == 3 + 4 * 28
     cp = dict(k_h=3, k_w=3, in_c=8, pad_h=1, pad_w=1, out_c=64)
     ccall = KernelCall(op_index=0, op_kind="CONV_2D", kernel="conv_s8", spec={}, params=cp, args=[])
     assert mve_conv_stack(ccall) == 2 * 80  # the im2col of two pixels
@@ -111,12 +116,12 @@ def test_whole_layer_calls_keep_their_code(tmp_path) -> None:
     the kernel takes four arguments; a form adds the ring argument (NULL for a window)."""
     c = next(c for c in CASES if c.id == "conv2d-6x6x3-k6x6-s1x1-valid-f4-bias-pc")
     path = _write(tmp_path, build(c))
-    (call,) = _main_calls(path, IN_PLACE)
+    (call,) = _main_calls(path)  # one output pixel: nothing to gain in place
     assert call.kernel == "conv_s8_mve" and "ring" not in call.spec and "window" not in call.spec
     assert len(call.args) == 4
     c = next(c for c in CASES if c.id == "conv2d-8x8x16-k1x1-s1x1-same-f16-relu6-bias-pc")
     path = _write(tmp_path, build(c))
-    (call,) = _main_calls(path, IN_PLACE)
+    (call,) = _main_calls(path, _in_place(path))
     assert call.spec["ring"] and not call.spec["window"] and call.spec["contig"]
     assert len(call.args) == 5 and call.args[4].kind == "scratch"
     assert call.params["ring_len"] == call.params["lag"] + 2
@@ -127,10 +132,10 @@ def test_whole_layer_calls_keep_their_code(tmp_path) -> None:
 @pytest.mark.parametrize("case", RING_CASES, ids=lambda c: c.id)
 def test_mve_in_place_bitexact(case: Case, tmp_path) -> None:
     path = _write(tmp_path, build(case))
-    (call,) = _main_calls(path, IN_PLACE)
+    (call,) = _main_calls(path, _in_place(path))
     assert call.kernel == MVE[case.op] and call.spec.get("ring") and not call.spec.get("window"), call.spec
     assert call.params["ring_len"] >= call.params["lag"] + 1
-    _bitexact(path, tmp_path, IN_PLACE)
+    _bitexact(path, tmp_path, _in_place(path))
 
 
 @pytest.mark.qemu
@@ -139,7 +144,7 @@ def test_mve_in_place_bitexact(case: Case, tmp_path) -> None:
 def test_mve_patch_window_bitexact(case: Case, tmp_path, monkeypatch) -> None:
     path = _write(tmp_path, build(case))
     grid = _grid(path, 0)
-    monkeypatch.setitem(build_model.__globals__, "choose", _forced_stage([0], grid))
+    monkeypatch.setattr(compiler, "candidates", _forced_stage([0], grid))
     (call,) = _main_calls(path)
     assert call.kernel == MVE[case.op] and call.spec.get("window") and not call.spec.get("ring"), call.spec
     assert len(call.patch_params) == grid[0] * grid[1] > 1
@@ -158,11 +163,12 @@ def _form_calls(path: Path, sram: int | None = None) -> dict[str, list[KernelCal
 @pytest.mark.slow
 def test_ds_cnn_in_place_bitexact(tmp_path) -> None:
     path = _write(tmp_path, build(zoo_cases("ds_cnn")[0]))
-    forms = _form_calls(path, IN_PLACE)
+    budget = _in_place(path)
+    forms = _form_calls(path, budget)
     # every convolution and depthwise layer runs in place (the 1x1 ones read their input directly)
     assert len(forms["ring"]) == 9 and {c.op_kind for c in forms["ring"]} == {"CONV_2D", "DEPTHWISE_CONV_2D"}
     assert sum(c.spec["direct"] for c in forms["ring"] if c.kernel == "conv_s8_mve") == 4
-    _bitexact(path, tmp_path, IN_PLACE)
+    _bitexact(path, tmp_path, budget)
 
 
 @pytest.mark.qemu
@@ -185,7 +191,7 @@ def test_resnet8_im2col_conv_over_input_windows_bitexact(tmp_path, monkeypatch) 
     """Two 3x3 convolutions in one patch stage: the second reads a window of the first's output
     (im2col over an input buffer with a row pitch of its own and the image borders elsewhere)."""
     path = _write(tmp_path, build(zoo_cases("resnet8")[0]))
-    monkeypatch.setitem(build_model.__globals__, "choose", _forced_stage([1, 2], (3, 3)))
+    monkeypatch.setattr(compiler, "candidates", _forced_stage([1, 2], (3, 3)))
     forms = _form_calls(path)
     stage = [c for c in forms["window"] if c.op_index in (1, 2)]
     assert len(stage) == 2 and all(not c.spec["direct"] and len(c.patch_params) == 9 for c in stage)
