@@ -133,7 +133,12 @@ def _conv_kp(p: dict[str, Any]) -> int:
 
 
 def dsp_conv_stack(call: KernelCall) -> int:
-    return 4 * _conv_kp(call.params)  # the two-pixel im2col buffer (int16 taps)
+    return 4 * _conv_kp(call.params)  # the two-pixel im2col buffer (int16 taps), in every form
+
+
+def dsp_conv_ring_extra(call: KernelCall) -> int:
+    """In place, two pixels are computed before either is stored: the ring holds one pixel more."""
+    return 1
 
 
 def dsp_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
@@ -171,8 +176,10 @@ def _dsp_dw_shape(p: dict[str, Any]) -> tuple[int, int]:
 
 
 def dsp_dwconv_stack(call: KernelCall) -> int:
+    """The int16 row buffers of k_h input rows, as wide as the whole layer's output rows need: a patch
+    window's rows (at most as wide) use part of them, so every form has the same stack."""
     c4, wbuf = _dsp_dw_shape(call.params)
-    return call.params["k_h"] * wbuf * c4 * 2  # int16 row buffers of k_h input rows
+    return call.params["k_h"] * wbuf * c4 * 2
 
 
 def dsp_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
@@ -359,19 +366,30 @@ def mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
 # ---------------------------------------------------------------------------
 # The declarations of the variants above (codegen/declare.py).
 
+# The DSP variants run in place through a ring (spec.ring) and compute patch windows (spec.window, not
+# FC) with the same inner loops as their whole-layer code.  Ring units held beyond lag + 1: the
+# convolution computes two pixels before storing (1); the depthwise convolution reads the input
+# rows of an output row ahead but computes and stores pixel by pixel (0); FC stores row by row (0).
 VARIANTS = (
-    Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=2.0,
-            build=dsp_conv, helpers=(DSP,)),
-    Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack,
-            per_mac=3.0, build=dsp_dwconv, helpers=(DSP,)),
-    Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), accepts=dsp_fc_ok, per_mac=1.5, build=dsp_fc, helpers=(DSP,)),
+    # Estimated costs fitted to QEMU instruction counts of the DS-CNN (2,664,768 MACs) measured when the
+    # forms were added: mps2-an386 whole layer 5,119,492 (1.92 per MAC), in place +50,583 for 72,000 bytes
+    # stored through rings (0.70 per byte); mps3-an547 whole layer 1,146,561 (0.43 per MAC), in place
+    # +46,810 (0.65 per byte).
+    Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
+            window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.9, ring_per_byte=0.7, build=dsp_conv,
+            helpers=(DSP,)),
+    Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, window=True,
+            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.5, ring_per_byte=0.7, build=dsp_dwconv,
+            helpers=(DSP,)),
+    Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.5,
+            ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), inplace=True, ring=True, ring_extra=mve_conv_ring_extra,
-            window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=1.6, build=mve_conv, helpers=(MVE,)),
+            window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.65, build=mve_conv,
+            helpers=(MVE,)),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
-            form_stack=mve_dwconv_form_stack,
-            per_mac=2.5, build=mve_dwconv, helpers=(MVE,)),
-    Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=1.2,
-            build=mve_fc, helpers=(MVE,)),
+            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.65, build=mve_dwconv, helpers=(MVE,)),
+    Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
+            ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
 )

@@ -8,12 +8,12 @@ from tinyml.tools.verify import VerifyReport, verify_model
 
 
 def assert_bitexact(model: bytes | Path, tmp_path: Path, board: str = "host", samples: int = 4,
-                    seed: int = 0) -> VerifyReport:
+                    seed: int = 0, sram: int | None = None) -> VerifyReport:
     if isinstance(model, bytes):
         path = tmp_path / "model.tflite"
         path.write_bytes(model)
     else:
         path = Path(model)
-    report = verify_model(path, board, samples=samples, seed=seed, work_dir=tmp_path / "proj")
+    report = verify_model(path, board, samples=samples, seed=seed, work_dir=tmp_path / "proj", sram=sram)
     assert report.ok, report.summary()
     return report

@@ -1,0 +1,188 @@
+"""The DSP family's in-place (ring) and patch-window forms: the plan really uses them, and every form is
+bit-exact with TFLM under QEMU (Cortex-M4 on mps2-an386, a third of the cases on the Cortex-M33 of
+mps2-an505).
+
+In place: an arena budget of 10^9 bytes lets the planner run every operator in place wherever that
+saves memory.  Patch windows: a model of one operator never gets a patch stage from a budget (running
+it in place always needs less), so those tests plan the operator as a one-operator patch stage with a
+fixed grid (patches with and without padding at each border; the other planning steps as usual); the
+window of an input (a stage's later operators) is covered by the whole networks: mobilenet_v1 under
+a budget, and ds_cnn with its first five operators planned as a stage.  Which cases can take a form
+is decided from the plan when the parametrization is built, never skipped at run time.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from tests.harness import assert_bitexact
+from tests.modelgen import Case, build, cache_path, op_cases, zoo_cases
+from tinyml.boards import load_board
+from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.codegen.specialize import variant_options
+from tinyml.compiler import build_model, lower_graph
+from tinyml.graph import load_tflite
+from tinyml.graph.ir import Graph
+from tinyml.schedule import choose as choose_module
+from tinyml.schedule.choose import choose
+from tinyml.schedule.geometry import WINDOW_OPS, window_of
+from tinyml.schedule.patch import make_stage
+from tinyml.schedule.plan import OpFacts, Plan, plan_memory
+
+BOARD = "mps2-an386"  # Cortex-M4
+M33 = "mps2-an505"
+IN_PLACE = 10 ** 9  # a budget that lets the plan run in place wherever that saves memory
+DSP = {"CONV_2D": "conv_s8_dsp", "DEPTHWISE_CONV_2D": "dwconv_s8_dsp", "FULLY_CONNECTED": "fc_s8_dsp"}
+# The DSP-eligible sweep cases (no dilation, depth multiplier 1), per-channel half.
+CASES = [c for c in op_cases(*DSP) if c.per_channel and not c.p("dilation") and c.p("mult", 1) == 1]
+
+
+def _path(case: Case) -> Path:
+    build(case)  # into the model cache (prebuilt)
+    return cache_path(case)
+
+
+def _grid(graph: Graph) -> tuple[int, int]:
+    """3 x 3 patches where the output allows: first, middle and last patch rows and columns."""
+    win = window_of(graph, graph.ops[_main_op(graph)])
+    assert win is not None
+    return min(3, win.out_h), min(3, win.out_w)
+
+
+def _main_op(graph: Graph) -> int:
+    return next(i for i, op in enumerate(graph.ops) if op.kind in DSP)
+
+
+def _staged(ops: list[int] | None, grid: tuple[int, int] | None = None):
+    """A plan_for_budget that runs ``ops`` (default: the case's operator) as one patch stage."""
+
+    def plan_for_budget(graph: Graph, facts: dict[int, OpFacts], sram: int | None = None, **_: object) -> Plan:
+        chain = ops if ops is not None else [_main_op(graph)]
+        st = make_stage(graph, chain, grid or _grid(graph), facts)
+        assert st is not None
+        return plan_memory(graph, facts, stage=st)
+
+    return plan_for_budget
+
+
+def _plan(case: Case, board: str, stage: bool) -> Plan:
+    graph = load_tflite(_path(case))
+    brd = load_board(board)
+    ctx = LowerContext(graph=graph, features=brd.features, stack_bytes=brd.stack_bytes or 0)
+    options = variant_options(ctx, lower_graph(graph))
+    if not stage:
+        return choose(graph, options, IN_PLACE)
+    saved = choose_module.plan_for_budget
+    choose_module.plan_for_budget = _staged(None)
+    try:
+        return choose(graph, options, IN_PLACE)
+    finally:
+        choose_module.plan_for_budget = saved
+
+
+@functools.lru_cache(maxsize=None)
+def _has_form(case: Case, form: str) -> bool:
+    """Does the plan run the case's operator in ``form`` ("ring" or "window") with its DSP variant?"""
+    graph = load_tflite(_path(case))
+    op = _main_op(graph)
+    if form == "window" and (graph.ops[op].kind not in WINDOW_OPS or window_of(graph, graph.ops[op]) is None
+                             or _grid(graph) == (1, 1)):
+        return False  # no patch windows (FULLY_CONNECTED), or an output of one pixel (one patch)
+    plan = _plan(case, BOARD, stage=form == "window")
+    used = plan.inplace.get(op) is not None and plan.inplace[op].ring > 0 if form == "ring" \
+        else plan.stage_of(op) is not None
+    return used and plan.choice[op].variant == DSP[case.op]
+
+
+RING_CASES = [c for c in CASES if _has_form(c, "ring")]
+WINDOW_CASES = [c for c in CASES if _has_form(c, "window")]
+
+
+def _params(cases: list[Case]) -> list:
+    """Every case on the M4, every third one also on the M33."""
+    return [pytest.param(c, BOARD, id=f"{c.id}-{BOARD}") for c in cases] + \
+        [pytest.param(c, M33, id=f"{c.id}-{M33}") for c in cases[::3]]
+
+
+def _form_calls(calls: list, form: str) -> list[KernelCall]:
+    return [c for c in calls if isinstance(c, KernelCall) and c.kernel.endswith("_dsp") and c.spec.get(form)]
+
+
+def test_form_cases_cover_every_kernel() -> None:
+    assert {c.op for c in RING_CASES} == set(DSP)
+    assert {c.op for c in WINDOW_CASES} == {"CONV_2D", "DEPTHWISE_CONV_2D"}
+    assert any(c.p("kernel") == (1, 1) for c in RING_CASES if c.op == "CONV_2D")
+    assert any(c.p("kernel") == (1, 1) for c in WINDOW_CASES if c.op == "CONV_2D")
+
+
+def test_whole_layer_calls_have_no_form_keys(tmp_path: Path) -> None:
+    """Without a form in the plan, the specialized call (and so its code and name) is the whole-layer one."""
+    path = _path(next(c for c in CASES if c.p("kernel") == (6, 6)))
+    calls = [c for c in build_model(path, BOARD).calls if isinstance(c, KernelCall)]
+    assert calls and all(c.kernel == "conv_s8_dsp" for c in calls)
+    assert all("ring" not in c.spec and "window" not in c.spec and len(c.args) == 4 for c in calls)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("case, board", _params(RING_CASES))
+def test_dsp_in_place_bitexact(case: Case, board: str, tmp_path: Path) -> None:
+    path = _path(case)
+    c = build_model(path, board, sram=IN_PLACE)
+    used = [x for x in _form_calls(c.calls, "ring") if x.kernel == DSP[case.op]]
+    assert used and all(x.params["ring_len"] > x.params["lag"] for x in used)
+    assert_bitexact(path, tmp_path, board=board, samples=2, sram=IN_PLACE)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("case, board", _params(WINDOW_CASES))
+def test_dsp_patch_window_bitexact(case: Case, board: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(choose_module, "plan_for_budget", _staged(None))
+    path = _path(case)
+    c = build_model(path, board, sram=IN_PLACE)
+    used = [x for x in _form_calls(c.calls, "window") if x.kernel == DSP[case.op]]
+    assert used and len(used[0].patch_params) == c.plan.stages[0].patches > 1
+    assert_bitexact(path, tmp_path, board=board, samples=2, sram=IN_PLACE)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_ds_cnn_in_place_bitexact(tmp_path: Path) -> None:
+    path = _path(zoo_cases("ds_cnn")[0])
+    c = build_model(path, BOARD, sram=IN_PLACE)
+    ring = _form_calls(c.calls, "ring")
+    assert {x.kernel for x in ring} >= {"conv_s8_dsp", "dwconv_s8_dsp"}
+    assert_bitexact(path, tmp_path, board=BOARD, samples=2, sram=IN_PLACE)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_mobilenet_v1_patch_stage_bitexact(tmp_path: Path) -> None:
+    case = zoo_cases("mobilenet_v1")[0]
+    path = _path(case)
+    c = build_model(path, BOARD, sram=32000)
+    assert c.plan.stages and c.plan.arena_bytes <= 32000
+    window = _form_calls(c.calls, "window")
+    assert {x.kernel for x in window} == {"conv_s8_dsp", "dwconv_s8_dsp"}
+    assert any(pp["in_x0"] > 0 and pp["out_pitch"] < pp["out_w"] + pp["ox0"] for x in window
+               for pp in x.patch_params)
+    assert_bitexact(path, tmp_path, board=BOARD, samples=2, sram=32000)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_ds_cnn_patch_stage_bitexact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ds_cnn's first five operators (conv 10x4, then depthwise 3x3 / pointwise pairs) as one stage of
+    3 x 3 patches: the later operators read input windows with padding at the inner patch borders."""
+    monkeypatch.setattr(choose_module, "plan_for_budget", _staged([0, 1, 2, 3, 4], (3, 3)))
+    case = zoo_cases("ds_cnn")[0]
+    path = _path(case)
+    c = build_model(path, BOARD, sram=IN_PLACE)
+    window = _form_calls(c.calls, "window")
+    assert [x.op_index for x in window] == [0, 1, 2, 3, 4]
+    assert_bitexact(path, tmp_path, board=BOARD, samples=2, sram=IN_PLACE)
