@@ -35,7 +35,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
     chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
     report = profile_model(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed,
-                           families=a.kernels, progress=_say, port=a.port, baudrate=a.baud)
+                           families=a.kernels, progress=_say, port=a.port, baudrate=a.baud, sram=a.sram)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
 
@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kernels", choices=("auto", "portable"), default="auto",
                    help="kernel family: the board's fastest (auto, default) or portable C")
     s.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    s.add_argument("--sram", type=_bytes, help="profile the plan that fits this arena budget (as compile --sram)")
     s.add_argument("--port", "-p", help="profile the board at this serial port (or socket://HOST:PORT) running the "
                                         "host-link firmware of MODEL: cycles per layer from its cycle counter")
     s.add_argument("--baud", type=int, default=115200, help="baud rate with --port (default 115200)")

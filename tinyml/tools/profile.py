@@ -397,12 +397,13 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileR
 
 
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
-               families: str = "auto") -> Any:
-    """Compile ``model`` for ``board`` into ``project`` (``families``: "auto" or "portable")."""
+               families: str = "auto", sram: int | None = None) -> Any:
+    """Compile ``model`` for ``board`` into ``project`` (``families``: "auto" or "portable"; ``sram``: the
+    arena budget, as tinyml compile takes it)."""
     brd = board if isinstance(board, Board) else load_board(board)
     if families == "portable":
         brd = portable_board(brd)
-    compiled = build_model(model, brd)
+    compiled = build_model(model, brd, sram=sram)
     write_project(compiled.files, project)
     return compiled
 
@@ -417,8 +418,12 @@ def portable_board(board: Board) -> Board:
 def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.PathLike[str] | None = None,
                   work_dir: str | os.PathLike[str] | None = None, seed: int = 0, sizes: bool = True,
                   families: str = "auto", progress: Callable[[str], None] | None = None,
-                  port: str | None = None, baudrate: int = 115200) -> ProfileReport | BoardProfileReport:
+                  port: str | None = None, baudrate: int = 115200,
+                  sram: int | None = None) -> ProfileReport | BoardProfileReport:
     """Compile, build with markers, count instructions per layer under QEMU; sizes from the ELF.
+
+    ``sram``: profile the plan that fits this arena budget (as tinyml compile --sram makes it), so its
+    cost is measured exactly rather than estimated.
 
     With ``port`` (or for a QEMU board whose tensors move over its UART) the
     cycles per layer come from the host-link firmware instead: see
@@ -429,7 +434,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
     brd = load_board(board)
     if port is not None or (brd.kind == "qemu" and brd.host_io == "uart"):
         board_report = profile_device(model, brd, port, seed=seed, baudrate=baudrate, families=families,
-                                      work_dir=work_dir, sizes=sizes, progress=say)
+                                      work_dir=work_dir, sizes=sizes, progress=say, sram=sram)
         if chart is not None and board_report.cycles > 0:
             board_report.chart = str(write_chart(board_report, Path(chart)))
         return board_report
@@ -439,7 +444,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
                          "host-link firmware")
     with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
         project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
-        compiled = compile_to(model, brd, project, families)
+        compiled = compile_to(model, brd, project, families, sram)
         say(f"compiled {compiled.graph.name} for {brd.name}; building with profiling marks")
         report = profile_compiled(compiled, project, seed=seed)
         if sizes:
@@ -495,7 +500,8 @@ def write_chart(report: ProfileReport | BoardProfileReport, path: Path) -> Path:
 
 def profile_device(model: str | os.PathLike[str], board: str | Board, port: str | None, *, seed: int = 0,
                    baudrate: int = 115200, families: str = "auto", work_dir: str | os.PathLike[str] | None = None,
-                   sizes: bool = True, progress: Callable[[str], None] | None = None) -> BoardProfileReport:
+                   sizes: bool = True, progress: Callable[[str], None] | None = None,
+                   sram: int | None = None) -> BoardProfileReport:
     """Cycles per layer of ``model`` on the board at ``port``, which runs the
     host-link firmware compiled from it (compiling and flashing it is the
     user's job).  Without ``port`` (QEMU boards only) the firmware is compiled
@@ -512,7 +518,7 @@ def profile_device(model: str | os.PathLike[str], board: str | Board, port: str 
     if families == "portable":
         brd = portable_board(brd)
     if port is not None:
-        compiled = build_model(path, brd)
+        compiled = build_model(path, brd, sram=sram)
         with HostLink(port, baudrate=baudrate) as link:
             say(f"profiling {compiled.graph.name} on the device at {port}")
             return profile_over_link(link, compiled, path, port, seed=seed)
@@ -521,7 +527,7 @@ def profile_device(model: str | os.PathLike[str], board: str | Board, port: str 
                          "tinyml flash) and give its serial port with --port")
     with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
         project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
-        compiled = compile_to(path, brd, project)
+        compiled = compile_to(path, brd, project, sram=sram)
         say(f"compiled {compiled.graph.name} for {brd.name}; building the host-link firmware")
         elf = build_hostlink(project)
         with qemu_uart(brd, elf) as session, connect(session.url) as link:
