@@ -71,3 +71,16 @@ def test_plan_cli_frontier_json_and_plots(tmp_path) -> None:
     assert report["board"] == "mps2-an386" and len(report["frontier"]) >= 2
     assert png.is_file() and Path(report["frontier_plot"]).is_file()
     assert Path(report["frontier_plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_bench_memory_board_ds_cnn_small_and_fast_on_m4() -> None:
+    """Issue 15's DS-CNN row on the Cortex-M4: the default build at most 8,900 bytes of arena (TFLM's
+    activations: 16,000) and at most 1.02x the fast build's exact instructions, measured in one run."""
+    from tinyml.tools.plan import bench_memory
+
+    (row,) = bench_memory([("ds_cnn", build(zoo_cases("ds_cnn")[0]))], board="mps2-an386")
+    assert row.tflm_activations == 16000 and row.ours <= 8900 < row.fast_arena
+    assert row.instructions is not None and row.fast_instructions is not None
+    assert row.instructions <= 1.02 * row.fast_instructions

@@ -69,7 +69,7 @@ def cmd_bench_memory(a: argparse.Namespace) -> int:
     from tinyml.tools.plan import bench_memory, format_bench, zoo_models
 
     models = [(Path(m).stem, Path(m).read_bytes()) for m in a.models] if a.models else zoo_models()
-    rows = bench_memory(models, max_extra=a.max_extra, progress=_say)
+    rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board)
     print(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows], indent=2) if a.json else format_bench(rows))
     return 0
 
@@ -283,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_bench_kernels)
     s = bench_sub.add_parser("memory", help="peak activation SRAM: our plans next to TFLM's arena, measured now")
     s.add_argument("models", nargs="*", help=".tflite files (default: the test zoo, from a source checkout)")
+    s.add_argument("--board", "-b", help="QEMU board: our default build for it, with exact instructions next to "
+                                        "the fast build's")
     s.add_argument("--max-extra", type=float, default=0.15,
                    help="patch plans may add at most this fraction of MACs (default 0.15)")
     s.add_argument("--json", action="store_true", help="machine-readable output")

@@ -16,7 +16,7 @@ from tinyml.codegen.render import render_model
 from tinyml.codegen.specialize import specialize_calls, variant_options
 from tinyml.errors import FitError, InputError, ModelError
 from tinyml.graph import Graph, load_tflite
-from tinyml.schedule.choose import Options, candidates, pick
+from tinyml.schedule.choose import TOLERANCE, Options, candidates, pick
 from tinyml.schedule.plan import Plan
 from tinyml.targets.project import Application, render_project_files, reserved_ram_bytes
 
@@ -100,18 +100,23 @@ class Planned:
     plan: Plan  # the one the objective picks
 
 
-def plan_graph(graph: Graph, board: Board | None, sram: int | None = None) -> Planned:
-    """Lower once, list every operator's variants on ``board`` (portable kernels without one), and plan."""
+def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
+               tolerance: float = TOLERANCE) -> Planned:
+    """Lower once, list every operator's variants on ``board`` (portable kernels without one), and plan
+    (``tolerance``: how much slower than the fastest plan, by estimate, a default build may be to save
+    memory; 0 gives the fast build)."""
     ctx = LowerContext(graph=graph, features=board.features if board else (),
                        stack_bytes=(board.stack_bytes or 0) if board else 0)
     calls = lower_graph(graph)
     options = variant_options(ctx, calls)
     plans = candidates(graph, options, sram=sram)
-    return Planned(ctx=ctx, calls=calls, options=options, candidates=plans, plan=pick(graph, plans, sram))
+    return Planned(ctx=ctx, calls=calls, options=options, candidates=plans,
+                   plan=pick(graph, plans, sram, tolerance=tolerance))
 
 
 def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
-                sram: int | None = None, app: Application | None = None) -> Compiled:
+                sram: int | None = None, app: Application | None = None,
+                tolerance: float = TOLERANCE) -> Compiled:
     """Everything up to the file contents, without touching the disk.
 
     graph -> lower (once per operator) -> the variants each operator may run
@@ -125,7 +130,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     """
     brd = board if isinstance(board, Board) else load_board(board)
     graph = model if isinstance(model, Graph) else load_tflite(model, name=name)
-    planned = plan_graph(graph, brd, sram)
+    planned = plan_graph(graph, brd, sram, tolerance=tolerance)
     plan = planned.plan
     calls = specialize_calls(planned.ctx, planned.calls, plan)
     files = render_model(graph, calls, plan)

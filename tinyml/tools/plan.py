@@ -25,6 +25,7 @@ from tinyml.graph import Graph, load_tflite, parse_tflite
 from tinyml.schedule.choose import describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
+from tinyml.tools.profile import profile_model
 from tinyml.tools.reference import tflm_arena_bytes
 
 MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fraction of MACs
@@ -253,20 +254,49 @@ class MemoryRow:
     tflm_arena: int  # smallest arena with which TFLM allocates and invokes
     tflm_activations: int  # the activation part of it
     ours_layer_by_layer: int
-    ours: int  # arena of our best plan (patch plans within MAX_EXTRA_MACS)
+    ours: int  # without a board: arena of our smallest plan (patch plans within MAX_EXTRA_MACS); with one:
+    #           the arena of the default build for it (what tinyml compile makes)
     extra_macs: int
     macs: int
     schedule: str
+    board: str | None = None
+    instructions: int | None = None  # with a board: exact instructions of one inference of our build (QEMU)
+    fast_instructions: int | None = None  # ... and of the fast build (the fastest plan, nothing traded)
+    fast_arena: int | None = None
 
     @property
     def ratio(self) -> float:
         return self.tflm_activations / max(self.ours, 1)
 
 
+def _board_row(name: str, data: bytes, board: str, say: Callable[[str], None]) -> MemoryRow:
+    """Our default build for ``board`` against the fast build, both counted exactly under QEMU."""
+    with tempfile.TemporaryDirectory(prefix="tinyml-bench-") as tmp:
+        path = Path(tmp) / f"{name.replace('-', '_')}.tflite"
+        path.write_bytes(data)
+        brd = load_board(board)
+        graph = load_tflite(path)
+        planned = plan_graph(graph, brd)
+        fast = plan_graph(graph, brd, tolerance=0.0).plan
+        say(f"{name}: ours {planned.plan.arena_bytes} bytes; counting instructions on {board}")
+        ours = profile_model(path, board, sizes=False, work_dir=Path(tmp) / "ours").instructions
+        fast_count = profile_model(path, board, sizes=False, work_dir=Path(tmp) / "fast", tolerance=0.0).instructions
+        say(f"{name}: measuring TFLM")
+        arena = tflm_arena_bytes(data)
+        head = tflm_activation_bytes(data, arena + 4096)
+    p = planned.plan
+    return MemoryRow(model=name, tflm_arena=arena, tflm_activations=head, ours_layer_by_layer=fast.arena_bytes,
+                     ours=p.arena_bytes, extra_macs=p.extra_macs, macs=p.macs, schedule=describe(p), board=board,
+                     instructions=ours, fast_instructions=fast_count, fast_arena=fast.arena_bytes)
+
+
 def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTRA_MACS,
-                 progress: Callable[[str], None] | None = None) -> list[MemoryRow]:
-    """For each (name, .tflite bytes): TFLM's arena measured now, and our plans."""
+                 progress: Callable[[str], None] | None = None, board: str | None = None) -> list[MemoryRow]:
+    """For each (name, .tflite bytes): TFLM's arena measured now, and our plans.  With ``board`` (a QEMU
+    board): the default build for it, and its exact instructions next to the fast build's."""
     say = progress or (lambda _m: None)
+    if board is not None:
+        return [_board_row(name, data, board, say) for name, data in models]
     rows = []
     for name, data in models:
         graph = parse_tflite(data, source=name)
@@ -284,6 +314,8 @@ def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTR
 
 
 def format_bench(rows: list[MemoryRow]) -> str:
+    if rows and rows[0].board is not None:
+        return _format_board_bench(rows)
     lines = [f"{'model':<20} {'TFLM arena':>11} {'TFLM activations':>17} {'ours layer-by-layer':>20} {'ours':>8} "
              f"{'ratio':>6} {'extra MACs':>10}  schedule"]
     for r in rows:
@@ -301,3 +333,17 @@ def zoo_models(names: list[str] | None = None) -> list[tuple[str, bytes]]:
         raise InputError("no models given and the test zoo (tests/modelgen.py) is not importable; "
                          "run from a source checkout or pass .tflite files") from None
     return [(c.id, build(c)) for c in zoo_cases(*(names or []))]
+
+
+def _format_board_bench(rows: list[MemoryRow]) -> str:
+    lines = [f"memory and instructions on {rows[0].board}: our default build (what tinyml compile makes) against "
+             "TFLM and our fast build",
+             f"{'model':<22} {'TFLM arena':>11} {'TFLM act.':>10} {'ours':>8} {'ratio':>6} {'fast build':>10} "
+             f"{'instructions':>13} {'fast build':>12} {'x':>6}  schedule"]
+    for r in rows:
+        lines.append(f"{r.model:<22} {r.tflm_arena:>11,} {r.tflm_activations:>10,} {r.ours:>8,} {r.ratio:>5.2f}x "
+                     f"{r.fast_arena or 0:>10,} {r.instructions or 0:>13,} {r.fast_instructions or 0:>12,} "
+                     f"{(r.instructions or 0) / max(r.fast_instructions or 1, 1):>5.3f}x  {r.schedule}")
+    lines.append("ours / fast build: arena bytes (activations, inputs, outputs, kernel scratch); ratio = TFLM activations "
+                 "/ ours; instructions: exact, one inference under QEMU; TFLM and both builds measured in this run")
+    return "\n".join(lines)

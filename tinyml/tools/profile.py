@@ -37,6 +37,7 @@ from tinyml.codegen.lower import Alias, KernelCall
 from tinyml.compiler import build_model, write_project
 from tinyml.errors import BuildError, InputError, RunError
 from tinyml.resources import cache_root, resource_dir
+from tinyml.schedule.choose import TOLERANCE
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
 from tinyml.targets.hostlink import HostLink, connect
 from tinyml.targets.qemu import QEMU_BINARY, qemu_command, qemu_uart
@@ -397,13 +398,13 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileR
 
 
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
-               families: str = "auto", sram: int | None = None) -> Any:
+               families: str = "auto", sram: int | None = None, tolerance: float = TOLERANCE) -> Any:
     """Compile ``model`` for ``board`` into ``project`` (``families``: "auto" or "portable"; ``sram``: the
     arena budget, as tinyml compile takes it)."""
     brd = board if isinstance(board, Board) else load_board(board)
     if families == "portable":
         brd = portable_board(brd)
-    compiled = build_model(model, brd, sram=sram)
+    compiled = build_model(model, brd, sram=sram, tolerance=tolerance)
     write_project(compiled.files, project)
     return compiled
 
@@ -419,7 +420,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
                   work_dir: str | os.PathLike[str] | None = None, seed: int = 0, sizes: bool = True,
                   families: str = "auto", progress: Callable[[str], None] | None = None,
                   port: str | None = None, baudrate: int = 115200,
-                  sram: int | None = None) -> ProfileReport | BoardProfileReport:
+                  sram: int | None = None, tolerance: float = TOLERANCE) -> ProfileReport | BoardProfileReport:
     """Compile, build with markers, count instructions per layer under QEMU; sizes from the ELF.
 
     ``sram``: profile the plan that fits this arena budget (as tinyml compile --sram makes it), so its
@@ -444,7 +445,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
                          "host-link firmware")
     with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
         project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
-        compiled = compile_to(model, brd, project, families, sram)
+        compiled = compile_to(model, brd, project, families, sram, tolerance)
         say(f"compiled {compiled.graph.name} for {brd.name}; building with profiling marks")
         report = profile_compiled(compiled, project, seed=seed)
         if sizes:
