@@ -139,6 +139,21 @@ def format_plan(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a matplotlib figure (and close it); an unwritable path is the user's one-line error."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out, dpi=100)
+    except OSError as e:
+        raise InputError(f"{out}: cannot write the plot ({e.strerror}); choose another --plot path") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
 def plot_plan(r: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Live memory per step: layer by layer and the chosen schedule, side by side."""
     import matplotlib
@@ -163,15 +178,7 @@ def plot_plan(r: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.legend(loc="upper right")
     axes[0].set_ylabel("live activations (kB)")
     fig.text(0.5, 0.005, "green: in place, orange: patch stage", ha="center", fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    try:
-        fig.savefig(out, dpi=100)
-    except OSError as e:
-        raise InputError(f"{out}: cannot write the plot ({e.strerror}); choose another --plot path") from None
-    finally:
-        plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def tflm_arena(model: str | os.PathLike[str]) -> int | None:
@@ -211,15 +218,7 @@ def plot_frontier(r: dict[str, Any], path: str | os.PathLike[str], tflm: int | N
     ax.set_ylabel("estimated instructions (M)")
     if tflm is not None or r["sram_budget"]:
         ax.legend(loc="upper right")
-    fig.tight_layout()
-    out = Path(path)
-    try:
-        fig.savefig(out, dpi=100)
-    except OSError as e:
-        raise InputError(f"{out}: cannot write the plot ({e.strerror}); choose another --plot path") from None
-    finally:
-        plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------
