@@ -46,15 +46,18 @@ def test_plan_and_compile_agree(tmp_path, board, sram) -> None:
 
 
 def test_budget_forces_slower_kernels_and_says_so(tmp_path) -> None:
+    # On the M55 the MVE kernels in place cost more than 2% (their ring copies against very fast MACs):
+    # the default build keeps them whole-layer, and a budget below that arena pays the estimated price.
     model = _model(tmp_path, "ds_cnn")
-    fast = build_model(model, "mps2-an386")
-    small = build_model(model, "mps2-an386", sram=fast.plan.arena_bytes - 1)
-    assert small.plan.cost > fast.plan.cost and small.plan.slower_ops
+    fast = build_model(model, "mps3-an547")
+    assert not fast.plan.inplace or not any(ip.ring for ip in fast.plan.inplace.values())
+    small = build_model(model, "mps3-an547", sram=fast.plan.arena_bytes - 1)
+    assert small.plan.cost > fast.plan.cost and small.plan.arena_bytes < fast.plan.arena_bytes
     assert small.plan.fastest_cost == fast.plan.cost
     with pytest.raises(FitError, match="cannot run in 1000 bytes of arena: the smallest plan found needs"):
-        build_model(model, "mps2-an386", sram=1000)
+        build_model(model, "mps3-an547", sram=1000)
     out = tmp_path / "p"
-    r = subprocess.run([sys.executable, "-m", "tinyml.cli", "compile", str(model), "-b", "mps2-an386", "-o", str(out),
+    r = subprocess.run([sys.executable, "-m", "tinyml.cli", "compile", str(model), "-b", "mps3-an547", "-o", str(out),
                         "--sram", str(fast.plan.arena_bytes - 1)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     note = [line for line in r.stdout.splitlines() if line.startswith("note:")]
