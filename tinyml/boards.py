@@ -316,9 +316,13 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
     if packaged and name != path.stem:
         raise reader.fail("name", f"{name!r} differs from the file name {path.name!r}", f"rename the file to {name}.toml or set name = {path.stem!r}")
     description = reader.string(data, "description")
-    if not description.isprintable() or len(description) > MAX_DESCRIPTION_CHARS:
-        raise reader.fail("description", f"{_show(description)} is not one printable line of at most "
-                          f"{MAX_DESCRIPTION_CHARS} characters", "shorten it to one line without control characters")
+    bad = next((i for i, ch in enumerate(description) if not ch.isprintable()), None)
+    if bad is not None:
+        raise reader.fail("description", f"is not one printable line ({description[bad]!r} at character {bad + 1})",
+                          "write it on one line without control characters")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise reader.fail("description", f"has {len(description)} characters, more than {MAX_DESCRIPTION_CHARS}",
+                          "shorten it")
     kind = reader.choice(data, "kind", KINDS)
     cpu = reader.pattern(data, "cpu", _CPU_RE, "a core name such as \"cortex-m4\"")
     arch = reader.choice(data, "arch", ARCHS)
