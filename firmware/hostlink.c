@@ -376,7 +376,14 @@ static void tml_hl_frame(void)
     }
     length = (unsigned)tml_hl_rx[5] | ((unsigned)tml_hl_rx[6] << 8);
     if (length > TML_HL_MAX_PAYLOAD) {
+        /* Refused at once, then discarded whole: none of its bytes may
+         * start a frame or feed the text command line. */
         tml_hl_nak(tml_hl_rx[4], TML_HL_TOO_LONG);
+        for (total = length + TML_HL_CRC_BYTES; total > 0u; total--) {
+            if (tml_hl_read_byte() < 0) {
+                break; /* the sender stopped: hunt again */
+            }
+        }
         return;
     }
     total = TML_HL_HEADER_BYTES + length + TML_HL_CRC_BYTES;
@@ -422,8 +429,8 @@ static int tml_hl_hex_digit(char c)
     return -1;
 }
 
-/* Parses a decimal number at *text (after spaces); -1 if there is none or
- * it exceeds 10^9. */
+/* Parses a decimal number at *text (after spaces); -1 if there is none,
+ * -2 if it exceeds 10^9. */
 static long tml_hl_number(const char **text)
 {
     const char *p = *text;
@@ -437,7 +444,7 @@ static long tml_hl_number(const char **text)
     while (*p >= '0' && *p <= '9') {
         value = value * 10 + (*p - '0');
         if (value > 1000000000L) {
-            return -1;
+            return -2;
         }
         p++;
     }
@@ -577,14 +584,18 @@ static void tml_hl_command(const char *line)
         long warmup = n < 0 ? 0 : tml_hl_number(&p);
         uint64_t cycles;
         int failed = 0;
-        if (n < 0) {
+        if (n == -1) {
             n = 1;
         }
-        if (warmup < 0) {
+        if (warmup == -1) {
             warmup = 0;
         }
         if (n == 0) {
             tml_hl_write("e-[Inference iterations must be >0]\r\n");
+        } else if (n < 0 || warmup < 0 || (unsigned long)n + (unsigned long)warmup > TML_HL_MAX_INFERENCES) {
+            tml_hl_write("e-[Inference and warm-up iterations must be at most ");
+            tml_hl_write_unsigned(TML_HL_MAX_INFERENCES);
+            tml_hl_write(" together]\r\n");
         } else {
             tml_hl_write("m-warmup-start-");
             tml_hl_write_unsigned((uint64_t)warmup);

@@ -15,7 +15,10 @@
  * longer than TML_HL_MAX_PAYLOAD, bytes missing for TML_HL_TIMEOUT_MS) is
  * answered with type TML_HL_NAK and a status, and the receiver goes back
  * to hunting for 0xA5 0x5A: it never waits forever for the rest of a frame
- * and never writes past its buffer.  Bytes outside frames are ignored
+ * and never writes past its buffer.  A frame refused for its length is
+ * discarded whole: its length + CRC bytes are read and dropped (until a
+ * read times out) before the hunt resumes, so nothing inside it is ever
+ * taken for a frame or a text command.  Bytes outside frames are ignored
  * (printable ones feed the benchmark-runner command line).
  *
  * The frame version (TML_HL_VERSION) changes only with the frame format.
@@ -46,6 +49,15 @@
 #endif
 #ifndef TML_HL_TIMEOUT_MS
 #define TML_HL_TIMEOUT_MS 1000u
+#endif
+/* The most inferences, warm-up ones included, that one benchmark-runner
+ * command "infer N W%" may ask for (N + W): the device serves nothing else
+ * while it runs them.  The largest zoo model (MobileNetV2 at 144x144) takes
+ * up to about 1 s per inference on the QEMU boards that hold it, so 50 finish
+ * well within the host's 120-second timeout.  The host side refuses more
+ * before sending (MAX_INFERENCES in tinyml/targets/hostlink.py). */
+#ifndef TML_HL_MAX_INFERENCES
+#define TML_HL_MAX_INFERENCES 50u
 #endif
 
 /* Request types. */

@@ -187,3 +187,50 @@ def test_run_renode_without_renode(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     code = cli_main(["run", str(tmp_path / "p"), "--renode"])
     err = capsys.readouterr().err
     assert code == 2 and "Renode is not installed" in err and "https://renode.io" in err
+
+
+# ---------------------------------------------------------------- hostile board files (issue 19)
+
+HOSTILE = [
+    ("nested 3000 deep", lambda t: t + "\n[deep]\nx = " + "[" * 3000 + "]" * 3000 + "\n",
+     "nests tables or arrays too deeply"),
+    ("serial 2**32-1", lambda t: t.replace("args = []", "args = []\nserial = 4294967295"),
+     "key 'qemu.serial': 4294967295 (0xffffffff) is out of range; use a value from 0 to 3"),
+    ("baud 0", lambda t: t.replace("baud = 115200", "baud = 0"),
+     "key 'uart.baud': 0 (0x0) is out of range; use a value from 300 to 12000000"),
+    ("newline in description", lambda t: t.replace('under QEMU"', 'under QEMU\\nrm -rf ~"', 1),
+     "key 'description': is not one printable line ('\\n' at character 39)"),
+    ("cpu_hz 0", lambda t: t.replace("cpu_hz = 25000000", "cpu_hz = 0"), "key 'clock.cpu_hz': 0 (0x0) is out of range"),
+    ("shell in a flag", lambda t: t.replace('"-mthumb"', '"-mthumb$(shell id)"'), "is not a single compiler flag"),
+    ("space in machine", lambda t: t.replace('machine = "mps2-an386"', 'machine = "mps2 -s"'),
+     "key 'qemu.machine'"),
+    ("odd uart base", lambda t: t.replace("base = 0x40004000", "base = 0x40004001"), "key 'uart.base'"),
+]
+
+
+@pytest.mark.parametrize("edit,expected", [pytest.param(e, x, id=d) for d, e, x in HOSTILE])
+def test_hostile_board_file(tmp_path: Path, edit, expected: str) -> None:
+    text = load_board("mps2-an386").path.read_text()
+    broken = edit(text)
+    assert broken != text
+    path = tmp_path / "b.toml"
+    path.write_text(broken)
+    with pytest.raises(BoardError) as info:
+        load_board(str(path))
+    assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_hostile_board_file_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("name = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n")
+    code = cli_main(["compile", str(ds_cnn()), "-b", str(path), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"tinyml: error: {path}: nests tables or arrays too deeply")
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_packaged_board_is_within_the_ranges() -> None:
+    for board in list_boards():
+        assert board.description.isprintable() and 0 <= board.qemu_serial <= 3
+        assert all(300 <= v <= 12_000_000 for k, v in board.uart if k == "baud")

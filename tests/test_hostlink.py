@@ -130,8 +130,9 @@ def test_requests_and_error_answers(netduino: tuple[Path, Path]) -> None:
                 link.poll(0.1)
             return list(link.frames)
 
-        # Oversized length: refused at once, before any payload byte.
-        (answer,) = raw(b"\xa5\x5a" + struct.pack("<BBBH", 1, ECHO, 9, 257))
+        # Oversized length: refused at once, before any payload byte (then its
+        # 257 payload and 4 CRC bytes are dropped).
+        (answer,) = raw(b"\xa5\x5a" + struct.pack("<BBBH", 1, ECHO, 9, 257) + bytes(257 + 4))
         assert (answer.kind, answer.seq, answer.status) == (NAK, 9, 3)
         # Flipped payload bit: bad CRC.
         frame = bytearray(encode_frame(ECHO, 10, b"hello"))
@@ -172,7 +173,7 @@ def random_inputs_for(model: Path, n: int) -> list[list[np.ndarray]]:
 
 
 def fuzz_frames(rng: random.Random, count: int) -> list[bytes]:
-    """Random bytes, flipped bits, truncations, oversized lengths, and
+    """Random bytes, flipped bits, truncations, oversized lengths (with or without their bytes), and
     authentic frames with random contents (never INFER, which is slow)."""
 
     def valid() -> bytes:
@@ -200,10 +201,11 @@ def fuzz_frames(rng: random.Random, count: int) -> list[bytes]:
         elif mode == 2:
             frame = valid()
             frames.append(frame[:rng.randrange(1, len(frame))])
-        elif mode == 3:
-            length = rng.randrange(257, 65536)
+        elif mode == 3:  # the device drops length + 4 bytes after it (or until the sender pauses)
+            length = rng.randrange(257, 1024)
+            rest = length + 4 if rng.random() < 0.5 else rng.randrange(6)
             frames.append(b"\xa5\x5a" + struct.pack("<BBBH", 1, rng.randrange(256), rng.randrange(256), length)
-                          + bytes(rng.randrange(256) for _ in range(rng.randrange(6))))
+                          + bytes(rng.randrange(256) for _ in range(rest)))
         else:
             frames.append(valid())
     return frames
@@ -226,6 +228,9 @@ def test_fuzz_10000_frames(netduino: tuple[Path, Path]) -> None:
                 sent += len(frame)
                 link.poll(0)  # keep draining the answers
             token = bytes([start // 1000]) * 8
+            # Random bytes after a sync may announce up to 65535 bytes: the device drops that many
+            # (and the CRC) before it hunts again.  Zeros end any such frame, then count as noise.
+            link.write(bytes(0xFFFF + 4))
             assert link.echo(token) == token  # resynchronized
             assert session.process.poll() is None, session.stderr()
         assert link.info() == info
@@ -317,3 +322,80 @@ def test_dead_device_is_reported(netduino: tuple[Path, Path]) -> None:
         with pytest.raises(LinkError):
             link.echo(b"gone")
         link.close()
+
+
+# ---------------------------------------------------------------- hostile frames and runner commands (issue 19)
+
+
+def _device_timeout(link: HostLink) -> float:
+    """Seconds the device waits for a missing frame byte (TML_HL_TIMEOUT_MS as QEMU runs it)."""
+    link.frames.clear()
+    start = time.monotonic()
+    link.write(encode_frame(ECHO, 30, b"x")[:-2])
+    while not link.frames and time.monotonic() - start < 10:
+        link.poll(0.05)
+    (answer,) = link.frames
+    assert (answer.kind, answer.status) == (NAK, 7)
+    return time.monotonic() - start
+
+
+@pytest.mark.qemu
+def test_overlong_frame_is_discarded_whole(netduino: tuple[Path, Path]) -> None:
+    """A frame refused for its length hides a text command in its payload: the
+    device must drop the payload and CRC, not run the command, and serve the
+    next frame at once; a truncated one is dropped until the sender pauses."""
+    _, elf = netduino
+    with qemu_uart("netduinoplus2", elf) as session, connect(session.url) as link:
+        link.echo(b"sync")
+        link.retries = 0  # "at once": no retry may paper over a lost frame
+        payload = (b"\r\nname%\r\nresults%" * 20)[:300]
+        header = b"\xa5\x5a" + struct.pack("<BBBH", 1, ECHO, 21, len(payload))
+        start = len(link.console)
+        link.frames.clear()
+        link.write(header + payload + struct.pack("<I", crc32(header[2:] + payload)))
+        deadline = time.monotonic() + 10
+        while not link.frames and time.monotonic() < deadline:
+            link.poll(0.05)
+        assert [(f.kind, f.seq, f.status) for f in link.frames] == [(NAK, 21, 3)]
+        assert link.echo(b"right after") == b"right after"
+        link.poll(0.3)
+        assert "m-name" not in link.console[start:] and "m-results" not in link.console[start:]
+
+        # Truncated: the header promises 2000 bytes, only a command follows, then silence.
+        pause = _device_timeout(link)
+        start = len(link.console)
+        link.frames.clear()
+        link.write(b"\xa5\x5a" + struct.pack("<BBBH", 1, ECHO, 22, 2000) + b"name%")
+        time.sleep(1.5 * pause + 0.2)
+        link.poll(0.1)
+        assert [(f.kind, f.seq, f.status) for f in link.frames] == [(NAK, 22, 3)]
+        assert link.echo(b"after the pause") == b"after the pause"
+        assert "m-name" not in link.console[start:]
+    assert "fault" not in session.stderr()
+
+
+@pytest.mark.qemu
+def test_infer_count_is_bounded(netduino: tuple[Path, Path]) -> None:
+    """'infer 1000000000%' would keep the device busy for weeks: refused at once
+    by the device, and by the client before sending."""
+    from tinyml.errors import InputError
+    from tinyml.targets.hostlink import MAX_INFERENCES
+
+    _, elf = netduino
+    with qemu_uart("netduinoplus2", elf) as session, connect(session.url) as link:
+        link.echo(b"sync")
+        for command in ("infer 1000000000%", f"infer {MAX_INFERENCES + 1}%", f"infer 1 {MAX_INFERENCES}%"):
+            start, began = len(link.console), time.monotonic()
+            link.write(command.encode())  # raw: past the client's own check
+            while "m-ready" not in link.console[start:] and time.monotonic() - began < 10:
+                link.poll(0.05)
+            out = link.console[start:]
+            assert f"e-[Inference and warm-up iterations must be at most {MAX_INFERENCES} together]" in out, out
+            assert "m-warmup-start" not in out and time.monotonic() - began < 5
+        assert "m-infer-done" in link.runner_infer(2, 1)
+        written = []
+        link.write = written.append  # type: ignore[method-assign]
+        for n, w in ((1_000_000_000, 0), (MAX_INFERENCES, 1), (0, 0)):
+            with pytest.raises(InputError, match=f"N \\+ W <= {MAX_INFERENCES}"):
+                link.runner_infer(n, w)
+        assert written == []

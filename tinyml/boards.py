@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyml.errors import BoardError
+from tinyml.limits import MAX_BOARD_FILE_BYTES
 from tinyml.resources import resource_dir
 
 KINDS = ("host", "qemu", "hardware")
@@ -65,7 +66,52 @@ CLOCK_DRIVERS = ("none", "stm32f4", "stm32f7", "stm32l4", "stm32h7", "nrf51", "n
 UART_DRIVERS = ("cmsdk", "stm32-usart-v1", "stm32-usart-v2", "nrf-uart", "pl011-rp2040")
 _FLASH_KEYS = {"pyocd_target", "openocd", "gdb_reset"}
 _RENODE_KEYS = {"platform", "uart"}
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Patterns of the string keys (board files are untrusted: their strings end
+# up in Makefiles, C strings, command lines and one-line reports).
+_CPU_RE = re.compile(r"^[a-z0-9][a-z0-9+._-]{0,31}$")
+_CC_RE = re.compile(r"^[A-Za-z0-9_+./-]{1,200}$")
+_FLAG_RE = re.compile(r"^-[A-Za-z0-9_=+,./:@-]{1,200}$")
+_MACHINE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_QEMU_ARG_RE = re.compile(r"^[A-Za-z0-9_=+,./:@-]{1,200}$")
+_PYOCD_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_OPENOCD_RE = re.compile(r"^[A-Za-z0-9_+./ -]{1,200}$")  # a .cfg file or a "-c command"
+_RENODE_PLATFORM_RE = re.compile(r"^[A-Za-z0-9_+./-]{1,200}\.repl$")
+_RENODE_UART_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){1,3}$")
+MAX_DESCRIPTION_CHARS = 120
+MAX_GDB_RESET_CHARS = 120
+# Ranges of the integer keys of [clock] and [uart] (inclusive); a driver's
+# other keys are 32-bit values.  Frequencies in Hz.
+_CLOCK_RANGES = {
+    "cpu_hz": (1_000_000, 1_000_000_000),
+    "xosc_hz": (1_000_000, 50_000_000),
+    "pll_m": (1, 63),
+    "pll_n": (1, 512),
+    "pll_p": (1, 128),
+    "pll_q": (1, 128),
+    "pll_r": (1, 128),
+    "pll_fbdiv": (16, 320),
+    "pll_postdiv1": (1, 7),
+    "pll_postdiv2": (1, 7),
+    "flash_latency": (0, 15),
+    "hpre_div": (1, 512),
+    "apb_div": (1, 16),
+    "apb1_div": (1, 16),
+    "apb2_div": (1, 16),
+}
+_UART_RANGES = {
+    "baud": (300, 12_000_000),
+    "clock_hz": (1_000_000, 1_000_000_000),
+    "tx_pin": (0, 63),
+    "rx_pin": (0, 63),
+    "tx_port": (0, 15),
+    "rx_port": (0, 15),
+    "af": (0, 15),
+    "rcc_enr_offset": (0, 0xFFC),
+    "rcc_enr_bit": (0, 31),
+    "lpuart": (0, 1),
+}
+MAX_QEMU_SERIAL = 3  # QEMU machines have at most 4 serial ports
 
 
 @dataclass(frozen=True)
@@ -205,15 +251,23 @@ class _Reader:
             raise self.fail(full, f"must be a list of non-empty strings, got {_show(value)}", 'write it as ["a", "b"]')
         return tuple(value)
 
-    def integer(self, data: dict[str, Any], key: str, prefix: str = "", *, minimum: int = 0) -> int:
+    def pattern(self, data: dict[str, Any], key: str, regex: re.Pattern[str], what: str, prefix: str = "") -> str:
+        value = self.string(data, key, prefix)
+        if not regex.match(value):
+            raise self.fail(f"{prefix}.{key}" if prefix else key, f"{_show(value)} is not {what}",
+                            "use letters, digits and '.', '_', '-' only")
+        return value
+
+    def integer(self, data: dict[str, Any], key: str, prefix: str = "", *, minimum: int = 0,
+                maximum: int = 0xFFFFFFFF) -> int:
         full = f"{prefix}.{key}" if prefix else key
         if key not in data:
             raise self.fail(full, "missing", "add it as an integer (hex like 0x400000 is fine)")
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(full, f"must be an integer, got {_show(value)}", "write a number without quotes, e.g. 0x400000")
-        if value < minimum or value > 0xFFFFFFFF:
-            raise self.fail(full, f"{value:#x} is out of range", f"use a value from {minimum:#x} to 0xffffffff")
+        if value < minimum or value > maximum:
+            raise self.fail(full, f"{value} ({value:#x}) is out of range", f"use a value from {minimum} to {maximum}")
         return value
 
     def region(self, memory: dict[str, Any], key: str, required: bool) -> tuple[int, int] | None:
@@ -238,7 +292,14 @@ def _show(value: Any) -> str:
 def _load_file(path: Path, *, packaged: bool) -> Board:
     reader = _Reader(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BOARD_FILE_BYTES:
+            raise reader.fail("", f"is {size:,} bytes, more than the {MAX_BOARD_FILE_BYTES // 1024} KiB a board "
+                                  "file may have", "give a board .toml file")
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise reader.fail("", "nests tables or arrays too deeply to read", "flatten it (a board file needs at "
+                              "most two levels)") from None
     except OSError as err:
         raise BoardError(f"cannot read board file {path}: {err.strerror}; check the path and permissions") from err
     except UnicodeDecodeError as err:
@@ -255,8 +316,15 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
     if packaged and name != path.stem:
         raise reader.fail("name", f"{name!r} differs from the file name {path.name!r}", f"rename the file to {name}.toml or set name = {path.stem!r}")
     description = reader.string(data, "description")
+    bad = next((i for i, ch in enumerate(description) if not ch.isprintable()), None)
+    if bad is not None:
+        raise reader.fail("description", f"is not one printable line ({description[bad]!r} at character {bad + 1})",
+                          "write it on one line without control characters")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise reader.fail("description", f"has {len(description)} characters, more than {MAX_DESCRIPTION_CHARS}",
+                          "shorten it")
     kind = reader.choice(data, "kind", KINDS)
-    cpu = reader.string(data, "cpu")
+    cpu = reader.pattern(data, "cpu", _CPU_RE, "a core name such as \"cortex-m4\"")
     arch = reader.choice(data, "arch", ARCHS)
     if (kind == "host") != (arch == "host"):
         raise reader.fail("arch", f"arch {arch!r} does not go with kind {kind!r}", 'use arch = "host" exactly when kind = "host"')
@@ -272,12 +340,16 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
     compiler = reader.table(data, "compiler", _COMPILER_KEYS, required=True)
     assert compiler is not None
     cc = reader.string(compiler, "cc", "compiler", default=DEFAULT_CC[kind])
+    if not _CC_RE.match(cc):
+        raise reader.fail("compiler.cc", f"{_show(cc)} is not a compiler command", "give one program name or path, "
+                          "without spaces or shell characters, e.g. \"arm-none-eabi-gcc\"")
     cflags = reader.strings(compiler, "cflags", "compiler", required=True)
     ldflags = reader.strings(compiler, "ldflags", "compiler")
     for key, flags in (("compiler.cflags", cflags), ("compiler.ldflags", ldflags)):
         for flag in flags:
-            if not flag.startswith("-") or any(c.isspace() for c in flag):
-                raise reader.fail(key, f"{flag!r} is not a single compiler flag", "give one flag per string, each starting with '-'")
+            if not _FLAG_RE.match(flag):
+                raise reader.fail(key, f"{_show(flag)} is not a single compiler flag", "give one flag per string, "
+                                  "each starting with '-', without spaces or shell characters")
     if kind != "host" and "-mthumb" not in cflags:
         raise reader.fail("compiler.cflags", "Cortex-M code needs -mthumb", 'add "-mthumb"')
     if kind != "host" and not any(f.startswith(("-mcpu=", "-march=")) for f in cflags):
@@ -323,8 +395,12 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
     if qemu is not None:
         if kind != "qemu":
             raise reader.fail("qemu", f"only boards of kind 'qemu' have a [qemu] table (this is {kind!r})", "remove it or set kind = \"qemu\"")
-        qemu_machine = reader.string(qemu, "machine", "qemu")
+        qemu_machine = reader.pattern(qemu, "machine", _MACHINE_RE, "a qemu-system-arm -machine name", "qemu")
         qemu_args = reader.strings(qemu, "args", "qemu")
+        for arg in qemu_args:
+            if not _QEMU_ARG_RE.match(arg):
+                raise reader.fail("qemu.args", f"{_show(arg)} is not a single QEMU argument", "give one argument "
+                                  "per string, without spaces or shell characters")
     extra = _load_link_keys(reader, data, kind, ram, stack_bytes, qemu)
 
     return Board(
@@ -354,8 +430,9 @@ def _load_file(path: Path, *, packaged: bool) -> Board:
 
 
 def _int_table(reader: _Reader, data: dict[str, Any], key: str, driver_choices: tuple[str, ...],
-               required: tuple[str, ...]) -> tuple[str, tuple[tuple[str, int], ...]] | None:
-    """A [clock] or [uart] table: driver = "...", every other key an integer."""
+               required: tuple[str, ...], ranges: dict[str, tuple[int, int]]
+               ) -> tuple[str, tuple[tuple[str, int], ...]] | None:
+    """A [clock] or [uart] table: driver = "...", every other key an integer in its range."""
     table = data.get(key)
     if table is None:
         return None
@@ -370,7 +447,8 @@ def _int_table(reader: _Reader, data: dict[str, Any], key: str, driver_choices: 
             continue
         if not re.match(r"^[a-z][a-z0-9_]*$", name):
             raise reader.fail(f"{key}.{name}", "is not a valid key name", "use lowercase letters, digits and '_'")
-        values.append((name, reader.integer(table, name, key)))
+        low, high = ranges.get(name, (0, 0xFFFFFFFF))
+        values.append((name, reader.integer(table, name, key, minimum=low, maximum=high)))
     for name in required:
         if name not in table:
             raise reader.fail(f"{key}.{name}", "missing", "add it as an integer")
@@ -392,10 +470,13 @@ def _load_link_keys(reader: _Reader, data: dict[str, Any], kind: str, ram: tuple
     if kind == "hardware" and host_io != "uart":
         raise reader.fail("host_io", "real hardware has no semihosting host to read files from", 'use host_io = "uart"')
     out["host_io"] = host_io
-    clock = _int_table(reader, data, "clock", CLOCK_DRIVERS, ("cpu_hz",))
+    clock = _int_table(reader, data, "clock", CLOCK_DRIVERS, ("cpu_hz",), _CLOCK_RANGES)
     if clock is not None:
         out["clock_driver"], out["clock"] = clock
-    uart = _int_table(reader, data, "uart", UART_DRIVERS, ("base", "baud"))
+    uart = _int_table(reader, data, "uart", UART_DRIVERS, ("base", "baud"), _UART_RANGES)
+    if uart is not None and dict(uart[1])["base"] % 4:
+        raise reader.fail("uart.base", f"{dict(uart[1])['base']:#x} is not a multiple of 4", "give the register "
+                          "block's address")
     if uart is not None:
         out["uart_driver"], out["uart"] = uart
     if host_io == "uart" and uart is None:
@@ -403,18 +484,29 @@ def _load_link_keys(reader: _Reader, data: dict[str, Any], kind: str, ram: tuple
     if uart is not None and clock is None:
         raise reader.fail("clock", "missing (the UART divisor needs the clock)", "add a [clock] table with driver and cpu_hz")
     if qemu is not None and "serial" in qemu:
-        out["qemu_serial"] = reader.integer(qemu, "serial", "qemu")
+        out["qemu_serial"] = reader.integer(qemu, "serial", "qemu", maximum=MAX_QEMU_SERIAL)
     flash = reader.table(data, "flash", _FLASH_KEYS, required=False)
     if flash is not None:
         if "pyocd_target" in flash:
-            out["pyocd_target"] = reader.string(flash, "pyocd_target", "flash")
+            out["pyocd_target"] = reader.pattern(flash, "pyocd_target", _PYOCD_RE, "a pyOCD target name",
+                                                 "flash")
         out["openocd"] = reader.strings(flash, "openocd", "flash")
+        for entry in out["openocd"]:
+            if not _OPENOCD_RE.match(entry):
+                raise reader.fail("flash.openocd", f"{_show(entry)} is not an OpenOCD .cfg file or -c command",
+                                  "use letters, digits, '_', '.', '/', '-', '+' and spaces")
         if "gdb_reset" in flash:
             out["gdb_reset"] = reader.string(flash, "gdb_reset", "flash")
+            if not out["gdb_reset"].isprintable() or len(out["gdb_reset"]) > MAX_GDB_RESET_CHARS:
+                raise reader.fail("flash.gdb_reset", f"{_show(out['gdb_reset'])} is not one printable line of at "
+                                  f"most {MAX_GDB_RESET_CHARS} characters", "give one GDB command")
     if kind == "hardware" and (flash is None or not (out.get("pyocd_target") or out.get("openocd"))):
         raise reader.fail("flash", "a real board needs a flash method", "add [flash] with pyocd_target or openocd")
     renode = reader.table(data, "renode", _RENODE_KEYS, required=False)
     if renode is not None:
-        out["renode_platform"] = reader.string(renode, "platform", "renode")
-        out["renode_uart"] = reader.string(renode, "uart", "renode")
+        out["renode_platform"] = reader.pattern(renode, "platform", _RENODE_PLATFORM_RE,
+                                                "a Renode .repl path such as \"platforms/cpus/stm32f4.repl\"",
+                                                "renode")
+        out["renode_uart"] = reader.pattern(renode, "uart", _RENODE_UART_RE,
+                                            "a Renode peripheral such as \"sysbus.usart1\"", "renode")
     return out

@@ -9,6 +9,9 @@ import time
 from typing import Sequence
 
 from tinyml.errors import InputError, TinymlError
+from tinyml.limits import MAX_SAMPLES, SEED_MAX, check_model_name
+
+PLOT_FORMATS = ("png", "pdf", "svg")  # the suffixes matplotlib decides the format by
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +71,9 @@ def cmd_bench_memory(a: argparse.Namespace) -> int:
 
     from tinyml.tools.plan import bench_memory, format_bench, zoo_models
 
-    models = [(Path(m).stem, Path(m).read_bytes()) for m in a.models] if a.models else zoo_models()
+    from tinyml.graph.tflite_import import read_model_file
+
+    models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models()
     rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board)
     print(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows], indent=2) if a.json else format_bench(rows))
     return 0
@@ -85,6 +90,62 @@ def _bytes(text: str) -> int:
     if n <= 0:
         raise argparse.ArgumentTypeError(f"'{text}' must be positive")
     return n
+
+
+def _seed(text: str) -> int:
+    """A random seed: 0 to 2**32 - 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a seed; give a whole number from 0 to {SEED_MAX}") from None
+    if not 0 <= n <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give a seed from 0 to {SEED_MAX}")
+    return n
+
+
+def _samples(text: str) -> int:
+    """A number of random inputs: 1 to MAX_SAMPLES."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of samples (e.g. 10)") from None
+    if not 1 <= n <= MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give 1 to {MAX_SAMPLES:,} samples")
+    return n
+
+
+def _baud(text: str) -> int:
+    """A UART baud rate."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a baud rate (e.g. 115200)") from None
+    if not 50 <= n <= 20_000_000:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give a baud rate from 50 to 20000000")
+    return n
+
+
+def _c_name(text: str) -> str:
+    """--name: a lowercase C identifier."""
+    try:
+        return check_model_name(text)
+    except TinymlError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _plot_file(text: str) -> str:
+    """A plot file name whose suffix matplotlib writes: .png, .pdf or .svg (checked before any work)."""
+    from pathlib import Path
+
+    suffix = Path(text).suffix.lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        shown = f"unknown plot format '.{suffix}'" if suffix else "no suffix to choose the plot format by"
+        raise argparse.ArgumentTypeError(f"'{text}': {shown}; give a file name ending in "
+                                         + ", ".join(f".{f}" for f in PLOT_FORMATS[:-1]) + f" or .{PLOT_FORMATS[-1]}")
+    parent = Path(text).parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}': directory {parent} does not exist; create it first")
+    return text
 
 
 def _epochs(text: str) -> int:
@@ -105,9 +166,9 @@ def cmd_compile(a: argparse.Namespace) -> int:
     if a.kws:
         from tinyml.apps.kws import compile_kws
 
-        c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram)
+        c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram, force=a.force)
     else:
-        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram)
+        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram, force=a.force)
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
@@ -194,7 +255,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     from tinyml.apps.demo import run_demo
 
-    return 0 if run_demo(board=a.board, samples=a.samples, out_dir=a.output) else 1
+    return 0 if run_demo(board=a.board, samples=a.samples, out_dir=a.output, force=a.force) else 1
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -260,15 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", required=True, help="QEMU board, e.g. mps2-an386")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.add_argument("--chart", help="bar chart file (default MODEL-BOARD-profile.png)")
+    s.add_argument("--chart", type=_plot_file, help="bar chart file (default MODEL-BOARD-profile.png)")
     s.add_argument("--no-chart", action="store_true", help="do not write the bar chart")
     s.add_argument("--kernels", choices=("auto", "portable"), default="auto",
                    help="kernel family: the board's fastest (auto, default) or portable C")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the random input (default 0)")
     s.add_argument("--sram", type=_bytes, help="profile the plan that fits this arena budget (as compile --sram)")
     s.add_argument("--port", "-p", help="profile the board at this serial port (or socket://HOST:PORT) running the "
                                         "host-link firmware of MODEL: cycles per layer from its cycle counter")
-    s.add_argument("--baud", type=int, default=115200, help="baud rate with --port (default 115200)")
+    s.add_argument("--baud", type=_baud, default=115200, help="baud rate with --port (default 115200)")
     s.set_defaults(func=cmd_profile)
 
     # `tinyml bench PART`: each part is a sub-subcommand of bench_sub.
@@ -297,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes (e.g. 65536 or 64k): the plan that fits "
                                                 "it with the lowest estimated cost")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.add_argument("--plot", help="where to write the live-memory plot (default MODEL-memory.png)")
+    s.add_argument("--plot", type=_plot_file, help="where to write the live-memory plot (default MODEL-memory.png)")
     s.add_argument("--no-plot", action="store_true", help="do not write the plot")
     s.set_defaults(func=cmd_plan)
 
@@ -305,7 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", required=True, help="board name (see 'tinyml boards') or a board .toml file")
     s.add_argument("-o", "--output", required=True, help="project directory to create")
-    s.add_argument("--name", help="C name of the model (default: from the file name)")
+    s.add_argument("--name", type=_c_name, help="C name of the model, a lowercase C identifier (default: from the "
+                                                 "file name)")
+    s.add_argument("--force", action="store_true", help="replace OUTPUT even if it is the current directory, one of "
+                                                         "its parents, or a non-empty directory that is not a "
+                                                         "tinyml project")
     s.add_argument("--kws", action="store_true", help="keyword-spotting firmware: MFCC front end and streaming "
                                                       "main (audio in, detections out) instead of tensors in/out")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes: generate code from the plan that fits it "
@@ -323,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="compare the generated firmware with TFLM on random inputs")
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", default="host", help="board to run on (default: host)")
-    s.add_argument("--samples", "-n", type=int, default=10, help="number of random inputs (default 10)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--samples", "-n", type=_samples, default=10, help="number of random inputs (default 10)")
+    s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes: verify the plan that fits it")
     s.set_defaults(func=cmd_verify)
 
@@ -332,8 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "emulated Cortex-M4; dscnn: a random DS-CNN checked against TFLM")
     s.add_argument("which", nargs="?", choices=("kws", "dscnn"), default="kws", help="which demo (default kws)")
     s.add_argument("--board", "-b", default="mps2-an386", help="QEMU board (default mps2-an386)")
-    s.add_argument("--samples", "-n", type=int, default=5, help="dscnn: inputs to run (default 5)")
+    s.add_argument("--samples", "-n", type=_samples, default=5, help="dscnn: inputs to run (default 5)")
     s.add_argument("-o", "--output", help="dscnn: project directory (default: in ~/.cache/tinyml/demo)")
+    s.add_argument("--force", action="store_true", help="dscnn: replace OUTPUT even if it is not a tinyml project "
+                                                         "(see 'tinyml compile --help')")
     s.add_argument("--retrain", action="store_true", help="kws: train again instead of using the cached model")
     s.set_defaults(func=cmd_demo)
 
@@ -348,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", "-m", default="ds_cnn_s",
                    help="ds_cnn_s (default), ds_cnn_m, ds_cnn_l, mobilenet_v1, mobilenet_v2, resnet8")
     s.add_argument("--epochs", type=int, help="maximum epochs (default 30; early stopping)")
-    s.add_argument("--seed", type=int, default=0,
+    s.add_argument("--seed", type=_seed, default=0,
                    help="seed of the weights, augmentation and calibration (default 0); the held-out clips stay "
                         "the same, so seeds compare")
     s.add_argument("--board", "-b", default="mps2-an386",
@@ -377,15 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hop-ms", type=float, default=250.0, help="window hop in ms (default 250, at most 250)")
     s.add_argument("--smoothing", type=int, default=3, help="windows averaged (default 3)")
     s.add_argument("--threshold", type=float, default=0.6, help="detection confidence 0..1 (default 0.6)")
-    s.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    s.add_argument("--baud", type=_baud, default=115200, help="baud rate (default 115200)")
     s.set_defaults(func=cmd_kws_stream)
 
     s = sub.add_parser("validate", help="run random inputs on an attached board (host-link firmware) and compare with TFLM")
     s.add_argument("model", help=".tflite file the board's firmware was compiled from")
     s.add_argument("--port", "-p", required=True, help="serial port (/dev/ttyACM0, COM3) or socket://HOST:PORT")
-    s.add_argument("--samples", "-n", type=int, default=10, help="number of random inputs (default 10)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    s.add_argument("--samples", "-n", type=_samples, default=10, help="number of random inputs (default 10)")
+    s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    s.add_argument("--baud", type=_baud, default=115200, help="baud rate (default 115200)")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("flash", help="write a compiled project to a board (pyOCD, OpenOCD or any GDB stub)")
@@ -401,9 +468,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_debug(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--debug on every (sub)command, before or after its name."""
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="show the Python traceback of an internal error")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_debug(child, False)
+
+
+def _os_error(e: OSError) -> str:
+    where = e.filename if e.filename is not None else "a file"
+    return f"{where}: {e.strerror or e}; check the path, its permissions and the free space"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _add_debug(parser, True)
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args))
     except TinymlError as e:
@@ -414,6 +498,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except (OSError, MemoryError) as e:  # the environment: a path, permissions, a full disk, too little memory
+        if debug:
+            raise
+        what = _os_error(e) if isinstance(e, OSError) else "out of memory; try a smaller input"
+        print(f"tinyml: error: {' '.join(what.split())}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - anything else is our bug
+        if debug:
+            raise
+        what = " ".join(f"{type(e).__name__}: {e}".split())
+        if len(what) > 300:
+            what = what[:297] + "..."
+        print(f"tinyml: internal error (a bug in tinyml): {what}; rerun with --debug for the traceback",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -192,40 +192,85 @@ def project_metadata(c: Compiled) -> dict[str, object]:
     )
 
 
-def write_project(files: dict[str, str], out_dir: str | os.PathLike[str]) -> Path:
-    """Write all files or nothing: into a temporary sibling, then rename."""
-    out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(f"{out}: exists and is not a directory; choose another output directory")
-        if any(out.iterdir()) and not (out / PROJECT_MARKER).is_file():
-            raise InputError(
-                f"{out}: directory is not empty and is not a tinyml project; choose an empty or new directory"
-            )
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    except OSError as e:
-        raise InputError(f"{out}: cannot create the output directory ({e.strerror})") from None
-    try:
-        for rel, content in files.items():
-            p = tmp / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(content)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def check_output_dir(out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Refuse an output directory whose replacement would lose a user's files.
+
+    A project directory may be new, empty, or an earlier tinyml project
+    (it has project.json).  The current directory, any of its parents, and
+    a non-empty directory that is not a project are refused unless
+    ``force``; a path that exists and is not a directory always is."""
+    out = Path(os.path.abspath(out_dir))  # '.', '..' resolved; a symbolic link stays one
+    if out.is_symlink():
+        raise InputError(f"{out_dir}: is a symbolic link; give the directory itself (or a new path) with -o")
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a directory; choose another output directory")
+    if force:
+        return out
+    real, cwd = out.resolve(), Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        which = "the current directory" if real == cwd else f"a parent of the current directory {cwd}"
+        raise InputError(f"{out_dir}: is {which}, which tinyml would replace with the project; give a new "
+                         "directory with -o (or --force to replace it)")
+    if real.parent == real:
+        raise InputError(f"{out_dir}: is the root directory; give a new directory with -o")
+    if any(out.iterdir()) and not (out / PROJECT_MARKER).is_file():
+        raise InputError(f"{out_dir}: directory is not empty and is not a tinyml project (no {PROJECT_MARKER}); "
+                         "choose an empty or new directory (or --force to replace it)")
     return out
 
 
+def write_project(files: dict[str, str], out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write all files or nothing, and lose no one's files.
+
+    The output directory is checked first (check_output_dir).  The new tree
+    is written into a temporary sibling; an existing directory is renamed
+    aside, the new one renamed into its place, and only then is the old one
+    deleted.  If anything fails before that, the old directory is back
+    where it was and the temporary one is gone."""
+    out = check_output_dir(out_dir, force=force)
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=parent))
+    except OSError as e:
+        raise InputError(f"{out_dir}: cannot create the output directory ({e.strerror}); check the path and "
+                         "its permissions") from None
+    aside: Path | None = None
+    try:
+        try:
+            for rel, content in files.items():
+                p = tmp / rel
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text(content)
+            if out.exists():
+                aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+                os.replace(out, aside)  # onto the empty directory mkdtemp made: atomic on POSIX
+            os.replace(tmp, out)
+        except OSError as e:
+            raise InputError(f"{out_dir}: cannot write the project ({e.strerror}: {e.filename}); the previous "
+                             "contents are unchanged; check the free space and permissions") from None
+    except BaseException:
+        if aside is not None and not out.exists():
+            os.replace(aside, out)  # put the old project back
+            aside = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return Path(out_dir)
+
+
 def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: str | os.PathLike[str], *,
-                  name: str | None = None, sram: int | None = None) -> Compiled:
+                  name: str | None = None, sram: int | None = None, force: bool = False) -> Compiled:
+    """Compile ``model`` for ``board`` into the project directory ``out_dir``
+    (see write_project for which directories it replaces; ``force``: any)."""
+    check_output_dir(out_dir, force=force)  # before the work, so that a refusal is immediate
     compiled = build_model(model, board, name=name, sram=sram)
-    write_project(compiled.files, out_dir)
+    write_project(compiled.files, out_dir, force=force)
     return compiled
 
 

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from tinyml.compiler import compile_model
+from tinyml.limits import check_samples
 from tinyml.resources import cache_root
 from tinyml.targets.run import run_project
 from tinyml.tools.reference import run_tflm_batch
@@ -46,11 +47,12 @@ def demo_model(say: Callable[[str], None]) -> Path:
 
 
 def run_demo(board: str = "mps2-an386", samples: int = 5, out_dir: str | None = None,
-             say: Callable[[str], None] = print) -> bool:
+             say: Callable[[str], None] = print, force: bool = False) -> bool:
+    check_samples(samples)
     model = demo_model(say)
     project = Path(out_dir) if out_dir else cache_root() / "demo" / f"ds_cnn_{board}"
     start = time.monotonic()
-    c = compile_model(model, board, project, name="kws")
+    c = compile_model(model, board, project, name="kws", force=force)
     say(f"compiled {c.graph.name} for {c.board.name} ({c.board.cpu}) in {time.monotonic() - start:.1f}s -> "
         f"{project}: {len(c.graph.ops)} operators, {c.macs:,} MACs, weights {c.weight_bytes:,} bytes, "
         f"arena {c.plan.arena_bytes:,} bytes")

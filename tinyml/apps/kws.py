@@ -34,9 +34,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinyml.compiler import PROJECT_MARKER, build_model, write_project
+from tinyml.compiler import PROJECT_MARKER, build_model, check_output_dir, write_project
 from tinyml.errors import InputError, RunError, TinymlError
 from tinyml.graph import load_tflite
+from tinyml.limits import check_seed
 from tinyml.resources import cache_root
 from tinyml.targets.build import build_project
 from tinyml.targets.project import Application, reserved_ram_bytes
@@ -180,8 +181,11 @@ def kws_application(input_scale: float, input_zero_point: int, output_scale: flo
 
 
 def compile_kws(tflite: str | os.PathLike[str], board: str, out_dir: str | os.PathLike[str], *,
-                name: str = "kws", labels: tuple[str, ...] = LABELS, sram: int | None = None) -> Any:
-    """Compile an int8 KWS model (49x10x1 in, one score per label out) into a streaming firmware project."""
+                name: str = "kws", labels: tuple[str, ...] = LABELS, sram: int | None = None,
+                force: bool = False) -> Any:
+    """Compile an int8 KWS model (49x10x1 in, one score per label out) into a streaming firmware project
+    (``force``: replace ``out_dir`` whatever it is, see tinyml.compiler.write_project)."""
+    check_output_dir(out_dir, force=force)
     g = load_tflite(tflite, name=name)
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         raise InputError(f"{tflite}: a KWS model has one input and one output, not {len(g.inputs)} and "
@@ -196,7 +200,7 @@ def compile_kws(tflite: str | os.PathLike[str], board: str, out_dir: str | os.Pa
                          f"{list(tout.shape)}")
     app = kws_application(tin.quant.s, tin.quant.zp, tout.quant.s, tout.quant.zp, labels)
     compiled = build_model(g, board, sram=sram, app=app)
-    write_project(compiled.files, out_dir)
+    write_project(compiled.files, out_dir, force=force)
     return compiled
 
 
@@ -481,6 +485,7 @@ def train_and_report(*, data: str | None = None, synthetic: bool = False, out_di
     ``qat_epochs`` > 0 adds quantization-aware training (``TrainConfig.qat_epochs``)."""
     if (data is None) == (not synthetic):
         raise InputError("give exactly one of --data DIR (Speech Commands layout) or --synthetic")
+    check_seed(seed)
     if model not in MODELS:
         raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if qat_epochs < 0:

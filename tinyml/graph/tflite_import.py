@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,7 @@ import numpy as np
 
 from tinyml.errors import ModelError, TinymlError
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
+from tinyml.limits import MAX_MODEL_BYTES, check_model_name
 
 # Limits that keep a corrupt file from making us allocate or loop forever.
 MAX_TENSORS = 200_000
@@ -171,29 +173,69 @@ def model_name_from_path(path: str | os.PathLike[str]) -> str:
     return name
 
 
-def load_tflite(path: str | os.PathLike[str], name: str | None = None) -> Graph:
-    """Read a ``.tflite`` file into a Graph; raises ModelError on any defect."""
+def read_model_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a ``.tflite`` file, read only if it is a regular file of
+    at most MAX_MODEL_BYTES whose flatbuffer header checks out: never a
+    device, a FIFO or a directory, and nothing read without a bound."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        st = os.stat(p)
     except FileNotFoundError:
         raise ModelError(f"{p}: no such file; give the path of a .tflite model") from None
-    except IsADirectoryError:
-        raise ModelError(f"{p}: is a directory; give the path of a .tflite model") from None
+    except OSError as e:
+        raise ModelError(f"{p}: cannot read the file ({e.strerror}); check the path and its permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelError(f"{p}: is a directory; give the path of a .tflite model")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{p}: is not a regular file (a device, FIFO or socket); give the path of a .tflite model")
+    if st.st_size > MAX_MODEL_BYTES:
+        raise ModelError(f"{p}: is {st.st_size:,} bytes, more than the {MAX_MODEL_BYTES // 2**20} MiB a model "
+                         "may have; give a microcontroller-sized .tflite model")
+    try:
+        # O_NONBLOCK: should the path have turned into a FIFO since the stat, opening it does not wait.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
         raise ModelError(f"{p}: cannot read the file ({e.strerror}); check its permissions") from None
-    return parse_tflite(data, name=name or model_name_from_path(p), source=str(p))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MODEL_BYTES:
+            raise ModelError(f"{p}: changed while being opened; give the path of a .tflite model")
+        size = st.st_size
+        head = f.read(8)
+        check_header(head, size, str(p))
+        data = head + f.read(size - len(head))
+    if len(data) != size:
+        raise ModelError(f"{p}: changed while being read ({len(data)} of {size} bytes); try again")
+    return data
+
+
+def check_header(head: bytes, size: int, source: str) -> None:
+    """The flatbuffer header: 'TFL3' at bytes 4..8 and a root table inside the file."""
+    if size < 8 or len(head) < 8:
+        raise ModelError(f"{source}: file is {size} bytes, too short to be a .tflite model; re-export it")
+    if head[4:8] != b"TFL3":
+        raise ModelError(
+            f"{source}: not a TensorFlow Lite flatbuffer (file identifier {head[4:8]!r} instead of b'TFL3'); "
+            "convert the model with tf.lite.TFLiteConverter"
+        )
+    (root,) = struct.unpack_from("<I", head)
+    if root < 8 or root + 4 > size:
+        raise ModelError(f"{source}: malformed or truncated .tflite file (root table offset {root} outside the "
+                         f"{size}-byte file); re-export the model")
+
+
+def load_tflite(path: str | os.PathLike[str], name: str | None = None) -> Graph:
+    """Read a ``.tflite`` file into a Graph; raises ModelError on any defect
+    (InputError for a ``name`` that is not a lowercase C identifier)."""
+    if name is not None:
+        check_model_name(name)
+    data = read_model_file(path)
+    return parse_tflite(data, name=name or model_name_from_path(path), source=str(path))
 
 
 def parse_tflite(data: bytes, name: str = "model", source: str = "<bytes>") -> Graph:
     """Parse flatbuffer bytes into a Graph; raises ModelError on any defect."""
-    if len(data) < 8:
-        raise ModelError(f"{source}: file is {len(data)} bytes, too short to be a .tflite model; re-export it")
-    if data[4:8] != b"TFL3":
-        raise ModelError(
-            f"{source}: not a TensorFlow Lite flatbuffer (file identifier {data[4:8]!r} instead of b'TFL3'); "
-            "convert the model with tf.lite.TFLiteConverter"
-        )
+    check_header(bytes(data[:8]), len(data), source)
     try:
         return _parse(data, name, source)
     except TinymlError as e:

@@ -38,6 +38,10 @@ VERSION = 1
 HEADER_BYTES = 7
 CRC_BYTES = 4
 DEFAULT_MAX_PAYLOAD = 256
+# The benchmark runner's "infer N W%": at most this many inferences, warm-up
+# ones included (N + W; TML_HL_MAX_INFERENCES in firmware/hostlink.h).
+MAX_INFERENCES = 50
+RUNNER_LINE_CHARS = 95  # TML_HL_LINE_BYTES - 1: the firmware drops longer command lines
 
 INFO, TENSOR, LOAD, INFER, READ, PROFILE, ECHO = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
 MEM = 0x08  # command-set revision 2
@@ -419,6 +423,27 @@ class HostLink:
         return DeviceMemory(arena_bytes=arena, arena_used=used, stack_bytes=stack, stack_used=stack_used,
                             inferences=inferences, canary_intact=bool(intact))
 
+    # ------------------------------------------------------------ benchmark-runner text commands
+
+    def runner_command(self, command: str, *, until: str = "m-ready", timeout: float = 60.0) -> str:
+        """Sends one MLPerf Tiny runner command ("name", "db load 490", "infer 10 1", ...; the
+        '%' is added) and returns the text the device printed up to ``until``."""
+        check_runner_command(command)
+        start = len(self.console)
+        self.write(command.encode("ascii") + b"%")
+        deadline = time.monotonic() + timeout
+        while until not in self.console[start:]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LinkError(f"no {until!r} from {self.port} within {timeout:g}s after {command!r}"
+                                f"{self._console_tail()}")
+            self.poll(min(remaining, 0.2))
+        return self.console[start:]
+
+    def runner_infer(self, iterations: int = 1, warmup: int = 0, *, timeout: float = 120.0) -> str:
+        """ "infer N W%": ``warmup`` then ``iterations`` inferences on the loaded "db" input."""
+        return self.runner_command(f"infer {iterations} {warmup}", timeout=timeout)
+
     def run_bytes(self, sample: list[bytes]) -> tuple[list[bytes], int]:
         """Loads one sample (one bytes object per input), infers and reads
         every output; returns the outputs and the cycles."""
@@ -431,6 +456,23 @@ class HostLink:
             self.load(index, data)
         cycles = self.infer()
         return [self.read(index, spec.bytes) for index, spec in enumerate(info.outputs)], cycles
+
+
+def check_runner_command(command: str) -> str:
+    """A runner command the firmware will take: one printable ASCII line without '%', and for
+    "infer N W" at most MAX_INFERENCES inferences and warm-up inferences."""
+    if not command.isascii() or not command.isprintable() or "%" in command or len(command) > RUNNER_LINE_CHARS:
+        raise InputError(f"benchmark-runner command {command[:40]!r} is not one printable ASCII line of at most "
+                         f"{RUNNER_LINE_CHARS} characters without '%'; the device would drop it")
+    words = command.split()
+    if words[:1] == ["infer"]:
+        counts = [int(w) if w.isdigit() else -1 for w in words[1:3]]
+        if (counts[:1] == [0] or any(c < 0 for c in counts) or len(words) > 3
+                or sum(counts) > MAX_INFERENCES):
+            raise InputError(f"'{command}': give 'infer N W' with 1 <= N and N + W <= {MAX_INFERENCES} inferences "
+                             "per command (the device serves nothing else while it runs them); send several "
+                             "commands")
+    return command
 
 
 _NAMES = {INFO: "INFO", TENSOR: "TENSOR", LOAD: "LOAD", INFER: "INFER", READ: "READ", PROFILE: "PROFILE",

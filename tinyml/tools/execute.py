@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 
 from tinyml.errors import InputError
 from tinyml.graph.ir import NUMPY_DTYPES
+from tinyml.limits import MAX_INPUT_BYTES, MAX_SAMPLES
 from tinyml.targets.run import run_project
 from tinyml.tools.verify import split_outputs
 
@@ -39,23 +41,81 @@ def project_info(project_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_inputs(path: str | os.PathLike[str], info: dict[str, Any]) -> list[np.ndarray]:
-    """Arrays from a .npy (one model input) or .npz (one array per input, in order)."""
+    """Arrays from a .npy (one model input) or .npz (one array per input, in order).
+
+    Untrusted: the file must be a regular file of at most MAX_INPUT_BYTES,
+    and every array's header (dtype, shape) is checked against the model's
+    input before its data is read; nothing is unpickled."""
     p = Path(path)
     try:
-        loaded = np.load(p, allow_pickle=False)
+        st = os.stat(p)
     except FileNotFoundError:
         raise InputError(f"{p}: no such file; give a .npy file with the input tensor") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(f"{p}: not a readable .npy/.npz file ({e}); save inputs with numpy.save") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            arrays = [loaded[k] for k in loaded.files]
+    except OSError as e:
+        raise InputError(f"{p}: cannot read the file ({e.strerror}); check the path and its permissions") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{p}: is not a regular file; give a .npy or .npz file with the input tensor")
+    if st.st_size > MAX_INPUT_BYTES:
+        raise InputError(f"{p}: is {st.st_size:,} bytes, more than the {MAX_INPUT_BYTES // 2**20} MiB tinyml run "
+                         "reads; split the inputs into several files")
+    specs = info["inputs"]
+    try:
+        with open(p, "rb") as f:
+            if zipfile.is_zipfile(f):
+                f.seek(0)
+                with zipfile.ZipFile(f) as z:
+                    members = [m for m in z.infolist() if m.filename.endswith(".npy")]
+                    if len(members) != len(specs):
+                        raise InputError(f"{p}: holds {len(members)} arrays but the model has {len(specs)} "
+                                         "inputs; use a .npz with one array per input")
+                    if sum(m.file_size for m in members) > MAX_INPUT_BYTES:
+                        raise InputError(f"{p}: its arrays unpack to more than {MAX_INPUT_BYTES // 2**20} MiB; "
+                                         "split the inputs into several files")
+                    arrays = []
+                    for m, spec in zip(members, specs):
+                        with z.open(m) as member:
+                            arrays.append(_read_npy(member, m.file_size, spec, f"{p}: array {m.filename[:-4]!r}"))
+                    return arrays
+            f.seek(0)
+            if len(specs) != 1:
+                raise InputError(f"{p}: holds 1 array but the model has {len(specs)} inputs; use a .npz with one "
+                                 "array per input")
+            return [_read_npy(f, st.st_size, specs[0], str(p))]
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError) as e:
+        what = " ".join(str(e).split())[:200]
+        raise InputError(f"{p}: not a readable .npy/.npz file ({what}); save inputs with numpy.save") from None
+
+
+def _read_npy(f: Any, size: int, spec: dict[str, Any], source: str) -> np.ndarray:
+    """One .npy stream of ``size`` bytes: its header checked against the model input ``spec``, then its data."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
     else:
-        arrays = [loaded]
-    if len(arrays) != len(info["inputs"]):
-        raise InputError(f"{p}: holds {len(arrays)} arrays but the model has {len(info['inputs'])} inputs; "
-                         "use a .npz with one array per input")
-    return arrays
+        raise InputError(f"{source}: .npy format version {version[0]}.{version[1]} is not supported; save the "
+                         "input with numpy.save")
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise InputError(f"{source}: holds {dtype} values (the model input '{spec['name']}' takes "
+                         f"{spec['dtype']}); save a numeric array, not Python objects")
+    count = int(np.prod(shape, dtype=object)) if shape else 1
+    per_sample = int(np.prod(spec["shape"], dtype=object)) if spec["shape"] else 1
+    expected = f"{list(spec['shape'])} or (N, {', '.join(map(str, spec['shape']))}) with N up to {MAX_SAMPLES:,}"
+    if count == 0 or per_sample <= 0 or count % per_sample or count // per_sample > MAX_SAMPLES:
+        raise InputError(f"{source}: input '{spec['name']}' has shape {list(shape)}; expected {expected}")
+    nbytes = count * dtype.itemsize
+    if nbytes > size:
+        raise InputError(f"{source}: its header promises {nbytes:,} bytes of data but the file is {size:,} bytes; "
+                         "save the input again with numpy.save")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise InputError(f"{source}: truncated ({len(data):,} of {nbytes:,} bytes of data); save the input again "
+                         "with numpy.save")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def prepare(arrays: list[np.ndarray], info: dict[str, Any], source: str) -> tuple[list[np.ndarray], int]:

@@ -36,6 +36,7 @@ from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import Alias, KernelCall
 from tinyml.compiler import build_model, write_project
 from tinyml.errors import BuildError, InputError, RunError
+from tinyml.limits import check_seed
 from tinyml.resources import cache_root, resource_dir
 from tinyml.schedule.choose import TOLERANCE
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
@@ -371,7 +372,7 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileR
     """Profile a compiled model whose project is written at ``project``."""
     graph, board = compiled.graph, compiled.board
     elf = build_variant(project, board, profile=True)
-    sample = random_inputs(graph, 1, seed)
+    sample = random_inputs(graph, 1, check_seed(seed))
     hits = count_instructions(project, board, elf, pack_samples(graph, sample))
     n = len(compiled.calls)
     if len(hits) != n + 2:
@@ -430,6 +431,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
     cycles per layer come from the host-link firmware instead: see
     :func:`profile_device`."""
     say = progress or (lambda _m: None)
+    check_seed(seed)
     if not Path(model).is_file():
         raise InputError(f"{model}: no such model file; give the path of an int8 .tflite file")
     brd = load_board(board)
@@ -554,7 +556,7 @@ def profile_over_link(link: Any, compiled: Any, model_path: Path, port_label: st
     if n_ops > info.max_ops:
         raise InputError(f"{model_path} has {n_ops} operators, but the host-link firmware records the cycles of "
                          f"at most {info.max_ops}; profile it under QEMU instead (e.g. --board mps2-an386)")
-    sample = random_inputs(graph, 1, seed)[0]
+    sample = random_inputs(graph, 1, check_seed(seed))[0]
     raw = [np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for a in sample]
     _outputs, invoke_cycles = link.run_bytes(raw)
     device = link.profile_ops()

@@ -27,6 +27,8 @@ import numpy as np
 from tinyml.compiler import Compiled, build_model, write_project
 from tinyml.errors import InputError, RunError
 from tinyml.graph import load_tflite
+from tinyml.graph.tflite_import import read_model_file
+from tinyml.limits import check_samples, check_seed
 from tinyml.graph.ir import NUMPY_DTYPES, Graph, Tensor
 from tinyml.targets.hostlink import DeviceInfo, DeviceMemory, HostLink, TensorInfo
 from tinyml.targets.run import run_project
@@ -160,11 +162,11 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
                  progress: Callable[[str], None] | None = None,
                  inputs: list[list[np.ndarray]] | None = None, sram: int | None = None) -> VerifyReport:
     say = progress or (lambda _m: None)
-    if samples < 1:
-        raise InputError(f"--samples must be at least 1 (got {samples})")
-    data = Path(model).read_bytes() if Path(model).is_file() else None
+    if inputs is None:
+        check_samples(samples)
+        check_seed(seed)
+    data = read_model_file(model)
     compiled = build_model(model, board, sram=sram)
-    assert data is not None
     graph = compiled.graph
     xs = inputs if inputs is not None else random_inputs(graph, samples, seed)
     samples = len(xs)
@@ -225,8 +227,8 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
     attached at ``port`` (host-link firmware) and through TFLM; compares
     every output byte, and reports the cycles and memory the device measured."""
     say = progress or (lambda _m: None)
-    if samples < 1:
-        raise InputError(f"--samples must be at least 1 (got {samples})")
+    check_samples(samples)
+    check_seed(seed)
     path = Path(model)
     if not path.is_file():
         raise InputError(f"{path}: no such file; give the .tflite the device's firmware was compiled from")
@@ -249,7 +251,7 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
         memory = link.mem() if info.revision >= 2 else None
     seconds = time.monotonic() - start
     say(f"ran {samples} samples on the device in {seconds:.1f}s; running TFLM")
-    ref = run_tflm_batch(path.read_bytes(), xs)
+    ref = run_tflm_batch(read_model_file(path), xs)
     exact, mismatches = 0, []
     for i, (a, b) in enumerate(zip(ours, ref)):
         bad = [j for j, (x, y) in enumerate(zip(a, b)) if x.astype(_np_of(y)).tobytes() != np.asarray(y).tobytes()
