@@ -75,7 +75,9 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
     """The candidate plans (see the module docstring), each with its variants chosen; the first is the
     fastest plan."""
     fast, caps = fastest_facts(options), capabilities(options)
-    plans = [plan_memory(graph, fast, inplace=False), plan_memory(graph, fast), plan_memory(graph, caps)]
+    plans = [plan_memory(graph, fast, inplace=False), plan_memory(graph, fast)]
+    if caps != fast:  # a slower variant can run some operator in place or patch by patch
+        plans.append(plan_memory(graph, caps))
     if sram is None or min(p.arena_bytes for p in plans) > sram:
         found = search(graph, caps, sram=sram, max_extra=max_extra)
         if sram is not None and not any(c.arena <= sram for c in found):
