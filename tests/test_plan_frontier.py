@@ -87,3 +87,21 @@ def test_bench_memory_board_ds_cnn_small_and_fast_on_m4() -> None:
     assert row.tflm_activations == 16000 and row.ours <= 8900 < row.fast_arena
     assert row.instructions is not None and row.fast_instructions is not None
     assert row.instructions <= 1.02 * row.fast_instructions
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_profile_counts_a_patch_stage_as_one_row(tmp_path) -> None:
+    """A plan with a patch stage marks once per stage (its loop runs the stage's operators patch by patch):
+    the profile has one row for the stage, with the MACs the patches compute."""
+    from tinyml.tools.profile import profile_model
+
+    model = _model(tmp_path, "mobilenet_v1")
+    c = build_model(model, "mps2-an386", sram=32000)
+    (stage,) = c.plan.stages
+    report = profile_model(model, "mps2-an386", sizes=False, sram=32000)
+    rows = [layer for layer in report.layers if layer.op.startswith("patch stage")]
+    assert len(rows) == 1 and rows[0].index == stage.ops[-1] and rows[0].instructions > 0
+    assert rows[0].macs == stage.macs
+    assert len(report.layers) == len(c.calls) - len(stage.ops) + 1
+    assert report.macs == c.macs + c.plan.extra_macs

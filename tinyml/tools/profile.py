@@ -368,25 +368,43 @@ def count_instructions(project: Path, board: Board, elf: Path, input_bytes: byte
 # ---------------------------------------------------------------------------
 
 
+def marked_rows(compiled: Any) -> list[list[Any]]:
+    """The calls between two profiling marks of model.c: one call, or the calls of a patch stage (its loop
+    runs them patch by patch and marks once, after the stage)."""
+    rows: list[list[Any]] = []
+    group: list[Any] = []
+    for call in compiled.calls:
+        group.append(call)
+        if not isinstance(call, KernelCall) or call.patch_loop not in ("first", "middle"):
+            rows.append(group)
+            group = []
+    return rows
+
+
 def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileReport:
     """Profile a compiled model whose project is written at ``project``."""
     graph, board = compiled.graph, compiled.board
     elf = build_variant(project, board, profile=True)
     sample = random_inputs(graph, 1, check_seed(seed))
     hits = count_instructions(project, board, elf, pack_samples(graph, sample))
-    n = len(compiled.calls)
-    if len(hits) != n + 2:
-        raise RunError(f"the profiling run recorded {len(hits)} marks, expected {n + 2}; "
+    rows = marked_rows(compiled)
+    if len(hits) != len(rows) + 2:
+        raise RunError(f"the profiling run recorded {len(hits)} marks, expected {len(rows) + 2}; "
                        "rebuild the project with this version of tinyml")
     mark_cost = hits[1] - hits[0]
     layers = []
-    for i, call in enumerate(compiled.calls):
+    for i, group in enumerate(rows):
         ins = hits[i + 2] - hits[i + 1] - mark_cost
-        out = call.outputs[0] if isinstance(call, KernelCall) else call.target
+        last = group[-1]
+        out = last.outputs[0] if isinstance(last, KernelCall) else last.target
+        kernels = [c for c in group if isinstance(c, KernelCall)]
+        stage = compiled.plan.stage_of(last.op_index) if len(group) > 1 else None
         layers.append(LayerProfile(
-            index=call.op_index, name=graph.tensors[out].name, op=call.op_kind,
-            kernel=call.function if isinstance(call, KernelCall) else "",
-            macs=call.macs if isinstance(call, KernelCall) else 0, instructions=max(ins, 0)))
+            index=last.op_index, name=graph.tensors[out].name,
+            op=last.op_kind if stage is None else f"patch stage (ops {group[0].op_index}..{last.op_index})",
+            kernel=" + ".join(dict.fromkeys(c.function for c in kernels)),
+            macs=sum(c.macs for c in kernels) + (stage.extra_macs if stage is not None else 0),
+            instructions=max(ins, 0)))
     total = sum(l.instructions for l in layers)
     for l in layers:
         l.share = l.instructions / total if total else 0.0
