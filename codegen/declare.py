@@ -65,6 +65,7 @@ class Variant:
     form_stack: Callable[[KernelCall], int] = _no_stack  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
     ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
+    patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
     helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
 
@@ -91,6 +92,7 @@ class Variant:
             cost=int(round(work * self.per_mac)),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
             ring_cost=int(round(out_elements * self.ring_per_byte)) if self.ring else 0,
+            patch_call_cost=self.patch_call if self.window else 0,
         )
 
 

@@ -374,7 +374,9 @@ VARIANTS = (
     # Estimated costs fitted to QEMU instruction counts of the DS-CNN (2,664,768 MACs) measured when the
     # forms were added: mps2-an386 whole layer 5,119,492 (1.92 per MAC), in place +50,583 for 72,000 bytes
     # stored through rings (0.70 per byte); mps3-an547 whole layer 1,146,561 (0.43 per MAC), in place
-    # +46,810 (0.65 per byte).
+    # +46,810 (0.65 per byte).  A patch-window call costs about 7,000 instructions more on the M4
+    # (MobileNetV1-0.25, ops 1..3 in 5x5 patches: 3.2% over its in-place estimate; patch_call's default);
+    # the MVE figure is that scaled by the two families' instructions per MAC.
     Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
             window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.9, ring_per_byte=0.7, build=dsp_conv,
             helpers=(DSP,)),
@@ -385,11 +387,12 @@ VARIANTS = (
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), inplace=True, ring=True, ring_extra=mve_conv_ring_extra,
-            window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.65, build=mve_conv,
-            helpers=(MVE,)),
+            window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.65, patch_call=1600,
+            build=mve_conv, helpers=(MVE,)),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
-            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.65, build=mve_dwconv, helpers=(MVE,)),
+            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.65, patch_call=1600, build=mve_dwconv,
+            helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
 )

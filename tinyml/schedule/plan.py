@@ -56,6 +56,7 @@ class OpFacts:
     cost: int = 0  # estimated instructions of one run over the whole layer
     ring_extra: int = 0  # in place through a ring: units the kernel holds beyond lag + 1 (it computes ahead)
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
+    patch_call_cost: int = 0  # estimated instructions each patch-window call adds, in a patch stage
 
 
 @dataclass
@@ -173,13 +174,15 @@ class Plan:
     @property
     def cost(self) -> int:
         """Estimated instructions of the chosen kernels; a patch stage's operators are scaled by the MACs
-        the stage adds (its recomputed halos), and a ring kernel adds its copies out of the ring."""
+        the stage adds (its recomputed halos) and add a cost per patch call, and a ring kernel adds its
+        copies out of the ring."""
         total = 0.0
         for op, f in self.choice.items():
             st = self.stage_of(op)
             scale = st.macs / max(st.macs - st.extra_macs, 1) if st is not None else 1.0
             ip = self.inplace.get(op)
             total += f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
+            total += f.patch_call_cost * st.patches if st is not None else 0
         return int(round(total))
 
     def offset(self, tensor: int) -> int:
