@@ -219,7 +219,9 @@ def test_fuzz_10000_frames(netduino: tuple[Path, Path]) -> None:
     model, elf = netduino
     rng = random.Random(2024)
     frames = fuzz_frames(rng, 10_000)
-    with qemu_uart("netduinoplus2", elf) as session, connect(session.url, timeout=5) as link:
+    # The device reads the 64 KiB flush below byte by byte through QEMU's UART: on a loaded machine that
+    # takes tens of seconds, so each answer may take up to 20 s (the device must still answer every one).
+    with qemu_uart("netduinoplus2", elf) as session, connect(session.url, timeout=20) as link:
         info = link.info()
         sent = 0
         for start in range(0, len(frames), 1000):

@@ -305,7 +305,9 @@ class HostLink:
                     if frame.kind == (kind | RESPONSE) and frame.seq == self.seq:
                         answer = frame
                         break
-                    if frame.kind == NAK:
+                    if frame.kind == NAK and frame.seq in (self.seq, 0):
+                        # a NAK of this request (or of a frame cut short: sequence 0); NAKs of other
+                        # sequence numbers answer garbage the device refused before it saw this one
                         answer = frame
                         break
             if answer is None:
