@@ -44,8 +44,8 @@ Check = Callable[[LowerContext, KernelCall], bool]
 Build = Callable[[LowerContext, KernelCall], KernelCall]
 
 
-def _no_stack(call: KernelCall) -> int:
-    return 0  # no on-stack buffer (or no extra ring units)
+def _zero(call: KernelCall) -> int:
+    return 0  # no on-stack buffer, no extra ring unit
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,11 @@ class Variant:
     needs: tuple[str, ...] = ()  # board features (boards/*.toml `features`)
     inplace: bool = False  # may run in place over the inputs the lowering names (call.inplace_inputs)
     ring: bool = False  # its template takes ring_len/lag params and a ring argument (in place through a ring)
-    ring_extra: Callable[[KernelCall], int] = _no_stack  # ring units it holds beyond lag + 1 (computes ahead)
+    ring_extra: Callable[[KernelCall], int] = _zero  # ring units it holds beyond lag + 1 (computes ahead)
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
-    stack: Callable[[KernelCall], int] = _no_stack  # bytes of its on-stack buffers (whole layer)
-    form_stack: Callable[[KernelCall], int] = _no_stack  # more on-stack bytes when it runs in place or in patches
+    stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
+    form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
     ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
