@@ -5,9 +5,12 @@ loops without a limit."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from pathlib import Path
 
-from tinyml.errors import InputError
+from tinyml.errors import InputError, TinymlError
 
 MAX_MODEL_BYTES = 256 * 1024 * 1024  # a .tflite file
 MAX_INPUT_BYTES = 1024 * 1024 * 1024  # a .npy/.npz of inputs for tinyml run
@@ -41,3 +44,23 @@ def check_samples(samples: int) -> int:
     if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
         raise InputError(f"--samples {samples!r} is out of range; give 1 to {MAX_SAMPLES:,} samples")
     return samples
+
+
+def stat_regular_file(p: Path, limit: int, *, give: str, too_big: str,
+                      error: type[TinymlError] = InputError) -> os.stat_result:
+    """``p`` checked before anything is read: it exists, is a regular file (never a directory, device,
+    FIFO or socket) and has at most ``limit`` bytes.  ``give`` says what to give instead ("the path of a
+    .tflite model"); ``too_big`` what to do about a file over the limit."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise error(f"{p}: no such file; give {give}") from None
+    except OSError as e:
+        raise error(f"{p}: cannot read the file ({e.strerror}); check the path and its permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{p}: is a directory; give {give}")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{p}: is not a regular file (a device, FIFO or socket); give {give}")
+    if st.st_size > limit:
+        raise error(f"{p}: is {st.st_size:,} bytes, more than the {limit // 2**20} MiB {too_big}")
+    return st

@@ -20,7 +20,7 @@ import numpy as np
 
 from tinyml.errors import ModelError, TinymlError
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
-from tinyml.limits import MAX_MODEL_BYTES, check_model_name
+from tinyml.limits import MAX_MODEL_BYTES, check_model_name, stat_regular_file
 
 # Limits that keep a corrupt file from making us allocate or loop forever.
 MAX_TENSORS = 200_000
@@ -178,19 +178,8 @@ def read_model_file(path: str | os.PathLike[str]) -> bytes:
     at most MAX_MODEL_BYTES whose flatbuffer header checks out: never a
     device, a FIFO or a directory, and nothing read without a bound."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise ModelError(f"{p}: no such file; give the path of a .tflite model") from None
-    except OSError as e:
-        raise ModelError(f"{p}: cannot read the file ({e.strerror}); check the path and its permissions") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ModelError(f"{p}: is a directory; give the path of a .tflite model")
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelError(f"{p}: is not a regular file (a device, FIFO or socket); give the path of a .tflite model")
-    if st.st_size > MAX_MODEL_BYTES:
-        raise ModelError(f"{p}: is {st.st_size:,} bytes, more than the {MAX_MODEL_BYTES // 2**20} MiB a model "
-                         "may have; give a microcontroller-sized .tflite model")
+    stat_regular_file(p, MAX_MODEL_BYTES, give="the path of a .tflite model", error=ModelError,
+                      too_big="a model may have; give a microcontroller-sized .tflite model")
     try:
         # O_NONBLOCK: should the path have turned into a FIFO since the stat, opening it does not wait.
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 
 from tinyml.errors import InputError
 from tinyml.graph.ir import NUMPY_DTYPES
-from tinyml.limits import MAX_INPUT_BYTES, MAX_SAMPLES
+from tinyml.limits import MAX_INPUT_BYTES, MAX_SAMPLES, stat_regular_file
 from tinyml.targets.run import run_project
 from tinyml.tools.verify import split_outputs
 
@@ -47,17 +46,8 @@ def load_inputs(path: str | os.PathLike[str], info: dict[str, Any]) -> list[np.n
     and every array's header (dtype, shape) is checked against the model's
     input before its data is read; nothing is unpickled."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file; give a .npy file with the input tensor") from None
-    except OSError as e:
-        raise InputError(f"{p}: cannot read the file ({e.strerror}); check the path and its permissions") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{p}: is not a regular file; give a .npy or .npz file with the input tensor")
-    if st.st_size > MAX_INPUT_BYTES:
-        raise InputError(f"{p}: is {st.st_size:,} bytes, more than the {MAX_INPUT_BYTES // 2**20} MiB tinyml run "
-                         "reads; split the inputs into several files")
+    st = stat_regular_file(p, MAX_INPUT_BYTES, give="a .npy or .npz file with the input tensor",
+                           too_big="tinyml run reads; split the inputs into several files")
     specs = info["inputs"]
     try:
         with open(p, "rb") as f:
