@@ -73,7 +73,7 @@ def with_choice(graph: Graph, plan: Plan, options: Options) -> Plan:
 def candidates(graph: Graph, options: Options, *, sram: int | None = None,
                max_extra: float | None = None) -> list[Plan]:
     """The candidate plans (see the module docstring), each with its variants chosen; the first is the
-    fastest plan."""
+    fastest plan (nothing in place), the second layer by layer in place where the fastest variants can."""
     fast, caps = fastest_facts(options), capabilities(options)
     plans = [plan_memory(graph, fast, inplace=False), plan_memory(graph, fast)]
     if caps != fast:  # a slower variant can run some operator in place or patch by patch
