@@ -381,7 +381,10 @@ static void tml_hl_frame(void)
         tml_hl_nak(tml_hl_rx[4], TML_HL_TOO_LONG);
         for (total = length + TML_HL_CRC_BYTES; total > 0u; total--) {
             if (tml_hl_read_byte() < 0) {
-                break; /* the sender stopped: hunt again */
+                /* the sender stopped: say so (the host may send again
+                 * from here on), then hunt again */
+                tml_hl_nak(tml_hl_rx[4], TML_HL_TIMEOUT);
+                break;
             }
         }
         return;

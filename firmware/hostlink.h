@@ -16,9 +16,10 @@
  * answered with type TML_HL_NAK and a status, and the receiver goes back
  * to hunting for 0xA5 0x5A: it never waits forever for the rest of a frame
  * and never writes past its buffer.  A frame refused for its length is
- * discarded whole: its length + CRC bytes are read and dropped (until a
- * read times out) before the hunt resumes, so nothing inside it is ever
- * taken for a frame or a text command.  Bytes outside frames are ignored
+ * discarded whole: its length + CRC bytes are read and dropped before the
+ * hunt resumes, so nothing inside it is ever taken for a frame or a text
+ * command.  If the sender stops before those bytes are all in, a second
+ * NAK (same seq, TML_HL_TIMEOUT) says that the receiver hunts again.  Bytes outside frames are ignored
  * (printable ones feed the benchmark-runner command line).
  *
  * The frame version (TML_HL_VERSION) changes only with the frame format.
