@@ -1,18 +1,39 @@
 /*
- * tinyml instruction counter: a QEMU TCG plugin (API version 1, QEMU 7.2).
+ * tinyml instruction counter and cycle model: a QEMU TCG plugin (API
+ * version 1, QEMU 7.2).
  *
- * Counts every guest instruction executed (an inline add of the block's
- * instruction count on entry to each translation block) and, each time the
- * instruction at address `mark` executes (the entry of the firmware's
- * tml_profile_mark()), records the running count.  At exit it writes one
- * line per marker hit to the file `out`:
+ * Counts every guest instruction executed and estimates the cycles a
+ * Cortex-M core would take for them, at zero wait states unless told
+ * otherwise.  Each time the instruction at address `mark` executes (the
+ * entry of the firmware's tml_profile_mark()) it records the running
+ * counts.  At exit it writes to the file `out` one line per marker hit:
  *
- *     <running instruction count>
+ *     <running instruction count> <running estimated cycles>
  *
- * and a last line "total <count>".  Differences between consecutive lines
- * are the instructions executed between two markers.
+ * then "total <instructions> <cycles>", "taken <branches> <cycles>" (taken
+ * branches and their pipeline refills), "waits <cycles>" (flash wait
+ * states), and one line per instruction class that executed:
  *
- * Usage: qemu-system-arm ... -plugin insn_count.so,mark=0x1234,out=counts.txt
+ *     class <name> <instructions> <cycles>
+ *
+ * Class "unknown" counts instructions the decode table does not know; they
+ * are charged one cycle each, and the first of them are listed as
+ * "unknown <address> <encoding>" (translated, whether executed or not).
+ *
+ * Arguments: mark=ADDR, out=FILE, core=m0|m0plus|m3|m4|m33|m7|m55 (default
+ * m4), flash=LO:HI and ws=N (N wait states on instruction fetches and data
+ * loads from [LO, HI); default 0: zero wait states).
+ *
+ * How the model works.  At translation time every instruction of a
+ * translation block (TB) is decoded once: `decode_table` (one table for the
+ * Thumb/Thumb-2 encodings of Armv6-M to Armv8.1-M) gives its class, and the
+ * core's `cost table` (one per core, from the instruction timing tables of
+ * Arm's Technical Reference Manuals) gives its cycles.  The TB's cycles are
+ * summed then; at run time a callback on TB entry adds them.  A branch
+ * always ends a TB, so whether it was taken is known when the next TB
+ * starts: if that TB does not start at the branch's fall-through address,
+ * the branch's `taken` cycles (the pipeline refill) are added.
+ *
  * Single vCPU only (the Cortex-M machines have one).
  */
 #include <stdio.h>
@@ -23,13 +44,628 @@
 
 TML_QEMU_EXPORT int qemu_plugin_version = TML_QEMU_PLUGIN_API_VERSION;
 
-static uint64_t tml_count;
+/* ------------------------------------------------------------------ classes */
+
+enum tml_class {
+    C_ALU,        /* data processing, moves, shifts, compares, extends, bit fields, saturation */
+    C_IT,         /* IT */
+    C_NOP,        /* NOP and other hints */
+    C_BRANCH,     /* B, B<cond>, CBZ, CBNZ, WLS: 1 cycle, + taken when taken */
+    C_BL,         /* BL */
+    C_BX,         /* BX, BLX, MOV PC / ADD PC */
+    C_TB,         /* TBB, TBH */
+    C_LOAD,       /* LDR, LDRB, LDRH, LDRSB, LDRSH, LDREX */
+    C_STORE,      /* STR, STRB, STRH, STREX */
+    C_LOAD_PC,    /* LDR PC, [...] */
+    C_LDRD,       /* LDRD */
+    C_STRD,       /* STRD */
+    C_LDM,        /* LDM, POP (N registers) */
+    C_STM,        /* STM, PUSH (N registers) */
+    C_LDM_PC,     /* LDM, POP that load the PC */
+    C_MUL,        /* MUL, MULS */
+    C_MLA,        /* MLA, MLS */
+    C_MULL,       /* SMULL, UMULL */
+    C_MLAL,       /* SMLAL, UMLAL, UMAAL */
+    C_DSP_MUL,    /* SMLAD, SMUAD, SMLA<x><y>, SMLAW, SMLSD, SMMLA, SMMUL, USADA8, ... */
+    C_DSP_MULL,   /* SMLALD, SMLSLD, SMLAL<x><y> */
+    C_DSP,        /* SIMD add/subtract, QADD, SEL, REV, CLZ, ... */
+    C_DIV,        /* SDIV, UDIV */
+    C_BARRIER,    /* DMB, DSB, ISB, CLREX */
+    C_SYS,        /* MRS, MSR, CPS */
+    C_TRAP,       /* SVC, BKPT, UDF */
+    C_FP,         /* VFP arithmetic and moves */
+    C_FP_DIV,     /* VDIV, VSQRT */
+    C_FP_MEM,     /* VLDR, VSTR, VLDM, VSTM, VPUSH, VPOP */
+    C_VEC,        /* MVE arithmetic, multiply-accumulate, predication */
+    C_VEC_MEM,    /* MVE loads and stores, 64-bit moves */
+    C_LOB,        /* DLS, DLSTP */
+    C_LE,         /* LE, LETP */
+    C_UNKNOWN,
+    C_COUNT
+};
+
+static const char *const tml_class_names[C_COUNT] = {
+    "alu", "it", "nop", "branch", "bl", "bx", "tbb", "load", "store", "load_pc", "ldrd", "strd",
+    "ldm", "stm", "ldm_pc", "mul", "mla", "mull", "mlal", "dsp_mul", "dsp_mull", "dsp", "div",
+    "barrier", "sys", "trap", "fp", "fp_div", "fp_mem", "vec", "vec_mem", "lob", "le", "unknown",
+};
+
+/* ------------------------------------------------------------ decode table */
+
+/* One Thumb instruction: a 16-bit one as its halfword in the low 16 bits
+ * (size 2), a 32-bit one as (first halfword << 16) | second (size 4).  The
+ * first row whose (insn & mask) == match, for the same size, gives the
+ * class; more specific rows come first. */
+struct tml_rule {
+    unsigned char size;
+    uint32_t mask;
+    uint32_t match;
+    unsigned char cls;
+};
+
+static const struct tml_rule decode_table[] = {
+    /* ---- 16-bit (ARMv7-M ARM A5.2) ---- */
+    {2, 0xFF87, 0x4700, C_BX},        /* BX Rm */
+    {2, 0xFF87, 0x4780, C_BX},        /* BLX Rm */
+    {2, 0xFC00, 0x4400, C_ALU},       /* ADD/CMP/MOV high registers (to PC: see tml_decode) */
+    {2, 0xFFC0, 0x4340, C_MUL},       /* MULS */
+    {2, 0xC000, 0x0000, C_ALU},       /* shift (immediate), add, subtract, move, compare */
+    {2, 0xFC00, 0x4000, C_ALU},       /* data processing (register) */
+    {2, 0xF800, 0x4800, C_LOAD},      /* LDR (literal) */
+    {2, 0xFE00, 0x5000, C_STORE},     /* STR (register) */
+    {2, 0xFE00, 0x5200, C_STORE},     /* STRH (register) */
+    {2, 0xFE00, 0x5400, C_STORE},     /* STRB (register) */
+    {2, 0xF000, 0x5000, C_LOAD},      /* LDRSB, LDR, LDRH, LDRB, LDRSH (register) */
+    {2, 0xE800, 0x6000, C_STORE},     /* STR, STRB (immediate) */
+    {2, 0xE800, 0x6800, C_LOAD},      /* LDR, LDRB (immediate) */
+    {2, 0xF800, 0x8000, C_STORE},     /* STRH (immediate) */
+    {2, 0xF800, 0x8800, C_LOAD},      /* LDRH (immediate) */
+    {2, 0xF800, 0x9000, C_STORE},     /* STR (SP relative) */
+    {2, 0xF800, 0x9800, C_LOAD},      /* LDR (SP relative) */
+    {2, 0xF000, 0xA000, C_ALU},       /* ADR, ADD (SP plus immediate) */
+    {2, 0xFF00, 0xB000, C_ALU},       /* ADD, SUB SP, #imm */
+    {2, 0xF500, 0xB100, C_BRANCH},    /* CBZ, CBNZ */
+    {2, 0xFF00, 0xB200, C_ALU},       /* SXTH, SXTB, UXTH, UXTB */
+    {2, 0xFE00, 0xB400, C_STM},       /* PUSH */
+    {2, 0xFFE8, 0xB660, C_SYS},       /* CPS */
+    {2, 0xFF00, 0xBA00, C_ALU},       /* REV, REV16, REVSH */
+    {2, 0xFE00, 0xBC00, C_LDM},       /* POP (with PC: see tml_decode) */
+    {2, 0xFF00, 0xBE00, C_TRAP},      /* BKPT */
+    {2, 0xFF0F, 0xBF00, C_NOP},       /* NOP, YIELD, WFE, WFI, SEV */
+    {2, 0xFF00, 0xBF00, C_IT},        /* IT */
+    {2, 0xF800, 0xC000, C_STM},       /* STM */
+    {2, 0xF800, 0xC800, C_LDM},       /* LDM */
+    {2, 0xFF00, 0xDE00, C_TRAP},      /* UDF */
+    {2, 0xFF00, 0xDF00, C_TRAP},      /* SVC */
+    {2, 0xF000, 0xD000, C_BRANCH},    /* B<cond> */
+    {2, 0xF800, 0xE000, C_BRANCH},    /* B */
+
+    /* ---- 32-bit (ARMv7-M ARM A5.3, Armv8.1-M additions) ---- */
+    /* load/store multiple */
+    {4, 0xFE500000, 0xE8100000, C_LDM},      /* LDM, POP.W (with PC: see tml_decode) */
+    {4, 0xFE500000, 0xE8000000, C_STM},      /* STM, PUSH.W */
+    /* load/store dual or exclusive, table branch */
+    {4, 0xFFF0FFE0, 0xE8D0F000, C_TB},       /* TBB, TBH */
+    {4, 0xFFF00000, 0xE8500000, C_LOAD},     /* LDREX */
+    {4, 0xFFF00000, 0xE8400000, C_STORE},    /* STREX */
+    {4, 0xFFF00000, 0xE8D00000, C_LOAD},     /* LDREXB, LDREXH */
+    {4, 0xFFF00000, 0xE8C00000, C_STORE},    /* STREXB, STREXH */
+    {4, 0xFE500000, 0xE8500000, C_LDRD},     /* LDRD */
+    {4, 0xFE500000, 0xE8400000, C_STRD},     /* STRD */
+    /* data processing (shifted register) */
+    {4, 0xFE000000, 0xEA000000, C_ALU},
+    /* floating point (coprocessors 10, 11) and MVE */
+    {4, 0xFFB00E50, 0xEE800A00, C_FP_DIV},   /* VDIV */
+    {4, 0xFFBF0ED0, 0xEEB10AC0, C_FP_DIV},   /* VSQRT */
+    {4, 0xEE000E00, 0xEC000A00, C_FP_MEM},   /* VLDR, VSTR, VLDM, VSTM, VPUSH, VPOP, VMOV (two registers) */
+    {4, 0xEE000000, 0xEC000000, C_VEC_MEM},  /* MVE VLDR, VSTR, gather/scatter, VMOV (two lanes) */
+    {4, 0xEF000E00, 0xEE000A00, C_FP},       /* VFP data processing, VMOV, VMRS */
+    {4, 0xEC000000, 0xEC000000, C_VEC},      /* MVE data processing (0xEE, 0xEF, 0xFE, 0xFF) */
+    /* Armv8.1-M low-overhead loops and VCTP (in the BLX immediate space) */
+    {4, 0xFFCFF001, 0xF00FC001, C_LE},       /* LE, LETP */
+    {4, 0xFF80F001, 0xF000C001, C_BRANCH},   /* WLS, WLSTP */
+    {4, 0xFF80FFFF, 0xF000E001, C_LOB},      /* DLS, DLSTP */
+    {4, 0xFFC0FFFF, 0xF000E801, C_VEC},      /* VCTP */
+    /* branches and miscellaneous control */
+    {4, 0xF800D000, 0xF000D000, C_BL},       /* BL */
+    {4, 0xF800D000, 0xF0009000, C_BRANCH},   /* B.W */
+    {4, 0xFFFFFF00, 0xF3BF8F00, C_BARRIER},  /* CLREX, DSB, DMB, ISB */
+    {4, 0xFFFFFF00, 0xF3AF8000, C_NOP},      /* NOP.W and hints */
+    {4, 0xFFE0D000, 0xF3808000, C_SYS},      /* MSR */
+    {4, 0xFFE0D000, 0xF3E08000, C_SYS},      /* MRS */
+    {4, 0xFFF0F000, 0xF7F0A000, C_TRAP},     /* UDF.W */
+    {4, 0xF800D000, 0xF0008000, C_BRANCH},   /* B<cond>.W */
+    /* data processing (modified immediate, plain binary immediate) */
+    {4, 0xF8008000, 0xF0000000, C_ALU},
+    /* load and store single */
+    {4, 0xFF100000, 0xF8000000, C_STORE},    /* STR, STRB, STRH */
+    {4, 0xFE100000, 0xF8100000, C_LOAD},     /* LDR, LDRB, LDRH, LDRSB, LDRSH, PLD (see tml_decode) */
+    /* data processing (register) */
+    {4, 0xFF80F080, 0xFA80F000, C_DSP},      /* parallel add/subtract (SADD16, QADD8, ...) */
+    {4, 0xFFC0F0C0, 0xFA80F080, C_DSP},      /* QADD, QSUB, REV, RBIT, SEL, CLZ */
+    {4, 0xFF000000, 0xFA000000, C_ALU},      /* shifts by register, (S|U)XT(A)(B|H|B16) */
+    /* multiply, multiply accumulate, absolute difference */
+    {4, 0xFFF0F0F0, 0xFB00F000, C_MUL},      /* MUL */
+    {4, 0xFFF000E0, 0xFB000000, C_MLA},      /* MLA, MLS */
+    {4, 0xFF800000, 0xFB000000, C_DSP_MUL},  /* SMLA<x><y>, SMLAD, SMUAD, SMLAW, SMLSD, SMMLA, USADA8, ... */
+    /* long multiply, long multiply accumulate, divide */
+    {4, 0xFFF000F0, 0xFB9000F0, C_DIV},      /* SDIV */
+    {4, 0xFFF000F0, 0xFBB000F0, C_DIV},      /* UDIV */
+    {4, 0xFFF000F0, 0xFB800000, C_MULL},     /* SMULL */
+    {4, 0xFFF000F0, 0xFBA00000, C_MULL},     /* UMULL */
+    {4, 0xFFF000F0, 0xFBC00000, C_MLAL},     /* SMLAL */
+    {4, 0xFFF000F0, 0xFBE00000, C_MLAL},     /* UMLAL */
+    {4, 0xFFF000F0, 0xFBE00060, C_MLAL},     /* UMAAL */
+    {4, 0xFF800000, 0xFB800000, C_DSP_MULL}, /* SMLAL<x><y>, SMLALD, SMLSLD */
+};
+
+/* ------------------------------------------------------ per-core cost tables */
+
+/* Cycles of one instruction of a class: `base`, plus `per_reg` for each
+ * register of a register list, plus `taken` when a branch is taken (the
+ * pipeline refill P), or `pipelined` instead of `base` for a single load or
+ * store that pipelines with the load or store before it (0: never).
+ * For MVE instructions (M55) `pipelined` is the cost when the vector
+ * instruction before it was of the other kind (memory or arithmetic).
+ * `dual`: may issue in the same cycle as the instruction before it (M7). */
+struct tml_cost {
+    unsigned char base, per_reg, taken, pipelined, dual;
+};
+
+enum { K_M0, K_M0PLUS, K_M3, K_M4, K_M33, K_M7, K_M55, K_COUNT };
+static const char *const tml_core_names[K_COUNT] = {"m0", "m0plus", "m3", "m4", "m33", "m7", "m55"};
+
+/* Cortex-M0 (TRM, instruction set summary; the single-cycle multiplier):
+ * B<cond> 1 (not taken) or 3, B 3, BL 4, BX/BLX/MOV PC 3, LDR/STR 2,
+ * LDM/STM/PUSH/POP 1+N, POP {...,PC} 4+N, MRS/MSR/DMB/DSB/ISB 4.
+ * Armv6-M has no 32-bit data processing, divide or DSP: their rows are
+ * never used. */
+static const struct tml_cost cost_m0[C_COUNT] = {
+    /*               base per_reg taken pipelined dual */
+    [C_ALU]      = {1, 0, 0, 0, 0},
+    [C_IT]       = {1, 0, 0, 0, 0},
+    [C_NOP]      = {1, 0, 0, 0, 0},
+    [C_BRANCH]   = {1, 0, 2, 0, 0},
+    [C_BL]       = {2, 0, 2, 0, 0},
+    [C_BX]       = {1, 0, 2, 0, 0},
+    [C_TB]       = {3, 0, 2, 0, 0},
+    [C_LOAD]     = {2, 0, 0, 0, 0},
+    [C_STORE]    = {2, 0, 0, 0, 0},
+    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
+    [C_LDRD]     = {3, 0, 0, 0, 0},
+    [C_STRD]     = {3, 0, 0, 0, 0},
+    [C_LDM]      = {1, 1, 0, 0, 0},
+    [C_STM]      = {1, 1, 0, 0, 0},
+    [C_LDM_PC]   = {1, 1, 3, 0, 0},
+    [C_MUL]      = {1, 0, 0, 0, 0},
+    [C_MLA]      = {2, 0, 0, 0, 0},
+    [C_MULL]     = {5, 0, 0, 0, 0},
+    [C_MLAL]     = {7, 0, 0, 0, 0},
+    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
+    [C_DSP_MULL] = {1, 0, 0, 0, 0},
+    [C_DSP]      = {1, 0, 0, 0, 0},
+    [C_DIV]      = {12, 0, 0, 0, 0},
+    [C_BARRIER]  = {4, 0, 0, 0, 0},
+    [C_SYS]      = {4, 0, 0, 0, 0},
+    [C_TRAP]     = {1, 0, 0, 0, 0},
+    [C_FP]       = {1, 0, 0, 0, 0},
+    [C_FP_DIV]   = {14, 0, 0, 0, 0},
+    [C_FP_MEM]   = {2, 0, 0, 0, 0},
+    [C_VEC]      = {1, 0, 0, 0, 0},
+    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
+    [C_LOB]      = {1, 0, 0, 0, 0},
+    [C_LE]       = {1, 0, 2, 0, 0},
+    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
+};
+
+/* Cortex-M0+ (TRM, instruction set summary): the two-stage pipeline
+ * refills in one cycle.  B<cond> 1 or 2, B 2, BL 3, BX/BLX/MOV PC 2,
+ * LDR/STR 2, LDM/STM/PUSH/POP 1+N, POP {...,PC} 3+N, MRS/MSR/barriers 3
+ * (MSR and MRS 3, DMB/DSB/ISB 3). */
+static const struct tml_cost cost_m0plus[C_COUNT] = {
+    /*               base per_reg taken pipelined dual */
+    [C_ALU]      = {1, 0, 0, 0, 0},
+    [C_IT]       = {1, 0, 0, 0, 0},
+    [C_NOP]      = {1, 0, 0, 0, 0},
+    [C_BRANCH]   = {1, 0, 1, 0, 0},
+    [C_BL]       = {2, 0, 1, 0, 0},
+    [C_BX]       = {1, 0, 1, 0, 0},
+    [C_TB]       = {3, 0, 1, 0, 0},
+    [C_LOAD]     = {2, 0, 0, 0, 0},
+    [C_STORE]    = {2, 0, 0, 0, 0},
+    [C_LOAD_PC]  = {2, 0, 1, 0, 0},
+    [C_LDRD]     = {3, 0, 0, 0, 0},
+    [C_STRD]     = {3, 0, 0, 0, 0},
+    [C_LDM]      = {1, 1, 0, 0, 0},
+    [C_STM]      = {1, 1, 0, 0, 0},
+    [C_LDM_PC]   = {1, 1, 2, 0, 0},
+    [C_MUL]      = {1, 0, 0, 0, 0},
+    [C_MLA]      = {2, 0, 0, 0, 0},
+    [C_MULL]     = {5, 0, 0, 0, 0},
+    [C_MLAL]     = {7, 0, 0, 0, 0},
+    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
+    [C_DSP_MULL] = {1, 0, 0, 0, 0},
+    [C_DSP]      = {1, 0, 0, 0, 0},
+    [C_DIV]      = {12, 0, 0, 0, 0},
+    [C_BARRIER]  = {3, 0, 0, 0, 0},
+    [C_SYS]      = {3, 0, 0, 0, 0},
+    [C_TRAP]     = {1, 0, 0, 0, 0},
+    [C_FP]       = {1, 0, 0, 0, 0},
+    [C_FP_DIV]   = {14, 0, 0, 0, 0},
+    [C_FP_MEM]   = {2, 0, 0, 0, 0},
+    [C_VEC]      = {1, 0, 0, 0, 0},
+    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
+    [C_LOB]      = {1, 0, 0, 0, 0},
+    [C_LE]       = {1, 0, 1, 0, 0},
+    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
+};
+
+/* Cortex-M3 (TRM r2p1, table 3-1), with P, the pipeline refill the TRM
+ * gives as 1 to 3 cycles, taken as 2.  MOV/ADD to PC, B, BL, BX 1+P;
+ * LDR/STR 2, or 1 when pipelined with the load or store before it
+ * (neighbouring single loads and stores pipeline their address and data
+ * phases; a load does not pipeline into one whose address uses the loaded
+ * register); LDR PC 2+P; LDRD/STRD 1+2; LDM/STM 1+N, with PC 1+N+P; TBB/TBH
+ * 2 (load) + 1 (add) + P.  MUL 1, MLA/MLS 2.  The TRM gives ranges that
+ * depend on the operands' values, which the plugin cannot see at
+ * translation time: it takes the upper bound, SMULL/UMULL 5 (3 to 5),
+ * SMLAL/UMLAL 7 (4 to 7), SDIV/UDIV 12 (2 to 12).  IT 1 (not folded),
+ * barriers 1 (B, the barrier's wait, taken as 0), MRS/MSR 1. */
+static const struct tml_cost cost_m3[C_COUNT] = {
+    /*               base per_reg taken pipelined dual */
+    [C_ALU]      = {1, 0, 0, 0, 0},
+    [C_IT]       = {1, 0, 0, 0, 0},
+    [C_NOP]      = {1, 0, 0, 0, 0},
+    [C_BRANCH]   = {1, 0, 2, 0, 0},
+    [C_BL]       = {1, 0, 2, 0, 0},
+    [C_BX]       = {1, 0, 2, 0, 0},
+    [C_TB]       = {3, 0, 2, 0, 0},
+    [C_LOAD]     = {2, 0, 0, 1, 0},
+    [C_STORE]    = {2, 0, 0, 1, 0},
+    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
+    [C_LDRD]     = {3, 0, 0, 0, 0},
+    [C_STRD]     = {3, 0, 0, 0, 0},
+    [C_LDM]      = {1, 1, 0, 0, 0},
+    [C_STM]      = {1, 1, 0, 0, 0},
+    [C_LDM_PC]   = {1, 1, 2, 0, 0},
+    [C_MUL]      = {1, 0, 0, 0, 0},
+    [C_MLA]      = {2, 0, 0, 0, 0},
+    [C_MULL]     = {5, 0, 0, 0, 0},
+    [C_MLAL]     = {7, 0, 0, 0, 0},
+    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
+    [C_DSP_MULL] = {1, 0, 0, 0, 0},
+    [C_DSP]      = {1, 0, 0, 0, 0},
+    [C_DIV]      = {12, 0, 0, 0, 0},
+    [C_BARRIER]  = {1, 0, 0, 0, 0},
+    [C_SYS]      = {1, 0, 0, 0, 0},
+    [C_TRAP]     = {1, 0, 0, 0, 0},
+    [C_FP]       = {1, 0, 0, 0, 0},
+    [C_FP_DIV]   = {14, 0, 0, 0, 0},
+    [C_FP_MEM]   = {2, 0, 0, 0, 0},
+    [C_VEC]      = {1, 0, 0, 0, 0},
+    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
+    [C_LOB]      = {1, 0, 0, 0, 0},
+    [C_LE]       = {1, 0, 2, 0, 0},
+    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
+};
+
+/* Cortex-M4 (TRM r0p1, table 3-1): as the M3, except that every multiply,
+ * including MLA/MLS, the 64-bit SMULL/UMULL/SMLAL/UMLAL/UMAAL and the DSP
+ * multiplies (SMLAD, SMUAD, SMLALD, ...), takes 1 cycle, and the DSP
+ * extension's SIMD and saturating instructions 1.  SDIV/UDIV 2 to 12: 12.
+ * FPU: VADD/VMUL/VMOV 1 (VMLA's 3 are not modelled), VDIV/VSQRT 14,
+ * VLDR/VSTR 2 (VLDM/VPUSH's 1+N taken as 2). */
+static const struct tml_cost cost_m4[C_COUNT] = {
+    /*               base per_reg taken pipelined dual */
+    [C_ALU]      = {1, 0, 0, 0, 0},
+    [C_IT]       = {1, 0, 0, 0, 0},
+    [C_NOP]      = {1, 0, 0, 0, 0},
+    [C_BRANCH]   = {1, 0, 2, 0, 0},
+    [C_BL]       = {1, 0, 2, 0, 0},
+    [C_BX]       = {1, 0, 2, 0, 0},
+    [C_TB]       = {3, 0, 2, 0, 0},
+    [C_LOAD]     = {2, 0, 0, 1, 0},
+    [C_STORE]    = {2, 0, 0, 1, 0},
+    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
+    [C_LDRD]     = {3, 0, 0, 0, 0},
+    [C_STRD]     = {3, 0, 0, 0, 0},
+    [C_LDM]      = {1, 1, 0, 0, 0},
+    [C_STM]      = {1, 1, 0, 0, 0},
+    [C_LDM_PC]   = {1, 1, 2, 0, 0},
+    [C_MUL]      = {1, 0, 0, 0, 0},
+    [C_MLA]      = {1, 0, 0, 0, 0},
+    [C_MULL]     = {1, 0, 0, 0, 0},
+    [C_MLAL]     = {1, 0, 0, 0, 0},
+    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
+    [C_DSP_MULL] = {1, 0, 0, 0, 0},
+    [C_DSP]      = {1, 0, 0, 0, 0},
+    [C_DIV]      = {12, 0, 0, 0, 0},
+    [C_BARRIER]  = {1, 0, 0, 0, 0},
+    [C_SYS]      = {1, 0, 0, 0, 0},
+    [C_TRAP]     = {1, 0, 0, 0, 0},
+    [C_FP]       = {1, 0, 0, 0, 0},
+    [C_FP_DIV]   = {14, 0, 0, 0, 0},
+    [C_FP_MEM]   = {2, 0, 0, 0, 0},
+    [C_VEC]      = {1, 0, 0, 0, 0},
+    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
+    [C_LOB]      = {1, 0, 0, 0, 0},
+    [C_LE]       = {1, 0, 2, 0, 0},
+    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
+};
+
+/* Cortex-M7 (approximation; its TRM gives no per-instruction table).  A
+ * six-stage, dual-issue pipeline with a branch predictor and a 64-bit
+ * load path: every instruction takes 1 cycle (loads and stores pipelined,
+ * LDM/STM 1+N, divide 12), and an instruction with `dual` set issues
+ * together with the one before it in the same cycle (costs 0) when that
+ * one has `dual` set too and did not itself pair, and the two are not both
+ * loads/stores nor both multiplies.  Register dependencies between the two
+ * are not checked, so this leans optimistic.  Predicted taken branches:
+ * refill 1. */
+static const struct tml_cost cost_m7[C_COUNT] = {
+    /*               base per_reg taken pipelined dual */
+    [C_ALU]      = {1, 0, 0, 0, 1},
+    [C_IT]       = {1, 0, 0, 0, 1},
+    [C_NOP]      = {1, 0, 0, 0, 1},
+    [C_BRANCH]   = {1, 0, 1, 0, 0},
+    [C_BL]       = {1, 0, 1, 0, 0},
+    [C_BX]       = {1, 0, 1, 0, 0},
+    [C_TB]       = {3, 0, 1, 0, 0},
+    [C_LOAD]     = {1, 0, 0, 0, 1},
+    [C_STORE]    = {1, 0, 0, 0, 1},
+    [C_LOAD_PC]  = {2, 0, 1, 0, 0},
+    [C_LDRD]     = {1, 0, 0, 0, 0},
+    [C_STRD]     = {1, 0, 0, 0, 0},
+    [C_LDM]      = {1, 1, 0, 0, 0},
+    [C_STM]      = {1, 1, 0, 0, 0},
+    [C_LDM_PC]   = {1, 1, 1, 0, 0},
+    [C_MUL]      = {1, 0, 0, 0, 1},
+    [C_MLA]      = {1, 0, 0, 0, 1},
+    [C_MULL]     = {1, 0, 0, 0, 1},
+    [C_MLAL]     = {1, 0, 0, 0, 1},
+    [C_DSP_MUL]  = {1, 0, 0, 0, 1},
+    [C_DSP_MULL] = {1, 0, 0, 0, 1},
+    [C_DSP]      = {1, 0, 0, 0, 1},
+    [C_DIV]      = {12, 0, 0, 0, 0},
+    [C_BARRIER]  = {1, 0, 0, 0, 0},
+    [C_SYS]      = {1, 0, 0, 0, 0},
+    [C_TRAP]     = {1, 0, 0, 0, 0},
+    [C_FP]       = {1, 0, 0, 0, 1},
+    [C_FP_DIV]   = {14, 0, 0, 0, 0},
+    [C_FP_MEM]   = {1, 0, 0, 0, 1},
+    [C_VEC]      = {1, 0, 0, 0, 0},
+    [C_VEC_MEM]  = {1, 0, 0, 0, 0},
+    [C_LOB]      = {1, 0, 0, 0, 0},
+    [C_LE]       = {1, 0, 1, 0, 0},
+    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
+};
+
+/* Cortex-M55 (approximation).  Scalar instructions as the M33.  MVE: the
+ * M55 executes a 128-bit vector instruction in 4 beats, 2 per cycle, so 2
+ * cycles; consecutive vector instructions of different kinds (a load or
+ * store, then arithmetic, or the reverse) overlap by 1 cycle, so such a
+ * vector instruction costs 1 (`pipelined`).  Low-overhead loops: DLS/WLS
+ * 1; LE/LETP 0 and no refill (the loop is cached after the first pass). */
+static const struct tml_cost cost_m55[C_COUNT] = {
+    /*               base per_reg taken pipelined dual */
+    [C_ALU]      = {1, 0, 0, 0, 0},
+    [C_IT]       = {1, 0, 0, 0, 0},
+    [C_NOP]      = {1, 0, 0, 0, 0},
+    [C_BRANCH]   = {1, 0, 2, 0, 0},
+    [C_BL]       = {1, 0, 2, 0, 0},
+    [C_BX]       = {1, 0, 2, 0, 0},
+    [C_TB]       = {3, 0, 2, 0, 0},
+    [C_LOAD]     = {2, 0, 0, 1, 0},
+    [C_STORE]    = {2, 0, 0, 1, 0},
+    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
+    [C_LDRD]     = {3, 0, 0, 0, 0},
+    [C_STRD]     = {3, 0, 0, 0, 0},
+    [C_LDM]      = {1, 1, 0, 0, 0},
+    [C_STM]      = {1, 1, 0, 0, 0},
+    [C_LDM_PC]   = {1, 1, 2, 0, 0},
+    [C_MUL]      = {1, 0, 0, 0, 0},
+    [C_MLA]      = {1, 0, 0, 0, 0},
+    [C_MULL]     = {1, 0, 0, 0, 0},
+    [C_MLAL]     = {1, 0, 0, 0, 0},
+    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
+    [C_DSP_MULL] = {1, 0, 0, 0, 0},
+    [C_DSP]      = {1, 0, 0, 0, 0},
+    [C_DIV]      = {12, 0, 0, 0, 0},
+    [C_BARRIER]  = {1, 0, 0, 0, 0},
+    [C_SYS]      = {1, 0, 0, 0, 0},
+    [C_TRAP]     = {1, 0, 0, 0, 0},
+    [C_FP]       = {1, 0, 0, 0, 0},
+    [C_FP_DIV]   = {14, 0, 0, 0, 0},
+    [C_FP_MEM]   = {2, 0, 0, 0, 0},
+    [C_VEC]      = {2, 0, 0, 1, 0},
+    [C_VEC_MEM]  = {2, 0, 0, 1, 0},
+    [C_LOB]      = {1, 0, 0, 0, 0},
+    [C_LE]       = {0, 0, 0, 0, 0},
+    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
+};
+
+/* The Cortex-M33 (Armv8-M Mainline) shares the M4's timings for the
+ * instructions both have (its TRM gives no per-instruction table of its
+ * own); it is modelled with cost_m4. */
+static const struct tml_cost *const tml_core_costs[K_COUNT] = {
+    cost_m0, cost_m0plus, cost_m3, cost_m4, cost_m4, cost_m7, cost_m55,
+};
+
+/* ------------------------------------------------------------------ state */
+
+/* What the run-time needs of one translated block. */
+struct tml_tb {
+    uint64_t fallthrough;  /* address after the block's last instruction */
+    uint64_t start;
+    uint32_t cycles;       /* the block's cycles with every branch not taken */
+    uint32_t taken;        /* extra cycles when its last instruction branches */
+};
+
+static const struct tml_cost *tml_costs = cost_m4;
+static uint64_t tml_count;    /* instructions */
+static uint64_t tml_cycles;   /* estimated cycles */
+static uint64_t tml_taken_n, tml_taken_cycles, tml_wait_cycles;
+static uint64_t tml_class_n[C_COUNT], tml_class_cycles[C_COUNT];
+static uint64_t tml_flash_lo, tml_flash_hi;
+static unsigned tml_ws;
+static const struct tml_tb *tml_prev;
 static uint64_t tml_mark_addr;
-static uint64_t *tml_hits;
+struct tml_hit {
+    uint64_t count, cycles;
+};
+static struct tml_hit *tml_hits;
 static size_t tml_n_hits;
 static size_t tml_cap_hits;
 static char tml_out_path[4096];
 static int tml_written;
+/* The first distinct encodings of class unknown, for the report. */
+#define TML_MAX_UNKNOWN 16
+static uint32_t tml_unknown[TML_MAX_UNKNOWN];
+static uint64_t tml_unknown_addr[TML_MAX_UNKNOWN];
+static size_t tml_n_unknown;
+
+/* ------------------------------------------------------------------ decode */
+
+struct tml_insn {
+    unsigned char cls;
+    unsigned char nregs;   /* registers of a register list */
+    signed char rt;        /* register a single load writes (-1: none) */
+    signed char rn, rm;    /* address registers of a single load or store (-1: none) */
+};
+
+static int tml_popcount(uint32_t v)
+{
+    int n = 0;
+    for (; v; v &= v - 1) {
+        n++;
+    }
+    return n;
+}
+
+static struct tml_insn tml_decode(uint32_t insn, size_t size)
+{
+    struct tml_insn d = {C_UNKNOWN, 0, -1, -1, -1};
+    for (size_t i = 0; i < sizeof decode_table / sizeof decode_table[0]; i++) {
+        const struct tml_rule *r = &decode_table[i];
+        if (r->size == size && (insn & r->mask) == r->match) {
+            d.cls = r->cls;
+            break;
+        }
+    }
+    if (size == 2) {
+        switch (d.cls) {
+        case C_ALU:
+            /* ADD/MOV to PC (0100 01 op D Rm Rdn with Rd = PC, op not CMP) */
+            if ((insn & 0xFC00) == 0x4400 && (insn & 0x0300) != 0x0100 && (((insn >> 4) & 8) | (insn & 7)) == 15) {
+                d.cls = C_BX;
+            }
+            break;
+        case C_LDM:
+            d.nregs = (unsigned char)tml_popcount(insn & 0xFF);
+            if ((insn & 0xFE00) == 0xBC00 && (insn & 0x100)) {
+                d.nregs++;
+                d.cls = C_LDM_PC;
+            }
+            break;
+        case C_STM:
+            d.nregs = (unsigned char)(tml_popcount(insn & 0xFF) + ((insn & 0xFE00) == 0xB400 && (insn & 0x100)));
+            break;
+        case C_LOAD:
+        case C_STORE:
+            if ((insn & 0xF800) == 0x4800) {            /* LDR literal */
+                d.rt = (signed char)((insn >> 8) & 7);
+                d.rn = 15;
+            } else if ((insn & 0xF000) == 0x9000) {     /* SP relative */
+                d.rt = (signed char)((insn >> 8) & 7);
+                d.rn = 13;
+            } else if ((insn & 0xF000) == 0x5000) {     /* register offset */
+                d.rt = (signed char)(insn & 7);
+                d.rn = (signed char)((insn >> 3) & 7);
+                d.rm = (signed char)((insn >> 6) & 7);
+            } else {                                    /* immediate offset */
+                d.rt = (signed char)(insn & 7);
+                d.rn = (signed char)((insn >> 3) & 7);
+            }
+            break;
+        default:
+            break;
+        }
+    } else {
+        uint32_t hw1 = insn >> 16, hw2 = insn & 0xFFFF;
+        switch (d.cls) {
+        case C_LDM:
+            d.nregs = (unsigned char)tml_popcount(hw2);
+            if (hw2 & 0x8000) {
+                d.cls = C_LDM_PC;
+            }
+            break;
+        case C_STM:
+            d.nregs = (unsigned char)tml_popcount(hw2);
+            break;
+        case C_LOAD:
+        case C_STORE:
+            d.rn = (signed char)(hw1 & 15);
+            d.rt = (signed char)(hw2 >> 12);
+            if ((hw1 & 0xFF00) == 0xF800 && (hw2 & 0x0FC0) == 0) {
+                d.rm = (signed char)(hw2 & 15);   /* register offset */
+            }
+            if (d.cls == C_LOAD && d.rt == 15) {
+                /* LDR PC is a branch; LDRB/LDRH/LDRSB/LDRSH to PC are PLD/PLI hints */
+                d.cls = ((hw1 & 0xFE60) == 0xF840 || (hw1 & 0xFFF0) == 0xF8D0 || (hw1 & 0xFF7F) == 0xF85F)
+                            ? C_LOAD_PC : C_NOP;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (d.cls != C_LOAD) {
+        d.rt = -1;
+    }
+    return d;
+}
+
+static int tml_is_branch(unsigned cls)
+{
+    return cls == C_BRANCH || cls == C_BL || cls == C_BX || cls == C_TB || cls == C_LOAD_PC || cls == C_LDM_PC
+           || cls == C_LE;
+}
+
+static int tml_is_mem(unsigned cls)
+{
+    return cls == C_LOAD || cls == C_STORE || cls == C_FP_MEM;
+}
+
+static int tml_is_mul(unsigned cls)
+{
+    return cls == C_MUL || cls == C_MLA || cls == C_MULL || cls == C_MLAL || cls == C_DSP_MUL || cls == C_DSP_MULL;
+}
+
+/* ---------------------------------------------------------------- run time */
+
+static void tml_on_tb(unsigned int vcpu_index, void *userdata)
+{
+    const struct tml_tb *tb = userdata;
+    (void)vcpu_index;
+    if (tml_prev != NULL && tml_prev->taken && tb->start != tml_prev->fallthrough) {
+        tml_cycles += tml_prev->taken;
+        tml_taken_n++;
+        tml_taken_cycles += tml_prev->taken;
+    }
+    tml_cycles += tb->cycles;
+    tml_prev = tb;
+}
+
+static void tml_on_load(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *userdata)
+{
+    (void)vcpu_index;
+    (void)info;
+    (void)userdata;
+    if (vaddr >= tml_flash_lo && vaddr < tml_flash_hi) {
+        tml_cycles += tml_ws;
+        tml_wait_cycles += tml_ws;
+    }
+}
 
 static void tml_on_mark(unsigned int vcpu_index, void *userdata)
 {
@@ -37,7 +673,7 @@ static void tml_on_mark(unsigned int vcpu_index, void *userdata)
     (void)userdata;
     if (tml_n_hits == tml_cap_hits) {
         size_t cap = tml_cap_hits ? 2 * tml_cap_hits : 1024;
-        uint64_t *grown = realloc(tml_hits, cap * sizeof *grown);
+        struct tml_hit *grown = realloc(tml_hits, cap * sizeof *grown);
         if (grown == NULL) {
             qemu_plugin_outs("insn_count: out of memory\n");
             return;
@@ -45,21 +681,111 @@ static void tml_on_mark(unsigned int vcpu_index, void *userdata)
         tml_hits = grown;
         tml_cap_hits = cap;
     }
-    tml_hits[tml_n_hits++] = tml_count;
+    tml_hits[tml_n_hits].count = tml_count;
+    tml_hits[tml_n_hits].cycles = tml_cycles;
+    tml_n_hits++;
 }
+
+/* ------------------------------------------------------------- translation */
 
 static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     size_t n = qemu_plugin_tb_n_insns(tb);
+    struct tml_tb *info = calloc(1, sizeof *info);
+    uint32_t class_n[C_COUNT] = {0}, class_cycles[C_COUNT] = {0};
+    struct tml_insn prev = {C_UNKNOWN, 0, -1, -1, -1};
+    int prev_paired = 1;
+    unsigned fetch_bytes = 0;
     (void)id;
+    if (info == NULL) {
+        qemu_plugin_outs("insn_count: out of memory\n");
+        return;
+    }
     qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &tml_count, n);
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
-        if (qemu_plugin_insn_vaddr(insn) == tml_mark_addr) {
+        uint64_t vaddr = qemu_plugin_insn_vaddr(insn);
+        /* QEMU 7.2 may append the next instruction's first halfword to the
+         * data of the last instruction before a (1 KiB, M-profile) page end,
+         * where it checks whether that one crosses the page: the length comes
+         * from the first halfword, as the core decodes it. */
+        size_t have = qemu_plugin_insn_size(insn);
+        const unsigned char *bytes = qemu_plugin_insn_data(insn);
+        uint32_t word = have >= 2 ? ((uint32_t)bytes[0] | (uint32_t)bytes[1] << 8) : 0;
+        size_t size = (word >> 11) >= 0x1D ? 4 : 2;
+        struct tml_insn d;
+        const struct tml_cost *c;
+        uint32_t cycles;
+        if (size == 4) {
+            word = have >= 4 ? (word << 16 | (uint32_t)bytes[2] | (uint32_t)bytes[3] << 8) : 0;
+        }
+        d = have >= size ? tml_decode(word, size) : (struct tml_insn){C_UNKNOWN, 0, -1, -1, -1};
+        if (d.cls == C_UNKNOWN) {
+            size_t u = 0;
+            while (u < tml_n_unknown && tml_unknown[u] != word) {
+                u++;
+            }
+            if (u == tml_n_unknown && u < TML_MAX_UNKNOWN) {
+                tml_unknown[u] = word;
+                tml_unknown_addr[u] = vaddr;
+                tml_n_unknown++;
+            }
+        }
+        c = &tml_costs[d.cls];
+        cycles = c->base + c->per_reg * d.nregs;
+        if (c->pipelined && i > 0) {
+            int vec = d.cls == C_VEC || d.cls == C_VEC_MEM;
+            if (vec ? ((prev.cls == C_VEC || prev.cls == C_VEC_MEM) && prev.cls != d.cls)
+                    : ((prev.cls == C_LOAD || prev.cls == C_STORE)
+                       && (prev.rt < 0 || (prev.rt != d.rn && prev.rt != d.rm)))) {
+                cycles = c->pipelined;
+            }
+        }
+        if (c->dual && i > 0 && tml_costs[prev.cls].dual && !prev_paired
+            && !(tml_is_mem(d.cls) && tml_is_mem(prev.cls)) && !(tml_is_mul(d.cls) && tml_is_mul(prev.cls))) {
+            cycles = 0;
+            prev_paired = 1;
+        } else {
+            prev_paired = 0;
+        }
+        class_n[d.cls]++;
+        class_cycles[d.cls] += cycles;
+        info->cycles += cycles;
+        if (i == 0) {
+            info->start = vaddr;
+        }
+        if (i + 1 == n) {
+            info->fallthrough = vaddr + size;
+            if (tml_is_branch(d.cls)) {
+                info->taken = c->taken;
+            }
+        }
+        fetch_bytes += (unsigned)size;
+        if (tml_ws && d.cls == C_LOAD) {
+            qemu_plugin_register_vcpu_mem_cb(insn, tml_on_load, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_R, NULL);
+        }
+        if (vaddr == tml_mark_addr) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, tml_on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
         }
+        prev = d;
     }
+    if (tml_ws && info->start >= tml_flash_lo && info->start < tml_flash_hi) {
+        /* one 32-bit fetch per 4 bytes of code, each waiting ws cycles */
+        uint32_t waits = tml_ws * ((fetch_bytes + 3) / 4);
+        info->cycles += waits;
+        qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &tml_wait_cycles, waits);
+    }
+    for (unsigned k = 0; k < C_COUNT; k++) {
+        if (class_n[k]) {
+            qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &tml_class_n[k], class_n[k]);
+            qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &tml_class_cycles[k],
+                                                     class_cycles[k]);
+        }
+    }
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, tml_on_tb, QEMU_PLUGIN_CB_NO_REGS, info);
 }
+
+/* ------------------------------------------------------------------ output */
 
 static void tml_write(void)
 {
@@ -74,9 +800,20 @@ static void tml_write(void)
         return;
     }
     for (size_t i = 0; i < tml_n_hits; i++) {
-        fprintf(f, "%llu\n", (unsigned long long)tml_hits[i]);
+        fprintf(f, "%llu %llu\n", (unsigned long long)tml_hits[i].count, (unsigned long long)tml_hits[i].cycles);
     }
-    fprintf(f, "total %llu\n", (unsigned long long)tml_count);
+    fprintf(f, "total %llu %llu\n", (unsigned long long)tml_count, (unsigned long long)tml_cycles);
+    fprintf(f, "taken %llu %llu\n", (unsigned long long)tml_taken_n, (unsigned long long)tml_taken_cycles);
+    fprintf(f, "waits %llu\n", (unsigned long long)tml_wait_cycles);
+    for (unsigned k = 0; k < C_COUNT; k++) {
+        if (tml_class_n[k]) {
+            fprintf(f, "class %s %llu %llu\n", tml_class_names[k], (unsigned long long)tml_class_n[k],
+                    (unsigned long long)tml_class_cycles[k]);
+        }
+    }
+    for (size_t u = 0; u < tml_n_unknown; u++) {
+        fprintf(f, "unknown %#llx %#x\n", (unsigned long long)tml_unknown_addr[u], tml_unknown[u]);
+    }
     fclose(f);
 }
 
@@ -93,13 +830,39 @@ TML_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *
     (void)info;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
+        char *end = NULL;
         if (strncmp(arg, "mark=", 5) == 0) {
             tml_mark_addr = strtoull(arg + 5, NULL, 0) & ~(uint64_t)1; /* drop the Thumb bit */
         } else if (strncmp(arg, "out=", 4) == 0 && strlen(arg + 4) < sizeof tml_out_path) {
             strcpy(tml_out_path, arg + 4);
             have_out = 1;
+        } else if (strncmp(arg, "core=", 5) == 0) {
+            int k = 0;
+            while (k < K_COUNT && strcmp(arg + 5, tml_core_names[k]) != 0) {
+                k++;
+            }
+            if (k == K_COUNT) {
+                fprintf(stderr, "insn_count: unknown core '%s' (expected m0, m0plus, m3, m4, m33, m7 or m55)\n",
+                        arg + 5);
+                return -1;
+            }
+            tml_costs = tml_core_costs[k];
+        } else if (strncmp(arg, "flash=", 6) == 0) {
+            tml_flash_lo = strtoull(arg + 6, &end, 0);
+            if (end == NULL || *end != ':') {
+                fprintf(stderr, "insn_count: flash=LO:HI expected, got '%s'\n", arg);
+                return -1;
+            }
+            tml_flash_hi = strtoull(end + 1, NULL, 0);
+        } else if (strncmp(arg, "ws=", 3) == 0) {
+            tml_ws = (unsigned)strtoul(arg + 3, NULL, 0);
+            if (tml_ws > 15) {
+                fprintf(stderr, "insn_count: ws=%u is more than 15 wait states\n", tml_ws);
+                return -1;
+            }
         } else {
-            fprintf(stderr, "insn_count: unknown argument '%s' (expected mark=ADDR, out=FILE)\n", arg);
+            fprintf(stderr, "insn_count: unknown argument '%s' (expected mark=ADDR, out=FILE, core=CORE, "
+                            "flash=LO:HI, ws=N)\n", arg);
             return -1;
         }
     }

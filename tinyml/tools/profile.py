@@ -1,5 +1,5 @@
-"""`tinyml profile`: exact per-layer instruction counts under QEMU, and code/weight sizes from the ELF;
-per-layer cycles on a board running the host-link firmware (``--port``).
+"""`tinyml profile`: exact per-layer instruction counts and estimated cycles under QEMU, and code/weight
+sizes from the ELF; per-layer cycles on a board running the host-link firmware (``--port``).
 
 The firmware is built with ``make PROFILE=1`` (``-DTML_PROFILE``): the
 generated ``<model>_invoke`` calls ``tml_profile_mark(op)`` after every
@@ -9,6 +9,13 @@ built here with the host C compiler on first use), which records the running
 count of executed guest instructions at every mark.  The instructions of
 layer k are the difference between two consecutive marks minus the cost of
 one mark.
+
+The same plugin estimates the cycles the board's core would take (its cycle
+model: one table of per-instruction-class costs per core, from Arm's
+Technical Reference Manuals; see the plugin's source), at zero wait states
+unless the board file gives flash wait states that no cache hides.  They
+are estimates, and every report says so; milliseconds are those cycles at
+the board's clock (or ``--clock``).
 
 On a board driven over the host link (a real board at a serial port, or a
 QEMU board whose UART is a ``socket://`` port) the host-link firmware, built
@@ -59,10 +66,75 @@ class LayerProfile:
     macs: int
     instructions: int
     share: float = 0.0  # of the model's instructions
+    cycles: int = 0  # estimated by the cycle model
 
     @property
     def per_mac(self) -> float | None:
         return self.instructions / self.macs if self.macs else None
+
+    @property
+    def cycles_per_mac(self) -> float | None:
+        return self.cycles / self.macs if self.macs else None
+
+
+# The plugin's core names (its argument core=) for the boards' cpu values.
+CYCLE_CORES = {"cortex-m0": "m0", "cortex-m0plus": "m0plus", "cortex-m3": "m3", "cortex-m4": "m4",
+               "cortex-m33": "m33", "cortex-m7": "m7", "cortex-m55": "m55"}
+# Cores whose table is an approximation rather than the TRM's figures (see insn_count.c).
+APPROXIMATE_CORES = ("m7", "m55")
+MIN_CLOCK_HZ, MAX_CLOCK_HZ = 1_000_000, 1_000_000_000  # as a board's clock.cpu_hz
+
+
+def cycle_core(board: Board) -> str | None:
+    """The cycle model's name for the board's core, or None when it has no model."""
+    return CYCLE_CORES.get(board.cpu)
+
+
+def check_clock_hz(hz: float, where: str = "--clock") -> int:
+    if not MIN_CLOCK_HZ <= hz <= MAX_CLOCK_HZ:
+        raise InputError(f"{where} {hz / 1e6:g} MHz is out of range; give a clock from "
+                         f"{MIN_CLOCK_HZ // 1_000_000} to {MAX_CLOCK_HZ // 1_000_000} MHz")
+    return int(round(hz))
+
+
+@dataclass
+class CycleModel:
+    """What the estimated cycles of a report are: the core's table, the wait states, where the cycles went."""
+
+    core: str  # the plugin's core name (m0 ... m55)
+    wait_states: int  # flash wait states charged (0: zero-wait-state)
+    clock_hz: int | None  # the board's clock or --clock
+    classes: dict[str, tuple[int, int]] = field(default_factory=dict)  # class -> (instructions, cycles), whole run
+    taken_branches: int = 0
+    taken_cycles: int = 0
+    wait_cycles: int = 0
+
+    @property
+    def unknown(self) -> int:
+        """Instructions the model's decode table does not know (charged 1 cycle each)."""
+        return self.classes.get("unknown", (0, 0))[0]
+
+    @property
+    def label(self) -> str:
+        how = "approximate model" if self.core in APPROXIMATE_CORES else "TRM timings"
+        memory = "zero-wait-state" if not self.wait_states else f"{self.wait_states} flash wait states"
+        return f"estimated, {memory}, Cortex-{self.core.upper().replace('PLUS', '+')} {how}"
+
+    def ms(self, cycles: int) -> float | None:
+        return 1000 * cycles / self.clock_hz if self.clock_hz else None
+
+
+@dataclass
+class MarkCounts:
+    """The plugin's running counts at every mark, and its whole-run statistics."""
+
+    instructions: list[int]
+    cycles: list[int]
+    classes: dict[str, tuple[int, int]]
+    taken_branches: int = 0
+    taken_cycles: int = 0
+    wait_cycles: int = 0
+    unknown_encodings: list[tuple[int, int]] = field(default_factory=list)  # (address, encoding)
 
 
 @dataclass
@@ -87,36 +159,86 @@ class ProfileReport:
     sizes: SizeReport | None = None
     chart: str | None = None
     families: dict[str, int] = field(default_factory=dict)  # kernel template -> calls
+    cycles: int = 0  # estimated: the sum over layers
+    mark_cycles: int = 0  # estimated cycles of one mark, subtracted from every layer
+    cycle_model: CycleModel | None = None  # None: no cycle model for the core
     unit: ClassVar[str] = "instructions"  # the LayerProfile field the chart plots
 
     @property
     def per_mac(self) -> float:
         return self.instructions / self.macs if self.macs else 0.0
 
+    @property
+    def cycles_per_mac(self) -> float:
+        return self.cycles / self.macs if self.macs else 0.0
+
+    @property
+    def ms(self) -> float | None:
+        """Estimated milliseconds of the layers at the clock (None without a model or a clock)."""
+        return self.cycle_model.ms(self.cycles) if self.cycle_model else None
+
     def to_json(self) -> dict[str, Any]:
+        m = self.cycle_model
+
+        def ms(cycles: int) -> float | None:
+            return m.ms(cycles) if m else None
+
         return dict(
             model=self.model, board=self.board,
             layers=[dict(index=l.index, name=l.name, op=l.op, kernel=l.kernel, macs=l.macs,
-                         instructions=l.instructions, instructions_per_mac=l.per_mac, share=l.share)
+                         instructions=l.instructions, instructions_per_mac=l.per_mac, share=l.share,
+                         cycles=l.cycles if m else None, cycles_per_mac=l.cycles_per_mac if m else None,
+                         ms=ms(l.cycles))
                     for l in self.layers],
             totals=dict(macs=self.macs, instructions=self.instructions, instructions_per_mac=self.per_mac,
-                        mark_cost=self.mark_cost),
+                        mark_cost=self.mark_cost, cycles=self.cycles if m else None,
+                        cycles_per_mac=self.cycles_per_mac if m else None, ms=self.ms,
+                        clock_hz=m.clock_hz if m else None, mark_cycles=self.mark_cycles if m else None),
+            cycle_model=None if m is None else dict(
+                what=m.label, core=m.core, wait_states=m.wait_states, clock_hz=m.clock_hz,
+                unknown_instructions=m.unknown, taken_branches=m.taken_branches, taken_cycles=m.taken_cycles,
+                wait_cycles=m.wait_cycles,
+                classes={k: dict(instructions=n, cycles=c) for k, (n, c) in sorted(m.classes.items())}),
             sizes=asdict(self.sizes) if self.sizes else None,
             kernel_families=self.families,
             chart=self.chart,
         )
 
     def format(self) -> str:
-        lines = [f"profile of {self.model} on {self.board} (exact instruction counts under QEMU)", ""]
-        head = f"{'#':>3}  {'operator':<18} {'kernel':<26} {'MACs':>11} {'instructions':>13} {'instr/MAC':>9} {'share':>6}"
+        m = self.cycle_model
+        lines = [f"profile of {self.model} on {self.board} (exact instruction counts under QEMU"
+                 + (f"; cycles and ms {m.label}" if m else "; no cycle model for this core") + ")", ""]
+        head = f"{'#':>3}  {'operator':<18} {'kernel':<26} {'MACs':>11} {'instructions':>13} {'instr/MAC':>9}"
+        if m:
+            head += f" {'est. cycles':>13} {'cyc/MAC':>7} {'est. ms':>9}"
+        head += f" {'share':>6}"
         lines += [head, "-" * len(head)]
+
+        def row(label: str, kernel: str, macs: int, ins: int, ins_pm: float | None, cyc: int,
+                cyc_pm: float | None, share: float) -> str:
+            pm = f"{ins_pm:9.2f}" if ins_pm is not None else f"{'-':>9}"
+            text = f"{label:<18} {kernel[:26]:<26} {macs:>11,} {ins:>13,} {pm}"
+            if m:
+                cpm = f"{cyc_pm:7.2f}" if cyc_pm is not None else f"{'-':>7}"
+                ms = m.ms(cyc)
+                text += f" {cyc:>13,} {cpm} " + (f"{ms:9.3f}" if ms is not None else f"{'-':>9}")
+            return text + f" {100 * share:5.1f}%"
+
         for l in self.layers:
-            pm = f"{l.per_mac:9.2f}" if l.per_mac is not None else f"{'-':>9}"
-            lines.append(f"{l.index:>3}  {l.op:<18} {l.kernel[:26]:<26} {l.macs:>11,} {l.instructions:>13,} "
-                         f"{pm} {100 * l.share:5.1f}%")
+            lines.append(f"{l.index:>3}  " + row(l.op, l.kernel, l.macs, l.instructions, l.per_mac, l.cycles,
+                                                 l.cycles_per_mac, l.share))
         lines.append("-" * len(head))
-        lines.append(f"{'':>3}  {'total':<18} {'':<26} {self.macs:>11,} {self.instructions:>13,} "
-                     f"{self.per_mac:9.2f} 100.0%")
+        lines.append(f"{'':>3}  " + row("total", "", self.macs, self.instructions, self.per_mac, self.cycles,
+                                        self.cycles_per_mac if self.macs else None, 1.0))
+        if m:
+            lines.append("")
+            clock = (f" = {self.ms:.2f} ms at {m.clock_hz / 1e6:g} MHz" if m.clock_hz and self.ms is not None
+                     else " (no clock: give --clock MHZ for milliseconds)")
+            lines.append(f"estimated {self.cycles:,} cycles{clock} ({m.label}); exact {self.instructions:,} "
+                         f"instructions")
+            if m.unknown:
+                lines.append(f"note: {m.unknown:,} instructions were of no class the cycle model knows; each was "
+                             "counted as 1 cycle")
         if self.sizes:
             s = self.sizes
             lines.append("")
@@ -173,6 +295,13 @@ class BoardProfileReport:
     def per_mac(self) -> float:
         return self.cycles / self.macs if self.macs else 0.0
 
+    @property
+    def ms(self) -> float | None:
+        """The whole inference at the clock; None under QEMU, whose counters follow the host's clock."""
+        if self.emulated or not self.cpu_hz or self.source == "none":
+            return None
+        return 1000 * self.invoke_cycles / self.cpu_hz
+
     def to_json(self) -> dict[str, Any]:
         return dict(
             model=self.model, board=self.board, port=self.port, cycle_source=self.source, cpu_hz=self.cpu_hz,
@@ -181,7 +310,7 @@ class BoardProfileReport:
                          cycles_per_mac=l.per_mac, share=l.share)
                     for l in self.layers],
             totals=dict(macs=self.macs, cycles=self.cycles, cycles_per_mac=self.per_mac,
-                        invoke_cycles=self.invoke_cycles),
+                        invoke_cycles=self.invoke_cycles, ms=self.ms),
             memory=asdict(self.memory) if self.memory is not None else None,
             sizes=asdict(self.sizes) if self.sizes else None,
             kernel_families=self.families,
@@ -193,7 +322,8 @@ class BoardProfileReport:
                  f"over the host link at {self.port})"]
         if self.emulated and self.source != "none":
             lines.append("note: under QEMU the counter runs on the host's clock; the numbers are not the "
-                         "board's cycles")
+                         "board's cycles, and no milliseconds follow from them (for estimated cycles and ms, "
+                         "profile on a QEMU board with the same core that uses semihosting, e.g. mps2-an386)")
         lines.append("")
         head = f"{'#':>3}  {'operator':<18} {'kernel':<26} {'MACs':>11} {'cycles':>13} {'cycles/MAC':>10} {'share':>6}"
         lines += [head, "-" * len(head)]
@@ -208,8 +338,7 @@ class BoardProfileReport:
                      f"{total_pm} {100.0 if self.cycles else 0.0:5.1f}%")
         lines.append("")
         if counted:
-            clock = (f", {1000 * self.invoke_cycles / self.cpu_hz:.2f} ms at {self.cpu_hz / 1e6:g} MHz"
-                     if self.cpu_hz else "")
+            clock = f", {self.ms:.2f} ms at {self.cpu_hz / 1e6:g} MHz" if self.ms is not None else ""
             lines.append(f"whole inference {self.invoke_cycles:,} cycles{clock} (with the per-operator bookkeeping)")
         if self.memory is not None:
             lines.append(f"memory on the device: {self.memory.summary()}")
@@ -333,9 +462,38 @@ def build_variant(project: Path, board: Board, *, profile: bool) -> Path:
     return elf
 
 
-def count_instructions(project: Path, board: Board, elf: Path, input_bytes: bytes,
-                       timeout: float = 600.0) -> list[int]:
-    """Run a PROFILE=1 firmware under QEMU with the plugin; the running count at every mark."""
+def plugin_arguments(board: Board) -> list[str]:
+    """The plugin's cycle-model arguments for ``board``: its core, and the flash wait states that no
+    cache hides (none: zero wait states)."""
+    args = [f"core={cycle_core(board) or 'm4'}"]
+    waits = 0 if board.flash_cache else board.flash_wait_states
+    if waits and board.flash_origin is not None and board.flash_bytes is not None:
+        args += [f"flash={board.flash_origin:#x}:{board.flash_origin + board.flash_bytes:#x}", f"ws={waits}"]
+    return args
+
+
+def parse_counts(text: str) -> MarkCounts:
+    """The plugin's output file (see insn_count.c)."""
+    counts = MarkCounts(instructions=[], cycles=[], classes={})
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            counts.instructions.append(int(parts[0]))
+            counts.cycles.append(int(parts[1]))
+        elif parts[:1] == ["taken"]:
+            counts.taken_branches, counts.taken_cycles = int(parts[1]), int(parts[2])
+        elif parts[:1] == ["waits"]:
+            counts.wait_cycles = int(parts[1])
+        elif parts[:1] == ["class"]:
+            counts.classes[parts[1]] = (int(parts[2]), int(parts[3]))
+        elif parts[:1] == ["unknown"]:
+            counts.unknown_encodings.append((int(parts[1], 16), int(parts[2], 16)))
+    return counts
+
+
+def count_marks(project: Path, board: Board, elf: Path, input_bytes: bytes, timeout: float = 600.0) -> MarkCounts:
+    """Run a PROFILE=1 firmware under QEMU with the plugin: the running instruction count and estimated
+    cycles at every mark, and where the cycles went."""
     if board.kind != "qemu":
         raise InputError(f"board {board.name} is not a QEMU board; instruction counts need QEMU "
                          "(profiling real boards with the DWT cycle counter needs the serial host link)")
@@ -349,7 +507,7 @@ def count_instructions(project: Path, board: Board, elf: Path, input_bytes: byte
         counts = work / "counts.txt"
         cmd = qemu_command(board, elf)
         k = cmd.index("-kernel")
-        cmd[k:k] = ["-plugin", f"{plugin},mark={mark:#x},out={counts}"]
+        cmd[k:k] = ["-plugin", ",".join([str(plugin), f"mark={mark:#x}", f"out={counts}", *plugin_arguments(board)])]
         try:
             proc = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, timeout=timeout)
@@ -361,8 +519,13 @@ def count_instructions(project: Path, board: Board, elf: Path, input_bytes: byte
             tail = " | ".join(console.splitlines()[-4:]) or "no console output"
             raise RunError(f"the profiling run of {project.name} on {board.name} failed with exit code "
                            f"{proc.returncode}: {tail}; run 'make run PROFILE=1' in {project}")
-        lines = counts.read_text().splitlines()
-    return [int(x) for x in lines if x.strip().isdigit()]
+        return parse_counts(counts.read_text())
+
+
+def count_instructions(project: Path, board: Board, elf: Path, input_bytes: bytes,
+                       timeout: float = 600.0) -> list[int]:
+    """Run a PROFILE=1 firmware under QEMU with the plugin; the running instruction count at every mark."""
+    return count_marks(project, board, elf, input_bytes, timeout).instructions
 
 
 # ---------------------------------------------------------------------------
@@ -381,17 +544,21 @@ def marked_rows(compiled: Any) -> list[list[Any]]:
     return rows
 
 
-def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileReport:
-    """Profile a compiled model whose project is written at ``project``."""
+def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
+                     clock_hz: int | None = None) -> ProfileReport:
+    """Profile a compiled model whose project is written at ``project`` (``clock_hz``: the clock for
+    milliseconds, default the board's)."""
     graph, board = compiled.graph, compiled.board
     elf = build_variant(project, board, profile=True)
     sample = random_inputs(graph, 1, check_seed(seed))
-    hits = count_instructions(project, board, elf, pack_samples(graph, sample))
+    counts = count_marks(project, board, elf, pack_samples(graph, sample))
+    hits, cyc = counts.instructions, counts.cycles
     rows = marked_rows(compiled)
     if len(hits) != len(rows) + 2:
         raise RunError(f"the profiling run recorded {len(hits)} marks, expected {len(rows) + 2}; "
                        "rebuild the project with this version of tinyml")
     mark_cost = hits[1] - hits[0]
+    mark_cycles = cyc[1] - cyc[0]
     layers = []
     for i, group in enumerate(rows):
         ins = hits[i + 2] - hits[i + 1] - mark_cost
@@ -404,7 +571,7 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileR
             op=last.op_kind if stage is None else f"patch stage (ops {group[0].op_index}..{last.op_index})",
             kernel=" + ".join(dict.fromkeys(c.function for c in kernels)),
             macs=sum(c.macs for c in kernels) + (stage.extra_macs if stage is not None else 0),
-            instructions=max(ins, 0)))
+            instructions=max(ins, 0), cycles=max(cyc[i + 2] - cyc[i + 1] - mark_cycles, 0)))
     total = sum(l.instructions for l in layers)
     for l in layers:
         l.share = l.instructions / total if total else 0.0
@@ -412,8 +579,14 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0) -> ProfileR
     for c in compiled.calls:
         if isinstance(c, KernelCall):
             families[c.kernel] = families.get(c.kernel, 0) + 1
+    core = cycle_core(board)
+    model = None if core is None else CycleModel(
+        core=core, wait_states=0 if board.flash_cache else board.flash_wait_states,
+        clock_hz=clock_hz or board.cpu_hz, classes=counts.classes, taken_branches=counts.taken_branches,
+        taken_cycles=counts.taken_cycles, wait_cycles=counts.wait_cycles)
     return ProfileReport(model=graph.name, board=board.name, layers=layers, instructions=total,
-                         macs=sum(l.macs for l in layers), mark_cost=mark_cost, families=families)
+                         macs=sum(l.macs for l in layers), mark_cost=mark_cost, families=families,
+                         cycles=sum(l.cycles for l in layers), mark_cycles=mark_cycles, cycle_model=model)
 
 
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
@@ -439,8 +612,12 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
                   work_dir: str | os.PathLike[str] | None = None, seed: int = 0, sizes: bool = True,
                   families: str = "auto", progress: Callable[[str], None] | None = None,
                   port: str | None = None, baudrate: int = 115200,
-                  sram: int | None = None, tolerance: float = TOLERANCE) -> ProfileReport | BoardProfileReport:
-    """Compile, build with markers, count instructions per layer under QEMU; sizes from the ELF.
+                  sram: int | None = None, tolerance: float = TOLERANCE,
+                  clock_mhz: float | None = None) -> ProfileReport | BoardProfileReport:
+    """Compile, build with markers, count instructions and estimate cycles per layer under QEMU; sizes
+    from the ELF.
+
+    ``clock_mhz``: the clock for milliseconds (default: the board's clock.cpu_hz).
 
     ``sram``: profile the plan that fits this arena budget (as tinyml compile --sram makes it), so its
     cost is measured exactly rather than estimated.
@@ -450,12 +627,15 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
     :func:`profile_device`."""
     say = progress or (lambda _m: None)
     check_seed(seed)
+    clock_hz = check_clock_hz(clock_mhz * 1e6) if clock_mhz is not None else None
     if not Path(model).is_file():
         raise InputError(f"{model}: no such model file; give the path of an int8 .tflite file")
     brd = load_board(board)
     if port is not None or (brd.kind == "qemu" and brd.host_io == "uart"):
         board_report = profile_device(model, brd, port, seed=seed, baudrate=baudrate, families=families,
                                       work_dir=work_dir, sizes=sizes, progress=say, sram=sram)
+        if clock_hz is not None:
+            board_report.cpu_hz = clock_hz
         if chart is not None and board_report.cycles > 0:
             board_report.chart = str(write_chart(board_report, Path(chart)))
         return board_report
@@ -467,7 +647,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
         project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
         compiled = compile_to(model, brd, project, families, sram, tolerance)
         say(f"compiled {compiled.graph.name} for {brd.name}; building with profiling marks")
-        report = profile_compiled(compiled, project, seed=seed)
+        report = profile_compiled(compiled, project, seed=seed, clock_hz=clock_hz)
         if sizes:
             report.sizes = elf_sizes(brd, build_variant(project, brd, profile=False), compiled.graph.name)
     if chart is not None:
