@@ -56,6 +56,7 @@ _TOP_KEYS = {
     "uart",
     "flash",
     "renode",
+    "timing",
 }
 _COMPILER_KEYS = {"cc", "cflags", "ldflags"}
 _MEMORY_KEYS = {"flash", "ram", "vectors", "boot2"}
@@ -66,6 +67,8 @@ CLOCK_DRIVERS = ("none", "stm32f4", "stm32f7", "stm32l4", "stm32h7", "nrf51", "n
 UART_DRIVERS = ("cmsdk", "stm32-usart-v1", "stm32-usart-v2", "nrf-uart", "pl011-rp2040")
 _FLASH_KEYS = {"pyocd_target", "openocd", "gdb_reset"}
 _RENODE_KEYS = {"platform", "uart"}
+_TIMING_KEYS = {"flash_wait_states", "flash_cache"}
+MAX_FLASH_WAIT_STATES = 15
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Patterns of the string keys (board files are untrusted: their strings end
 # up in Makefiles, C strings, command lines and one-line reports).
@@ -152,6 +155,10 @@ class Board:
     renode_uart: str | None = None  # e.g. "sysbus.usart1"
     boot2_origin: int | None = None  # RP2040: the second-stage loader before the vectors
     boot2_bytes: int | None = None
+    # For the cycle model ([timing]): wait states of fetches and loads from
+    # the flash region, and whether a cache or accelerator hides them.
+    flash_wait_states: int = 0
+    flash_cache: bool = False
 
     @property
     def cpu_hz(self) -> int | None:
@@ -461,7 +468,7 @@ def _load_link_keys(reader: _Reader, data: dict[str, Any], kind: str, ram: tuple
     [uart], [flash], [renode] and qemu.serial."""
     out: dict[str, Any] = {}
     if kind == "host":
-        for key in ("host_io", "clock", "uart", "flash", "renode"):
+        for key in ("host_io", "clock", "uart", "flash", "renode", "timing"):
             if key in data:
                 raise reader.fail(key, "a host board has no firmware I/O, clocks, UART or probe", "remove it")
         return out
@@ -502,6 +509,16 @@ def _load_link_keys(reader: _Reader, data: dict[str, Any], kind: str, ram: tuple
                                   f"most {MAX_GDB_RESET_CHARS} characters", "give one GDB command")
     if kind == "hardware" and (flash is None or not (out.get("pyocd_target") or out.get("openocd"))):
         raise reader.fail("flash", "a real board needs a flash method", "add [flash] with pyocd_target or openocd")
+    timing = reader.table(data, "timing", _TIMING_KEYS, required=False)
+    if timing is not None:
+        if "flash_wait_states" in timing:
+            out["flash_wait_states"] = reader.integer(timing, "flash_wait_states", "timing",
+                                                      maximum=MAX_FLASH_WAIT_STATES)
+        if "flash_cache" in timing:
+            if not isinstance(timing["flash_cache"], bool):
+                raise reader.fail("timing.flash_cache", f"must be true or false, got {_show(timing['flash_cache'])}",
+                                  "write true or false without quotes")
+            out["flash_cache"] = timing["flash_cache"]
     renode = reader.table(data, "renode", _RENODE_KEYS, required=False)
     if renode is not None:
         out["renode_platform"] = reader.pattern(renode, "platform", _RENODE_PLATFORM_RE,

@@ -38,7 +38,8 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
     chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
     report = profile_model(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed,
-                           families=a.kernels, progress=_say, port=a.port, baudrate=a.baud, sram=a.sram)
+                           families=a.kernels, progress=_say, port=a.port, baudrate=a.baud, sram=a.sram,
+                           clock_mhz=a.clock)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
 
@@ -123,6 +124,20 @@ def _baud(text: str) -> int:
     if not 50 <= n <= 20_000_000:
         raise argparse.ArgumentTypeError(f"{text} is out of range; give a baud rate from 50 to 20000000")
     return n
+
+
+def _clock_mhz(text: str) -> float:
+    """--clock: the core clock in MHz, as a board's clock.cpu_hz allows (1 to 1000 MHz)."""
+    from tinyml.tools.profile import MAX_CLOCK_HZ, MIN_CLOCK_HZ
+
+    try:
+        mhz = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a clock in MHz (e.g. 120)") from None
+    if not MIN_CLOCK_HZ <= mhz * 1e6 <= MAX_CLOCK_HZ:
+        raise argparse.ArgumentTypeError(f"{text} MHz is out of range; give a clock from "
+                                         f"{MIN_CLOCK_HZ // 1_000_000} to {MAX_CLOCK_HZ // 1_000_000} MHz")
+    return mhz
 
 
 def _c_name(text: str) -> str:
@@ -317,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", "-b", help="also build for this Arm board and report code and weight bytes from the ELF")
     s.set_defaults(func=cmd_inspect)
 
-    s = sub.add_parser("profile", help="exact instructions per layer under QEMU, code and weight bytes")
+    s = sub.add_parser("profile", help="exact instructions and estimated cycles and ms per layer under QEMU, "
+                                       "code and weight bytes")
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", required=True, help="QEMU board, e.g. mps2-an386")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -330,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", "-p", help="profile the board at this serial port (or socket://HOST:PORT) running the "
                                         "host-link firmware of MODEL: cycles per layer from its cycle counter")
     s.add_argument("--baud", type=_baud, default=115200, help="baud rate with --port (default 115200)")
+    s.add_argument("--clock", type=_clock_mhz, metavar="MHZ",
+                   help="core clock for the estimated milliseconds (default: the board's clock)")
     s.set_defaults(func=cmd_profile)
 
     # `tinyml bench PART`: each part is a sub-subcommand of bench_sub.
