@@ -211,6 +211,11 @@ HOSTILE = [
     ("space in machine", lambda t: t.replace('machine = "mps2-an386"', 'machine = "mps2 -s"'),
      "key 'qemu.machine'"),
     ("odd uart base", lambda t: t.replace("base = 0x40004000", "base = 0x40004001"), "key 'uart.base'"),
+    ("16 wait states", lambda t: t + "\n[timing]\nflash_wait_states = 16\n",
+     "key 'timing.flash_wait_states': 16 (0x10) is out of range; use a value from 0 to 15"),
+    ("flash_cache a string", lambda t: t + '\n[timing]\nflash_cache = "yes"\n',
+     "key 'timing.flash_cache': must be true or false"),
+    ("unknown timing key", lambda t: t + "\n[timing]\nsram_wait_states = 1\n", "key 'timing.sram_wait_states'"),
 ]
 
 

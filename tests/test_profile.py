@@ -39,6 +39,11 @@ def test_profile_ds_cnn_m4(ds_cnn, tmp_path) -> None:
     assert 0 < fast.mark_cost < 10
     # the figure for a DS-CNN keyword spotter on Cortex-M4
     assert fast.per_mac <= 2.2, fast.format()
+    # estimated cycles from the M4 cycle model, and ms at the board's 25 MHz
+    assert fast.cycle_model is not None and fast.cycle_model.unknown == 0
+    assert sum(l.cycles for l in fast.layers) == fast.cycles >= fast.instructions
+    assert fast.ms == pytest.approx(1000 * fast.cycles / 25e6)
+    assert "estimated, zero-wait-state" in fast.format() and " ms at 25 MHz" in fast.format()
     assert fast.sizes is not None and fast.sizes.weight_bytes > 20_000
     assert fast.sizes.code_bytes < 16 * 1024, fast.format()
     # the portable kernels, measured in the same test, are several times slower
@@ -55,13 +60,26 @@ def test_counts_are_deterministic(ds_cnn) -> None:
 
 def test_profile_cli_json(ds_cnn, tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-m", "tinyml.cli", "profile", str(ds_cnn), "--board", "mps2-an386",
-                           "--json", "--chart", str(tmp_path / "c.png")], capture_output=True, text=True)
+                           "--json", "--chart", str(tmp_path / "c.png"), "--clock", "120"],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert {"name", "op", "macs", "instructions"} <= set(data["layers"][0])
+    assert {"name", "op", "macs", "instructions", "cycles", "ms"} <= set(data["layers"][0])
+    totals = data["totals"]
+    assert totals["cycles"] == sum(l["cycles"] for l in data["layers"]) >= totals["instructions"]
+    assert totals["clock_hz"] == 120_000_000 and totals["ms"] == pytest.approx(totals["cycles"] / 120e3)
+    assert data["cycle_model"]["what"].startswith("estimated, zero-wait-state")
+    assert data["cycle_model"]["unknown_instructions"] == 0
     assert data["totals"]["instructions"] == sum(l["instructions"] for l in data["layers"])
     assert data["totals"]["macs"] == sum(l["macs"] for l in data["layers"])
     assert data["sizes"]["code_bytes"] + data["sizes"]["weight_bytes"] == data["sizes"]["flash_bytes"]
+
+
+@pytest.mark.parametrize("clock", ["0", "1001", "fast", "nan"])
+def test_profile_clock_out_of_range(ds_cnn, clock: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tinyml.cli", "profile", str(ds_cnn), "--board", "mps2-an386",
+                           "--clock", clock], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--clock" in proc.stderr, proc.stderr
 
 
 def test_profile_needs_a_qemu_board(ds_cnn) -> None:
