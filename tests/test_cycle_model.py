@@ -27,13 +27,17 @@ pytestmark = pytest.mark.qemu
 
 # name -> (assembly, expected cycles).  Every sequence starts a translation
 # block (it follows the return from a mark) and ends with the call of the next
-# mark.  r0 points at a RAM buffer whose first word holds its own address;
-# r4 = 100, r5 = 7; r6 = 0.
+# mark.  r0 and r7 point at a RAM buffer whose first word holds its own
+# address; r4 = 100, r5 = 7; r6 = 0.
 LOADS3 = "ldr r3, [r0]\n ldr r1, [r0, #4]\n ldr r2, [r0, #8]"
 LOAD_DEP = "ldr r3, [r0]\n ldr r1, [r3]"      # the second load's base is the first's result
 LOAD_STORE = "ldr r3, [r0]\n str r3, [r0, #8]"
 LOOP10 = "movs r2, #10\n1: subs r2, r2, #1\n bne 1b"
-LDM4 = "mov r7, r0\n ldmia r7!, {r1, r2, r3, r6}"
+LDM4 = "ldmia r7!, {r1, r2, r3, r6}"
+ADDR_DEP = "adds r0, r0, #0\n ldr r1, [r0]"   # the load's base is the result of the instruction before
+ADDR_INDEP = "adds r2, r2, #0\n ldr r1, [r0]"
+STRB_IMM = "strb r3, [r0, #9]"
+STRB_REG = "strb r3, [r0, r5]"
 PUSH_POP = "push {r4, r5, r6, r7}\n pop {r4, r5, r6, r7}"
 B_FORWARD = "b 1f\n nop\n1:"
 SMLAD4 = "\n".join(["smlad r6, r4, r5, r6"] * 4)
@@ -41,14 +45,20 @@ UDIV = "udiv r3, r4, r5"
 MLA_UMULL = "mla r3, r4, r5, r3\n umull r1, r2, r4, r5"
 
 # Cortex-M3/M4/M33 (TRM instruction timing tables, P = 2): LDR 2, the next
-# neighbouring independent load or store 1; LDM/PUSH/POP 1+N; B 1+P; a taken
-# B<cond> 1+P, not taken 1; SDIV/UDIV 2 to 12 -> 12.
+# neighbouring independent load or store 1; STR with an immediate offset 1;
+# a load or store whose address the instruction before computed, 1 more;
+# LDM/PUSH/POP 1+N; B 1+P; a taken B<cond> 1+P, not taken 1; SDIV/UDIV
+# 2 to 12 -> 12.
 ARMV7M_COMMON = {
     "loads3": (LOADS3, 2 + 1 + 1),
     "load_dep": (LOAD_DEP, 2 + 2),
     "load_store": (LOAD_STORE, 2 + 1),
+    "addr_dep": (ADDR_DEP, 1 + 2 + 1),
+    "addr_indep": (ADDR_INDEP, 1 + 2),
+    "strb_imm": (STRB_IMM, 1),
+    "strb_reg": (STRB_REG, 2),
     "loop10": (LOOP10, 1 + 10 * 1 + 9 * (1 + 2) + 1),
-    "ldm4": (LDM4, 1 + (1 + 4)),
+    "ldm4": (LDM4, 1 + 4),
     "push_pop": (PUSH_POP, (1 + 4) + (1 + 4)),
     "b_forward": (B_FORWARD, 1 + 2),
     "udiv": (UDIV, 12),
@@ -59,8 +69,11 @@ SEQUENCES = {
         "loads3": (LOADS3, 3 * 2),
         "load_dep": (LOAD_DEP, 2 + 2),
         "load_store": (LOAD_STORE, 2 + 2),
+        "addr_dep": (ADDR_DEP, 1 + 2),
+        "strb_imm": (STRB_IMM, 2),
+        "strb_reg": (STRB_REG, 2),
         "loop10": (LOOP10, 1 + 10 * 1 + 9 * 3 + 1),
-        "ldm4": (LDM4, 1 + (1 + 4)),
+        "ldm4": (LDM4, 1 + 4),
         "push_pop": (PUSH_POP, (1 + 4) + (1 + 4)),
         "b_forward": (B_FORWARD, 3),
         "muls": ("muls r3, r4, r3", 1),
@@ -110,6 +123,7 @@ _start:
 {enable_mve}
     ldr r0, =buf
     str r0, [r0]
+    mov r7, r0
     movs r4, #100
     movs r5, #7
     movs r6, #0

@@ -55,7 +55,8 @@ enum tml_class {
     C_BX,         /* BX, BLX, MOV PC / ADD PC */
     C_TB,         /* TBB, TBH */
     C_LOAD,       /* LDR, LDRB, LDRH, LDRSB, LDRSH, LDREX */
-    C_STORE,      /* STR, STRB, STRH, STREX */
+    C_STORE,      /* STR, STRB, STRH with a register offset */
+    C_STORE_IMM,  /* STR, STRB, STRH with an immediate offset, STREX */
     C_LOAD_PC,    /* LDR PC, [...] */
     C_LDRD,       /* LDRD */
     C_STRD,       /* STRD */
@@ -85,7 +86,7 @@ enum tml_class {
 };
 
 static const char *const tml_class_names[C_COUNT] = {
-    "alu", "it", "nop", "branch", "bl", "bx", "tbb", "load", "store", "load_pc", "ldrd", "strd",
+    "alu", "it", "nop", "branch", "bl", "bx", "tbb", "load", "store", "store_imm", "load_pc", "ldrd", "strd",
     "ldm", "stm", "ldm_pc", "mul", "mla", "mull", "mlal", "dsp_mul", "dsp_mull", "dsp", "div",
     "barrier", "sys", "trap", "fp", "fp_div", "fp_mem", "vec", "vec_mem", "lob", "le", "unknown",
 };
@@ -231,6 +232,7 @@ static const struct tml_cost cost_m0[C_COUNT] = {
     [C_TB]       = {3, 0, 2, 0, 0},
     [C_LOAD]     = {2, 0, 0, 0, 0},
     [C_STORE]    = {2, 0, 0, 0, 0},
+    [C_STORE_IMM] = {2, 0, 0, 0, 0},
     [C_LOAD_PC]  = {2, 0, 2, 0, 0},
     [C_LDRD]     = {3, 0, 0, 0, 0},
     [C_STRD]     = {3, 0, 0, 0, 0},
@@ -273,6 +275,7 @@ static const struct tml_cost cost_m0plus[C_COUNT] = {
     [C_TB]       = {3, 0, 1, 0, 0},
     [C_LOAD]     = {2, 0, 0, 0, 0},
     [C_STORE]    = {2, 0, 0, 0, 0},
+    [C_STORE_IMM] = {2, 0, 0, 0, 0},
     [C_LOAD_PC]  = {2, 0, 1, 0, 0},
     [C_LDRD]     = {3, 0, 0, 0, 0},
     [C_STRD]     = {3, 0, 0, 0, 0},
@@ -305,7 +308,10 @@ static const struct tml_cost cost_m0plus[C_COUNT] = {
  * LDR/STR 2, or 1 when pipelined with the load or store before it
  * (neighbouring single loads and stores pipeline their address and data
  * phases; a load does not pipeline into one whose address uses the loaded
- * register); LDR PC 2+P; LDRD/STRD 1+2; LDM/STM 1+N, with PC 1+N+P; TBB/TBH
+ * register); STR with an immediate offset always 1 (its data phase overlaps
+ * the next instruction); a load or store whose address uses the result of
+ * the data-processing instruction just before it stalls 1 more cycle (no
+ * forwarding path to address generation: tml_core_agu_stall); LDR PC 2+P; LDRD/STRD 1+2; LDM/STM 1+N, with PC 1+N+P; TBB/TBH
  * 2 (load) + 1 (add) + P.  MUL 1, MLA/MLS 2.  The TRM gives ranges that
  * depend on the operands' values, which the plugin cannot see at
  * translation time: it takes the upper bound, SMULL/UMULL 5 (3 to 5),
@@ -322,6 +328,7 @@ static const struct tml_cost cost_m3[C_COUNT] = {
     [C_TB]       = {3, 0, 2, 0, 0},
     [C_LOAD]     = {2, 0, 0, 1, 0},
     [C_STORE]    = {2, 0, 0, 1, 0},
+    [C_STORE_IMM] = {1, 0, 0, 0, 0},
     [C_LOAD_PC]  = {2, 0, 2, 0, 0},
     [C_LDRD]     = {3, 0, 0, 0, 0},
     [C_STRD]     = {3, 0, 0, 0, 0},
@@ -366,6 +373,7 @@ static const struct tml_cost cost_m4[C_COUNT] = {
     [C_TB]       = {3, 0, 2, 0, 0},
     [C_LOAD]     = {2, 0, 0, 1, 0},
     [C_STORE]    = {2, 0, 0, 1, 0},
+    [C_STORE_IMM] = {1, 0, 0, 0, 0},
     [C_LOAD_PC]  = {2, 0, 2, 0, 0},
     [C_LDRD]     = {3, 0, 0, 0, 0},
     [C_STRD]     = {3, 0, 0, 0, 0},
@@ -413,6 +421,7 @@ static const struct tml_cost cost_m7[C_COUNT] = {
     [C_TB]       = {3, 0, 1, 0, 0},
     [C_LOAD]     = {1, 0, 0, 0, 1},
     [C_STORE]    = {1, 0, 0, 0, 1},
+    [C_STORE_IMM] = {1, 0, 0, 0, 1},
     [C_LOAD_PC]  = {2, 0, 1, 0, 0},
     [C_LDRD]     = {1, 0, 0, 0, 0},
     [C_STRD]     = {1, 0, 0, 0, 0},
@@ -457,6 +466,7 @@ static const struct tml_cost cost_m55[C_COUNT] = {
     [C_TB]       = {3, 0, 2, 0, 0},
     [C_LOAD]     = {2, 0, 0, 1, 0},
     [C_STORE]    = {2, 0, 0, 1, 0},
+    [C_STORE_IMM] = {1, 0, 0, 0, 0},
     [C_LOAD_PC]  = {2, 0, 2, 0, 0},
     [C_LDRD]     = {3, 0, 0, 0, 0},
     [C_STRD]     = {3, 0, 0, 0, 0},
@@ -484,6 +494,11 @@ static const struct tml_cost cost_m55[C_COUNT] = {
     [C_UNKNOWN]  = {1, 0, 0, 0, 0},
 };
 
+/* Extra cycles of a load or store whose address register the data-processing
+ * instruction just before it wrote (M3/M4 TRM; the M33 and M55's scalar side
+ * as the M4). */
+static const unsigned char tml_core_agu_stall[K_COUNT] = {0, 0, 1, 1, 1, 0, 1};
+
 /* The Cortex-M33 (Armv8-M Mainline) shares the M4's timings for the
  * instructions both have (its TRM gives no per-instruction table of its
  * own); it is modelled with cost_m4. */
@@ -502,6 +517,7 @@ struct tml_tb {
 };
 
 static const struct tml_cost *tml_costs = cost_m4;
+static unsigned tml_agu_stall = 1;
 static uint64_t tml_count;    /* instructions */
 static uint64_t tml_cycles;   /* estimated cycles */
 static uint64_t tml_taken_n, tml_taken_cycles, tml_wait_cycles;
@@ -530,7 +546,8 @@ struct tml_insn {
     unsigned char cls;
     unsigned char nregs;   /* registers of a register list */
     signed char rt;        /* register a single load writes (-1: none) */
-    signed char rn, rm;    /* address registers of a single load or store (-1: none) */
+    signed char rn, rm;    /* address registers of a load or store (-1: none) */
+    signed char wr1, wr2;  /* registers a data-processing instruction writes (-1: none) */
 };
 
 static int tml_popcount(uint32_t v)
@@ -542,9 +559,40 @@ static int tml_popcount(uint32_t v)
     return n;
 }
 
+static int tml_is_data_processing(unsigned cls)
+{
+    return cls == C_ALU || cls == C_DSP || cls == C_MUL || cls == C_MLA || cls == C_MULL || cls == C_MLAL
+           || cls == C_DSP_MUL || cls == C_DSP_MULL || cls == C_DIV;
+}
+
+/* The registers a 16-bit data-processing instruction writes. */
+static void tml_dest16(uint32_t insn, struct tml_insn *d)
+{
+    if (insn < 0x2000 || (insn & 0xFF00) == 0xB200 || (insn & 0xFF00) == 0xBA00) {
+        d->wr1 = (signed char)(insn & 7);              /* shifts, ADD/SUB (3 bits), extends, REV */
+    } else if (insn < 0x4000) {
+        if ((insn & 0x1800) != 0x0800) {               /* MOV, ADD, SUB #imm8 (not CMP) */
+            d->wr1 = (signed char)((insn >> 8) & 7);
+        }
+    } else if (insn < 0x4400) {
+        unsigned op = (insn >> 6) & 15;                /* not TST, CMP, CMN */
+        if (op != 8 && op != 10 && op != 11) {
+            d->wr1 = (signed char)(insn & 7);
+        }
+    } else if (insn < 0x4700) {
+        if ((insn & 0x0300) != 0x0100) {               /* ADD, MOV (high registers; not CMP) */
+            d->wr1 = (signed char)(((insn >> 4) & 8) | (insn & 7));
+        }
+    } else if ((insn & 0xF000) == 0xA000) {
+        d->wr1 = (signed char)((insn >> 8) & 7);       /* ADR, ADD Rd, SP, #imm */
+    } else if ((insn & 0xFF00) == 0xB000) {
+        d->wr1 = 13;                                   /* ADD/SUB SP, SP, #imm */
+    }
+}
+
 static struct tml_insn tml_decode(uint32_t insn, size_t size)
 {
-    struct tml_insn d = {C_UNKNOWN, 0, -1, -1, -1};
+    struct tml_insn d = {C_UNKNOWN, 0, -1, -1, -1, -1, -1};
     for (size_t i = 0; i < sizeof decode_table / sizeof decode_table[0]; i++) {
         const struct tml_rule *r = &decode_table[i];
         if (r->size == size && (insn & r->mask) == r->match) {
@@ -562,6 +610,7 @@ static struct tml_insn tml_decode(uint32_t insn, size_t size)
             break;
         case C_LDM:
             d.nregs = (unsigned char)tml_popcount(insn & 0xFF);
+            d.rn = (insn & 0xF000) == 0xB000 ? 13 : (signed char)((insn >> 8) & 7);
             if ((insn & 0xFE00) == 0xBC00 && (insn & 0x100)) {
                 d.nregs++;
                 d.cls = C_LDM_PC;
@@ -569,6 +618,7 @@ static struct tml_insn tml_decode(uint32_t insn, size_t size)
             break;
         case C_STM:
             d.nregs = (unsigned char)(tml_popcount(insn & 0xFF) + ((insn & 0xFE00) == 0xB400 && (insn & 0x100)));
+            d.rn = (insn & 0xF000) == 0xB000 ? 13 : (signed char)((insn >> 8) & 7);
             break;
         case C_LOAD:
         case C_STORE:
@@ -590,23 +640,33 @@ static struct tml_insn tml_decode(uint32_t insn, size_t size)
         default:
             break;
         }
+        if (tml_is_data_processing(d.cls)) {
+            tml_dest16(insn, &d);
+        }
     } else {
         uint32_t hw1 = insn >> 16, hw2 = insn & 0xFFFF;
         switch (d.cls) {
         case C_LDM:
             d.nregs = (unsigned char)tml_popcount(hw2);
+            d.rn = (signed char)(hw1 & 15);
             if (hw2 & 0x8000) {
                 d.cls = C_LDM_PC;
             }
             break;
         case C_STM:
             d.nregs = (unsigned char)tml_popcount(hw2);
+            d.rn = (signed char)(hw1 & 15);
+            break;
+        case C_LDRD:
+        case C_STRD:
+        case C_TB:
+            d.rn = (signed char)(hw1 & 15);
             break;
         case C_LOAD:
         case C_STORE:
             d.rn = (signed char)(hw1 & 15);
             d.rt = (signed char)(hw2 >> 12);
-            if ((hw1 & 0xFF00) == 0xF800 && (hw2 & 0x0FC0) == 0) {
+            if ((hw1 & 0xFE80) == 0xF800 && (hw1 & 15) != 15 && (hw2 & 0x0FC0) == 0) {
                 d.rm = (signed char)(hw2 & 15);   /* register offset */
             }
             if (d.cls == C_LOAD && d.rt == 15) {
@@ -618,6 +678,17 @@ static struct tml_insn tml_decode(uint32_t insn, size_t size)
         default:
             break;
         }
+        if (tml_is_data_processing(d.cls)) {
+            if (d.cls == C_MULL || d.cls == C_MLAL || d.cls == C_DSP_MULL) {
+                d.wr1 = (signed char)(hw2 >> 12);      /* RdLo, RdHi */
+                d.wr2 = (signed char)((hw2 >> 8) & 15);
+            } else if (((hw2 >> 8) & 15) != 15) {      /* Rd (15: TST, TEQ, CMP, CMN) */
+                d.wr1 = (signed char)((hw2 >> 8) & 15);
+            }
+        }
+    }
+    if (d.cls == C_STORE && d.rm < 0) {
+        d.cls = C_STORE_IMM;
     }
     if (d.cls != C_LOAD) {
         d.rt = -1;
@@ -633,7 +704,14 @@ static int tml_is_branch(unsigned cls)
 
 static int tml_is_mem(unsigned cls)
 {
-    return cls == C_LOAD || cls == C_STORE || cls == C_FP_MEM;
+    return cls == C_LOAD || cls == C_STORE || cls == C_STORE_IMM || cls == C_FP_MEM;
+}
+
+/* Instructions that generate a memory address from core registers. */
+static int tml_uses_address(unsigned cls)
+{
+    return cls == C_LOAD || cls == C_STORE || cls == C_STORE_IMM || cls == C_LOAD_PC || cls == C_LDRD
+           || cls == C_STRD || cls == C_LDM || cls == C_STM || cls == C_LDM_PC || cls == C_TB;
 }
 
 static int tml_is_mul(unsigned cls)
@@ -693,7 +771,7 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     size_t n = qemu_plugin_tb_n_insns(tb);
     struct tml_tb *info = calloc(1, sizeof *info);
     uint32_t class_n[C_COUNT] = {0}, class_cycles[C_COUNT] = {0};
-    struct tml_insn prev = {C_UNKNOWN, 0, -1, -1, -1};
+    struct tml_insn prev = {C_UNKNOWN, 0, -1, -1, -1, -1, -1};
     int prev_paired = 1;
     unsigned fetch_bytes = 0;
     (void)id;
@@ -719,7 +797,7 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (size == 4) {
             word = have >= 4 ? (word << 16 | (uint32_t)bytes[2] | (uint32_t)bytes[3] << 8) : 0;
         }
-        d = have >= size ? tml_decode(word, size) : (struct tml_insn){C_UNKNOWN, 0, -1, -1, -1};
+        d = have >= size ? tml_decode(word, size) : (struct tml_insn){C_UNKNOWN, 0, -1, -1, -1, -1, -1};
         if (d.cls == C_UNKNOWN) {
             size_t u = 0;
             while (u < tml_n_unknown && tml_unknown[u] != word) {
@@ -736,10 +814,15 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (c->pipelined && i > 0) {
             int vec = d.cls == C_VEC || d.cls == C_VEC_MEM;
             if (vec ? ((prev.cls == C_VEC || prev.cls == C_VEC_MEM) && prev.cls != d.cls)
-                    : ((prev.cls == C_LOAD || prev.cls == C_STORE)
+                    : ((prev.cls == C_LOAD || prev.cls == C_STORE || prev.cls == C_STORE_IMM)
                        && (prev.rt < 0 || (prev.rt != d.rn && prev.rt != d.rm)))) {
                 cycles = c->pipelined;
             }
+        }
+        if (tml_agu_stall && i > 0 && tml_uses_address(d.cls) && tml_is_data_processing(prev.cls)
+            && ((prev.wr1 >= 0 && (prev.wr1 == d.rn || prev.wr1 == d.rm))
+                || (prev.wr2 >= 0 && (prev.wr2 == d.rn || prev.wr2 == d.rm)))) {
+            cycles += tml_agu_stall;
         }
         if (c->dual && i > 0 && tml_costs[prev.cls].dual && !prev_paired
             && !(tml_is_mem(d.cls) && tml_is_mem(prev.cls)) && !(tml_is_mul(d.cls) && tml_is_mul(prev.cls))) {
@@ -847,6 +930,7 @@ TML_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *
                 return -1;
             }
             tml_costs = tml_core_costs[k];
+            tml_agu_stall = tml_core_agu_stall[k];
         } else if (strncmp(arg, "flash=", 6) == 0) {
             tml_flash_lo = strtoull(arg + 6, &end, 0);
             if (end == NULL || *end != ':') {
