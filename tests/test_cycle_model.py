@@ -86,12 +86,15 @@ SEQUENCES = {
     "mps2-an505": {**ARMV7M_COMMON, "mla_umull": (MLA_UMULL, 1 + 1), "smlad4": (SMLAD4, 4)},
     # Cortex-M7 approximation: 1 cycle each; an instruction pairs with the one
     # before it (0) unless it is a branch, both are loads/stores or both
-    # multiplies, or that one already paired; taken branches refill 1.
+    # multiplies, it reads a register that one writes, or that one already
+    # paired; taken branches refill 1.
     "mps2-an500": {
         "alu4": ("adds r1, r1, #1\n adds r2, r2, #1\n adds r3, r3, #1\n adds r7, r7, #1", 1 + 0 + 1 + 0),
+        "alu_chain": ("adds r1, r1, #1\n adds r1, r1, #1\n adds r1, r1, #1", 1 + 1 + 1),
+        "load_use": ("ldr r3, [r0]\n adds r3, r3, #1", 1 + 1),
         "loads3": (LOADS3, 3),
         "load_alu": ("ldr r3, [r0]\n adds r1, r1, #1\n ldr r2, [r0, #4]\n adds r7, r7, #1", 1 + 0 + 1 + 0),
-        "loop10": (LOOP10, (1 + 0 + 1) + 9 * (1 + 1) + 9 * 1),
+        "loop10": (LOOP10, (1 + 1 + 1) + 9 * (1 + 1) + 9 * 1),  # SUBS reads the MOVS's r2: no pair
         "smlad4": (SMLAD4, 4),
         "udiv": (UDIV, 12),
     },

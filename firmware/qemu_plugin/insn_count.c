@@ -406,10 +406,11 @@ static const struct tml_cost cost_m4[C_COUNT] = {
  * load path: every instruction takes 1 cycle (loads and stores pipelined,
  * LDM/STM 1+N, divide 12), and an instruction with `dual` set issues
  * together with the one before it in the same cycle (costs 0) when that
- * one has `dual` set too and did not itself pair, and the two are not both
- * loads/stores nor both multiplies.  Register dependencies between the two
- * are not checked, so this leans optimistic.  Predicted taken branches:
- * refill 1. */
+ * one has `dual` set too and did not itself pair, the two are not both
+ * loads/stores nor both multiplies, and none of the second's register
+ * fields names a register the first writes (a data-processing result or a
+ * loaded register).  Load-use and multiply latencies are not modelled.
+ * Predicted taken branches: refill 1. */
 static const struct tml_cost cost_m7[C_COUNT] = {
     /*               base per_reg taken pipelined dual */
     [C_ALU]      = {1, 0, 0, 0, 1},
@@ -548,6 +549,7 @@ struct tml_insn {
     signed char rt;        /* register a single load writes (-1: none) */
     signed char rn, rm;    /* address registers of a load or store (-1: none) */
     signed char wr1, wr2;  /* registers a data-processing instruction writes (-1: none) */
+    uint16_t reads;        /* registers it may read: every register field, so a superset */
 };
 
 static int tml_popcount(uint32_t v)
@@ -590,9 +592,72 @@ static void tml_dest16(uint32_t insn, struct tml_insn *d)
     }
 }
 
+#define R(n) ((uint16_t)(1u << ((n) & 15)))
+
+/* The registers an instruction may read (for the M7's pairing rule): exact
+ * for the common forms, every register field otherwise. */
+static uint16_t tml_reads(uint32_t insn, size_t size)
+{
+    if (size == 2) {
+        uint32_t lo = insn & 7, mid = (insn >> 3) & 7, hi = (insn >> 6) & 7, top = (insn >> 8) & 7;
+        if (insn < 0x1800 || (insn & 0xFF00) == 0xB200 || (insn & 0xFF00) == 0xBA00) {
+            return R(mid);                                  /* shift #imm, extend, REV */
+        }
+        if ((insn & 0xFF00) == 0xB000) {
+            return R(13);                                   /* ADD/SUB SP, SP, #imm */
+        }
+        if (insn < 0x1C00) {
+            return R(mid) | R(hi);                          /* ADD/SUB registers */
+        }
+        if (insn < 0x2000) {
+            return R(mid);                                  /* ADD/SUB #imm3 */
+        }
+        if (insn < 0x4000) {
+            return (insn & 0x1800) == 0 ? 0 : R(top);       /* MOV #imm8 reads nothing */
+        }
+        if (insn < 0x4400) {
+            return R(lo) | R(mid);                          /* data processing (register) */
+        }
+        if (insn < 0x4700) {
+            return R(((insn >> 4) & 8) | lo) | R((insn >> 3) & 15);
+        }
+        if ((insn & 0xF000) == 0x5000) {
+            return R(lo) | R(mid) | R(hi);                  /* load/store register offset */
+        }
+        if (insn >= 0x6000 && insn < 0x9000) {
+            return R(lo) | R(mid);                          /* load/store immediate offset */
+        }
+        if ((insn & 0xF000) == 0x9000) {
+            return R(top) | R(13);
+        }
+        return R(lo) | R(mid) | R(hi) | R(top) | R(((insn >> 4) & 8) | lo);
+    } else {
+        uint32_t hw1 = insn >> 16, hw2 = insn & 0xFFFF;
+        uint16_t rn = R(hw1), rm = R(hw2), rt = R(hw2 >> 12), rd = R(hw2 >> 8);
+        if ((hw1 & 0xF800) == 0xF000 && !(hw2 & 0x8000)) {
+            if ((hw1 & 0xFBF0) == 0xF240) {
+                return 0;                                   /* MOVW */
+            }
+            return (hw1 & 0xFBF0) == 0xF2C0 ? rd : rn;      /* MOVT reads its Rd; immediate forms Rn */
+        }
+        if ((hw1 & 0xFE00) == 0xEA00 || (hw1 & 0xFF00) == 0xFA00) {
+            return rn | rm;                                 /* shifted register, register */
+        }
+        if ((hw1 & 0xFF00) == 0xFB00) {
+            return rn | rm | rt | rd;                       /* multiplies: Ra, RdLo/RdHi accumulate */
+        }
+        if ((hw1 & 0xFE00) == 0xF800) {
+            return rn | ((hw1 & 0x0010) ? 0 : rt) | ((hw2 & 0x0FC0) == 0 ? rm : 0);  /* load/store single */
+        }
+        return rn | rm | rt | rd;
+    }
+}
+
+#undef R
+
 static struct tml_insn tml_decode(uint32_t insn, size_t size)
 {
-    struct tml_insn d = {C_UNKNOWN, 0, -1, -1, -1, -1, -1};
+    struct tml_insn d = {C_UNKNOWN, 0, -1, -1, -1, -1, -1, 0};
     for (size_t i = 0; i < sizeof decode_table / sizeof decode_table[0]; i++) {
         const struct tml_rule *r = &decode_table[i];
         if (r->size == size && (insn & r->mask) == r->match) {
@@ -687,6 +752,7 @@ static struct tml_insn tml_decode(uint32_t insn, size_t size)
             }
         }
     }
+    d.reads = tml_reads(insn, size);
     if (d.cls == C_STORE && d.rm < 0) {
         d.cls = C_STORE_IMM;
     }
@@ -705,6 +771,22 @@ static int tml_is_branch(unsigned cls)
 static int tml_is_mem(unsigned cls)
 {
     return cls == C_LOAD || cls == C_STORE || cls == C_STORE_IMM || cls == C_FP_MEM;
+}
+
+/* The registers an instruction writes, as far as the model tracks them. */
+static uint16_t tml_writes(const struct tml_insn *d)
+{
+    uint16_t m = 0;
+    if (d->wr1 >= 0) {
+        m |= (uint16_t)(1u << d->wr1);
+    }
+    if (d->wr2 >= 0) {
+        m |= (uint16_t)(1u << d->wr2);
+    }
+    if (d->rt >= 0) {
+        m |= (uint16_t)(1u << d->rt);
+    }
+    return m;
 }
 
 /* Instructions that generate a memory address from core registers. */
@@ -771,7 +853,7 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     size_t n = qemu_plugin_tb_n_insns(tb);
     struct tml_tb *info = calloc(1, sizeof *info);
     uint32_t class_n[C_COUNT] = {0}, class_cycles[C_COUNT] = {0};
-    struct tml_insn prev = {C_UNKNOWN, 0, -1, -1, -1, -1, -1};
+    struct tml_insn prev = {C_UNKNOWN, 0, -1, -1, -1, -1, -1, 0};
     int prev_paired = 1;
     unsigned fetch_bytes = 0;
     (void)id;
@@ -797,7 +879,7 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (size == 4) {
             word = have >= 4 ? (word << 16 | (uint32_t)bytes[2] | (uint32_t)bytes[3] << 8) : 0;
         }
-        d = have >= size ? tml_decode(word, size) : (struct tml_insn){C_UNKNOWN, 0, -1, -1, -1, -1, -1};
+        d = have >= size ? tml_decode(word, size) : (struct tml_insn){C_UNKNOWN, 0, -1, -1, -1, -1, -1, 0};
         if (d.cls == C_UNKNOWN) {
             size_t u = 0;
             while (u < tml_n_unknown && tml_unknown[u] != word) {
@@ -825,7 +907,8 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             cycles += tml_agu_stall;
         }
         if (c->dual && i > 0 && tml_costs[prev.cls].dual && !prev_paired
-            && !(tml_is_mem(d.cls) && tml_is_mem(prev.cls)) && !(tml_is_mul(d.cls) && tml_is_mul(prev.cls))) {
+            && !(tml_is_mem(d.cls) && tml_is_mem(prev.cls)) && !(tml_is_mul(d.cls) && tml_is_mul(prev.cls))
+            && !(tml_writes(&prev) & d.reads)) {
             cycles = 0;
             prev_paired = 1;
         } else {
