@@ -27,8 +27,9 @@
  * How the model works.  At translation time every instruction of a
  * translation block (TB) is decoded once: `decode_table` (one table for the
  * Thumb/Thumb-2 encodings of Armv6-M to Armv8.1-M) gives its class, and the
- * core's `cost table` (one per core, from the instruction timing tables of
- * Arm's Technical Reference Manuals) gives its cycles.  The TB's cycles are
+ * core's column of `cost_table` (from the instruction timing tables of Arm's
+ * Technical Reference Manuals; the M7 and M55 columns are approximations,
+ * documented above the table) gives its cycles.  The TB's cycles are
  * summed then; at run time a callback on TB entry adds them.  A branch
  * always ends a TB, so whether it was taken is known when the next TB
  * starts: if that TB does not start at the branch's fall-through address,
@@ -200,7 +201,7 @@ static const struct tml_rule decode_table[] = {
     {4, 0xFF800000, 0xFB800000, C_DSP_MULL}, /* SMLAL<x><y>, SMLALD, SMLSLD */
 };
 
-/* ------------------------------------------------------ per-core cost tables */
+/* ------------------------------------------------- the cycles of each class, per core */
 
 /* Cycles of one instruction of a class: `base`, plus `per_reg` for each
  * register of a register list, plus `taken` when a branch is taken (the
@@ -216,94 +217,19 @@ struct tml_cost {
 enum { K_M0, K_M0PLUS, K_M3, K_M4, K_M33, K_M7, K_M55, K_COUNT };
 static const char *const tml_core_names[K_COUNT] = {"m0", "m0plus", "m3", "m4", "m33", "m7", "m55"};
 
-/* Cortex-M0 (TRM, instruction set summary; the single-cycle multiplier):
+/* Where each core's column comes from.
+ *
+ * Cortex-M0 (TRM, instruction set summary; the single-cycle multiplier):
  * B<cond> 1 (not taken) or 3, B 3, BL 4, BX/BLX/MOV PC 3, LDR/STR 2,
  * LDM/STM/PUSH/POP 1+N, POP {...,PC} 4+N, MRS/MSR/DMB/DSB/ISB 4.
- * Armv6-M has no 32-bit data processing, divide or DSP: their rows are
- * never used. */
-static const struct tml_cost cost_m0[C_COUNT] = {
-    /*               base per_reg taken pipelined dual */
-    [C_ALU]      = {1, 0, 0, 0, 0},
-    [C_IT]       = {1, 0, 0, 0, 0},
-    [C_NOP]      = {1, 0, 0, 0, 0},
-    [C_BRANCH]   = {1, 0, 2, 0, 0},
-    [C_BL]       = {2, 0, 2, 0, 0},
-    [C_BX]       = {1, 0, 2, 0, 0},
-    [C_TB]       = {3, 0, 2, 0, 0},
-    [C_LOAD]     = {2, 0, 0, 0, 0},
-    [C_STORE]    = {2, 0, 0, 0, 0},
-    [C_STORE_IMM] = {2, 0, 0, 0, 0},
-    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
-    [C_LDRD]     = {3, 0, 0, 0, 0},
-    [C_STRD]     = {3, 0, 0, 0, 0},
-    [C_LDM]      = {1, 1, 0, 0, 0},
-    [C_STM]      = {1, 1, 0, 0, 0},
-    [C_LDM_PC]   = {1, 1, 3, 0, 0},
-    [C_MUL]      = {1, 0, 0, 0, 0},
-    [C_MLA]      = {2, 0, 0, 0, 0},
-    [C_MULL]     = {5, 0, 0, 0, 0},
-    [C_MLAL]     = {7, 0, 0, 0, 0},
-    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
-    [C_DSP_MULL] = {1, 0, 0, 0, 0},
-    [C_DSP]      = {1, 0, 0, 0, 0},
-    [C_DIV]      = {12, 0, 0, 0, 0},
-    [C_BARRIER]  = {4, 0, 0, 0, 0},
-    [C_SYS]      = {4, 0, 0, 0, 0},
-    [C_TRAP]     = {1, 0, 0, 0, 0},
-    [C_FP]       = {1, 0, 0, 0, 0},
-    [C_FP_DIV]   = {14, 0, 0, 0, 0},
-    [C_FP_MEM]   = {2, 0, 0, 0, 0},
-    [C_VEC]      = {1, 0, 0, 0, 0},
-    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
-    [C_LOB]      = {1, 0, 0, 0, 0},
-    [C_LE]       = {1, 0, 2, 0, 0},
-    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
-};
-
-/* Cortex-M0+ (TRM, instruction set summary): the two-stage pipeline
+ * Armv6-M has no 32-bit data processing, divide or DSP: those rows are
+ * never used.
+ *
+ * Cortex-M0+ (TRM, instruction set summary): the two-stage pipeline
  * refills in one cycle.  B<cond> 1 or 2, B 2, BL 3, BX/BLX/MOV PC 2,
- * LDR/STR 2, LDM/STM/PUSH/POP 1+N, POP {...,PC} 3+N, MRS/MSR/barriers 3
- * (MSR and MRS 3, DMB/DSB/ISB 3). */
-static const struct tml_cost cost_m0plus[C_COUNT] = {
-    /*               base per_reg taken pipelined dual */
-    [C_ALU]      = {1, 0, 0, 0, 0},
-    [C_IT]       = {1, 0, 0, 0, 0},
-    [C_NOP]      = {1, 0, 0, 0, 0},
-    [C_BRANCH]   = {1, 0, 1, 0, 0},
-    [C_BL]       = {2, 0, 1, 0, 0},
-    [C_BX]       = {1, 0, 1, 0, 0},
-    [C_TB]       = {3, 0, 1, 0, 0},
-    [C_LOAD]     = {2, 0, 0, 0, 0},
-    [C_STORE]    = {2, 0, 0, 0, 0},
-    [C_STORE_IMM] = {2, 0, 0, 0, 0},
-    [C_LOAD_PC]  = {2, 0, 1, 0, 0},
-    [C_LDRD]     = {3, 0, 0, 0, 0},
-    [C_STRD]     = {3, 0, 0, 0, 0},
-    [C_LDM]      = {1, 1, 0, 0, 0},
-    [C_STM]      = {1, 1, 0, 0, 0},
-    [C_LDM_PC]   = {1, 1, 2, 0, 0},
-    [C_MUL]      = {1, 0, 0, 0, 0},
-    [C_MLA]      = {2, 0, 0, 0, 0},
-    [C_MULL]     = {5, 0, 0, 0, 0},
-    [C_MLAL]     = {7, 0, 0, 0, 0},
-    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
-    [C_DSP_MULL] = {1, 0, 0, 0, 0},
-    [C_DSP]      = {1, 0, 0, 0, 0},
-    [C_DIV]      = {12, 0, 0, 0, 0},
-    [C_BARRIER]  = {3, 0, 0, 0, 0},
-    [C_SYS]      = {3, 0, 0, 0, 0},
-    [C_TRAP]     = {1, 0, 0, 0, 0},
-    [C_FP]       = {1, 0, 0, 0, 0},
-    [C_FP_DIV]   = {14, 0, 0, 0, 0},
-    [C_FP_MEM]   = {2, 0, 0, 0, 0},
-    [C_VEC]      = {1, 0, 0, 0, 0},
-    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
-    [C_LOB]      = {1, 0, 0, 0, 0},
-    [C_LE]       = {1, 0, 1, 0, 0},
-    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
-};
-
-/* Cortex-M3 (TRM r2p1, table 3-1), with P, the pipeline refill the TRM
+ * LDR/STR 2, LDM/STM/PUSH/POP 1+N, POP {...,PC} 3+N, MRS/MSR/barriers 3.
+ *
+ * Cortex-M3 (TRM r2p1, table 3-1), with P, the pipeline refill the TRM
  * gives as 1 to 3 cycles, taken as 2.  MOV/ADD to PC, B, BL, BX 1+P;
  * LDR/STR 2, or 1 when pipelined with the load or store before it
  * (neighbouring single loads and stores pipeline their address and data
@@ -311,201 +237,100 @@ static const struct tml_cost cost_m0plus[C_COUNT] = {
  * register); STR with an immediate offset always 1 (its data phase overlaps
  * the next instruction); a load or store whose address uses the result of
  * the data-processing instruction just before it stalls 1 more cycle (no
- * forwarding path to address generation: tml_core_agu_stall); LDR PC 2+P; LDRD/STRD 1+2; LDM/STM 1+N, with PC 1+N+P; TBB/TBH
- * 2 (load) + 1 (add) + P.  MUL 1, MLA/MLS 2.  The TRM gives ranges that
- * depend on the operands' values, which the plugin cannot see at
- * translation time: it takes the upper bound, SMULL/UMULL 5 (3 to 5),
- * SMLAL/UMLAL 7 (4 to 7), SDIV/UDIV 12 (2 to 12).  IT 1 (not folded),
- * barriers 1 (B, the barrier's wait, taken as 0), MRS/MSR 1. */
-static const struct tml_cost cost_m3[C_COUNT] = {
-    /*               base per_reg taken pipelined dual */
-    [C_ALU]      = {1, 0, 0, 0, 0},
-    [C_IT]       = {1, 0, 0, 0, 0},
-    [C_NOP]      = {1, 0, 0, 0, 0},
-    [C_BRANCH]   = {1, 0, 2, 0, 0},
-    [C_BL]       = {1, 0, 2, 0, 0},
-    [C_BX]       = {1, 0, 2, 0, 0},
-    [C_TB]       = {3, 0, 2, 0, 0},
-    [C_LOAD]     = {2, 0, 0, 1, 0},
-    [C_STORE]    = {2, 0, 0, 1, 0},
-    [C_STORE_IMM] = {1, 0, 0, 0, 0},
-    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
-    [C_LDRD]     = {3, 0, 0, 0, 0},
-    [C_STRD]     = {3, 0, 0, 0, 0},
-    [C_LDM]      = {1, 1, 0, 0, 0},
-    [C_STM]      = {1, 1, 0, 0, 0},
-    [C_LDM_PC]   = {1, 1, 2, 0, 0},
-    [C_MUL]      = {1, 0, 0, 0, 0},
-    [C_MLA]      = {2, 0, 0, 0, 0},
-    [C_MULL]     = {5, 0, 0, 0, 0},
-    [C_MLAL]     = {7, 0, 0, 0, 0},
-    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
-    [C_DSP_MULL] = {1, 0, 0, 0, 0},
-    [C_DSP]      = {1, 0, 0, 0, 0},
-    [C_DIV]      = {12, 0, 0, 0, 0},
-    [C_BARRIER]  = {1, 0, 0, 0, 0},
-    [C_SYS]      = {1, 0, 0, 0, 0},
-    [C_TRAP]     = {1, 0, 0, 0, 0},
-    [C_FP]       = {1, 0, 0, 0, 0},
-    [C_FP_DIV]   = {14, 0, 0, 0, 0},
-    [C_FP_MEM]   = {2, 0, 0, 0, 0},
-    [C_VEC]      = {1, 0, 0, 0, 0},
-    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
-    [C_LOB]      = {1, 0, 0, 0, 0},
-    [C_LE]       = {1, 0, 2, 0, 0},
-    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
-};
-
-/* Cortex-M4 (TRM r0p1, table 3-1): as the M3, except that every multiply,
+ * forwarding path to address generation: tml_core_agu_stall); LDR PC 2+P;
+ * LDRD/STRD 1+2; LDM/STM 1+N, with PC 1+N+P; TBB/TBH 2 (load) + 1 (add) + P.
+ * MUL 1, MLA/MLS 2.  The TRM gives ranges that depend on the operands'
+ * values, which the plugin cannot see at translation time: it takes the
+ * upper bound, SMULL/UMULL 5 (3 to 5), SMLAL/UMLAL 7 (4 to 7), SDIV/UDIV 12
+ * (2 to 12).  IT 1 (not folded), barriers 1 (B, the barrier's wait, taken
+ * as 0), MRS/MSR 1.
+ *
+ * Cortex-M4 (TRM r0p1, table 3-1): as the M3, except that every multiply,
  * including MLA/MLS, the 64-bit SMULL/UMULL/SMLAL/UMLAL/UMAAL and the DSP
  * multiplies (SMLAD, SMUAD, SMLALD, ...), takes 1 cycle, and the DSP
  * extension's SIMD and saturating instructions 1.  SDIV/UDIV 2 to 12: 12.
  * FPU: VADD/VMUL/VMOV 1 (VMLA's 3 are not modelled), VDIV/VSQRT 14,
- * VLDR/VSTR 2 (VLDM/VPUSH's 1+N taken as 2). */
-static const struct tml_cost cost_m4[C_COUNT] = {
-    /*               base per_reg taken pipelined dual */
-    [C_ALU]      = {1, 0, 0, 0, 0},
-    [C_IT]       = {1, 0, 0, 0, 0},
-    [C_NOP]      = {1, 0, 0, 0, 0},
-    [C_BRANCH]   = {1, 0, 2, 0, 0},
-    [C_BL]       = {1, 0, 2, 0, 0},
-    [C_BX]       = {1, 0, 2, 0, 0},
-    [C_TB]       = {3, 0, 2, 0, 0},
-    [C_LOAD]     = {2, 0, 0, 1, 0},
-    [C_STORE]    = {2, 0, 0, 1, 0},
-    [C_STORE_IMM] = {1, 0, 0, 0, 0},
-    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
-    [C_LDRD]     = {3, 0, 0, 0, 0},
-    [C_STRD]     = {3, 0, 0, 0, 0},
-    [C_LDM]      = {1, 1, 0, 0, 0},
-    [C_STM]      = {1, 1, 0, 0, 0},
-    [C_LDM_PC]   = {1, 1, 2, 0, 0},
-    [C_MUL]      = {1, 0, 0, 0, 0},
-    [C_MLA]      = {1, 0, 0, 0, 0},
-    [C_MULL]     = {1, 0, 0, 0, 0},
-    [C_MLAL]     = {1, 0, 0, 0, 0},
-    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
-    [C_DSP_MULL] = {1, 0, 0, 0, 0},
-    [C_DSP]      = {1, 0, 0, 0, 0},
-    [C_DIV]      = {12, 0, 0, 0, 0},
-    [C_BARRIER]  = {1, 0, 0, 0, 0},
-    [C_SYS]      = {1, 0, 0, 0, 0},
-    [C_TRAP]     = {1, 0, 0, 0, 0},
-    [C_FP]       = {1, 0, 0, 0, 0},
-    [C_FP_DIV]   = {14, 0, 0, 0, 0},
-    [C_FP_MEM]   = {2, 0, 0, 0, 0},
-    [C_VEC]      = {1, 0, 0, 0, 0},
-    [C_VEC_MEM]  = {2, 0, 0, 0, 0},
-    [C_LOB]      = {1, 0, 0, 0, 0},
-    [C_LE]       = {1, 0, 2, 0, 0},
-    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
-};
-
-/* Cortex-M7 (approximation; its TRM gives no per-instruction table).  A
+ * VLDR/VSTR 2 (VLDM/VPUSH's 1+N taken as 2).
+ *
+ * Cortex-M33 (Armv8-M Mainline): its TRM gives no per-instruction table;
+ * it takes the M4's timings for the instructions both have.
+ *
+ * Cortex-M7 (approximation; its TRM gives no per-instruction table).  A
  * six-stage, dual-issue pipeline with a branch predictor and a 64-bit
  * load path: every instruction takes 1 cycle (loads and stores pipelined,
- * LDM/STM 1+N, divide 12), and an instruction with `dual` set issues
- * together with the one before it in the same cycle (costs 0) when that
- * one has `dual` set too and did not itself pair, the two are not both
+ * LDRD/STRD 1, LDM/STM 1+N, divide 12), and an instruction with `dual` set
+ * issues together with the one before it in the same cycle (costs 0) when
+ * that one has `dual` set too and did not itself pair, the two are not both
  * loads/stores nor both multiplies, and none of the second's register
  * fields names a register the first writes (a data-processing result or a
  * loaded register).  Load-use and multiply latencies are not modelled.
- * Predicted taken branches: refill 1. */
-static const struct tml_cost cost_m7[C_COUNT] = {
-    /*               base per_reg taken pipelined dual */
-    [C_ALU]      = {1, 0, 0, 0, 1},
-    [C_IT]       = {1, 0, 0, 0, 1},
-    [C_NOP]      = {1, 0, 0, 0, 1},
-    [C_BRANCH]   = {1, 0, 1, 0, 0},
-    [C_BL]       = {1, 0, 1, 0, 0},
-    [C_BX]       = {1, 0, 1, 0, 0},
-    [C_TB]       = {3, 0, 1, 0, 0},
-    [C_LOAD]     = {1, 0, 0, 0, 1},
-    [C_STORE]    = {1, 0, 0, 0, 1},
-    [C_STORE_IMM] = {1, 0, 0, 0, 1},
-    [C_LOAD_PC]  = {2, 0, 1, 0, 0},
-    [C_LDRD]     = {1, 0, 0, 0, 0},
-    [C_STRD]     = {1, 0, 0, 0, 0},
-    [C_LDM]      = {1, 1, 0, 0, 0},
-    [C_STM]      = {1, 1, 0, 0, 0},
-    [C_LDM_PC]   = {1, 1, 1, 0, 0},
-    [C_MUL]      = {1, 0, 0, 0, 1},
-    [C_MLA]      = {1, 0, 0, 0, 1},
-    [C_MULL]     = {1, 0, 0, 0, 1},
-    [C_MLAL]     = {1, 0, 0, 0, 1},
-    [C_DSP_MUL]  = {1, 0, 0, 0, 1},
-    [C_DSP_MULL] = {1, 0, 0, 0, 1},
-    [C_DSP]      = {1, 0, 0, 0, 1},
-    [C_DIV]      = {12, 0, 0, 0, 0},
-    [C_BARRIER]  = {1, 0, 0, 0, 0},
-    [C_SYS]      = {1, 0, 0, 0, 0},
-    [C_TRAP]     = {1, 0, 0, 0, 0},
-    [C_FP]       = {1, 0, 0, 0, 1},
-    [C_FP_DIV]   = {14, 0, 0, 0, 0},
-    [C_FP_MEM]   = {1, 0, 0, 0, 1},
-    [C_VEC]      = {1, 0, 0, 0, 0},
-    [C_VEC_MEM]  = {1, 0, 0, 0, 0},
-    [C_LOB]      = {1, 0, 0, 0, 0},
-    [C_LE]       = {1, 0, 1, 0, 0},
-    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
-};
-
-/* Cortex-M55 (approximation).  Scalar instructions as the M33.  MVE: the
+ * Predicted taken branches: refill 1.
+ *
+ * Cortex-M55 (approximation).  Scalar instructions as the M4.  MVE: the
  * M55 executes a 128-bit vector instruction in 4 beats, 2 per cycle, so 2
  * cycles; consecutive vector instructions of different kinds (a load or
  * store, then arithmetic, or the reverse) overlap by 1 cycle, so such a
  * vector instruction costs 1 (`pipelined`).  Low-overhead loops: DLS/WLS
  * 1; LE/LETP 0 and no refill (the loop is cached after the first pass). */
-static const struct tml_cost cost_m55[C_COUNT] = {
-    /*               base per_reg taken pipelined dual */
-    [C_ALU]      = {1, 0, 0, 0, 0},
-    [C_IT]       = {1, 0, 0, 0, 0},
-    [C_NOP]      = {1, 0, 0, 0, 0},
-    [C_BRANCH]   = {1, 0, 2, 0, 0},
-    [C_BL]       = {1, 0, 2, 0, 0},
-    [C_BX]       = {1, 0, 2, 0, 0},
-    [C_TB]       = {3, 0, 2, 0, 0},
-    [C_LOAD]     = {2, 0, 0, 1, 0},
-    [C_STORE]    = {2, 0, 0, 1, 0},
-    [C_STORE_IMM] = {1, 0, 0, 0, 0},
-    [C_LOAD_PC]  = {2, 0, 2, 0, 0},
-    [C_LDRD]     = {3, 0, 0, 0, 0},
-    [C_STRD]     = {3, 0, 0, 0, 0},
-    [C_LDM]      = {1, 1, 0, 0, 0},
-    [C_STM]      = {1, 1, 0, 0, 0},
-    [C_LDM_PC]   = {1, 1, 2, 0, 0},
-    [C_MUL]      = {1, 0, 0, 0, 0},
-    [C_MLA]      = {1, 0, 0, 0, 0},
-    [C_MULL]     = {1, 0, 0, 0, 0},
-    [C_MLAL]     = {1, 0, 0, 0, 0},
-    [C_DSP_MUL]  = {1, 0, 0, 0, 0},
-    [C_DSP_MULL] = {1, 0, 0, 0, 0},
-    [C_DSP]      = {1, 0, 0, 0, 0},
-    [C_DIV]      = {12, 0, 0, 0, 0},
-    [C_BARRIER]  = {1, 0, 0, 0, 0},
-    [C_SYS]      = {1, 0, 0, 0, 0},
-    [C_TRAP]     = {1, 0, 0, 0, 0},
-    [C_FP]       = {1, 0, 0, 0, 0},
-    [C_FP_DIV]   = {14, 0, 0, 0, 0},
-    [C_FP_MEM]   = {2, 0, 0, 0, 0},
-    [C_VEC]      = {2, 0, 0, 1, 0},
-    [C_VEC_MEM]  = {2, 0, 0, 1, 0},
-    [C_LOB]      = {1, 0, 0, 0, 0},
-    [C_LE]       = {0, 0, 0, 0, 0},
-    [C_UNKNOWN]  = {1, 0, 0, 0, 0},
+/* Shorthands for the cells: X(cycles); BR(cycles, taken); LS(cycles,
+ * pipelined); LM(taken): 1+N, plus taken when it loads the PC; D1: 1 cycle,
+ * may pair (M7). */
+#define X(b) {b, 0, 0, 0, 0}
+#define BR(b, t) {b, 0, t, 0, 0}
+#define LS(b, p) {b, 0, 0, p, 0}
+#define LM(t) {1, 1, t, 0, 0}
+#define D1 {1, 0, 0, 0, 1}
+static const struct {
+    unsigned char cls;
+    struct tml_cost core[K_COUNT];
+} cost_table[] = {
+    /* class          M0        M0+       M3        M4        M33       M7        M55 */
+    {C_ALU,        {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_IT,         {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_NOP,        {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_BRANCH,     {BR(1, 2), BR(1, 1), BR(1, 2), BR(1, 2), BR(1, 2), BR(1, 1), BR(1, 2)}},
+    {C_BL,         {BR(2, 2), BR(2, 1), BR(1, 2), BR(1, 2), BR(1, 2), BR(1, 1), BR(1, 2)}},
+    {C_BX,         {BR(1, 2), BR(1, 1), BR(1, 2), BR(1, 2), BR(1, 2), BR(1, 1), BR(1, 2)}},
+    {C_TB,         {BR(3, 2), BR(3, 1), BR(3, 2), BR(3, 2), BR(3, 2), BR(3, 1), BR(3, 2)}},
+    {C_LOAD,       {X(2),     X(2),     LS(2, 1), LS(2, 1), LS(2, 1), D1,       LS(2, 1)}},
+    {C_STORE,      {X(2),     X(2),     LS(2, 1), LS(2, 1), LS(2, 1), D1,       LS(2, 1)}},
+    {C_STORE_IMM,  {X(2),     X(2),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_LOAD_PC,    {BR(2, 2), BR(2, 1), BR(2, 2), BR(2, 2), BR(2, 2), BR(2, 1), BR(2, 2)}},
+    {C_LDRD,       {X(3),     X(3),     X(3),     X(3),     X(3),     X(1),     X(3)}},
+    {C_STRD,       {X(3),     X(3),     X(3),     X(3),     X(3),     X(1),     X(3)}},
+    {C_LDM,        {LM(0),    LM(0),    LM(0),    LM(0),    LM(0),    LM(0),    LM(0)}},
+    {C_STM,        {LM(0),    LM(0),    LM(0),    LM(0),    LM(0),    LM(0),    LM(0)}},
+    {C_LDM_PC,     {LM(3),    LM(2),    LM(2),    LM(2),    LM(2),    LM(1),    LM(2)}},
+    {C_MUL,        {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_MLA,        {X(2),     X(2),     X(2),     X(1),     X(1),     D1,       X(1)}},
+    {C_MULL,       {X(5),     X(5),     X(5),     X(1),     X(1),     D1,       X(1)}},
+    {C_MLAL,       {X(7),     X(7),     X(7),     X(1),     X(1),     D1,       X(1)}},
+    {C_DSP_MUL,    {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_DSP_MULL,   {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_DSP,        {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_DIV,        {X(12),    X(12),    X(12),    X(12),    X(12),    X(12),    X(12)}},
+    {C_BARRIER,    {X(4),     X(3),     X(1),     X(1),     X(1),     X(1),     X(1)}},
+    {C_SYS,        {X(4),     X(3),     X(1),     X(1),     X(1),     X(1),     X(1)}},
+    {C_TRAP,       {X(1),     X(1),     X(1),     X(1),     X(1),     X(1),     X(1)}},
+    {C_FP,         {X(1),     X(1),     X(1),     X(1),     X(1),     D1,       X(1)}},
+    {C_FP_DIV,     {X(14),    X(14),    X(14),    X(14),    X(14),    X(14),    X(14)}},
+    {C_FP_MEM,     {X(2),     X(2),     X(2),     X(2),     X(2),     D1,       X(2)}},
+    {C_VEC,        {X(1),     X(1),     X(1),     X(1),     X(1),     X(1),     LS(2, 1)}},
+    {C_VEC_MEM,    {X(2),     X(2),     X(2),     X(2),     X(2),     X(1),     LS(2, 1)}},
+    {C_LOB,        {X(1),     X(1),     X(1),     X(1),     X(1),     X(1),     X(1)}},
+    {C_LE,         {BR(1, 2), BR(1, 1), BR(1, 2), BR(1, 2), BR(1, 2), BR(1, 1), X(0)}},
+    {C_UNKNOWN,    {X(1),     X(1),     X(1),     X(1),     X(1),     X(1),     X(1)}},
 };
+#undef X
+#undef BR
+#undef LS
+#undef LM
+#undef D1
 
 /* Extra cycles of a load or store whose address register the data-processing
  * instruction just before it wrote (M3/M4 TRM; the M33 and M55's scalar side
  * as the M4). */
 static const unsigned char tml_core_agu_stall[K_COUNT] = {0, 0, 1, 1, 1, 0, 1};
-
-/* The Cortex-M33 (Armv8-M Mainline) shares the M4's timings for the
- * instructions both have (its TRM gives no per-instruction table of its
- * own); it is modelled with cost_m4. */
-static const struct tml_cost *const tml_core_costs[K_COUNT] = {
-    cost_m0, cost_m0plus, cost_m3, cost_m4, cost_m4, cost_m7, cost_m55,
-};
 
 /* ------------------------------------------------------------------ state */
 
@@ -517,8 +342,8 @@ struct tml_tb {
     uint32_t taken;        /* extra cycles when its last instruction branches */
 };
 
-static const struct tml_cost *tml_costs = cost_m4;
-static unsigned tml_agu_stall = 1;
+static struct tml_cost tml_costs[C_COUNT];  /* the chosen core's column of cost_table */
+static unsigned tml_agu_stall;
 static uint64_t tml_count;    /* instructions */
 static uint64_t tml_cycles;   /* estimated cycles */
 static uint64_t tml_taken_n, tml_taken_cycles, tml_wait_cycles;
@@ -993,6 +818,7 @@ static void tml_on_exit(qemu_plugin_id_t id, void *userdata)
 TML_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
 {
     int have_out = 0;
+    int core = K_M4;
     (void)info;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -1012,8 +838,7 @@ TML_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *
                         arg + 5);
                 return -1;
             }
-            tml_costs = tml_core_costs[k];
-            tml_agu_stall = tml_core_agu_stall[k];
+            core = k;
         } else if (strncmp(arg, "flash=", 6) == 0) {
             tml_flash_lo = strtoull(arg + 6, &end, 0);
             if (end == NULL || *end != ':') {
@@ -1037,6 +862,10 @@ TML_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *
         fprintf(stderr, "insn_count: missing out=FILE\n");
         return -1;
     }
+    for (size_t r = 0; r < sizeof cost_table / sizeof cost_table[0]; r++) {
+        tml_costs[cost_table[r].cls] = cost_table[r].core[core];
+    }
+    tml_agu_stall = tml_core_agu_stall[core];
     qemu_plugin_register_vcpu_tb_trans_cb(id, tml_on_translate);
     qemu_plugin_register_atexit_cb(id, tml_on_exit, NULL);
     /* Semihosting's SYS_EXIT ends QEMU with exit(); make sure the counts
