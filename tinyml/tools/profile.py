@@ -116,7 +116,8 @@ class CycleModel:
 
     @property
     def label(self) -> str:
-        how = "approximate model" if self.core in APPROXIMATE_CORES else "TRM timings"
+        how = ("approximate model" if self.core in APPROXIMATE_CORES
+               else "the M4's TRM timings" if self.core == "m33" else "TRM timings")
         memory = "zero-wait-state" if not self.wait_states else f"{self.wait_states} flash wait states"
         return f"estimated, {memory}, Cortex-{self.core.upper().replace('PLUS', '+')} {how}"
 
