@@ -196,6 +196,10 @@ def _run_sequences(board_name: str, work: Path, board: Board | None = None,
     ins, cyc = counts.instructions, counts.cycles
     assert len(ins) == len(names) + 2
     assert not counts.unknown_encodings, counts.unknown_encodings
+    # every instruction is in one class; the classes, taken branches and wait states make up the cycles
+    assert sum(n for n, _c in counts.classes.values()) == counts.total_instructions == ins[-1] + 3
+    assert (sum(c for _n, c in counts.classes.values()) + counts.taken_cycles + counts.wait_cycles
+            == counts.total_cycles)
     mark_ins, mark_cyc = ins[1] - ins[0], cyc[1] - cyc[0]
     return {n: (ins[i + 2] - ins[i + 1] - mark_ins, cyc[i + 2] - cyc[i + 1] - mark_cyc)
             for i, n in enumerate(names)}

@@ -136,6 +136,8 @@ class MarkCounts:
     taken_cycles: int = 0
     wait_cycles: int = 0
     unknown_encodings: list[tuple[int, int]] = field(default_factory=list)  # (address, encoding)
+    total_instructions: int = 0  # the whole run
+    total_cycles: int = 0
 
 
 @dataclass
@@ -481,6 +483,8 @@ def parse_counts(text: str) -> MarkCounts:
         if len(parts) == 2 and parts[0].isdigit():
             counts.instructions.append(int(parts[0]))
             counts.cycles.append(int(parts[1]))
+        elif parts[:1] == ["total"]:
+            counts.total_instructions, counts.total_cycles = int(parts[1]), int(parts[2])
         elif parts[:1] == ["taken"]:
             counts.taken_branches, counts.taken_cycles = int(parts[1]), int(parts[2])
         elif parts[:1] == ["waits"]:
