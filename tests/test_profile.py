@@ -96,6 +96,10 @@ def test_inspect_size_report(ds_cnn) -> None:
     assert proc.returncode == 0, proc.stderr
     sizes = json.loads(proc.stdout)["sizes"]
     assert sizes["weight_bytes"] > 20_000 and 0 < sizes["kernel_text_bytes"] < sizes["text_bytes"]
+    latency = json.loads(proc.stdout)["latency"]
+    assert latency["cycles"] >= latency["instructions"] > 0 and latency["clock_hz"] == 25_000_000
+    assert latency["ms"] == pytest.approx(latency["cycles"] / 25e3)
+    assert latency["what"].startswith("estimated, zero-wait-state")
 
 
 @pytest.mark.slow

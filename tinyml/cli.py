@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inspect", help="operators, shapes, quantization, MACs, weight and activation bytes")
     s.add_argument("model", help=".tflite file")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.add_argument("--board", "-b", help="also build for this Arm board and report code and weight bytes from the ELF")
+    s.add_argument("--board", "-b", help="also build for this Arm board and report code and weight bytes from the ELF, "
+                                        "and on a QEMU board the estimated latency (cycle model)")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("profile", help="exact instructions and estimated cycles and ms per layer under QEMU, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 from tinyml.boards import Board, load_board
@@ -13,7 +14,8 @@ from tinyml.errors import TinymlError
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph, Tensor
 from tinyml.schedule.plan import plan_memory
-from tinyml.tools.profile import size_report
+from tinyml.targets.qemu import QEMU_BINARY
+from tinyml.tools.profile import ProfileReport, cycle_core, profile_model, size_report
 
 
 def _quant(t: Tensor) -> Any:
@@ -26,13 +28,25 @@ def _quant(t: Tensor) -> Any:
 
 
 def inspect_model(path: str | os.PathLike[str], board: str | None = None) -> dict[str, Any]:
-    """``board``: also build the firmware for that Arm board and add ``sizes`` (code and weight bytes)."""
+    """``board``: also build the firmware for that Arm board and add ``sizes`` (code and weight bytes); on a
+    QEMU board that uses semihosting, also run it there once and add ``latency`` (estimated cycles and ms
+    from the cycle model, as ``tinyml profile`` prints them)."""
     graph = load_tflite(path)
-    info = inspect_graph(graph, load_board(board) if board is not None else None)
-    if board is not None:
+    brd = load_board(board) if board is not None else None
+    info = inspect_graph(graph, brd)
+    if brd is not None:
         from dataclasses import asdict
 
-        info["sizes"] = dict(board=board, **asdict(size_report(path, board)))
+        report = None
+        if (brd.kind == "qemu" and brd.host_io == "semihosting" and cycle_core(brd) is not None
+                and shutil.which(QEMU_BINARY) is not None):
+            report = profile_model(path, str(board), sizes=True)
+        sizes = report.sizes if isinstance(report, ProfileReport) and report.sizes else size_report(path, str(board))
+        info["sizes"] = dict(board=board, **asdict(sizes))
+        if isinstance(report, ProfileReport) and report.cycle_model is not None:
+            m = report.cycle_model
+            info["latency"] = dict(board=board, what=m.label, cycles=report.cycles, ms=report.ms,
+                                   clock_hz=m.clock_hz, instructions=report.instructions)
     return info
 
 
@@ -121,6 +135,11 @@ def format_inspection(info: dict[str, Any]) -> str:
         lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, weights {s['weight_bytes']:,}, "
                      f"code and other {s['code_bytes']:,} (machine code {s['text_bytes']:,}, "
                      f"of it kernels {s['kernel_text_bytes']:,})")
+    if info.get("latency"):
+        lat = info["latency"]
+        clock = f" = {lat['ms']:.2f} ms at {lat['clock_hz'] / 1e6:g} MHz" if lat["ms"] is not None else ""
+        lines.append(f"latency on {lat['board']}: {lat['cycles']:,} cycles{clock} ({lat['what']}; "
+                     f"{lat['instructions']:,} instructions)")
     if t["unsupported"]:
         lines.append(f"unsupported operators: {', '.join(sorted(set(t['unsupported'])))}")
     return "\n".join(lines)
