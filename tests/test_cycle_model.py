@@ -38,6 +38,7 @@ ADDR_DEP = "adds r0, r0, #0\n ldr r1, [r0]"   # the load's base is the result of
 ADDR_INDEP = "adds r2, r2, #0\n ldr r1, [r0]"
 STRB_IMM = "strb r3, [r0, #9]"
 STRB_REG = "strb r3, [r0, r5]"
+LITERAL = "ldr r1, =0x12345678"  # from the literal pool, in flash
 PUSH_POP = "push {r4, r5, r6, r7}\n pop {r4, r5, r6, r7}"
 B_FORWARD = "b 1f\n nop\n1:"
 SMLAD4 = "\n".join(["smlad r6, r4, r5, r6"] * 4)
@@ -57,6 +58,7 @@ ARMV7M_COMMON = {
     "addr_indep": (ADDR_INDEP, 1 + 2),
     "strb_imm": (STRB_IMM, 1),
     "strb_reg": (STRB_REG, 2),
+    "literal": (LITERAL, 2),
     "loop10": (LOOP10, 1 + 10 * 1 + 9 * (1 + 2) + 1),
     "ldm4": (LDM4, 1 + 4),
     "push_pop": (PUSH_POP, (1 + 4) + (1 + 4)),
@@ -72,6 +74,7 @@ SEQUENCES = {
         "addr_dep": (ADDR_DEP, 1 + 2),
         "strb_imm": (STRB_IMM, 2),
         "strb_reg": (STRB_REG, 2),
+        "literal": (LITERAL, 2),
         "loop10": (LOOP10, 1 + 10 * 1 + 9 * 3 + 1),
         "ldm4": (LDM4, 1 + 4),
         "push_pop": (PUSH_POP, (1 + 4) + (1 + 4)),
@@ -240,12 +243,16 @@ def test_flash_wait_states(tmp_path) -> None:
     assert waits["udiv"][1] == 12 + 2 * 3 - 3
     # loads from the RAM buffer do not wait
     assert waits["loads3"][1] == 4 + 3 * 3 - 3
+    assert waits["ldm4"][1] == 5 + 2 * 3 - 3  # LDM + BL: 6 bytes, 2 fetches; its loads read RAM
+    # a literal load reads flash: LDR 2, one fetch more than the mark's, and the read's 3
+    assert waits["literal"][1] == 2 + 2 * 3 - 3 + 3
 
 
 # Cortex-M0+ (no board under QEMU has one: its table runs on the micro:bit's
 # M0 machine): as the M0 except that a taken branch refills in 1 cycle.
-M0PLUS = {"loads3": 3 * 2, "load_dep": 2 + 2, "load_store": 2 + 2, "addr_dep": 1 + 2, "strb_imm": 2, "strb_reg": 2,
-          "loop10": 1 + 10 * 1 + 9 * 2 + 1, "ldm4": 1 + 4, "push_pop": (1 + 4) + (1 + 4), "b_forward": 2, "muls": 1}
+M0PLUS = {"loads3": 3 * 2, "load_dep": 2 + 2, "load_store": 2 + 2, "addr_dep": 1 + 2, "strb_imm": 2,
+          "strb_reg": 2, "literal": 2, "loop10": 1 + 10 * 1 + 9 * 2 + 1, "ldm4": 1 + 4,
+          "push_pop": (1 + 4) + (1 + 4), "b_forward": 2, "muls": 1}
 
 
 def test_m0plus_table(tmp_path) -> None:

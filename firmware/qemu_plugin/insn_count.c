@@ -614,6 +614,13 @@ static uint16_t tml_writes(const struct tml_insn *d)
     return m;
 }
 
+/* Instructions that read data memory. */
+static int tml_reads_memory(unsigned cls)
+{
+    return cls == C_LOAD || cls == C_LOAD_PC || cls == C_LDRD || cls == C_LDM || cls == C_LDM_PC || cls == C_TB
+           || cls == C_FP_MEM || cls == C_VEC_MEM;
+}
+
 /* Instructions that generate a memory address from core registers. */
 static int tml_uses_address(unsigned cls)
 {
@@ -752,8 +759,12 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             }
         }
         fetch_bytes += (unsigned)size;
-        if (tml_ws && d.cls == C_LOAD) {
-            qemu_plugin_register_vcpu_mem_cb(insn, tml_on_load, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_R, NULL);
+        if (tml_ws && tml_reads_memory(d.cls)) {
+            /* each data read from flash waits.  QEMU 7.2's read/write filter
+             * passes stores for QEMU_PLUGIN_MEM_R and no loads (seen on the
+             * MPS2 machines), so this asks for every access of an instruction
+             * that only reads. */
+            qemu_plugin_register_vcpu_mem_cb(insn, tml_on_load, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
         }
         if (vaddr == tml_mark_addr) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, tml_on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
