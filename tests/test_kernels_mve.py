@@ -135,7 +135,7 @@ def test_mve_bitexact_m55_left_shifts(case_id, factor, tmp_path) -> None:
 def test_six_shapes_meet_the_cmsis_nn_total_on_m55() -> None:
     from tinyml.tools.bench import CMSIS_M55_TOTAL, bench_kernels
 
-    result = bench_kernels(BOARD, networks=False)
+    result = bench_kernels(BOARD, networks=())
     text = result.format()
     assert result.family == "mve", text
     assert all("_mve" in r.kernel for r in result.shapes), text

@@ -106,8 +106,31 @@ def test_inspect_size_report(ds_cnn) -> None:
 def test_layer_shapes_meet_targets_on_m4() -> None:
     from tinyml.tools.bench import bench_kernels
 
-    result = bench_kernels("mps2-an386", networks=False)
+    result = bench_kernels("mps2-an386", networks=())
     text = result.format()
     for row in result.shapes:
         assert row.fast_per_mac <= row.target, text
         assert row.fast < row.portable, text
+
+
+def test_bench_kernels_networks_cycles_measured_now(capsys: pytest.CaptureFixture[str]) -> None:
+    """The network table's estimated cycles and ratio are this run's measurement of the MLPerf AD
+    autoencoder (640-128x4-8-128x4-640), the same as profiling that model on its own gives."""
+    from tinyml.cli import main as cli_main
+    from tinyml.tools.bench import PUBLISHED, network_model
+
+    assert cli_main(["bench", "kernels", "--no-shapes", "--network", "fc_autoencoder"]) == 0
+    text = capsys.readouterr().out
+    assert cli_main(["bench", "kernels", "--no-shapes", "--network", "fc_autoencoder", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["networks"]
+    alone = profile_model(network_model("fc_autoencoder"), "mps2-an386", sizes=False)
+    line = next(l for l in text.splitlines() if l.startswith("fc_autoencoder ") and "AD:" in l)
+    assert line.split()[1:3] == [f"{alone.cycles:,}", f"{alone.cycles / alone.macs:.2f}"], text
+    assert f"{alone.cycles / 486_000:.2f}x" in line and "zero-wait-state" in text, text
+    assert row["name"] == "fc_autoencoder" and row["macs"] == alone.macs == 264_192
+    assert row["cycles"] == alone.cycles > row["instructions"] == alone.instructions > 0
+    published = PUBLISHED["mps2-an386"][1]["fc_autoencoder"]
+    assert row["published"]["cycles"] == pytest.approx(486_000) == published.cycles
+    assert row["ratio"] == pytest.approx(alone.cycles / 486_000)
+    assert row["cycles_what"].startswith("estimated, zero-wait-state")
+    assert cli_main(["bench", "kernels", "--no-shapes", "--network", "resnet9"]) == 2

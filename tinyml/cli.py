@@ -45,9 +45,10 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
 
 def cmd_bench_kernels(a: argparse.Namespace) -> int:
-    from tinyml.tools.bench import bench_kernels
+    from tinyml.tools.bench import NETWORKS, bench_kernels
 
-    result = bench_kernels(a.board, networks=not a.no_networks, progress=_say)
+    networks = () if a.no_networks else tuple(a.network or NETWORKS)
+    result = bench_kernels(a.board, networks=networks, shapes=() if a.no_shapes else None, progress=_say)
     print(json.dumps(result.to_json(), indent=2) if a.json else result.format())
     return 0
 
@@ -355,11 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="benchmarks (see 'tinyml bench --help')")
     bench_sub = s.add_subparsers(dest="bench_part", metavar="PART", parser_class=_Parser)
     bench_sub.required = True
-    s = bench_sub.add_parser("kernels", help="instructions per MAC: six layer shapes and three networks, "
-                                             "fast kernels against portable C")
+    s = bench_sub.add_parser("kernels", help="instructions per MAC: six layer shapes and the four MLPerf Tiny "
+                                             "networks, fast kernels against portable C; the networks' estimated "
+                                             "cycles against published MLPerf Tiny results")
     s.add_argument("--board", "-b", default="mps2-an386", help="QEMU board (default mps2-an386)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--no-networks", action="store_true", help="only the six layer shapes")
+    s.add_argument("--no-shapes", action="store_true", help="only the networks")
+    s.add_argument("--network", action="append", metavar="NAME",
+                   help="this network only: ds_cnn, mobilenet_v1, resnet8 or fc_autoencoder (repeatable; "
+                        "default: all four)")
     s.set_defaults(func=cmd_bench_kernels)
     s = bench_sub.add_parser("memory", help="peak activation SRAM: our plans next to TFLM's arena, measured now")
     s.add_argument("models", nargs="*", help=".tflite files (default: the test zoo, from a source checkout)")

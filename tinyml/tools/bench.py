@@ -1,12 +1,19 @@
-"""`tinyml bench kernels`: exact instructions per MAC of the kernel families under QEMU.
+"""`tinyml bench kernels`: exact instructions per MAC of the kernel families under QEMU, and the
+estimated cycles of the MLPerf Tiny networks next to published results.
 
 Six layer shapes from the MLPerf Tiny networks (one-layer int8 models with
 random weights and per-channel requantization, built with Keras and cached)
-and three whole networks (DS-CNN, MobileNetV1-0.25 at 96x96, ResNet-8), each
-compiled twice for the same board in the same run: with the board's fastest
-kernel family (DSP or MVE) and with the portable C kernels, which are the
-anchor.  The table also shows the published CMSIS-NN figure and the target
-of each shape (fixed numbers from the issue, not measured here).
+and the four MLPerf Tiny v1.x reference architectures (DS-CNN, MobileNetV1-0.25
+at 96x96x3, ResNet-8 and the 640-128x4-8-128x4-640 FC autoencoder, from
+:mod:`tinyml.train.zoo` with random weights, built on demand into the user
+cache), each compiled twice for the same board in the same run: with the
+board's default build (its fastest kernel family, DSP or MVE) and with the
+portable C kernels, which are the anchor.  The shape table also shows the
+published CMSIS-NN figure and the target of each shape, and the network table
+the estimated cycles of the default build (the cycle model of the board's
+core, zero wait states) next to the best published MLPerf Tiny latency of a
+comparable core, as cycles = ms x MHz (fixed numbers quoted with their
+source in :data:`PUBLISHED`, not measured here).
 """
 
 from __future__ import annotations
@@ -57,7 +64,42 @@ SHAPES = (
           (("filters", 16), ("kernel", (1, 1)), ("strides", (1, 1))), 6.63, 5.3),
 )
 CMSIS_M55_TOTAL = 1.59  # CMSIS-NN on mps3-an547, total over the six shapes (from the issue)
-NETWORKS = ("ds_cnn", "mobilenet_v1", "resnet8")
+NETWORKS = ("ds_cnn", "mobilenet_v1", "resnet8", "fc_autoencoder")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published MLPerf Tiny latency: ``ms`` at ``mhz`` on ``system``, as cycles = ms x MHz."""
+
+    task: str
+    ms: float
+    mhz: float
+    system: str
+
+    @property
+    def cycles(self) -> float:
+        return self.ms * self.mhz * 1000.0
+
+
+_M4 = "NUCLEO-L4R5ZI, Cortex-M4F 120 MHz"
+_M85 = "RA8D1, Cortex-M85 480 MHz, TFLM + CMSIS-NN"
+# MLPerf Tiny v1.x inference results, closed division (mlcommons.org/benchmarks/inference-tiny).
+# Per board: the published core our estimate stands beside (the M55 has no published MLPerf Tiny result;
+# the M85 is its closest published relative, and the faster one).
+PUBLISHED: dict[str, tuple[str, dict[str, Published]]] = {
+    "mps2-an386": ("Cortex-M4", {
+        "ds_cnn": Published("KWS", 43.19, 120, f"{_M4}, X-CUBE-AI 9.0"),
+        "mobilenet_v1": Published("VWW", 88.93, 120, f"{_M4}, X-CUBE-AI 9.0"),
+        "resnet8": Published("IC", 165.13, 120, f"{_M4}, X-CUBE-AI 9.0"),
+        "fc_autoencoder": Published("AD", 4.05, 120, f"{_M4}, Plumerai"),
+    }),
+    "mps3-an547": ("Cortex-M85", {
+        "ds_cnn": Published("KWS", 3.465, 480, _M85),
+        "mobilenet_v1": Published("VWW", 13.39, 480, _M85),
+        "resnet8": Published("IC", 8.48, 480, _M85),
+    }),
+}
+PUBLISHED_SOURCE = "MLPerf Tiny v1.x inference results, closed division (mlcommons.org/benchmarks/inference-tiny)"
 
 
 def bench_cache() -> Path:
@@ -111,6 +153,8 @@ def network_model(name: str, seed: int = 0) -> Path:
         model, rep = zoo.mobilenet_v1(input_shape=(96, 96, 3), seed=seed), rng.uniform(0, 1, (32, 96, 96, 3))
     elif name == "resnet8":
         model, rep = zoo.resnet8(input_shape=(32, 32, 3), seed=seed), rng.uniform(0, 1, (32, 32, 32, 3))
+    elif name == "fc_autoencoder":  # MLPerf Tiny AD: 640-128-128-128-128-8-128-128-128-128-640
+        model, rep = zoo.fc_autoencoder(640, hidden_layers=4, seed=seed), rng.standard_normal((32, 640))
     else:
         raise TinymlError(f"unknown benchmark network {name!r}; use one of {', '.join(NETWORKS)}")
     return _store(path, quantize_int8(model, rep.astype(np.float32)))
@@ -125,6 +169,13 @@ class Row:
     kernel: str
     cmsis: float | None = None
     target: float | None = None
+    cycles: int = 0  # estimated by the cycle model, board's family
+    published: Published | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """Our estimated cycles over the published figure's cycles."""
+        return self.cycles / self.published.cycles if self.published and self.cycles else None
 
     @property
     def fast_per_mac(self) -> float:
@@ -151,7 +202,13 @@ class KernelBench:
             return dict(name=r.name, macs=r.macs, kernel=r.kernel, instructions=r.fast,
                         instructions_per_mac=r.fast_per_mac, portable_instructions=r.portable,
                         portable_instructions_per_mac=r.portable_per_mac, cmsis_nn_per_mac=r.cmsis,
-                        target_per_mac=r.target, meets_target=r.meets)
+                        target_per_mac=r.target, meets_target=r.meets,
+                        cycles=r.cycles or None, cycles_per_mac=r.cycles / r.macs if r.cycles else None,
+                        cycles_what="estimated, zero-wait-state (cycle model of the board's core), default build",
+                        published=None if r.published is None else dict(
+                            task=r.published.task, ms=r.published.ms, mhz=r.published.mhz,
+                            cycles=r.published.cycles, system=r.published.system, source=PUBLISHED_SOURCE),
+                        ratio=r.ratio)
 
         macs = sum(r.macs for r in self.shapes)
         fast = sum(r.fast for r in self.shapes)
@@ -164,62 +221,90 @@ class KernelBench:
 
     def format(self) -> str:
         lines = [f"kernel benchmark on {self.board}: family '{self.family}' against portable C, "
-                 "exact instruction counts under QEMU (same run)", ""]
-        m4 = self.board == "mps2-an386"
-        head = (f"{'layer shape':<38} {'MACs':>9} {'portable':>9} {self.family:>8} {'speedup':>8}"
-                + (f" {'CMSIS-NN':>9} {'target':>7}" if m4 else ""))
-        lines += [head + "   (instructions per MAC)", "-" * len(head)]
-        for r in self.shapes:
-            line = (f"{r.name:<38} {r.macs:>9,} {r.portable_per_mac:>9.2f} {r.fast_per_mac:>8.2f} "
-                    f"{r.portable / r.fast:>7.1f}x")
-            if m4:
-                line += f" {r.cmsis:>9.2f} {'<= %.2f' % r.target:>7} {'ok' if r.meets else 'MISSED'}"
-            lines.append(line)
-        macs = sum(r.macs for r in self.shapes)
-        fast = sum(r.fast for r in self.shapes)
-        port = sum(r.portable for r in self.shapes)
-        total = f"{'all six shapes':<38} {macs:>9,} {port / macs:>9.2f} {fast / macs:>8.2f} {port / fast:>7.1f}x"
-        if self.board == "mps3-an547":
-            total += (f"   (target: CMSIS-NN on the M55, {CMSIS_M55_TOTAL:.2f}: "
-                      f"{'ok' if fast / macs <= CMSIS_M55_TOTAL else 'MISSED'})")
-        lines += ["-" * len(head), total]
+                 "exact instruction counts under QEMU (same run)"]
+        if self.shapes:
+            lines.append("")
+            m4 = self.board == "mps2-an386"
+            head = (f"{'layer shape':<38} {'MACs':>9} {'portable':>9} {self.family:>8} {'speedup':>8}"
+                    + (f" {'CMSIS-NN':>9} {'target':>7}" if m4 else ""))
+            lines += [head + "   (instructions per MAC)", "-" * len(head)]
+            for r in self.shapes:
+                line = (f"{r.name:<38} {r.macs:>9,} {r.portable_per_mac:>9.2f} {r.fast_per_mac:>8.2f} "
+                        f"{r.portable / r.fast:>7.1f}x")
+                if m4:
+                    line += f" {r.cmsis:>9.2f} {'<= %.2f' % r.target:>7} {'ok' if r.meets else 'MISSED'}"
+                lines.append(line)
+            macs = sum(r.macs for r in self.shapes)
+            fast = sum(r.fast for r in self.shapes)
+            port = sum(r.portable for r in self.shapes)
+            total = f"{'all six shapes':<38} {macs:>9,} {port / macs:>9.2f} {fast / macs:>8.2f} {port / fast:>7.1f}x"
+            if self.board == "mps3-an547":
+                total += (f"   (target: CMSIS-NN on the M55, {CMSIS_M55_TOTAL:.2f}: "
+                          f"{'ok' if fast / macs <= CMSIS_M55_TOTAL else 'MISSED'})")
+            lines += ["-" * len(head), total]
         if self.networks:
-            lines += ["", f"{'network':<38} {'MACs':>11} {'portable':>9} {self.family:>8} {'speedup':>8}", "-" * 78]
+            lines += ["", f"{'network':<38} {'MACs':>11} {'portable':>9} {self.family:>8} {'speedup':>8}"
+                      "   (instructions per MAC)", "-" * 78]
             for r in self.networks:
                 lines.append(f"{r.name:<38} {r.macs:>11,} {r.portable_per_mac:>9.2f} {r.fast_per_mac:>8.2f} "
                              f"{r.portable / r.fast:>7.1f}x")
+            lines += ["", *self._format_published()]
         return "\n".join(lines)
 
+    def _format_published(self) -> list[str]:
+        core, _ = PUBLISHED.get(self.board, ("", {}))
+        head = (f"{'network':<16} {'est. cycles':>12} {'cyc/MAC':>7}  {'published':>10} {'ms':>8} {'MHz':>4}"
+                f"  {'ratio':>6}  published system")
+        lines = [f"estimated cycles on {self.board} (cycle model of its core, zero-wait-state, default build, "
+                 f"measured now)" + (f" against the best published MLPerf Tiny {core} results" if core else ""),
+                 head, "-" * len(head)]
+        for r in self.networks:
+            p = r.published
+            pub = (f"{p.cycles / 1e6:>9.2f}M {p.ms:>8.3f} {p.mhz:>4.0f}  {r.ratio:>5.2f}x  {p.task}: {p.system}"
+                   if p else f"{'-':>10} {'':>8} {'':>4}  {'':>6}  (none published for this core)")
+            lines.append(f"{r.name:<16} {r.cycles:>12,} {r.cycles / r.macs:>7.2f}  {pub}")
+        if core:
+            lines.append(f"published: {PUBLISHED_SOURCE}; cycles = ms x MHz; ratio = our estimated cycles / "
+                         "published cycles (below 1: fewer cycles)")
+        return lines
 
-def _measure(model: Path, board: str, families: str, work: Path) -> tuple[int, int, str]:
-    """(MACs, instructions, kernel of the largest layer) of a whole model."""
+
+def _measure(model: Path, board: str, families: str, work: Path) -> tuple[int, int, str, int]:
+    """(MACs, instructions, kernel of the largest layer, estimated cycles) of a whole model."""
     project = work / f"{model.stem}-{families}"
     compiled = compile_to(model, board, project, families)
     rep = profile_compiled(compiled, project)
     top = max(rep.layers, key=lambda l: l.macs)
-    return rep.macs, rep.instructions, top.kernel
+    return rep.macs, rep.instructions, top.kernel, rep.cycles
 
 
-def bench_kernels(board: str = "mps2-an386", *, networks: bool = True, shapes: tuple[int, ...] | None = None,
+def bench_kernels(board: str = "mps2-an386", *, networks: tuple[str, ...] = NETWORKS,
+                  shapes: tuple[int, ...] | None = None,
                   progress: Callable[[str], None] | None = None) -> KernelBench:
+    """Measure the layer ``shapes`` (indices into :data:`SHAPES`, default all) and the zoo ``networks``
+    (names from :data:`NETWORKS`) on ``board``, with its default build and with the portable kernels."""
     say = progress or (lambda _m: None)
     brd = load_board(board)
     fam = family(brd.features)
+    for name in networks:
+        if name not in NETWORKS:
+            raise TinymlError(f"unknown benchmark network {name!r}; use one of {', '.join(NETWORKS)}")
     chosen = [SHAPES[i] for i in shapes] if shapes is not None else list(SHAPES)
+    published = PUBLISHED.get(brd.name, ("", {}))[1]
     rows, nets = [], []
     with tempfile.TemporaryDirectory(prefix="tinyml-bench-") as tmp:
         work = Path(tmp)
         for s in chosen:
             model = shape_model(s)
-            macs, fast, kernel = _measure(model, board, "auto", work)
-            _, port, _ = _measure(model, board, "portable", work)
+            macs, fast, kernel, _ = _measure(model, board, "auto", work)
+            _, port, _, _ = _measure(model, board, "portable", work)
             rows.append(Row(s.name, macs, fast, port, kernel, s.cmsis_m4, s.target_m4))
             say(f"{s.name}: {fast / macs:.2f} instructions/MAC ({port / macs:.2f} portable)")
-        if networks:
-            for name in NETWORKS:
-                model = network_model(name)
-                macs, fast, kernel = _measure(model, board, "auto", work)
-                _, port, _ = _measure(model, board, "portable", work)
-                nets.append(Row(name, macs, fast, port, kernel))
-                say(f"{name}: {fast / macs:.2f} instructions/MAC ({port / macs:.2f} portable)")
+        for name in networks:
+            model = network_model(name)
+            macs, fast, kernel, cycles = _measure(model, board, "auto", work)
+            _, port, _, _ = _measure(model, board, "portable", work)
+            nets.append(Row(name, macs, fast, port, kernel, cycles=cycles, published=published.get(name)))
+            say(f"{name}: {fast / macs:.2f} instructions/MAC ({port / macs:.2f} portable), "
+                f"{cycles:,} estimated cycles")
     return KernelBench(board=brd.name, family=fam, shapes=rows, networks=nets)
