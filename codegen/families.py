@@ -107,6 +107,11 @@ def _requant_mode(mult: np.ndarray, shift: np.ndarray, bound: np.ndarray) -> str
     return "fast" if np.all(bound < 2 ** 30) else "exact"
 
 
+def _dsp_shift(shift: np.ndarray, rq: str) -> np.ndarray:
+    """The shifts as the DSP kernels read them: -shift - 1 (tml_dsp_requant's rs) for "fast", else as is."""
+    return -shift - 1 if rq == "fast" else shift
+
+
 def _clamp_spec(params: dict[str, Any]) -> dict[str, bool]:
     return dict(lo=bool(params["act_min"] > -128), hi=bool(params["act_max"] < 127))
 
@@ -160,9 +165,12 @@ def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     wpad = np.zeros((2 * pairs, kp), dtype=np.int8)
     wpad[:out_c, :k] = w
     wp = wpad.reshape(pairs, 2, kp // 4, 4).transpose(0, 2, 1, 3)
-    spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, kp=kp, rq=_requant_mode(mult, shift, bound), **_clamp_spec(p))
+    rq = _requant_mode(mult, shift, bound)
+    spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, kp=kp, rq=rq, odd=out_c % 2 == 1, **_clamp_spec(p))
+    # bias, multipliers and shifts padded to the channel pairs
     return _variant(call, "conv_s8_dsp", spec, ConstArray("w", "int8_t", wp.reshape(-1)),
-                    ConstArray("bias", "int32_t", bias.astype(np.int32)), mult, shift)
+                    ConstArray("bias", "int32_t", _pad_to(bias, 2 * pairs).astype(np.int32)),
+                    _pad_to(mult, 2 * pairs), _pad_to(_dsp_shift(shift, rq), 2 * pairs))
 
 
 def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -207,10 +215,11 @@ def dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
             t = taps - 1
             words += [_pair(wpad[t, 4 * g], wpad[t, 4 * g + 2]), _pair(wpad[t, 4 * g + 1], wpad[t, 4 * g + 3])]
     packed = np.asarray(words, dtype=np.int64).astype(np.uint32).view(np.int32)
-    spec = dict(k_h=k_h, k_w=k_w, c=c, c4=c4, wbuf=wbuf, rq=_requant_mode(mult, shift, bound), **_clamp_spec(p))
+    rq = _requant_mode(mult, shift, bound)
+    spec = dict(k_h=k_h, k_w=k_w, c=c, c4=c4, wbuf=wbuf, rq=rq, **_clamp_spec(p))
     return _variant(call, "dwconv_s8_dsp", spec, ConstArray("w", "int32_t", packed),
                     ConstArray("bias", "int32_t", _pad_to(bias, c4).astype(np.int32)),
-                    _pad_to(mult, c4), _pad_to(shift, c4))
+                    _pad_to(mult, c4), _pad_to(_dsp_shift(shift, rq), c4))
 
 
 def _fc_folded(ctx: LowerContext, call: KernelCall) -> np.ndarray:
@@ -234,10 +243,31 @@ def dsp_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
     bias = _bias(ctx, call, n)
     folded = _fc_folded(ctx, call)
     bound = np.abs(w).sum(axis=1) * 255 + np.abs(bias)
-    spec = dict(k=k, rq=_requant_mode(mult, shift, bound), **_clamp_spec(p))
+    rq = _requant_mode(mult, shift, bound)
+    spec = dict(k=k, rq=rq, **_clamp_spec(p))
     params = dict(p, per_channel=1)
     return _variant(call, "fc_s8_dsp", spec, ConstArray("w", "int8_t", w.astype(np.int8).reshape(-1)),
-                    ConstArray("bias", "int32_t", folded.astype(np.int32)), mult, shift, params)
+                    ConstArray("bias", "int32_t", folded.astype(np.int32)), mult, _dsp_shift(shift, rq), params)
+
+
+def dsp_add_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    """Every rescaling of the ADD is tml_dsp_requant's case (or, for an input shift of 0, SMMULR alone):
+    |(x + offset) << left_shift| < 2^28 (offsets in [-127, 128], so int8 x + offset in [-255, 255]; left
+    shift <= 20), multipliers >= 0, input shifts in [-31, 0], the output shift in [-31, -1]; the rescaled
+    inputs are then below 2^28 each (multipliers < 2^31), their sum below 2^29."""
+    p = call.params
+    if any(a.kind not in ("tensor", "null") for a in call.args):
+        return False
+    return (all(-127 <= p[k] <= 128 for k in ("in1_offset", "in2_offset")) and 0 <= p["left_shift"] <= 20
+            and all(p[k] >= 0 for k in ("in1_mult", "in2_mult", "out_mult"))
+            and all(-31 <= p[k] <= 0 for k in ("in1_shift", "in2_shift")) and -31 <= p["out_shift"] <= -1)
+
+
+def dsp_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    p = call.params
+    spec = dict(z1=p["in1_shift"] == 0, z2=p["in2_shift"] == 0, flat=p["a3"] == 1 and p["b3"] == 1,
+                **_clamp_spec(p))
+    return replace(call, kernel="add_s8_dsp", spec=spec, params_kernel=call.kernel)
 
 
 # ---------------------------------------------------------------------------
@@ -385,6 +415,9 @@ VARIANTS = (
             helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.5,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
+    # ADD: in place as the portable kernel (element by element); per output element
+    Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=25.0,
+            build=dsp_add, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), inplace=True, ring=True, ring_extra=mve_conv_ring_extra,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.65, patch_call=1600,

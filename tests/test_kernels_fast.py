@@ -89,3 +89,50 @@ def test_dsp_bitexact_m4(case, tmp_path) -> None:
 def test_dsp_bitexact_other_cores(case, board, tmp_path) -> None:
     """The DSP family on the Cortex-M7 and M33 (the M55 runs MVE: tests/test_kernels_mve.py)."""
     assert_bitexact(build(case), tmp_path, board=board, samples=2)
+
+
+# ADD's DSP variant: scales where both input shifts are 0 (equal scales), where one is, and with a
+# fused ReLU clamp and a broadcast (not flat) input.
+ADD_QUANT = [((0.05, 3), (0.05, -7), (0.09, 2), 0), ((0.3, 20), (0.002, -100), (0.02, 0), 1),
+             ((0.011, -128), (0.07, 127), (0.08, -5), 0)]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_QUANT, ids=["equal", "relu", "extreme-zp"])
+def test_dsp_add_all_int8_pairs_m4(q1, q2, qo, act, tmp_path) -> None:
+    """Every (a, b) pair of int8 values through the DSP ADD on the M4, against TFLM."""
+    import numpy as np
+
+    from tests.test_ops_elementwise import _binary_options, _q, tiny_model
+    from tinyml.tools.verify import verify_model
+
+    model = tiny_model("ADD", [_q([4096], *q1), _q([4096], *q2)], _q([4096], *qo), _binary_options("ADD", act))
+    path = tmp_path / "add.tflite"
+    path.write_bytes(model)
+    calls = [c for c in build_model(str(path), "mps2-an386").calls if isinstance(c, KernelCall)]
+    assert [c.kernel for c in calls] == ["add_s8_dsp"]
+    a, b = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij")
+    a, b = a.reshape(16, 4096).astype(np.int8), b.reshape(16, 4096).astype(np.int8)
+    report = verify_model(path, "mps2-an386", inputs=[[a[i], b[i]] for i in range(16)], work_dir=tmp_path / "p")
+    assert report.ok, report.summary()
+
+
+@pytest.mark.qemu
+def test_dsp_add_broadcast_m4(tmp_path) -> None:
+    """A broadcast ADD (strided input, not flat) through the DSP variant on the M4."""
+    import numpy as np
+
+    from tests.test_ops_elementwise import _binary_options, _q, tiny_model
+    from tinyml.tools.verify import verify_model
+
+    model = tiny_model("ADD", [_q([16, 1], 0.3, 20), _q([1, 16], 0.002, -100)], _q([16, 16], 0.02, 0),
+                       _binary_options("ADD", 0))
+    path = tmp_path / "add.tflite"
+    path.write_bytes(model)
+    calls = [c for c in build_model(str(path), "mps2-an386").calls if isinstance(c, KernelCall)]
+    assert [(c.kernel, c.spec["flat"]) for c in calls] == [("add_s8_dsp", False)]
+    rng = np.random.default_rng(0)
+    xs = [[rng.integers(-128, 128, (16, 1), dtype=np.int8), rng.integers(-128, 128, (1, 16), dtype=np.int8)]
+          for _ in range(4)]
+    report = verify_model(path, "mps2-an386", inputs=xs, work_dir=tmp_path / "p")
+    assert report.ok, report.summary()
