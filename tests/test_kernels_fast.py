@@ -136,3 +136,17 @@ def test_dsp_add_broadcast_m4(tmp_path) -> None:
           for _ in range(4)]
     report = verify_model(path, "mps2-an386", inputs=xs, work_dir=tmp_path / "p")
     assert report.ok, report.summary()
+
+
+def test_dsp_add_takes_only_the_params_it_knows(tmp_path) -> None:
+    from tests.test_ops_elementwise import _binary_options, _q, tiny_model
+
+    path = tmp_path / "add.tflite"
+    path.write_bytes(tiny_model("ADD", [_q([64], 0.05, 3), _q([64], 0.02, -7)], _q([64], 0.09, 2),
+                                _binary_options("ADD", 0)))
+    graph = load_tflite(str(path))
+    portable = lower_op(LowerContext(graph=graph), graph.ops[0])
+    ctx = LowerContext(graph=graph, features=("dsp",))
+    assert fastest(ctx, portable).template == "add_s8_dsp"
+    assert fastest(ctx, replace(portable, params=dict(portable.params, some_new_field=1))).template == "add_s8"
+    assert fastest(LowerContext(graph=graph), portable).template == "add_s8"
