@@ -160,15 +160,21 @@ def _epochs(text: str) -> int:
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
-    from tinyml.compiler import compile_model
+    from tinyml.codegen.render import Storage
+    from tinyml.compiler import check_storage, compile_model
 
     start = time.monotonic()
+    storage = check_storage(Storage(arena=a.arena, weights_section=a.weights_section,
+                                    arena_section=a.arena_section))
     if a.kws:
         from tinyml.apps.kws import compile_kws
 
+        if storage != Storage():
+            raise InputError("--kws firmware keeps the model's static arena in its default sections; leave out "
+                             "--arena, --weights-section and --arena-section")
         c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram, force=a.force)
     else:
-        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram, force=a.force)
+        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram, force=a.force, storage=storage)
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
@@ -375,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "main (audio in, detections out) instead of tensors in/out")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes: generate code from the plan that fits it "
                                                 "(see 'tinyml plan')")
+    s.add_argument("--arena", choices=("static", "caller"), default="static",
+                   help="static: the arena is a static array in model.c (default); caller: NAME_init(arena, "
+                        "bytes) takes a buffer the firmware owns (NAME_ARENA_BYTES, aligned to NAME_ARENA_ALIGN)")
+    s.add_argument("--weights-section", metavar="SECTION", help="linker section of the weights (e.g. .ext_flash)")
+    s.add_argument("--arena-section", metavar="SECTION", help="linker section of the static arena (e.g. .dtcm_bss)")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run", help="build a compiled project and run it on inputs from a .npy file")
