@@ -1,0 +1,195 @@
+"""Two models in one user firmware (issue 18): linkable output.
+
+A DS-CNN keyword spotter ("kws", caller-owned arena) and ResNet-8 ("ic", its static arena) are
+compiled separately into two projects, then linked with a user's main.c (fixtures/two_models/main.c)
+into ONE firmware, with the board's start-up code and linker script taken from a generated project,
+and run on mps2-an386 under QEMU: both outputs bit-exact against TFLM.  On the host (gcc with ASan
+and UBSan) the same main.c runs both models with caller-owned arenas sharing one buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.modelgen import build, cache_path, zoo_cases
+from tinyml.boards import Board, load_board
+from tinyml.cli import main as cli_main
+from tinyml.codegen.render import Storage
+from tinyml.compiler import Compiled, build_model, compile_model
+from tinyml.targets.build import build_project
+from tinyml.targets.qemu import qemu_command
+
+MAIN = Path(__file__).parent / "fixtures" / "two_models" / "main.c"
+BOARD = "mps2-an386"
+SAMPLES = 2
+CALLER = Storage(arena="caller")
+MODELS = {"kws": "ds_cnn", "ic": "resnet8"}
+
+
+def zoo(name: str) -> Path:
+    c = zoo_cases(name)[0]
+    build(c)
+    return cache_path(c)
+
+
+def compile_two(root: Path, board: str, ic_storage: Storage = Storage()) -> dict[str, Compiled]:
+    """kws (caller-owned arena) and ic, each compiled into its own directory below ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    storages = {"kws": CALLER, "ic": ic_storage}
+    return {name: compile_model(zoo(model), board, root / name, name=name, storage=storages[name])
+            for name, model in MODELS.items()}
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, tuple[list, list]]:
+    """Per model: random input samples and TFLM's outputs for them (computed once)."""
+    from tinyml.graph import load_tflite
+    from tinyml.tools.reference import run_tflm_batch
+    from tinyml.tools.verify import random_inputs
+
+    out = {}
+    for seed, (name, model) in enumerate(MODELS.items()):
+        xs = random_inputs(load_tflite(zoo(model), name=name), SAMPLES, seed)
+        out[name] = (xs, run_tflm_batch(zoo(model).read_bytes(), xs))
+    return out
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Compiled]:
+    """The two models as firmware projects for the board (their runtime and linker.ld serve every format)."""
+    root = tmp_path_factory.mktemp("projects")
+    compiled = compile_two(root, BOARD)
+    compiled["root"] = root  # type: ignore[assignment]
+    return compiled
+
+
+def firmware_flags(board: Board, runtime: Path, linker: Path | None) -> tuple[list[str], list[str]]:
+    """The compile and link flags of a user's build (the generated Makefile's, spelt out)."""
+    cflags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{runtime}", *board.cflags]
+    if not board.is_arm:
+        return cflags, [*board.ldflags, "-lm"]
+    cflags += ["-ffunction-sections", "-fdata-sections"]
+    return cflags, ["-T", str(linker), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+                    "-Wl,--gc-sections", "-Wl,--no-warn-rwx-segments", *board.ldflags, "-lm"]
+
+
+def link_firmware(board: Board, root: Path, runtime: Path, sources: list[Path], includes: list[Path],
+                  archives: tuple[Path, ...] = (), linker: Path | None = None) -> Path:
+    """Compile main.c, ``sources`` and the runtime (numbered objects: two model.c do not collide) and
+    link them with ``archives`` into root/firmware[.elf]."""
+    shutil.copy(MAIN, root / "main.c")
+    cflags, ldflags = firmware_flags(board, runtime, linker)
+    cflags += [f"-I{d}" for d in includes]
+    objects = []
+    for i, source in enumerate([root / "main.c", *sources, *sorted(runtime.glob("*.c"))]):
+        obj = root / "obj" / f"{i}_{source.stem}.o"
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([board.cc, *cflags, "-c", str(source), "-o", str(obj)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        objects.append(obj)
+    elf = root / ("firmware.elf" if board.is_arm else "firmware")
+    proc = subprocess.run([board.cc, *cflags, *map(str, objects), *map(str, archives), *ldflags, "-o", str(elf)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return elf
+
+
+def run_and_compare(board: Board, elf: Path, reference: dict[str, tuple[list, list]],
+                    models: dict[str, Compiled]) -> None:
+    """Run the firmware on both models' samples; every output must equal TFLM's."""
+    from tinyml.tools.verify import pack_samples, unpack_outputs
+
+    work = elf.parent / "run"
+    work.mkdir()
+    for name, (xs, _) in reference.items():
+        (work / f"{name}_in.bin").write_bytes(pack_samples(models[name].graph, xs))
+    command = qemu_command(board, elf) if board.kind == "qemu" else [str(elf)]
+    proc = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, ASAN_OPTIONS="abort_on_error=0:detect_leaks=1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name, (_, ref) in reference.items():
+        ours = unpack_outputs(models[name].graph, (work / f"{name}_out.bin").read_bytes(), SAMPLES)
+        for a, b in zip(ours, ref):
+            assert [x.tobytes() for x in a] == [np.asarray(y).tobytes() for y in b], name
+
+
+# ---------------------------------------------------------------- part 1: linkable output
+
+
+@pytest.mark.qemu
+def test_two_projects_in_one_firmware_on_qemu(projects: dict, reference: dict, tmp_path: Path) -> None:
+    """DS-CNN with a caller-owned arena and ResNet-8 with its static arena, in one mps2-an386 firmware."""
+    board, root = load_board(BOARD), projects["root"]
+    runtime = root / "kws" / "runtime"
+    elf = link_firmware(board, tmp_path, runtime, [root / "kws" / "model.c", root / "ic" / "model.c"], [root],
+                        linker=root / "kws" / "linker.ld")
+    symbols = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
+    assert " b ic_memory" in symbols and "kws_memory" not in symbols  # only ic has a static arena
+    run_and_compare(board, elf, reference, projects)
+
+
+@pytest.mark.slow
+def test_two_models_share_one_arena_on_host(tmp_path: Path, reference: dict) -> None:
+    """Both models with caller-owned arenas on the host, one buffer for both, under ASan and UBSan."""
+    board = load_board("host")
+    models = compile_two(tmp_path / "models", board.name, CALLER)
+    root = tmp_path / "models"
+    elf = link_firmware(board, tmp_path, root / "kws" / "runtime", [root / "kws" / "model.c", root / "ic" / "model.c"],
+                        [root])
+    run_and_compare(board, elf, reference, models)
+
+
+def test_a_model_defines_only_its_api(tmp_path: Path) -> None:
+    """Every external symbol of a generated model.c is NAME_*: the kernels are static."""
+    for name, model in MODELS.items():
+        files = build_model(zoo(model), "host", name=name).files
+        (tmp_path / name).mkdir()
+        for f in ("model.c", "model.h", "tml_kernels.h", "tml_qmath.h", "tml_fixedpoint.h"):
+            (tmp_path / name / f).write_text(str(files[f]))
+        obj = tmp_path / f"{name}.o"
+        subprocess.run(["cc", "-std=c99", "-O2", "-c", str(tmp_path / name / "model.c"), "-o", str(obj)], check=True)
+        defined = subprocess.run(["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True,
+                                 check=True).stdout.split()[2::3]
+        assert defined and all(s.startswith(f"{name}_") for s in defined), defined
+
+
+def test_sections_reach_the_object_and_the_linker_script(tmp_path: Path) -> None:
+    storage = Storage(weights_section=".ext_flash", arena_section=".dtcm_bss")
+    compile_model(zoo("ds_cnn"), BOARD, tmp_path / "p", name="kws", storage=storage)
+    linker = (tmp_path / "p" / "linker.ld").read_text()
+    assert "*(.ext_flash)" in linker and "*(.dtcm_bss)" in linker
+    build_project(tmp_path / "p")
+    headers = subprocess.run(["arm-none-eabi-objdump", "-h", str(tmp_path / "p" / "build" / "obj" / "model.o")],
+                             capture_output=True, text=True, check=True).stdout
+    sizes = {line.split()[1]: int(line.split()[2], 16) for line in headers.splitlines()
+             if line.strip()[:1].isdigit()}
+    assert sizes[".ext_flash"] > 30_000 and sizes[".dtcm_bss"] > 8_448  # the weights; the arena and canaries
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--weights-section", "1bad"], "is not a section name"),
+    (["--arena-section", ".dtcm bss"], "is not a section name"),
+    (["--weights-section", ".rodata.w"], "toolchain's own sections"),
+    (["--arena", "caller", "--arena-section", ".dtcm"], "firmware owns the arena"),
+    (["--kws", "--arena", "caller"], "leave out --arena"),
+    (["--arena", "heap"], "invalid choice"),
+])
+def test_bad_storage_options_are_one_line(args: list[str], message: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["compile", str(zoo("ds_cnn")), "-b", BOARD, "-o", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def cli(args: list[str]) -> int:
+    """tinyml's exit code, also when argparse ends the program."""
+    try:
+        return cli_main(args)
+    except SystemExit as e:
+        return int(e.code or 0)
