@@ -111,6 +111,8 @@ def render_project_files(board: Board, model_name: str, app: Application | None 
         "board_description": board.description,
         "arm": board.is_arm,
         "cc": board.cc,
+        "objcopy": board.binutil("objcopy"),
+        "raw_image": board.vectors_origin is None,
         "cflags": list(board.cflags),
         "ldflags": list(board.ldflags),
         "binary_name": binary_name,
