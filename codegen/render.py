@@ -92,9 +92,9 @@ def _io(graph: Graph, plan: Plan, t: Tensor, i: int) -> dict[str, Any]:
 
 
 def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_default: bool = False,
-                 storage: Storage = Storage()) -> dict[str, str]:
+                 storage: Storage = Storage(), header: str = "model.h") -> dict[str, str]:
     """Return {file name: content} for model.h, model.c (the model with its kernels, static) and the
-    kernels' headers."""
+    kernels' headers (``header``: how model.c includes model.h)."""
     env = environment()
     name = graph.name
     const_tensors: dict[int, dict[str, Any]] = {}
@@ -156,7 +156,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
         name=name, NAME=name.upper(), arena_bytes=max(plan.arena_bytes, 16), inputs=inputs, outputs=outputs,
         calls=call_views, consts=consts, kernels=list(kernels.values()), source=graph.source,
         trace_default=trace_default, arena_align=ALIGN, caller_arena=storage.arena == "caller",
-        weights_section=storage.weights_section, arena_section=storage.arena_section,
+        weights_section=storage.weights_section, arena_section=storage.arena_section, header=header,
     )
     helpers = list(dict.fromkeys(h for k in kernels.values() for h in variant(k["kernel"]).helpers))
     h_parts = [env.get_template(h).render() for h in helpers if h.endswith(".inc.j2")]
