@@ -161,11 +161,10 @@ def _epochs(text: str) -> int:
 
 def cmd_compile(a: argparse.Namespace) -> int:
     from tinyml.codegen.render import Storage
-    from tinyml.compiler import check_storage, compile_model
+    from tinyml.compiler import compile_model
 
     start = time.monotonic()
-    storage = check_storage(Storage(arena=a.arena, weights_section=a.weights_section,
-                                    arena_section=a.arena_section))
+    storage = Storage(arena=a.arena, weights_section=a.weights_section, arena_section=a.arena_section)
     if a.kws:
         from tinyml.apps.kws import compile_kws
 

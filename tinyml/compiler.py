@@ -33,7 +33,6 @@ class Compiled:
     plan: Plan
     calls: list[Lowered]
     files: dict[str, str | bytes]  # relative path -> content (bytes: a static library)
-    format: str = "project"
 
     @property
     def kernel_families(self) -> list[str]:
@@ -143,7 +142,7 @@ def check_storage(storage: Storage) -> Storage:
                              "(at most 63), not starting with a digit, e.g. .dtcm_bss or .ext_flash")
         if _TOOLCHAIN_SECTIONS.match(section):
             raise InputError(f"{option} '{section}' is one of the toolchain's own sections; choose a name of "
-                             "your own (e.g. .model_weights) and place it in your linker script")
+                             "your own (e.g. .model_weights, .model_arena) and place it in your linker script")
     if storage.arena_section is not None and storage.arena == "caller":
         raise InputError("--arena-section places the static arena, but with --arena caller the firmware owns "
                          "the arena: put your buffer in a section yourself")
@@ -188,7 +187,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     plan = planned.plan
     calls = specialize_calls(planned.ctx, planned.calls, plan)
     model_files = render_model(graph, calls, plan, storage=storage, header=model_header(graph.name, fmt))
-    compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files), format=fmt)
+    compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files))
     check_fit(compiled)
     if fmt == "project":
         compiled.files.update(render_project_files(brd, graph.name, app, storage))
