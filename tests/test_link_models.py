@@ -138,6 +138,24 @@ def test_two_projects_in_one_firmware_on_qemu(projects: dict, reference: dict, t
     run_and_compare(board, elf, reference, projects)
 
 
+@pytest.mark.qemu
+def test_generated_mains_give_a_caller_arena(projects: dict, reference: dict) -> None:
+    """The project's own main.c (semihosting) and host-link main build with --arena caller; the
+    semihosting firmware runs bit-exact (projects["kws"] is compiled with a caller-owned arena)."""
+    from tinyml.targets import run_project
+    from tinyml.targets.build import build_hostlink
+    from tinyml.tools.verify import pack_samples, unpack_outputs
+
+    kws, root = projects["kws"], projects["root"] / "kws"
+    assert "kws_init(arena, sizeof arena)" in (root / "main.c").read_text()
+    assert build_hostlink(root).is_file()
+    xs, ref = reference["kws"]
+    result = run_project(root, pack_samples(kws.graph, xs))
+    assert "arena used" in result.console
+    for a, b in zip(unpack_outputs(kws.graph, result.output, SAMPLES), ref):
+        assert [x.tobytes() for x in a] == [np.asarray(y).tobytes() for y in b]
+
+
 @pytest.mark.slow
 def test_two_models_share_one_arena_on_host(tmp_path: Path, reference: dict) -> None:
     """Both models with caller-owned arenas on the host, one buffer for both, under ASan and UBSan."""
