@@ -193,6 +193,9 @@ def test_sections_reach_the_object_and_the_linker_script(tmp_path: Path) -> None
     sizes = {line.split()[1]: int(line.split()[2], 16) for line in headers.splitlines()
              if line.strip()[:1].isdigit()}
     assert sizes[".ext_flash"] > 30_000 and sizes[".dtcm_bss"] > 8_448  # the weights; the arena and canaries
+    symbols = dict(reversed(line.split()[::2]) for line in subprocess.run(
+        [board.binutil("nm"), str(elf)], capture_output=True, text=True, check=True).stdout.splitlines())
+    assert int(symbols["kws_memory"], 16) >= board.ram_origin  # linker.ld put the arena section in RAM
     # the project's .bin and .hex hold the same image, which starts with the vector table
     build = elf.parent
     image = (build / "firmware.bin").read_bytes()
