@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng flite \
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch cmake espeak-ng flite \
 	festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 PYTEST_ARGS ?=
 JOBS ?= 2
