@@ -7,12 +7,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch espeak-ng flite \
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-multiarch cmake espeak-ng flite \
 	festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 PYTEST_ARGS ?=
 JOBS ?= 2
 
-.PHONY: all bootstrap system-deps demo test test-fast models clean
+.PHONY: all bootstrap system-deps demo test test-fast fuzz models clean
 
 all: bootstrap
 
@@ -53,7 +53,12 @@ demo: bootstrap
 	$(BIN)/tinyml demo kws
 
 test: bootstrap models
-	$(BIN)/python -m pytest -q -n $(JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --durations=25 $(PYTEST_ARGS)
+
+# The fuzz tests at full length (make test runs them shorter): the importer's byte-level mutations and the
+# host link's adversarial frames.
+fuzz: bootstrap models
+	TINYML_FUZZ_LONG=1 $(BIN)/python -m pytest -q -n $(JOBS) -k fuzz $(PYTEST_ARGS)
 
 # Everything but the slow tests.
 test-fast: bootstrap models

@@ -27,7 +27,7 @@ from tinyml.schedule.plan import OpFacts
 
 STACK_LIMIT_BYTES = 8 * 1024  # largest on-stack buffer a variant may use, and at most a third of the stack
 
-# Shared C helpers: ".inc.j2" ones go into tml_kernels.h, ".c.j2" ones into tml_kernels.c, once per model.
+# Shared C helpers: ".inc.j2" ones go into tml_kernels.h, ".c.j2" ones into model.c, once per model.
 RING = "kernels/tml_ring.inc.j2"  # tml_ring_store, for the ring form of in-place kernels
 DSP = "kernels/tml_dsp_common.c.j2"  # SIMD32 loads, rotated SXTB16, requantize-and-clamp of the DSP family
 MVE = "kernels/tml_mve_common.c.j2"  # the MVE family's lane requantization and tail helpers

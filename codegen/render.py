@@ -16,6 +16,7 @@ from tinyml.codegen.lower import Alias, Arg, KernelCall, Lowered, kernel_functio
 from tinyml.codegen.variants import variant
 from tinyml.graph.ir import C_TYPES, Graph, Tensor
 from tinyml.resources import resource_dir
+from tinyml.schedule.place import ALIGN
 from tinyml.schedule.plan import Plan
 
 
@@ -52,6 +53,20 @@ def c_float(x: float) -> str:
     return s + "f"
 
 
+ARENA_KINDS = ("static", "caller")
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a model's memory lives: its arena ``static`` (in model.c, the default) or ``caller``
+    (given to NAME_init by the firmware), and the linker sections of the weights and of the static
+    arena (None: the compiler's .rodata and .bss)."""
+
+    arena: str = "static"
+    weights_section: str | None = None
+    arena_section: str | None = None
+
+
 @dataclass
 class IoInfo:
     index: int
@@ -76,8 +91,10 @@ def _io(graph: Graph, plan: Plan, t: Tensor, i: int) -> dict[str, Any]:
     )
 
 
-def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_default: bool = False) -> dict[str, str]:
-    """Return {file name: content} for model.h, model.c and the kernel files."""
+def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_default: bool = False,
+                 storage: Storage = Storage(), header: str = "model.h") -> dict[str, str]:
+    """Return {file name: content} for model.h, model.c (the model with its kernels, static) and the
+    kernels' headers (``header``: how model.c includes model.h)."""
     env = environment()
     name = graph.name
     const_tensors: dict[int, dict[str, Any]] = {}
@@ -138,14 +155,9 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
     ctx = dict(
         name=name, NAME=name.upper(), arena_bytes=max(plan.arena_bytes, 16), inputs=inputs, outputs=outputs,
         calls=call_views, consts=consts, kernels=list(kernels.values()), source=graph.source,
-        trace_default=trace_default,
+        trace_default=trace_default, arena_align=ALIGN, caller_arena=storage.arena == "caller",
+        weights_section=storage.weights_section, arena_section=storage.arena_section, header=header,
     )
-    files = {
-        "model.h": env.get_template("model.h.j2").render(ctx),
-        "model.c": env.get_template("model.c.j2").render(ctx),
-        "tml_qmath.h": env.get_template("kernels/tml_qmath.h.j2").render(ctx),
-        "tml_fixedpoint.h": env.get_template("kernels/tml_fixedpoint.h.j2").render(ctx),
-    }
     helpers = list(dict.fromkeys(h for k in kernels.values() for h in variant(k["kernel"]).helpers))
     h_parts = [env.get_template(h).render() for h in helpers if h.endswith(".inc.j2")]
     c_parts = [env.get_template(h).render() for h in helpers if not h.endswith(".inc.j2")]
@@ -158,6 +170,10 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
                 h_parts.append(env.get_template(types).render(part="types", function=k["function"], spec=k["spec"]))
         h_parts.append(tpl.render(part="h", function=k["function"], spec=k["spec"]))
         c_parts.append(tpl.render(part="c", function=k["function"], spec=k["spec"]))
-    files["tml_kernels.h"] = env.get_template("kernels/tml_kernels.h.j2").render(parts=h_parts)
-    files["tml_kernels.c"] = env.get_template("kernels/tml_kernels.c.j2").render(parts=c_parts)
-    return files
+    return {
+        "model.h": env.get_template("model.h.j2").render(ctx),
+        "model.c": env.get_template("model.c.j2").render(ctx, kernel_parts=c_parts),
+        "tml_kernels.h": env.get_template("kernels/tml_kernels.h.j2").render(parts=h_parts),
+        "tml_qmath.h": env.get_template("kernels/tml_qmath.h.j2").render(ctx),
+        "tml_fixedpoint.h": env.get_template("kernels/tml_fixedpoint.h.j2").render(ctx),
+    }

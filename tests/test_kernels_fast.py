@@ -71,8 +71,8 @@ def test_window_params_fall_back_to_portable(tmp_path) -> None:
 def test_variant_consts_replace_the_weight_tensor(tmp_path) -> None:
     path = _write(tmp_path, zoo_cases("ds_cnn")[0])
     dsp = build_model(path, "mps2-an386")
-    assert "smlad" in dsp.files["tml_kernels.c"] and "tml_conv_s8_params" in dsp.files["tml_kernels.h"]
-    assert "arm_acle.h" not in build_model(path, "host").files["tml_kernels.c"]
+    assert "smlad" in dsp.files["model.c"] and "tml_conv_s8_params" in dsp.files["tml_kernels.h"]
+    assert "arm_acle.h" not in build_model(path, "host").files["model.c"]
 
 
 @pytest.mark.qemu

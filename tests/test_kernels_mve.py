@@ -78,7 +78,7 @@ def test_ds_cnn_uses_mve_kernels_shared_per_specialization(tmp_path) -> None:
     assert len({c.function for c in calls if c.kernel == "dwconv_s8_mve"}) == 1
     assert sorted(c.spec["direct"] for c in calls if c.kernel == "conv_s8_mve") == [False] + [True] * 4
     files = build_model(path, BOARD).files
-    assert "arm_mve.h" in files["tml_kernels.c"] and "vmladavq_s8" in files["tml_kernels.c"]
+    assert "arm_mve.h" in files["model.c"] and "vmladavq_s8" in files["model.c"]
     # the Cortex-M4 keeps the DSP kernels
     assert {c.kernel for c in _main_calls(path, "mps2-an386")} == {"conv_s8_dsp", "dwconv_s8_dsp", "fc_s8_dsp"}
 

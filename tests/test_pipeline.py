@@ -88,10 +88,10 @@ def test_one_jinja_environment_in_the_code_base() -> None:
 
 def test_shared_kernel_helpers_rendered_once(tmp_path) -> None:
     files = build_model(_model(tmp_path, zoo_cases("ds_cnn")[0]), "mps2-an386").files
-    assert files["tml_kernels.c"].count("#define TML_DSP_COMMON") == 1
-    assert files["tml_kernels.c"].count("tml_dsp_requant") >= 2
+    assert files["model.c"].count("#define TML_DSP_COMMON") == 1
+    assert files["model.c"].count("tml_dsp_requant") >= 2
     mve = build_model(_model(tmp_path, zoo_cases("ds_cnn")[0]), "mps3-an547").files
-    assert mve["tml_kernels.c"].count("#define TML_MVE_COMMON") == 1
+    assert mve["model.c"].count("#define TML_MVE_COMMON") == 1
     host = build_model(_model(tmp_path, zoo_cases("ds_cnn")[0]), "host", sram=10 ** 9).files
     assert host["tml_kernels.h"].count("#define TML_RING_STORE") == 1
 

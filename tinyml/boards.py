@@ -172,6 +172,11 @@ class Board:
     def is_arm(self) -> bool:
         return self.kind != "host"
 
+    def binutil(self, tool: str) -> str:
+        """The binutils program ``tool`` (objcopy, ar, ...) that goes with the board's compiler:
+        arm-none-eabi-objcopy for arm-none-eabi-gcc, plain objcopy for the host's cc."""
+        return self.cc[: -len("gcc")] + tool if self.cc.endswith("gcc") else tool
+
     def has(self, feature: str) -> bool:
         """True when the core has ``feature`` ("dsp", "fpu" or "mve")."""
         if feature not in FEATURES:

@@ -176,19 +176,27 @@ def _epochs(text: str) -> int:
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
+    from tinyml.codegen.render import Storage
     from tinyml.compiler import compile_model
 
     start = time.monotonic()
+    storage = Storage(arena=a.arena, weights_section=a.weights_section, arena_section=a.arena_section)
     if a.kws:
         from tinyml.apps.kws import compile_kws
 
+        if storage != Storage() or a.format != "project":
+            raise InputError("--kws firmware is a project with the model's static arena in its default sections; "
+                             "leave out --format, --arena, --weights-section and --arena-section")
         c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram, force=a.force)
     else:
-        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram, force=a.force)
+        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram, force=a.force, storage=storage,
+                          fmt=a.format)
+    then = {"project": f"build with 'make -C {a.output}'", "cmake": f"add it with add_subdirectory({a.output})"
+            }.get(a.format, f"{a.output}/README.md says which files your build needs")
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
-          f"({time.monotonic() - start:.1f}s); build with 'make -C {a.output}'")
+          f"({time.monotonic() - start:.1f}s); {then}")
     p = c.plan
     if p.cost > p.fastest_cost * 1.001:
         print(f"note: this plan is estimated at {p.cost / p.fastest_cost:.2f}x the instructions of the fastest "
@@ -387,10 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-plot", action="store_true", help="do not write the plot")
     s.set_defaults(func=cmd_plan)
 
-    s = sub.add_parser("compile", help="generate a self-contained firmware project")
+    s = sub.add_parser("compile", help="generate a self-contained firmware project (or a library: --format)")
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", required=True, help="board name (see 'tinyml boards') or a board .toml file")
-    s.add_argument("-o", "--output", required=True, help="project directory to create")
+    s.add_argument("-o", "--output", required=True, help="directory to create (the project or library)")
     s.add_argument("--name", type=_c_name, help="C name of the model, a lowercase C identifier (default: from the "
                                                  "file name)")
     s.add_argument("--force", action="store_true", help="replace OUTPUT even if it is the current directory, one of "
@@ -400,6 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "main (audio in, detections out) instead of tensors in/out")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes: generate code from the plan that fits it "
                                                 "(see 'tinyml plan')")
+    s.add_argument("--format", choices=("project", "library", "cmake", "static-lib"), default="project",
+                   help="project: a firmware project (Makefile, start-up code; ELF, .bin, .hex; default); "
+                        "library: the model's sources and headers with a README of the compiler flags; "
+                        "cmake: the library as a CMake target (add_subdirectory) with an example build; "
+                        "static-lib: libNAME.a built for the board's core, and the headers")
+    s.add_argument("--arena", choices=("static", "caller"), default="static",
+                   help="static: the arena is a static array in model.c (default); caller: NAME_init(arena, "
+                        "bytes) takes a buffer the firmware owns (NAME_ARENA_BYTES, aligned to NAME_ARENA_ALIGN)")
+    s.add_argument("--weights-section", metavar="SECTION", help="linker section of the weights (e.g. .ext_flash)")
+    s.add_argument("--arena-section", metavar="SECTION", help="linker section of the static arena (e.g. .dtcm_bss)")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run", help="build a compiled project and run it on inputs from a .npy file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -12,12 +13,14 @@ from pathlib import Path
 from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
 from tinyml.codegen.ops import lower_op
-from tinyml.codegen.render import render_model
+from tinyml.codegen.render import ARENA_KINDS, Storage, render_model
 from tinyml.codegen.specialize import specialize_calls, variant_options
+from tinyml.codegen.variants import variant
 from tinyml.errors import FitError, InputError, ModelError
 from tinyml.graph import Graph, load_tflite
 from tinyml.schedule.choose import TOLERANCE, Options, candidates, pick
 from tinyml.schedule.plan import Plan
+from tinyml.targets.export import FORMATS, check_static_lib_tools, library_files, model_header, static_lib_files
 from tinyml.targets.project import Application, render_project_files, reserved_ram_bytes
 
 PROJECT_MARKER = "project.json"
@@ -29,7 +32,12 @@ class Compiled:
     board: Board
     plan: Plan
     calls: list[Lowered]
-    files: dict[str, str]
+    files: dict[str, str | bytes]  # relative path -> content (bytes: a static library)
+
+    @property
+    def kernel_families(self) -> list[str]:
+        """The kernel families besides portable C that the model runs ("dsp", "mve")."""
+        return sorted({variant(k.kernel).family for k in self.calls if isinstance(k, KernelCall)} - {"portable"})
 
     @property
     def weight_bytes(self) -> int:
@@ -114,9 +122,47 @@ def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
                    plan=pick(graph, plans, sram, tolerance=tolerance))
 
 
+# A linker section name: C-identifier characters and dots, as GNU ld and every linker script take it
+# unquoted; the compiler's own sections (code, constants, initialized and zeroed data) are not names
+# to choose.
+_SECTION_RE = re.compile(r"^\.?[A-Za-z_][A-Za-z0-9_.]{0,62}$")
+_TOOLCHAIN_SECTIONS = re.compile(r"^\.(text|rodata|data|bss|init|fini|ARM|vectors|stack|heap)(\.|$)")
+
+
+def check_storage(storage: Storage) -> Storage:
+    """Refuse an arena kind or a section name that the C or the linker would reject or misplace."""
+    if storage.arena not in ARENA_KINDS:
+        raise InputError(f"arena '{storage.arena}' is not one of {', '.join(ARENA_KINDS)}")
+    for option, section in (("--weights-section", storage.weights_section),
+                            ("--arena-section", storage.arena_section)):
+        if section is None:
+            continue
+        if not _SECTION_RE.match(section):
+            raise InputError(f"{option} '{section}' is not a section name: use letters, digits, '_' and '.' "
+                             "(at most 63), not starting with a digit, e.g. .dtcm_bss or .ext_flash")
+        if _TOOLCHAIN_SECTIONS.match(section):
+            raise InputError(f"{option} '{section}' is one of the toolchain's own sections; choose a name of "
+                             "your own (e.g. .model_weights, .model_arena) and place it in your linker script")
+    if storage.arena_section is not None and storage.arena == "caller":
+        raise InputError("--arena-section places the static arena, but with --arena caller the firmware owns "
+                         "the arena: put your buffer in a section yourself")
+    if storage.weights_section is not None and storage.weights_section == storage.arena_section:
+        raise InputError(f"--weights-section and --arena-section are both '{storage.weights_section}'; "
+                         "constants and the arena need sections of their own")
+    return storage
+
+
+def check_format(fmt: str, app: Application | None = None) -> str:
+    if fmt not in FORMATS:
+        raise InputError(f"format '{fmt}' is not one of {', '.join(FORMATS)}")
+    if app is not None and fmt != "project":
+        raise InputError(f"the {app.name} application is a firmware project; leave out --format {fmt}")
+    return fmt
+
+
 def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
                 sram: int | None = None, app: Application | None = None,
-                tolerance: float = TOLERANCE) -> Compiled:
+                tolerance: float = TOLERANCE, storage: Storage = Storage(), fmt: str = "project") -> Compiled:
     """Everything up to the file contents, without touching the disk.
 
     graph -> lower (once per operator) -> the variants each operator may run
@@ -127,17 +173,32 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     without one, the smallest arena within 2% of the fastest plan.
     ``model``: a .tflite path or an imported Graph (``name`` then unused).
     ``app``: an application's main, sources and metadata for the project.
+    ``storage``: the arena static or the caller's, and the linker sections of weights and arena.
+    ``fmt``: "project" (a firmware project) or a library layout ("library", "cmake"; "static-lib"
+    is laid out as "library" here, and compile_model builds its archive).
     """
+    check_storage(storage)
+    check_format(fmt, app)
+    if app is not None and storage.arena != "static":
+        raise InputError(f"the {app.name} application needs the model's static arena; leave out --arena caller")
     brd = board if isinstance(board, Board) else load_board(board)
     graph = model if isinstance(model, Graph) else load_tflite(model, name=name)
     planned = plan_graph(graph, brd, sram, tolerance=tolerance)
     plan = planned.plan
     calls = specialize_calls(planned.ctx, planned.calls, plan)
-    files = render_model(graph, calls, plan)
-    compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=files)
+    model_files = render_model(graph, calls, plan, storage=storage, header=model_header(graph.name, fmt))
+    compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files))
     check_fit(compiled)
-    files.update(render_project_files(brd, graph.name, app))
+    if fmt == "project":
+        compiled.files.update(render_project_files(brd, graph.name, app, storage))
+    else:
+        compiled.files = dict(library_files(brd, graph.name, model_files, fmt, storage,
+                                            families=compiled.kernel_families, arena_bytes=plan.arena_bytes,
+                                            source=graph.source))
+    files = compiled.files
     meta = project_metadata(compiled)
+    meta.update(format=fmt, arena=storage.arena, weights_section=storage.weights_section,
+                arena_section=storage.arena_section)
     if app is not None:
         meta["application"] = dict(name=app.name, **app.metadata)
     files[PROJECT_MARKER] = json.dumps(meta, indent=2) + "\n"
@@ -221,7 +282,7 @@ def check_output_dir(out_dir: str | os.PathLike[str], *, force: bool = False) ->
     return out
 
 
-def write_project(files: dict[str, str], out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
+def write_project(files: dict[str, str | bytes], out_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write all files or nothing, and lose no one's files.
 
     The output directory is checked first (check_output_dir).  The new tree
@@ -243,7 +304,10 @@ def write_project(files: dict[str, str], out_dir: str | os.PathLike[str], *, for
             for rel, content in files.items():
                 p = tmp / rel
                 p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_text(content)
+                if isinstance(content, bytes):
+                    p.write_bytes(content)
+                else:
+                    p.write_text(content)
             if out.exists():
                 aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
                 os.replace(out, aside)  # onto the empty directory mkdtemp made: atomic on POSIX
@@ -265,11 +329,20 @@ def write_project(files: dict[str, str], out_dir: str | os.PathLike[str], *, for
 
 
 def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: str | os.PathLike[str], *,
-                  name: str | None = None, sram: int | None = None, force: bool = False) -> Compiled:
-    """Compile ``model`` for ``board`` into the project directory ``out_dir``
+                  name: str | None = None, sram: int | None = None, force: bool = False,
+                  storage: Storage = Storage(), fmt: str = "project") -> Compiled:
+    """Compile ``model`` for ``board`` into the directory ``out_dir``, as a firmware project or a
+    library (``fmt``, see tinyml.targets.export; static-lib builds libNAME.a here)
     (see write_project for which directories it replaces; ``force``: any)."""
     check_output_dir(out_dir, force=force)  # before the work, so that a refusal is immediate
-    compiled = build_model(model, board, name=name, sram=sram)
+    check_storage(storage)
+    check_format(fmt)
+    brd = board if isinstance(board, Board) else load_board(board)
+    if fmt == "static-lib":
+        check_static_lib_tools(brd)
+    compiled = build_model(model, brd, name=name, sram=sram, storage=storage, fmt=fmt)
+    if fmt == "static-lib":
+        compiled.files = static_lib_files(brd, compiled.graph.name, compiled.files)
     write_project(compiled.files, out_dir, force=force)
     return compiled
 

@@ -15,6 +15,9 @@ from tinyml.targets.project import BOARD_FILE
 # Which Debian package provides a missing tool.
 _PACKAGES = {
     "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
+    "arm-none-eabi-ar": "binutils-arm-none-eabi",
+    "arm-none-eabi-objcopy": "binutils-arm-none-eabi",
+    "ar": "binutils",
     "cc": "gcc",
     "gcc": "gcc",
     "make": "make",
@@ -26,6 +29,12 @@ _ERROR_RES = (
     re.compile(r"No rule to make target"),
 )
 BUILD_TIMEOUT_SECONDS = 900
+
+
+def missing_tool_hint(tool: str) -> str:
+    """What to do about a build tool that is not on PATH."""
+    package = _PACKAGES.get(tool)
+    return f"install it (Debian: apt-get install {package})" if package else "install it or fix compiler.cc in the board file"
 
 
 def project_board(project_dir: Path) -> Board:
@@ -53,11 +62,9 @@ def build_project(project_dir: Path, trace: bool = False) -> Path:
     """
     project_dir = Path(project_dir).resolve()
     board = project_board(project_dir)
-    for tool in ("make", board.cc):
+    for tool in ("make", board.cc, *((board.binutil("objcopy"),) if board.is_arm else ())):
         if shutil.which(tool) is None:
-            package = _PACKAGES.get(tool)
-            hint = f"install it (Debian: apt-get install {package})" if package else "install it or fix compiler.cc in the board file"
-            raise BuildError(f"{tool} not found on PATH, needed to build {project_dir}; {hint}")
+            raise BuildError(f"{tool} not found on PATH, needed to build {project_dir}; {missing_tool_hint(tool)}")
     command = ["make", "-C", str(project_dir), f"-j{os.cpu_count() or 1}"]
     if trace:
         command.append("TRACE=1")

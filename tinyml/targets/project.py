@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from tinyml.codegen.render import environment
+from tinyml.codegen.render import Storage, environment
 from tinyml.boards import Board
 from tinyml.resources import resource_dir
 from tinyml.targets.qemu import qemu_command
@@ -45,7 +45,8 @@ _CLOCK_SOURCES = {"stm32f7": "stm32f4", "nrf52": "nrf51"}
 HOSTLINK_MAX_IO = 4
 
 
-def hostlink_files(board: Board, model_name: str, env: jinja2.Environment) -> dict[str, str]:
+def hostlink_files(board: Board, model_name: str, env: jinja2.Environment, caller_arena: bool = False
+                   ) -> dict[str, str]:
     """hostlink/*: the host-link main, protocol, board configuration and the
     board's clock and UART drivers; empty for boards without a UART."""
     if board.uart_driver is None or board.clock_driver is None:
@@ -65,7 +66,8 @@ def hostlink_files(board: Board, model_name: str, env: jinja2.Environment) -> di
         board_name=board.name, clock_driver=board.clock_driver, clock=list(board.clock),
         uart_driver=board.uart_driver, uart=list(board.uart))
     files["hostlink/main.c"] = env.get_template("project/hostlink_main.c.j2").render(
-        model_name=model_name, model_upper=model_name.upper(), board_name=board.name, max_io=HOSTLINK_MAX_IO)
+        model_name=model_name, model_upper=model_name.upper(), board_name=board.name, max_io=HOSTLINK_MAX_IO,
+        caller_arena=caller_arena)
     return files
 
 
@@ -83,8 +85,10 @@ class Application:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def render_project_files(board: Board, model_name: str, app: Application | None = None) -> dict[str, str]:
-    """Relative path -> content of every project file that is not the model."""
+def render_project_files(board: Board, model_name: str, app: Application | None = None,
+                         storage: Storage = Storage()) -> dict[str, str]:
+    """Relative path -> content of every project file that is not the model (``storage``: the model's,
+    which its main and linker script follow)."""
     if not _MODEL_NAME_RE.match(model_name):
         raise ValueError(f"model name {model_name!r} is not a lowercase C identifier")
     env = environment()
@@ -107,17 +111,20 @@ def render_project_files(board: Board, model_name: str, app: Application | None 
         "board_description": board.description,
         "arm": board.is_arm,
         "cc": board.cc,
+        "objcopy": board.binutil("objcopy"),
+        "raw_image": board.vectors_origin is None,
         "cflags": list(board.cflags),
         "ldflags": list(board.ldflags),
         "binary_name": binary_name,
         "run_command": run_command,
         "has_hostlink": board.uart_driver is not None,
         "hostlink_only": hostlink_only,
+        "caller_arena": storage.arena == "caller",
     }
     files = {"Makefile": env.get_template("project/Makefile.j2").render(values)}
     if not hostlink_only:
         files["main.c"] = env.get_template("project/main.c.j2").render(values)
-    files.update(hostlink_files(board, model_name, env))
+    files.update(hostlink_files(board, model_name, env, values["caller_arena"]))
     if app is not None:
         app_values = dict(app.values, model_name=model_name)
         files["main.c"] = env.get_template(app.main).render(app_values)
@@ -140,6 +147,8 @@ def render_project_files(board: Board, model_name: str, app: Application | None 
             stack_bytes=board.stack_bytes,
             stack_guard_bytes=STACK_GUARD_BYTES,
             handler_stack_bytes=HANDLER_STACK_BYTES,
+            weights_section=storage.weights_section,
+            arena_section=storage.arena_section,
         )
     firmware = resource_dir("firmware")
     for source in _RUNTIME_FILES["arm" if board.is_arm else "host"]:
