@@ -1,0 +1,183 @@
+"""Validation (tinyml/graph/validate.py): one test per finding of issue 19, each asserting the one-line
+message that names the operator or tensor, the field, the value and the allowed range."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from tests.modelgen import build, op_cases
+from tests.tflite_edit import edit_model
+from tinyml.codegen.ops import supported_ops
+from tinyml.compiler import lower_graph
+from tinyml.errors import ModelError
+from tinyml.graph import parse_tflite
+from tinyml.graph.validate import RULES, validate_graph
+
+
+def _refusal(op_kind: str, edit: Callable[[Any, Any, Any], None], case: int = 0) -> str:
+    """The message refusing op_cases(op_kind)[case] after ``edit(operator, subgraph, schema)``
+    of its first ``op_kind`` operator."""
+    model = build(op_cases(op_kind)[case])
+    kinds = [o.kind for o in parse_tflite(model).ops]
+    index = kinds.index(op_kind)
+
+    def fn(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        edit(sg.operators[index], sg, m)
+
+    g = parse_tflite(edit_model(model, fn), source="m.tflite")
+    with pytest.raises(ModelError) as e:
+        lower_graph(g)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("m.tflite: ")
+    return msg
+
+
+def _tensor(sg: Any, op: Any, pos: int, output: bool = False) -> Any:
+    return sg.tensors[(op.outputs if output else op.inputs)[pos]]
+
+
+def _bias(m: Any, sg: Any, op: Any, value: int) -> None:
+    t = _tensor(sg, op, 2)
+    arr = np.frombuffer(bytes(np.asarray(m.buffers[t.buffer].data, dtype=np.uint8)), dtype=np.int32).copy()
+    arr[0] = value
+    m.buffers[t.buffer].data = np.frombuffer(arr.tobytes(), dtype=np.uint8).copy()
+
+
+def test_every_supported_operator_has_a_row() -> None:
+    assert set(RULES) == set(supported_ops())
+
+
+def test_every_test_model_passes() -> None:
+    for c in op_cases():
+        validate_graph(parse_tflite(build(c)))
+
+
+def test_huge_input_scale_gives_an_unrepresentable_multiplier() -> None:
+    # An input scale of 1e38: input * weight / output scale needs a shift of over 100 bits.
+    def edit(op, sg, m):
+        _tensor(sg, op, 0).quantization.scale = np.asarray([1e38], dtype=np.float32)
+
+    msg = _refusal("CONV_2D", edit)
+    assert "operator 0 (CONV_2D): the multiplier of output channel 0" in msg
+    assert "allowed is below 2^30 (shift at most 30)" in msg
+
+
+def test_huge_output_scale_of_a_previous_operator() -> None:
+    # FULLY_CONNECTED's output scale 1e38 is fine for it (the multiplier rounds to 0, as in TFLM), but a
+    # RELU6 fused into it quantizes 6 to 0 steps: accepted; a tiny output scale is refused instead.
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).quantization.scale = np.asarray([1e-38], dtype=np.float32)
+
+    msg = _refusal("FULLY_CONNECTED", edit, case=3)
+    assert "operator 0 (FULLY_CONNECTED): the multiplier of output channel 0" in msg and "shift" in msg
+
+
+@pytest.mark.parametrize("zp", [2147483647, -2147483648, 128, -129, 200])
+def test_zero_point_outside_int8_is_refused(zp: int) -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0).quantization.zeroPoint = np.asarray([zp], dtype=np.int64)
+
+    msg = _refusal("ADD", edit)
+    assert f"of type int8 has zero point {zp}; allowed is [-128, 127]" in msg
+    assert "(input 0 (input) of operator 0 (ADD))" in msg
+
+
+def test_bias_of_int32_min_would_overflow_the_accumulator() -> None:
+    msg = _refusal("CONV_2D", lambda op, sg, m: _bias(m, sg, op, -(1 << 31)))
+    assert "operator 0 (CONV_2D): the multiplier of output channel 0" in msg
+    assert "overflows int32; allowed is |accumulator| * 2^shift <= 2147483392" in msg
+
+
+def test_dilation_of_int32_max_with_same_padding() -> None:
+    def edit(op, sg, m):
+        op.builtinOptions.dilationHFactor = 2**31 - 1
+        op.builtinOptions.padding = 0  # SAME
+
+    msg = _refusal("CONV_2D", edit)
+    assert "operator 0 (CONV_2D): dilation_h is 2147483647; allowed is [1, 16777216]" in msg
+
+
+def test_window_wider_than_int32_indices_allow() -> None:
+    def edit(op, sg, m):
+        op.builtinOptions.dilationWFactor = 1 << 24
+        op.builtinOptions.padding = 0
+
+    msg = _refusal("DEPTHWISE_CONV_2D", edit)
+    assert "the window along the width (filter 3, stride 1, dilation 16777216) spans 33554441 values; allowed is at most 16777216" in msg
+
+
+def test_depth_multiplier_zero_is_refused() -> None:
+    def edit(op, sg, m):
+        op.builtinOptions.depthMultiplier = 0
+
+    msg = _refusal("DEPTHWISE_CONV_2D", edit)
+    assert "operator 0 (DEPTHWISE_CONV_2D): depth_multiplier is 0; allowed is [1, 16777216]" in msg
+
+
+def test_depth_multiplier_must_match_the_channels() -> None:
+    def edit(op, sg, m):
+        op.builtinOptions.depthMultiplier = 2
+
+    msg = _refusal("DEPTHWISE_CONV_2D", edit)
+    assert "depth_multiplier 2 (allowed: output channels = input channels * depth_multiplier" in msg
+
+
+def test_reshape_with_three_inputs() -> None:
+    def edit(op, sg, m):
+        op.inputs = np.asarray(list(op.inputs) + [op.inputs[0]], dtype=np.int32)
+
+    msg = _refusal("RESHAPE", edit)
+    assert "operator 0 (RESHAPE): has 3 inputs; allowed is 1 to 2" in msg
+
+
+def test_absent_weights_operand() -> None:
+    def edit(op, sg, m):
+        op.inputs = np.asarray([op.inputs[0], -1, op.inputs[2]], dtype=np.int32)
+
+    msg = _refusal("CONV_2D", edit)
+    assert "operator 0 (CONV_2D): input 1 (weights) is -1 (absent); it is required" in msg
+
+
+def test_output_scale_zero() -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).quantization.scale = np.asarray([0.0], dtype=np.float32)
+
+    msg = _refusal("FULLY_CONNECTED", edit)
+    assert "(output 0 (output) of operator 0 (FULLY_CONNECTED)) has quantization scale 0; allowed is a positive " \
+           "finite number" in msg
+
+
+def test_string_tensor() -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).type = 5  # STRING
+
+    msg = _refusal("FULLY_CONNECTED", edit)
+    assert "is of type string; allowed are float32, int16, int32, int8, uint8" in msg
+
+
+def test_nonzero_weight_zero_point_and_bias_zero_point() -> None:
+    def weights(op, sg, m):
+        q = _tensor(sg, op, 1).quantization
+        q.zeroPoint = np.full(len(q.scale), 3, dtype=np.int64)
+
+    assert "(input 1 (weights) of operator 0 (CONV_2D)) has zero point 3; allowed is 0 (TFLM needs symmetric " \
+           "weights and bias)" in _refusal("CONV_2D", weights)
+
+    def bias(op, sg, m):
+        q = _tensor(sg, op, 2).quantization
+        q.zeroPoint = np.full(len(q.scale), 5, dtype=np.int64)
+
+    assert "(input 2 (bias) of operator 0 (CONV_2D)) of type int32 has zero point 5; allowed is [0, 0]" \
+        in _refusal("CONV_2D", bias)
+
+
+def test_softmax_output_quantization_is_fixed() -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).quantization.scale = np.asarray([0.5], dtype=np.float32)
+
+    msg = _refusal("SOFTMAX", edit)
+    assert "operator 0 (SOFTMAX): output tensor" in msg and "has scale 0.5; allowed is 0.00390625" in msg
