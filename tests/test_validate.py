@@ -181,3 +181,15 @@ def test_softmax_output_quantization_is_fixed() -> None:
 
     msg = _refusal("SOFTMAX", edit)
     assert "operator 0 (SOFTMAX): output tensor" in msg and "has scale 0.5; allowed is 0.00390625" in msg
+
+
+def test_fully_connected_bias_scale_must_match_the_product() -> None:
+    # Found by the semantic fuzz test: TFLM's per-tensor FULLY_CONNECTED refuses a bias scale that is not
+    # input scale x weight scale (within 2% of the output scale); the input scale x 10^6 breaks that.
+    def edit(op, sg, m):
+        q = _tensor(sg, op, 0).quantization
+        q.scale = np.asarray(q.scale, dtype=np.float32) * np.float32(1e6)
+
+    msg = _refusal("FULLY_CONNECTED", edit, case=1)
+    assert "operator 0 (FULLY_CONNECTED): bias tensor" in msg
+    assert "of the output scale apart; allowed is at most 0.02 (as TFLM requires)" in msg

@@ -143,7 +143,7 @@ def _ten(t: Tensor) -> str:
 
 
 def _fail(graph: Graph, what: str) -> ModelError:
-    return ModelError(f"{graph.source}: {what}")
+    return ModelError(f"{graph.source}: {what}" if graph.source else what)
 
 
 # ---------------------------------------------------------------------------
@@ -301,6 +301,15 @@ def _weighted_multipliers(graph: Graph, op: Op) -> None:
     if b is not None:
         sums = sums + np.abs(b.data.astype(np.int64)).reshape(-1)
     in_s, out_s = _f32(inp.quant.s), _f32(out.quant.s)
+    if op.kind == "FULLY_CONNECTED" and not wq.per_channel and b is not None:
+        # TFLM GetQuantizedConvolutionMultipler: the bias scale must be the input x weight scale product.
+        product = _f32(np.float32(in_s) * np.float32(wq.scale[0]))
+        bias_s = float(b.quant.scale[0]) if b.quant is not None else 0.0
+        ratio = abs(product - bias_s) / out_s
+        if not ratio <= 0.02:
+            raise _fail(graph, f"{_op(op)}: bias {_ten(b)} has scale {bias_s:g} but input scale x weight scale is "
+                               f"{product:g}, {ratio:g} of the output scale apart; allowed is at most 0.02 "
+                               "(as TFLM requires)")
     for c in range(channels):
         fs = float(wq.scale[c if wq.per_channel else 0])
         if op.kind == "FULLY_CONNECTED" and not wq.per_channel:
@@ -517,14 +526,17 @@ def _check_model(graph: Graph) -> None:
             available.add(t)
 
 
-def validate_graph(graph: Graph, supported: dict[str, Rule] | None = None) -> None:
-    """Raise ModelError (one line) unless every operator of a kind in RULES meets its row.
-
-    Operators of other kinds are left to lowering, which names them as unsupported."""
-    rules = RULES if supported is None else supported
+def validate_graph(graph: Graph) -> None:
+    """Raise ModelError (one line) unless the model as a whole and every operator of a kind in RULES
+    meet their checks.  Operators of other kinds are left to lowering, which names them as unsupported."""
     _check_model(graph)
+    validate_operators(graph)
+
+
+def validate_operators(graph: Graph) -> None:
+    """The per-operator part of validate_graph: each operator against its row of RULES."""
     for op in graph.ops:
-        rule = rules.get(op.kind)
+        rule = RULES.get(op.kind)
         if rule is None:
             continue
         _check_operands(graph, op, rule)
