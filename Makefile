@@ -12,7 +12,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gdb-mu
 PYTEST_ARGS ?=
 JOBS ?= 2
 
-.PHONY: all bootstrap system-deps demo test test-fast models clean
+.PHONY: all bootstrap system-deps demo test test-fast fuzz models clean
 
 all: bootstrap
 
@@ -58,6 +58,14 @@ test: bootstrap models
 # Everything but the slow tests.
 test-fast: bootstrap models
 	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
+
+# The long run of the structure-aware fuzz test (tests/test_fuzz_semantic.py): FUZZ_CASES mutants
+# (make test runs 250), each accepted one built with ASan/UBSan and compared with TFLM.
+FUZZ_CASES ?= 5000
+FUZZ_SEED ?= 2026
+fuzz: bootstrap models
+	TINYML_FUZZ_CASES=$(FUZZ_CASES) TINYML_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -q -s \
+		tests/test_fuzz_semantic.py -k semantic_fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
