@@ -408,6 +408,9 @@ def run_fuzz(n: int, seed: int, work: Path) -> FuzzStats:
     try:
         for k, what, data in mutants(models, n, seed):
             stats.cases += 1
+            if stats.cases % 500 == 0:
+                print(f"semantic fuzz: {stats.cases}/{n} after {time.monotonic() - start:.0f} s, {stats.accepted} "
+                      f"accepted, {len(stats.findings)} findings", flush=True)
             where = f"mutant {stats.cases - 1} of {cases[k].id}: {what}"
             path = work / "mutant.tflite"
             path.write_bytes(data)
