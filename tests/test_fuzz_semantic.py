@@ -294,6 +294,8 @@ class Tflm:
         except cf.TimeoutError:
             self.close()
             return "crashed", "TFLM hung"
+        except Exception as e:  # noqa: BLE001 - the Python side of TFLM failed on this model
+            return "failed", f"{type(e).__name__}: {e}"
 
     def close(self) -> None:
         if self.pool is not None:
@@ -404,6 +406,11 @@ def run_fuzz(n: int, seed: int, work: Path) -> FuzzStats:
     objects = ObjectCache(work / "objects")
     tflm = Tflm()
     start = time.monotonic()
+
+    def finding(what: str) -> None:
+        stats.findings.append(what)
+        print(f"FINDING: {what}", flush=True)
+
     old = signal.signal(signal.SIGALRM, _alarm)
     try:
         for k, what, data in mutants(models, n, seed):
@@ -422,13 +429,13 @@ def run_fuzz(n: int, seed: int, work: Path) -> FuzzStats:
                 stats.refused += 1
                 stats.reasons[_reason(e)] += 1
                 if "\n" in str(e) or not str(e):
-                    stats.findings.append(f"{where}: refusal is not one line: {e!r}")
+                    finding(f"{where}: refusal is not one line: {e!r}")
                 continue
             except _Timeout:
-                stats.findings.append(f"{where}: the compile hung")
+                finding(f"{where}: the compile hung")
                 continue
             except Exception as e:  # noqa: BLE001 - a traceback is the finding
-                stats.findings.append(f"{where}: {type(e).__name__}: {e}")
+                finding(f"{where}: {type(e).__name__}: {e}")
                 continue
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -451,20 +458,20 @@ def run_fuzz(n: int, seed: int, work: Path) -> FuzzStats:
                 objects.store(proj)
                 ours = unpack_outputs(graph, result.output, SAMPLES)
             except TinymlError as e:
-                stats.findings.append(f"{where}: the host build failed or found undefined behaviour: {e}")
+                finding(f"{where}: the host build failed or found undefined behaviour: {e}")
                 continue
             t1 = time.monotonic()
             stats.times["build and run"] += t1 - t0
             status, ref = tflm.run(data, xs)
             stats.times["TFLM"] += time.monotonic() - t1
             if status != "ok":
-                stats.findings.append(f"{where}: accepted, but TFLM {status} ({ref})")
+                finding(f"{where}: accepted, but TFLM {status} ({ref})")
                 continue
             for i, (a, b) in enumerate(zip(ours, ref)):
                 same = all(x.dtype == np.asarray(y).dtype and x.shape == np.asarray(y).shape
                            and x.tobytes() == np.asarray(y).tobytes() for x, y in zip(a, b))
                 if not same or len(a) != len(b):
-                    stats.findings.append(f"{where}: sample {i} differs from TFLM")
+                    finding(f"{where}: sample {i} differs from TFLM")
                     break
     finally:
         signal.signal(signal.SIGALRM, old)

@@ -98,16 +98,16 @@ def test_dilation_of_int32_max_with_same_padding() -> None:
         op.builtinOptions.padding = 0  # SAME
 
     msg = _refusal("CONV_2D", edit)
-    assert "operator 0 (CONV_2D): dilation_h is 2147483647; allowed is [1, 16777216]" in msg
+    assert "operator 0 (CONV_2D): dilation_h is 2147483647; allowed is [1, 32767]" in msg
 
 
 def test_window_wider_than_int32_indices_allow() -> None:
     def edit(op, sg, m):
-        op.builtinOptions.dilationWFactor = 1 << 24
-        op.builtinOptions.padding = 0
+        op.builtinOptions.filterHeight = 8192
+        op.builtinOptions.filterWidth = 4096
 
-    msg = _refusal("DEPTHWISE_CONV_2D", edit)
-    assert "the window along the width (filter 3, stride 1, dilation 16777216) spans 33554441 values; allowed is at most 16777216" in msg
+    msg = _refusal("AVERAGE_POOL_2D", edit)
+    assert "operator 0 (AVERAGE_POOL_2D): filter 8192x4096 has 33554432 values; allowed is at most 16777216" in msg
 
 
 def test_depth_multiplier_zero_is_refused() -> None:
@@ -115,7 +115,7 @@ def test_depth_multiplier_zero_is_refused() -> None:
         op.builtinOptions.depthMultiplier = 0
 
     msg = _refusal("DEPTHWISE_CONV_2D", edit)
-    assert "operator 0 (DEPTHWISE_CONV_2D): depth_multiplier is 0; allowed is [1, 16777216]" in msg
+    assert "operator 0 (DEPTHWISE_CONV_2D): depth_multiplier is 0; allowed is [1, 32767]" in msg
 
 
 def test_depth_multiplier_must_match_the_channels() -> None:
@@ -193,3 +193,44 @@ def test_fully_connected_bias_scale_must_match_the_product() -> None:
     msg = _refusal("FULLY_CONNECTED", edit, case=1)
     assert "operator 0 (FULLY_CONNECTED): bias tensor" in msg
     assert "of the output scale apart; allowed is at most 0.02 (as TFLM requires)" in msg
+
+
+# Found by the semantic fuzz test (tests/test_fuzz_semantic.py):
+
+
+def test_dilation_beyond_int16_is_refused() -> None:
+    # TFLM keeps the dilation in an int16_t (ConvParams): 65536 became 0 there and the outputs differed.
+    def edit(op, sg, m):
+        op.builtinOptions.dilationWFactor = 65536
+
+    msg = _refusal("CONV_2D", edit)
+    assert "operator 0 (CONV_2D): dilation_w is 65536; allowed is [1, 32767]" in msg
+
+
+def test_same_padding_beyond_int16_is_refused() -> None:
+    def edit(op, sg, m):
+        op.builtinOptions.dilationHFactor = 32767
+        op.builtinOptions.padding = 0  # SAME
+
+    tall = next(i for i, c in enumerate(op_cases("CONV_2D")) if c.p("kernel") == (10, 4))
+    msg = _refusal("CONV_2D", edit, case=tall)  # a kernel 10 high: the padding is about 9 x 32767 / 2
+    assert "operator 0 (CONV_2D): SAME padding along the height" in msg
+    assert "allowed is at most 32767 (TFLM keeps it in an int16)" in msg
+
+
+def test_depthwise_without_bias_is_refused() -> None:
+    # TFLM's DEPTHWISE_CONV_2D crashes on an absent bias.
+    def edit(op, sg, m):
+        op.inputs = np.asarray([op.inputs[0], op.inputs[1], -1], dtype=np.int32)
+
+    msg = _refusal("DEPTHWISE_CONV_2D", edit)
+    assert "operator 0 (DEPTHWISE_CONV_2D): input 2 (bias) is -1 (absent); it is required" in msg
+
+
+def test_squeeze_output_shape_must_be_the_squeezed_input() -> None:
+    def edit(op, sg, m):
+        t = _tensor(sg, op, 0, output=True)
+        t.shape = np.asarray([1] + list(t.shape), dtype=np.int32)
+
+    msg = _refusal("SQUEEZE", edit)
+    assert "operator 0 (SQUEEZE): output tensor" in msg and "(allowed: equal)" in msg

@@ -34,9 +34,12 @@ INT32_MAX = (1 << 31) - 1
 # Integer ranges of the types a zero point may have.
 ZP_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (0, 0), "int32": (0, 0)}
 INT8_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-# A stride, dilation or filter size above this, or a window that spans more, is refused: then
-# every index product of the kernels ((out-1)*stride + (k-1)*dilation + 1, padding) fits int32.
+# A filter size above this, or a window that spans more, is refused: then every index product of
+# the kernels ((out-1)*stride + (k-1)*dilation + 1, padding) fits int32.
 MAX_WINDOW = 1 << 24
+# TFLM keeps strides, dilations, depth multipliers and paddings in int16_t fields (ConvParams,
+# DepthwiseParams, PoolParams, PaddingValues): larger values are truncated there.
+INT16_MAX = (1 << 15) - 1
 # What a requantized accumulator may reach, so that adding the output zero point (at most 255
 # away) cannot overflow int32: |acc| * 2^left_shift <= ACC_LIMIT.
 ACC_LIMIT = (1 << 31) - 256
@@ -83,18 +86,20 @@ def _rule_table() -> dict[str, Rule]:
     out = (Operand("output"),)
     weights = Operand("weights", kind="const", quant="weights")
     bias = Operand("bias", ("int32",), kind="const", optional=True, quant="bias")
-    window = {"stride_h": (1, MAX_WINDOW), "stride_w": (1, MAX_WINDOW),
-              "dilation_h": (1, MAX_WINDOW), "dilation_w": (1, MAX_WINDOW)}
-    pool = {"stride_h": (1, MAX_WINDOW), "stride_w": (1, MAX_WINDOW),
+    window = {"stride_h": (1, INT16_MAX), "stride_w": (1, INT16_MAX),
+              "dilation_h": (1, INT16_MAX), "dilation_w": (1, INT16_MAX)}
+    pool = {"stride_h": (1, INT16_MAX), "stride_w": (1, INT16_MAX),
             "filter_h": (1, MAX_WINDOW), "filter_w": (1, MAX_WINDOW)}
     either = Operand("input", kind="any")
     unary = dict(inputs=(act,), outputs=out, checks=(_same_size,))
     return {
         "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=window, activations=INT8_ACTIVATIONS,
                         checks=(_conv_shapes, _window_extent, _weighted_multipliers, _activation_range)),
+        # TFLM's DEPTHWISE_CONV_2D crashes without a bias (it frees the absent tensor): required here.
         "DEPTHWISE_CONV_2D": Rule(
-            inputs=(act, Operand("weights", kind="const", quant="weights", axis=3), bias), outputs=out,
-            ints=dict(window, depth_multiplier=(1, MAX_WINDOW)), activations=INT8_ACTIVATIONS,
+            inputs=(act, Operand("weights", kind="const", quant="weights", axis=3),
+                    Operand("bias", ("int32",), kind="const", quant="bias")), outputs=out,
+            ints=dict(window, depth_multiplier=(1, INT16_MAX)), activations=INT8_ACTIVATIONS,
             checks=(_depthwise_shapes, _window_extent, _weighted_multipliers, _activation_range)),
         "FULLY_CONNECTED": Rule(inputs=(act, weights, bias), outputs=out, ints={"weights_format": (0, 0)},
                                 activations=INT8_ACTIVATIONS,
@@ -114,7 +119,8 @@ def _rule_table() -> dict[str, Rule]:
                                 Operand("shape", ("int32",), kind="any", optional=True, quant="none")),
                         outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),), checks=(_same_size,)),
         "SQUEEZE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),),
-                        outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),), checks=(_same_size,)),
+                        outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),),
+                        checks=(_same_size, _squeeze_shape)),
         "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none")), outputs=out),
         "SOFTMAX": Rule(inputs=(act,), outputs=out, fixed_output=(1.0 / 256.0, -128), checks=(_same_size,)),
         "LOGISTIC": Rule(fixed_output=(None, -128), **unary),
@@ -284,6 +290,10 @@ def _window_extent(graph: Graph, op: Op) -> None:
             raise _fail(graph, f"{_op(op)}: output {axis} is {got} but {padding} padding of input {axis} {size} "
                                f"with filter {k}, stride {s} and dilation {d} gives {expect} (allowed: at least 1 "
                                "and equal)")
+        pad = max(extent - size, 0) // 2 if padding == "SAME" else 0
+        if pad > INT16_MAX:
+            raise _fail(graph, f"{_op(op)}: SAME padding along the {axis} (filter {k}, stride {s}, dilation {d}) "
+                               f"is {pad}; allowed is at most {INT16_MAX} (TFLM keeps it in an int16)")
 
 
 def _weighted_multipliers(graph: Graph, op: Op) -> None:
@@ -381,6 +391,27 @@ def _activation_range(graph: Graph, op: Op) -> None:
 
 def _relu6_range(graph: Graph, op: Op) -> None:
     _quantized_bound(graph, op, _t(graph, op, 0), 6.0, "the RELU6 bound")
+
+
+def _squeeze_shape(graph: Graph, op: Op) -> None:
+    """TFLM SqueezePrepare: the output shape is the input's without the squeezed dimensions (each of
+    size 1; all size-1 dimensions when squeeze_dims is empty)."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    rank = len(inp.shape)
+    dims = op.options.get("squeeze_dims", [])
+    drop = set()
+    for d in dims:
+        r = d + rank if d < 0 else d
+        if not 0 <= r < rank or inp.shape[r] != 1:
+            raise _fail(graph, f"{_op(op)}: squeeze dimension {d} of input shape {list(inp.shape)}; allowed is a "
+                               f"dimension of size 1 in [-{rank}, {rank - 1}]")
+        drop.add(r)
+    if not dims:
+        drop = {i for i, n in enumerate(inp.shape) if n == 1}
+    expect = [n for i, n in enumerate(inp.shape) if i not in drop]
+    if list(out.shape) != expect:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}; squeezing input shape "
+                                      f"{list(inp.shape)} gives {expect} (allowed: equal)")
 
 
 def _same_size(graph: Graph, op: Op) -> None:
