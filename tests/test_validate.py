@@ -234,3 +234,21 @@ def test_squeeze_output_shape_must_be_the_squeezed_input() -> None:
 
     msg = _refusal("SQUEEZE", edit)
     assert "operator 0 (SQUEEZE): output tensor" in msg and "(allowed: equal)" in msg
+
+
+def test_cli_refuses_a_bad_model_in_one_line(tmp_path, capsys) -> None:
+    """tinyml compile on a model with an output scale of 0: exit code 2 and the one-line message."""
+    from tinyml.cli import main as cli_main
+
+    model = build(op_cases("FULLY_CONNECTED")[0])
+
+    def zero(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        sg.tensors[sg.operators[0].outputs[0]].quantization.scale = np.asarray([0.0], dtype=np.float32)
+
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(edit_model(model, zero))
+    assert cli_main(["compile", str(path), "-b", "host", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "quantization scale 0; allowed is a positive finite number" in err[0], err
+    assert not (tmp_path / "out").exists()
