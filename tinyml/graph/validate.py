@@ -468,9 +468,11 @@ def _check_operand(graph: Graph, op: Op, spec: Operand, idx: int, role: str) -> 
         _check_tensor_quant(graph, t, where)
         return
     q = t.quant
+    if q is None and spec.quant == "bias":
+        return  # TFLM does not read an int32 bias's quantization (FULLY_CONNECTED: see _weighted_multipliers)
     if q is None:
-        raise _fail(graph, f"{_ten(t)} ({where}) has no quantization parameters; allowed is an int8-quantized "
-                           "tensor (quantize the model to int8)")
+        raise _fail(graph, f"{_ten(t)} ({where}) has no quantization parameters; allowed is a quantized tensor "
+                           "(quantize the model to int8)")
     _check_tensor_quant(graph, t, where)
     if spec.quant == "int8" and q.per_channel:
         raise _fail(graph, f"{_ten(t)} ({where}) has {q.scale.size} per-channel scales; allowed is one "
