@@ -301,7 +301,7 @@ def _weighted_multipliers(graph: Graph, op: Op) -> None:
     accumulator sum |w| * max|x - zp| + |bias| (shifted left by the multiplier's shift) in range."""
     inp, w, out, b = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 2)
     wq = w.quant
-    axis = 3 if op.kind == "DEPTHWISE_CONV_2D" else 0
+    axis = RULES[op.kind].inputs[1].axis  # the weights' output-channel axis
     channels = w.shape[axis]
     if wq.per_channel and (wq.axis != axis or wq.scale.size != channels):
         raise _fail(graph, f"{_op(op)}: weights {_ten(w)} have {wq.scale.size} scales on axis {wq.axis}; allowed "
