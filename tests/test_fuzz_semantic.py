@@ -11,9 +11,10 @@ two models per supported operator (tests/modelgen.py).
 
 For every mutant the compile for the host must either refuse it with a
 one-line TinymlError or accept it; every accepted mutant is built with the
-host board's AddressSanitizer and UBSan (at -O1, one build per distinct
-generated project), run on random inputs, and compared with TFLM, which runs
-in a child process (it may crash on what it does not check).  The bar: no
+host board's AddressSanitizer and UBSan (at -O0, which builds in 0.6 s against
+0.85 s at -O1; one build per distinct generated project, objects reused where
+make would compile the same input), run on random inputs, and compared with
+TFLM, which runs in a child process (it may crash on what it does not check).  The bar: no
 traceback, no hang, no sanitizer finding, and every accepted model
 bit-exact with TFLM; a model TFLM refuses must be refused by us too.
 
@@ -39,14 +40,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pytest
 
 from tests.modelgen import build, op_cases
 from tests.tflite_edit import edit_model
 from tinyml.boards import load_board
 from tinyml.codegen.ops import supported_ops
 from tinyml.compiler import build_model, write_project
-from tinyml.errors import RunError, TinymlError
+from tinyml.errors import TinymlError
 from tinyml.targets.run import run_project
 from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs
 
@@ -97,7 +97,7 @@ def _set_vector(vec: Any, k: int, value: Any, dtype: Any) -> Any:
     return arr
 
 
-def mutation(m: Any, s: Any, rng: np.random.Generator) -> tuple[str, Callable[[Any, Any], None]] | None:
+def mutation(m: Any, s: Any, rng: np.random.Generator) -> Mutation | None:
     """A description and an editor of one semantic change of model object ``m`` (None: no target)."""
     sg = m.subgraphs[0]
     tensors, ops = sg.tensors, sg.operators
