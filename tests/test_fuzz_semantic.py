@@ -387,8 +387,9 @@ class FuzzStats:
     times: Counter = dataclasses.field(default_factory=Counter)  # seconds per stage
 
     def summary(self) -> str:
+        exact = "all bit-exact with TFLM" if not self.findings else "see the findings"
         lines = [f"semantic fuzz: {self.cases} mutants in {self.seconds:.0f} s: {self.accepted} accepted "
-                 f"({self.builds} distinct host builds, all bit-exact with TFLM), {self.refused} refused, "
+                 f"({self.builds} distinct host builds, {exact}), {self.refused} refused, "
                  f"{len(self.findings)} findings; seconds: "
                  + ", ".join(f"{k} {v:.0f}" for k, v in self.times.items())]
         lines += [f"  {n:5d}  {r}" for r, n in self.reasons.most_common(40)]

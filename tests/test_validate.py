@@ -252,3 +252,15 @@ def test_cli_refuses_a_bad_model_in_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "quantization scale 0; allowed is a positive finite number" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["LOGISTIC", "TANH"])
+def test_q4_input_shift_beyond_62_is_refused(kind: str) -> None:
+    # Found by the semantic fuzz test: an input scale of 1e38 makes TFLM shift a 64-bit 1 by 154 bits
+    # (undefined), and its outputs differed from ours.
+    def edit(op, sg, m):
+        _tensor(sg, op, 0).quantization.scale = np.asarray([1e38], dtype=np.float32)
+
+    msg = _refusal(kind, edit)
+    assert f"operator 0 ({kind}): input tensor" in msg
+    assert "gives an input left shift of 154; allowed is at most 62 (TFLM computes 1 << shift in 64 bits)" in msg

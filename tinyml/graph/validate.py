@@ -123,8 +123,8 @@ def _rule_table() -> dict[str, Rule]:
                         checks=(_same_size, _squeeze_shape)),
         "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none")), outputs=out),
         "SOFTMAX": Rule(inputs=(act,), outputs=out, fixed_output=(1.0 / 256.0, -128), checks=(_same_size,)),
-        "LOGISTIC": Rule(fixed_output=(None, -128), **unary),
-        "TANH": Rule(**unary),
+        "LOGISTIC": Rule(inputs=(act,), outputs=out, fixed_output=(None, -128), checks=(_same_size, _q4_input_shift)),
+        "TANH": Rule(inputs=(act,), outputs=out, checks=(_same_size, _q4_input_shift)),
         "HARD_SWISH": Rule(**unary),
         "RELU": Rule(checks=(_same_size, _relu_multiplier), inputs=(act,), outputs=out),
         "RELU6": Rule(checks=(_same_size, _relu6_range), inputs=(act,), outputs=out),
@@ -342,6 +342,17 @@ def _mean_multiplier(graph: Graph, op: Op) -> None:
         raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has {inp.size} values; allowed is 1 to {MEAN_MAX_VALUES}")
     _check_multiplier(graph, op, "the multiplier input scale / output scale", _f32(inp.quant.s) / _f32(out.quant.s),
                       inp.size * _max_offset(inp))
+
+
+def _q4_input_shift(graph: Graph, op: Op) -> None:
+    """TFLM's int8 LOGISTIC/TANH Prepare: frexp(input_scale * 2^27) gives a left shift, and
+    CalculateInputRadius divides by (1LL << shift): beyond 62 that is undefined (with an input scale of
+    1e38, shift 154, the fuzz test saw TFLM's outputs differ from the exact arithmetic's)."""
+    inp = _t(graph, op, 0)
+    shift = math.frexp(_f32(inp.quant.s) * float(1 << 27))[1]
+    if shift > 62:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has scale {inp.quant.s:g}, which gives an input left "
+                           f"shift of {shift}; allowed is at most 62 (TFLM computes 1 << shift in 64 bits)")
 
 
 def _relu_multiplier(graph: Graph, op: Op) -> None:
