@@ -380,7 +380,6 @@ class FuzzStats:
     accepted: int = 0
     refused: int = 0
     builds: int = 0
-    tflm_refused_too: int = 0
     reasons: Counter = dataclasses.field(default_factory=Counter)
     findings: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0

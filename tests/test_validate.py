@@ -92,38 +92,32 @@ def test_bias_of_int32_min_would_overflow_the_accumulator() -> None:
     assert "overflows int32; allowed is |accumulator| * 2^shift <= 2147483392" in msg
 
 
-def test_dilation_of_int32_max_with_same_padding() -> None:
+@pytest.mark.parametrize("kind, options, case, expect", [
+    # a dilation of INT32_MAX with SAME padding overflowed a multiplication in the kernel
+    ("CONV_2D", {"dilationHFactor": 2**31 - 1, "padding": 0}, 0,
+     "operator 0 (CONV_2D): dilation_h is 2147483647; allowed is [1, 32767]"),
+    # found by the semantic fuzz test: TFLM keeps the dilation in an int16_t (ConvParams), where 65536 is 0
+    ("CONV_2D", {"dilationWFactor": 65536}, 0, "operator 0 (CONV_2D): dilation_w is 65536; allowed is [1, 32767]"),
+    # the same for the SAME padding (PaddingValues); a kernel 10 high pads about 9 x 32767 / 2
+    ("CONV_2D", {"dilationHFactor": 32767, "padding": 0}, "tall",
+     "SAME padding along the height (filter 10, stride 1, dilation 32767) is 147451; allowed is at most 32767 "
+     "(TFLM keeps it in an int16)"),
+    ("AVERAGE_POOL_2D", {"filterHeight": 8192, "filterWidth": 4096}, 0,
+     "operator 0 (AVERAGE_POOL_2D): filter 8192x4096 has 33554432 values; allowed is at most 16777216"),
+    # a depth multiplier of 0 compiled to a model that silently disagreed with TFLM
+    ("DEPTHWISE_CONV_2D", {"depthMultiplier": 0}, 0,
+     "operator 0 (DEPTHWISE_CONV_2D): depth_multiplier is 0; allowed is [1, 32767]"),
+    ("DEPTHWISE_CONV_2D", {"depthMultiplier": 2}, 0,
+     "depth_multiplier 2 (allowed: output channels = input channels * depth_multiplier"),
+])
+def test_options_out_of_range(kind: str, options: dict[str, int], case: Any, expect: str) -> None:
     def edit(op, sg, m):
-        op.builtinOptions.dilationHFactor = 2**31 - 1
-        op.builtinOptions.padding = 0  # SAME
+        for name, value in options.items():
+            setattr(op.builtinOptions, name, value)
 
-    msg = _refusal("CONV_2D", edit)
-    assert "operator 0 (CONV_2D): dilation_h is 2147483647; allowed is [1, 32767]" in msg
-
-
-def test_window_wider_than_int32_indices_allow() -> None:
-    def edit(op, sg, m):
-        op.builtinOptions.filterHeight = 8192
-        op.builtinOptions.filterWidth = 4096
-
-    msg = _refusal("AVERAGE_POOL_2D", edit)
-    assert "operator 0 (AVERAGE_POOL_2D): filter 8192x4096 has 33554432 values; allowed is at most 16777216" in msg
-
-
-def test_depth_multiplier_zero_is_refused() -> None:
-    def edit(op, sg, m):
-        op.builtinOptions.depthMultiplier = 0
-
-    msg = _refusal("DEPTHWISE_CONV_2D", edit)
-    assert "operator 0 (DEPTHWISE_CONV_2D): depth_multiplier is 0; allowed is [1, 32767]" in msg
-
-
-def test_depth_multiplier_must_match_the_channels() -> None:
-    def edit(op, sg, m):
-        op.builtinOptions.depthMultiplier = 2
-
-    msg = _refusal("DEPTHWISE_CONV_2D", edit)
-    assert "depth_multiplier 2 (allowed: output channels = input channels * depth_multiplier" in msg
+    if case == "tall":
+        case = next(i for i, c in enumerate(op_cases(kind)) if c.p("kernel") == (10, 4))
+    assert expect in _refusal(kind, edit, case=case)
 
 
 def test_reshape_with_three_inputs() -> None:
@@ -196,26 +190,6 @@ def test_fully_connected_bias_scale_must_match_the_product() -> None:
 
 
 # Found by the semantic fuzz test (tests/test_fuzz_semantic.py):
-
-
-def test_dilation_beyond_int16_is_refused() -> None:
-    # TFLM keeps the dilation in an int16_t (ConvParams): 65536 became 0 there and the outputs differed.
-    def edit(op, sg, m):
-        op.builtinOptions.dilationWFactor = 65536
-
-    msg = _refusal("CONV_2D", edit)
-    assert "operator 0 (CONV_2D): dilation_w is 65536; allowed is [1, 32767]" in msg
-
-
-def test_same_padding_beyond_int16_is_refused() -> None:
-    def edit(op, sg, m):
-        op.builtinOptions.dilationHFactor = 32767
-        op.builtinOptions.padding = 0  # SAME
-
-    tall = next(i for i, c in enumerate(op_cases("CONV_2D")) if c.p("kernel") == (10, 4))
-    msg = _refusal("CONV_2D", edit, case=tall)  # a kernel 10 high: the padding is about 9 x 32767 / 2
-    assert "operator 0 (CONV_2D): SAME padding along the height" in msg
-    assert "allowed is at most 32767 (TFLM keeps it in an int16)" in msg
 
 
 def test_depthwise_without_bias_is_refused() -> None:
