@@ -37,7 +37,7 @@ ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)
 # shared helpers
 
 
-def _scale(t: Tensor) -> float:
+def tensor_scale(t: Tensor) -> float:
     """The per-tensor scale as TFLM reads it (validation checked it is positive and finite)."""
     return float(np.float32(t.quant.s))
 
@@ -138,7 +138,7 @@ def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
 @lowering("ADD")
 def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = _binary(ctx, op)
-    s1, s2, so = _scale(a), _scale(b), _scale(out)
+    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
     try:
         mults = add_multipliers(s1, s2, so)
     except ValueError:
@@ -157,7 +157,7 @@ def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
 @lowering("MUL")
 def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = _binary(ctx, op)
-    s1, s2, so = _scale(a), _scale(b), _scale(out)
+    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
     # TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier.
     m, shift = quantize_multiplier(s1 * s2 / so)
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
@@ -234,7 +234,7 @@ def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: 
 @lowering("RELU")
 def lower_relu(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
-    table = relu_table(_scale(inp), inp.quant.zp, _scale(out), out.quant.zp)
+    table = relu_table(tensor_scale(inp), inp.quant.zp, tensor_scale(out), out.quant.zp)
     return lut_call(op, inp, out, table)
 
 
@@ -242,7 +242,7 @@ def lower_relu(ctx: LowerContext, op: Op) -> KernelCall:
 def lower_leaky_relu(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
     alpha = op.options["alpha"]  # validated: finite
-    table = leaky_relu_table(_scale(inp), inp.quant.zp, _scale(out), out.quant.zp,
+    table = leaky_relu_table(tensor_scale(inp), inp.quant.zp, tensor_scale(out), out.quant.zp,
                              float(alpha))
     return lut_call(op, inp, out, table)
 
@@ -252,7 +252,7 @@ def lower_relu6(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
     # TFLM Relu6Prepare: zero = input zero point, six = FloatToQuantizedType<int8_t>(6, input scale, zp);
     # Relu6Quantized clamps the raw int8 values (the output's quantization is not used).
-    s = _scale(inp)
+    s = tensor_scale(inp)
     zero = inp.quant.zp
     six = min(INT8_MAX, max(INT8_MIN, quantize_float(6.0, s, zero)))
     return KernelCall(

@@ -12,20 +12,15 @@ import numpy as np
 
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
-from tinyml.codegen.ops.elementwise import int8_table, lut_call
+from tinyml.codegen.ops.elementwise import int8_table, lut_call, tensor_scale
 from tinyml.codegen.qmath import INT8_MAX, INT8_MIN, multiply_by_quantized_multiplier, quantize_multiplier
-from tinyml.graph.ir import Op, Tensor
+from tinyml.graph.ir import Op
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
     portable("quantize_f32_s8", per_mac=30.0),
     portable("dequantize_s8_f32", per_mac=10.0),
 )
-
-
-def _scale(t: Tensor) -> float:
-    """The per-tensor scale as TFLM reads it (validation checked it is positive and finite)."""
-    return float(np.float32(t.quant.s))
 
 
 def requantize_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray:
@@ -45,14 +40,14 @@ def lower_quantize(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: a float32 or int8 (per-tensor) input, an int8 output of the same size.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
     if inp.dtype == "float32":
-        arr = ConstArray("scale", "float", np.asarray([_scale(out)], dtype=np.float32))
+        arr = ConstArray("scale", "float", np.asarray([tensor_scale(out)], dtype=np.float32))
         return KernelCall(
             op_index=op.index, op_kind=op.kind, kernel="quantize_f32_s8", spec={},
             params=dict(size=out.size, zero_point=out.quant.zp, scale="scale"),
             args=[tensor_arg(inp), tensor_arg(out, writable=True)],
             consts=[arr], inputs=[inp.index], outputs=[out.index],
         )
-    table = requantize_table(_scale(inp), inp.quant.zp, _scale(out), out.quant.zp)
+    table = requantize_table(tensor_scale(inp), inp.quant.zp, tensor_scale(out), out.quant.zp)
     return lut_call(op, inp, out, table)
 
 
@@ -60,7 +55,7 @@ def lower_quantize(ctx: LowerContext, op: Op) -> KernelCall:
 def lower_dequantize(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: an int8 per-tensor input, a float32 output of the same size.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
-    arr = ConstArray("scale", "float", np.asarray([_scale(inp)], dtype=np.float32))
+    arr = ConstArray("scale", "float", np.asarray([tensor_scale(inp)], dtype=np.float32))
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="dequantize_s8_f32", spec={},
         params=dict(size=out.size, zero_point=inp.quant.zp, scale="scale"),
