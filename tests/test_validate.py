@@ -57,23 +57,24 @@ def test_every_test_model_passes() -> None:
 
 
 def test_huge_input_scale_gives_an_unrepresentable_multiplier() -> None:
-    # An input scale of 1e38: input * weight / output scale needs a shift of over 100 bits.
+    # An output scale of 1e38 of one operator is the input scale of the next: input x weight / output
+    # scale then needs a shift of over 100 bits (the issue saw 119 in tml_qmath.h).
     def edit(op, sg, m):
         _tensor(sg, op, 0).quantization.scale = np.asarray([1e38], dtype=np.float32)
 
     msg = _refusal("CONV_2D", edit)
     assert "operator 0 (CONV_2D): the multiplier of output channel 0" in msg
-    assert "allowed is below 2^30 (shift at most 30)" in msg
+    assert "allowed is below 2^30 (shift at most 30); requantize the model" in msg
 
 
-def test_huge_output_scale_of_a_previous_operator() -> None:
-    # FULLY_CONNECTED's output scale 1e38 is fine for it (the multiplier rounds to 0, as in TFLM), but a
-    # RELU6 fused into it quantizes 6 to 0 steps: accepted; a tiny output scale is refused instead.
+def test_tiny_output_scale_gives_an_unrepresentable_multiplier() -> None:
+    # An output scale of 1e-38 divides the same way (an output scale of 1e38 alone is fine: the
+    # multiplier rounds to 0, as in TFLM, and the output is the zero point).
     def edit(op, sg, m):
         _tensor(sg, op, 0, output=True).quantization.scale = np.asarray([1e-38], dtype=np.float32)
 
     msg = _refusal("FULLY_CONNECTED", edit, case=3)
-    assert "operator 0 (FULLY_CONNECTED): the multiplier of output channel 0" in msg and "shift" in msg
+    assert "operator 0 (FULLY_CONNECTED): the multiplier of output channel 0" in msg and "(shift 1" in msg
 
 
 @pytest.mark.parametrize("zp", [2147483647, -2147483648, 128, -129, 200])
