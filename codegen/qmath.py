@@ -69,13 +69,6 @@ def activation_range(activation: str, scale: float, zero_point: int,
     raise ValueError(activation)
 
 
-def out_size(padding: str, in_size: int, filter_size: int, stride: int, dilation: int) -> int:
-    eff = (filter_size - 1) * dilation + 1
-    if padding == "SAME":
-        return (in_size + stride - 1) // stride
-    return (in_size + stride - eff) // stride
-
-
 def padding_before(stride: int, dilation: int, in_size: int, filter_size: int, out: int) -> int:
     """TFLite ComputePaddingWithOffset: the (smaller) padding before the data."""
     eff = (filter_size - 1) * dilation + 1

@@ -16,7 +16,8 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, op_cases
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
-from tinyml.errors import UnsupportedError
+from tinyml.errors import TinymlError
+from tinyml.graph.validate import validate_operators
 from tinyml.graph import parse_tflite
 
 CASES = op_cases("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SQUEEZE")
@@ -56,5 +57,6 @@ def test_unsupported_activation_is_named() -> None:
     g = parse_tflite(build(case))
     op = next(o for o in g.ops if o.kind == "CONV_2D")
     op.options["activation"] = "TANH"
-    with pytest.raises(UnsupportedError, match=r"operator \d+ \(CONV_2D\): fused activation TANH"):
-        lower_op(LowerContext(graph=g), op)
+    with pytest.raises(TinymlError, match=r"operator \d+ \(CONV_2D\): fused activation is TANH; allowed is NONE, "
+                                          "RELU, RELU6, RELU_N1_TO_1"):
+        validate_operators(g)

@@ -29,7 +29,8 @@ from tinyml.codegen import render
 from tinyml.codegen.lower import LowerContext
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.ops import nonlinear as nl
-from tinyml.errors import UnsupportedError
+from tinyml.errors import TinymlError
+from tinyml.graph.validate import validate_operators
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
 from tinyml.graph.tflite_import import parse_tflite
 from tinyml.tools.reference import run_tflm_batch
@@ -106,6 +107,7 @@ def _verify(model: bytes, tmp_path: Path, inputs: list[list[np.ndarray]], board:
 
 def _lower(model: bytes) -> Any:
     g = parse_tflite(model)
+    validate_operators(g)
     return lower_op(LowerContext(graph=g), g.ops[-1])
 
 
@@ -342,41 +344,42 @@ def _graph(kind: str, in_dtype: str = "int8", out_q: tuple[float, int] = (1.0 / 
 
 
 def _lower_graph(g: Graph) -> Any:
+    validate_operators(g)
     return lower_op(LowerContext(graph=g), g.ops[0])
 
 
 @pytest.mark.parametrize("kind", OPS)
 def test_float_is_unsupported(kind: str) -> None:
-    with pytest.raises(UnsupportedError, match=r"operator 0 \(" + kind + r"\).*float32"):
+    with pytest.raises(TinymlError, match=r"operator 0 \(" + kind + r"\).*float32"):
         _lower_graph(_graph(kind, in_dtype="float32", options={"beta": 1.0} if kind == "SOFTMAX" else None))
 
 
 def test_softmax_output_quantization_unsupported() -> None:
-    with pytest.raises(UnsupportedError, match="scale 1/256 and zero point -128"):
+    with pytest.raises(TinymlError, match=r"has zero point 0; allowed is -128 \(as TFLM requires\)"):
         _lower_graph(_graph("SOFTMAX", out_q=(1.0 / 256.0, 0), options={"beta": 1.0}))
-    with pytest.raises(UnsupportedError, match="scale 1/256 and zero point -128"):
+    with pytest.raises(TinymlError, match=r"has scale 0.0078125; allowed is 0.00390625 \(as TFLM requires\)"):
         _lower(_variant(_base("SOFTMAX", (10,)), out_q=(1.0 / 128.0, -128)))
 
 
 def test_softmax_tiny_scale_unsupported() -> None:
     # beta * scale * 2^26 <= 1: TFLM's QuantizeMultiplierGreaterThanOne check would stop the program
-    with pytest.raises(UnsupportedError, match="too small"):
+    with pytest.raises(TinymlError, match="too small"):
         _lower(_variant(_base("SOFTMAX", (10,)), in_q=(1e-8, 0)))
 
 
 def test_logistic_output_zero_point_unsupported() -> None:
-    with pytest.raises(UnsupportedError, match="zero point 0"):
+    with pytest.raises(TinymlError, match="zero point 0"):
         _lower(_variant(_base("LOGISTIC", (33,)), out_q=(1.0 / 256.0, 0)))
 
 
 def test_hard_swish_small_output_scale_unsupported() -> None:
     # output scale below input_scale / 128: TFLM's Prepare rejects it (positive output exponent)
-    with pytest.raises(UnsupportedError, match="HARD_SWISH rejects"):
+    with pytest.raises(TinymlError, match="HARD_SWISH rejects"):
         _lower(_variant(_base("HARD_SWISH", (33,)), in_q=(0.1, 0), out_q=(0.1 / 1000.0, 0)))
 
 
 def test_shape_mismatch_unsupported() -> None:
     g = _graph("TANH")
     g.tensors[1] = Tensor(index=1, name="y", shape=(1, 11), dtype="int8", quant=g.tensors[1].quant)
-    with pytest.raises(UnsupportedError, match="10 values but output .* has 11"):
+    with pytest.raises(TinymlError, match="10 values but output .* has 11"):
         _lower_graph(g)

@@ -16,8 +16,9 @@ from tinyml.codegen.ops import lower_op
 from tinyml.codegen.render import ARENA_KINDS, Storage, render_model
 from tinyml.codegen.specialize import specialize_calls, variant_options
 from tinyml.codegen.variants import variant
-from tinyml.errors import FitError, InputError, ModelError
+from tinyml.errors import FitError, InputError
 from tinyml.graph import Graph, load_tflite
+from tinyml.graph.validate import validate_graph
 from tinyml.schedule.choose import TOLERANCE, Options, candidates, pick
 from tinyml.schedule.plan import Plan
 from tinyml.targets.export import FORMATS, check_static_lib_tools, library_files, model_header, static_lib_files
@@ -55,44 +56,10 @@ class Compiled:
         return sum(k.macs for k in self.calls if isinstance(k, KernelCall))
 
 
-def check_graph(graph: Graph) -> None:
-    """Whole-model checks that give a better message than any single op could."""
-    if not graph.ops:
-        raise ModelError(f"{graph.source}: the model has no operators")
-    quantized = [t for t in graph.tensors if t.dtype in ("int8",) and not t.is_const]
-    if not quantized:
-        kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
-        raise ModelError(
-            f"{graph.source}: not an int8 model (its activations are {'/'.join(kinds)}); "
-            "quantize it with full-integer post-training quantization (tinyml.train.quantize)"
-        )
-    for op in graph.ops:
-        for t in list(op.inputs) + list(op.outputs):
-            if t >= 0 and 0 in graph.tensors[t].shape:
-                ten = graph.tensors[t]
-                raise ModelError(f"{graph.source}: tensor {t} ('{ten.name}') of operator {op.index} ({op.kind}) "
-                                 f"has an empty shape {list(ten.shape)}; re-export the model")
-    produced = {t for op in graph.ops for t in op.outputs}
-    for t in graph.outputs:
-        if t not in produced and t not in graph.inputs:
-            raise ModelError(f"{graph.source}: model output tensor {t} is not produced by any operator")
-    available = set(graph.inputs) | {t.index for t in graph.tensors if t.is_const}
-    for op in graph.ops:
-        for t in op.inputs:
-            if t >= 0 and t not in available:
-                raise ModelError(
-                    f"{graph.source}: operator {op.index} ({op.kind}) reads tensor {t} before any operator "
-                    "writes it; the operators are not in execution order"
-                )
-        for t in op.outputs:
-            if graph.tensors[t].is_const:
-                raise ModelError(f"{graph.source}: operator {op.index} ({op.kind}) writes constant tensor {t}")
-            available.add(t)
-
-
 def lower_graph(graph: Graph) -> list[Lowered]:
-    """Every operator lowered once, to its portable kernel call (or an alias)."""
-    check_graph(graph)
+    """Every operator validated (tinyml.graph.validate), then lowered once, to its portable kernel call
+    (or an alias)."""
+    validate_graph(graph)
     ctx = LowerContext(graph=graph)
     return [lower_op(ctx, op) for op in graph.ops]
 

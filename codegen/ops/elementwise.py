@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, expect_inputs, lowering,
-                                  tensor_arg, unsupported)
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported
+from tinyml.codegen.ops.common import fused_activation
 from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, activation_range, multiply_by_quantized_multiplier,
                                   quantize_float, quantize_multiplier)
 from tinyml.graph.ir import Op, Tensor
@@ -37,33 +37,9 @@ ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)
 # shared helpers
 
 
-def _int8_input(ctx: LowerContext, op: Op, pos: int) -> Tensor:
-    """An int8 per-tensor quantized input: an activation, or a constant (emitted as a const array)."""
-    idx = op.inputs[pos] if pos < len(op.inputs) else -1
-    if idx < 0:
-        raise unsupported(op, f"input {pos} is missing")
-    t = ctx.t(idx)
-    if not t.is_const:
-        return act_tensor(ctx, op, pos)
-    if t.dtype != "int8":
-        raise unsupported(op, f"constant input {pos} '{t.name}' is {t.dtype}; only int8 is supported")
-    if t.quant is None or t.quant.per_channel:
-        raise unsupported(op, f"constant input {pos} '{t.name}' needs per-tensor quantization parameters")
-    return t
-
-
-def _fused_activation(op: Op) -> str:
-    act = op.options.get("activation", "NONE")
-    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        raise unsupported(op, f"fused activation {act} is not supported for int8")
-    return act
-
-
-def _positive_scale(op: Op, t: Tensor) -> float:
-    s = float(np.float32(t.quant.s))
-    if not s > 0.0 or not np.isfinite(s):
-        raise unsupported(op, f"tensor '{t.name}' has scale {s}; a positive finite scale is required")
-    return s
+def tensor_scale(t: Tensor) -> float:
+    """The per-tensor scale as TFLM reads it (validation checked it is positive and finite)."""
+    return float(np.float32(t.quant.s))
 
 
 def broadcast_layout(op: Op, a: Tensor, b: Tensor, out: Tensor) -> dict[str, int]:
@@ -119,13 +95,11 @@ def _collapse(f: dict[str, int]) -> dict[str, int]:
 
 
 def _binary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, str, dict[str, int]]:
-    expect_inputs(op, 2)
-    a = _int8_input(ctx, op, 0)
-    b = _int8_input(ctx, op, 1)
-    out = act_tensor(ctx, op, 0, output=True)
+    # Validated: two int8 per-tensor inputs (activations or constants), an int8 output, the activation.
+    a, b, out = ctx.t(op.inputs[0]), ctx.t(op.inputs[1]), ctx.t(op.outputs[0])
     if a.is_const and b.is_const:
         raise unsupported(op, "both inputs are constants; fold the operation into a constant when converting")
-    act = _fused_activation(op)
+    act = fused_activation(op)
     layout = broadcast_layout(op, a, b, out)
     return a, b, out, act, layout
 
@@ -164,7 +138,7 @@ def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
 @lowering("ADD")
 def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = _binary(ctx, op)
-    s1, s2, so = _positive_scale(op, a), _positive_scale(op, b), _positive_scale(op, out)
+    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
     try:
         mults = add_multipliers(s1, s2, so)
     except ValueError:
@@ -183,7 +157,7 @@ def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
 @lowering("MUL")
 def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = _binary(ctx, op)
-    s1, s2, so = _positive_scale(op, a), _positive_scale(op, b), _positive_scale(op, out)
+    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
     # TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier.
     m, shift = quantize_multiplier(s1 * s2 / so)
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
@@ -218,12 +192,8 @@ def lut_call(op: Op, inp: Tensor, out: Tensor, table: np.ndarray) -> KernelCall:
 
 
 def _unary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor]:
-    expect_inputs(op, 1)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    if inp.size != out.size:
-        raise unsupported(op, f"input '{inp.name}' has {inp.size} values but output '{out.name}' has {out.size}")
-    return inp, out
+    """Input and output of a one-input int8 operator (validated: per-tensor quantized, the same size)."""
+    return ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
 
 
 def relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray:
@@ -264,17 +234,15 @@ def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: 
 @lowering("RELU")
 def lower_relu(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
-    table = relu_table(_positive_scale(op, inp), inp.quant.zp, _positive_scale(op, out), out.quant.zp)
+    table = relu_table(tensor_scale(inp), inp.quant.zp, tensor_scale(out), out.quant.zp)
     return lut_call(op, inp, out, table)
 
 
 @lowering("LEAKY_RELU")
 def lower_leaky_relu(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
-    alpha = op.options.get("alpha")
-    if alpha is None or not np.isfinite(alpha):
-        raise unsupported(op, f"alpha is {alpha}; a finite alpha is required")
-    table = leaky_relu_table(_positive_scale(op, inp), inp.quant.zp, _positive_scale(op, out), out.quant.zp,
+    alpha = op.options["alpha"]  # validated: finite
+    table = leaky_relu_table(tensor_scale(inp), inp.quant.zp, tensor_scale(out), out.quant.zp,
                              float(alpha))
     return lut_call(op, inp, out, table)
 
@@ -284,7 +252,7 @@ def lower_relu6(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
     # TFLM Relu6Prepare: zero = input zero point, six = FloatToQuantizedType<int8_t>(6, input scale, zp);
     # Relu6Quantized clamps the raw int8 values (the output's quantization is not used).
-    s = _positive_scale(op, inp)
+    s = tensor_scale(inp)
     zero = inp.quant.zp
     six = min(INT8_MAX, max(INT8_MIN, quantize_float(6.0, s, zero)))
     return KernelCall(

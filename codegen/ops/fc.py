@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported)
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
 from tinyml.graph.ir import Op
@@ -18,25 +18,11 @@ VARIANTS = (
 
 @lowering("FULLY_CONNECTED")
 def lower_fc(ctx: LowerContext, op: Op) -> KernelCall:
-    inp, out, w, b = weighted_operands(ctx, op)
-    if op.options.get("weights_format", 0) != 0:
-        raise unsupported(op, "shuffled weights format is not supported; reconvert with default options")
+    inp, out, w, b = weighted_operands(ctx, op)  # validated: weights [outputs, inputs], shapes, quantization
     act = fused_activation(op)
-    if len(w.shape) != 2:
-        raise unsupported(op, f"weights '{w.name}' have shape {list(w.shape)}; expected [outputs, inputs]")
     out_depth, accum = w.shape
-    if accum == 0 or inp.size % accum != 0:
-        raise unsupported(op, f"input of {inp.size} values is not a multiple of the weights' depth {accum}")
     batches = inp.size // accum
-    if out.size != batches * out_depth:
-        raise unsupported(op, f"output '{out.name}' has {out.size} values, expected {batches}x{out_depth}")
-    if b is not None and b.size != out_depth:
-        raise unsupported(op, f"bias '{b.name}' has {b.size} values for {out_depth} outputs")
     wq = w.quant
-    if wq is None:
-        raise unsupported(op, f"weights '{w.name}' are not quantized")
-    if np.any(wq.zero_point != 0):
-        raise unsupported(op, f"weights '{w.name}' have a non-zero zero point; int8 weights must be symmetric")
     if wq.per_channel:
         mult, shift = per_channel_multipliers(op, inp, w, out, out_depth, 0)
     else:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import (KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs, lowering,
-                                  shape4, tensor_arg, unsupported)
-from tinyml.codegen.ops.common import INT8_FUSED_ACTIVATIONS
-from tinyml.codegen.qmath import activation_range, out_size, padding_before, quantize_multiplier
+from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg, unsupported
+from tinyml.codegen.qmath import activation_range, padding_before, quantize_multiplier
 from tinyml.graph.ir import Op, Tensor
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
@@ -30,42 +28,17 @@ VARIANTS = (
 
 
 
-def _same_quant(op: Op, inp: Tensor, out: Tensor) -> None:
-    """TFLM PoolingPrepare: |in_scale - out_scale| <= 1e-6 (in double) and equal zero points."""
-    assert inp.quant is not None and out.quant is not None
-    if abs(float(inp.quant.s) - float(out.quant.s)) > 1.0e-6 or inp.quant.zp != out.quant.zp:
-        raise unsupported(
-            op, f"input '{inp.name}' (scale {inp.quant.s:.6g}, zero point {inp.quant.zp}) and output "
-                f"'{out.name}' (scale {out.quant.s:.6g}, zero point {out.quant.zp}) are quantized differently; "
-                "int8 pooling needs equal input and output quantization (as TFLM requires)")
-
-
 @lowering("AVERAGE_POOL_2D", "MAX_POOL_2D")
 def lower_pool(ctx: LowerContext, op: Op) -> KernelCall:
-    expect_inputs(op, 1)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    n, in_h, in_w, ch = shape4(op, inp)
-    on, out_h, out_w, oc = shape4(op, out)
-    if on != n or oc != ch:
-        raise unsupported(op, f"shapes do not agree: input {list(inp.shape)}, output {list(out.shape)}")
-    if min(n, in_h, in_w, ch, out_h, out_w) < 1:
-        raise unsupported(op, f"empty tensor: input {list(inp.shape)}, output {list(out.shape)}")
+    # Validated: 4-D shapes that agree, window and output size, activation, equal in/out quantization.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    n, in_h, in_w, ch = inp.shape
+    _, out_h, out_w, _ = out.shape
     o = op.options
-    fh, fw = int(o.get("filter_h", 0)), int(o.get("filter_w", 0))
-    sh, sw = int(o.get("stride_h", 0)), int(o.get("stride_w", 0))
-    if fh < 1 or fw < 1 or sh < 1 or sw < 1:
-        raise unsupported(op, f"filter {fh}x{fw} and stride {sh}x{sw} must be at least 1")
+    fh, fw = int(o["filter_h"]), int(o["filter_w"])
+    sh, sw = int(o["stride_h"]), int(o["stride_w"])
     padding = o.get("padding", "VALID")
-    exp_h, exp_w = out_size(padding, in_h, fh, sh, 1), out_size(padding, in_w, fw, sw, 1)
-    if (exp_h, exp_w) != (out_h, out_w):
-        raise unsupported(op, f"output is {out_h}x{out_w} but {padding} padding of a {in_h}x{in_w} input "
-                              f"with a {fh}x{fw} window and stride {sh}x{sw} gives {exp_h}x{exp_w}")
     act = o.get("activation", "NONE")
-    if act not in INT8_FUSED_ACTIVATIONS:
-        raise unsupported(op, f"fused activation {act} is not supported for int8 pooling")
-    _same_quant(op, inp, out)
-    assert out.quant is not None
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
     params = dict(
         batches=n, in_h=in_h, in_w=in_w, channels=ch, out_h=out_h, out_w=out_w,
@@ -85,7 +58,6 @@ def lower_pool(ctx: LowerContext, op: Op) -> KernelCall:
 
 def _resolve_axes(op: Op, axis_t: Tensor, rank: int) -> list[int]:
     """TFLite ResolveAxis: negative axes count from the end, duplicates are dropped."""
-    assert axis_t.data is not None
     axes: list[int] = []
     for a in np.asarray(axis_t.data).reshape(-1).tolist():
         r = int(a) + rank if int(a) < 0 else int(a)
@@ -108,18 +80,11 @@ def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int,
 
 @lowering("MEAN")
 def lower_mean(ctx: LowerContext, op: Op) -> KernelCall:
-    expect_inputs(op, 2)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    axis_t = const_tensor(ctx, op, 1, ("int32",), "axis")
-    if axis_t is None:
-        raise unsupported(op, "the axis input is missing")
+    # Validated: operands (a constant int32 axis), 1 to 2^23 input values, the multiplier's range.
+    inp, out, axis_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
     if not 1 <= rank <= 4:
         raise unsupported(op, f"input '{inp.name}' has shape {list(inp.shape)}; MEAN supports 1-D to 4-D inputs")
-    if inp.size == 0 or inp.size > (1 << 23):
-        raise unsupported(op, f"input '{inp.name}' has {inp.size} values (shape {list(inp.shape)}); "
-                              "MEAN supports 1 to 2^23 values")
     axes = _resolve_axes(op, axis_t, rank)
     if not axes:
         raise unsupported(op, "the axis tensor is empty; a MEAN over no axis is not supported")
@@ -135,9 +100,6 @@ def lower_mean(ctx: LowerContext, op: Op) -> KernelCall:
     for a in axes:
         red[a + lead] = 1
     count = int(np.prod([inp.shape[a] for a in axes]))
-    assert inp.quant is not None and out.quant is not None
-    if out.quant.s == 0.0:
-        raise unsupported(op, f"output '{out.name}' has scale 0")
     mult, shift = mean_multiplier(inp.quant.s, out.quant.s, count)
     params = dict(
         d0=dims[0], d1=dims[1], d2=dims[2], d3=dims[3],

@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import (ConstArray, KernelCall, LowerContext, act_tensor, const_tensor, expect_inputs,
-                                  lowering, tensor_arg, unsupported)
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported
 from tinyml.graph.ir import Op, Tensor
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
@@ -28,13 +27,8 @@ PAD_MAX_RANK = 5
 
 @lowering("PAD")
 def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
-    expect_inputs(op, 2)
-    inp = act_tensor(ctx, op, 0)
-    out = act_tensor(ctx, op, 0, output=True)
-    pads_t = const_tensor(ctx, op, 1, ("int32",), "paddings")
-    if pads_t is None:
-        raise unsupported(op, "the paddings input is missing")
-    assert pads_t.data is not None and out.quant is not None
+    # Validated: the operands (a constant int32 paddings tensor) and the output zero point's range.
+    inp, out, pads_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
     if not 1 <= rank <= PAD_MAX_RANK:
         raise unsupported(op, f"input '{inp.name}' has shape {list(inp.shape)}; PAD supports 1-D to "
@@ -53,10 +47,6 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
         if out.shape[i] != inp.shape[i] + pads[i, 0] + pads[i, 1]:
             raise unsupported(op, f"output shape {list(out.shape)} does not match input shape {list(inp.shape)} "
                                   f"padded by {pads.tolist()}")
-    if min(inp.shape) < 1:
-        raise unsupported(op, f"input '{inp.name}' is empty (shape {list(inp.shape)})")
-    if not -128 <= out.quant.zp <= 127:
-        raise unsupported(op, f"output zero point {out.quant.zp} is outside the int8 range")
     lead = PAD_MAX_RANK - rank
     in_d = [1] * lead + list(inp.shape)
     before = [0] * lead + [int(v) for v in pads[:, 0]]
@@ -75,16 +65,7 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
 
 
 def _concat_input(ctx: LowerContext, op: Op, pos: int, out: Tensor) -> Tensor:
-    idx = op.inputs[pos]
-    if idx < 0:
-        raise unsupported(op, f"input {pos} is missing")
-    t = ctx.t(idx)
-    if t.dtype != "int8":
-        raise unsupported(op, f"input {pos} '{t.name}' is {t.dtype}; only int8 is supported "
-                              "(is this a float model? quantize it to int8 with a representative dataset)")
-    if t.quant is None or t.quant.per_channel:
-        raise unsupported(op, f"input {pos} '{t.name}' needs per-tensor quantization parameters")
-    assert out.quant is not None
+    t = ctx.t(op.inputs[pos])  # validated: an int8 tensor quantized per tensor
     # TFLM ConcatenationPrepare: double(input scale) == double(output scale) and equal zero points.
     if np.float32(t.quant.s) != np.float32(out.quant.s) or t.quant.zp != out.quant.zp:
         raise unsupported(
@@ -96,14 +77,8 @@ def _concat_input(ctx: LowerContext, op: Op, pos: int, out: Tensor) -> Tensor:
 
 @lowering("CONCATENATION")
 def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
-    if len(op.inputs) < 1 or len(op.outputs) != 1:
-        raise unsupported(op, f"has {len(op.inputs)} inputs and {len(op.outputs)} outputs, expected at least "
-                              "1 input and 1 output")
-    out = act_tensor(ctx, op, 0, output=True)
+    out = ctx.t(op.outputs[0])  # validated: one or more int8 inputs, one output, no fused activation
     ins = [_concat_input(ctx, op, k, out) for k in range(len(op.inputs))]
-    act = op.options.get("activation", "NONE")
-    if act != "NONE":
-        raise unsupported(op, f"fused activation {act} is not supported (TFLM requires NONE for CONCATENATION)")
     rank = len(out.shape)
     if rank < 1:
         raise unsupported(op, f"output '{out.name}' is a scalar; cannot concatenate scalars")

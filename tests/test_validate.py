@@ -1,0 +1,241 @@
+"""Validation (tinyml/graph/validate.py): one test per finding of issue 19, each asserting the one-line
+message that names the operator or tensor, the field, the value and the allowed range."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from tests.modelgen import build, op_cases
+from tests.tflite_edit import edit_model
+from tinyml.codegen.ops import supported_ops
+from tinyml.compiler import lower_graph
+from tinyml.errors import ModelError
+from tinyml.graph import parse_tflite
+from tinyml.graph.validate import RULES, validate_graph
+
+
+def _refusal(op_kind: str, edit: Callable[[Any, Any, Any], None], case: int = 0) -> str:
+    """The message refusing op_cases(op_kind)[case] after ``edit(operator, subgraph, schema)``
+    of its first ``op_kind`` operator."""
+    model = build(op_cases(op_kind)[case])
+    kinds = [o.kind for o in parse_tflite(model).ops]
+    index = kinds.index(op_kind)
+
+    def fn(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        edit(sg.operators[index], sg, m)
+
+    g = parse_tflite(edit_model(model, fn), source="m.tflite")
+    with pytest.raises(ModelError) as e:
+        lower_graph(g)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("m.tflite: ")
+    return msg
+
+
+def _tensor(sg: Any, op: Any, pos: int, output: bool = False) -> Any:
+    return sg.tensors[(op.outputs if output else op.inputs)[pos]]
+
+
+def _bias(m: Any, sg: Any, op: Any, value: int) -> None:
+    t = _tensor(sg, op, 2)
+    arr = np.frombuffer(bytes(np.asarray(m.buffers[t.buffer].data, dtype=np.uint8)), dtype=np.int32).copy()
+    arr[0] = value
+    m.buffers[t.buffer].data = np.frombuffer(arr.tobytes(), dtype=np.uint8).copy()
+
+
+def test_every_supported_operator_has_a_row() -> None:
+    assert set(RULES) == set(supported_ops())
+
+
+def test_every_test_model_passes() -> None:
+    for c in op_cases():
+        validate_graph(parse_tflite(build(c)))
+
+
+def test_huge_input_scale_gives_an_unrepresentable_multiplier() -> None:
+    # An output scale of 1e38 of one operator is the input scale of the next: input x weight / output
+    # scale then needs a shift of over 100 bits (the issue saw 119 in tml_qmath.h).
+    def edit(op, sg, m):
+        _tensor(sg, op, 0).quantization.scale = np.asarray([1e38], dtype=np.float32)
+
+    msg = _refusal("CONV_2D", edit)
+    assert "operator 0 (CONV_2D): the multiplier of output channel 0" in msg
+    assert "allowed is below 2^30 (shift at most 30); requantize the model" in msg
+
+
+def test_tiny_output_scale_gives_an_unrepresentable_multiplier() -> None:
+    # An output scale of 1e-38 divides the same way (an output scale of 1e38 alone is fine: the
+    # multiplier rounds to 0, as in TFLM, and the output is the zero point).
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).quantization.scale = np.asarray([1e-38], dtype=np.float32)
+
+    msg = _refusal("FULLY_CONNECTED", edit, case=3)
+    assert "operator 0 (FULLY_CONNECTED): the multiplier of output channel 0" in msg and "(shift 1" in msg
+
+
+@pytest.mark.parametrize("zp", [2147483647, -2147483648, 128, -129, 200])
+def test_zero_point_outside_int8_is_refused(zp: int) -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0).quantization.zeroPoint = np.asarray([zp], dtype=np.int64)
+
+    msg = _refusal("ADD", edit)
+    assert f"of type int8 has zero point {zp}; allowed is [-128, 127]" in msg
+    assert "(input 0 (input) of operator 0 (ADD))" in msg
+
+
+def test_bias_of_int32_min_would_overflow_the_accumulator() -> None:
+    msg = _refusal("CONV_2D", lambda op, sg, m: _bias(m, sg, op, -(1 << 31)))
+    assert "operator 0 (CONV_2D): the multiplier of output channel 0" in msg
+    assert "overflows int32; allowed is |accumulator| * 2^shift <= 2147483392" in msg
+
+
+@pytest.mark.parametrize("kind, options, case, expect", [
+    # a dilation of INT32_MAX with SAME padding overflowed a multiplication in the kernel
+    ("CONV_2D", {"dilationHFactor": 2**31 - 1, "padding": 0}, 0,
+     "operator 0 (CONV_2D): dilation_h is 2147483647; allowed is [1, 32767]"),
+    # found by the semantic fuzz test: TFLM keeps the dilation in an int16_t (ConvParams), where 65536 is 0
+    ("CONV_2D", {"dilationWFactor": 65536}, 0, "operator 0 (CONV_2D): dilation_w is 65536; allowed is [1, 32767]"),
+    # the same for the SAME padding (PaddingValues); a kernel 10 high pads about 9 x 32767 / 2
+    ("CONV_2D", {"dilationHFactor": 32767, "padding": 0}, "tall",
+     "SAME padding along the height (filter 10, stride 1, dilation 32767) is 147451; allowed is at most 32767 "
+     "(TFLM keeps it in an int16)"),
+    ("AVERAGE_POOL_2D", {"filterHeight": 8192, "filterWidth": 4096}, 0,
+     "operator 0 (AVERAGE_POOL_2D): filter 8192x4096 has 33554432 values; allowed is at most 16777216"),
+    # a depth multiplier of 0 compiled to a model that silently disagreed with TFLM
+    ("DEPTHWISE_CONV_2D", {"depthMultiplier": 0}, 0,
+     "operator 0 (DEPTHWISE_CONV_2D): depth_multiplier is 0; allowed is [1, 32767]"),
+    ("DEPTHWISE_CONV_2D", {"depthMultiplier": 2}, 0,
+     "depth_multiplier 2 (allowed: output channels = input channels * depth_multiplier"),
+])
+def test_options_out_of_range(kind: str, options: dict[str, int], case: Any, expect: str) -> None:
+    def edit(op, sg, m):
+        for name, value in options.items():
+            setattr(op.builtinOptions, name, value)
+
+    if case == "tall":
+        case = next(i for i, c in enumerate(op_cases(kind)) if c.p("kernel") == (10, 4))
+    assert expect in _refusal(kind, edit, case=case)
+
+
+def test_reshape_with_three_inputs() -> None:
+    def edit(op, sg, m):
+        op.inputs = np.asarray(list(op.inputs) + [op.inputs[0]], dtype=np.int32)
+
+    msg = _refusal("RESHAPE", edit)
+    assert "operator 0 (RESHAPE): has 3 inputs; allowed is 1 to 2" in msg
+
+
+def test_absent_weights_operand() -> None:
+    def edit(op, sg, m):
+        op.inputs = np.asarray([op.inputs[0], -1, op.inputs[2]], dtype=np.int32)
+
+    msg = _refusal("CONV_2D", edit)
+    assert "operator 0 (CONV_2D): input 1 (weights) is -1 (absent); it is required" in msg
+
+
+def test_output_scale_zero() -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).quantization.scale = np.asarray([0.0], dtype=np.float32)
+
+    msg = _refusal("FULLY_CONNECTED", edit)
+    assert "(output 0 (output) of operator 0 (FULLY_CONNECTED)) has quantization scale 0; allowed is a positive " \
+           "finite number" in msg
+
+
+def test_string_tensor() -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).type = 5  # STRING
+
+    msg = _refusal("FULLY_CONNECTED", edit)
+    assert "is of type string; allowed are float32, int16, int32, int8, uint8" in msg
+
+
+def test_nonzero_weight_zero_point_and_bias_zero_point() -> None:
+    def weights(op, sg, m):
+        q = _tensor(sg, op, 1).quantization
+        q.zeroPoint = np.full(len(q.scale), 3, dtype=np.int64)
+
+    assert "(input 1 (weights) of operator 0 (CONV_2D)) has zero point 3; allowed is 0 (TFLM needs symmetric " \
+           "weights and bias)" in _refusal("CONV_2D", weights)
+
+    def bias(op, sg, m):
+        q = _tensor(sg, op, 2).quantization
+        q.zeroPoint = np.full(len(q.scale), 5, dtype=np.int64)
+
+    assert "(input 2 (bias) of operator 0 (CONV_2D)) of type int32 has zero point 5; allowed is [0, 0]" \
+        in _refusal("CONV_2D", bias)
+
+
+def test_softmax_output_quantization_is_fixed() -> None:
+    def edit(op, sg, m):
+        _tensor(sg, op, 0, output=True).quantization.scale = np.asarray([0.5], dtype=np.float32)
+
+    msg = _refusal("SOFTMAX", edit)
+    assert "operator 0 (SOFTMAX): output tensor" in msg and "has scale 0.5; allowed is 0.00390625" in msg
+
+
+def test_fully_connected_bias_scale_must_match_the_product() -> None:
+    # Found by the semantic fuzz test: TFLM's per-tensor FULLY_CONNECTED refuses a bias scale that is not
+    # input scale x weight scale (within 2% of the output scale); the input scale x 10^6 breaks that.
+    def edit(op, sg, m):
+        q = _tensor(sg, op, 0).quantization
+        q.scale = np.asarray(q.scale, dtype=np.float32) * np.float32(1e6)
+
+    msg = _refusal("FULLY_CONNECTED", edit, case=1)
+    assert "operator 0 (FULLY_CONNECTED): bias tensor" in msg
+    assert "of the output scale apart; allowed is at most 0.02 (as TFLM requires)" in msg
+
+
+# Found by the semantic fuzz test (tests/test_fuzz_semantic.py):
+
+
+def test_depthwise_without_bias_is_refused() -> None:
+    # TFLM's DEPTHWISE_CONV_2D crashes on an absent bias.
+    def edit(op, sg, m):
+        op.inputs = np.asarray([op.inputs[0], op.inputs[1], -1], dtype=np.int32)
+
+    msg = _refusal("DEPTHWISE_CONV_2D", edit)
+    assert "operator 0 (DEPTHWISE_CONV_2D): input 2 (bias) is -1 (absent); it is required" in msg
+
+
+def test_squeeze_output_shape_must_be_the_squeezed_input() -> None:
+    def edit(op, sg, m):
+        t = _tensor(sg, op, 0, output=True)
+        t.shape = np.asarray([1] + list(t.shape), dtype=np.int32)
+
+    msg = _refusal("SQUEEZE", edit)
+    assert "operator 0 (SQUEEZE): output tensor" in msg and "(allowed: equal)" in msg
+
+
+def test_cli_refuses_a_bad_model_in_one_line(tmp_path, capsys) -> None:
+    """tinyml compile on a model with an output scale of 0: exit code 2 and the one-line message."""
+    from tinyml.cli import main as cli_main
+
+    model = build(op_cases("FULLY_CONNECTED")[0])
+
+    def zero(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        sg.tensors[sg.operators[0].outputs[0]].quantization.scale = np.asarray([0.0], dtype=np.float32)
+
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(edit_model(model, zero))
+    assert cli_main(["compile", str(path), "-b", "host", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "quantization scale 0; allowed is a positive finite number" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["LOGISTIC", "TANH"])
+def test_q4_input_shift_beyond_62_is_refused(kind: str) -> None:
+    # Found by the semantic fuzz test: an input scale of 1e38 makes TFLM shift a 64-bit 1 by 154 bits
+    # (undefined), and its outputs differed from ours.
+    def edit(op, sg, m):
+        _tensor(sg, op, 0).quantization.scale = np.asarray([1e38], dtype=np.float32)
+
+    msg = _refusal(kind, edit)
+    assert f"operator 0 ({kind}): input tensor" in msg
+    assert "gives an input left shift of 154; allowed is at most 62 (TFLM computes 1 << shift in 64 bits)" in msg

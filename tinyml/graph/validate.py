@@ -1,0 +1,592 @@
+"""Validation: every number of an imported Graph range-checked, in one place, before lowering.
+
+The importer checks structure (indices in range, shapes bounded, buffers of
+the right size).  This module checks meaning: for every operator kind we
+lower, one table row (:data:`RULES`) states what TFLM requires and what our
+int32 arithmetic needs:
+
+- the operands: how many, which are optional (-1 allowed only there), their
+  types, whether they are constants, and how they are quantized;
+- the options: integer ranges (strides, dilations, filter sizes), fused
+  activations, paddings;
+- fixed output quantization where TFLM fixes it (SOFTMAX, LOGISTIC);
+- the relations between them (``checks``): shapes against each other,
+  multipliers that QuantizeMultiplier represents with a shift the C can
+  apply, and accumulators that cannot overflow int32 for any input.
+
+Lowering (tinyml.codegen) may trust what passes here.  Every failure is a
+:class:`ModelError` of one line naming the operator (index and kind) or the
+tensor (index and name), the field, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from tinyml.errors import ModelError
+from tinyml.graph.ir import DTYPE_BYTES, NUMPY_DTYPES, Graph, Op, Tensor
+
+INT32_MAX = (1 << 31) - 1
+# Integer ranges of the types a zero point may have.
+ZP_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (0, 0), "int32": (0, 0)}
+INT8_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+# A filter size above this, or a window that spans more, is refused: then every index product of
+# the kernels ((out-1)*stride + (k-1)*dilation + 1, padding) fits int32.
+MAX_WINDOW = 1 << 24
+# TFLM keeps strides, dilations, depth multipliers and paddings in int16_t fields (ConvParams,
+# DepthwiseParams, PoolParams, PaddingValues): larger values are truncated there.
+INT16_MAX = (1 << 15) - 1
+# What a requantized accumulator may reach, so that adding the output zero point (at most 255
+# away) cannot overflow int32: |acc| * 2^left_shift <= ACC_LIMIT.
+ACC_LIMIT = (1 << 31) - 256
+# QuantizeMultiplier's exponent must stay <= 30: TFLM computes x * (1 << shift).
+MAX_SHIFT = 30
+MEAN_MAX_VALUES = 1 << 23  # 255 * 2^23 < 2^31: the sum of the (x - zero point) cannot overflow
+
+
+# ---------------------------------------------------------------------------
+# The table.
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One input or output of an operator.
+
+    kind: "act" (computed at run time), "const" (a constant buffer) or "any".
+    quant: "int8" (per tensor, zero point in the type's range), "weights"
+    (symmetric: every zero point 0, per channel allowed along ``axis``),
+    "bias" (int32, zero point 0, per channel allowed), "none" (no requirement).
+    """
+
+    name: str
+    dtypes: tuple[str, ...] = ("int8",)
+    kind: str = "act"
+    optional: bool = False
+    quant: str = "int8"
+    axis: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    inputs: tuple[Operand, ...]
+    outputs: tuple[Operand, ...]
+    repeat_last: bool = False  # the last input may repeat (CONCATENATION)
+    ints: dict[str, tuple[int, int]] = field(default_factory=dict)  # option -> allowed [lo, hi]
+    activations: tuple[str, ...] = ("NONE",)  # allowed values of the fused activation option
+    fixed_output: tuple[float | None, int | None] | None = None  # (scale, zero point) TFLM requires
+    checks: tuple[Callable[[Graph, Op], None], ...] = ()
+
+
+def _rule_table() -> dict[str, Rule]:
+    act = Operand("input")
+    out = (Operand("output"),)
+    weights = Operand("weights", kind="const", quant="weights")
+    bias = Operand("bias", ("int32",), kind="const", optional=True, quant="bias")
+    window = {"stride_h": (1, INT16_MAX), "stride_w": (1, INT16_MAX),
+              "dilation_h": (1, INT16_MAX), "dilation_w": (1, INT16_MAX)}
+    pool = {"stride_h": (1, INT16_MAX), "stride_w": (1, INT16_MAX),
+            "filter_h": (1, MAX_WINDOW), "filter_w": (1, MAX_WINDOW)}
+    either = Operand("input", kind="any")
+    unary = dict(inputs=(act,), outputs=out, checks=(_same_size,))
+    return {
+        "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=window, activations=INT8_ACTIVATIONS,
+                        checks=(_conv_shapes, _window_extent, _weighted_multipliers, _activation_range)),
+        # TFLM's DEPTHWISE_CONV_2D crashes without a bias (it frees the absent tensor): required here.
+        "DEPTHWISE_CONV_2D": Rule(
+            inputs=(act, Operand("weights", kind="const", quant="weights", axis=3),
+                    Operand("bias", ("int32",), kind="const", quant="bias")), outputs=out,
+            ints=dict(window, depth_multiplier=(1, INT16_MAX)), activations=INT8_ACTIVATIONS,
+            checks=(_depthwise_shapes, _window_extent, _weighted_multipliers, _activation_range)),
+        "FULLY_CONNECTED": Rule(inputs=(act, weights, bias), outputs=out, ints={"weights_format": (0, 0)},
+                                activations=INT8_ACTIVATIONS,
+                                checks=(_fc_shapes, _weighted_multipliers, _activation_range)),
+        "AVERAGE_POOL_2D": Rule(inputs=(act,), outputs=out, ints=pool, activations=INT8_ACTIVATIONS,
+                                checks=(_pool_shapes, _window_extent, _same_quantization, _activation_range)),
+        "MAX_POOL_2D": Rule(inputs=(act,), outputs=out, ints=pool, activations=INT8_ACTIVATIONS,
+                            checks=(_pool_shapes, _window_extent, _same_quantization, _activation_range)),
+        "MEAN": Rule(inputs=(act, Operand("axis", ("int32",), kind="const", quant="none")), outputs=out,
+                     checks=(_mean_multiplier,)),
+        "ADD": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
+                    checks=(_activation_range,)),
+        "MUL": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
+                    checks=(_mul_multiplier, _activation_range)),
+        "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True),
+        "RESHAPE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),
+                                Operand("shape", ("int32",), kind="any", optional=True, quant="none")),
+                        outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),), checks=(_same_size,)),
+        "SQUEEZE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),),
+                        outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),),
+                        checks=(_same_size, _squeeze_shape)),
+        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none")), outputs=out),
+        "SOFTMAX": Rule(inputs=(act,), outputs=out, fixed_output=(1.0 / 256.0, -128), checks=(_same_size,)),
+        "LOGISTIC": Rule(inputs=(act,), outputs=out, fixed_output=(None, -128), checks=(_same_size, _q4_input_shift)),
+        "TANH": Rule(inputs=(act,), outputs=out, checks=(_same_size, _q4_input_shift)),
+        "HARD_SWISH": Rule(**unary),
+        "RELU": Rule(checks=(_same_size, _relu_multiplier), inputs=(act,), outputs=out),
+        "RELU6": Rule(checks=(_same_size, _relu6_range), inputs=(act,), outputs=out),
+        "LEAKY_RELU": Rule(checks=(_same_size, _leaky_relu_multipliers), inputs=(act,), outputs=out),
+        "QUANTIZE": Rule(inputs=(Operand("input", ("float32", "int8"), quant="none"),), outputs=out,
+                         checks=(_same_size, _quantize)),
+        "DEQUANTIZE": Rule(inputs=(act,), outputs=(Operand("output", ("float32",), quant="none"),),
+                           checks=(_same_size,)),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Messages.
+
+
+def _op(op: Op) -> str:
+    return f"operator {op.index} ({op.kind})"
+
+
+def _ten(t: Tensor) -> str:
+    return f"tensor {t.index} ('{t.name}')"
+
+
+def _fail(graph: Graph, what: str) -> ModelError:
+    return ModelError(f"{graph.source}: {what}" if graph.source else what)
+
+
+# ---------------------------------------------------------------------------
+# Arithmetic the checks need (the exponent QuantizeMultiplier gives, as in TFLite).
+
+
+def multiplier_shift(real: float) -> int:
+    """The shift of TFLite QuantizeMultiplier(real): real = q * 2^shift, q in [0.5, 1) rounded to Q31."""
+    if real == 0.0:
+        return 0
+    q, shift = math.frexp(real)
+    if round(abs(q) * (1 << 31)) == (1 << 31):
+        shift += 1
+    return shift
+
+
+def _check_multiplier(graph: Graph, op: Op, what: str, real: float, acc: int) -> None:
+    """``real`` must be a finite positive multiplier whose shift is at most MAX_SHIFT, and an
+    accumulator of magnitude up to ``acc`` shifted left by it must stay within ACC_LIMIT."""
+    if not math.isfinite(real) or real <= 0.0:
+        raise _fail(graph, f"{_op(op)}: {what} is {real:g}; it must be positive and finite; requantize the model")
+    shift = multiplier_shift(real)
+    if shift > MAX_SHIFT:
+        raise _fail(graph, f"{_op(op)}: {what} is {real:g} (shift {shift}); allowed is below 2^{MAX_SHIFT} "
+                           f"(shift at most {MAX_SHIFT}); requantize the model")
+    if acc << max(shift, 0) > ACC_LIMIT:
+        raise _fail(graph, f"{_op(op)}: {what} is {real:g} (left shift {max(shift, 0)}) on an accumulator of up "
+                           f"to {acc}, which overflows int32; allowed is |accumulator| * 2^shift <= {ACC_LIMIT}; "
+                           "requantize the model")
+
+
+def _max_offset(t: Tensor) -> int:
+    """The largest |x - zero point| over int8 values x."""
+    zp = t.quant.zp if t.quant is not None else 0
+    return max(128 + zp, 127 - zp)
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+# ---------------------------------------------------------------------------
+# Relations (the ``checks`` of the table).  Operands and quantization are checked first.
+
+
+def _t(graph: Graph, op: Op, pos: int, output: bool = False) -> Tensor | None:
+    idx = (op.outputs if output else op.inputs)[pos] if pos < len(op.outputs if output else op.inputs) else -1
+    return graph.tensors[idx] if idx >= 0 else None
+
+
+def _shape_error(graph: Graph, op: Op, what: str) -> ModelError:
+    return _fail(graph, f"{_op(op)}: {what}")
+
+
+def _rank4(graph: Graph, op: Op, t: Tensor, role: str) -> tuple[int, int, int, int]:
+    if len(t.shape) != 4:
+        raise _shape_error(graph, op, f"{role} {_ten(t)} has shape {list(t.shape)}; a 4-D NHWC shape is required")
+    return t.shape  # type: ignore[return-value]
+
+
+def _conv_shapes(graph: Graph, op: Op) -> None:
+    inp, w, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    n, _, _, in_c = _rank4(graph, op, inp, "input")
+    on, _, _, out_c = _rank4(graph, op, out, "output")
+    wo, _, _, w_c = _rank4(graph, op, w, "weights")
+    if on != n or wo != out_c or in_c % w_c != 0 or out_c % (in_c // w_c) != 0:
+        raise _shape_error(graph, op, f"shapes do not agree: input {list(inp.shape)}, weights {list(w.shape)}, "
+                                      f"output {list(out.shape)} (allowed: weights [output channels, h, w, "
+                                      "input channels / groups])")
+    _bias_size(graph, op, out_c)
+
+
+def _depthwise_shapes(graph: Graph, op: Op) -> None:
+    inp, w, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    n, _, _, in_c = _rank4(graph, op, inp, "input")
+    on, _, _, out_c = _rank4(graph, op, out, "output")
+    one, _, _, w_c = _rank4(graph, op, w, "weights")
+    dm = op.options.get("depth_multiplier", 0)
+    if on != n or one != 1 or w_c != out_c or out_c != in_c * dm:
+        raise _shape_error(graph, op, f"shapes do not agree: input {list(inp.shape)}, weights {list(w.shape)}, "
+                                      f"output {list(out.shape)}, depth_multiplier {dm} (allowed: output "
+                                      "channels = input channels * depth_multiplier, weights [1, h, w, output "
+                                      "channels])")
+    _bias_size(graph, op, out_c)
+
+
+def _fc_shapes(graph: Graph, op: Op) -> None:
+    inp, w, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    if len(w.shape) != 2:
+        raise _shape_error(graph, op, f"weights {_ten(w)} have shape {list(w.shape)}; allowed is 2-D "
+                                      "[outputs, inputs]")
+    out_depth, accum = w.shape
+    if inp.size % accum != 0 or out.size != inp.size // accum * out_depth:
+        raise _shape_error(graph, op, f"shapes do not agree: input {list(inp.shape)}, weights {list(w.shape)}, "
+                                      f"output {list(out.shape)} (allowed: input values a multiple of {accum}, "
+                                      f"output values = batches x {out_depth})")
+    _bias_size(graph, op, out_depth)
+
+
+def _bias_size(graph: Graph, op: Op, channels: int) -> None:
+    b = _t(graph, op, 2)
+    if b is not None and b.size != channels:
+        raise _shape_error(graph, op, f"bias {_ten(b)} has {b.size} values; allowed is one per output channel "
+                                      f"({channels})")
+
+
+def _pool_shapes(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    n, _, _, c = _rank4(graph, op, inp, "input")
+    on, _, _, oc = _rank4(graph, op, out, "output")
+    if (on, oc) != (n, c):
+        raise _shape_error(graph, op, f"shapes do not agree: input {list(inp.shape)}, output {list(out.shape)} "
+                                      "(allowed: equal batches and channels)")
+
+
+def _window_extent(graph: Graph, op: Op) -> None:
+    """The output size the padding gives, and a window whose extent keeps every index product in int32."""
+    o = op.options
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if "filter_h" in o:
+        k_h, k_w, d_h, d_w = o["filter_h"], o["filter_w"], 1, 1
+        if k_h * k_w > MAX_WINDOW:
+            raise _fail(graph, f"{_op(op)}: filter {k_h}x{k_w} has {k_h * k_w} values; allowed is at most "
+                               f"{MAX_WINDOW}")
+    else:
+        w = _t(graph, op, 1)
+        k_h, k_w, d_h, d_w = w.shape[1], w.shape[2], o["dilation_h"], o["dilation_w"]
+    padding = o.get("padding", "VALID")
+    for axis, size, k, s, d, got in (("height", inp.shape[1], k_h, o["stride_h"], d_h, out.shape[1]),
+                                     ("width", inp.shape[2], k_w, o["stride_w"], d_w, out.shape[2])):
+        eff = (k - 1) * d + 1
+        extent = max(got - 1, 0) * s + eff
+        if eff > MAX_WINDOW or extent > MAX_WINDOW:
+            raise _fail(graph, f"{_op(op)}: the window along the {axis} (filter {k}, stride {s}, dilation {d}) "
+                               f"spans {max(eff, extent)} values; allowed is at most {MAX_WINDOW}")
+        expect = (size + s - 1) // s if padding == "SAME" else (size + s - eff) // s
+        if expect < 1 or expect != got:
+            raise _fail(graph, f"{_op(op)}: output {axis} is {got} but {padding} padding of input {axis} {size} "
+                               f"with filter {k}, stride {s} and dilation {d} gives {expect} (allowed: at least 1 "
+                               "and equal)")
+        pad = max(extent - size, 0) // 2 if padding == "SAME" else 0
+        if pad > INT16_MAX:
+            raise _fail(graph, f"{_op(op)}: SAME padding along the {axis} (filter {k}, stride {s}, dilation {d}) "
+                               f"is {pad}; allowed is at most {INT16_MAX} (TFLM keeps it in an int16)")
+
+
+def _weighted_multipliers(graph: Graph, op: Op) -> None:
+    """Per output channel: input_scale * filter_scale / output_scale representable, and the int32
+    accumulator sum |w| * max|x - zp| + |bias| (shifted left by the multiplier's shift) in range."""
+    inp, w, out, b = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 2)
+    wq = w.quant
+    axis = RULES[op.kind].inputs[1].axis  # the weights' output-channel axis
+    channels = w.shape[axis]
+    if wq.per_channel and (wq.axis != axis or wq.scale.size != channels):
+        raise _fail(graph, f"{_op(op)}: weights {_ten(w)} have {wq.scale.size} scales on axis {wq.axis}; allowed "
+                           f"is 1, or {channels} on axis {axis}")
+    absw = np.abs(w.data.astype(np.int64))
+    sums = np.moveaxis(absw, axis, 0).reshape(channels, -1).sum(axis=1) * _max_offset(inp)
+    if b is not None:
+        sums = sums + np.abs(b.data.astype(np.int64)).reshape(-1)
+    in_s, out_s = _f32(inp.quant.s), _f32(out.quant.s)
+    if op.kind == "FULLY_CONNECTED" and not wq.per_channel and b is not None:
+        # TFLM GetQuantizedConvolutionMultipler: the bias scale must be the input x weight scale product.
+        product = _f32(np.float32(in_s) * np.float32(wq.scale[0]))
+        bias_s = float(b.quant.scale[0]) if b.quant is not None else 0.0
+        ratio = abs(product - bias_s) / out_s
+        if not ratio <= 0.02:
+            raise _fail(graph, f"{_op(op)}: bias {_ten(b)} has scale {bias_s:g} but input scale x weight scale is "
+                               f"{product:g}, {ratio:g} of the output scale apart; allowed is at most 0.02 "
+                               "(as TFLM requires)")
+    for c in range(channels):
+        fs = float(wq.scale[c if wq.per_channel else 0])
+        if op.kind == "FULLY_CONNECTED" and not wq.per_channel:
+            real = _f32(np.float32(in_s) * np.float32(fs)) / out_s  # TFLM: the product in float
+        else:
+            real = in_s * fs / out_s
+        _check_multiplier(graph, op, f"the multiplier of output channel {c} (input scale x weight scale / "
+                                     "output scale)", real, int(sums[c]))
+
+
+def _mul_multiplier(graph: Graph, op: Op) -> None:
+    a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    _check_multiplier(graph, op, "the multiplier input1 scale x input2 scale / output scale",
+                      _f32(a.quant.s) * _f32(b.quant.s) / _f32(out.quant.s), _max_offset(a) * _max_offset(b))
+
+
+def _mean_multiplier(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if not 1 <= inp.size <= MEAN_MAX_VALUES:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has {inp.size} values; allowed is 1 to {MEAN_MAX_VALUES}")
+    _check_multiplier(graph, op, "the multiplier input scale / output scale", _f32(inp.quant.s) / _f32(out.quant.s),
+                      inp.size * _max_offset(inp))
+
+
+def _q4_input_shift(graph: Graph, op: Op) -> None:
+    """TFLM's int8 LOGISTIC/TANH Prepare: frexp(input_scale * 2^27) gives a left shift, and
+    CalculateInputRadius divides by (1LL << shift): beyond 62 that is undefined (with an input scale of
+    1e38, shift 154, the fuzz test saw TFLM's outputs differ from the exact arithmetic's)."""
+    inp = _t(graph, op, 0)
+    shift = math.frexp(_f32(inp.quant.s) * float(1 << 27))[1]
+    if shift > 62:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has scale {inp.quant.s:g}, which gives an input left "
+                           f"shift of {shift}; allowed is at most 62 (TFLM computes 1 << shift in 64 bits)")
+
+
+def _relu_multiplier(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    _check_multiplier(graph, op, "the multiplier input scale / output scale", _f32(inp.quant.s) / _f32(out.quant.s),
+                      _max_offset(inp))
+
+
+def _leaky_relu_multipliers(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    alpha = op.options.get("alpha", 0.0)
+    if not math.isfinite(alpha):
+        raise _fail(graph, f"{_op(op)}: alpha is {alpha}; allowed is a finite number")
+    with np.errstate(all="ignore"):
+        ident = float(np.float32(np.float32(inp.quant.s) / np.float32(out.quant.s)))
+        scaled = float(np.float32(np.float32(np.float32(inp.quant.s) * np.float32(alpha)) / np.float32(out.quant.s)))
+    _check_multiplier(graph, op, "the multiplier input scale / output scale", ident, _max_offset(inp))
+    if scaled != 0.0:
+        _check_multiplier(graph, op, "the multiplier input scale x |alpha| / output scale", abs(scaled),
+                          _max_offset(inp))
+
+
+def _quantize(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if inp.dtype == "int8":
+        if inp.quant is None or inp.quant.per_channel:
+            raise _fail(graph, f"{_op(op)}: input {_ten(inp)} needs per-tensor quantization parameters")
+        _check_multiplier(graph, op, "the multiplier input scale / output scale",
+                          _f32(inp.quant.s) / _f32(out.quant.s), _max_offset(inp))
+
+
+def _quantized_bound(graph: Graph, op: Op, t: Tensor, value: float, what: str) -> None:
+    """TFLM quantizes ``value`` with t's scale to an int32 (round(value / scale)): it must fit."""
+    with np.errstate(all="ignore"):
+        q = abs(float(np.float32(value) / np.float32(t.quant.s)))
+    if not q < (1 << 30):
+        raise _fail(graph, f"{_op(op)}: {what} {value:g} quantized with the scale {t.quant.s:g} of {_ten(t)} is "
+                           f"{q:g} steps; allowed is below 2^30 (the scale is too small)")
+
+
+def _activation_range(graph: Graph, op: Op) -> None:
+    out = _t(graph, op, 0, True)
+    act = op.options.get("activation", "NONE")
+    for v in {"RELU6": (6.0,), "RELU_N1_TO_1": (-1.0, 1.0)}.get(act, ()):
+        _quantized_bound(graph, op, out, v, f"the fused {act} bound")
+
+
+def _relu6_range(graph: Graph, op: Op) -> None:
+    _quantized_bound(graph, op, _t(graph, op, 0), 6.0, "the RELU6 bound")
+
+
+def _squeeze_shape(graph: Graph, op: Op) -> None:
+    """TFLM SqueezePrepare: the output shape is the input's without the squeezed dimensions (each of
+    size 1; all size-1 dimensions when squeeze_dims is empty)."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    rank = len(inp.shape)
+    dims = op.options.get("squeeze_dims", [])
+    drop = set()
+    for d in dims:
+        r = d + rank if d < 0 else d
+        if not 0 <= r < rank or inp.shape[r] != 1:
+            raise _fail(graph, f"{_op(op)}: squeeze dimension {d} of input shape {list(inp.shape)}; allowed is a "
+                               f"dimension of size 1 in [-{rank}, {rank - 1}]")
+        drop.add(r)
+    if not dims:
+        drop = {i for i, n in enumerate(inp.shape) if n == 1}
+    expect = [n for i, n in enumerate(inp.shape) if i not in drop]
+    if list(out.shape) != expect:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}; squeezing input shape "
+                                      f"{list(inp.shape)} gives {expect} (allowed: equal)")
+
+
+def _same_size(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if inp.size != out.size:
+        raise _shape_error(graph, op, f"input {_ten(inp)} has {inp.size} values but output {_ten(out)} has "
+                                      f"{out.size}; allowed is the same number")
+
+
+def _same_quantization(graph: Graph, op: Op) -> None:
+    """TFLM PoolingPrepare: |in_scale - out_scale| <= 1e-6 and equal zero points."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if abs(float(inp.quant.s) - float(out.quant.s)) > 1.0e-6 or inp.quant.zp != out.quant.zp:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} (scale {inp.quant.s:.6g}, zero point {inp.quant.zp}) "
+                           f"and output {_ten(out)} (scale {out.quant.s:.6g}, zero point {out.quant.zp}) are "
+                           "quantized differently; allowed is equal quantization (as TFLM requires)")
+
+
+# ---------------------------------------------------------------------------
+# The generic part: tensors, operands, options.
+
+
+def _check_tensor_quant(graph: Graph, t: Tensor, where: str) -> None:
+    """Every scale positive and finite, every zero point within its type's range."""
+    q = t.quant
+    if q is None:
+        return
+    bad = [float(s) for s in q.scale.reshape(-1) if not (math.isfinite(float(s)) and float(s) > 0.0)]
+    if bad:
+        raise _fail(graph, f"{_ten(t)} ({where}) has quantization scale {bad[0]:g}; allowed is a positive "
+                           "finite number")
+    lo, hi = ZP_RANGE.get(t.dtype, (0, 0))
+    zps = q.zero_point.reshape(-1)
+    out = [int(z) for z in zps if not lo <= int(z) <= hi]
+    if out:
+        raise _fail(graph, f"{_ten(t)} ({where}) of type {t.dtype} has zero point {out[0]}; allowed is "
+                           f"[{lo}, {hi}]")
+
+
+def _check_operand(graph: Graph, op: Op, spec: Operand, idx: int, role: str) -> None:
+    if idx < 0:
+        if spec.optional:
+            return
+        raise _fail(graph, f"{_op(op)}: {role} ({spec.name}) is -1 (absent); it is required")
+    t = graph.tensors[idx]
+    where = f"{role} ({spec.name}) of {_op(op)}"
+    if t.dtype not in spec.dtypes:
+        raise _fail(graph, f"{_ten(t)} ({where}) is {t.dtype}; allowed is {'/'.join(spec.dtypes)}")
+    if spec.kind == "const" and not t.is_const:
+        raise _fail(graph, f"{_ten(t)} ({where}) has no data; it must be a constant tensor")
+    if spec.kind == "act" and t.is_const:
+        raise _fail(graph, f"{_ten(t)} ({where}) is a constant; allowed is a tensor computed at run time")
+    if spec.quant == "none":
+        _check_tensor_quant(graph, t, where)
+        return
+    q = t.quant
+    if q is None and spec.quant == "bias":
+        return  # TFLM does not read an int32 bias's quantization (FULLY_CONNECTED: see _weighted_multipliers)
+    if q is None:
+        raise _fail(graph, f"{_ten(t)} ({where}) has no quantization parameters; allowed is a quantized tensor "
+                           "(quantize the model to int8)")
+    _check_tensor_quant(graph, t, where)
+    if spec.quant == "int8" and q.per_channel:
+        raise _fail(graph, f"{_ten(t)} ({where}) has {q.scale.size} per-channel scales; allowed is one "
+                           "(per-tensor quantization)")
+    if spec.quant in ("weights", "bias") and np.any(q.zero_point != 0):
+        raise _fail(graph, f"{_ten(t)} ({where}) has zero point {int(q.zero_point[q.zero_point != 0][0])}; "
+                           "allowed is 0 (TFLM needs symmetric weights and bias)")
+
+
+def _check_operands(graph: Graph, op: Op, rule: Rule) -> None:
+    specs_in = list(rule.inputs)
+    n_in = len(op.inputs)
+    lo = sum(1 for s in specs_in if not s.optional)
+    if rule.repeat_last:
+        if n_in < lo:
+            raise _fail(graph, f"{_op(op)}: has {n_in} inputs; allowed is at least {lo}")
+        specs_in += [specs_in[-1]] * (n_in - len(specs_in))
+    elif not lo <= n_in <= len(specs_in):
+        raise _fail(graph, f"{_op(op)}: has {n_in} inputs; allowed is {lo}" +
+                    (f" to {len(specs_in)}" if len(specs_in) != lo else ""))
+    if len(op.outputs) != len(rule.outputs):
+        raise _fail(graph, f"{_op(op)}: has {len(op.outputs)} outputs; allowed is {len(rule.outputs)}")
+    for pos, (spec, idx) in enumerate(zip(specs_in, op.inputs)):
+        _check_operand(graph, op, spec, idx, f"input {pos}")
+    for pos, (spec, idx) in enumerate(zip(rule.outputs, op.outputs)):
+        _check_operand(graph, op, spec, idx, f"output {pos}")
+
+
+def _check_options(graph: Graph, op: Op, rule: Rule) -> None:
+    for name, (lo, hi) in rule.ints.items():
+        v = op.options.get(name)
+        if v is None or not lo <= int(v) <= hi:
+            raise _fail(graph, f"{_op(op)}: {name} is {v}; allowed is [{lo}, {hi}]")
+    act = op.options.get("activation", "NONE")
+    if act not in rule.activations:
+        raise _fail(graph, f"{_op(op)}: fused activation is {act}; allowed is {', '.join(rule.activations)}")
+    if rule.fixed_output is not None:
+        out = graph.tensors[op.outputs[0]]
+        scale, zp = rule.fixed_output
+        if zp is not None and out.quant.zp != zp:
+            raise _fail(graph, f"{_op(op)}: output {_ten(out)} has zero point {out.quant.zp}; allowed is {zp} "
+                               "(as TFLM requires)")
+        if scale is not None and np.float32(out.quant.s) != np.float32(scale):
+            raise _fail(graph, f"{_op(op)}: output {_ten(out)} has scale {out.quant.s:g}; allowed is {scale:g} "
+                               "(as TFLM requires)")
+
+
+def _check_model(graph: Graph) -> None:
+    """Whole-model checks that give a better message than any single operator could."""
+    if not graph.ops:
+        raise _fail(graph, "the model has no operators")
+    used = sorted(set(graph.inputs) | set(graph.outputs) | {t for op in graph.ops for t in op.inputs + op.outputs
+                                                            if t >= 0})
+    for i in used:
+        t = graph.tensors[i]
+        if t.dtype not in DTYPE_BYTES:
+            raise _fail(graph, f"{_ten(t)} is of type {t.dtype}; allowed are "
+                               f"{', '.join(sorted(NUMPY_DTYPES))}")
+        if 0 in t.shape:
+            raise _fail(graph, f"{_ten(t)} has an empty shape {list(t.shape)}; allowed are dimensions of at least "
+                               "1; re-export the model")
+    for i in set(graph.inputs) | set(graph.outputs):
+        t = graph.tensors[i]
+        if t.dtype not in NUMPY_DTYPES:
+            raise _fail(graph, f"{_ten(t)} (a model input or output) is of type {t.dtype}; allowed are "
+                               f"{', '.join(sorted(NUMPY_DTYPES))}")
+    if not any(t.dtype == "int8" and not t.is_const for t in graph.tensors):
+        kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
+        raise _fail(graph, f"not an int8 model (its activations are {'/'.join(kinds)}); quantize it with "
+                           "full-integer post-training quantization (tinyml.train.quantize)")
+    produced = {t for op in graph.ops for t in op.outputs}
+    for t in graph.outputs:
+        if t not in produced and t not in graph.inputs:
+            raise _fail(graph, f"model output tensor {t} is not produced by any operator")
+    available = set(graph.inputs) | {t.index for t in graph.tensors if t.is_const}
+    for op in graph.ops:
+        for t in op.inputs:
+            if t >= 0 and t not in available:
+                raise _fail(graph, f"{_op(op)} reads tensor {t} before any operator writes it; the operators "
+                                   "are not in execution order")
+        for t in op.outputs:
+            if graph.tensors[t].is_const:
+                raise _fail(graph, f"{_op(op)} writes constant tensor {t}")
+            available.add(t)
+
+
+def validate_graph(graph: Graph) -> None:
+    """Raise ModelError (one line) unless the model as a whole and every operator of a kind in RULES
+    meet their checks.  Operators of other kinds are left to lowering, which names them as unsupported."""
+    _check_model(graph)
+    validate_operators(graph)
+
+
+def validate_operators(graph: Graph) -> None:
+    """The per-operator part of validate_graph: each operator against its row of RULES."""
+    for op in graph.ops:
+        rule = RULES.get(op.kind)
+        if rule is None:
+            continue
+        _check_operands(graph, op, rule)
+        _check_options(graph, op, rule)
+        for check in rule.checks:
+            check(graph, op)
+
+
+RULES: dict[str, Rule] = _rule_table()
