@@ -24,22 +24,21 @@ def _say(msg: str) -> None:
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
-    from tinyml.tools.inspect import format_inspection, inspect_model
+    from tinyml.tools.api import inspect
 
-    info = inspect_model(a.model, board=a.board) if a.board else inspect_model(a.model)
-    print(json.dumps(info, indent=2) if a.json else format_inspection(info))
+    info = inspect(a.model, board=a.board)
+    print(json.dumps(info.to_json(), indent=2) if a.json else info.format())
     return 0
 
 
 def cmd_profile(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.tools.profile import profile_model
+    from tinyml.tools.api import profile
 
     chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
-    report = profile_model(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed,
-                           families=a.kernels, progress=_say, port=a.port, baudrate=a.baud, sram=a.sram,
-                           clock_mhz=a.clock)
+    report = profile(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed, kernels=a.kernels,
+                     progress=_say, port=a.port, baudrate=a.baud, sram=a.sram, clock_mhz=a.clock)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
 
@@ -55,9 +54,10 @@ def cmd_bench_kernels(a: argparse.Namespace) -> int:
 def cmd_plan(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.tools.plan import format_plan, plan_report, plot_frontier, plot_plan, tflm_arena
+    from tinyml.tools.api import plan
+    from tinyml.tools.plan import format_plan, plot_frontier, plot_plan, tflm_arena
 
-    report = plan_report(a.model, a.sram, a.board)
+    report = plan(a.model, a.sram, a.board).to_json()
     if not a.no_plot:
         report["plot"] = str(plot_plan(report, a.plot or f"{Path(a.model).stem}-memory.png"))
         frontier_png = Path(report["plot"]).with_name(Path(report["plot"]).stem + "-frontier.png")
@@ -175,21 +175,22 @@ def _epochs(text: str) -> int:
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
-    from tinyml.codegen.render import Storage
-    from tinyml.compiler import compile_model
+    from tinyml.compiler import check_output_dir
+    from tinyml.tools.api import compile
 
     start = time.monotonic()
-    storage = Storage(arena=a.arena, weights_section=a.weights_section, arena_section=a.arena_section)
     if a.kws:
         from tinyml.apps.kws import compile_kws
 
-        if storage != Storage() or a.format != "project":
+        if (a.arena, a.weights_section, a.arena_section, a.format) != ("static", None, None, "project"):
             raise InputError("--kws firmware is a project with the model's static arena in its default sections; "
                              "leave out --format, --arena, --weights-section and --arena-section")
         c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram, force=a.force)
     else:
-        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram, force=a.force, storage=storage,
-                          fmt=a.format)
+        check_output_dir(a.output, force=a.force)  # before the work, so that a refusal is immediate
+        c = compile(a.model, a.board, name=a.name, sram=a.sram, format=a.format, arena=a.arena,
+                    weights_section=a.weights_section, arena_section=a.arena_section)
+        c.write(a.output, force=a.force)
     then = {"project": f"build with 'make -C {a.output}'", "cmake": f"add it with add_subdirectory({a.output})"
             }.get(a.format, f"{a.output}/README.md says which files your build needs")
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "

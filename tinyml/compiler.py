@@ -205,25 +205,78 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     return compiled
 
 
-def check_fit(c: Compiled) -> None:
+CODE_ESTIMATE_BYTES = 16 * 1024  # flash for code and constants besides the weights, before a build measures it
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Will it fit: a compiled model's RAM and flash against the board's memories, as far as they are
+    known before a build (flash is estimated: weights plus CODE_ESTIMATE_BYTES of code)."""
+
+    board: str
+    arena_bytes: int  # activations, inputs, outputs and kernel scratch
+    scratch_bytes: int  # kernel scratch, part of the arena
+    stack_bytes: int  # the deepest kernel's stack (part of the board's stack, in reserved_bytes)
+    reserved_bytes: int  # the runtime's stacks and guard (and host-link buffers), besides the arena
+    ram_bytes: int  # arena + reserved
+    board_ram_bytes: int | None  # None: a host board, no limit
+    weight_bytes: int
+    flash_bytes: int  # weights + the code estimate
+    board_flash_bytes: int | None
+
+    @property
+    def ram_fits(self) -> bool:
+        return self.board_ram_bytes is None or self.ram_bytes <= self.board_ram_bytes
+
+    @property
+    def flash_fits(self) -> bool:
+        return self.board_flash_bytes is None or self.flash_bytes <= self.board_flash_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.ram_fits and self.flash_fits
+
+    def to_json(self) -> dict[str, object]:
+        from dataclasses import asdict
+
+        return dict(asdict(self), fits=self.fits)
+
+    def format(self) -> str:
+        def of(n: int, limit: int | None) -> str:
+            return f"{n:,} bytes" + (f" of {limit:,} ({100 * n / limit:.0f}%)" if limit else "")
+
+        return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}: arena {self.arena_bytes:,} (kernel scratch "
+                f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
+                f"{self.stack_bytes:,}); flash about {of(self.flash_bytes, self.board_flash_bytes)}: weights "
+                f"{self.weight_bytes:,} + code (estimated {CODE_ESTIMATE_BYTES:,}) on {self.board}")
+
+
+def fit_of(c: Compiled) -> Fit:
+    """The fit summary of ``c`` (a host board has no memory limits)."""
     b = c.board
-    if b.kind == "host":
-        return
+    host = b.kind == "host"
     reserved = reserved_ram_bytes(b)
-    ram_needed = c.plan.arena_bytes + reserved
-    if ram_needed > b.ram_bytes:
+    return Fit(board=b.name, arena_bytes=c.plan.arena_bytes, scratch_bytes=c.plan.scratch_bytes,
+               stack_bytes=c.plan.stack_bytes, reserved_bytes=reserved, ram_bytes=c.plan.arena_bytes + reserved,
+               board_ram_bytes=None if host else b.ram_bytes, weight_bytes=c.weight_bytes,
+               flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes)
+
+
+def check_fit(c: Compiled) -> None:
+    f = fit_of(c)
+    if not f.ram_fits:
+        assert f.board_ram_bytes is not None
         raise FitError(
-            f"model '{c.graph.name}' needs {ram_needed} bytes of RAM (arena {c.plan.arena_bytes} + stack and "
-            f"runtime {reserved}) but board {b.name} has {b.ram_bytes}, {ram_needed - b.ram_bytes} bytes too many; "
-            "choose a board with more SRAM or a smaller model"
+            f"model '{c.graph.name}' needs {f.ram_bytes} bytes of RAM (arena {f.arena_bytes} + stack and "
+            f"runtime {f.reserved_bytes}) but board {f.board} has {f.board_ram_bytes}, "
+            f"{f.ram_bytes - f.board_ram_bytes} bytes too many; choose a board with more SRAM or a smaller model"
         )
-    code_estimate = 16 * 1024
-    flash_needed = c.weight_bytes + code_estimate
-    if flash_needed > b.flash_bytes:
+    if not f.flash_fits:
+        assert f.board_flash_bytes is not None
         raise FitError(
-            f"model '{c.graph.name}' needs about {flash_needed} bytes of flash (weights {c.weight_bytes} + "
-            f"code) but board {b.name} has {b.flash_bytes}, {flash_needed - b.flash_bytes} bytes too many; "
-            "choose a board with more flash or a smaller model"
+            f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (weights {f.weight_bytes} + "
+            f"code) but board {f.board} has {f.board_flash_bytes}, {f.flash_bytes - f.board_flash_bytes} bytes "
+            "too many; choose a board with more flash or a smaller model"
         )
 
 
@@ -328,6 +381,21 @@ def write_project(files: dict[str, str | bytes], out_dir: str | os.PathLike[str]
     return Path(out_dir)
 
 
+def export_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
+                 sram: int | None = None, storage: Storage = Storage(), fmt: str = "project",
+                 tolerance: float = TOLERANCE) -> Compiled:
+    """build_model for any ``fmt``, static-lib included (its tools checked first, then libNAME.a built)."""
+    check_storage(storage)
+    check_format(fmt)
+    brd = board if isinstance(board, Board) else load_board(board)
+    if fmt == "static-lib":
+        check_static_lib_tools(brd)
+    compiled = build_model(model, brd, name=name, sram=sram, storage=storage, fmt=fmt, tolerance=tolerance)
+    if fmt == "static-lib":
+        compiled.files = static_lib_files(brd, compiled.graph.name, compiled.files)
+    return compiled
+
+
 def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: str | os.PathLike[str], *,
                   name: str | None = None, sram: int | None = None, force: bool = False,
                   storage: Storage = Storage(), fmt: str = "project") -> Compiled:
@@ -335,14 +403,7 @@ def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: st
     library (``fmt``, see tinyml.targets.export; static-lib builds libNAME.a here)
     (see write_project for which directories it replaces; ``force``: any)."""
     check_output_dir(out_dir, force=force)  # before the work, so that a refusal is immediate
-    check_storage(storage)
-    check_format(fmt)
-    brd = board if isinstance(board, Board) else load_board(board)
-    if fmt == "static-lib":
-        check_static_lib_tools(brd)
-    compiled = build_model(model, brd, name=name, sram=sram, storage=storage, fmt=fmt)
-    if fmt == "static-lib":
-        compiled.files = static_lib_files(brd, compiled.graph.name, compiled.files)
+    compiled = export_model(model, board, name=name, sram=sram, storage=storage, fmt=fmt)
     write_project(compiled.files, out_dir, force=force)
     return compiled
 

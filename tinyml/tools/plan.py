@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,20 +64,54 @@ def _frontier_row(graph: Graph, plan: Plan, chosen: Plan) -> dict[str, Any]:
                 inplace_ops=len(plan.inplace), kernels=kernels, chosen=plan is chosen)
 
 
-def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: str | None = None) -> dict[str, Any]:
+@dataclass
+class PlanReport:
+    """The memory plan `tinyml plan` shows: per step, the live bytes of this plan and of the layer-by-layer
+    one; the patch stages; and the memory/cost frontier.  Rows are plain dicts, as `--json` prints them."""
+
+    model: str
+    source: str
+    board: str | None  # None: the portable kernels
+    sram_budget: int | None
+    peak_sram_bytes: int
+    arena_bytes: int  # activations, inputs, outputs and kernel scratch
+    scratch_bytes: int  # kernel scratch, part of the arena
+    stack_bytes: int  # the deepest kernel's stack
+    estimated_instructions: int
+    fastest_instructions: int
+    peak_step: int
+    peak_op: dict[str, Any] | None  # index, kind
+    macs: int
+    extra_macs: int  # recomputed by patch stages
+    placement: str
+    layer_by_layer: dict[str, int]  # peak_sram_bytes, arena_bytes
+    stages: list[dict[str, Any]]
+    schedule: list[dict[str, Any]]
+    frontier: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of `tinyml plan --json` (without the plot files the command adds)."""
+        return asdict(self)
+
+    def format(self) -> str:
+        return format_plan(self.to_json())
+
+
+def plan_model(model: str | os.PathLike[str] | Graph, sram: int | None = None,
+               board: str | None = None) -> PlanReport:
     """The plan `tinyml plan` shows (FitError when nothing fits ``sram``), with the memory/cost frontier.
 
-    ``board``: plan with the kernel variants of that board (its DSP or MVE kernels, its stack); without
-    one, with the portable kernels.  The plan is the one `tinyml compile` makes for the same board and
-    budget."""
+    ``model``: a .tflite path or an imported Graph.  ``board``: plan with the kernel variants of that
+    board (its DSP or MVE kernels, its stack); without one, with the portable kernels.  The plan is the
+    one `tinyml compile` makes for the same board and budget."""
     brd = load_board(board) if board is not None else None
-    graph = load_tflite(model)
+    graph = model if isinstance(model, Graph) else load_tflite(model)
     planned = plan_graph(graph, brd, sram)
     plans, plan = planned.candidates, planned.plan
     base = planned.candidates[1]  # layer by layer, in place where the fastest variants can
     rows = _step_rows(graph, plan, base)
     peak_step = plan.peak_step
-    return dict(
+    return PlanReport(
         model=graph.name,
         source=graph.source,
         board=brd.name if brd else None,
@@ -100,6 +134,11 @@ def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: s
         schedule=rows,
         frontier=[_frontier_row(graph, p, plan) for p in frontier(plans + [plan])],
     )
+
+
+def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: str | None = None) -> dict[str, Any]:
+    """plan_model as the JSON `tinyml plan --json` prints."""
+    return plan_model(model, sram, board).to_json()
 
 
 def format_plan(r: dict[str, Any]) -> str:
