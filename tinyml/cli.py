@@ -70,11 +70,12 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def cmd_bench_memory(a: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tinyml.graph.tflite_import import read_model_file
+    from tinyml.resources import require_extras
     from tinyml.tools.plan import bench_memory, format_bench, zoo_models
 
-    from tinyml.graph.tflite_import import read_model_file
-
-    models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models()
+    require_extras("tinyml bench memory", "reference")  # TFLM's arena is measured in every row
+    models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models(progress=_say)
     rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board)
     print(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows], indent=2) if a.json else format_bench(rows))
     return 0
@@ -272,6 +273,9 @@ def cmd_boards(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    from tinyml.resources import require_extras
+
+    require_extras(f"tinyml demo {a.which}", "train", "reference")  # it trains or quantizes, and checks with TFLM
     if a.which == "kws":
         from tinyml.apps.kws import run_kws_demo
 
@@ -283,6 +287,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from tinyml.resources import require_extras
+
+    require_extras("tinyml train", "train", "reference")  # it trains, and measures the int8 model in TFLM
     from tinyml.apps.kws import train_and_report
 
     report = train_and_report(data=a.data, synthetic=a.synthetic, out_dir=a.output, board=a.board,
@@ -306,7 +313,10 @@ def cmd_kws_stream(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
+    from tinyml.resources import require_extras
     from tinyml.tools.verify import validate_device
+
+    require_extras("tinyml validate", "reference")
 
     report = validate_device(a.model, a.port, samples=a.samples, seed=a.seed, baudrate=a.baud, progress=_say)
     cycles = report.cycles
@@ -371,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-networks", action="store_true", help="only the six layer shapes")
     s.set_defaults(func=cmd_bench_kernels)
     s = bench_sub.add_parser("memory", help="peak activation SRAM: our plans next to TFLM's arena, measured now")
-    s.add_argument("models", nargs="*", help=".tflite files (default: the test zoo, from a source checkout)")
+    s.add_argument("models", nargs="*", help=".tflite files (default: the zoo networks, built with TensorFlow on first use and cached)")
     s.add_argument("--board", "-b", help="QEMU board: our default build for it, with exact instructions next to "
                                         "the fast build's")
     s.add_argument("--max-extra", type=float, default=0.15,

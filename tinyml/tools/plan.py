@@ -7,6 +7,7 @@ kernel variants, as ``tinyml compile`` does.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -22,11 +23,13 @@ from tinyml.codegen.specialize import variant_options
 from tinyml.compiler import lower_graph, plan_graph
 from tinyml.errors import InputError, TinymlError
 from tinyml.graph import Graph, load_tflite, parse_tflite
+from tinyml.resources import cache_root, require_extras
 from tinyml.schedule.choose import describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
 from tinyml.tools.profile import profile_model
 from tinyml.tools.reference import tflm_arena_bytes
+from tinyml.train.zoo import BENCH_NETWORKS, bench_network
 
 MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fraction of MACs
 
@@ -363,14 +366,30 @@ def format_bench(rows: list[MemoryRow]) -> str:
     return "\n".join(lines)
 
 
-def zoo_models(names: list[str] | None = None) -> list[tuple[str, bytes]]:
-    """The test zoo (tests/modelgen.py, a source checkout; built with TensorFlow once, then cached)."""
-    try:
-        from tests.modelgen import build, zoo_cases
-    except ImportError:
-        raise InputError("no models given and the test zoo (tests/modelgen.py) is not importable; "
-                         "run from a source checkout or pass .tflite files") from None
-    return [(c.id, build(c)) for c in zoo_cases(*(names or []))]
+def zoo_models(names: list[str] | None = None, progress: Callable[[str], None] | None = None
+               ) -> list[tuple[str, bytes]]:
+    """The zoo networks (tinyml.train.zoo.BENCH_NETWORKS, all of them without ``names``): built with random
+    weights and quantized with TensorFlow (the train extra) on first use, then cached under the user cache."""
+    say = progress or (lambda _m: None)
+    unknown = sorted(set(names or ()) - set(BENCH_NETWORKS))
+    if unknown:
+        raise InputError(f"no zoo network {', '.join(unknown)}; choose from {', '.join(BENCH_NETWORKS)}")
+    chosen = list(names) if names else list(BENCH_NETWORKS)
+    paths = {n: cache_root() / "zoo" / f"{n}-{hashlib.sha256(repr(BENCH_NETWORKS[n]).encode()).hexdigest()[:12]}.tflite"
+             for n in chosen}
+    if any(not p.is_file() for p in paths.values()):
+        require_extras("building the zoo networks of tinyml bench memory (or give .tflite files)", "train")
+    out = []
+    for n in chosen:
+        path = paths[n]
+        if not path.is_file():
+            say(f"{n}: building it with random weights and quantizing it with TensorFlow (once; cached in {path})")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(bench_network(n))
+            os.replace(tmp, path)
+        out.append((n, path.read_bytes()))
+    return out
 
 
 def _format_board_bench(rows: list[MemoryRow]) -> str:

@@ -28,6 +28,7 @@ reports those cycles per layer (:class:`BoardProfileReport`).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -38,6 +39,9 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
 
 from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import Alias, KernelCall
@@ -389,32 +393,44 @@ def build_plugin(cc: str = "cc") -> Path:
 # ELF helpers
 
 
-def _binutil(board: Board, tool: str) -> str:
-    cc = board.cc
-    prefix = cc[: -len("gcc")] if cc.endswith("gcc") else "arm-none-eabi-"
-    exe = prefix + tool
-    if shutil.which(exe) is None:
-        raise BuildError(f"{exe} not found on PATH; install binutils for {board.name} "
-                         "(Debian: apt-get install binutils-arm-none-eabi)")
-    return exe
+def _elf(elf: Path) -> Any:
+    """The ELF file, or the user's one-line error when it is not one."""
+    try:
+        return ELFFile(io.BytesIO(Path(elf).read_bytes()))
+    except (ELFError, OSError) as e:
+        raise BuildError(f"{elf}: cannot read the ELF ({e}); rebuild the firmware") from None
 
 
-def _symbols(board: Board, elf: Path) -> list[tuple[str, int, int, str]]:
-    """(name, address, size, type letter) of every sized symbol."""
-    out = subprocess.run([_binutil(board, "nm"), "-S", "--defined-only", str(elf)],
-                         capture_output=True, text=True, check=True).stdout
+def elf_section_sizes(elf: Path) -> dict[str, int]:
+    """Section name -> size in bytes, of every section of ``elf``."""
+    return {sec.name: sec["sh_size"] for sec in _elf(elf).iter_sections() if sec.name}
+
+
+def _symbols(elf: Path) -> list[tuple[str, int, int, str]]:
+    """(name, address, size, kind) of every defined symbol: kind "w" weak, else "t" in code, "r" in read-only
+    data, "d" in writable data, "-" elsewhere (nm's letters, lowercase).  A Thumb function's address is without its Thumb bit (as nm shows it)."""
+    f = _elf(elf)
+    symtab = f.get_section_by_name(".symtab")
+    if symtab is None:
+        raise BuildError(f"{elf}: has no symbol table (stripped?); rebuild the firmware without stripping it")
+    arm = f["e_machine"] == "EM_ARM"
     syms = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            syms.append((parts[3], int(parts[0], 16), int(parts[1], 16), parts[2]))
-        elif len(parts) == 3:
-            syms.append((parts[2], int(parts[0], 16), 0, parts[1]))
+    for sym in symtab.iter_symbols():
+        shndx = sym["st_shndx"]
+        if not sym.name or not isinstance(shndx, int) or sym["st_info"]["type"] in ("STT_SECTION", "STT_FILE"):
+            continue
+        flags = f.get_section(shndx)["sh_flags"]
+        kind = ("w" if sym["st_info"]["bind"] == "STB_WEAK" else "t" if flags & SH_FLAGS.SHF_EXECINSTR
+                else "-" if not flags & SH_FLAGS.SHF_ALLOC else "d" if flags & SH_FLAGS.SHF_WRITE else "r")
+        addr = sym["st_value"]
+        if arm and sym["st_info"]["type"] == "STT_FUNC":
+            addr &= ~1
+        syms.append((sym.name, addr, sym["st_size"], kind))
     return syms
 
 
 def symbol_address(board: Board, elf: Path, name: str) -> int:
-    for sym, addr, _size, _t in _symbols(board, elf):
+    for sym, addr, _size, _t in _symbols(elf):
         if sym == name:
             return addr
     raise BuildError(f"{elf}: symbol {name} not found; was the firmware built with PROFILE=1?")
@@ -422,20 +438,14 @@ def symbol_address(board: Board, elf: Path, name: str) -> int:
 
 def elf_sizes(board: Board, elf: Path, model_name: str) -> SizeReport:
     """Flash use of a linked firmware: the model's constant arrays are weights, the rest is code."""
-    out = subprocess.run([_binutil(board, "size"), "-A", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
-    sections: dict[str, int] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
-            sections[parts[0]] = int(parts[1])
+    sections = elf_section_sizes(elf)
     flash = sum(sections.get(s, 0) for s in _FLASH_SECTIONS)
     weight_re = re.compile(rf"^{re.escape(model_name)}_(t\d+|op\d+_(?!params$)\w+)$")
     weights = kernels = 0
-    for name, _addr, size, kind in _symbols(board, elf):
-        if kind in "rR" and weight_re.match(name):
+    for name, _addr, size, kind in _symbols(elf):
+        if kind == "r" and weight_re.match(name):
             weights += size
-        elif kind in "tT" and name.startswith("tml_") and _is_kernel(name):
+        elif kind == "t" and name.startswith("tml_") and _is_kernel(name):
             kernels += size
     return SizeReport(flash_bytes=flash, weight_bytes=weights, code_bytes=flash - weights,
                       text_bytes=sections.get(".text", 0), kernel_text_bytes=kernels)
