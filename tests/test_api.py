@@ -122,3 +122,28 @@ def test_inspect_and_plan_are_typed_and_print_the_cli_json(conv: Path, tmp_path:
     assert main(["plan", str(conv), "--board", "mps2-an386", "--json", "--no-plot"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(plan.to_json()))
     assert plan.format().startswith(f"memory plan of conv ({conv})")
+
+
+def test_a_fit_error_names_the_budget_and_the_boards_that_would_fit(tmp_path: Path) -> None:
+    """A board whose SRAM holds MobileNet v1's smallest plan but not its default one: the error says by how
+    much and which --sram fits; that budget then compiles, and fits."""
+    import tinyml
+    from tinyml.boards import load_board
+    from tinyml.errors import FitError
+    from tinyml.targets.project import reserved_ram_bytes
+
+    model = tmp_path / "mobilenet_v1.tflite"
+    model.write_bytes(build(zoo_cases("mobilenet_v1")[0]))
+    base = load_board("mps2-an386")
+    ram = reserved_ram_bytes(base) + 40_000
+    text = re.sub(r"(?m)^ram = \{ origin = 0x20000000, size = 0x[0-9a-fA-F]+ \}",
+                  f"ram = {{ origin = 0x20000000, size = {ram:#x} }}", base.path.read_text())
+    board = tmp_path / "small.toml"
+    board.write_text(text.replace('name = "mps2-an386"', 'name = "small"'))
+    with pytest.raises(FitError) as info:
+        tinyml.compile(model, board=str(board))
+    msg = str(info.value)
+    assert re.search(rf"board small has {ram}, \d+ bytes too many; compile with --sram 40000 ", msg), msg
+    assert re.search(r"choose a board with more SRAM \(e\.g\. [\w-]+(, [\w-]+)*\)", msg), msg
+    m = tinyml.compile(model, board=str(board), sram=40_000)
+    assert m.fit.fits and m.plan.arena_bytes <= 40_000 and m.fit.board_ram_bytes == ram

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,9 +133,11 @@ def test_fresh_venv_runs_the_core_commands_and_names_the_missing_extras(tmp_path
     assert r.returncode == 0 and "peak SRAM" in r.stdout, r.stderr
     r = tinyml("compile", "conv.tflite", "--board", "host", "-o", "proj")
     assert r.returncode == 0 and "compiled conv for host" in r.stdout, r.stderr
+    assert re.search(r"^fit: RAM [\d,]+ bytes: arena [\d,]+ .*flash about [\d,]+ bytes: weights", r.stdout, re.M), r.stdout
     np.save(work / "x.npy", np.zeros(shape, np.int8))
     r = tinyml("run", "proj", "--input", "x.npy", "--output", "y.npy")
     assert r.returncode == 0 and "ran 1 sample(s) on host" in r.stdout, r.stdout + r.stderr
+    assert re.search(r"^firmware memory: arena used \d+ of \d+ bytes$", r.stdout, re.M), r.stdout
     assert np.load(work / "y.npy").dtype == np.int8
 
     r = subprocess.run([str(python), "-c", "import tinyml; m = tinyml.compile('conv.tflite', board='mps2-an386'); "

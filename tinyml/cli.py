@@ -176,7 +176,7 @@ def _epochs(text: str) -> int:
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
-    from tinyml.compiler import check_output_dir
+    from tinyml.compiler import check_output_dir, fit_of
     from tinyml.tools.api import compile
 
     start = time.monotonic()
@@ -198,6 +198,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); {then}")
+    print(f"fit: {fit_of(c).format()}")
     p = c.plan
     if p.cost > p.fastest_cost * 1.001:
         print(f"note: this plan is estimated at {p.cost / p.fastest_cost:.2f}x the instructions of the fastest "
@@ -224,6 +225,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     info = project_info(a.project)
     res = run_files(a.project, a.input, a.output)
     print(f"ran {res.samples} sample(s) on {res.board} in {res.seconds:.2f}s")
+    if res.memory:
+        print(f"firmware {res.memory}")
     for j, (o, spec) in enumerate(zip(res.outputs, info["outputs"])):
         with np.printoptions(threshold=64, linewidth=120):
             print(f"output {j} '{spec['name']}' {spec['dtype']} {spec['shape']}:")

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyml.boards import Board, load_board
+from tinyml.boards import Board, list_boards, load_board
 from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.render import ARENA_KINDS, Storage, render_model
@@ -188,7 +188,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     calls = specialize_calls(planned.ctx, planned.calls, plan)
     model_files = render_model(graph, calls, plan, storage=storage, header=model_header(graph.name, fmt))
     compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files))
-    check_fit(compiled)
+    check_fit(compiled, smallest_arena=min(p.arena_bytes for p in planned.candidates))
     if fmt == "project":
         compiled.files.update(render_project_files(brd, graph.name, app, storage))
     else:
@@ -262,22 +262,36 @@ def fit_of(c: Compiled) -> Fit:
                flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes)
 
 
-def check_fit(c: Compiled) -> None:
+def check_fit(c: Compiled, smallest_arena: int | None = None) -> None:
+    """FitError when ``c`` does not fit its board, saying by how much and what would fit: an arena budget
+    (``smallest_arena``: the smallest arena any plan of the model reaches) or a board with more memory."""
     f = fit_of(c)
     if not f.ram_fits:
         assert f.board_ram_bytes is not None
+        room = f.board_ram_bytes - f.reserved_bytes
+        hint = (f"compile with --sram {room} (the arena this board leaves) for a slower plan that fits, or "
+                if smallest_arena is not None and 0 < smallest_arena <= room else "")
         raise FitError(
             f"model '{c.graph.name}' needs {f.ram_bytes} bytes of RAM (arena {f.arena_bytes} + stack and "
             f"runtime {f.reserved_bytes}) but board {f.board} has {f.board_ram_bytes}, "
-            f"{f.ram_bytes - f.board_ram_bytes} bytes too many; choose a board with more SRAM or a smaller model"
+            f"{f.ram_bytes - f.board_ram_bytes} bytes too many; {hint}choose a board with more SRAM"
+            f"{_boards_that_hold(f)} or a smaller model"
         )
     if not f.flash_fits:
         assert f.board_flash_bytes is not None
         raise FitError(
             f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (weights {f.weight_bytes} + "
             f"code) but board {f.board} has {f.board_flash_bytes}, {f.flash_bytes - f.board_flash_bytes} bytes "
-            "too many; choose a board with more flash or a smaller model"
+            f"too many; choose a board with more flash{_boards_that_hold(f)} or a smaller model"
         )
+
+
+def _boards_that_hold(f: Fit) -> str:
+    """" (e.g. A, B)": the boards with the least SRAM that hold this arena and these weights."""
+    fitting = sorted((b for b in list_boards() if b.kind != "host" and b.name != f.board and b.ram_bytes
+                      and b.flash_bytes and b.ram_bytes >= f.arena_bytes + reserved_ram_bytes(b)
+                      and b.flash_bytes >= f.flash_bytes), key=lambda b: (b.ram_bytes, b.name))
+    return f" (e.g. {', '.join(b.name for b in fitting[:3])})" if fitting else ""
 
 
 def project_metadata(c: Compiled) -> dict[str, object]:
