@@ -100,6 +100,10 @@ def test_inspect_size_report(ds_cnn) -> None:
     assert latency["cycles"] >= latency["instructions"] > 0 and latency["clock_hz"] == 25_000_000
     assert latency["ms"] == pytest.approx(latency["cycles"] / 25e3)
     assert latency["what"].startswith("estimated, zero-wait-state")
+    fit = json.loads(proc.stdout)["fit"]  # the fit summary, with the ELF's flash
+    assert fit["flash_measured"] and (fit["flash_bytes"], fit["weight_bytes"]) == (sizes["flash_bytes"],
+                                                                                  sizes["weight_bytes"])
+    assert fit["fits"] and fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] < fit["board_ram_bytes"]
 
 
 @pytest.mark.slow

@@ -221,8 +221,9 @@ class Fit:
     ram_bytes: int  # arena + reserved
     board_ram_bytes: int | None  # None: a host board, no limit
     weight_bytes: int
-    flash_bytes: int  # weights + the code estimate
+    flash_bytes: int  # weights + the code estimate, or measured in the linked ELF (flash_measured)
     board_flash_bytes: int | None
+    flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
 
     @property
     def ram_fits(self) -> bool:
@@ -245,10 +246,14 @@ class Fit:
         def of(n: int, limit: int | None) -> str:
             return f"{n:,} bytes" + (f" of {limit:,} ({100 * n / limit:.0f}%)" if limit else "")
 
+        flash = (f"flash {of(self.flash_bytes, self.board_flash_bytes)} in the linked ELF: weights "
+                 f"{self.weight_bytes:,} + code and constants {self.flash_bytes - self.weight_bytes:,}"
+                 if self.flash_measured else
+                 f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: weights {self.weight_bytes:,} + "
+                 f"code (estimated {CODE_ESTIMATE_BYTES:,})")
         return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}: arena {self.arena_bytes:,} (kernel scratch "
                 f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
-                f"{self.stack_bytes:,}); flash about {of(self.flash_bytes, self.board_flash_bytes)}: weights "
-                f"{self.weight_bytes:,} + code (estimated {CODE_ESTIMATE_BYTES:,}) on {self.board}")
+                f"{self.stack_bytes:,}); {flash} on {self.board}")
 
 
 def fit_of(c: Compiled) -> Fit:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
-from tinyml.compiler import plan_graph
+from tinyml.compiler import Fit, build_model, fit_of, plan_graph
 from tinyml.errors import InputError, TinymlError
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph, Tensor
@@ -66,6 +66,7 @@ class Inspection:
     board: str | None = None
     sizes: SizeReport | None = None  # from the linked ELF for ``board``
     latency: Latency | None = None
+    fit: Fit | None = None  # for ``board``: RAM of the plan, flash of the linked ELF
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of `tinyml inspect --json`."""
@@ -75,10 +76,13 @@ class Inspection:
             out["sizes"] = dict(board=self.board, **asdict(self.sizes))
         if self.latency is not None:
             out["latency"] = asdict(self.latency)
+        if self.fit is not None:
+            out["fit"] = self.fit.to_json()
         return out
 
     def format(self) -> str:
-        return format_inspection(self.to_json())
+        text = format_inspection(self.to_json())
+        return text + f"\nfit: {self.fit.format()}" if self.fit is not None else text
 
 
 def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = None) -> Inspection:
@@ -99,6 +103,8 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
         info.board = board
         info.sizes = (report.sizes if isinstance(report, ProfileReport) and report.sizes
                       else size_report(model, str(board)))
+        info.fit = replace(fit_of(build_model(graph, brd)), flash_bytes=info.sizes.flash_bytes,
+                           weight_bytes=info.sizes.weight_bytes, flash_measured=True)
         if isinstance(report, ProfileReport) and report.cycle_model is not None:
             m = report.cycle_model
             info.latency = Latency(board=str(board), what=m.label, cycles=report.cycles, ms=report.ms,
