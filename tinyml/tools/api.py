@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -82,14 +82,16 @@ class _ModelFile:
             self.tmp.cleanup()
 
 
-class CompiledModel:
-    """A model compiled for a board: its plan, its generated files (``files``, in ``format``) and its fit
-    summary (``fit``).  ``write`` puts the files on disk; ``build``, ``run`` and ``verify`` use a firmware
-    project of the same compilation (the one written, or one in a temporary directory)."""
+class CompiledModel(Compiled):
+    """A model compiled for a board (a Compiled: ``graph``, ``board``, ``plan``, ``calls``, ``files`` in
+    ``format``, ``macs``, ``weight_bytes``) with its fit summary (``fit``).  ``write`` puts the files on disk;
+    ``build``, ``run`` and ``verify`` use a firmware project of the same compilation (the one written, or one
+    in a temporary directory)."""
 
     def __init__(self, compiled: Compiled, *, fmt: str, model_bytes: bytes | None, sram: int | None,
                  storage: Storage, tolerance: float) -> None:
-        self.compiled = compiled
+        super().__init__(graph=compiled.graph, board=compiled.board, plan=compiled.plan, calls=compiled.calls,
+                         files=compiled.files)
         self.format = fmt
         self._bytes = model_bytes
         self._options = dict(sram=sram, storage=storage, tolerance=tolerance)
@@ -103,38 +105,12 @@ class CompiledModel:
 
     @property
     def name(self) -> str:
-        return self.compiled.graph.name
-
-    @property
-    def graph(self) -> Graph:
-        return self.compiled.graph
-
-    @property
-    def board(self) -> Board:
-        return self.compiled.board
-
-    @property
-    def plan(self) -> Any:
-        """The memory plan (tinyml.schedule.plan.Plan): order, variants, in place, patches, arena offsets."""
-        return self.compiled.plan
-
-    @property
-    def files(self) -> dict[str, str | bytes]:
-        """Relative path -> content of the files ``write`` writes (bytes: a static library)."""
-        return self.compiled.files
-
-    @property
-    def macs(self) -> int:
-        return self.compiled.macs
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.compiled.weight_bytes
+        return self.graph.name
 
     @property
     def fit(self) -> Fit:
         """RAM (arena, kernel scratch, stacks) and estimated flash against the board's memories."""
-        return fit_of(self.compiled)
+        return fit_of(self)
 
     def _compiled(self, fmt: str) -> Compiled:
         check_format(fmt)
