@@ -133,7 +133,8 @@ def test_fresh_venv_runs_the_core_commands_and_names_the_missing_extras(tmp_path
     assert r.returncode == 0 and "peak SRAM" in r.stdout, r.stderr
     r = tinyml("compile", "conv.tflite", "--board", "host", "-o", "proj")
     assert r.returncode == 0 and "compiled conv for host" in r.stdout, r.stderr
-    assert re.search(r"^fit: RAM [\d,]+ bytes: arena [\d,]+ .*flash about [\d,]+ bytes: weights", r.stdout, re.M), r.stdout
+    fit_line = r"^fit: RAM [\d,]+ bytes: arena [\d,]+ .*flash about [\d,]+ bytes: weights"
+    assert re.search(fit_line, r.stdout, re.M), r.stdout
     np.save(work / "x.npy", np.zeros(shape, np.int8))
     r = tinyml("run", "proj", "--input", "x.npy", "--output", "y.npy")
     assert r.returncode == 0 and "ran 1 sample(s) on host" in r.stdout, r.stdout + r.stderr
@@ -145,8 +146,8 @@ def test_fresh_venv_runs_the_core_commands_and_names_the_missing_extras(tmp_path
                        capture_output=True, text=True, cwd=work, env=env, timeout=120)
     assert r.returncode == 0 and r.stdout.split() == ["True", "True"], r.stdout + r.stderr
 
-    for args, extras in ((("verify", "conv.tflite"), "reference"), (("train", "kws", "--synthetic"), "train,reference"),
-                         (("demo",), "train,reference"), (("demo", "dscnn"), "train,reference"),
+    for args, extras in ((("verify", "conv.tflite"), "reference"), (("demo",), "train,reference"),
+                         (("train", "kws", "--synthetic"), "train,reference"), (("demo", "dscnn"), "train,reference"),
                          (("bench", "memory"), "reference")):
         r = tinyml(*args)
         assert r.returncode == 2 and r.stdout == "", (args, r.stdout, r.stderr)

@@ -384,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-networks", action="store_true", help="only the six layer shapes")
     s.set_defaults(func=cmd_bench_kernels)
     s = bench_sub.add_parser("memory", help="peak activation SRAM: our plans next to TFLM's arena, measured now")
-    s.add_argument("models", nargs="*", help=".tflite files (default: the zoo networks, built with TensorFlow on first use and cached)")
+    s.add_argument("models", nargs="*", help=".tflite files (default: the zoo networks, built with TensorFlow on "
+                                            "first use and cached)")
     s.add_argument("--board", "-b", help="QEMU board: our default build for it, with exact instructions next to "
                                         "the fast build's")
     s.add_argument("--max-extra", type=float, default=0.15,

@@ -408,7 +408,8 @@ def elf_section_sizes(elf: Path) -> dict[str, int]:
 
 def _symbols(elf: Path) -> list[tuple[str, int, int, str]]:
     """(name, address, size, kind) of every defined symbol: kind "w" weak, else "t" in code, "r" in read-only
-    data, "d" in writable data, "-" elsewhere (nm's letters, lowercase).  A Thumb function's address is without its Thumb bit (as nm shows it)."""
+    data, "d" in writable data, "-" elsewhere (nm's letters, lowercase).  A Thumb function's address is
+    without its Thumb bit, as nm shows it."""
     f = _elf(elf)
     symtab = f.get_section_by_name(".symtab")
     if symtab is None:
