@@ -160,6 +160,7 @@ def test_elf_sizes_and_symbols_match_binutils(tmp_path: Path) -> None:
     section's size; the model's weights in the ELF are the weight bytes the compiler counted."""
     from tinyml.compiler import compile_model
     from tinyml.targets.build import build_project
+    from tinyml.targets.project import reserved_ram_bytes
     from tinyml.tools.profile import _symbols, elf_section_sizes, elf_sizes
 
     model = tmp_path / "conv.tflite"
@@ -179,6 +180,9 @@ def test_elf_sizes_and_symbols_match_binutils(tmp_path: Path) -> None:
     assert sections and elf_section_sizes(elf).items() >= sections.items()
     sizes = elf_sizes(c.board, elf, c.graph.name)
     assert sizes.weight_bytes == c.weight_bytes and 0 < sizes.kernel_text_bytes < sizes.text_bytes
+    # RAM: the stacks the board reserves, .data and .bss (the static arena in it), as readelf lists them.
+    assert sizes.ram_bytes == sum(sections[s] for s in (".stack", ".handler_stack", ".data", ".bss"))
+    assert sizes.ram_bytes >= c.plan.arena_bytes + reserved_ram_bytes(c.board)
 
 
 @pytest.mark.slow

@@ -103,7 +103,9 @@ def test_inspect_size_report(ds_cnn) -> None:
     fit = json.loads(proc.stdout)["fit"]  # the fit summary, with the ELF's flash
     assert fit["flash_measured"] and (fit["flash_bytes"], fit["weight_bytes"]) == (sizes["flash_bytes"],
                                                                                   sizes["weight_bytes"])
-    assert fit["fits"] and fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] < fit["board_ram_bytes"]
+    assert fit["ram_bytes"] == sizes["ram_bytes"] < fit["board_ram_bytes"] and fit["fits"]  # the ELF's RAM:
+    assert fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] + fit["statics_bytes"]
+    assert 0 <= fit["statics_bytes"] < 1024  # the runtime's own static data is small
 
 
 @pytest.mark.slow

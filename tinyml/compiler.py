@@ -224,6 +224,7 @@ class Fit:
     flash_bytes: int  # weights + the code estimate, or measured in the linked ELF (flash_measured)
     board_flash_bytes: int | None
     flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
+    statics_bytes: int | None = None  # measured: the runtime's static data, in ram_bytes (the ELF's RAM)
 
     @property
     def ram_fits(self) -> bool:
@@ -251,9 +252,11 @@ class Fit:
                  if self.flash_measured else
                  f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: weights {self.weight_bytes:,} + "
                  f"code (estimated {CODE_ESTIMATE_BYTES:,})")
-        return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}: arena {self.arena_bytes:,} (kernel scratch "
+        where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}")
+                          if self.statics_bytes is not None else ("", ""))
+        return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
                 f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
-                f"{self.stack_bytes:,}); {flash} on {self.board}")
+                f"{self.stack_bytes:,}){statics}; {flash} on {self.board}")
 
 
 def fit_of(c: Compiled) -> Fit:

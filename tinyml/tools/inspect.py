@@ -103,8 +103,10 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
         info.board = board
         info.sizes = (report.sizes if isinstance(report, ProfileReport) and report.sizes
                       else size_report(model, str(board)))
-        info.fit = replace(fit_of(build_model(graph, brd)), flash_bytes=info.sizes.flash_bytes,
-                           weight_bytes=info.sizes.weight_bytes, flash_measured=True)
+        fit = fit_of(build_model(graph, brd))
+        info.fit = replace(fit, flash_bytes=info.sizes.flash_bytes, weight_bytes=info.sizes.weight_bytes,
+                           flash_measured=True, ram_bytes=info.sizes.ram_bytes,
+                           statics_bytes=info.sizes.ram_bytes - fit.arena_bytes - fit.reserved_bytes)
         if isinstance(report, ProfileReport) and report.cycle_model is not None:
             m = report.cycle_model
             info.latency = Latency(board=str(board), what=m.label, cycles=report.cycles, ms=report.ms,

@@ -153,6 +153,7 @@ class SizeReport:
     code_bytes: int  # flash_bytes - weight_bytes: code, tables, runtime, parameters
     text_bytes: int  # machine code only (.text)
     kernel_text_bytes: int  # machine code of the kernel functions (tml_*)
+    ram_bytes: int = 0  # RAM the ELF allocates: stacks, .data, .bss (a static arena in it)
 
 
 @dataclass
@@ -406,6 +407,12 @@ def elf_section_sizes(elf: Path) -> dict[str, int]:
     return {sec.name: sec["sh_size"] for sec in _elf(elf).iter_sections() if sec.name}
 
 
+def elf_ram_bytes(elf: Path) -> int:
+    """Bytes of the writable sections ``elf`` allocates (stacks, .data, .bss): the RAM it reserves."""
+    ram = SH_FLAGS.SHF_ALLOC | SH_FLAGS.SHF_WRITE
+    return sum(sec["sh_size"] for sec in _elf(elf).iter_sections() if sec["sh_flags"] & ram == ram)
+
+
 def _symbols(elf: Path) -> list[tuple[str, int, int, str]]:
     """(name, address, size, kind) of every defined symbol: kind "w" weak, else "t" in code, "r" in read-only
     data, "d" in writable data, "-" elsewhere (nm's letters, lowercase).  A Thumb function's address is
@@ -449,7 +456,7 @@ def elf_sizes(board: Board, elf: Path, model_name: str) -> SizeReport:
         elif kind == "t" and name.startswith("tml_") and _is_kernel(name):
             kernels += size
     return SizeReport(flash_bytes=flash, weight_bytes=weights, code_bytes=flash - weights,
-                      text_bytes=sections.get(".text", 0), kernel_text_bytes=kernels)
+                      text_bytes=sections.get(".text", 0), kernel_text_bytes=kernels, ram_bytes=elf_ram_bytes(elf))
 
 
 _RUNTIME_PREFIXES = ("tml_io_", "tml_puts", "tml_exit", "tml_reset", "tml_fault", "tml_profile", "tml_trace",
