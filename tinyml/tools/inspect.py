@@ -66,7 +66,7 @@ class Inspection:
     board: str | None = None
     sizes: SizeReport | None = None  # from the linked ELF for ``board``
     latency: Latency | None = None
-    fit: Fit | None = None  # for ``board``: RAM of the plan, flash of the linked ELF
+    fit: Fit | None = None  # for ``board``: RAM and flash of the linked ELF against the board's
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of `tinyml inspect --json`."""
@@ -87,8 +87,9 @@ class Inspection:
 
 def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = None) -> Inspection:
     """``model``: a .tflite path or an imported Graph.  ``board``: also build the firmware for that Arm board
-    and add ``sizes`` (code and weight bytes); on a QEMU board that uses semihosting, also run it there once
-    and add ``latency`` (estimated cycles and ms from the cycle model, as ``tinyml profile`` prints them)."""
+    and add ``sizes`` (code and weight bytes) and ``fit`` (RAM and flash against the board's); on a QEMU board
+    that uses semihosting, also run it there once and add ``latency`` (estimated cycles and ms from the cycle
+    model, as ``tinyml profile`` prints them)."""
     if isinstance(model, Graph) and board is not None:
         raise InputError("inspecting a Graph for a board needs its .tflite file; give the path (or bytes)")
     graph = model if isinstance(model, Graph) else load_tflite(model)
