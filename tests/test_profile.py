@@ -106,6 +106,7 @@ def test_inspect_size_report(ds_cnn) -> None:
     assert fit["ram_bytes"] == sizes["ram_bytes"] < fit["board_ram_bytes"] and fit["fits"]  # the ELF's RAM:
     assert fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] + fit["statics_bytes"]
     assert 0 <= fit["statics_bytes"] < 1024  # the runtime's own static data is small
+    assert 0 < fit["stack_high_water_bytes"] < fit["reserved_bytes"]  # measured in the QEMU run
 
 
 @pytest.mark.slow

@@ -225,6 +225,7 @@ class Fit:
     board_flash_bytes: int | None
     flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
     statics_bytes: int | None = None  # measured: the runtime's static data, in ram_bytes (the ELF's RAM)
+    stack_high_water_bytes: int | None = None  # measured under QEMU: the stack one inference used
 
     @property
     def ram_fits(self) -> bool:
@@ -252,11 +253,13 @@ class Fit:
                  if self.flash_measured else
                  f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: weights {self.weight_bytes:,} + "
                  f"code (estimated {CODE_ESTIMATE_BYTES:,})")
+        high = (f"; high-water {self.stack_high_water_bytes:,} measured under QEMU"
+                if self.stack_high_water_bytes is not None else "")
         where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}")
                           if self.statics_bytes is not None else ("", ""))
         return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
                 f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
-                f"{self.stack_bytes:,}){statics}; {flash} on {self.board}")
+                f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}")
 
 
 def fit_of(c: Compiled) -> Fit:

@@ -107,7 +107,9 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
         fit = fit_of(build_model(graph, brd))
         info.fit = replace(fit, flash_bytes=info.sizes.flash_bytes, weight_bytes=info.sizes.weight_bytes,
                            flash_measured=True, ram_bytes=info.sizes.ram_bytes,
-                           statics_bytes=info.sizes.ram_bytes - fit.arena_bytes - fit.reserved_bytes)
+                           statics_bytes=info.sizes.ram_bytes - fit.arena_bytes - fit.reserved_bytes,
+                           stack_high_water_bytes=report.stack_high_water if isinstance(report, ProfileReport)
+                           else None)
         if isinstance(report, ProfileReport) and report.cycle_model is not None:
             m = report.cycle_model
             info.latency = Latency(board=str(board), what=m.label, cycles=report.cycles, ms=report.ms,

@@ -142,6 +142,7 @@ class MarkCounts:
     unknown_encodings: list[tuple[int, int]] = field(default_factory=list)  # (address, encoding)
     total_instructions: int = 0  # the whole run
     total_cycles: int = 0
+    stack_high_water: int | None = None  # bytes of stack the run used, from the firmware's memory line
 
 
 @dataclass
@@ -170,6 +171,7 @@ class ProfileReport:
     cycles: int = 0  # estimated: the sum over layers
     mark_cycles: int = 0  # estimated cycles of one mark, subtracted from every layer
     cycle_model: CycleModel | None = None  # None: no cycle model for the core
+    stack_high_water: int | None = None  # bytes of stack the profiled run used (not in to_json)
     unit: ClassVar[str] = "instructions"  # the LayerProfile field the chart plots
 
     @property
@@ -542,7 +544,13 @@ def count_marks(project: Path, board: Board, elf: Path, input_bytes: bytes, time
             tail = " | ".join(console.splitlines()[-4:]) or "no console output"
             raise RunError(f"the profiling run of {project.name} on {board.name} failed with exit code "
                            f"{proc.returncode}: {tail}; run 'make run PROFILE=1' in {project}")
-        return parse_counts(counts.read_text())
+        result = parse_counts(counts.read_text())
+        m = _HIGH_WATER.search(console)
+        result.stack_high_water = int(m.group(1)) if m else None
+        return result
+
+
+_HIGH_WATER = re.compile(r"tinyml: memory: .* stack high-water (\d+) of \d+ bytes")
 
 
 def count_instructions(project: Path, board: Board, elf: Path, input_bytes: bytes,
@@ -609,7 +617,8 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
         taken_cycles=counts.taken_cycles, wait_cycles=counts.wait_cycles)
     return ProfileReport(model=graph.name, board=board.name, layers=layers, instructions=total,
                          macs=sum(l.macs for l in layers), mark_cost=mark_cost, families=families,
-                         cycles=sum(l.cycles for l in layers), mark_cycles=mark_cycles, cycle_model=model)
+                         cycles=sum(l.cycles for l in layers), mark_cycles=mark_cycles, cycle_model=model,
+                         stack_high_water=counts.stack_high_water)
 
 
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
