@@ -100,6 +100,13 @@ def test_inspect_size_report(ds_cnn) -> None:
     assert latency["cycles"] >= latency["instructions"] > 0 and latency["clock_hz"] == 25_000_000
     assert latency["ms"] == pytest.approx(latency["cycles"] / 25e3)
     assert latency["what"].startswith("estimated, zero-wait-state")
+    fit = json.loads(proc.stdout)["fit"]  # the fit summary, with the ELF's flash
+    assert fit["flash_measured"] and (fit["flash_bytes"], fit["weight_bytes"]) == (sizes["flash_bytes"],
+                                                                                  sizes["weight_bytes"])
+    assert fit["ram_bytes"] == sizes["ram_bytes"] < fit["board_ram_bytes"] and fit["fits"]  # the ELF's RAM:
+    assert fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] + fit["statics_bytes"]
+    assert 0 <= fit["statics_bytes"] < 1024  # the runtime's own static data is small
+    assert 0 < fit["stack_high_water_bytes"] < fit["reserved_bytes"]  # measured in the QEMU run
 
 
 @pytest.mark.slow

@@ -377,10 +377,10 @@ def test_cli_compile_sram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.slow
 def test_bench_memory_against_tflm(capsys: pytest.CaptureFixture[str]) -> None:
     """The judged ratios: TFLM's activation area (measured now) over our arena."""
-    from tinyml.tools.plan import bench_memory, zoo_models
+    from tinyml.tools.plan import bench_memory
 
-    rows = {r.model: r for r in bench_memory(zoo_models(["ds_cnn", "mobilenet_v1", "resnet8",
-                                                          "mobilenet_v2-144", "fc_autoencoder"]))}
+    rows = {r.model: r for r in bench_memory([(c.id, build(c)) for c in zoo_cases(
+        "ds_cnn", "mobilenet_v1", "resnet8", "mobilenet_v2-144", "fc_autoencoder")])}
     for r in rows.values():
         assert r.ours <= r.tflm_activations, r
         assert r.extra_macs <= 0.15 * r.macs
@@ -391,9 +391,9 @@ def test_bench_memory_against_tflm(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_resnet8_ratio() -> None:
-    from tinyml.tools.plan import bench_memory, zoo_models
+    from tinyml.tools.plan import bench_memory
 
-    (r,) = bench_memory(zoo_models(["resnet8"]))
+    (r,) = bench_memory([(c.id, build(c)) for c in zoo_cases("resnet8")])
     assert r.ratio >= 1.4
 
 

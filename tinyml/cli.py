@@ -24,22 +24,21 @@ def _say(msg: str) -> None:
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
-    from tinyml.tools.inspect import format_inspection, inspect_model
+    from tinyml.tools.api import inspect
 
-    info = inspect_model(a.model, board=a.board) if a.board else inspect_model(a.model)
-    print(json.dumps(info, indent=2) if a.json else format_inspection(info))
+    info = inspect(a.model, board=a.board)
+    print(json.dumps(info.to_json(), indent=2) if a.json else info.format())
     return 0
 
 
 def cmd_profile(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.tools.profile import profile_model
+    from tinyml.tools.api import profile
 
     chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
-    report = profile_model(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed,
-                           families=a.kernels, progress=_say, port=a.port, baudrate=a.baud, sram=a.sram,
-                           clock_mhz=a.clock)
+    report = profile(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed, kernels=a.kernels,
+                     progress=_say, port=a.port, baudrate=a.baud, sram=a.sram, clock_mhz=a.clock)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
 
@@ -56,9 +55,10 @@ def cmd_bench_kernels(a: argparse.Namespace) -> int:
 def cmd_plan(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tinyml.tools.plan import format_plan, plan_report, plot_frontier, plot_plan, tflm_arena
+    from tinyml.tools.api import plan
+    from tinyml.tools.plan import format_plan, plot_frontier, plot_plan, tflm_arena
 
-    report = plan_report(a.model, a.sram, a.board)
+    report = plan(a.model, a.sram, a.board).to_json()
     if not a.no_plot:
         report["plot"] = str(plot_plan(report, a.plot or f"{Path(a.model).stem}-memory.png"))
         frontier_png = Path(report["plot"]).with_name(Path(report["plot"]).stem + "-frontier.png")
@@ -71,11 +71,12 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def cmd_bench_memory(a: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tinyml.graph.tflite_import import read_model_file
+    from tinyml.resources import require_extras
     from tinyml.tools.plan import bench_memory, format_bench, zoo_models
 
-    from tinyml.graph.tflite_import import read_model_file
-
-    models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models()
+    require_extras("tinyml bench memory", "reference")  # TFLM's arena is measured in every row
+    models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models(progress=_say)
     rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board)
     print(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows], indent=2) if a.json else format_bench(rows))
     return 0
@@ -176,27 +177,29 @@ def _epochs(text: str) -> int:
 
 
 def cmd_compile(a: argparse.Namespace) -> int:
-    from tinyml.codegen.render import Storage
-    from tinyml.compiler import compile_model
+    from tinyml.compiler import check_output_dir, fit_of
+    from tinyml.tools.api import compile
 
     start = time.monotonic()
-    storage = Storage(arena=a.arena, weights_section=a.weights_section, arena_section=a.arena_section)
     if a.kws:
         from tinyml.apps.kws import compile_kws
 
-        if storage != Storage() or a.format != "project":
+        if (a.arena, a.weights_section, a.arena_section, a.format) != ("static", None, None, "project"):
             raise InputError("--kws firmware is a project with the model's static arena in its default sections; "
                              "leave out --format, --arena, --weights-section and --arena-section")
         c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram, force=a.force)
     else:
-        c = compile_model(a.model, a.board, a.output, name=a.name, sram=a.sram, force=a.force, storage=storage,
-                          fmt=a.format)
+        check_output_dir(a.output, force=a.force)  # before the work, so that a refusal is immediate
+        c = compile(a.model, a.board, name=a.name, sram=a.sram, format=a.format, arena=a.arena,
+                    weights_section=a.weights_section, arena_section=a.arena_section)
+        c.write(a.output, force=a.force)
     then = {"project": f"build with 'make -C {a.output}'", "cmake": f"add it with add_subdirectory({a.output})"
             }.get(a.format, f"{a.output}/README.md says which files your build needs")
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
           f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); {then}")
+    print(f"fit: {fit_of(c).format()}")
     p = c.plan
     if p.cost > p.fastest_cost * 1.001:
         print(f"note: this plan is estimated at {p.cost / p.fastest_cost:.2f}x the instructions of the fastest "
@@ -223,6 +226,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     info = project_info(a.project)
     res = run_files(a.project, a.input, a.output)
     print(f"ran {res.samples} sample(s) on {res.board} in {res.seconds:.2f}s")
+    if res.memory:
+        print(f"firmware {res.memory}")
     for j, (o, spec) in enumerate(zip(res.outputs, info["outputs"])):
         with np.printoptions(threshold=64, linewidth=120):
             print(f"output {j} '{spec['name']}' {spec['dtype']} {spec['shape']}:")
@@ -272,6 +277,9 @@ def cmd_boards(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    from tinyml.resources import require_extras
+
+    require_extras(f"tinyml demo {a.which}", "train", "reference")  # it trains or quantizes, and checks with TFLM
     if a.which == "kws":
         from tinyml.apps.kws import run_kws_demo
 
@@ -283,6 +291,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from tinyml.resources import require_extras
+
+    require_extras("tinyml train", "train", "reference")  # it trains, and measures the int8 model in TFLM
     from tinyml.apps.kws import train_and_report
 
     report = train_and_report(data=a.data, synthetic=a.synthetic, out_dir=a.output, board=a.board,
@@ -306,7 +317,10 @@ def cmd_kws_stream(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
+    from tinyml.resources import require_extras
     from tinyml.tools.verify import validate_device
+
+    require_extras("tinyml validate", "reference")
 
     report = validate_device(a.model, a.port, samples=a.samples, seed=a.seed, baudrate=a.baud, progress=_say)
     cycles = report.cycles
@@ -376,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: all four)")
     s.set_defaults(func=cmd_bench_kernels)
     s = bench_sub.add_parser("memory", help="peak activation SRAM: our plans next to TFLM's arena, measured now")
-    s.add_argument("models", nargs="*", help=".tflite files (default: the test zoo, from a source checkout)")
+    s.add_argument("models", nargs="*", help=".tflite files (default: the zoo networks, built with TensorFlow on "
+                                            "first use and cached)")
     s.add_argument("--board", "-b", help="QEMU board: our default build for it, with exact instructions next to "
                                         "the fast build's")
     s.add_argument("--max-extra", type=float, default=0.15,

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyml.boards import Board, load_board
+from tinyml.boards import Board, list_boards, load_board
 from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.render import ARENA_KINDS, Storage, render_model
@@ -155,7 +155,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     calls = specialize_calls(planned.ctx, planned.calls, plan)
     model_files = render_model(graph, calls, plan, storage=storage, header=model_header(graph.name, fmt))
     compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files))
-    check_fit(compiled)
+    check_fit(compiled, smallest_arena=min(p.arena_bytes for p in planned.candidates))
     if fmt == "project":
         compiled.files.update(render_project_files(brd, graph.name, app, storage))
     else:
@@ -172,26 +172,104 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     return compiled
 
 
-def check_fit(c: Compiled) -> None:
+CODE_ESTIMATE_BYTES = 16 * 1024  # flash for code and constants besides the weights, before a build measures it
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Will it fit: a compiled model's RAM and flash against the board's memories, as far as they are
+    known before a build (flash is estimated: weights plus CODE_ESTIMATE_BYTES of code)."""
+
+    board: str
+    arena_bytes: int  # activations, inputs, outputs and kernel scratch
+    scratch_bytes: int  # kernel scratch, part of the arena
+    stack_bytes: int  # the deepest kernel's stack (part of the board's stack, in reserved_bytes)
+    reserved_bytes: int  # the runtime's stacks and guard (and host-link buffers), besides the arena
+    ram_bytes: int  # arena + reserved
+    board_ram_bytes: int | None  # None: a host board, no limit
+    weight_bytes: int
+    flash_bytes: int  # weights + the code estimate, or measured in the linked ELF (flash_measured)
+    board_flash_bytes: int | None
+    flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
+    statics_bytes: int | None = None  # measured: the runtime's static data, in ram_bytes (the ELF's RAM)
+    stack_high_water_bytes: int | None = None  # measured under QEMU: the stack one inference used
+
+    @property
+    def ram_fits(self) -> bool:
+        return self.board_ram_bytes is None or self.ram_bytes <= self.board_ram_bytes
+
+    @property
+    def flash_fits(self) -> bool:
+        return self.board_flash_bytes is None or self.flash_bytes <= self.board_flash_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.ram_fits and self.flash_fits
+
+    def to_json(self) -> dict[str, object]:
+        from dataclasses import asdict
+
+        return dict(asdict(self), fits=self.fits)
+
+    def format(self) -> str:
+        def of(n: int, limit: int | None) -> str:
+            return f"{n:,} bytes" + (f" of {limit:,} ({100 * n / limit:.0f}%)" if limit else "")
+
+        flash = (f"flash {of(self.flash_bytes, self.board_flash_bytes)} in the linked ELF: weights "
+                 f"{self.weight_bytes:,} + code and constants {self.flash_bytes - self.weight_bytes:,}"
+                 if self.flash_measured else
+                 f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: weights {self.weight_bytes:,} + "
+                 f"code (estimated {CODE_ESTIMATE_BYTES:,})")
+        high = (f"; high-water {self.stack_high_water_bytes:,} measured under QEMU"
+                if self.stack_high_water_bytes is not None else "")
+        where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}")
+                          if self.statics_bytes is not None else ("", ""))
+        return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
+                f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
+                f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}")
+
+
+def fit_of(c: Compiled) -> Fit:
+    """The fit summary of ``c`` (a host board has no memory limits)."""
     b = c.board
-    if b.kind == "host":
-        return
+    host = b.kind == "host"
     reserved = reserved_ram_bytes(b)
-    ram_needed = c.plan.arena_bytes + reserved
-    if ram_needed > b.ram_bytes:
+    return Fit(board=b.name, arena_bytes=c.plan.arena_bytes, scratch_bytes=c.plan.scratch_bytes,
+               stack_bytes=c.plan.stack_bytes, reserved_bytes=reserved, ram_bytes=c.plan.arena_bytes + reserved,
+               board_ram_bytes=None if host else b.ram_bytes, weight_bytes=c.weight_bytes,
+               flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes)
+
+
+def check_fit(c: Compiled, smallest_arena: int | None = None) -> None:
+    """FitError when ``c`` does not fit its board, saying by how much and what would fit: an arena budget
+    (``smallest_arena``: the smallest arena any plan of the model reaches) or a board with more memory."""
+    f = fit_of(c)
+    if not f.ram_fits:
+        assert f.board_ram_bytes is not None
+        room = f.board_ram_bytes - f.reserved_bytes
+        hint = (f"compile with --sram {room} (the arena this board leaves) for a slower plan that fits, or "
+                if smallest_arena is not None and 0 < smallest_arena <= room else "")
         raise FitError(
-            f"model '{c.graph.name}' needs {ram_needed} bytes of RAM (arena {c.plan.arena_bytes} + stack and "
-            f"runtime {reserved}) but board {b.name} has {b.ram_bytes}, {ram_needed - b.ram_bytes} bytes too many; "
-            "choose a board with more SRAM or a smaller model"
+            f"model '{c.graph.name}' needs {f.ram_bytes} bytes of RAM (arena {f.arena_bytes} + stack and "
+            f"runtime {f.reserved_bytes}) but board {f.board} has {f.board_ram_bytes}, "
+            f"{f.ram_bytes - f.board_ram_bytes} bytes too many; {hint}choose a board with more SRAM"
+            f"{_boards_that_hold(f)} or a smaller model"
         )
-    code_estimate = 16 * 1024
-    flash_needed = c.weight_bytes + code_estimate
-    if flash_needed > b.flash_bytes:
+    if not f.flash_fits:
+        assert f.board_flash_bytes is not None
         raise FitError(
-            f"model '{c.graph.name}' needs about {flash_needed} bytes of flash (weights {c.weight_bytes} + "
-            f"code) but board {b.name} has {b.flash_bytes}, {flash_needed - b.flash_bytes} bytes too many; "
-            "choose a board with more flash or a smaller model"
+            f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (weights {f.weight_bytes} + "
+            f"code) but board {f.board} has {f.board_flash_bytes}, {f.flash_bytes - f.board_flash_bytes} bytes "
+            f"too many; choose a board with more flash{_boards_that_hold(f)} or a smaller model"
         )
+
+
+def _boards_that_hold(f: Fit) -> str:
+    """" (e.g. A, B)": the boards with the least SRAM that hold this arena and these weights."""
+    fitting = sorted((b for b in list_boards() if b.kind != "host" and b.name != f.board and b.ram_bytes
+                      and b.flash_bytes and b.ram_bytes >= f.arena_bytes + reserved_ram_bytes(b)
+                      and b.flash_bytes >= f.flash_bytes), key=lambda b: (b.ram_bytes, b.name))
+    return f" (e.g. {', '.join(b.name for b in fitting[:3])})" if fitting else ""
 
 
 def project_metadata(c: Compiled) -> dict[str, object]:
@@ -295,6 +373,21 @@ def write_project(files: dict[str, str | bytes], out_dir: str | os.PathLike[str]
     return Path(out_dir)
 
 
+def export_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
+                 sram: int | None = None, storage: Storage = Storage(), fmt: str = "project",
+                 tolerance: float = TOLERANCE) -> Compiled:
+    """build_model for any ``fmt``, static-lib included (its tools checked first, then libNAME.a built)."""
+    check_storage(storage)
+    check_format(fmt)
+    brd = board if isinstance(board, Board) else load_board(board)
+    if fmt == "static-lib":
+        check_static_lib_tools(brd)
+    compiled = build_model(model, brd, name=name, sram=sram, storage=storage, fmt=fmt, tolerance=tolerance)
+    if fmt == "static-lib":
+        compiled.files = static_lib_files(brd, compiled.graph.name, compiled.files)
+    return compiled
+
+
 def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: str | os.PathLike[str], *,
                   name: str | None = None, sram: int | None = None, force: bool = False,
                   storage: Storage = Storage(), fmt: str = "project") -> Compiled:
@@ -302,14 +395,7 @@ def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: st
     library (``fmt``, see tinyml.targets.export; static-lib builds libNAME.a here)
     (see write_project for which directories it replaces; ``force``: any)."""
     check_output_dir(out_dir, force=force)  # before the work, so that a refusal is immediate
-    check_storage(storage)
-    check_format(fmt)
-    brd = board if isinstance(board, Board) else load_board(board)
-    if fmt == "static-lib":
-        check_static_lib_tools(brd)
-    compiled = build_model(model, brd, name=name, sram=sram, storage=storage, fmt=fmt)
-    if fmt == "static-lib":
-        compiled.files = static_lib_files(brd, compiled.graph.name, compiled.files)
+    compiled = export_model(model, board, name=name, sram=sram, storage=storage, fmt=fmt)
     write_project(compiled.files, out_dir, force=force)
     return compiled
 

@@ -53,7 +53,35 @@ def _installed_dir(package: str) -> Path | None:
 
 
 def cache_root() -> Path:
-    """The folder tinyml caches built models, datasets and tools in: ``$TINYML_CACHE``, else
-    ``~/.cache/tinyml``."""
-    base = os.environ.get("TINYML_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tinyml")
-    return Path(base)
+    """The folder tinyml caches built models, datasets and tools in: ``$TINYML_CACHE``, else tinyml's
+    folder in the user cache directory of the platform (``~/.cache/tinyml`` on Linux, see platformdirs)."""
+    base = os.environ.get("TINYML_CACHE")
+    if base:
+        return Path(base)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("tinyml", appauthor=False))
+
+
+PACKAGE = "tinyml-toolchain"
+# The module each optional extra of pyproject.toml provides, by which tinyml tells whether it is installed.
+EXTRA_MODULES = {"reference": "tflite_micro", "train": "tensorflow"}
+EXTRA_WHAT = {"reference": "TFLM, the reference interpreter", "train": "TensorFlow"}
+
+
+class MissingExtraError(TinymlError):
+    """A command needs an optional extra that is not installed."""
+
+
+def missing_extras(*extras: str) -> list[str]:
+    """Those of ``extras`` whose module cannot be found (nothing is imported)."""
+    return [e for e in extras if importlib.util.find_spec(EXTRA_MODULES[e]) is None]
+
+
+def require_extras(what: str, *extras: str) -> None:
+    """Raise MissingExtraError, naming the ``pip install`` line, if any of ``extras`` is missing; ``what``
+    is what needs them ("tinyml verify")."""
+    missing = missing_extras(*extras)
+    if missing:
+        names = " and ".join(f"{EXTRA_WHAT[e]} (the '{e}' extra)" for e in missing)
+        raise MissingExtraError(f"{what} needs {names}; install it with: pip install '{PACKAGE}[{','.join(missing)}]'")

@@ -42,7 +42,7 @@ from tinyml.resources import cache_root
 from tinyml.targets.build import build_project
 from tinyml.targets.project import Application, reserved_ram_bytes
 from tinyml.targets.run import run_project
-from tinyml.tools.profile import _binutil, build_variant, count_instructions, elf_sizes
+from tinyml.tools.profile import build_variant, count_instructions, elf_section_sizes, elf_sizes
 from tinyml.tools.reference import run_tflm_batch
 from tinyml.train.features import MLPERF_KWS, mfcc_batch, mfcc_tables, quantize_features
 from tinyml.train.qat import require_tfmot
@@ -311,7 +311,7 @@ def device_costs(project: Path, compiled: Any, clip: np.ndarray) -> dict[str, in
         return {}
     elf = build_project(project)
     sizes = elf_sizes(board, elf, compiled.graph.name)
-    ram = _section_bytes(board, elf, (".data", ".bss"))
+    ram = _section_bytes(elf, (".data", ".bss"))
     out = dict(flash_bytes=sizes.flash_bytes, weight_bytes=sizes.weight_bytes, static_ram_bytes=ram,
                stack_reserved_bytes=reserved_ram_bytes(board), arena_bytes=compiled.plan.arena_bytes)
     if board.kind == "qemu":
@@ -325,17 +325,9 @@ def device_costs(project: Path, compiled: Any, clip: np.ndarray) -> dict[str, in
     return out
 
 
-def _section_bytes(board: Any, elf: Path, names: tuple[str, ...]) -> int:
-    import subprocess
-
-    out = subprocess.run([_binutil(board, "size"), "-A", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
-    total = 0
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] in names and parts[1].isdigit():
-            total += int(parts[1])
-    return total
+def _section_bytes(elf: Path, names: tuple[str, ...]) -> int:
+    sizes = elf_section_sizes(elf)
+    return sum(sizes.get(n, 0) for n in names)
 
 
 # --------------------------------------------------------------------------

@@ -27,6 +27,13 @@ class RunOutput:
     console: str
     board: str
 
+    @property
+    def memory(self) -> str | None:
+        """The firmware's memory line ("memory: arena used N of M bytes, stack high-water ..."), if it printed one."""
+        lines = [line.removeprefix("tinyml: ") for line in self.console.splitlines()
+                 if line.startswith("tinyml: memory: ")]
+        return lines[-1].strip() if lines else None
+
 
 def project_info(project_dir: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(project_dir)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
-from tinyml.compiler import plan_graph
-from tinyml.errors import TinymlError
+from tinyml.compiler import Fit, build_model, fit_of, plan_graph
+from tinyml.errors import InputError, TinymlError
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph, Tensor
 from tinyml.schedule.plan import plan_memory
 from tinyml.targets.qemu import QEMU_BINARY
-from tinyml.tools.profile import ProfileReport, cycle_core, profile_model, size_report
+from tinyml.tools.profile import ProfileReport, SizeReport, cycle_core, profile_model, size_report
 
 
 def _quant(t: Tensor) -> Any:
@@ -27,30 +28,96 @@ def _quant(t: Tensor) -> Any:
     return dict(per_channel=False, scale=t.quant.s, zero_point=t.quant.zp)
 
 
-def inspect_model(path: str | os.PathLike[str], board: str | None = None) -> dict[str, Any]:
-    """``board``: also build the firmware for that Arm board and add ``sizes`` (code and weight bytes); on a
-    QEMU board that uses semihosting, also run it there once and add ``latency`` (estimated cycles and ms
-    from the cycle model, as ``tinyml profile`` prints them)."""
-    graph = load_tflite(path)
+@dataclass
+class Totals:
+    operators: int
+    macs: int
+    weight_bytes: int  # every constant tensor of the model
+    activation_bytes: int  # every activation tensor
+    largest_activation_bytes: int
+    arena_bytes: int  # of the plan tinyml compile makes (planned_for says for which kernels)
+    peak_live_bytes: int
+    planned_for: str
+    unsupported: list[str]
+
+
+@dataclass
+class Latency:
+    """The estimated latency on a QEMU board (the cycle model), as tinyml profile prints it."""
+
+    board: str
+    what: str
+    cycles: int
+    ms: float | None
+    clock_hz: int | None
+    instructions: int
+
+
+@dataclass
+class Inspection:
+    """What a model holds and costs (`tinyml inspect`); with a board, the firmware's sizes and latency."""
+
+    model: str
+    source: str
+    inputs: list[dict[str, Any]]  # name, shape, dtype, quant
+    outputs: list[dict[str, Any]]
+    operators: list[dict[str, Any]]  # index, op, supported, macs, weight_bytes, [problem], inputs, outputs, ...
+    totals: Totals
+    board: str | None = None
+    sizes: SizeReport | None = None  # from the linked ELF for ``board``
+    latency: Latency | None = None
+    fit: Fit | None = None  # for ``board``: RAM and flash of the linked ELF against the board's
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of `tinyml inspect --json`."""
+        out: dict[str, Any] = dict(model=self.model, source=self.source, inputs=self.inputs, outputs=self.outputs,
+                                   operators=self.operators, totals=asdict(self.totals))
+        if self.sizes is not None:
+            out["sizes"] = dict(board=self.board, **asdict(self.sizes))
+        if self.latency is not None:
+            out["latency"] = asdict(self.latency)
+        if self.fit is not None:
+            out["fit"] = self.fit.to_json()
+        return out
+
+    def format(self) -> str:
+        text = format_inspection(self.to_json())
+        return text + f"\nfit: {self.fit.format()}" if self.fit is not None else text
+
+
+def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = None) -> Inspection:
+    """``model``: a .tflite path or an imported Graph.  ``board``: also build the firmware for that Arm board
+    and add ``sizes`` (code and weight bytes) and ``fit`` (RAM and flash against the board's); on a QEMU board
+    that uses semihosting, also run it there once and add ``latency`` (estimated cycles and ms from the cycle
+    model, as ``tinyml profile`` prints them)."""
+    if isinstance(model, Graph) and board is not None:
+        raise InputError("inspecting a Graph for a board needs its .tflite file; give the path (or bytes)")
+    graph = model if isinstance(model, Graph) else load_tflite(model)
     brd = load_board(board) if board is not None else None
     info = inspect_graph(graph, brd)
     if brd is not None:
-        from dataclasses import asdict
-
+        assert not isinstance(model, Graph)
         report = None
         if (brd.kind == "qemu" and brd.host_io == "semihosting" and cycle_core(brd) is not None
                 and shutil.which(QEMU_BINARY) is not None):
-            report = profile_model(path, str(board), sizes=True)
-        sizes = report.sizes if isinstance(report, ProfileReport) and report.sizes else size_report(path, str(board))
-        info["sizes"] = dict(board=board, **asdict(sizes))
+            report = profile_model(model, str(board), sizes=True)
+        info.board = board
+        info.sizes = (report.sizes if isinstance(report, ProfileReport) and report.sizes
+                      else size_report(model, str(board)))
+        fit = fit_of(build_model(graph, brd))
+        info.fit = replace(fit, flash_bytes=info.sizes.flash_bytes, weight_bytes=info.sizes.weight_bytes,
+                           flash_measured=True, ram_bytes=info.sizes.ram_bytes,
+                           statics_bytes=info.sizes.ram_bytes - fit.arena_bytes - fit.reserved_bytes,
+                           stack_high_water_bytes=report.stack_high_water if isinstance(report, ProfileReport)
+                           else None)
         if isinstance(report, ProfileReport) and report.cycle_model is not None:
             m = report.cycle_model
-            info["latency"] = dict(board=board, what=m.label, cycles=report.cycles, ms=report.ms,
+            info.latency = Latency(board=str(board), what=m.label, cycles=report.cycles, ms=report.ms,
                                    clock_hz=m.clock_hz, instructions=report.instructions)
     return info
 
 
-def inspect_graph(graph: Graph, board: Board | None = None) -> dict[str, Any]:
+def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
     """What ``graph`` holds, and the arena of the plan ``tinyml compile`` makes for ``board`` (the portable
     kernels without one); for a model that cannot be compiled, the arena of its activations alone."""
     ctx = LowerContext(graph=graph)
@@ -81,7 +148,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> dict[str, Any]:
         planned_for = "activations only: the model cannot be compiled"
     const_bytes = sum(t.nbytes for t in graph.tensors if t.is_const)
     acts = graph.activation_tensors()
-    return dict(
+    return Inspection(
         model=graph.name,
         source=graph.source,
         inputs=[dict(name=graph.tensors[t].name, shape=list(graph.tensors[t].shape), dtype=graph.tensors[t].dtype,
@@ -89,7 +156,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> dict[str, Any]:
         outputs=[dict(name=graph.tensors[t].name, shape=list(graph.tensors[t].shape), dtype=graph.tensors[t].dtype,
                       quant=_quant(graph.tensors[t])) for t in graph.outputs],
         operators=ops,
-        totals=dict(
+        totals=Totals(
             operators=len(graph.ops),
             macs=sum(o["macs"] for o in ops),
             weight_bytes=const_bytes,

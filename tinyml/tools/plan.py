@@ -7,12 +7,13 @@ kernel variants, as ``tinyml compile`` does.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,11 +23,13 @@ from tinyml.codegen.specialize import variant_options
 from tinyml.compiler import lower_graph, plan_graph
 from tinyml.errors import InputError, TinymlError
 from tinyml.graph import Graph, load_tflite, parse_tflite
+from tinyml.resources import cache_root, require_extras
 from tinyml.schedule.choose import describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
 from tinyml.tools.profile import profile_model
 from tinyml.tools.reference import tflm_arena_bytes
+from tinyml.train.zoo import BENCH_NETWORKS, bench_network
 
 MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fraction of MACs
 
@@ -64,20 +67,54 @@ def _frontier_row(graph: Graph, plan: Plan, chosen: Plan) -> dict[str, Any]:
                 inplace_ops=len(plan.inplace), kernels=kernels, chosen=plan is chosen)
 
 
-def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: str | None = None) -> dict[str, Any]:
+@dataclass
+class PlanReport:
+    """The memory plan `tinyml plan` shows: per step, the live bytes of this plan and of the layer-by-layer
+    one; the patch stages; and the memory/cost frontier.  Rows are plain dicts, as `--json` prints them."""
+
+    model: str
+    source: str
+    board: str | None  # None: the portable kernels
+    sram_budget: int | None
+    peak_sram_bytes: int
+    arena_bytes: int  # activations, inputs, outputs and kernel scratch
+    scratch_bytes: int  # kernel scratch, part of the arena
+    stack_bytes: int  # the deepest kernel's stack
+    estimated_instructions: int
+    fastest_instructions: int
+    peak_step: int
+    peak_op: dict[str, Any] | None  # index, kind
+    macs: int
+    extra_macs: int  # recomputed by patch stages
+    placement: str
+    layer_by_layer: dict[str, int]  # peak_sram_bytes, arena_bytes
+    stages: list[dict[str, Any]]
+    schedule: list[dict[str, Any]]
+    frontier: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of `tinyml plan --json` (without the plot files the command adds)."""
+        return asdict(self)
+
+    def format(self) -> str:
+        return format_plan(self.to_json())
+
+
+def plan_model(model: str | os.PathLike[str] | Graph, sram: int | None = None,
+               board: str | None = None) -> PlanReport:
     """The plan `tinyml plan` shows (FitError when nothing fits ``sram``), with the memory/cost frontier.
 
-    ``board``: plan with the kernel variants of that board (its DSP or MVE kernels, its stack); without
-    one, with the portable kernels.  The plan is the one `tinyml compile` makes for the same board and
-    budget."""
+    ``model``: a .tflite path or an imported Graph.  ``board``: plan with the kernel variants of that
+    board (its DSP or MVE kernels, its stack); without one, with the portable kernels.  The plan is the
+    one `tinyml compile` makes for the same board and budget."""
     brd = load_board(board) if board is not None else None
-    graph = load_tflite(model)
+    graph = model if isinstance(model, Graph) else load_tflite(model)
     planned = plan_graph(graph, brd, sram)
     plans, plan = planned.candidates, planned.plan
     base = planned.candidates[1]  # layer by layer, in place where the fastest variants can
     rows = _step_rows(graph, plan, base)
     peak_step = plan.peak_step
-    return dict(
+    return PlanReport(
         model=graph.name,
         source=graph.source,
         board=brd.name if brd else None,
@@ -100,6 +137,11 @@ def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: s
         schedule=rows,
         frontier=[_frontier_row(graph, p, plan) for p in frontier(plans + [plan])],
     )
+
+
+def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: str | None = None) -> dict[str, Any]:
+    """plan_model as the JSON `tinyml plan --json` prints."""
+    return plan_model(model, sram, board).to_json()
 
 
 def format_plan(r: dict[str, Any]) -> str:
@@ -324,14 +366,30 @@ def format_bench(rows: list[MemoryRow]) -> str:
     return "\n".join(lines)
 
 
-def zoo_models(names: list[str] | None = None) -> list[tuple[str, bytes]]:
-    """The test zoo (tests/modelgen.py, a source checkout; built with TensorFlow once, then cached)."""
-    try:
-        from tests.modelgen import build, zoo_cases
-    except ImportError:
-        raise InputError("no models given and the test zoo (tests/modelgen.py) is not importable; "
-                         "run from a source checkout or pass .tflite files") from None
-    return [(c.id, build(c)) for c in zoo_cases(*(names or []))]
+def zoo_models(names: list[str] | None = None, progress: Callable[[str], None] | None = None
+               ) -> list[tuple[str, bytes]]:
+    """The zoo networks (tinyml.train.zoo.BENCH_NETWORKS, all of them without ``names``): built with random
+    weights and quantized with TensorFlow (the train extra) on first use, then cached under the user cache."""
+    say = progress or (lambda _m: None)
+    unknown = sorted(set(names or ()) - set(BENCH_NETWORKS))
+    if unknown:
+        raise InputError(f"no zoo network {', '.join(unknown)}; choose from {', '.join(BENCH_NETWORKS)}")
+    chosen = list(names) if names else list(BENCH_NETWORKS)
+    paths = {n: cache_root() / "zoo" / f"{n}-{hashlib.sha256(repr(BENCH_NETWORKS[n]).encode()).hexdigest()[:12]}.tflite"
+             for n in chosen}
+    if any(not p.is_file() for p in paths.values()):
+        require_extras("building the zoo networks of tinyml bench memory (or give .tflite files)", "train")
+    out = []
+    for n in chosen:
+        path = paths[n]
+        if not path.is_file():
+            say(f"{n}: building it with random weights and quantizing it with TensorFlow (once; cached in {path})")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(bench_network(n))
+            os.replace(tmp, path)
+        out.append((n, path.read_bytes()))
+    return out
 
 
 def _format_board_bench(rows: list[MemoryRow]) -> str:

@@ -28,6 +28,7 @@ reports those cycles per layer (:class:`BoardProfileReport`).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -38,6 +39,9 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
 
 from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import Alias, KernelCall
@@ -138,6 +142,7 @@ class MarkCounts:
     unknown_encodings: list[tuple[int, int]] = field(default_factory=list)  # (address, encoding)
     total_instructions: int = 0  # the whole run
     total_cycles: int = 0
+    stack_high_water: int | None = None  # bytes of stack the run used, from the firmware's memory line
 
 
 @dataclass
@@ -149,6 +154,7 @@ class SizeReport:
     code_bytes: int  # flash_bytes - weight_bytes: code, tables, runtime, parameters
     text_bytes: int  # machine code only (.text)
     kernel_text_bytes: int  # machine code of the kernel functions (tml_*)
+    ram_bytes: int = 0  # RAM the ELF allocates: stacks, .data, .bss (a static arena in it)
 
 
 @dataclass
@@ -165,6 +171,7 @@ class ProfileReport:
     cycles: int = 0  # estimated: the sum over layers
     mark_cycles: int = 0  # estimated cycles of one mark, subtracted from every layer
     cycle_model: CycleModel | None = None  # None: no cycle model for the core
+    stack_high_water: int | None = None  # bytes of stack the profiled run used (not in to_json)
     unit: ClassVar[str] = "instructions"  # the LayerProfile field the chart plots
 
     @property
@@ -389,32 +396,51 @@ def build_plugin(cc: str = "cc") -> Path:
 # ELF helpers
 
 
-def _binutil(board: Board, tool: str) -> str:
-    cc = board.cc
-    prefix = cc[: -len("gcc")] if cc.endswith("gcc") else "arm-none-eabi-"
-    exe = prefix + tool
-    if shutil.which(exe) is None:
-        raise BuildError(f"{exe} not found on PATH; install binutils for {board.name} "
-                         "(Debian: apt-get install binutils-arm-none-eabi)")
-    return exe
+def _elf(elf: Path) -> Any:
+    """The ELF file, or the user's one-line error when it is not one."""
+    try:
+        return ELFFile(io.BytesIO(Path(elf).read_bytes()))
+    except (ELFError, OSError) as e:
+        raise BuildError(f"{elf}: cannot read the ELF ({e}); rebuild the firmware") from None
 
 
-def _symbols(board: Board, elf: Path) -> list[tuple[str, int, int, str]]:
-    """(name, address, size, type letter) of every sized symbol."""
-    out = subprocess.run([_binutil(board, "nm"), "-S", "--defined-only", str(elf)],
-                         capture_output=True, text=True, check=True).stdout
+def elf_section_sizes(elf: Path) -> dict[str, int]:
+    """Section name -> size in bytes, of every section of ``elf``."""
+    return {sec.name: sec["sh_size"] for sec in _elf(elf).iter_sections() if sec.name}
+
+
+def elf_ram_bytes(elf: Path) -> int:
+    """Bytes of the writable sections ``elf`` allocates (stacks, .data, .bss): the RAM it reserves."""
+    ram = SH_FLAGS.SHF_ALLOC | SH_FLAGS.SHF_WRITE
+    return sum(sec["sh_size"] for sec in _elf(elf).iter_sections() if sec["sh_flags"] & ram == ram)
+
+
+def _symbols(elf: Path) -> list[tuple[str, int, int, str]]:
+    """(name, address, size, kind) of every defined symbol: kind "w" weak, else "t" in code, "r" in read-only
+    data, "d" in writable data, "-" elsewhere (nm's letters, lowercase).  A Thumb function's address is
+    without its Thumb bit, as nm shows it."""
+    f = _elf(elf)
+    symtab = f.get_section_by_name(".symtab")
+    if symtab is None:
+        raise BuildError(f"{elf}: has no symbol table (stripped?); rebuild the firmware without stripping it")
+    arm = f["e_machine"] == "EM_ARM"
     syms = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            syms.append((parts[3], int(parts[0], 16), int(parts[1], 16), parts[2]))
-        elif len(parts) == 3:
-            syms.append((parts[2], int(parts[0], 16), 0, parts[1]))
+    for sym in symtab.iter_symbols():
+        shndx = sym["st_shndx"]
+        if not sym.name or not isinstance(shndx, int) or sym["st_info"]["type"] in ("STT_SECTION", "STT_FILE"):
+            continue
+        flags = f.get_section(shndx)["sh_flags"]
+        kind = ("w" if sym["st_info"]["bind"] == "STB_WEAK" else "t" if flags & SH_FLAGS.SHF_EXECINSTR
+                else "-" if not flags & SH_FLAGS.SHF_ALLOC else "d" if flags & SH_FLAGS.SHF_WRITE else "r")
+        addr = sym["st_value"]
+        if arm and sym["st_info"]["type"] == "STT_FUNC":
+            addr &= ~1
+        syms.append((sym.name, addr, sym["st_size"], kind))
     return syms
 
 
 def symbol_address(board: Board, elf: Path, name: str) -> int:
-    for sym, addr, _size, _t in _symbols(board, elf):
+    for sym, addr, _size, _t in _symbols(elf):
         if sym == name:
             return addr
     raise BuildError(f"{elf}: symbol {name} not found; was the firmware built with PROFILE=1?")
@@ -422,23 +448,17 @@ def symbol_address(board: Board, elf: Path, name: str) -> int:
 
 def elf_sizes(board: Board, elf: Path, model_name: str) -> SizeReport:
     """Flash use of a linked firmware: the model's constant arrays are weights, the rest is code."""
-    out = subprocess.run([_binutil(board, "size"), "-A", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
-    sections: dict[str, int] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
-            sections[parts[0]] = int(parts[1])
+    sections = elf_section_sizes(elf)
     flash = sum(sections.get(s, 0) for s in _FLASH_SECTIONS)
     weight_re = re.compile(rf"^{re.escape(model_name)}_(t\d+|op\d+_(?!params$)\w+)$")
     weights = kernels = 0
-    for name, _addr, size, kind in _symbols(board, elf):
-        if kind in "rR" and weight_re.match(name):
+    for name, _addr, size, kind in _symbols(elf):
+        if kind == "r" and weight_re.match(name):
             weights += size
-        elif kind in "tT" and name.startswith("tml_") and _is_kernel(name):
+        elif kind == "t" and name.startswith("tml_") and _is_kernel(name):
             kernels += size
     return SizeReport(flash_bytes=flash, weight_bytes=weights, code_bytes=flash - weights,
-                      text_bytes=sections.get(".text", 0), kernel_text_bytes=kernels)
+                      text_bytes=sections.get(".text", 0), kernel_text_bytes=kernels, ram_bytes=elf_ram_bytes(elf))
 
 
 _RUNTIME_PREFIXES = ("tml_io_", "tml_puts", "tml_exit", "tml_reset", "tml_fault", "tml_profile", "tml_trace",
@@ -524,7 +544,13 @@ def count_marks(project: Path, board: Board, elf: Path, input_bytes: bytes, time
             tail = " | ".join(console.splitlines()[-4:]) or "no console output"
             raise RunError(f"the profiling run of {project.name} on {board.name} failed with exit code "
                            f"{proc.returncode}: {tail}; run 'make run PROFILE=1' in {project}")
-        return parse_counts(counts.read_text())
+        result = parse_counts(counts.read_text())
+        m = _HIGH_WATER.search(console)
+        result.stack_high_water = int(m.group(1)) if m else None
+        return result
+
+
+_HIGH_WATER = re.compile(r"tinyml: memory: .* stack high-water (\d+) of \d+ bytes")
 
 
 def count_instructions(project: Path, board: Board, elf: Path, input_bytes: bytes,
@@ -591,7 +617,8 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
         taken_cycles=counts.taken_cycles, wait_cycles=counts.wait_cycles)
     return ProfileReport(model=graph.name, board=board.name, layers=layers, instructions=total,
                          macs=sum(l.macs for l in layers), mark_cost=mark_cost, families=families,
-                         cycles=sum(l.cycles for l in layers), mark_cycles=mark_cycles, cycle_model=model)
+                         cycles=sum(l.cycles for l in layers), mark_cycles=mark_cycles, cycle_model=model,
+                         stack_high_water=counts.stack_high_water)
 
 
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,

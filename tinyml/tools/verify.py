@@ -29,6 +29,7 @@ from tinyml.errors import InputError, RunError
 from tinyml.graph import load_tflite
 from tinyml.graph.tflite_import import read_model_file
 from tinyml.limits import check_samples, check_seed
+from tinyml.resources import require_extras
 from tinyml.graph.ir import NUMPY_DTYPES, Graph, Tensor
 from tinyml.targets.hostlink import DeviceInfo, DeviceMemory, HostLink, TensorInfo
 from tinyml.targets.run import run_project
@@ -161,14 +162,24 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
                  work_dir: str | os.PathLike[str] | None = None,
                  progress: Callable[[str], None] | None = None,
                  inputs: list[list[np.ndarray]] | None = None, sram: int | None = None) -> VerifyReport:
-    say = progress or (lambda _m: None)
+    require_extras("tinyml verify", "reference")
     if inputs is None:
         check_samples(samples)
         check_seed(seed)
     data = read_model_file(model)
     compiled = build_model(model, board, sram=sram)
+    xs = inputs if inputs is not None else random_inputs(compiled.graph, samples, seed)
+    return verify_compiled(compiled, data, xs, work_dir=work_dir, progress=progress)
+
+
+def verify_compiled(compiled: Compiled, data: bytes, xs: list[list[np.ndarray]], *,
+                    work_dir: str | os.PathLike[str] | None = None,
+                    progress: Callable[[str], None] | None = None) -> VerifyReport:
+    """Run the inputs ``xs`` through ``compiled`` (a firmware project, written to ``work_dir`` or a temporary
+    directory) and through TFLM on the model's .tflite bytes ``data``, and compare every output byte."""
+    require_extras("verifying against TFLM", "reference")
+    say = progress or (lambda _m: None)
     graph = compiled.graph
-    xs = inputs if inputs is not None else random_inputs(graph, samples, seed)
     samples = len(xs)
 
     with tempfile.TemporaryDirectory(prefix="tinyml-verify-") as tmp:

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tinyml.train.quantize import quantize_int8
+
 __all__ = [
     "DS_CNN_SIZES",
     "ds_cnn",
@@ -34,6 +36,8 @@ __all__ = [
     "resnet8",
     "fc_autoencoder",
     "randomize_batchnorm",
+    "BENCH_NETWORKS",
+    "bench_network",
 ]
 
 # Hello Edge DS-CNN sizes (ARM ML-KWS-for-MCU ``model_size_info``): channels,
@@ -308,3 +312,31 @@ def fc_autoencoder(
     out = keras.layers.Dense(input_dim, name="out")(x)
     model = keras.Model(inp, out, name="fc_autoencoder")
     return randomize_batchnorm(model, _sample((input_dim,), "normal", seed), seed)
+
+
+# The networks `tinyml bench memory` measures when given no models (the test zoo's networks):
+# id -> (builder, its arguments, input shape, calibration data "image" or "normal", per-channel weights).
+BENCH_NETWORKS: dict[str, tuple[str, dict[str, Any], tuple[int, ...], str, bool]] = {
+    "ds_cnn": ("ds_cnn", {}, (49, 10, 1), "normal", True),
+    "ds_cnn-pt": ("ds_cnn", {}, (49, 10, 1), "normal", False),
+    "ds_cnn_m": ("ds_cnn_size", {"size": "M"}, (49, 10, 1), "normal", True),
+    "mobilenet_v1": ("mobilenet_v1", {}, (96, 96, 3), "image", True),
+    "mobilenet_v2": ("mobilenet_v2", {}, (96, 96, 3), "image", True),
+    "mobilenet_v2-144": ("mobilenet_v2", {}, (144, 144, 3), "image", True),
+    "resnet8": ("resnet8", {}, (32, 32, 3), "image", True),
+    "fc_autoencoder": ("fc_autoencoder", {"hidden_layers": 2}, (640,), "normal", True),
+    "fc_autoencoder-mlperf": ("fc_autoencoder", {}, (640,), "normal", True),
+}
+
+
+def bench_network(name: str, seed: int = 0) -> bytes:
+    """The int8 ``.tflite`` of BENCH_NETWORKS[``name``]: random weights, quantized with TensorFlow."""
+    builder, kwargs, shape, kind, per_channel = BENCH_NETWORKS[name]
+    build = globals()[builder]
+    if builder == "fc_autoencoder":
+        model = build(input_dim=shape[0], seed=seed, **kwargs)
+    elif builder == "ds_cnn_size":
+        model = build(kwargs["size"], input_shape=shape, seed=seed)
+    else:
+        model = build(input_shape=shape, seed=seed, **kwargs)
+    return quantize_int8(model, _sample(shape, kind, seed, n=48).astype(np.float32), per_channel=per_channel)
