@@ -6,8 +6,9 @@ board, fastest first, with the facts the memory planner (``tinyml.schedule``) ch
 from __future__ import annotations
 
 from tinyml.codegen import families, ops
-from tinyml.codegen.declare import FAMILY_RANK, Variant
+from tinyml.codegen.declare import CYCLES_PER_INSTRUCTION, FAMILY_RANK, Variant
 from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.schedule.plan import Plan
 
 VARIANTS: tuple[Variant, ...] = tuple(sorted(
     [v for m in ops.MODULES for v in getattr(m, "VARIANTS", ())] + list(families.VARIANTS),
@@ -30,3 +31,16 @@ def options(ctx: LowerContext, call: KernelCall) -> list[Variant]:
 
 def fastest(ctx: LowerContext, call: KernelCall) -> Variant:
     return options(ctx, call)[0]
+
+
+def estimate_cycles(plan: Plan, cpu: str) -> int | None:
+    """Estimated cycles of one inference of ``plan`` on core ``cpu`` (zero-wait-state): each chosen kernel's
+    estimated instructions (``Plan.op_cost``) times its family's CYCLES_PER_INSTRUCTION on that core; None
+    when a family used has no factor for the core."""
+    total = 0.0
+    for op, f in plan.choice.items():
+        cpi = CYCLES_PER_INSTRUCTION.get((cpu, variant(f.variant).family))
+        if cpi is None:
+            return None
+        total += plan.op_cost(op) * cpi
+    return int(round(total))

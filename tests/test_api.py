@@ -78,6 +78,12 @@ def test_compile_takes_a_path_bytes_or_a_graph(conv: Path, tmp_path: Path) -> No
     assert fit.ram_bytes == fit.arena_bytes + fit.reserved_bytes and fit.arena_bytes == by_path.plan.arena_bytes
     assert fit.flash_bytes > fit.weight_bytes == by_path.weight_bytes
     assert json.loads(json.dumps(fit.to_json()))["fits"] is True
+    # the estimated latency at the board's clock, from the plan's cost: a core with fitted factors has one
+    assert fit.estimated_cycles and fit.estimated_cycles > by_path.plan.cost  # an M4 takes >1 cycle per instruction
+    assert fit.estimated_ms == pytest.approx(fit.estimated_cycles / 25e3)  # 25 MHz
+    assert "(estimated from the plan's cost, zero-wait-state, 25 MHz)" in fit.format()
+    m0 = tinyml.compile(conv, board="microbit").fit  # no factors for the Cortex-M0: no estimate, and no line
+    assert m0.estimated_cycles is None and "latency" not in m0.format()
     assert "model.c" in by_path.files and not (tmp_path / "out").exists()  # nothing written yet
 
     # write: a library from the same compilation; a user's directory is replaced only with force.

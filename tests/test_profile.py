@@ -107,6 +107,9 @@ def test_inspect_size_report(ds_cnn) -> None:
     assert fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] + fit["statics_bytes"]
     assert 0 <= fit["statics_bytes"] < 1024  # the runtime's own static data is small
     assert 0 < fit["stack_high_water_bytes"] < fit["reserved_bytes"]  # measured in the QEMU run
+    # the latency estimated from the plan's cost (no QEMU) is within 15% of the cycle model's (5% when fitted)
+    assert fit["estimated_cycles"] == pytest.approx(latency["cycles"], rel=0.15)
+    assert fit["estimated_ms"] == pytest.approx(fit["estimated_cycles"] / 25e3)
 
 
 @pytest.mark.slow

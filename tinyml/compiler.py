@@ -15,7 +15,7 @@ from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.render import ARENA_KINDS, Storage, render_model
 from tinyml.codegen.specialize import specialize_calls, variant_options
-from tinyml.codegen.variants import variant
+from tinyml.codegen.variants import estimate_cycles, variant
 from tinyml.errors import FitError, InputError
 from tinyml.graph import Graph, load_tflite
 from tinyml.graph.validate import validate_graph
@@ -193,6 +193,13 @@ class Fit:
     flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
     statics_bytes: int | None = None  # measured: the runtime's static data, in ram_bytes (the ELF's RAM)
     stack_high_water_bytes: int | None = None  # measured under QEMU: the stack one inference used
+    estimated_cycles: int | None = None  # one inference, from the plan's estimated cost (None: no factor for the core)
+    clock_hz: int | None = None  # the board's clock
+
+    @property
+    def estimated_ms(self) -> float | None:
+        """Estimated milliseconds of one inference at the board's clock (zero-wait-state)."""
+        return 1e3 * self.estimated_cycles / self.clock_hz if self.estimated_cycles and self.clock_hz else None
 
     @property
     def ram_fits(self) -> bool:
@@ -209,7 +216,7 @@ class Fit:
     def to_json(self) -> dict[str, object]:
         from dataclasses import asdict
 
-        return dict(asdict(self), fits=self.fits)
+        return dict(asdict(self), fits=self.fits, estimated_ms=self.estimated_ms)
 
     def format(self) -> str:
         def of(n: int, limit: int | None) -> str:
@@ -226,7 +233,16 @@ class Fit:
                           if self.statics_bytes is not None else ("", ""))
         return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
                 f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
-                f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}")
+                f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}{self.format_latency()}")
+
+    def format_latency(self) -> str:
+        """"; latency about N cycles = M ms (estimated, zero-wait-state, F MHz)", or "" without an estimate."""
+        if self.estimated_cycles is None:
+            return ""
+        ms = self.estimated_ms
+        clock = (f" = {ms:.2f} ms (estimated from the plan's cost, zero-wait-state, {self.clock_hz / 1e6:g} MHz)"
+                 if ms is not None and self.clock_hz else " (estimated from the plan's cost, zero-wait-state)")
+        return f"; latency about {self.estimated_cycles:,} cycles{clock}"
 
 
 def fit_of(c: Compiled) -> Fit:
@@ -234,10 +250,12 @@ def fit_of(c: Compiled) -> Fit:
     b = c.board
     host = b.kind == "host"
     reserved = reserved_ram_bytes(b)
+    cycles = None if host else estimate_cycles(c.plan, b.cpu)
     return Fit(board=b.name, arena_bytes=c.plan.arena_bytes, scratch_bytes=c.plan.scratch_bytes,
                stack_bytes=c.plan.stack_bytes, reserved_bytes=reserved, ram_bytes=c.plan.arena_bytes + reserved,
                board_ram_bytes=None if host else b.ram_bytes, weight_bytes=c.weight_bytes,
-               flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes)
+               flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes,
+               estimated_cycles=cycles, clock_hz=b.cpu_hz)
 
 
 def check_fit(c: Compiled, smallest_arena: int | None = None) -> None:

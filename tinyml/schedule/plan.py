@@ -173,17 +173,19 @@ class Plan:
 
     @property
     def cost(self) -> int:
-        """Estimated instructions of the chosen kernels; a patch stage's operators are scaled by the MACs
-        the stage adds (its recomputed halos) and add a cost per patch call, and a ring kernel adds its
-        copies out of the ring."""
-        total = 0.0
-        for op, f in self.choice.items():
-            st = self.stage_of(op)
-            scale = st.macs / max(st.macs - st.extra_macs, 1) if st is not None else 1.0
-            ip = self.inplace.get(op)
-            total += f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
-            total += f.patch_call_cost * st.patches if st is not None else 0
-        return int(round(total))
+        """Estimated instructions of the chosen kernels (the sum of :meth:`op_cost`)."""
+        return int(round(sum(self.op_cost(op) for op in self.choice)))
+
+    def op_cost(self, op: int) -> float:
+        """Estimated instructions of operator ``op``'s kernel: in a patch stage scaled by the MACs the stage
+        adds (its recomputed halos) plus a cost per patch call; a ring kernel adds its copies out of the
+        ring."""
+        f = self.choice[op]
+        st = self.stage_of(op)
+        scale = st.macs / max(st.macs - st.extra_macs, 1) if st is not None else 1.0
+        ip = self.inplace.get(op)
+        return (f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
+                + (f.patch_call_cost * st.patches if st is not None else 0))
 
     def offset(self, tensor: int) -> int:
         return self.buffers[self.tensor_buffer[tensor]].offset
