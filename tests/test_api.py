@@ -75,7 +75,9 @@ def test_compile_takes_a_path_bytes_or_a_graph(conv: Path, tmp_path: Path) -> No
         by_bytes.files
     fit = by_path.fit
     assert fit.fits and fit.board_ram_bytes == by_path.board.ram_bytes
-    assert fit.ram_bytes == fit.arena_bytes + fit.reserved_bytes and fit.arena_bytes == by_path.plan.arena_bytes
+    assert fit.ram_bytes == fit.arena_bytes + fit.reserved_bytes + fit.statics_bytes
+    assert fit.arena_bytes == by_path.plan.arena_bytes and fit.statics_bytes > 0 and not fit.ram_measured
+    assert f"runtime statics {fit.statics_bytes} (estimated)" in fit.format()
     assert fit.flash_bytes > fit.weight_bytes == by_path.weight_bytes
     assert json.loads(json.dumps(fit.to_json()))["fits"] is True
     # the estimated latency at the board's clock, from the plan's cost: a core with fitted factors has one
@@ -136,12 +138,12 @@ def test_a_fit_error_names_the_budget_and_the_boards_that_would_fit(tmp_path: Pa
     import tinyml
     from tinyml.boards import load_board
     from tinyml.errors import FitError
-    from tinyml.targets.project import reserved_ram_bytes
+    from tinyml.targets.project import reserved_ram_bytes, runtime_statics_estimate
 
     model = tmp_path / "mobilenet_v1.tflite"
     model.write_bytes(build(zoo_cases("mobilenet_v1")[0]))
     base = load_board("mps2-an386")
-    ram = reserved_ram_bytes(base) + 40_000
+    ram = reserved_ram_bytes(base) + runtime_statics_estimate(base, 96 * 96 * 3) + 40_000
     text = re.sub(r"(?m)^ram = \{ origin = 0x20000000, size = 0x[0-9a-fA-F]+ \}",
                   f"ram = {{ origin = 0x20000000, size = {ram:#x} }}", base.path.read_text())
     board = tmp_path / "small.toml"

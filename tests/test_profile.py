@@ -105,7 +105,14 @@ def test_inspect_size_report(ds_cnn) -> None:
                                                                                   sizes["weight_bytes"])
     assert fit["ram_bytes"] == sizes["ram_bytes"] < fit["board_ram_bytes"] and fit["fits"]  # the ELF's RAM:
     assert fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] + fit["statics_bytes"]
-    assert 0 <= fit["statics_bytes"] < 1024  # the runtime's own static data is small
+    assert 0 <= fit["statics_bytes"] < 1024 and fit["ram_measured"]  # the runtime's own static data is small
+    # before a build, the fit estimates the runtime statics: on this board, exactly what the ELF holds
+    from tinyml.compiler import build_model, fit_of
+    from tinyml.graph import load_tflite
+
+    before = fit_of(build_model(load_tflite(ds_cnn), "mps2-an386"))
+    assert not before.ram_measured and (before.statics_bytes, before.ram_bytes) == (fit["statics_bytes"],
+                                                                                    fit["ram_bytes"])
     assert 0 < fit["stack_high_water_bytes"] < fit["reserved_bytes"]  # measured in the QEMU run
     # the latency estimated from the plan's cost (no QEMU) is within 15% of the cycle model's (5% when fitted)
     assert fit["estimated_cycles"] == pytest.approx(latency["cycles"], rel=0.15)

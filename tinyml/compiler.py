@@ -22,7 +22,7 @@ from tinyml.graph.validate import validate_graph
 from tinyml.schedule.choose import TOLERANCE, Options, candidates, pick
 from tinyml.schedule.plan import Plan
 from tinyml.targets.export import FORMATS, check_static_lib_tools, library_files, model_header, static_lib_files
-from tinyml.targets.project import Application, render_project_files, reserved_ram_bytes
+from tinyml.targets.project import Application, render_project_files, reserved_ram_bytes, runtime_statics_estimate
 
 PROJECT_MARKER = "project.json"
 
@@ -178,20 +178,22 @@ CODE_ESTIMATE_BYTES = 16 * 1024  # flash for code and constants besides the weig
 @dataclass(frozen=True)
 class Fit:
     """Will it fit: a compiled model's RAM and flash against the board's memories, as far as they are
-    known before a build (flash is estimated: weights plus CODE_ESTIMATE_BYTES of code)."""
+    known before a build (estimated: flash as weights plus CODE_ESTIMATE_BYTES of code, the runtime's static
+    data as runtime_statics_estimate) or measured in the linked ELF (flash_measured, ram_measured)."""
 
     board: str
     arena_bytes: int  # activations, inputs, outputs and kernel scratch
     scratch_bytes: int  # kernel scratch, part of the arena
     stack_bytes: int  # the deepest kernel's stack (part of the board's stack, in reserved_bytes)
     reserved_bytes: int  # the runtime's stacks and guard (and host-link buffers), besides the arena
-    ram_bytes: int  # arena + reserved
+    statics_bytes: int  # the runtime's static data: estimated (runtime_statics_estimate), or the ELF's (ram_measured)
+    ram_bytes: int  # arena + reserved + statics
     board_ram_bytes: int | None  # None: a host board, no limit
     weight_bytes: int
     flash_bytes: int  # weights + the code estimate, or measured in the linked ELF (flash_measured)
     board_flash_bytes: int | None
     flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
-    statics_bytes: int | None = None  # measured: the runtime's static data, in ram_bytes (the ELF's RAM)
+    ram_measured: bool = False  # ram_bytes is the linked ELF's RAM, and statics_bytes what it holds besides
     stack_high_water_bytes: int | None = None  # measured under QEMU: the stack one inference used
     estimated_cycles: int | None = None  # one inference, from the plan's estimated cost (None: no factor for the core)
     clock_hz: int | None = None  # the board's clock
@@ -229,8 +231,8 @@ class Fit:
                  f"code (estimated {CODE_ESTIMATE_BYTES:,})")
         high = (f"; high-water {self.stack_high_water_bytes:,} measured under QEMU"
                 if self.stack_high_water_bytes is not None else "")
-        where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}")
-                          if self.statics_bytes is not None else ("", ""))
+        where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}") if self.ram_measured
+                          else ("", f" + runtime statics {self.statics_bytes:,} (estimated)"))
         return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
                 f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
                 f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}{self.format_latency()}")
@@ -250,9 +252,11 @@ def fit_of(c: Compiled) -> Fit:
     b = c.board
     host = b.kind == "host"
     reserved = reserved_ram_bytes(b)
+    statics = runtime_statics_estimate(b, _input_bytes(c.graph))
     cycles = None if host else estimate_cycles(c.plan, b.cpu)
     return Fit(board=b.name, arena_bytes=c.plan.arena_bytes, scratch_bytes=c.plan.scratch_bytes,
-               stack_bytes=c.plan.stack_bytes, reserved_bytes=reserved, ram_bytes=c.plan.arena_bytes + reserved,
+               stack_bytes=c.plan.stack_bytes, reserved_bytes=reserved, statics_bytes=statics,
+               ram_bytes=c.plan.arena_bytes + reserved + statics,
                board_ram_bytes=None if host else b.ram_bytes, weight_bytes=c.weight_bytes,
                flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes,
                estimated_cycles=cycles, clock_hz=b.cpu_hz)
@@ -264,28 +268,33 @@ def check_fit(c: Compiled, smallest_arena: int | None = None) -> None:
     f = fit_of(c)
     if not f.ram_fits:
         assert f.board_ram_bytes is not None
-        room = f.board_ram_bytes - f.reserved_bytes
+        room = f.board_ram_bytes - f.reserved_bytes - f.statics_bytes
         hint = (f"compile with --sram {room} (the arena this board leaves) for a slower plan that fits, or "
                 if smallest_arena is not None and 0 < smallest_arena <= room else "")
         raise FitError(
             f"model '{c.graph.name}' needs {f.ram_bytes} bytes of RAM (arena {f.arena_bytes} + stack and "
-            f"runtime {f.reserved_bytes}) but board {f.board} has {f.board_ram_bytes}, "
+            f"runtime {f.reserved_bytes} + runtime statics {f.statics_bytes}, estimated) but board {f.board} has {f.board_ram_bytes}, "
             f"{f.ram_bytes - f.board_ram_bytes} bytes too many; {hint}choose a board with more SRAM"
-            f"{_boards_that_hold(f)} or a smaller model"
+            f"{_boards_that_hold(f, _input_bytes(c.graph))} or a smaller model"
         )
     if not f.flash_fits:
         assert f.board_flash_bytes is not None
         raise FitError(
             f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (weights {f.weight_bytes} + "
             f"code) but board {f.board} has {f.board_flash_bytes}, {f.flash_bytes - f.board_flash_bytes} bytes "
-            f"too many; choose a board with more flash{_boards_that_hold(f)} or a smaller model"
+            f"too many; choose a board with more flash{_boards_that_hold(f, _input_bytes(c.graph))} or a smaller model"
         )
 
 
-def _boards_that_hold(f: Fit) -> str:
+def _input_bytes(g: Graph) -> int:
+    return sum(g.tensors[t].nbytes for t in g.inputs)
+
+
+def _boards_that_hold(f: Fit, input_bytes: int) -> str:
     """" (e.g. A, B)": the boards with the least SRAM that hold this arena and these weights."""
     fitting = sorted((b for b in list_boards() if b.kind != "host" and b.name != f.board and b.ram_bytes
                       and b.flash_bytes and b.ram_bytes >= f.arena_bytes + reserved_ram_bytes(b)
+                      + runtime_statics_estimate(b, input_bytes)
                       and b.flash_bytes >= f.flash_bytes), key=lambda b: (b.ram_bytes, b.name))
     return f" (e.g. {', '.join(b.name for b in fitting[:3])})" if fitting else ""
 

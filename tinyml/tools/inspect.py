@@ -106,7 +106,7 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
                       else size_report(model, str(board)))
         fit = fit_of(build_model(graph, brd))
         info.fit = replace(fit, flash_bytes=info.sizes.flash_bytes, weight_bytes=info.sizes.weight_bytes,
-                           flash_measured=True, ram_bytes=info.sizes.ram_bytes,
+                           flash_measured=True, ram_bytes=info.sizes.ram_bytes, ram_measured=True,
                            statics_bytes=info.sizes.ram_bytes - fit.arena_bytes - fit.reserved_bytes,
                            stack_high_water_bytes=report.stack_high_water if isinstance(report, ProfileReport)
                            else None)
