@@ -47,7 +47,9 @@ def test_inspect_text_and_json(dscnn: Path) -> None:
     r = tinyml("inspect", str(dscnn), "--json")
     info = json.loads(r.stdout)
     t = info["totals"]
-    assert t["macs"] > 2_000_000 and t["weight_bytes"] > 20_000 and t["arena_bytes"] > 0
+    assert t["macs"] > 2_000_000 and t["constant_bytes"] > 20_000 and t["arena_bytes"] > 0
+    assert f"model constants {t['constant_bytes']:,} bytes (the .tflite's constant tensors)" in \
+        tinyml("inspect", str(dscnn)).stdout
     assert info["inputs"][0]["shape"] == [1, 49, 10, 1]
     assert all(o["supported"] for o in info["operators"])
     conv = next(o for o in info["operators"] if o["op"] == "CONV_2D")

@@ -110,9 +110,13 @@ def test_inspect_size_report(ds_cnn) -> None:
     from tinyml.compiler import build_model, fit_of
     from tinyml.graph import load_tflite
 
-    before = fit_of(build_model(load_tflite(ds_cnn), "mps2-an386"))
+    compiled = build_model(load_tflite(ds_cnn), "mps2-an386")
+    before = fit_of(compiled)
     assert not before.ram_measured and (before.statics_bytes, before.ram_bytes) == (fit["statics_bytes"],
                                                                                     fit["ram_bytes"])
+    # one weights figure: the compiled weights before the build are the ELF's; the .tflite's constants differ
+    assert compiled.weight_bytes == sizes["weight_bytes"] == before.weight_bytes
+    assert json.loads(proc.stdout)["totals"]["constant_bytes"] < sizes["weight_bytes"]
     assert 0 < fit["stack_high_water_bytes"] < fit["reserved_bytes"]  # measured in the QEMU run
     # the latency estimated from the plan's cost (no QEMU) is within 15% of the cycle model's (5% when fitted)
     assert fit["estimated_cycles"] == pytest.approx(latency["cycles"], rel=0.15)

@@ -196,7 +196,7 @@ def cmd_compile(a: argparse.Namespace) -> int:
     then = {"project": f"build with 'make -C {a.output}'", "cmake": f"add it with add_subdirectory({a.output})"
             }.get(a.format, f"{a.output}/README.md says which files your build needs")
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
-          f"{c.macs:,} MACs, weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
+          f"{c.macs:,} MACs, compiled weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
           f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); {then}")
     print(f"fit: {fit_of(c).format()}")

@@ -42,9 +42,10 @@ class Compiled:
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes of constant data the generated code holds: the constant tensors the
-        kernel calls still reference plus the arrays lowering derived (rearranged
-        weights, multipliers, shifts, tables)."""
+        """Compiled weights: bytes of constant data the generated code holds in flash, the constant tensors
+        the kernel calls still reference plus the arrays lowering derived (rearranged and padded weights,
+        folded biases, multipliers, shifts, tables); the linked ELF's SizeReport.weight_bytes measures the
+        same.  Not the .tflite's constant tensors (`tinyml inspect`'s model constants)."""
         tensors = {a.tensor for k in self.calls if isinstance(k, KernelCall) for a in k.args
                    if a.kind == "tensor" and self.graph.tensors[a.tensor].is_const}
         n = sum(self.graph.tensors[t].nbytes for t in tensors)
@@ -189,7 +190,7 @@ class Fit:
     statics_bytes: int  # the runtime's static data: estimated (runtime_statics_estimate), or the ELF's (ram_measured)
     ram_bytes: int  # arena + reserved + statics
     board_ram_bytes: int | None  # None: a host board, no limit
-    weight_bytes: int
+    weight_bytes: int  # compiled weights (Compiled.weight_bytes), or the linked ELF's (flash_measured)
     flash_bytes: int  # weights + the code estimate, or measured in the linked ELF (flash_measured)
     board_flash_bytes: int | None
     flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
@@ -224,10 +225,10 @@ class Fit:
         def of(n: int, limit: int | None) -> str:
             return f"{n:,} bytes" + (f" of {limit:,} ({100 * n / limit:.0f}%)" if limit else "")
 
-        flash = (f"flash {of(self.flash_bytes, self.board_flash_bytes)} in the linked ELF: weights "
-                 f"{self.weight_bytes:,} + code and constants {self.flash_bytes - self.weight_bytes:,}"
+        flash = (f"flash {of(self.flash_bytes, self.board_flash_bytes)} in the linked ELF: compiled weights "
+                 f"{self.weight_bytes:,} + code and other {self.flash_bytes - self.weight_bytes:,}"
                  if self.flash_measured else
-                 f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: weights {self.weight_bytes:,} + "
+                 f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: compiled weights {self.weight_bytes:,} + "
                  f"code (estimated {CODE_ESTIMATE_BYTES:,})")
         high = (f"; high-water {self.stack_high_water_bytes:,} measured under QEMU"
                 if self.stack_high_water_bytes is not None else "")
@@ -280,7 +281,7 @@ def check_fit(c: Compiled, smallest_arena: int | None = None) -> None:
     if not f.flash_fits:
         assert f.board_flash_bytes is not None
         raise FitError(
-            f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (weights {f.weight_bytes} + "
+            f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (compiled weights {f.weight_bytes} + "
             f"code) but board {f.board} has {f.board_flash_bytes}, {f.flash_bytes - f.board_flash_bytes} bytes "
             f"too many; choose a board with more flash{_boards_that_hold(f, _input_bytes(c.graph))} or a smaller model"
         )

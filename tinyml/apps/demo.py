@@ -54,7 +54,7 @@ def run_demo(board: str = "mps2-an386", samples: int = 5, out_dir: str | None = 
     start = time.monotonic()
     c = compile_model(model, board, project, name="kws", force=force)
     say(f"compiled {c.graph.name} for {c.board.name} ({c.board.cpu}) in {time.monotonic() - start:.1f}s -> "
-        f"{project}: {len(c.graph.ops)} operators, {c.macs:,} MACs, weights {c.weight_bytes:,} bytes, "
+        f"{project}: {len(c.graph.ops)} operators, {c.macs:,} MACs, compiled weights {c.weight_bytes:,} bytes, "
         f"arena {c.plan.arena_bytes:,} bytes")
     xs = random_inputs(c.graph, samples, seed=1)
     say(f"running {samples} inputs on QEMU {c.board.name} ...")

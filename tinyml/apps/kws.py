@@ -417,7 +417,7 @@ class KwsReport:
         if c:
             ins = (f"; instructions per window: MFCC {c['mfcc_instructions']:,} + model "
                    f"{c['model_instructions']:,}" if "model_instructions" in c else "")
-            lines.append(f"flash {c['flash_bytes']:,} bytes (weights {c['weight_bytes']:,}); peak SRAM "
+            lines.append(f"flash {c['flash_bytes']:,} bytes (compiled weights {c['weight_bytes']:,}); peak SRAM "
                          f"{c['static_ram_bytes'] + c['stack_reserved_bytes']:,} bytes (static "
                          f"{c['static_ram_bytes']:,} incl. arena {c['arena_bytes']:,}, stack "
                          f"{c['stack_reserved_bytes']:,} reserved){ins}")

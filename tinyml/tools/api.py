@@ -101,7 +101,7 @@ class CompiledModel(Compiled):
 
     def __repr__(self) -> str:
         return (f"<CompiledModel {self.name} for {self.board.name} ({self.format}): arena {self.plan.arena_bytes:,} "
-                f"bytes, weights {self.weight_bytes:,} bytes>")
+                f"bytes, compiled weights {self.weight_bytes:,} bytes>")
 
     @property
     def name(self) -> str:

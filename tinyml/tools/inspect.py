@@ -32,7 +32,7 @@ def _quant(t: Tensor) -> Any:
 class Totals:
     operators: int
     macs: int
-    weight_bytes: int  # every constant tensor of the model
+    constant_bytes: int  # model constants: every constant tensor of the .tflite (weights, biases), as stored there
     activation_bytes: int  # every activation tensor
     largest_activation_bytes: int
     arena_bytes: int  # of the plan tinyml compile makes (planned_for says for which kernels)
@@ -61,7 +61,7 @@ class Inspection:
     source: str
     inputs: list[dict[str, Any]]  # name, shape, dtype, quant
     outputs: list[dict[str, Any]]
-    operators: list[dict[str, Any]]  # index, op, supported, macs, weight_bytes, [problem], inputs, outputs, ...
+    operators: list[dict[str, Any]]  # index, op, supported, macs, constant_bytes, [problem], inputs, outputs, ...
     totals: Totals
     board: str | None = None
     sizes: SizeReport | None = None  # from the linked ELF for ``board``
@@ -123,7 +123,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
     ctx = LowerContext(graph=graph)
     ops = []
     for op in graph.ops:
-        entry: dict[str, Any] = dict(index=op.index, op=op.kind, supported=True, macs=0, weight_bytes=0)
+        entry: dict[str, Any] = dict(index=op.index, op=op.kind, supported=True, macs=0, constant_bytes=0)
         try:
             lowered = lower_op(ctx, op)
             if isinstance(lowered, KernelCall):
@@ -133,7 +133,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
             entry["problem"] = str(e)
         consts = [graph.tensors[t] for t in op.inputs if t >= 0 and graph.tensors[t].is_const]
         acts = [graph.tensors[t] for t in op.inputs if t >= 0 and not graph.tensors[t].is_const]
-        entry["weight_bytes"] = sum(t.nbytes for t in consts)
+        entry["constant_bytes"] = sum(t.nbytes for t in consts)
         entry["inputs"] = [dict(name=t.name, shape=list(t.shape), dtype=t.dtype, quant=_quant(t)) for t in acts]
         entry["outputs"] = [dict(name=graph.tensors[t].name, shape=list(graph.tensors[t].shape),
                                  dtype=graph.tensors[t].dtype, quant=_quant(graph.tensors[t])) for t in op.outputs]
@@ -159,7 +159,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
         totals=Totals(
             operators=len(graph.ops),
             macs=sum(o["macs"] for o in ops),
-            weight_bytes=const_bytes,
+            constant_bytes=const_bytes,
             activation_bytes=sum(graph.tensors[t].nbytes for t in acts),
             largest_activation_bytes=max((graph.tensors[t].nbytes for t in acts), default=0),
             arena_bytes=plan.arena_bytes,
@@ -178,7 +178,7 @@ def format_inspection(info: dict[str, Any]) -> str:
             qs = f" scale {q['scale']:.6g} zero point {q['zero_point']}" if q and not q["per_channel"] else ""
             lines.append(f"  {kind[:-1]:6} {io['name']}: {io['dtype']} {io['shape']}{qs}")
     lines.append("")
-    head = f"{'#':>3}  {'operator':<18} {'output shape':<18} {'MACs':>10} {'weights':>8}  quantization"
+    head = f"{'#':>3}  {'operator':<18} {'output shape':<18} {'MACs':>10} {'consts':>8}  quantization"
     lines.append(head)
     lines.append("-" * len(head))
     for o in info["operators"]:
@@ -190,16 +190,17 @@ def format_inspection(info: dict[str, Any]) -> str:
         if not o["supported"]:
             qtext = "UNSUPPORTED: " + o["problem"].split(": ", 1)[-1]
         lines.append(f"{o['index']:>3}  {o['op']:<18} {str(out['shape']):<18} {o['macs']:>10,} "
-                     f"{o['weight_bytes']:>8,}  {qtext}")
+                     f"{o['constant_bytes']:>8,}  {qtext}")
     t = info["totals"]
     lines.append("")
-    lines.append(f"operators {t['operators']}, MACs {t['macs']:,}, weights {t['weight_bytes']:,} bytes")
+    lines.append(f"operators {t['operators']}, MACs {t['macs']:,}, model constants {t['constant_bytes']:,} bytes "
+                 "(the .tflite's constant tensors)")
     lines.append(f"activations: {t['activation_bytes']:,} bytes in all tensors, largest tensor "
                  f"{t['largest_activation_bytes']:,} bytes, arena {t['arena_bytes']:,} bytes "
                  f"(peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
     if info.get("sizes"):
         s = info["sizes"]
-        lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, weights {s['weight_bytes']:,}, "
+        lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, compiled weights {s['weight_bytes']:,}, "
                      f"code and other {s['code_bytes']:,} (machine code {s['text_bytes']:,}, "
                      f"of it kernels {s['kernel_text_bytes']:,})")
     if info.get("latency"):

@@ -147,7 +147,8 @@ class MarkCounts:
 
 @dataclass
 class SizeReport:
-    """Bytes in flash from the linked ELF: weights (the model's constant arrays) and everything else."""
+    """Bytes in flash from the linked ELF: the compiled weights (the model's constant arrays, as
+    Compiled.weight_bytes counts them) and everything else."""
 
     flash_bytes: int
     weight_bytes: int
@@ -252,7 +253,7 @@ class ProfileReport:
         if self.sizes:
             s = self.sizes
             lines.append("")
-            lines.append(f"flash {s.flash_bytes:,} bytes: weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
+            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
                          f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
         if self.chart:
             lines.append(f"bar chart: {self.chart}")
@@ -354,7 +355,7 @@ class BoardProfileReport:
             lines.append(f"memory on the device: {self.memory.summary()}")
         if self.sizes:
             s = self.sizes
-            lines.append(f"flash {s.flash_bytes:,} bytes: weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
+            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
                          f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
         if self.chart:
             lines.append(f"bar chart: {self.chart}")
