@@ -133,7 +133,7 @@ def test_fresh_venv_runs_the_core_commands_and_names_the_missing_extras(tmp_path
     assert r.returncode == 0 and "peak SRAM" in r.stdout, r.stderr
     r = tinyml("compile", "conv.tflite", "--board", "host", "-o", "proj")
     assert r.returncode == 0 and "compiled conv for host" in r.stdout, r.stderr
-    fit_line = r"^fit: RAM [\d,]+ bytes: arena [\d,]+ .*flash about [\d,]+ bytes: weights"
+    fit_line = r"^fit: RAM [\d,]+ bytes: arena [\d,]+ .*flash about [\d,]+ bytes: compiled weights"
     assert re.search(fit_line, r.stdout, re.M), r.stdout
     np.save(work / "x.npy", np.zeros(shape, np.int8))
     r = tinyml("run", "proj", "--input", "x.npy", "--output", "y.npy")

@@ -233,7 +233,7 @@ class Fit:
         high = (f"; high-water {self.stack_high_water_bytes:,} measured under QEMU"
                 if self.stack_high_water_bytes is not None else "")
         where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}") if self.ram_measured
-                          else ("", f" + runtime statics {self.statics_bytes:,} (estimated)"))
+                          else ("", f" + runtime statics {self.statics_bytes:,} (estimated)" if self.statics_bytes else ""))
         return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
                 f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
                 f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}{self.format_latency()}")
