@@ -42,8 +42,8 @@ FAMILY_RANK = {"mve": 0, "dsp": 1, "portable": 2}  # fastest first, where severa
 # resnet8 and mobilenet_v1 on mps2-an385 (Cortex-M3), mps2-an386 (M4) and mps3-an547 (M55), and
 # ds_cnn alone on mps2-an505 (M33) and mps2-an500 (M7).  Cores without an entry
 # (M0, M0+) get no estimate.  The estimate's error is mostly the declared instructions', not these
-# factors': on mps2-an386 it is 5% above the profiled cycles for ds_cnn (tests/test_api.py checks it
-# within 15%), 6% below for mobilenet_v1 and 30% above for resnet8.
+# factors': on mps2-an386 it is 5% above the profiled cycles for ds_cnn (tests/test_profile.py checks
+# it within 15%), 6% below for mobilenet_v1 and 30% above for resnet8.
 CYCLES_PER_INSTRUCTION: dict[tuple[str, str], float] = {
     ("cortex-m3", "portable"): 1.54,
     ("cortex-m4", "portable"): 1.43,  # the softmax, pooling and FC layers beside the DSP kernels

@@ -187,7 +187,7 @@ class Fit:
     scratch_bytes: int  # kernel scratch, part of the arena
     stack_bytes: int  # the deepest kernel's stack (part of the board's stack, in reserved_bytes)
     reserved_bytes: int  # the runtime's stacks and guard (and host-link buffers), besides the arena
-    statics_bytes: int  # the runtime's static data: estimated (runtime_statics_estimate), or the ELF's (ram_measured)
+    statics_bytes: int  # the runtime's static data: estimated (runtime_statics_estimate), or the ELF's
     ram_bytes: int  # arena + reserved + statics
     board_ram_bytes: int | None  # None: a host board, no limit
     weight_bytes: int  # compiled weights (Compiled.weight_bytes), or the linked ELF's (flash_measured)
@@ -196,7 +196,7 @@ class Fit:
     flash_measured: bool = False  # flash_bytes and weight_bytes are the linked ELF's
     ram_measured: bool = False  # ram_bytes is the linked ELF's RAM, and statics_bytes what it holds besides
     stack_high_water_bytes: int | None = None  # measured under QEMU: the stack one inference used
-    estimated_cycles: int | None = None  # one inference, from the plan's estimated cost (None: no factor for the core)
+    estimated_cycles: int | None = None  # one inference, from the plan's cost (None: no factors for the core)
     clock_hz: int | None = None  # the board's clock
 
     @property
@@ -228,12 +228,13 @@ class Fit:
         flash = (f"flash {of(self.flash_bytes, self.board_flash_bytes)} in the linked ELF: compiled weights "
                  f"{self.weight_bytes:,} + code and other {self.flash_bytes - self.weight_bytes:,}"
                  if self.flash_measured else
-                 f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: compiled weights {self.weight_bytes:,} + "
-                 f"code (estimated {CODE_ESTIMATE_BYTES:,})")
+                 f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: compiled weights "
+                 f"{self.weight_bytes:,} + code (estimated {CODE_ESTIMATE_BYTES:,})")
         high = (f"; high-water {self.stack_high_water_bytes:,} measured under QEMU"
                 if self.stack_high_water_bytes is not None else "")
         where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}") if self.ram_measured
-                          else ("", f" + runtime statics {self.statics_bytes:,} (estimated)" if self.statics_bytes else ""))
+                          else ("", f" + runtime statics {self.statics_bytes:,} (estimated)"
+                                if self.statics_bytes else ""))
         return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
                 f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
                 f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}{self.format_latency()}")
@@ -274,16 +275,19 @@ def check_fit(c: Compiled, smallest_arena: int | None = None) -> None:
                 if smallest_arena is not None and 0 < smallest_arena <= room else "")
         raise FitError(
             f"model '{c.graph.name}' needs {f.ram_bytes} bytes of RAM (arena {f.arena_bytes} + stack and "
-            f"runtime {f.reserved_bytes} + runtime statics {f.statics_bytes}, estimated) but board {f.board} has {f.board_ram_bytes}, "
+            f"runtime {f.reserved_bytes} + runtime statics {f.statics_bytes}, estimated) but board {f.board} has "
+            f"{f.board_ram_bytes}, "
             f"{f.ram_bytes - f.board_ram_bytes} bytes too many; {hint}choose a board with more SRAM"
             f"{_boards_that_hold(f, _input_bytes(c.graph))} or a smaller model"
         )
     if not f.flash_fits:
         assert f.board_flash_bytes is not None
         raise FitError(
-            f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (compiled weights {f.weight_bytes} + "
-            f"code) but board {f.board} has {f.board_flash_bytes}, {f.flash_bytes - f.board_flash_bytes} bytes "
-            f"too many; choose a board with more flash{_boards_that_hold(f, _input_bytes(c.graph))} or a smaller model"
+            f"model '{c.graph.name}' needs about {f.flash_bytes} bytes of flash (compiled weights "
+            f"{f.weight_bytes} + code) but board {f.board} has {f.board_flash_bytes}, "
+            f"{f.flash_bytes - f.board_flash_bytes} bytes "
+            f"too many; choose a board with more flash{_boards_that_hold(f, _input_bytes(c.graph))} or a smaller "
+            "model"
         )
 
 

@@ -32,7 +32,7 @@ def _quant(t: Tensor) -> Any:
 class Totals:
     operators: int
     macs: int
-    constant_bytes: int  # model constants: every constant tensor of the .tflite (weights, biases), as stored there
+    constant_bytes: int  # model constants: every constant tensor of the .tflite (weights, biases) as stored
     activation_bytes: int  # every activation tensor
     largest_activation_bytes: int
     arena_bytes: int  # of the plan tinyml compile makes (planned_for says for which kernels)
@@ -200,7 +200,8 @@ def format_inspection(info: dict[str, Any]) -> str:
                  f"(peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
     if info.get("sizes"):
         s = info["sizes"]
-        lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, compiled weights {s['weight_bytes']:,}, "
+        lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, compiled weights "
+                     f"{s['weight_bytes']:,}, "
                      f"code and other {s['code_bytes']:,} (machine code {s['text_bytes']:,}, "
                      f"of it kernels {s['kernel_text_bytes']:,})")
     if info.get("latency"):

@@ -253,7 +253,8 @@ class ProfileReport:
         if self.sizes:
             s = self.sizes
             lines.append("")
-            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
+            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other "
+                         f"{s.code_bytes:,} "
                          f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
         if self.chart:
             lines.append(f"bar chart: {self.chart}")
@@ -355,7 +356,8 @@ class BoardProfileReport:
             lines.append(f"memory on the device: {self.memory.summary()}")
         if self.sizes:
             s = self.sizes
-            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other {s.code_bytes:,} "
+            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other "
+                         f"{s.code_bytes:,} "
                          f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
         if self.chart:
             lines.append(f"bar chart: {self.chart}")
