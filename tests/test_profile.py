@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from tests.modelgen import build, zoo_cases
+from tinyml.compiler import build_model, fit_of
 from tinyml.errors import InputError
+from tinyml.graph import load_tflite
 from tinyml.tools.profile import build_plugin, profile_model
 
 pytestmark = pytest.mark.qemu
@@ -107,9 +109,6 @@ def test_inspect_size_report(ds_cnn) -> None:
     assert fit["ram_bytes"] == fit["arena_bytes"] + fit["reserved_bytes"] + fit["statics_bytes"]
     assert 0 <= fit["statics_bytes"] < 1024 and fit["ram_measured"]  # the runtime's own static data is small
     # before a build, the fit estimates the runtime statics: on this board, exactly what the ELF holds
-    from tinyml.compiler import build_model, fit_of
-    from tinyml.graph import load_tflite
-
     compiled = build_model(load_tflite(ds_cnn), "mps2-an386")
     before = fit_of(compiled)
     assert not before.ram_measured and (before.statics_bytes, before.ram_bytes) == (fit["statics_bytes"],
