@@ -23,6 +23,7 @@ VARIANTS = (
     portable("concat_s8", per_mac=4.0),
 )
 
+
 @lowering("PAD")
 def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: the operands (a constant int32 paddings tensor), 1-D to 5-D, one non-negative (before,
