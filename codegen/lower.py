@@ -19,7 +19,6 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from tinyml.errors import UnsupportedError
 from tinyml.graph.ir import C_TYPES, Graph, Op, Tensor
 
 
@@ -135,47 +134,6 @@ def lowering(*kinds: str) -> Callable[[LowerFn], LowerFn]:
 # Helpers shared by op lowerings.
 
 
-def unsupported(op: Op, what: str) -> UnsupportedError:
-    return UnsupportedError(f"operator {op.index} ({op.kind}): {what}")
-
-
-def expect_inputs(op: Op, lo: int, hi: int | None = None) -> None:
-    hi = lo if hi is None else hi
-    n = len(op.inputs)
-    if not lo <= n <= hi or len(op.outputs) != 1:
-        raise unsupported(op, f"has {n} inputs and {len(op.outputs)} outputs, expected {lo}..{hi} inputs and 1 output")
-
-
-def act_tensor(ctx: LowerContext, op: Op, pos: int, dtypes: tuple[str, ...] = ("int8",),
-               output: bool = False) -> Tensor:
-    """A non-constant int8 (by default) quantized tensor at input/output pos."""
-    idx = op.outputs[pos] if output else op.inputs[pos]
-    role = f"output {pos}" if output else f"input {pos}"
-    if idx < 0:
-        raise unsupported(op, f"{role} is missing")
-    t = ctx.t(idx)
-    if t.dtype not in dtypes:
-        raise unsupported(
-            op, f"{role} '{t.name}' is {t.dtype}; only {'/'.join(dtypes)} is supported "
-                "(is this a float model? quantize it to int8 with a representative dataset)")
-    if t.is_const:
-        raise unsupported(op, f"{role} '{t.name}' is a constant; constant activations are not supported")
-    if t.dtype in ("int8", "int16") and (t.quant is None or t.quant.per_channel):
-        raise unsupported(op, f"{role} '{t.name}' needs per-tensor quantization parameters")
-    return t
-
-
-def const_tensor(ctx: LowerContext, op: Op, pos: int, dtypes: tuple[str, ...], what: str) -> Tensor | None:
-    if pos >= len(op.inputs) or op.inputs[pos] < 0:
-        return None
-    t = ctx.t(op.inputs[pos])
-    if not t.is_const:
-        raise unsupported(op, f"the {what} '{t.name}' must be a constant tensor")
-    if t.dtype not in dtypes:
-        raise unsupported(op, f"the {what} '{t.name}' is {t.dtype}; expected {'/'.join(dtypes)}")
-    return t
-
-
 def tensor_arg(t: Tensor, writable: bool = False) -> Arg:
     return Arg(kind="tensor", ctype=C_TYPES.get(t.dtype, "int8_t"), tensor=t.index, writable=writable)
 
@@ -189,6 +147,5 @@ def null_arg(ctype: str) -> Arg:
 
 
 def shape4(op: Op, t: Tensor) -> tuple[int, int, int, int]:
-    if len(t.shape) != 4:
-        raise unsupported(op, f"tensor '{t.name}' has shape {list(t.shape)}; a 4-D NHWC shape is required")
+    """The NHWC dimensions of a tensor validation checked is 4-D."""
     return t.shape  # type: ignore[return-value]

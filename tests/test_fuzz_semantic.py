@@ -6,7 +6,9 @@ number through the flatbuffer object API (tests/tflite_edit.py): a scale, a
 zero point, a bias or weight value, an option (stride, dilation, depth
 multiplier, padding, fused activation, filter size, axis, beta, alpha), an
 operand index (-1, out of range, another tensor, one more or one fewer, two
-swapped), a tensor type (every TensorType) or a shape.  The seeds are one or
+swapped), a tensor type (every TensorType), a shape, a tensor's quantization
+(removed) or an operator's opcode (another supported operator, or SUB, which
+we do not support; the options stay).  The seeds are one or
 two models per supported operator (tests/modelgen.py).
 
 For every mutant the compile for the host must either refuse it with a
@@ -42,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tests.modelgen import build, op_cases
-from tests.tflite_edit import edit_model
+from tests.tflite_edit import edit_model, set_opcode
 from tinyml.boards import load_board
 from tinyml.codegen.ops import supported_ops
 from tinyml.compiler import build_model, write_project
@@ -66,6 +68,7 @@ OPTION_FIELDS = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "de
 ENUM_FIELDS = {"padding": (0, 1, 2, 7), "fusedActivationFunction": tuple(range(7)),
                "keepDims": (0, 1), "keepNumDims": (0, 1)}
 FLOAT_FIELDS = ("beta", "alpha")
+OPCODES = (*sorted(supported_ops()), "SUB")
 
 
 # ---------------------------------------------------------------------------
@@ -97,12 +100,17 @@ def _set_vector(vec: Any, k: int, value: Any, dtype: Any) -> Any:
     return arr
 
 
+def _set_tensor(i: int, attr: str, value: Any) -> Callable[[Any, Any], None]:
+    """An editor setting field ``attr`` of tensor ``i`` to ``value``."""
+    return lambda mm, ss: setattr(mm.subgraphs[0].tensors[i], attr, value)
+
+
 def mutation(m: Any, s: Any, rng: np.random.Generator) -> Mutation | None:
     """A description and an editor of one semantic change of model object ``m`` (None: no target)."""
     sg = m.subgraphs[0]
     tensors, ops = sg.tensors, sg.operators
     family = _pick(rng, ("scale", "zero_point", "bias", "weights", "option", "operand", "type", "shape",
-                         "quant_dim"))
+                         "quant_dim", "no_quant", "opcode"))
     quantized = [i for i, t in enumerate(tensors) if t.quantization is not None and t.quantization.scale is not None
                  and len(t.quantization.scale) > 0]
 
@@ -208,10 +216,7 @@ def mutation(m: Any, s: Any, rng: np.random.Generator) -> Mutation | None:
     if family == "type":
         i = int(rng.integers(0, len(tensors)))
         value = _pick(rng, TENSOR_TYPES)
-
-        def f(mm: Any, ss: Any) -> None:
-            mm.subgraphs[0].tensors[i].type = value
-        return f"tensor {i} type -> {value}", f
+        return f"tensor {i} type -> {value}", _set_tensor(i, "type", value)
     if family == "shape":
         i = int(rng.integers(0, len(tensors)))
         shape = [int(d) for d in (tensors[i].shape if tensors[i].shape is not None else [])]
@@ -223,10 +228,7 @@ def mutation(m: Any, s: Any, rng: np.random.Generator) -> Mutation | None:
             shape.insert(0, 1)
         elif shape:
             shape = shape[1:]
-
-        def f(mm: Any, ss: Any) -> None:
-            mm.subgraphs[0].tensors[i].shape = np.asarray(shape, dtype=np.int32)
-        return f"tensor {i} shape -> {shape}", f
+        return f"tensor {i} shape -> {shape}", _set_tensor(i, "shape", np.asarray(shape, dtype=np.int32))
     if family == "quant_dim" and quantized:
         i = _pick(rng, quantized)
         value = _pick(rng, (0, 1, 2, 3, 4, -1))
@@ -240,6 +242,13 @@ def mutation(m: Any, s: Any, rng: np.random.Generator) -> Mutation | None:
             else:
                 qq.quantizedDimension = value
         return f"tensor {i} {'one scale fewer' if drop else f'quantized_dimension -> {value}'}", f
+    if family == "no_quant" and quantized:
+        i = _pick(rng, quantized)
+        return f"tensor {i} quantization removed", _set_tensor(i, "quantization", None)
+    if family == "opcode":
+        j = int(rng.integers(0, len(ops)))
+        name = _pick(rng, OPCODES)
+        return f"operator {j} opcode -> {name}", lambda mm, ss: set_opcode(mm, ss, j, name)
     return None
 
 
@@ -499,5 +508,5 @@ def test_mutations_cover_every_family_and_operator() -> None:
     seen = " ".join(what for _, what, _ in mutants(models, 1000, 0, encode=False))
     for field in ("scale[", "zero_point[", "bias", "weights", "strideH", "dilationHFactor", "depthMultiplier",
                   "padding", "fusedActivationFunction", "filterHeight", "inputs absent", "inputs out_of_range",
-                  "inputs swap", "outputs", "type ->", "shape ->", "quantized_dimension", "one scale fewer"):
+                  "inputs swap", "outputs", "type ->", "shape ->", "quantized_dimension", "one scale fewer", "quantization removed", "opcode ->"):
         assert field in seen, field

@@ -271,7 +271,9 @@ def test_quantize_float_rounding(scale: float, zp: int, tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     wide = (rng.standard_normal(n) * 200.0 * f).astype(np.float32)
     # saturation (TFLM's float -> int32 conversion is undefined beyond the int32 range, so stay inside it)
-    steps = np.array([0.0, -0.0, 127.5, -128.5, 127.49, -128.49, 1e5, -1e5, 2.0e9, -2.0e9], dtype=np.float32)
+    # (and around our kernel's saturation at +-1000 steps, which must not show for any zero point)
+    steps = np.array([0.0, -0.0, 127.5, -128.5, 127.49, -128.49, 1e5, -1e5, 2.0e9, -2.0e9,
+                      999.5, -999.5, 1000.0, -1000.0, 1000.5, -1000.5, 1001.0, -1001.0], dtype=np.float32)
     edge = np.resize((steps * f).astype(np.float32), n)
     near = (np.nextafter(ties, np.float32(np.inf))).astype(np.float32)
     _verify(model, tmp_path, [[ties], [wide], [edge], [near]])

@@ -315,7 +315,7 @@ def test_pad_rejects_bad_paddings() -> None:
     op = Op(index=0, kind="PAD", inputs=[0, 2], outputs=[1])
     _expect_unsupported(ts([[0, 0], [-1, 0], [0, 0], [0, 0]], (1, 3, 4, 2)), op, "negative")
     _expect_unsupported(ts([[0, 0], [1, 1], [0, 0]], (1, 6, 4, 2)), op, "4x2")
-    _expect_unsupported(ts([[0, 0], [1, 1], [0, 0], [0, 0]], (1, 6, 5, 2)), op, "does not match")
+    _expect_unsupported(ts([[0, 0], [1, 1], [0, 0], [0, 0]], (1, 6, 5, 2)), op, "gives [1, 6, 4, 2] (allowed: equal)")
     _expect_unsupported(ts([[0, 0], [1, 1], [0, 0], [0, 0]], (1, 6, 4, 2), "int64"), op, "int64")
 
 
@@ -331,7 +331,7 @@ def test_concat_rejects_bad_inputs() -> None:
     relu = Op(index=0, kind="CONCATENATION", inputs=[0, 2], outputs=[1], options=dict(axis=3, activation="RELU"))
     _expect_unsupported(ts((1, 4, 4, 2), (1, 4, 4, 4)), relu, "RELU")
     bad_axis = Op(index=0, kind="CONCATENATION", inputs=[0, 2], outputs=[1], options=dict(axis=4, activation="NONE"))
-    _expect_unsupported(ts((1, 4, 4, 2), (1, 4, 4, 4)), bad_axis, "axis 4")
+    _expect_unsupported(ts((1, 4, 4, 2), (1, 4, 4, 4)), bad_axis, "axis 4 is out of range; allowed is [-4, 3]")
 
 
 def test_concat_lowering_params() -> None:

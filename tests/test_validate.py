@@ -11,15 +11,16 @@ import pytest
 from tests.modelgen import build, op_cases
 from tests.tflite_edit import edit_model
 from tinyml.codegen.ops import supported_ops
-from tinyml.compiler import lower_graph
-from tinyml.errors import ModelError
+from tinyml.errors import ModelError, TinymlError, UnsupportedError
 from tinyml.graph import parse_tflite
-from tinyml.graph.validate import RULES, validate_graph
+from tinyml.graph.ir import Graph, Op, Quant, Tensor
+from tinyml.graph.validate import RULES, validate_graph, validate_operators
 
 
-def _refusal(op_kind: str, edit: Callable[[Any, Any, Any], None], case: int = 0) -> str:
+def _refusal(op_kind: str, edit: Callable[[Any, Any, Any], None], case: int = 0,
+             error: type[TinymlError] = ModelError) -> str:
     """The message refusing op_cases(op_kind)[case] after ``edit(operator, subgraph, schema)``
-    of its first ``op_kind`` operator."""
+    of its first ``op_kind`` operator (an ``error``, raised by validation: lowering raises nothing)."""
     model = build(op_cases(op_kind)[case])
     kinds = [o.kind for o in parse_tflite(model).ops]
     index = kinds.index(op_kind)
@@ -29,8 +30,8 @@ def _refusal(op_kind: str, edit: Callable[[Any, Any, Any], None], case: int = 0)
         edit(sg.operators[index], sg, m)
 
     g = parse_tflite(edit_model(model, fn), source="m.tflite")
-    with pytest.raises(ModelError) as e:
-        lower_graph(g)
+    with pytest.raises(error) as e:
+        validate_graph(g)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("m.tflite: ")
     return msg
@@ -239,3 +240,90 @@ def test_q4_input_shift_beyond_62_is_refused(kind: str) -> None:
     msg = _refusal(kind, edit)
     assert f"operator 0 ({kind}): input tensor" in msg
     assert "gives an input left shift of 154; allowed is at most 62 (TFLM computes 1 << shift in 64 bits)" in msg
+
+
+# Relations that lowering used to check (issue 19: no stage downstream defends itself).
+
+
+def _int32_buffer(m: Any, t: Any, values: list[int]) -> None:
+    m.buffers[t.buffer].data = np.frombuffer(np.asarray(values, dtype=np.int32).tobytes(), dtype=np.uint8).copy()
+    t.shape = np.asarray([len(values)] if len(values) != 8 else [4, 2], dtype=np.int32)
+
+
+def _shape(t: Any, shape: list[int]) -> None:
+    t.shape = np.asarray(shape, dtype=np.int32)
+
+
+def _scale(t: Any, scale: float) -> None:
+    t.quantization.scale = np.asarray([scale], dtype=np.float32)
+
+
+@pytest.mark.parametrize("kind, edit, expect", [
+    ("PAD", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [0, 0, -1, 0, 0, 0, 0, 0]),
+     "operator 0 (PAD): paddings [[0, 0], [-1, 0], [0, 0], [0, 0]] contain a negative value; allowed is 0 or more"),
+    ("PAD", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [0, 0, 1, 1, 1, 1]),
+     "have 6 values; allowed is 4x2 (before and after for each dimension)"),
+    ("PAD", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 8, 9, 4]),
+     "has shape [1, 8, 9, 4], but input shape [1, 6, 6, 4] padded by [[0, 0], [1, 1], [1, 1], [0, 0]] gives "
+     "[1, 8, 8, 4] (allowed: equal)"),
+    ("MEAN", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [1, 7]),
+     "is out of range; allowed is [-4, 3] for the 4-D input"),
+    ("MEAN", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 15]),
+     "has shape [1, 15], but reducing [1, 8, 8, 16] over axes [1, 2] leaves 16 values (allowed: equal)"),
+    ("CONCATENATION", lambda op, sg, m: setattr(_tensor(sg, op, 1).quantization, "zeroPoint",
+                                                _tensor(sg, op, 1).quantization.zeroPoint + 1),
+     "are quantized differently; allowed is equal quantization (as TFLM requires"),
+    ("CONCATENATION", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 4, 3, 8]),
+     "has shape [1, 4, 3, 8], which does not fit output shape [1, 4, 4, 16] concatenated along axis 3"),
+    ("CONCATENATION", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 4, 4, 7]),
+     "the inputs add up to 15 along axis 3 but output tensor"),
+    ("CONCATENATION", lambda op, sg, m: setattr(op.builtinOptions, "axis", 4),
+     "operator 0 (CONCATENATION): axis 4 is out of range; allowed is [-4, 3] for 4-D tensors"),
+    ("ADD", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 4, 2, 8]),
+     "input 1 tensor 1 ('input_1') of shape [1, 4, 2, 8] does not broadcast to the output shape [1, 4, 4, 8]"),
+    ("ADD", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-9),
+     "operator 0 (ADD): the output rescaling factor is"),
+    ("MUL", lambda op, sg, m: (_shape(_tensor(sg, op, 0), [1, 1, 1, 8]), _shape(_tensor(sg, op, 1), [1, 1, 1, 8])),
+     "has shape [1, 4, 4, 8], but broadcasting [1, 1, 1, 8] with [1, 1, 1, 8] gives [1, 1, 1, 8] (allowed: equal)"),
+    ("SOFTMAX", lambda op, sg, m: setattr(op.builtinOptions, "beta", 1e-12),
+     "operator 0 (SOFTMAX): beta 1e-12 x input scale"),
+    ("SOFTMAX", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 2, 5]),
+     "has shape [1, 10] and output tensor 1 ('Identity') [1, 2, 5]; allowed is equal shapes of rank 1 or more"),
+    ("HARD_SWISH", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), _tensor(sg, op, 0).quantization.scale[0] / 1000),
+     "below input scale / 128"),
+    ("HARD_SWISH", lambda op, sg, m: (_scale(_tensor(sg, op, 0), 1e9), _scale(_tensor(sg, op, 0, True), 1e9)),
+     "which gives a reluish exponent of 37; allowed is [-31, 31]"),
+    ("HARD_SWISH", lambda op, sg, m: _scale(_tensor(sg, op, 0), 1e-45),
+     "the output multiplier input scale / 128 / output scale is 0 (input scale 1.4013e-45"),
+    ("LOGISTIC", lambda op, sg, m: _scale(_tensor(sg, op, 0), 1e-10),
+     "gives an input left shift of -6; allowed is at least 0 (an input scale of at least 2^-28"),
+    ("TANH", lambda op, sg, m: _scale(_tensor(sg, op, 0), 1e-10), "gives an input left shift of -6"),
+    ("RESHAPE", lambda op, sg, m: (setattr(_tensor(sg, op, 0, True), "type", 3),
+                                   setattr(_tensor(sg, op, 0, True), "quantization", None)),
+     "operator 0 (RESHAPE): input tensor 0 ('input_0') is int8 but output tensor 2 ('Identity') is uint8; allowed is the same type"),
+])
+def test_relations_lowering_used_to_check(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal(kind, edit)
+
+
+def test_mean_of_five_dimensions_is_unsupported() -> None:
+    msg = _refusal("MEAN", lambda op, sg, m: _shape(_tensor(sg, op, 0), [1, 1, 8, 8, 16]), error=UnsupportedError)
+    assert "operator 0 (MEAN): input tensor 0" in msg and "has shape [1, 1, 8, 8, 16]; supported is 1-D to 4-D" in msg
+
+
+def test_add_of_rank_five_is_unsupported() -> None:
+    msg = _refusal("ADD", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 1, 4, 4, 8]), error=UnsupportedError)
+    assert "operator 0 (ADD): input 1 tensor 1" in msg and "has rank 5; supported is at most 4" in msg
+
+
+def test_binary_operator_of_two_constants_is_unsupported() -> None:
+    # TFLM computes it; the converter folds it, and our kernels take at most one constant.
+    def t(i: int, data: Any = None) -> Tensor:
+        return Tensor(index=i, name="c", shape=(4,), dtype="int8", data=data,
+                      quant=Quant(np.asarray([0.1], np.float32), np.asarray([0], np.int64)))
+
+    g = Graph(name="m", tensors=[t(0, np.zeros(4, np.int8)), t(1, np.ones(4, np.int8)), t(2)],
+              ops=[Op(index=0, kind="MUL", inputs=[0, 1], outputs=[2], options={})], inputs=[], outputs=[2])
+    with pytest.raises(UnsupportedError, match=r"^operator 0 \(MUL\): inputs tensor 0 \('c'\) and tensor 1 "
+                                                r"\('c'\) are both constants; supported is at most one constant"):
+        validate_operators(g)

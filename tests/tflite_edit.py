@@ -53,16 +53,18 @@ def as_old_converter(model: bytes) -> bytes:
     return edit_model(model, old)
 
 
+def set_opcode(m: Any, s: Any, op_index: int, builtin: str) -> None:
+    """In model object ``m``: give operator ``op_index`` another builtin code (keeping its tensors and
+    options)."""
+    code = getattr(s.BuiltinOperator, builtin)
+    oc = s.OperatorCodeT()
+    oc.builtinCode = code
+    oc.deprecatedBuiltinCode = min(code, 127)
+    oc.version = 1
+    m.operatorCodes.append(oc)
+    m.subgraphs[0].operators[op_index].opcodeIndex = len(m.operatorCodes) - 1
+
+
 def replace_operator(model: bytes, op_index: int, builtin: str) -> bytes:
     """Give operator ``op_index`` another builtin code (keeping its tensors)."""
-
-    def change(m: Any, s: Any) -> None:
-        code = getattr(s.BuiltinOperator, builtin)
-        oc = s.OperatorCodeT()
-        oc.builtinCode = code
-        oc.deprecatedBuiltinCode = min(code, 127)
-        oc.version = 1
-        m.operatorCodes.append(oc)
-        m.subgraphs[0].operators[op_index].opcodeIndex = len(m.operatorCodes) - 1
-
-    return edit_model(model, change)
+    return edit_model(model, lambda m, s: set_opcode(m, s, op_index, builtin))

@@ -15,11 +15,12 @@ from typing import Callable
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.ops.common import fused_activation
 from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, activation_range, multiply_by_quantized_multiplier,
                                   quantize_float, quantize_multiplier)
 from tinyml.graph.ir import Op, Tensor
+from tinyml.graph.validate import ADD_LEFT_SHIFT, BROADCAST_MAX_RANK as MAX_RANK, add_reals
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -28,10 +29,6 @@ VARIANTS = (
     portable("elementwise_lut_s8", inplace=True, per_mac=5.0),
     portable("relu6_s8", inplace=True, per_mac=6.0),
 )
-
-MAX_RANK = 4
-ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)
-
 
 # ---------------------------------------------------------------------------
 # shared helpers
@@ -42,12 +39,10 @@ def tensor_scale(t: Tensor) -> float:
     return float(np.float32(t.quant.s))
 
 
-def broadcast_layout(op: Op, a: Tensor, b: Tensor, out: Tensor) -> dict[str, int]:
+def broadcast_layout(a: Tensor, b: Tensor, out: Tensor) -> dict[str, int]:
     """Output dims d0..d3 and per-input element strides (0 along broadcast dims), as in TFLM's
-    NdArrayDescsForElementwiseBroadcast: shapes are right-aligned and extended with leading 1s."""
-    for t in (a, b, out):
-        if len(t.shape) > MAX_RANK:
-            raise unsupported(op, f"tensor '{t.name}' has rank {len(t.shape)}; at most {MAX_RANK} is supported")
+    NdArrayDescsForElementwiseBroadcast: shapes are right-aligned and extended with leading 1s
+    (validated: at most 4-D, and the output the broadcast of the inputs)."""
     dims = [1] * (MAX_RANK - len(out.shape)) + list(out.shape)
     fields: dict[str, int] = {f"d{i}": dims[i] for i in range(MAX_RANK)}
     for prefix, t in (("a", a), ("b", b)):
@@ -55,22 +50,10 @@ def broadcast_layout(op: Op, a: Tensor, b: Tensor, out: Tensor) -> dict[str, int
         stride = 1
         strides = [0] * MAX_RANK
         for i in reversed(range(MAX_RANK)):
-            if shape[i] == dims[i]:
-                strides[i] = stride if dims[i] > 1 else 0
-            elif shape[i] == 1:
-                strides[i] = 0
-            else:
-                raise unsupported(op, f"input '{t.name}' of shape {list(t.shape)} does not broadcast to the output "
-                                      f"shape {list(out.shape)}")
+            # equal to the output's dimension, or 1 (broadcast: stride 0)
+            strides[i] = stride if shape[i] == dims[i] and dims[i] > 1 else 0
             stride *= shape[i]
         fields.update({f"{prefix}{i}": strides[i] for i in range(MAX_RANK)})
-    # TFLM requires the output to be the broadcast of the two inputs.
-    sa = [1] * (MAX_RANK - len(a.shape)) + list(a.shape)
-    sb = [1] * (MAX_RANK - len(b.shape)) + list(b.shape)
-    expect = [max(x, y) if min(x, y) != 0 else 0 for x, y in zip(sa, sb)]
-    if expect != dims:
-        raise unsupported(op, f"output '{out.name}' has shape {list(out.shape)}, but broadcasting "
-                              f"{list(a.shape)} with {list(b.shape)} gives {expect[MAX_RANK - len(out.shape):]}")
     return _collapse(fields)
 
 
@@ -95,12 +78,11 @@ def _collapse(f: dict[str, int]) -> dict[str, int]:
 
 
 def _binary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, str, dict[str, int]]:
-    # Validated: two int8 per-tensor inputs (activations or constants), an int8 output, the activation.
+    # Validated: two int8 per-tensor inputs (at most one a constant) that broadcast to the int8 output,
+    # the activation.
     a, b, out = ctx.t(op.inputs[0]), ctx.t(op.inputs[1]), ctx.t(op.outputs[0])
-    if a.is_const and b.is_const:
-        raise unsupported(op, "both inputs are constants; fold the operation into a constant when converting")
     act = fused_activation(op)
-    layout = broadcast_layout(op, a, b, out)
+    layout = broadcast_layout(a, b, out)
     return a, b, out, act, layout
 
 
@@ -121,17 +103,10 @@ def _binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params:
 
 
 def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
-    """TFLM CalculateOpDataAdd for int8 (all in double, scales widened from float)."""
-    twice_max = 2.0 * max(s1, s2)
-    real1 = s1 / twice_max
-    real2 = s2 / twice_max
-    real_out = twice_max / (float(1 << ADD_LEFT_SHIFT) * s_out)
+    """TFLM CalculateOpDataAdd for int8 (validated: every rescaling factor below 1)."""
     out: dict[str, int] = {}
-    for name, real in (("in1", real1), ("in2", real2), ("out", real_out)):
-        m, shift = quantize_multiplier(real)
-        if not 0.0 < real < 1.0 or shift > 0:
-            raise ValueError(name)
-        out[f"{name}_mult"], out[f"{name}_shift"] = m, shift
+    for name, real in zip(("in1", "in2", "out"), add_reals(s1, s2, s_out)):
+        out[f"{name}_mult"], out[f"{name}_shift"] = quantize_multiplier(real)
     return out
 
 
@@ -139,11 +114,7 @@ def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
 def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = _binary(ctx, op)
     s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
-    try:
-        mults = add_multipliers(s1, s2, so)
-    except ValueError:
-        raise unsupported(op, f"the output scale {so} is too small for the input scales {s1} and {s2} "
-                              "(TFLM needs every ADD rescaling factor below 1); requantize the model") from None
+    mults = add_multipliers(s1, s2, so)
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
     params = dict(
         **layout,

@@ -23,11 +23,11 @@ import numpy as np
 
 from tinyml.codegen.ops.elementwise import _unary, lut_call
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import (KernelCall, LowerContext, lowering,
-                                  tensor_arg, unsupported)
+from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.qmath import (multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide_by_pot,
                                   srdhm)
 from tinyml.graph.ir import Op, Tensor
+from tinyml.graph.validate import hard_swish_reals, softmax_real
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -163,13 +163,10 @@ def calculate_input_radius(integer_bits: int, left_shift: int, total_signed_bits
     return int(math.floor(value))
 
 
-def q4_input_params(op: Op, inp: Tensor) -> tuple[int, int, int]:
-    """LOGISTIC/TANH Prepare for int8: (multiplier, left shift, input radius) for a Q4.27 input."""
-    real = float(np.float32(inp.quant.s)) * float(1 << 27)
-    q, shift = math.frexp(real)
-    if real <= 0.0 or shift < 0:
-        raise unsupported(op, f"input scale {inp.quant.s:g} is too small for TFLM's int8 {op.kind} "
-                              "(it needs at least 2^-28); requantize the model")
+def q4_input_params(inp: Tensor) -> tuple[int, int, int]:
+    """LOGISTIC/TANH Prepare for int8: (multiplier, left shift, input radius) for a Q4.27 input
+    (validated: the left shift in [0, 62])."""
+    q, shift = math.frexp(float(np.float32(inp.quant.s)) * float(1 << 27))
     mult = int(math.floor(abs(q) * (1 << 31) + 0.5))
     return mult, shift, calculate_input_radius(4, shift, 31)
 
@@ -239,23 +236,12 @@ def downscale_int32_to_int16_multiplier(m: int) -> int:
     return (m + (1 << 15)) >> 16
 
 
-def hard_swish_params(op: Op, inp: Tensor, out: Tensor) -> dict[str, int]:
-    """TFLM HardSwishPrepare for int8: the scales are divided in float32, then widened to double."""
-    hires_input_scale = np.float32(1.0 / 128.0) * np.float32(inp.quant.s)
-    reluish_scale = np.float32(3.0) / np.float32(32768.0)
-    with np.errstate(all="ignore"):
-        out_real = float(np.float32(hires_input_scale / np.float32(out.quant.s)))
-        reluish_real = float(np.float32(hires_input_scale / reluish_scale))
-    if not (math.isfinite(out_real) and math.isfinite(reluish_real)) or out_real <= 0.0 or reluish_real <= 0.0:
-        raise unsupported(op, f"input scale {inp.quant.s:g} and output scale {out.quant.s:g} give no usable "
-                              "multiplier; requantize the model")
+def hard_swish_params(inp: Tensor, out: Tensor) -> dict[str, int]:
+    """TFLM HardSwishPrepare for int8 (validated: both multipliers positive and finite, the output
+    exponent at most 0, the reluish exponent in [-31, 31])."""
+    out_real, reluish_real = hard_swish_reals(inp.quant.s, out.quant.s)
     out_m, out_e = quantize_multiplier(out_real)
     rel_m, rel_e = quantize_multiplier(reluish_real)
-    if out_e > 0:
-        raise unsupported(op, f"output scale {out.quant.s:g} is smaller than input scale / 128 "
-                              f"({inp.quant.s:g} / 128), which TFLM's int8 HARD_SWISH rejects")
-    if rel_e > 31 or rel_e < -31:
-        raise unsupported(op, f"input scale {inp.quant.s:g} is outside the range TFLM's int8 HARD_SWISH handles")
     return dict(input_zero_point=inp.quant.zp, output_zero_point=out.quant.zp,
                 output_multiplier=downscale_int32_to_int16_multiplier(out_m), output_exponent=out_e,
                 reluish_multiplier=downscale_int32_to_int16_multiplier(rel_m), reluish_exponent=rel_e)
@@ -295,48 +281,37 @@ def _lut_call(op: Op, inp: Tensor, out: Tensor, table: np.ndarray) -> KernelCall
 
 @lowering("LOGISTIC")
 def lower_logistic(ctx: LowerContext, op: Op) -> KernelCall:
-    inp, out = _unary(ctx, op)
-    if out.quant.zp != -128:
-        raise unsupported(op, f"output '{out.name}' has zero point {out.quant.zp}; TFLM's int8 LOGISTIC needs -128 "
-                              "(scale 1/256), as the TFLite converter produces")
-    mult, shift, radius = q4_input_params(op, inp)
+    inp, out = _unary(ctx, op)  # validated: output zero point -128
+    mult, shift, radius = q4_input_params(inp)
     return _lut_call(op, inp, out, logistic_table(inp.quant.zp, mult, shift, radius))
 
 
 @lowering("TANH")
 def lower_tanh(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
-    mult, shift, radius = q4_input_params(op, inp)
+    mult, shift, radius = q4_input_params(inp)
     return _lut_call(op, inp, out, tanh_table(inp.quant.zp, mult, shift, radius))
 
 
 @lowering("HARD_SWISH")
 def lower_hard_swish(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = _unary(ctx, op)
-    return _lut_call(op, inp, out, hard_swish_table(hard_swish_params(op, inp, out)))
+    return _lut_call(op, inp, out, hard_swish_table(hard_swish_params(inp, out)))
 
 
-def softmax_params(op: Op, inp: Tensor, beta: float) -> tuple[int, int, int]:
-    """TFLM CalculateSoftmaxParams for int8: PreprocessSoftmaxScaling and the diff_min radius (Q5.26)."""
-    real = min(float(beta) * float(np.float32(inp.quant.s)) * float(1 << 26), float((1 << 31) - 1))
-    if not real > 1.0:
-        raise unsupported(op, f"beta {beta:g} times input scale {inp.quant.s:g} is too small for TFLM's int8 "
-                              "SOFTMAX (it needs beta * scale > 2^-26)")
-    mult, shift = quantize_multiplier(real)
+def softmax_params(inp: Tensor, beta: float) -> tuple[int, int, int]:
+    """TFLM CalculateSoftmaxParams for int8: PreprocessSoftmaxScaling and the diff_min radius (Q5.26)
+    (validated: beta * input scale * 2^26 above 1)."""
+    mult, shift = quantize_multiplier(softmax_real(beta, inp.quant.s))
     return mult, shift, -calculate_input_radius(5, shift, 31)
 
 
 @lowering("SOFTMAX")
 def lower_softmax(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: equal shapes of rank 1 or more, output scale 1/256 and zero point -128.
     inp, out = _unary(ctx, op)
-    if len(inp.shape) < 1 or inp.shape != out.shape:
-        raise unsupported(op, f"input shape {list(inp.shape)} and output shape {list(out.shape)} must be equal "
-                              "and of rank 1 or more")
-    if out.quant.zp != -128 or np.float32(out.quant.s) != np.float32(1.0 / 256.0):
-        raise unsupported(op, f"output '{out.name}' has scale {out.quant.s:g} and zero point {out.quant.zp}; "
-                              "TFLM's int8 SOFTMAX needs scale 1/256 and zero point -128")
     beta = float(op.options.get("beta", 1.0))
-    mult, shift, diff_min = softmax_params(op, inp, beta)
+    mult, shift, diff_min = softmax_params(inp, beta)
     depth = inp.shape[-1]
     outer = inp.size // depth if depth else 0
     return KernelCall(

@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg, unsupported
+from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.qmath import activation_range, padding_before, quantize_multiplier
-from tinyml.graph.ir import Op, Tensor
+from tinyml.graph.ir import Op
+from tinyml.graph.validate import resolve_axes
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -56,18 +57,6 @@ def lower_pool(ctx: LowerContext, op: Op) -> KernelCall:
     )
 
 
-def _resolve_axes(op: Op, axis_t: Tensor, rank: int) -> list[int]:
-    """TFLite ResolveAxis: negative axes count from the end, duplicates are dropped."""
-    axes: list[int] = []
-    for a in np.asarray(axis_t.data).reshape(-1).tolist():
-        r = int(a) + rank if int(a) < 0 else int(a)
-        if not 0 <= r < rank:
-            raise unsupported(op, f"axis {int(a)} is out of range for a {rank}-D input")
-        if r not in axes:
-            axes.append(r)
-    return axes
-
-
 def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
     """TFLM PrepareMeanOrSum + QuantizedMeanOrSum: QuantizeMultiplier(double(in)/double(out)),
     then 1/count folded into the multiplier with an integer division."""
@@ -80,19 +69,11 @@ def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int,
 
 @lowering("MEAN")
 def lower_mean(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: operands (a constant int32 axis), 1 to 2^23 input values, the multiplier's range.
+    # Validated: operands (a constant int32 axis), a 1-D to 4-D input of 1 to 2^23 values, at least one
+    # axis, each in range, the output size the reduction leaves, the multiplier's range.
     inp, out, axis_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
-    if not 1 <= rank <= 4:
-        raise unsupported(op, f"input '{inp.name}' has shape {list(inp.shape)}; MEAN supports 1-D to 4-D inputs")
-    axes = _resolve_axes(op, axis_t, rank)
-    if not axes:
-        raise unsupported(op, "the axis tensor is empty; a MEAN over no axis is not supported")
-    kept = [d for i, d in enumerate(inp.shape) if i not in axes]
-    expect = int(np.prod(kept)) if kept else 1
-    if out.size != expect:
-        raise unsupported(op, f"output '{out.name}' has shape {list(out.shape)}, but reducing {list(inp.shape)} "
-                              f"over axes {axes} leaves {expect} values")
+    axes = resolve_axes([int(a) for a in np.asarray(axis_t.data).reshape(-1)], rank)
     # Extend to 4-D with leading ones (the axes move along).
     lead = 4 - rank
     dims = [1] * lead + list(inp.shape)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg, unsupported
-from tinyml.graph.ir import Op, Tensor
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
+from tinyml.graph.ir import Op
+from tinyml.graph.validate import PAD_MAX_RANK
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -22,31 +23,14 @@ VARIANTS = (
     portable("concat_s8", per_mac=4.0),
 )
 
-PAD_MAX_RANK = 5
-
 
 @lowering("PAD")
 def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: the operands (a constant int32 paddings tensor) and the output zero point's range.
+    # Validated: the operands (a constant int32 paddings tensor), 1-D to 5-D, one non-negative (before,
+    # after) pair per dimension, and the output shape the input's padded.
     inp, out, pads_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
-    if not 1 <= rank <= PAD_MAX_RANK:
-        raise unsupported(op, f"input '{inp.name}' has shape {list(inp.shape)}; PAD supports 1-D to "
-                              f"{PAD_MAX_RANK}-D tensors")
-    if len(out.shape) != rank:
-        raise unsupported(op, f"output '{out.name}' has rank {len(out.shape)} but input '{inp.name}' has rank {rank}")
-    pads = np.asarray(pads_t.data, dtype=np.int64).reshape(-1)
-    if pads.size != 2 * rank:
-        raise unsupported(op, f"paddings '{pads_t.name}' have {pads.size} values; expected {rank}x2 "
-                              "(before and after for each dimension)")
-    pads = pads.reshape(rank, 2)
-    if np.any(pads < 0):
-        raise unsupported(op, f"paddings {pads.tolist()} contain a negative value; only non-negative paddings "
-                              "are supported")
-    for i in range(rank):
-        if out.shape[i] != inp.shape[i] + pads[i, 0] + pads[i, 1]:
-            raise unsupported(op, f"output shape {list(out.shape)} does not match input shape {list(inp.shape)} "
-                                  f"padded by {pads.tolist()}")
+    pads = np.asarray(pads_t.data, dtype=np.int64).reshape(rank, 2)
     lead = PAD_MAX_RANK - rank
     in_d = [1] * lead + list(inp.shape)
     before = [0] * lead + [int(v) for v in pads[:, 0]]
@@ -64,38 +48,15 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
     )
 
 
-def _concat_input(ctx: LowerContext, op: Op, pos: int, out: Tensor) -> Tensor:
-    t = ctx.t(op.inputs[pos])  # validated: an int8 tensor quantized per tensor
-    # TFLM ConcatenationPrepare: double(input scale) == double(output scale) and equal zero points.
-    if np.float32(t.quant.s) != np.float32(out.quant.s) or t.quant.zp != out.quant.zp:
-        raise unsupported(
-            op, f"input {pos} '{t.name}' (scale {t.quant.s:.9g}, zero point {t.quant.zp}) is quantized differently "
-                f"from output '{out.name}' (scale {out.quant.s:.9g}, zero point {out.quant.zp}); int8 "
-                "concatenation needs equal quantization, as in TFLM: requantize the input first (QUANTIZE)")
-    return t
-
-
 @lowering("CONCATENATION")
 def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
-    out = ctx.t(op.outputs[0])  # validated: one or more int8 inputs, one output, no fused activation
-    ins = [_concat_input(ctx, op, k, out) for k in range(len(op.inputs))]
+    # Validated: one or more int8 inputs quantized as the output, one output of rank 1 or more, the axis
+    # in range, and the inputs' shapes adding up to the output's along it; no fused activation.
+    out = ctx.t(op.outputs[0])
+    ins = [ctx.t(i) for i in op.inputs]
     rank = len(out.shape)
-    if rank < 1:
-        raise unsupported(op, f"output '{out.name}' is a scalar; cannot concatenate scalars")
     axis = int(op.options.get("axis", 0))
     pos_axis = axis + rank if axis < 0 else axis
-    if not 0 <= pos_axis < rank:
-        raise unsupported(op, f"axis {axis} is out of range for {rank}-D tensors")
-    total = 0
-    for k, t in enumerate(ins):
-        same_rank = len(t.shape) == rank
-        if not same_rank or any(t.shape[d] != out.shape[d] for d in range(rank) if d != pos_axis):
-            raise unsupported(op, f"input {k} '{t.name}' has shape {list(t.shape)}, which does not fit output "
-                                  f"shape {list(out.shape)} concatenated along axis {pos_axis}")
-        total += t.shape[pos_axis]
-    if total != out.shape[pos_axis]:
-        raise unsupported(op, f"the inputs add up to {total} along axis {pos_axis} but the output has "
-                              f"{out.shape[pos_axis]}")
     outer = int(np.prod(out.shape[:pos_axis], dtype=np.int64))
     inner = int(np.prod(out.shape[pos_axis + 1:], dtype=np.int64))
     chunks = np.asarray([t.shape[pos_axis] * inner for t in ins], dtype=np.int32)

@@ -14,9 +14,12 @@ int32 arithmetic needs:
   multipliers that QuantizeMultiplier represents with a shift the C can
   apply, and accumulators that cannot overflow int32 for any input.
 
-Lowering (tinyml.codegen) may trust what passes here.  Every failure is a
-:class:`ModelError` of one line naming the operator (index and kind) or the
-tensor (index and name), the field, the value and the allowed range.
+Lowering (tinyml.codegen) may trust what passes here: it raises nothing.
+Every failure is a :class:`ModelError` of one line naming the operator
+(index and kind) or the tensor (index and name), the field, the value and
+the allowed range.  A model TFLM runs but our kernels do not cover (the
+table's comments name each case) is refused here too, with an
+:class:`UnsupportedError` in the same form.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from tinyml.errors import ModelError
+from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph.ir import DTYPE_BYTES, NUMPY_DTYPES, Graph, Op, Tensor
 
 INT32_MAX = (1 << 31) - 1
@@ -46,6 +49,10 @@ ACC_LIMIT = (1 << 31) - 256
 # QuantizeMultiplier's exponent must stay <= 30: TFLM computes x * (1 << shift).
 MAX_SHIFT = 30
 MEAN_MAX_VALUES = 1 << 23  # 255 * 2^23 < 2^31: the sum of the (x - zero point) cannot overflow
+MEAN_MAX_RANK = 4  # our mean_s8 kernel reduces 1-D to 4-D inputs
+PAD_MAX_RANK = 5  # TFLM PadKernelMaxDimensionCount
+BROADCAST_MAX_RANK = 4  # our add_s8/mul_s8 kernels broadcast up to 4-D (TFLM up to 6-D)
+ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)
 
 
 # ---------------------------------------------------------------------------
@@ -91,7 +98,6 @@ def _rule_table() -> dict[str, Rule]:
     pool = {"stride_h": (1, INT16_MAX), "stride_w": (1, INT16_MAX),
             "filter_h": (1, MAX_WINDOW), "filter_w": (1, MAX_WINDOW)}
     either = Operand("input", kind="any")
-    unary = dict(inputs=(act,), outputs=out, checks=(_same_size,))
     return {
         "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=window, activations=INT8_ACTIVATIONS,
                         checks=(_conv_shapes, _window_extent, _weighted_multipliers, _activation_range)),
@@ -108,24 +114,35 @@ def _rule_table() -> dict[str, Rule]:
                                 checks=(_pool_shapes, _window_extent, _same_quantization, _activation_range)),
         "MAX_POOL_2D": Rule(inputs=(act,), outputs=out, ints=pool, activations=INT8_ACTIVATIONS,
                             checks=(_pool_shapes, _window_extent, _same_quantization, _activation_range)),
+        # MEAN over more than 4 dimensions, or over no axis, is unsupported (UnsupportedError): our kernel
+        # reduces 1-D to 4-D inputs over at least one axis.
         "MEAN": Rule(inputs=(act, Operand("axis", ("int32",), kind="const", quant="none")), outputs=out,
-                     checks=(_mean_multiplier,)),
+                     checks=(_mean_shapes, _mean_multiplier)),
+        # ADD/MUL of rank above 4 (TFLM broadcasts up to 6-D) and of two constants (TFLM computes them; the
+        # converter folds them) are unsupported (UnsupportedError); everything else here is a ModelError.
         "ADD": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
-                    checks=(_activation_range,)),
+                    checks=(_both_constant, _broadcast_shapes, _add_multipliers, _activation_range)),
         "MUL": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
-                    checks=(_mul_multiplier, _activation_range)),
-        "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True),
+                    checks=(_both_constant, _broadcast_shapes, _mul_multiplier, _activation_range)),
+        "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True,
+                              checks=(_concat_quantization, _concat_shapes)),
         "RESHAPE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),
                                 Operand("shape", ("int32",), kind="any", optional=True, quant="none")),
-                        outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),), checks=(_same_size,)),
+                        outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),),
+                        checks=(_same_size, _same_type)),
         "SQUEEZE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),),
                         outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),),
-                        checks=(_same_size, _squeeze_shape)),
-        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none")), outputs=out),
-        "SOFTMAX": Rule(inputs=(act,), outputs=out, fixed_output=(1.0 / 256.0, -128), checks=(_same_size,)),
+                        checks=(_same_size, _same_type, _squeeze_shape)),
+        # PAD of a scalar is unsupported (UnsupportedError); the rest is a ModelError.
+        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none")), outputs=out,
+                    checks=(_pad_shapes,)),
+        # SOFTMAX, LOGISTIC, TANH, HARD_SWISH: the input-scale bounds are where TFLM's Prepare stops or its
+        # arithmetic is undefined (ModelError).
+        "SOFTMAX": Rule(inputs=(act,), outputs=out, fixed_output=(1.0 / 256.0, -128),
+                        checks=(_same_shape, _softmax_input_scale)),
         "LOGISTIC": Rule(inputs=(act,), outputs=out, fixed_output=(None, -128), checks=(_same_size, _q4_input_shift)),
         "TANH": Rule(inputs=(act,), outputs=out, checks=(_same_size, _q4_input_shift)),
-        "HARD_SWISH": Rule(**unary),
+        "HARD_SWISH": Rule(inputs=(act,), outputs=out, checks=(_same_size, _hard_swish_multipliers)),
         "RELU": Rule(checks=(_same_size, _relu_multiplier), inputs=(act,), outputs=out),
         "RELU6": Rule(checks=(_same_size, _relu6_range), inputs=(act,), outputs=out),
         "LEAKY_RELU": Rule(checks=(_same_size, _leaky_relu_multipliers), inputs=(act,), outputs=out),
@@ -152,6 +169,12 @@ def _fail(graph: Graph, what: str) -> ModelError:
     return ModelError(f"{graph.source}: {what}" if graph.source else what)
 
 
+def _unsupported(graph: Graph, op: Op, what: str) -> UnsupportedError:
+    """A valid model (TFLM runs it) that our kernels do not cover."""
+    msg = f"{_op(op)}: {what}"
+    return UnsupportedError(f"{graph.source}: {msg}" if graph.source else msg)
+
+
 # ---------------------------------------------------------------------------
 # Arithmetic the checks need (the exponent QuantizeMultiplier gives, as in TFLite).
 
@@ -163,7 +186,40 @@ def multiplier_shift(real: float) -> int:
     q, shift = math.frexp(real)
     if round(abs(q) * (1 << 31)) == (1 << 31):
         shift += 1
-    return shift
+    return 0 if shift < -31 else shift  # QuantizeMultiplier flushes such a multiplier to 0 (shift 0)
+
+
+def add_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
+    """TFLM CalculateOpDataAdd for int8 (in double, the scales widened from float32): the real rescaling
+    factors of input 1, input 2 and the output."""
+    twice_max = 2.0 * max(s1, s2)
+    return s1 / twice_max, s2 / twice_max, twice_max / (float(1 << ADD_LEFT_SHIFT) * s_out)
+
+
+def softmax_real(beta: float, in_scale: float) -> float:
+    """TFLM PreprocessSoftmaxScaling for an int8 SOFTMAX (Q5.26 input): min(beta * scale * 2^26, 2^31 - 1)."""
+    return min(float(beta) * _f32(in_scale) * float(1 << 26), float(INT32_MAX))
+
+
+def hard_swish_reals(in_scale: float, out_scale: float) -> tuple[float, float]:
+    """TFLM HardSwishPrepare for int8: the output and the reluish real multipliers, divided in float32 and
+    then widened."""
+    hires_input_scale = np.float32(1.0 / 128.0) * np.float32(in_scale)
+    reluish_scale = np.float32(3.0) / np.float32(32768.0)
+    with np.errstate(all="ignore"):
+        return (float(np.float32(hires_input_scale / np.float32(out_scale))),
+                float(np.float32(hires_input_scale / reluish_scale)))
+
+
+def resolve_axes(values: list[int], rank: int) -> list[int]:
+    """TFLite ResolveAxis: negative axes count from the end, duplicates are dropped (validation checked
+    every axis is in [-rank, rank - 1])."""
+    axes: list[int] = []
+    for a in values:
+        r = a + rank if a < 0 else a
+        if r not in axes:
+            axes.append(r)
+    return axes
 
 
 def _check_multiplier(graph: Graph, op: Op, what: str, real: float, acc: int) -> None:
@@ -350,6 +406,10 @@ def _q4_input_shift(graph: Graph, op: Op) -> None:
     1e38, shift 154, the fuzz test saw TFLM's outputs differ from the exact arithmetic's)."""
     inp = _t(graph, op, 0)
     shift = math.frexp(_f32(inp.quant.s) * float(1 << 27))[1]
+    if shift < 0:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has scale {inp.quant.s:g}, which gives an input left "
+                           f"shift of {shift}; allowed is at least 0 (an input scale of at least 2^-28, as TFLM's "
+                           f"int8 {op.kind} needs); requantize the model")
     if shift > 62:
         raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has scale {inp.quant.s:g}, which gives an input left "
                            f"shift of {shift}; allowed is at most 62 (TFLM computes 1 << shift in 64 bits)")
@@ -423,6 +483,176 @@ def _squeeze_shape(graph: Graph, op: Op) -> None:
     if list(out.shape) != expect:
         raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}; squeezing input shape "
                                       f"{list(inp.shape)} gives {expect} (allowed: equal)")
+
+
+def _softmax_input_scale(graph: Graph, op: Op) -> None:
+    """TFLM's QuantizeMultiplierGreaterThanOne stops the program unless beta * input scale * 2^26 > 1."""
+    inp = _t(graph, op, 0)
+    beta = float(op.options.get("beta", 1.0))
+    real = softmax_real(beta, inp.quant.s)
+    if not real > 1.0:
+        raise _fail(graph, f"{_op(op)}: beta {beta:g} x input scale {inp.quant.s:g} x 2^26 is {real:g}; allowed "
+                           "is above 1 (as TFLM requires: the input scale is too small); requantize the model")
+
+
+def _hard_swish_multipliers(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    out_real, reluish_real = hard_swish_reals(inp.quant.s, out.quant.s)
+    for what, real in (("the output multiplier input scale / 128 / output scale", out_real),
+                       ("the reluish multiplier input scale / 128 / (3 / 32768)", reluish_real)):
+        if not (math.isfinite(real) and real > 0.0):
+            raise _fail(graph, f"{_op(op)}: {what} is {real:g} (input scale {inp.quant.s:g}, output scale "
+                               f"{out.quant.s:g}); allowed is a positive finite number; requantize the model")
+    out_e, rel_e = multiplier_shift(out_real), multiplier_shift(reluish_real)
+    if out_e > 0:
+        raise _fail(graph, f"{_op(op)}: output {_ten(out)} has scale {out.quant.s:g}, below input scale / 128 "
+                           f"({inp.quant.s:g} / 128: output exponent {out_e}); allowed is an exponent of at most 0 "
+                           "(TFLM's int8 HARD_SWISH rejects it); requantize the model")
+    if not -31 <= rel_e <= 31:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has scale {inp.quant.s:g}, which gives a reluish "
+                           f"exponent of {rel_e}; allowed is [-31, 31] (as TFLM's int8 HARD_SWISH requires)")
+
+
+def _both_constant(graph: Graph, op: Op) -> None:
+    a, b = _t(graph, op, 0), _t(graph, op, 1)
+    if a.is_const and b.is_const:
+        raise _unsupported(graph, op, f"inputs {_ten(a)} and {_ten(b)} are both constants; supported is at most "
+                                      "one constant input (fold the operation into a constant when converting)")
+
+
+def _broadcast_shapes(graph: Graph, op: Op) -> None:
+    """TFLM's ADD/MUL: shapes right-aligned, each input dimension equal to the output's or 1, and the output
+    the broadcast of the two inputs."""
+    a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    for role, t in (("input 0", a), ("input 1", b), ("output", out)):
+        if len(t.shape) > BROADCAST_MAX_RANK:
+            raise _unsupported(graph, op, f"{role} {_ten(t)} has rank {len(t.shape)}; supported is at most "
+                                          f"{BROADCAST_MAX_RANK}")
+
+    def extend(shape: tuple[int, ...]) -> list[int]:
+        return [1] * (BROADCAST_MAX_RANK - len(shape)) + list(shape)
+
+    dims = extend(out.shape)
+    for role, t in (("input 0", a), ("input 1", b)):
+        if any(x not in (d, 1) for x, d in zip(extend(t.shape), dims)):
+            raise _shape_error(graph, op, f"{role} {_ten(t)} of shape {list(t.shape)} does not broadcast to the "
+                                          f"output shape {list(out.shape)} (allowed: each dimension equal to the "
+                                          "output's or 1)")
+    expect = [max(x, y) for x, y in zip(extend(a.shape), extend(b.shape))]
+    if expect != dims:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but broadcasting "
+                                      f"{list(a.shape)} with {list(b.shape)} gives "
+                                      f"{expect[BROADCAST_MAX_RANK - len(out.shape):]} (allowed: equal)")
+
+
+def _add_multipliers(graph: Graph, op: Op) -> None:
+    """TFLM's QuantizeMultiplierSmallerThanOneExp stops the program unless every rescaling factor is below 1."""
+    a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    s1, s2, so = _f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s)
+    for name, real in zip(("input 0", "input 1", "output"), add_reals(s1, s2, so)):
+        if not 0.0 < real < 1.0 or multiplier_shift(real) > 0:
+            raise _fail(graph, f"{_op(op)}: the {name} rescaling factor is {real:g} (input scales {s1:g} and {s2:g}, "
+                               f"output scale {so:g}); allowed is below 1 (as TFLM requires: the output scale is "
+                               "too small); requantize the model")
+
+
+def _concat_quantization(graph: Graph, op: Op) -> None:
+    """TFLM ConcatenationPrepare (int8): every input has the output's scale and zero point."""
+    out = _t(graph, op, 0, True)
+    for pos in range(len(op.inputs)):
+        t = _t(graph, op, pos)
+        if np.float32(t.quant.s) != np.float32(out.quant.s) or t.quant.zp != out.quant.zp:
+            raise _fail(graph, f"{_op(op)}: input {pos} {_ten(t)} (scale {t.quant.s:.9g}, zero point {t.quant.zp}) "
+                               f"and output {_ten(out)} (scale {out.quant.s:.9g}, zero point {out.quant.zp}) are "
+                               "quantized differently; allowed is equal quantization (as TFLM requires: "
+                               "requantize the input first with QUANTIZE)")
+
+
+def _concat_shapes(graph: Graph, op: Op) -> None:
+    out = _t(graph, op, 0, True)
+    rank = len(out.shape)
+    if rank < 1:
+        raise _shape_error(graph, op, f"output {_ten(out)} is a scalar; allowed is rank 1 or more")
+    axis = int(op.options.get("axis", 0))
+    pos_axis = axis + rank if axis < 0 else axis
+    if not 0 <= pos_axis < rank:
+        raise _fail(graph, f"{_op(op)}: axis {axis} is out of range; allowed is [-{rank}, {rank - 1}] for {rank}-D "
+                           "tensors")
+    total = 0
+    for k in range(len(op.inputs)):
+        t = _t(graph, op, k)
+        if len(t.shape) != rank or any(t.shape[d] != out.shape[d] for d in range(rank) if d != pos_axis):
+            raise _shape_error(graph, op, f"input {k} {_ten(t)} has shape {list(t.shape)}, which does not fit "
+                                          f"output shape {list(out.shape)} concatenated along axis {pos_axis} "
+                                          "(allowed: the output's rank and dimensions except along the axis)")
+        total += t.shape[pos_axis]
+    if total != out.shape[pos_axis]:
+        raise _shape_error(graph, op, f"the inputs add up to {total} along axis {pos_axis} but output {_ten(out)} "
+                                      f"has {out.shape[pos_axis]}; allowed is equal")
+
+
+def _pad_shapes(graph: Graph, op: Op) -> None:
+    """TFLM PadPrepare: at most 5-D, one (before, after) pair per dimension, each >= 0, and the output
+    shape the input's padded."""
+    inp, pads_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    rank = len(inp.shape)
+    if rank == 0:
+        raise _unsupported(graph, op, f"input {_ten(inp)} is a scalar; supported is 1-D to {PAD_MAX_RANK}-D")
+    if rank > PAD_MAX_RANK:
+        raise _shape_error(graph, op, f"input {_ten(inp)} has shape {list(inp.shape)}; allowed is 1-D to "
+                                      f"{PAD_MAX_RANK}-D (as TFLM requires)")
+    if len(out.shape) != rank:
+        raise _shape_error(graph, op, f"output {_ten(out)} has rank {len(out.shape)} but input {_ten(inp)} has "
+                                      f"rank {rank}; allowed is equal")
+    pads = np.asarray(pads_t.data, dtype=np.int64).reshape(-1)
+    if pads.size != 2 * rank:
+        raise _shape_error(graph, op, f"paddings {_ten(pads_t)} have {pads.size} values; allowed is {rank}x2 "
+                                      "(before and after for each dimension)")
+    pads = pads.reshape(rank, 2)
+    if np.any(pads < 0):
+        raise _fail(graph, f"{_op(op)}: paddings {pads.tolist()} contain a negative value; allowed is 0 or more")
+    expect = [int(n + before + after) for n, (before, after) in zip(inp.shape, pads.tolist())]
+    if list(out.shape) != expect:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but input shape "
+                                      f"{list(inp.shape)} padded by {pads.tolist()} gives {expect} (allowed: "
+                                      "equal)")
+
+
+def _mean_shapes(graph: Graph, op: Op) -> None:
+    """TFLM ResolveAxis and the reduced output size (the output may keep the reduced dimensions as 1s)."""
+    inp, axis_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    rank = len(inp.shape)
+    if not 1 <= rank <= MEAN_MAX_RANK:
+        raise _unsupported(graph, op, f"input {_ten(inp)} has shape {list(inp.shape)}; supported is 1-D to "
+                                      f"{MEAN_MAX_RANK}-D")
+    values = [int(a) for a in np.asarray(axis_t.data).reshape(-1)]
+    for a in values:
+        if not -rank <= a < rank:
+            raise _fail(graph, f"{_op(op)}: axis {a} of {_ten(axis_t)} is out of range; allowed is "
+                               f"[-{rank}, {rank - 1}] for the {rank}-D input")
+    axes = resolve_axes(values, rank)
+    if not axes:
+        raise _unsupported(graph, op, f"the axis tensor {_ten(axis_t)} is empty; a MEAN over no axis is not "
+                                      "supported")
+    expect = int(np.prod([d for i, d in enumerate(inp.shape) if i not in axes], dtype=np.int64))
+    if out.size != expect:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but reducing "
+                                      f"{list(inp.shape)} over axes {axes} leaves {expect} values (allowed: "
+                                      "equal)")
+
+
+def _same_type(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if inp.dtype != out.dtype:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} is {inp.dtype} but output {_ten(out)} is {out.dtype}; "
+                           "allowed is the same type")
+
+
+def _same_shape(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if len(inp.shape) < 1 or inp.shape != out.shape:
+        raise _shape_error(graph, op, f"input {_ten(inp)} has shape {list(inp.shape)} and output {_ten(out)} "
+                                      f"{list(out.shape)}; allowed is equal shapes of rank 1 or more")
 
 
 def _same_size(graph: Graph, op: Op) -> None:
