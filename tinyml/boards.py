@@ -165,6 +165,11 @@ class Board:
         return dict(self.clock).get("cpu_hz")
 
     @property
+    def visible_wait_states(self) -> int:
+        """Flash wait states the cycle model charges: none where a cache or accelerator hides them."""
+        return 0 if self.flash_cache else self.flash_wait_states
+
+    @property
     def uart_base(self) -> int | None:
         return dict(self.uart).get("base")
 

@@ -157,6 +157,10 @@ class SizeReport:
     kernel_text_bytes: int  # machine code of the kernel functions (tml_*)
     ram_bytes: int = 0  # RAM the ELF allocates: stacks, .data, .bss (a static arena in it)
 
+    def summary(self) -> str:
+        return (f"flash {self.flash_bytes:,} bytes: compiled weights {self.weight_bytes:,}, code and other "
+                f"{self.code_bytes:,} (machine code {self.text_bytes:,}, of it kernels {self.kernel_text_bytes:,})")
+
 
 @dataclass
 class ProfileReport:
@@ -251,11 +255,8 @@ class ProfileReport:
                 lines.append(f"note: {m.unknown:,} instructions were of no class the cycle model knows; each was "
                              "counted as 1 cycle")
         if self.sizes:
-            s = self.sizes
             lines.append("")
-            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other "
-                         f"{s.code_bytes:,} "
-                         f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
+            lines.append(self.sizes.summary())
         if self.chart:
             lines.append(f"bar chart: {self.chart}")
         return "\n".join(lines)
@@ -355,10 +356,7 @@ class BoardProfileReport:
         if self.memory is not None:
             lines.append(f"memory on the device: {self.memory.summary()}")
         if self.sizes:
-            s = self.sizes
-            lines.append(f"flash {s.flash_bytes:,} bytes: compiled weights {s.weight_bytes:,}, code and other "
-                         f"{s.code_bytes:,} "
-                         f"(machine code {s.text_bytes:,}, of it kernels {s.kernel_text_bytes:,})")
+            lines.append(self.sizes.summary())
         if self.chart:
             lines.append(f"bar chart: {self.chart}")
         return "\n".join(lines)
@@ -492,7 +490,7 @@ def plugin_arguments(board: Board) -> list[str]:
     """The plugin's cycle-model arguments for ``board``: its core, and the flash wait states that no
     cache hides (none: zero wait states)."""
     args = [f"core={cycle_core(board) or 'm4'}"]
-    waits = 0 if board.flash_cache else board.flash_wait_states
+    waits = board.visible_wait_states
     if waits and board.flash_origin is not None and board.flash_bytes is not None:
         args += [f"flash={board.flash_origin:#x}:{board.flash_origin + board.flash_bytes:#x}", f"ws={waits}"]
     return args
@@ -615,7 +613,7 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
             families[c.kernel] = families.get(c.kernel, 0) + 1
     core = cycle_core(board)
     model = None if core is None else CycleModel(
-        core=core, wait_states=0 if board.flash_cache else board.flash_wait_states,
+        core=core, wait_states=board.visible_wait_states,
         clock_hz=clock_hz or board.cpu_hz, classes=counts.classes, taken_branches=counts.taken_branches,
         taken_cycles=counts.taken_cycles, wait_cycles=counts.wait_cycles)
     return ProfileReport(model=graph.name, board=board.name, layers=layers, instructions=total,
