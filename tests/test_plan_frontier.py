@@ -12,7 +12,7 @@ import pytest
 from tests.modelgen import build, zoo_cases
 from tinyml.compiler import build_model
 from tinyml.errors import FitError
-from tinyml.tools.plan import plan_report
+from tinyml.tools.plan import plan_model
 
 
 def _model(tmp_path: Path, name: str) -> Path:
@@ -24,7 +24,7 @@ def _model(tmp_path: Path, name: str) -> Path:
 @pytest.mark.parametrize("board, sram", [("mps2-an386", None), ("mps2-an386", 12000), ("mps2-an385", None)])
 def test_plan_and_compile_agree(tmp_path, board, sram) -> None:
     model = _model(tmp_path, "ds_cnn")
-    r = plan_report(model, sram, board)
+    r = plan_model(model, sram, board).to_json()
     c = build_model(model, board, sram=sram)
     assert (r["arena_bytes"], r["peak_sram_bytes"], r["estimated_instructions"]) == \
         (c.plan.arena_bytes, c.plan.peak_bytes, c.plan.cost)

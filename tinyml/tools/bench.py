@@ -18,6 +18,7 @@ source in :data:`PUBLISHED`, not measured here).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -141,23 +142,34 @@ def shape_model(shape: Shape, seed: int = 0) -> Path:
     return _store(path, quantize_int8(model, rep, per_channel=True))
 
 
-def network_model(name: str, seed: int = 0) -> Path:
-    """A zoo network with random weights as int8 .tflite, cached."""
-    path = bench_cache() / f"net-{name}-s{seed}-v{MODEL_VERSION}.tflite"
-    if path.is_file():
-        return path
-    rng = np.random.default_rng(seed)
-    if name == "ds_cnn":
-        model, rep = zoo.ds_cnn(seed=seed), rng.standard_normal((32, 49, 10, 1)) * 20.0
-    elif name == "mobilenet_v1":
-        model, rep = zoo.mobilenet_v1(input_shape=(96, 96, 3), seed=seed), rng.uniform(0, 1, (32, 96, 96, 3))
-    elif name == "resnet8":
-        model, rep = zoo.resnet8(input_shape=(32, 32, 3), seed=seed), rng.uniform(0, 1, (32, 32, 32, 3))
-    elif name == "fc_autoencoder":  # MLPerf Tiny AD: 640-128-128-128-128-8-128-128-128-128-640
-        model, rep = zoo.fc_autoencoder(640, hidden_layers=4, seed=seed), rng.standard_normal((32, 640))
-    else:
+def zoo_network_path(name: str) -> Path:
+    """Where zoo_network caches ``name`` (the key follows its BENCH_NETWORKS entry)."""
+    key = hashlib.sha256(repr(zoo.BENCH_NETWORKS[name]).encode()).hexdigest()[:12]
+    return cache_root() / "zoo" / f"{name}-{key}.tflite"
+
+
+def zoo_network(name: str, progress: Callable[[str], None] | None = None) -> Path:
+    """tinyml.train.zoo.BENCH_NETWORKS[``name``] as int8 .tflite: built with random weights and quantized with
+    TensorFlow (the train extra) on first use, then cached under the user cache."""
+    path = zoo_network_path(name)
+    if not path.is_file():
+        if progress is not None:
+            progress(f"{name}: building it with random weights and quantizing it with TensorFlow (once; cached in "
+                     f"{path})")
+        _store(path, zoo.bench_network(name))
+    return path
+
+
+# The MLPerf Tiny networks of `bench kernels`, as zoo networks (the AD autoencoder in its MLPerf shape,
+# 640-128-128-128-128-8-128-128-128-128-640).
+_ZOO_IDS = {"fc_autoencoder": "fc_autoencoder-mlperf"}
+
+
+def network_model(name: str) -> Path:
+    """The MLPerf Tiny network ``name`` (one of NETWORKS) with random weights as int8 .tflite, cached."""
+    if name not in NETWORKS:
         raise TinymlError(f"unknown benchmark network {name!r}; use one of {', '.join(NETWORKS)}")
-    return _store(path, quantize_int8(model, rep.astype(np.float32)))
+    return zoo_network(_ZOO_IDS.get(name, name))
 
 
 @dataclass

@@ -7,7 +7,6 @@ kernel variants, as ``tinyml compile`` does.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -23,13 +22,14 @@ from tinyml.codegen.specialize import variant_options
 from tinyml.compiler import lower_graph, plan_graph
 from tinyml.errors import InputError, TinymlError
 from tinyml.graph import Graph, load_tflite, parse_tflite
-from tinyml.resources import cache_root, require_extras
+from tinyml.resources import require_extras
 from tinyml.schedule.choose import describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
+from tinyml.tools.bench import zoo_network, zoo_network_path
 from tinyml.tools.profile import profile_model
 from tinyml.tools.reference import tflm_arena_bytes
-from tinyml.train.zoo import BENCH_NETWORKS, bench_network
+from tinyml.train.zoo import BENCH_NETWORKS
 
 MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fraction of MACs
 
@@ -137,11 +137,6 @@ def plan_model(model: str | os.PathLike[str] | Graph, sram: int | None = None,
         schedule=rows,
         frontier=[_frontier_row(graph, p, plan) for p in frontier(plans + [plan])],
     )
-
-
-def plan_report(model: str | os.PathLike[str], sram: int | None = None, board: str | None = None) -> dict[str, Any]:
-    """plan_model as the JSON `tinyml plan --json` prints."""
-    return plan_model(model, sram, board).to_json()
 
 
 def format_plan(r: dict[str, Any]) -> str:
@@ -375,21 +370,9 @@ def zoo_models(names: list[str] | None = None, progress: Callable[[str], None] |
     if unknown:
         raise InputError(f"no zoo network {', '.join(unknown)}; choose from {', '.join(BENCH_NETWORKS)}")
     chosen = list(names) if names else list(BENCH_NETWORKS)
-    paths = {n: cache_root() / "zoo" / f"{n}-{hashlib.sha256(repr(BENCH_NETWORKS[n]).encode()).hexdigest()[:12]}.tflite"
-             for n in chosen}
-    if any(not p.is_file() for p in paths.values()):
+    if any(not zoo_network_path(n).is_file() for n in chosen):
         require_extras("building the zoo networks of tinyml bench memory (or give .tflite files)", "train")
-    out = []
-    for n in chosen:
-        path = paths[n]
-        if not path.is_file():
-            say(f"{n}: building it with random weights and quantizing it with TensorFlow (once; cached in {path})")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(bench_network(n))
-            os.replace(tmp, path)
-        out.append((n, path.read_bytes()))
-    return out
+    return [(n, zoo_network(n, say).read_bytes()) for n in chosen]
 
 
 def _format_board_bench(rows: list[MemoryRow]) -> str:
