@@ -173,17 +173,25 @@ def split(net: Net, shape: tuple[int, ...], axis: int, n: int) -> None:
            ("SplitOptions", dict(numSplits=n)))
 
 
-def split_v(net: Net, shape: tuple[int, ...], axis: int, sizes: list[int]) -> None:
+def split_v(net: Net, shape: tuple[int, ...], axis: int, sizes: list[int], const_sizes: bool = True) -> None:
+    """SPLIT_V; ``const_sizes=False``: size_splits is a model input (TFLM never reads it)."""
     rest = shape[axis] - sum(s for s in sizes if s != -1)
     resolved = [rest if s == -1 else s for s in sizes]
     parts = np.split(np.empty(shape, dtype=np.int8), np.cumsum(resolved)[:-1], axis=axis)
-    net.op("SPLIT_V", [_act(shape), _const(sizes), _const([axis], shape=[1])], [_act(p.shape) for p in parts],
+    size_splits = _const(sizes) if const_sizes else dict(shape=[len(sizes)], dtype="int32")
+    net.op("SPLIT_V", [_act(shape), size_splits, _const([axis], shape=[1])], [_act(p.shape) for p in parts],
            ("SplitVOptions", dict(numSplits=len(sizes))))
 
 
-def pack(net: Net, shape: tuple[int, ...], axis: int, n: int) -> None:
+def pack(net: Net, shape: tuple[int, ...], axis: int, n: int, constant: int = -1) -> None:
+    """PACK of ``n`` inputs; input ``constant`` (if any) is a constant tensor."""
     out = np.stack([np.empty(shape, dtype=np.int8)] * n, axis=axis).shape
-    net.op("PACK", [_act(shape) for _ in range(n)], [_act(out)], ("PackOptions", dict(valuesCount=n, axis=axis)))
+    rng = np.random.default_rng(n)
+    ins = [dict(_act(shape), data=rng.integers(-128, 128, size=shape, dtype=np.int8)) if k == constant
+           else _act(shape) for k in range(n)]
+    net.op("PACK", ins, [_act(out)], ("PackOptions", dict(valuesCount=n, axis=axis)))
+
+
 
 
 def unpack(net: Net, shape: tuple[int, ...], axis: int) -> None:
@@ -216,7 +224,7 @@ SWEEPS: dict[str, list[tuple[Any, ...]]] = {
         ((9,), (S(None, None, -1),)), ((9,), (S(1, 8, 3),)), ((9,), (S(-3, None),)), ((9,), (S(100, -100, -2),)),
         ((9,), (S(0, None, 10),)), ((9,), (S(-100, 4),)), ((9,), (S(7, 2, -1),)),
         ((5, 6), (S(None), S(None, None, 2))), ((5, 6), (-2, S(None, None, -1))), ((5, 6), (S(4, 0, -2), S(1, -1))),
-        ((5, 6), (S(None), 5)),
+        ((5, 6), (S(None), 5)), ((5, 6), (-1, 0)),
         ((3, 4, 5, 6), (S(None), S(1, 3), S(None, None, -2), S(2, None))),
         ((3, 4, 5, 6), (1, S(None), 2, S(None, None, -1))),
         ((3, 4, 5, 6), (S(-1, None, -1), S(0, 4, 3), S(3, 1, -1), -1)),
@@ -231,9 +239,11 @@ SWEEPS: dict[str, list[tuple[Any, ...]]] = {
         ((12,), 0, 3), ((4, 6), -1, 2), ((2, 3, 4, 6), 1, 3), ((2, 3, 4, 6), -4, 2), ((3, 1, 2, 2, 4), 4, 4),
         ((5, 3), 0, 1),
     ],
-    "SPLIT_V": [((10,), 0, [3, -1, 2]), ((4, 7), 1, [1, 2, 4]), ((2, 5, 3), -2, [5]), ((2, 6, 3), 1, [-1, 4])],
-    "PACK": [((5,), 0, 3), ((5,), -1, 2), ((2, 3, 4), 1, 2), ((2, 3), 2, 1), ((2, 3, 1, 2), -3, 3)],
-    "UNPACK": [((3, 4), 0), ((3, 4), -1), ((2, 3, 4, 2), 2), ((1, 5), 0), ((2, 3, 2, 1, 3), -5)],
+    "SPLIT_V": [((10,), 0, [3, -1, 2]), ((4, 7), 1, [1, 2, 4]), ((2, 5, 3), -2, [5]), ((2, 6, 3), 1, [-1, 4]),
+                ((3, 8), -1, [5, 3], False)],
+    "PACK": [((5,), 0, 3), ((5,), -1, 2), ((2, 3, 4), 1, 2), ((2, 3), 2, 1), ((2, 3, 1, 2), -3, 3),
+             ((4, 3), 1, 2, 0)],
+    "UNPACK": [((3, 4), 0), ((3, 4), -1), ((2, 3, 4, 2), 2), ((1, 5), 0), ((2, 3, 2, 1, 3), -5), ((3,), 0)],
     "DEPTH_TO_SPACE": [((1, 2, 3, 8), 2), ((2, 3, 2, 18), 3), ((1, 1, 1, 4), 2), ((1, 2, 2, 5), 1)],
     "SPACE_TO_DEPTH": [((1, 4, 6, 3), 2), ((2, 6, 3, 5), 3), ((1, 2, 2, 1), 2), ((1, 3, 3, 2), 1)],
 }
@@ -258,6 +268,34 @@ def test_every_operator_qemu(tmp_path: Path) -> None:
         for args in SWEEPS[kind][:2]:
             ADD[kind](net, *args)
     assert_bitexact(net.model(), tmp_path, board=QEMU_BOARD, samples=2)
+
+
+def _random_index(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """A random non-empty Python index of ``shape``: out-of-range and negative starts and stops, strides up to
+    +-7, absent bounds (mask bits) and single indices (shrunk axes)."""
+    def bound(d: int) -> int | None:
+        return None if rng.random() < 0.3 else int(rng.integers(-2 * d, 2 * d + 1))
+
+    while True:
+        index: list[Any] = []
+        for d in shape:
+            if rng.random() < 0.2:
+                index.append(int(rng.integers(-d, d)))
+                continue
+            step = int(rng.choice([1, 1, -1, 2, -2, 3, -3, 7, -7]))
+            index.append(slice(bound(d), bound(d), step))
+        if 0 not in _shape_of(shape, tuple(index)):
+            return tuple(index)
+
+
+def test_strided_slice_random(tmp_path: Path) -> None:
+    """30 random slices of 1-D to 4-D inputs in one model."""
+    rng = np.random.default_rng(17)
+    net = Net()
+    for _ in range(30):
+        shape = tuple(int(d) for d in rng.integers(1, 7, size=int(rng.integers(1, 5))))
+        strided_slice(net, shape, _random_index(rng, shape))
+    assert_bitexact(net.model(), tmp_path, board="host", samples=2)
 
 
 def test_chained_operators_share_the_arena(tmp_path: Path) -> None:
