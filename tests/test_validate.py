@@ -423,3 +423,16 @@ def test_strided_slice_masks_tflm_ignores_are_unsupported(mask: str) -> None:
     msg = _refusal("STRIDED_SLICE", lambda op, sg, m: _option(op, **{mask: True if mask == "offset" else 2}),
                    error=UnsupportedError)
     assert "operator 0 (STRIDED_SLICE): " in msg and "supported is 0 (TFLM ignores it" in msg
+
+
+def _outputs(op: Any, sg: Any, outputs: list[int]) -> None:
+    op.outputs = np.asarray(outputs, dtype=np.int32)
+    sg.outputs = np.asarray(sorted(set(outputs)), dtype=np.int32)
+
+
+@pytest.mark.parametrize("kind, outputs", [("TRANSPOSE", [0]), ("SPLIT", [2, 2])])
+def test_one_writer_per_tensor(kind: str, outputs: list[int]) -> None:
+    # An operator writing its own input, or one tensor twice: a copy over itself (memcpy overlapping).
+    msg = _refusal(kind, lambda op, sg, m: _outputs(op, sg, outputs))
+    assert f"operator 0 ({kind}) writes tensor {outputs[-1]}, which is already a model input or an operator's " \
+           "output; allowed is one writer per tensor" in msg

@@ -1119,6 +1119,11 @@ def _check_model(graph: Graph) -> None:
         for t in op.outputs:
             if graph.tensors[t].is_const:
                 raise _fail(graph, f"{_op(op)} writes constant tensor {t}")
+            if t in available:
+                # a kernel would write over what it (or a later operator) reads: copies through memcpy
+                # would overlap (undefined in C), and the values would not be TFLM's
+                raise _fail(graph, f"{_op(op)} writes tensor {t}, which is already a model input or an "
+                                   "operator's output; allowed is one writer per tensor")
             available.add(t)
 
 
