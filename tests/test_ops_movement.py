@@ -48,7 +48,8 @@ def test_case_qemu(case, tmp_path: Path) -> None:
 # hand-built models: several operators, each from its own model input to its own model output(s)
 
 
-def _act(shape: list[int] | tuple[int, ...], scale: float = SCALE, zp: int = ZP) -> dict[str, Any]:
+def _act(shape: list[int] | tuple[int, ...], scale: float | None = SCALE, zp: int = ZP) -> dict[str, Any]:
+    """An int8 tensor (``scale`` None: without quantization)."""
     return dict(shape=list(shape), dtype="int8", scale=scale, zp=zp)
 
 
@@ -137,8 +138,9 @@ def _shape_of(shape: tuple[int, ...], index: tuple[Any, ...]) -> list[int]:
     return list(np.empty(shape, dtype=np.int8)[index].shape)
 
 
-def transpose(net: Net, shape: tuple[int, ...], perm: tuple[int, ...], out_scale: float = SCALE) -> None:
-    net.op("TRANSPOSE", [_act(shape), _const(list(perm))], [_act([shape[p] for p in perm], out_scale)])
+def transpose(net: Net, shape: tuple[int, ...], perm: tuple[int, ...], out_scale: float | None = SCALE) -> None:
+    in_scale = SCALE if out_scale is not None else None
+    net.op("TRANSPOSE", [_act(shape, in_scale), _const(list(perm))], [_act([shape[p] for p in perm], out_scale)])
 
 
 def strided_slice(net: Net, shape: tuple[int, ...], index: tuple[Any, ...]) -> None:
@@ -219,6 +221,7 @@ SWEEPS: dict[str, list[tuple[Any, ...]]] = {
         ((2, 3, 4, 5), (0, 2, 3, 1)), ((2, 5, 3, 4), (0, 3, 1, 2)), ((2, 3, 2, 3, 5), (4, 2, 0, 3, 1)),
         ((3, 1, 4, 1, 2), (1, 3, 0, 4, 2)),
         ((4, 6), (1, 0), 0.2),  # another output scale: TFLM copies the bytes regardless
+        ((3, 5), (1, 0), None),  # no quantization: TFLM reads none
     ],
     "STRIDED_SLICE": [
         ((9,), (S(None, None, -1),)), ((9,), (S(1, 8, 3),)), ((9,), (S(-3, None),)), ((9,), (S(100, -100, -2),)),

@@ -677,8 +677,8 @@ def _same_quantization(graph: Graph, op: Op) -> None:
 # ---------------------------------------------------------------------------
 # Data movement (TRANSPOSE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK, UNPACK, DEPTH_TO_SPACE,
 # SPACE_TO_DEPTH; lowered in codegen/ops/movement.py).  TFLM copies their int8 bytes unchanged and
-# checks no quantization relation between input and output (none of their Prepares does), so none is
-# required here: the output bytes are the input's, as in TFLM.
+# reads no quantization (none of their Prepares does), so none is required here, nor any relation
+# between input and output: the output bytes are the input's, as in TFLM.
 
 
 TRANSPOSE_MAX_RANK = 5  # TFLM TransposePrepare: "only supports 1D-5D input arrays"
@@ -698,8 +698,9 @@ class SliceAxis:
 
 
 def _movement_rules() -> dict[str, Rule]:
-    act = Operand("input")
-    out = (Operand("output"),)
+    # int8 data, quantized or not, per tensor or per channel: TFLM reads none of it (neither do we)
+    act = Operand("input", quant="none")
+    out = (Operand("output", quant="none"),)
     i32 = Operand("", ("int32",), kind="const", quant="none")
     return {
         # TRANSPOSE and STRIDED_SLICE of a scalar are unsupported (UnsupportedError); the rest is a ModelError.
@@ -718,7 +719,8 @@ def _movement_rules() -> dict[str, Rule]:
         "SPLIT_V": Rule(inputs=(act, Operand("size_splits", ("int32", "int64"), kind="any", quant="none"),
                                 dataclasses.replace(i32, name="axis")), outputs=out, repeat_last_output=True,
                         checks=(_split_shapes,)),
-        "PACK": Rule(inputs=(Operand("input", kind="any"),), outputs=out, repeat_last=True, checks=(_pack_shapes,)),
+        "PACK": Rule(inputs=(dataclasses.replace(act, kind="any"),), outputs=out, repeat_last=True,
+                     checks=(_pack_shapes,)),
         "UNPACK": Rule(inputs=(act,), outputs=out, repeat_last_output=True, checks=(_unpack_shapes,)),
         "DEPTH_TO_SPACE": Rule(inputs=(act,), outputs=out, ints={"block_size": (1, INT32_MAX)},
                                checks=(_depth_to_space_shapes,)),
