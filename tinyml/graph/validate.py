@@ -801,6 +801,9 @@ def strided_slice_axes(graph: Graph, op: Op) -> list[SliceAxis]:
         if bmask >> k & 1:
             start = 0 if step > 0 else size - 1
         if smask >> k & 1:
+            if step < 0:
+                raise _fail(graph, f"{_op(op)}: axis {k} is shrunk with strides[{k}] {step}; allowed is a "
+                                   "positive stride (TFLM writes nothing for a shrunk axis stepped backward)")
             if not 0 <= start < size:
                 raise _fail(graph, f"{_op(op)}: axis {k} is shrunk at index {begin[k]}, which is outside its "
                                    f"{size} elements; allowed is [-{size}, {size - 1}] (TFLM writes nothing "
