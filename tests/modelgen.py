@@ -424,6 +424,8 @@ def _movement_cases() -> list[Case]:
         case("unstack", "UNPACK", (3, 4, 5), axis=1),
         case("depth_to_space", "DEPTH_TO_SPACE", (3, 4, 8), block=2),
         case("space_to_depth", "SPACE_TO_DEPTH", (6, 4, 3), block=2),
+        # convolutions around SPLIT, TRANSPOSE, CONCATENATION and STRIDED_SLICE (the planner places them together)
+        case("move_net", "SPLIT", (8, 8, 3)),
     ]
 
 
@@ -642,6 +644,15 @@ def _b_unstack(keras: Any, c: Case, ins: list[Any]) -> Any:
     import tensorflow as tf
 
     return keras.layers.Lambda(lambda x: tf.unstack(x, axis=c.p("axis")))(ins[0])
+
+
+def _b_move_net(keras: Any, c: Case, ins: list[Any]) -> Any:
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(ins[0])
+    a, b = keras.ops.split(x, 2, axis=-1)
+    b = keras.layers.Permute((2, 1, 3))(keras.layers.Conv2D(4, 3, padding="same")(b))
+    x = keras.layers.Conv2D(6, 1)(keras.layers.Concatenate()([a, b]))
+    x = keras.layers.Lambda(lambda t: t[:, ::2, 1:, :])(x)
+    return keras.layers.Dense(5)(keras.layers.Flatten()(x))
 
 
 def _b_depth_to_space(keras: Any, c: Case, ins: list[Any]) -> Any:

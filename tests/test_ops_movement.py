@@ -1,7 +1,8 @@
 """TRANSPOSE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK, UNPACK, DEPTH_TO_SPACE, SPACE_TO_DEPTH: bit-exact
 with TFLM.
 
-* the converter-made cases of tests/modelgen.py, on the host and (two of them) on QEMU (mps2-an386);
+* the converter-made cases of tests/modelgen.py, on the host and (three of them) on QEMU (mps2-an386),
+  among them a small network of convolutions around SPLIT, TRANSPOSE and STRIDED_SLICE;
 * a sweep per operator over the edge cases (1-D to the largest rank TFLM takes, odd sizes, negative axes
   and indices, masks, strides above 1 and negative, clamped indices, several outputs), as one
   hand-built model per operator (one operator per case, each on its own model input and output), so
@@ -39,7 +40,8 @@ def test_case_host(case, tmp_path: Path) -> None:
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("case", [c for c in CASES if c.op in ("SPLIT_V", "DEPTH_TO_SPACE")], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in CASES if c.op in ("SPLIT_V", "DEPTH_TO_SPACE") or c.kind == "move_net"],
+                         ids=lambda c: c.id)
 def test_case_qemu(case, tmp_path: Path) -> None:
     assert_bitexact(build(case), tmp_path, board=QEMU_BOARD, samples=2)
 
