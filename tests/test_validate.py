@@ -365,7 +365,8 @@ MOVEMENT_REFUSALS = [
      "operator 0 (STRIDED_SLICE): strides[1] is 0; allowed is a non-zero stride (as TFLM requires)"),
     ("STRIDED_SLICE", lambda op, sg, m: _shape(_tensor(sg, op, 0), [1, 1, 8, 7, 6]),
      "allowed is 1-D to 4-D (as TFLM requires)"),
-    ("STRIDED_SLICE", lambda op, sg, m: (_option(op, shrinkAxisMask=2), _int_buffer(m, _tensor(sg, op, 1), [0, 9, 0, -5])),
+    ("STRIDED_SLICE", lambda op, sg, m: (_option(op, shrinkAxisMask=2),
+                                         _int_buffer(m, _tensor(sg, op, 1), [0, 9, 0, -5])),
      "axis 1 is shrunk at index 9, which is outside its 8 elements; allowed is [-8, 7]"),
     ("STRIDED_SLICE", lambda op, sg, m: _option(op, shrinkAxisMask=4),
      "axis 2 is shrunk with strides[2] -1; allowed is a positive stride (TFLM writes nothing for a shrunk axis "

@@ -703,7 +703,8 @@ def _movement_rules() -> dict[str, Rule]:
     out = (Operand("output", quant="none"),)
     i32 = Operand("", ("int32",), kind="const", quant="none")
     return {
-        # TRANSPOSE and STRIDED_SLICE of a scalar are unsupported (UnsupportedError); the rest is a ModelError.
+        # A scalar input, and STRIDED_SLICE's ellipsis and new-axis masks and offset flag, are unsupported
+        # (UnsupportedError); the rest is a ModelError.
         "TRANSPOSE": Rule(inputs=(act, dataclasses.replace(i32, name="perm")), outputs=out,
                           checks=(_transpose_shapes,)),
         "STRIDED_SLICE": Rule(inputs=(act, dataclasses.replace(i32, name="begin"), dataclasses.replace(i32, name="end"),
@@ -769,8 +770,8 @@ def transpose_perm(graph: Graph, op: Op) -> list[int]:
 
 def _transpose_shapes(graph: Graph, op: Op) -> None:
     """TFLM TransposePrepare: 1-D to 5-D, a 1-D perm of one value per dimension, each in [0, rank); here
-    also every dimension once (TFLM leaves output elements unwritten otherwise) and the output shape the
-    permuted input's."""
+    also every dimension once (a perm that repeats one is no transpose) and the output shape the permuted
+    input's (TFLM does not check it)."""
     inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
     rank = _rank_in(graph, op, inp, TRANSPOSE_MAX_RANK)
     perm = transpose_perm(graph, op)
