@@ -304,8 +304,9 @@ def test_strided_slice_random(tmp_path: Path) -> None:
 
 
 def test_chained_operators_share_the_arena(tmp_path: Path) -> None:
-    """SPLIT's outputs feed further operators (one is also a model output, one is never read) before a PACK:
-    the planner places several outputs of one operator and their lifetimes."""
+    """SPLIT's outputs feed further operators (one is also a model output, one is never read) before a PACK,
+    and UNPACK's scalar outputs a PACK: the planner places several outputs of one operator and their
+    lifetimes."""
     net = Net()
     x = net.tensor(_act([2, 6, 4]))
     net.inputs.append(x)
@@ -320,6 +321,15 @@ def test_chained_operators_share_the_arena(tmp_path: Path) -> None:
     packed = net.tensor(_act([2, 2, 4, 2]))
     net.ops.append(("PACK", [t2, t0], [packed], ("PackOptions", dict(valuesCount=2, axis=1))))
     net.outputs += [packed, parts[2]]
+    # UNPACK into scalars, PACKed again in another order
+    y = net.tensor(_act([3]))
+    net.inputs.append(y)
+    scalars = [net.tensor(_act([])) for _ in range(3)]
+    net.ops.append(("UNPACK", [y], scalars, ("UnpackOptions", dict(num=3, axis=0))))
+    repacked = net.tensor(_act([3]))
+    net.ops.append(("PACK", [scalars[2], scalars[0], scalars[1]], [repacked],
+                    ("PackOptions", dict(valuesCount=3, axis=0))))
+    net.outputs.append(repacked)
     assert_bitexact(net.model(), tmp_path, board="host", samples=3)
 
 
