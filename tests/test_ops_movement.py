@@ -23,6 +23,8 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, op_cases
 from tests.tflite_edit import schema
 from tinyml.codegen.ops.movement import gather_loops
+from tinyml.codegen.variants import variant
+from tinyml.compiler import build_model
 
 OPS = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
 CASES = op_cases(*OPS)
@@ -349,3 +351,22 @@ def test_chained_operators_share_the_arena(tmp_path: Path) -> None:
 ])
 def test_gather_loops(dims, steps, loops) -> None:
     assert gather_loops(dims, steps) == loops
+
+
+def test_the_planner_sees_the_declared_kernels(tmp_path: Path) -> None:
+    """Every operator runs its portable kernel, declared with no scratch and no stack buffer, and costs the
+    declared instructions per output byte (SPLIT: over all its outputs)."""
+    net = Net()
+    for kind in OPS:
+        ADD[kind](net, *SWEEPS[kind][0])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(net.model())
+    compiled = build_model(path, QEMU_BOARD)
+    kernels = {"PACK": "concat_s8", "SPLIT": "split_s8", "SPLIT_V": "split_s8", "UNPACK": "split_s8"}
+    for op in compiled.graph.ops:
+        facts = compiled.plan.choice[op.index]
+        assert facts.variant == kernels.get(op.kind, "copy_nd_s8")
+        assert (facts.scratch_bytes, facts.stack_bytes, facts.form_stack_bytes, facts.inplace_inputs) == (0, 0, 0, ())
+        out_bytes = sum(compiled.graph.tensors[t].nbytes for t in op.outputs)
+        assert facts.cost == round(out_bytes * variant(facts.variant).per_mac)
+    assert compiled.plan.scratch_bytes == 0 and compiled.plan.stack_bytes == 0
