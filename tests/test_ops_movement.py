@@ -295,13 +295,26 @@ def _random_index(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[Any
             return tuple(index)
 
 
-def test_strided_slice_random(tmp_path: Path) -> None:
-    """30 random slices of 1-D to 4-D inputs in one model."""
+def test_random_gathers(tmp_path: Path) -> None:
+    """In one model: 20 random strided slices of 1-D to 4-D inputs, 6 random transposes and 6 random slices
+    of 1-D to 5-D inputs."""
     rng = np.random.default_rng(17)
     net = Net()
-    for _ in range(30):
-        shape = tuple(int(d) for d in rng.integers(1, 7, size=int(rng.integers(1, 5))))
+
+    def shape_of(max_rank: int) -> tuple[int, ...]:
+        return tuple(int(d) for d in rng.integers(1, 7, size=int(rng.integers(1, max_rank + 1))))
+
+    for _ in range(20):
+        shape = shape_of(4)
         strided_slice(net, shape, _random_index(rng, shape))
+    for _ in range(6):
+        shape = shape_of(5)
+        transpose(net, shape, tuple(int(p) for p in rng.permutation(len(shape))))
+    for _ in range(6):
+        shape = shape_of(5)
+        begin = [int(rng.integers(0, d)) for d in shape]
+        size = [-1 if rng.random() < 0.3 else int(rng.integers(1, d - b + 1)) for d, b in zip(shape, begin)]
+        slice_op(net, shape, begin, size, "int64" if rng.random() < 0.3 else "int32")
     assert_bitexact(net.model(), tmp_path, board="host", samples=2)
 
 
