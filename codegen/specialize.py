@@ -25,7 +25,7 @@ def variant_options(ctx: LowerContext, calls: list[Lowered]) -> Options:
     out: Options = {}
     for c in calls:
         if isinstance(c, KernelCall):
-            elements = ctx.t(c.outputs[0]).size if c.outputs else 0
+            elements = sum(ctx.t(t).size for t in c.outputs)  # every output (SPLIT has several)
             out[c.op_index] = tuple(v.facts(ctx, c, elements) for v in options(ctx, c))
     return out
 

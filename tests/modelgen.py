@@ -241,6 +241,7 @@ OPS = (
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
     "MEAN", "ADD", "MUL", "CONCATENATION", "RESHAPE", "SQUEEZE", "PAD", "SOFTMAX",
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
+    "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
 )
 
 
@@ -410,6 +411,24 @@ def _quant_cases() -> list[Case]:
     ]
 
 
+def _movement_cases() -> list[Case]:
+    """Data movement (tests/test_ops_movement.py sweeps the edge cases on hand-built models)."""
+    return [
+        case("transpose", "TRANSPOSE", (4, 6, 5), perm=(2, 1, 3)),
+        case("transpose", "TRANSPOSE", (3, 5), perm=(2, 1)),
+        case("strided_slice", "STRIDED_SLICE", (8, 7, 6), slices=((1, 7, 2), (None, None, -1), (-5, None, 1))),
+        case("slice", "SLICE", (6, 5, 4), begin=(0, 1, 2, 0), size=(1, 4, 2, 3)),
+        case("split", "SPLIT", (4, 6, 8), parts=2, axis=-1),
+        case("split", "SPLIT_V", (4, 9, 4), parts=(2, 4, 3), axis=2),
+        case("stack", "PACK", (5, 6), (5, 6), axis=1, in_scale=(1.0, 1.0)),
+        case("unstack", "UNPACK", (3, 4, 5), axis=1),
+        case("depth_to_space", "DEPTH_TO_SPACE", (3, 4, 8), block=2),
+        case("space_to_depth", "SPACE_TO_DEPTH", (6, 4, 3), block=2),
+        # convolutions around SPLIT, TRANSPOSE, CONCATENATION and STRIDED_SLICE (the planner places them together)
+        case("move_net", "SPLIT", (8, 8, 3)),
+    ]
+
+
 _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "CONV_2D": _conv_cases,
     "DEPTHWISE_CONV_2D": _depthwise_cases,
@@ -421,6 +440,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "SHAPE": _shape_cases,
     "ACTIVATION": _activation_cases,
     "QUANT": _quant_cases,
+    "MOVEMENT": _movement_cases,
 }
 
 
@@ -593,6 +613,58 @@ def _b_requantize(keras: Any, c: Case, ins: list[Any]) -> Any:
     a = keras.layers.Activation("sigmoid")(ins[0])
     b = keras.layers.Activation("tanh")(ins[1])
     return keras.layers.Concatenate(axis=-1)([a, b])
+
+
+def _b_transpose(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.layers.Permute(c.p("perm"))(ins[0])
+
+
+def _b_strided_slice(keras: Any, c: Case, ins: list[Any]) -> Any:
+    # (start, stop, step) per dimension after the batch; the converter keeps the batch axis whole.
+    index = (slice(None),) + tuple(slice(*s) for s in c.p("slices"))
+    return keras.layers.Lambda(lambda x: x[index])(ins[0])
+
+
+def _b_slice(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.slice(ins[0], c.p("begin"), c.p("size"))
+
+
+def _b_split(keras: Any, c: Case, ins: list[Any]) -> Any:
+    # parts: a count (SPLIT) or the sizes (SPLIT_V; keras takes the indices between them)
+    parts = c.p("parts")
+    cuts = [int(v) for v in np.cumsum(parts[:-1])] if isinstance(parts, tuple) else parts
+    return keras.ops.split(ins[0], cuts, axis=c.p("axis"))
+
+
+def _b_stack(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.stack(ins, axis=c.p("axis"))
+
+
+def _b_unstack(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.unstack(x, axis=c.p("axis")))(ins[0])
+
+
+def _b_move_net(keras: Any, c: Case, ins: list[Any]) -> Any:
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(ins[0])
+    a, b = keras.ops.split(x, 2, axis=-1)
+    b = keras.layers.Permute((2, 1, 3))(keras.layers.Conv2D(4, 3, padding="same")(b))
+    x = keras.layers.Conv2D(6, 1)(keras.layers.Concatenate()([a, b]))
+    x = keras.layers.Lambda(lambda t: t[:, ::2, 1:, :])(x)
+    return keras.layers.Dense(5)(keras.layers.Flatten()(x))
+
+
+def _b_depth_to_space(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.nn.depth_to_space(x, c.p("block")))(ins[0])
+
+
+def _b_space_to_depth(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.nn.space_to_depth(x, c.p("block")))(ins[0])
 
 
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {

@@ -64,7 +64,10 @@ INT32S = (0, -1, 1, 2, 3, 5, 65536, 1 << 24, INT32_MAX, INT32_MIN)
 FLOATS = (0.0, -1.0, 1e-30, 1e30, math.nan, math.inf, -math.inf, 0.5, 2.0)
 TENSOR_TYPES = tuple(range(23))
 OPTION_FIELDS = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "depthMultiplier", "filterHeight",
-                 "filterWidth", "axis", "weightsFormat")
+                 "filterWidth", "axis", "weightsFormat",
+                 # data movement
+                 "beginMask", "endMask", "shrinkAxisMask", "ellipsisMask", "newAxisMask", "numSplits", "valuesCount",
+                 "num", "blockSize")
 ENUM_FIELDS = {"padding": (0, 1, 2, 7), "fusedActivationFunction": tuple(range(7)),
                "keepDims": (0, 1), "keepNumDims": (0, 1)}
 FLOAT_FIELDS = ("beta", "alpha")
@@ -505,7 +508,7 @@ def test_mutations_cover_every_family_and_operator() -> None:
     cases = seed_cases()
     assert {c.op for c in cases} == set(supported_ops())
     models = [build(c) for c in cases]
-    seen = " ".join(what for _, what, _ in mutants(models, 1000, 0, encode=False))
+    seen = " ".join(what for _, what, _ in mutants(models, 100 * len(models), 0, encode=False))  # 100 per seed
     for field in ("scale[", "zero_point[", "bias", "weights", "strideH", "dilationHFactor", "depthMultiplier",
                   "padding", "fusedActivationFunction", "filterHeight", "inputs absent", "inputs out_of_range",
                   "inputs swap", "outputs", "type ->", "shape ->", "quantized_dimension", "one scale fewer", "quantization removed", "opcode ->"):

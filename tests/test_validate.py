@@ -327,3 +327,116 @@ def test_binary_operator_of_two_constants_is_unsupported() -> None:
     with pytest.raises(UnsupportedError, match=r"^operator 0 \(MUL\): inputs tensor 0 \('c'\) and tensor 1 "
                                                 r"\('c'\) are both constants; supported is at most one constant"):
         validate_operators(g)
+
+
+# Data movement (codegen/ops/movement.py): each refusal of its rows, on the converter-made cases.
+
+
+def _int_buffer(m: Any, t: Any, values: list[int], dtype: Any = np.int32) -> None:
+    m.buffers[t.buffer].data = np.frombuffer(np.asarray(values, dtype=dtype).tobytes(), dtype=np.uint8).copy()
+    t.shape = np.asarray([len(values)], dtype=np.int32)
+
+
+def _option(op: Any, **fields: Any) -> None:
+    for name, value in fields.items():
+        setattr(op.builtinOptions, name, value)
+
+
+def _model_input(sg: Any, op: Any, pos: int) -> None:
+    """Input ``pos`` of ``op`` becomes a model input (no data)."""
+    sg.tensors[op.inputs[pos]].buffer = 0
+    sg.inputs = np.append(sg.inputs, op.inputs[pos]).astype(np.int32)
+
+
+MOVEMENT_REFUSALS = [
+    ("TRANSPOSE", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 1), [0, 1, 1, 3]),
+     "operator 0 (TRANSPOSE): perm [0, 1, 1, 3] is not a permutation of [0, 3]; allowed is every dimension exactly "
+     "once"),
+    ("TRANSPOSE", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 1), [0, 2, 1, 4]), "perm [0, 2, 1, 4] is not a"),
+    ("TRANSPOSE", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 1), [0, 2, 1]),
+     "has shape [3]; allowed is [4] (one value per input dimension)"),
+    ("TRANSPOSE", lambda op, sg, m: _shape(_tensor(sg, op, 0), [1, 1, 4, 6, 5, 1]),
+     "has shape [1, 1, 4, 6, 5, 1]; allowed is 1-D to 5-D (as TFLM requires)"),
+    ("TRANSPOSE", lambda op, sg, m: _model_input(sg, op, 1), "has no data; it must be a constant tensor"),
+    ("TRANSPOSE", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 4, 6, 5]),
+     "has shape [1, 4, 6, 5], but permuting input shape [1, 4, 6, 5] by [0, 2, 1, 3] gives [1, 6, 4, 5] "
+     "(allowed: equal)"),
+    ("STRIDED_SLICE", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 3), [1, 0, -1, 1]),
+     "operator 0 (STRIDED_SLICE): strides[1] is 0; allowed is a non-zero stride (as TFLM requires)"),
+    ("STRIDED_SLICE", lambda op, sg, m: _shape(_tensor(sg, op, 0), [1, 1, 8, 7, 6]),
+     "allowed is 1-D to 4-D (as TFLM requires)"),
+    ("STRIDED_SLICE", lambda op, sg, m: (_option(op, shrinkAxisMask=2),
+                                         _int_buffer(m, _tensor(sg, op, 1), [0, 9, 0, -5])),
+     "axis 1 is shrunk at index 9, which is outside its 8 elements; allowed is [-8, 7]"),
+    ("STRIDED_SLICE", lambda op, sg, m: _option(op, shrinkAxisMask=4),
+     "axis 2 is shrunk with strides[2] -1; allowed is a positive stride (TFLM writes nothing for a shrunk axis "
+     "stepped backward)"),
+    ("STRIDED_SLICE", lambda op, sg, m: _option(op, beginMask=-1), "begin_mask is -1; allowed is [0, 2147483647]"),
+    ("STRIDED_SLICE", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 4, 7, 5]),
+     "has shape [1, 4, 7, 5], but slicing input shape [1, 8, 7, 6] as"),
+    ("STRIDED_SLICE", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 2), [0, 7, 0]),
+     "end tensor 2 ('strided_slice_1/lambda_1/strided_slice/stack_1') has shape [3]; allowed is [4]"),
+    ("SLICE", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 1), [0, 7, 2, 0]),
+     "operator 0 (SLICE): begin[1] is 7; allowed is [0, 6] (as TFLM requires)"),
+    ("SLICE", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 2), [1, 4, 4, 3]),
+     "size[2] is 4; allowed is -1 or [0, 3] from begin 2 (as TFLM requires)"),
+    ("SLICE", lambda op, sg, m: (_int_buffer(m, _tensor(sg, op, 1), [0, 1, 2, 0], np.int64),
+                                 setattr(_tensor(sg, op, 1), "type", 4)),
+     "is int64 but size tensor 1 ('slice_1/Slice/size') is int32; allowed is the same type (as TFLM requires)"),
+    ("SLICE", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 4, 2, 2]),
+     "has 16 values, but the slice [1, 4, 2, 3] of input shape [1, 6, 5, 4] has 24; allowed is equal and non-zero"),
+    ("SPLIT", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 0), [4]),
+     "operator 0 (SPLIT): axis 4 is out of range; allowed is [-4, 3] for 4-D tensors"),
+    ("SPLIT", lambda op, sg, m: _model_input(sg, op, 0), "has no data; it must be a constant tensor"),
+    ("SPLIT", lambda op, sg, m: _option(op, numSplits=3), "num_splits is 3 but it has 2 outputs; allowed is equal"),
+    ("SPLIT", lambda op, sg, m: _shape(_tensor(sg, op, 1, True), [1, 4, 6, 3]),
+     "output 1 tensor 3 ('Identity_1') has shape [1, 4, 6, 3], but splitting input shape [1, 4, 6, 8] along axis 3 "
+     "gives [1, 4, 6, 4] (allowed: equal)"),
+    ("SPLIT_V", lambda op, sg, m: _int_buffer(m, _tensor(sg, op, 1), [2, 4, 4]),
+     "operator 0 (SPLIT_V): size_splits [2, 4, 4] do not match the outputs' sizes [2, 4, 3] along axis 2; allowed "
+     "is equal, with at most one -1 for the rest"),
+    ("SPLIT_V", lambda op, sg, m: _shape(_tensor(sg, op, 2, True), [1, 4, 4, 4]),
+     "the outputs add up to 10 along axis 2 but input tensor 0 ('input_0') has 9; allowed is equal"),
+    ("PACK", lambda op, sg, m: _option(op, valuesCount=3), "values_count is 3 but it has 2 inputs; allowed is equal"),
+    ("PACK", lambda op, sg, m: _option(op, axis=4), "operator 0 (PACK): axis 4 is out of range; allowed is [-4, 3]"),
+    ("PACK", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 5, 7]),
+     "input 1 tensor 1 ('input_1') has shape [1, 5, 7] but input 0 [1, 5, 6]; allowed is equal shapes"),
+    ("UNPACK", lambda op, sg, m: _option(op, num=4),
+     "num is 4, it has 3 outputs and input tensor 0 ('input_0') has 3 values along axis 1; allowed is all three "
+     "equal"),
+    ("UNPACK", lambda op, sg, m: _option(op, axis=-5), "axis -5 is out of range; allowed is [-4, 3] for 4-D tensors"),
+    ("DEPTH_TO_SPACE", lambda op, sg, m: _option(op, blockSize=0), "block_size is 0; allowed is [1, 2147483647]"),
+    ("DEPTH_TO_SPACE", lambda op, sg, m: _option(op, blockSize=3),
+     "has 8 channels, which do not divide by block_size^2 = 9 (as TFLM requires)"),
+    ("DEPTH_TO_SPACE", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 6, 8, 3]),
+     "has shape [1, 6, 8, 3], but block_size 2 on input shape [1, 3, 4, 8] gives [1, 6, 8, 2] (allowed: equal)"),
+    ("SPACE_TO_DEPTH", lambda op, sg, m: _option(op, blockSize=4),
+     "has height 6 and width 4, which do not divide by block_size 4 (as TFLM requires)"),
+    ("SPACE_TO_DEPTH", lambda op, sg, m: _option(op, blockSize=-2), "block_size is -2; allowed is [1, 2147483647]"),
+]
+
+
+@pytest.mark.parametrize("kind, edit, expect", MOVEMENT_REFUSALS,
+                         ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(MOVEMENT_REFUSALS)])
+def test_movement_refusals(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal(kind, edit)
+
+
+@pytest.mark.parametrize("mask", ["ellipsisMask", "newAxisMask", "offset"])
+def test_strided_slice_masks_tflm_ignores_are_unsupported(mask: str) -> None:
+    msg = _refusal("STRIDED_SLICE", lambda op, sg, m: _option(op, **{mask: True if mask == "offset" else 2}),
+                   error=UnsupportedError)
+    assert "operator 0 (STRIDED_SLICE): " in msg and "supported is 0 (TFLM ignores it" in msg
+
+
+def _outputs(op: Any, sg: Any, outputs: list[int]) -> None:
+    op.outputs = np.asarray(outputs, dtype=np.int32)
+    sg.outputs = np.asarray(sorted(set(outputs)), dtype=np.int32)
+
+
+@pytest.mark.parametrize("kind, outputs", [("TRANSPOSE", [0]), ("SPLIT", [2, 2])])
+def test_one_writer_per_tensor(kind: str, outputs: list[int]) -> None:
+    # An operator writing its own input, or one tensor twice: a copy over itself (memcpy overlapping).
+    msg = _refusal(kind, lambda op, sg, m: _outputs(op, sg, outputs))
+    assert f"operator 0 ({kind}) writes tensor {outputs[-1]}, which is already a model input or an operator's " \
+           "output; allowed is one writer per tensor" in msg

@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
-from tinyml.graph.ir import Op
+from tinyml.graph.ir import Op, Tensor
 from tinyml.graph.validate import PAD_MAX_RANK
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
@@ -59,9 +59,14 @@ def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
     pos_axis = axis + rank if axis < 0 else axis
     outer = int(np.prod(out.shape[:pos_axis], dtype=np.int64))
     inner = int(np.prod(out.shape[pos_axis + 1:], dtype=np.int64))
-    chunks = np.asarray([t.shape[pos_axis] * inner for t in ins], dtype=np.int32)
-    chunk = ConstArray("chunk", "int32_t", chunks)
-    params = dict(outer=outer, out_chunk=out.shape[pos_axis] * inner, inputs=len(ins), chunk="chunk")
+    return concat_call(op, out, ins, outer, [t.shape[pos_axis] * inner for t in ins])
+
+
+def concat_call(op: Op, out: Tensor, ins: list[Tensor], outer: int, chunks: list[int]) -> KernelCall:
+    """The concat_s8 call that writes ``outer`` times, one after the other, ``chunks[k]`` bytes of each input
+    k into ``out`` (CONCATENATION; PACK, whose inputs are such chunks, in codegen/ops/movement.py)."""
+    chunk = ConstArray("chunk", "int32_t", np.asarray(chunks, dtype=np.int32))
+    params = dict(outer=outer, out_chunk=int(sum(chunks)), inputs=len(ins), chunk="chunk")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="concat_s8", spec={}, params=params,
         args=[tensor_arg(out, writable=True)] + [tensor_arg(t) for t in ins],

@@ -126,6 +126,16 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
         ),
         "SOFTMAX": ("SoftmaxOptions", lambda o: dict(beta=float(np.float32(o.Beta())))),
         "LEAKY_RELU": ("LeakyReluOptions", lambda o: dict(alpha=float(np.float32(o.Alpha())))),
+        # data movement (codegen/ops/movement.py); TRANSPOSE and SLICE have empty options tables
+        "STRIDED_SLICE": ("StridedSliceOptions", lambda o: dict(
+            begin_mask=int(o.BeginMask()), end_mask=int(o.EndMask()), ellipsis_mask=int(o.EllipsisMask()),
+            new_axis_mask=int(o.NewAxisMask()), shrink_axis_mask=int(o.ShrinkAxisMask()), offset=bool(o.Offset()))),
+        "SPLIT": ("SplitOptions", lambda o: dict(num_splits=int(o.NumSplits()))),
+        "SPLIT_V": ("SplitVOptions", lambda o: dict(num_splits=int(o.NumSplits()))),
+        "PACK": ("PackOptions", lambda o: dict(values_count=int(o.ValuesCount()), axis=int(o.Axis()))),
+        "UNPACK": ("UnpackOptions", lambda o: dict(num=int(o.Num()), axis=int(o.Axis()))),
+        "DEPTH_TO_SPACE": ("DepthToSpaceOptions", lambda o: dict(block_size=int(o.BlockSize()))),
+        "SPACE_TO_DEPTH": ("SpaceToDepthOptions", lambda o: dict(block_size=int(o.BlockSize()))),
     }
 
 
@@ -155,6 +165,15 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "SQUEEZE": dict(squeeze_dims=[]),
     "SOFTMAX": dict(beta=0.0),
     "LEAKY_RELU": dict(alpha=0.0),
+    # data movement: TFLM's parser leaves the fields zero without a table
+    "STRIDED_SLICE": dict(begin_mask=0, end_mask=0, ellipsis_mask=0, new_axis_mask=0, shrink_axis_mask=0,
+                          offset=False),
+    "SPLIT": dict(num_splits=0),
+    "SPLIT_V": dict(num_splits=0),
+    "PACK": dict(values_count=0, axis=0),
+    "UNPACK": dict(num=0, axis=0),
+    "DEPTH_TO_SPACE": dict(block_size=0),
+    "SPACE_TO_DEPTH": dict(block_size=0),
 }
 
 
