@@ -134,6 +134,29 @@ def test_per_channel_activation_is_one_line(person: bytes) -> None:
     assert "per-channel scales; allowed is one" in _refusal(edit_model(person, edit), ModelError)
 
 
+def test_fewer_zero_points_than_scales_take_the_first(person: bytes) -> None:
+    """TFLM gives every channel the first zero point when the counts differ."""
+    def edit(m: Any, s: Any) -> None:
+        for t in m.subgraphs[0].tensors:
+            if t.quantization is not None and len(t.quantization.scale) > 2:
+                t.quantization.zeroPoint = [0, 0]
+
+    model = edit_model(person, edit)
+    lower_graph(parse_tflite(model))
+    _tflm_agrees(person, model)
+
+
+def test_scales_without_zero_points_are_no_quantization(person: bytes) -> None:
+    """TFLM reads quantization only with both vectors: an input without zero points is not quantized."""
+    def edit(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        sg.tensors[sg.inputs[0]].quantization.zeroPoint = None
+
+    g = parse_tflite(edit_model(person, edit))
+    assert g.tensors[g.inputs[0]].quant is None
+    assert "has no quantization parameters" in _refusal(edit_model(person, edit), ModelError)
+
+
 # ---------------------------------------------------------------------------
 # Buffers given by offset (files over 2 GB put every buffer after the flatbuffer).
 
@@ -403,11 +426,28 @@ def test_variable_tensor_written_before_read_is_bitexact(person: bytes, tmp_path
 
 def test_float_model_names_float32(person: bytes) -> None:
     def edit(m: Any, s: Any) -> None:
+        numpy_of = {s.TensorType.INT8: np.int8, s.TensorType.INT32: np.int32}
+        for t in m.subgraphs[0].tensors:
+            b = m.buffers[t.buffer]
+            if b.data is not None and len(b.data) and t.type in numpy_of:
+                values = np.frombuffer(bytes(bytearray(b.data)), numpy_of[t.type]).astype(np.float32)
+                b.data = list(values.tobytes())
+            if t.type in numpy_of:
+                t.type, t.quantization = s.TensorType.FLOAT32, None
+
+    assert "not an int8 model: a float32 model, not quantized; quantize it" in _refusal(edit_model(person, edit),
+                                                                                     ModelError)
+
+
+def test_dynamic_range_model_names_it(person: bytes) -> None:
+    """int8 weights, float32 activations: what the converter writes without a representative dataset."""
+    def edit(m: Any, s: Any) -> None:
         for t in m.subgraphs[0].tensors:
             if m.buffers[t.buffer].data is None or len(m.buffers[t.buffer].data) == 0:
                 t.type, t.quantization = s.TensorType.FLOAT32, None
 
-    assert "not an int8 model (a float32 model (not quantized))" in _refusal(edit_model(person, edit), ModelError)
+    assert "not an int8 model: float32 activations with int8 weights (dynamic-range quantization)" in \
+        _refusal(edit_model(person, edit), ModelError)
 
 
 def test_uint64_tensor_of_a_supported_operator_is_one_line(person: bytes) -> None:

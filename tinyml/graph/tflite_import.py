@@ -383,16 +383,17 @@ def _read_tensor(model: Any, t: Any, ti: int, n_buffers: int, data: bytes) -> Te
 
     quant = None
     q = t.Quantization()
-    if q is not None and q.ScaleLength() > 0:
+    # As TFLM: a tensor is quantized when it has scales and zero points; with fewer zero points than scales,
+    # the first is every channel's.
+    if q is not None and q.ScaleLength() > 0 and q.ZeroPointLength() > 0:
         n_scale = _bounded(q.ScaleLength(), MAX_ELEMENTS)
+        n_zp = _bounded(q.ZeroPointLength(), MAX_ELEMENTS)
         scale = np.asarray(q.ScaleAsNumpy(), dtype=np.float32).reshape(-1)
-        zps = np.asarray(q.ZeroPointAsNumpy(), dtype=np.int64).reshape(-1) if q.ZeroPointLength() else np.zeros(1, np.int64)
-        if scale.size != n_scale:
-            raise ModelError(f"tensor {ti} ({tname}) has a truncated scale vector")
-        if zps.size == 1 and n_scale > 1:
-            zps = np.repeat(zps, n_scale)
-        if zps.size != n_scale:
-            raise ModelError(f"tensor {ti} ({tname}) has {n_scale} scales but {zps.size} zero points")
+        zps = np.asarray(q.ZeroPointAsNumpy(), dtype=np.int64).reshape(-1)
+        if scale.size != n_scale or zps.size != n_zp:
+            raise ModelError(f"tensor {ti} ({tname}) has a truncated scale or zero-point vector")
+        if n_zp != n_scale:
+            zps = np.repeat(zps[:1], n_scale)
         # quantized_dimension is kept as written: TFLM reads it only where an operator needs it (a filter's
         # scales must lie along an axis of the output-channel count; a bias's scales are taken per output
         # channel whatever it says, and old converters wrote 3 into 1-D biases).  Validation checks it there.
@@ -422,14 +423,15 @@ def _buffer_bytes(b: Any, bi: int, data: bytes, what: str) -> bytes | None:
             raise ModelError(f"{what}: buffer {bi} has both inline data ({n} bytes) and data at offset {off}; "
                              "re-export the model")
         if size == 0:
-            raise ModelError(f"{what}: buffer {bi} points to data at offset {off} but its size is 0; re-export the model")
+            raise ModelError(f"{what}: buffer {bi} points to data at offset {off} but its size is 0; "
+                             "re-export the model")
         if off + size > len(data):
             raise ModelError(f"{what}: buffer {bi} has {size} bytes at offset {off}, past the end of the "
                              f"{len(data)}-byte file; the file is truncated or the offset is wrong")
         table_end = b._tab.Pos  # the Buffer table itself lies inside the flatbuffer, before any appended data
         if off < table_end:
-            raise ModelError(f"{what}: buffer {bi} points to data at offset {off}, inside the flatbuffer (its own Buffer "
-                             f"table is at {table_end}); data given by offset follows the flatbuffer")
+            raise ModelError(f"{what}: buffer {bi} points to data at offset {off}, inside the flatbuffer (its own "
+                             f"Buffer table is at {table_end}); data given by offset follows the flatbuffer")
         return bytes(data[off:off + size])
     if n > 0:
         if n > len(data):

@@ -844,8 +844,13 @@ def _check_activation_types(graph: Graph) -> None:
                f"{'/'.join(kinds)}), which tinyml does not support yet; quantize it with int8 activations "
                "(full-integer post-training quantization, tinyml.train.quantize)")
         raise _unsupported_model(graph, msg)
-    what = "a float32 model (not quantized)" if "float32" in kinds else f"activations {'/'.join(kinds)}"
-    raise _fail(graph, f"not an int8 model ({what}); quantize it with full-integer post-training quantization "
+    if "float32" in kinds and any(t.dtype == "int8" and t.is_const for t in graph.tensors):
+        what = "float32 activations with int8 weights (dynamic-range quantization)"
+    elif "float32" in kinds:
+        what = "a float32 model, not quantized"
+    else:
+        what = f"its activations are {'/'.join(kinds)}"
+    raise _fail(graph, f"not an int8 model: {what}; quantize it with full-integer post-training quantization "
                        "(tinyml.train.quantize)")
 
 
