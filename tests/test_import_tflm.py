@@ -472,6 +472,24 @@ def test_int4_uint64_and_string_constants_import() -> None:
     assert g.tensors[3].nbytes == 7
 
 
+def test_compressed_and_sparse_weights_are_one_line(person: bytes) -> None:
+    def compressed(m: Any, s: Any) -> None:
+        md = s.MetadataT()
+        md.name, md.buffer = b"COMPRESSION_METADATA", 0
+        m.metadata = [*(m.metadata or []), md]
+
+    def sparse(m: Any, s: Any) -> None:
+        t = next(t for t in m.subgraphs[0].tensors if len(t.shape) == 4 and t.buffer
+                 and m.buffers[t.buffer].data is not None)
+        t.sparsity = s.SparsityParametersT()
+        t.sparsity.traversalOrder = [0, 1, 2, 3]
+
+    with pytest.raises(UnsupportedError, match="compressed for TFLM .* give the model before compression"):
+        parse_tflite(edit_model(person, compressed))
+    with pytest.raises(UnsupportedError, match="is stored sparse"):
+        parse_tflite(edit_model(person, sparse))
+
+
 # ---------------------------------------------------------------------------
 # tinyml inspect: the table first, then the one line on stderr, exit 2.
 

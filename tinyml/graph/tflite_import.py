@@ -19,7 +19,7 @@ from typing import Any, Callable
 import flatbuffers
 import numpy as np
 
-from tinyml.errors import ModelError, TinymlError
+from tinyml.errors import ModelError, TinymlError, UnsupportedError
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
 from tinyml.limits import MAX_MODEL_BYTES, check_model_name, stat_regular_file
 
@@ -269,6 +269,11 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
         else:
             op_names.append(builtin_names.get(code, f"UNKNOWN_BUILTIN_{code}"))
 
+    for i in range(_bounded(model.MetadataLength(), 10_000)):
+        if model.Metadata(i).Name() == b"COMPRESSION_METADATA":
+            raise UnsupportedError("the model's weights are compressed for TFLM (its COMPRESSION_METADATA: "
+                                   "look-up-table compression), which tinyml does not read; give the model "
+                                   "before compression")
     n_buffers = _bounded(model.BuffersLength(), MAX_TENSORS + 1)
     if model.SubgraphsLength() < 1:
         raise ModelError("the model has no subgraph")
@@ -407,6 +412,9 @@ def _read_tensor(model: Any, t: Any, ti: int, n_buffers: int, data: bytes) -> Te
     if not 0 <= bi < max(n_buffers, 1):
         raise ModelError(f"tensor {ti} ({tname}) refers to buffer {bi}, but the model has {n_buffers} buffers")
     raw = _buffer_bytes(model.Buffers(bi), bi, data, f"tensor {ti} ({tname})") if bi > 0 else None
+    if raw is not None and t.Sparsity() is not None:
+        raise UnsupportedError(f"tensor {ti} ({tname}) is stored sparse (sparsity parameters), which tinyml does "
+                               "not read; convert the model without sparsity")
     if raw is not None:
         const = _constant(raw, dtype, shape, n_elem, f"tensor {ti} ({tname})")
     return Tensor(index=ti, name=tname, shape=shape, dtype=dtype, quant=quant, data=const,
