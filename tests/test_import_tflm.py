@@ -11,6 +11,9 @@ operator, 16-bit activations, uint64 tensors).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -541,3 +544,15 @@ def test_inspect_of_a_compilable_model_exits_0(person: bytes, tmp_path: Path,
     assert cli_main(["inspect", str(path)]) == 0
     assert "UNSUPPORTED" not in capsys.readouterr().out
     assert inspect_model(path).error is None
+
+
+def test_inspect_prints_the_table_before_the_line(tmp_path: Path) -> None:
+    """One stream, as a terminal shows it: the table, then the error."""
+    path = tmp_path / "svdf.tflite"
+    path.write_bytes(_svdf())
+    r = subprocess.run([sys.executable, "-m", "tinyml.cli", "inspect", str(path)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert r.returncode == 2 and "Traceback" not in r.stdout
+    assert r.stdout.rstrip().splitlines()[-1].startswith("tinyml: error: ")
+    assert r.stdout.index("UNSUPPORTED") < r.stdout.index("tinyml: error: ")

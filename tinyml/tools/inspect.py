@@ -189,7 +189,8 @@ def format_inspection(info: dict[str, Any]) -> str:
             qs = f" scale {q['scale']:.6g} zero point {q['zero_point']}" if q and not q["per_channel"] else ""
             lines.append(f"  {kind[:-1]:6} {io['name']}: {io['dtype']} {io['shape']}{qs}")
     lines.append("")
-    head = f"{'#':>3}  {'operator':<18} {'output shape':<18} {'MACs':>10} {'consts':>8}  quantization"
+    w = max([18] + [len(o["op"]) for o in info["operators"]])  # UNIDIRECTIONAL_SEQUENCE_LSTM, custom names
+    head = f"{'#':>3}  {'operator':<{w}} {'output shape':<18} {'MACs':>10} {'consts':>8}  quantization"
     lines.append(head)
     lines.append("-" * len(head))
     for o in info["operators"]:
@@ -200,7 +201,7 @@ def format_inspection(info: dict[str, Any]) -> str:
             qtext = f"weights per-channel ({wq['channels']})" if wq["per_channel"] else "weights per-tensor"
         if not o["supported"]:
             qtext = "UNSUPPORTED: " + o["problem"]
-        lines.append(f"{o['index']:>3}  {o['op']:<18} {str(out['shape']):<18} {o['macs']:>10,} "
+        lines.append(f"{o['index']:>3}  {o['op']:<{w}} {str(out['shape']):<18} {o['macs']:>10,} "
                      f"{o['constant_bytes']:>8,}  {qtext}")
     t = info["totals"]
     lines.append("")
