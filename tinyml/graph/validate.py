@@ -20,6 +20,14 @@ Every failure is a :class:`ModelError` of one line naming the operator
 the allowed range.  A model TFLM runs but our kernels do not cover (the
 table's comments name each case) is refused here too, with an
 :class:`UnsupportedError` in the same form.
+
+Before any row, the whole model is checked, most telling reason first: an
+operator of a kind without a row (Vela's Ethos-U operator, a custom
+operator by its name, a builtin by name and index, and whether it keeps
+state), then the activation types (float32, dynamic-range, 16-bit), then
+the tensors' types and shapes, then the order of the operators (a variable
+tensor read before any operator writes it is state TFLM keeps between
+invocations, which tinyml does not).
 """
 
 from __future__ import annotations
