@@ -132,11 +132,14 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
     for op in graph.ops:
         entry: dict[str, Any] = dict(index=op.index, op=op.kind, supported=True, macs=0, constant_bytes=0)
         problem = op_problem(graph, op)
-        if problem is None:  # validated: lowering raises nothing
-            lowered = lower_op(ctx, op)
-            if isinstance(lowered, KernelCall):
-                entry["macs"] = lowered.macs
-        else:
+        if problem is None:  # validated: lowering raises nothing (were it to, the row says so)
+            try:
+                lowered = lower_op(ctx, op)
+                if isinstance(lowered, KernelCall):
+                    entry["macs"] = lowered.macs
+            except TinymlError as e:
+                problem = str(e)
+        if problem is not None:
             entry["supported"] = False
             entry["problem"] = problem
         consts = [graph.tensors[t] for t in op.inputs if t >= 0 and graph.tensors[t].is_const]
