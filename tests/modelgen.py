@@ -463,6 +463,9 @@ def zoo_cases(*names: str) -> list[Case]:
         # DS-CNN-M (172 channels), the model `tinyml demo kws` trains.
         case("zoo", "DEPTHWISE_CONV_2D", (49, 10, 1), name="ds_cnn_size", size="M", id="ds_cnn_m"),
         case("zoo", "DEPTHWISE_CONV_2D", (96, 96, 3), name="mobilenet_v1", in_dist="image", id="mobilenet_v1"),
+        # TFLM's person-detection network (MobileNetV1 0.25 on 96x96x1 grayscale), its first four blocks.
+        case("zoo", "DEPTHWISE_CONV_2D", (96, 96, 1), name="mobilenet_v1", blocks=4, in_dist="image",
+             id="person_detect"),
         case("zoo", "ADD", (96, 96, 3), name="mobilenet_v2", in_dist="image", id="mobilenet_v2"),
         case("zoo", "ADD", (144, 144, 3), name="mobilenet_v2", in_dist="image", id="mobilenet_v2-144"),
         case("zoo", "ADD", (32, 32, 3), name="resnet8", in_dist="image", id="resnet8"),
@@ -686,6 +689,8 @@ def _keras_model(c: Case) -> Any:
             return builder(input_dim=shape[0], hidden_layers=c.p("hidden_layers", 4), seed=c.seed)
         if name == "ds_cnn_size":
             return builder(c.p("size"), input_shape=shape, seed=c.seed)
+        if name == "mobilenet_v1" and c.p("blocks") is not None:
+            return builder(input_shape=shape, blocks=c.p("blocks"), seed=c.seed)
         return builder(input_shape=shape, seed=c.seed)
     ins = [keras.Input(shape, batch_size=1, name=f"in{k}") for k, shape in enumerate(c.inputs)]
     out = _BUILDERS[c.kind](keras, c, ins)

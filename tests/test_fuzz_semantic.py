@@ -7,8 +7,9 @@ zero point, a bias or weight value, an option (stride, dilation, depth
 multiplier, padding, fused activation, filter size, axis, beta, alpha), an
 operand index (-1, out of range, another tensor, one more or one fewer, two
 swapped), a tensor type (every TensorType), a shape, a tensor's quantization
-(removed) or an operator's opcode (another supported operator, or SUB, which
-we do not support; the options stay).  The seeds are one or
+(removed), an operator's opcode (another supported operator, or SUB, which
+we do not support; the options stay) or a tensor made variable (state: an
+input, an activation or a constant).  The seeds are one or
 two models per supported operator (tests/modelgen.py).
 
 For every mutant the compile for the host must either refuse it with a
@@ -113,7 +114,7 @@ def mutation(m: Any, s: Any, rng: np.random.Generator) -> Mutation | None:
     sg = m.subgraphs[0]
     tensors, ops = sg.tensors, sg.operators
     family = _pick(rng, ("scale", "zero_point", "bias", "weights", "option", "operand", "type", "shape",
-                         "quant_dim", "no_quant", "opcode"))
+                         "quant_dim", "no_quant", "opcode", "variable"))
     quantized = [i for i, t in enumerate(tensors) if t.quantization is not None and t.quantization.scale is not None
                  and len(t.quantization.scale) > 0]
 
@@ -252,6 +253,9 @@ def mutation(m: Any, s: Any, rng: np.random.Generator) -> Mutation | None:
         j = int(rng.integers(0, len(ops)))
         name = _pick(rng, OPCODES)
         return f"operator {j} opcode -> {name}", lambda mm, ss: set_opcode(mm, ss, j, name)
+    if family == "variable":  # state TFLM keeps between invocations (an input, an activation, a constant)
+        i = int(rng.integers(0, len(tensors)))
+        return f"tensor {i} is_variable -> True", _set_tensor(i, "isVariable", True)
     return None
 
 
@@ -508,8 +512,9 @@ def test_mutations_cover_every_family_and_operator() -> None:
     cases = seed_cases()
     assert {c.op for c in cases} == set(supported_ops())
     models = [build(c) for c in cases]
-    seen = " ".join(what for _, what, _ in mutants(models, 100 * len(models), 0, encode=False))  # 100 per seed
+    seen = " ".join(what for _, what, _ in mutants(models, max(2000, 100 * len(models)), 0, encode=False))
     for field in ("scale[", "zero_point[", "bias", "weights", "strideH", "dilationHFactor", "depthMultiplier",
                   "padding", "fusedActivationFunction", "filterHeight", "inputs absent", "inputs out_of_range",
-                  "inputs swap", "outputs", "type ->", "shape ->", "quantized_dimension", "one scale fewer", "quantization removed", "opcode ->"):
+                  "inputs swap", "outputs", "type ->", "shape ->", "quantized_dimension", "one scale fewer", "quantization removed", "opcode ->",
+                  "is_variable"):
         assert field in seen, field

@@ -17,6 +17,7 @@ from tinyml.compiler import lower_graph
 from tinyml.errors import ModelError, TinymlError, UnsupportedError
 from tinyml.graph import parse_tflite
 from tinyml.schedule import plan_memory
+from tinyml.tools.inspect import inspect_graph
 
 
 def _conv_model() -> bytes:
@@ -122,7 +123,7 @@ def _alarm(signum, frame):  # pragma: no cover - only on a hang
 @pytest.mark.slow
 def test_fuzz_mutated_models_never_crash_or_hang() -> None:
     """4,000 byte-level mutations (10,000 in the long run, ``make fuzz``): every one is accepted or
-    rejected with a TinymlError."""
+    rejected with a TinymlError, and inspect reports on every 400th that imports without raising."""
     total = 10_000 if os.environ.get("TINYML_FUZZ_LONG") else 4_000
     seeds = [zoo_cases("ds_cnn")[0], op_cases("CONV_2D")[8], op_cases("FULLY_CONNECTED")[0]]
     models = [build(c) for c in seeds]
@@ -138,6 +139,8 @@ def test_fuzz_mutated_models_never_crash_or_hang() -> None:
                 signal.setitimer(signal.ITIMER_REAL, 10.0)
                 try:
                     g = parse_tflite(mutated, source="fuzz.tflite")
+                    if i % 400 == 0:  # inspect shows any model that imports, compilable or not
+                        inspect_graph(g)
                     calls = lower_graph(g)
                     plan = plan_memory(g)
                     if i % 50 == 0:

@@ -8,7 +8,8 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, zoo_cases
 
 QEMU_BOARDS = ["mps2-an385", "mps2-an386", "mps2-an500", "mps3-an547"]
-NETWORKS = [c for c in zoo_cases() if c.id != "mobilenet_v2-144"]
+# person_detect: tests/test_import_tflm.py runs it (as an old converter's file) on the host and under QEMU.
+NETWORKS = [c for c in zoo_cases() if c.id not in ("mobilenet_v2-144", "person_detect")]
 
 
 @pytest.mark.parametrize("case", NETWORKS, ids=lambda c: c.id)

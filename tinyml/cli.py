@@ -27,7 +27,9 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     from tinyml.tools.api import inspect
 
     info = inspect(a.model, board=a.board)
-    print(json.dumps(info.to_json(), indent=2) if a.json else info.format())
+    print(json.dumps(info.to_json(), indent=2) if a.json else info.format(), flush=True)
+    if info.error is not None:  # the table first, then why the model cannot be compiled (exit 2)
+        raise info.error
     return 0
 
 

@@ -28,6 +28,21 @@ DTYPE_BYTES = {
     "float64": 8,
 }
 
+# Bits per element of every TFLite tensor type (what a tensor occupies, for inspect and the memory plan of a
+# model we cannot compile); 0 for types without a fixed size (string, resource, variant), which count the
+# bytes of their constant data, or none.  DTYPE_BYTES above lists the types validation lets through.
+TYPE_BITS = {
+    **{k: 8 * v for k, v in DTYPE_BYTES.items()},
+    "int4": 4,
+    "uint16": 16,
+    "uint64": 64,
+    "complex64": 64,
+    "complex128": 128,
+    "string": 0,
+    "resource": 0,
+    "variant": 0,
+}
+
 # numpy types of the tensor types that cross the host/device boundary.
 NUMPY_DTYPES = {
     "int8": np.int8,
@@ -76,6 +91,7 @@ class Tensor:
     dtype: str
     quant: Quant | None = None
     data: np.ndarray | None = None  # constant tensors only
+    variable: bool = False  # TFLite's is_variable: state that TFLM keeps between invocations
 
     @property
     def is_const(self) -> bool:
@@ -90,7 +106,10 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return self.size * DTYPE_BYTES[self.dtype]
+        bits = TYPE_BITS.get(self.dtype, 0)
+        if bits == 0:
+            return int(self.data.nbytes) if self.data is not None else 0
+        return (self.size * bits + 7) // 8
 
 
 @dataclass
@@ -112,6 +131,9 @@ class Graph:
     outputs: list[int]
     description: str = ""
     source: str = ""  # where the graph came from (file name), for messages
+    # Subgraph inputs that are variable tensors: state TFLM keeps between invocations, not data a caller
+    # gives (they are not in ``inputs``).
+    state_inputs: list[int] = field(default_factory=list)
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]

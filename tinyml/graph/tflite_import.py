@@ -16,9 +16,10 @@ import struct
 from pathlib import Path
 from typing import Any, Callable
 
+import flatbuffers
 import numpy as np
 
-from tinyml.errors import ModelError, TinymlError
+from tinyml.errors import ModelError, TinymlError, UnsupportedError
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
 from tinyml.limits import MAX_MODEL_BYTES, check_model_name, stat_regular_file
 
@@ -59,7 +60,15 @@ _NUMPY = {
     "int8": "i1",
     "float64": "<f8",
     "uint32": "<u4",
+    "uint64": "<u8",
+    "uint16": "<u2",
+    "complex64": "<c8",
+    "complex128": "<c16",
 }
+# Types without a fixed element size: their constant data is kept as raw bytes.
+_RAW_TYPES = ("string", "resource", "variant")
+# How much of a custom operator's name a message shows.
+MAX_CUSTOM_NAME = 64
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 _PADDINGS = {0: "SAME", 1: "VALID"}
 
@@ -273,13 +282,17 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
     op_names: list[str] = []
     for i in range(n_codes):
         oc = model.OperatorCodes(i)
-        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        code = max(_builtin_code_field(oc), int(oc.DeprecatedBuiltinCode()))
         if code == 32:  # CUSTOM
-            custom = oc.CustomCode()
-            op_names.append("CUSTOM:" + (custom.decode("utf-8", "replace") if custom else "?"))
+            op_names.append("CUSTOM:" + _custom_name(oc.CustomCode()))
         else:
             op_names.append(builtin_names.get(code, f"UNKNOWN_BUILTIN_{code}"))
 
+    for i in range(_bounded(model.MetadataLength(), 10_000)):
+        if model.Metadata(i).Name() == b"COMPRESSION_METADATA":
+            raise UnsupportedError("the model's weights are compressed for TFLM (its COMPRESSION_METADATA: "
+                                   "look-up-table compression), which tinyml does not read; give the model "
+                                   "before compression")
     n_buffers = _bounded(model.BuffersLength(), MAX_TENSORS + 1)
     if model.SubgraphsLength() < 1:
         raise ModelError("the model has no subgraph")
@@ -303,9 +316,12 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
             out.append(t)
         return out
 
-    inputs = tensor_list(sg.Inputs, sg.InputsLength(), "the subgraph's input list", False)
+    declared = tensor_list(sg.Inputs, sg.InputsLength(), "the subgraph's input list", False)
     outputs = tensor_list(sg.Outputs, sg.OutputsLength(), "the subgraph's output list", False)
-    if not inputs or not outputs:
+    # A variable tensor among the subgraph's inputs is state TFLM keeps (and resets), not data the caller gives.
+    inputs = [t for t in declared if not tensors[t].variable]
+    state_inputs = [t for t in declared if tensors[t].variable]
+    if not declared or not outputs:
         raise ModelError("the model declares no inputs or no outputs")
 
     readers = _options_readers()
@@ -332,7 +348,24 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
         outputs=outputs,
         description=desc.decode("utf-8", "replace") if desc else "",
         source=source,
+        state_inputs=state_inputs,
     )
+
+
+def _builtin_code_field(oc: Any) -> int:
+    """The int32 ``builtin_code`` field as stored (0 when absent).  The ``tflite`` package's BuiltinCode()
+    returns ``deprecated_builtin_code`` instead whenever the field is below 127, which misreads a file that
+    leaves the old field at 0; TFLM's GetBuiltinCode takes the larger of the two fields as stored."""
+    o = oc._tab.Offset(10)  # vtable slot 3: builtin_code
+    return int(oc._tab.Get(flatbuffers.number_types.Int32Flags, o + oc._tab.Pos)) if o else 0
+
+
+def _custom_name(raw: bytes | None) -> str:
+    """A custom operator's name as messages show it: printable, at most MAX_CUSTOM_NAME characters."""
+    if not raw:
+        return "?"
+    text = "".join(c if c.isprintable() and not c.isspace() else "?" for c in raw.decode("utf-8", "replace"))
+    return text if len(text) <= MAX_CUSTOM_NAME else text[:MAX_CUSTOM_NAME - 3] + "..."
 
 
 def _read_options(o: Any, kind: str, readers: dict[str, Any]) -> dict[str, Any]:
@@ -374,22 +407,21 @@ def _read_tensor(model: Any, t: Any, ti: int, n_buffers: int, data: bytes) -> Te
 
     quant = None
     q = t.Quantization()
-    if q is not None and q.ScaleLength() > 0:
+    # As TFLM: a tensor is quantized when it has scales and zero points; with fewer zero points than scales,
+    # the first is every channel's.
+    if q is not None and q.ScaleLength() > 0 and q.ZeroPointLength() > 0:
         n_scale = _bounded(q.ScaleLength(), MAX_ELEMENTS)
+        n_zp = _bounded(q.ZeroPointLength(), MAX_ELEMENTS)
         scale = np.asarray(q.ScaleAsNumpy(), dtype=np.float32).reshape(-1)
-        zps = np.asarray(q.ZeroPointAsNumpy(), dtype=np.int64).reshape(-1) if q.ZeroPointLength() else np.zeros(1, np.int64)
-        if scale.size != n_scale:
-            raise ModelError(f"tensor {ti} ({tname}) has a truncated scale vector")
-        if zps.size == 1 and n_scale > 1:
-            zps = np.repeat(zps, n_scale)
-        if zps.size != n_scale:
-            raise ModelError(f"tensor {ti} ({tname}) has {n_scale} scales but {zps.size} zero points")
+        zps = np.asarray(q.ZeroPointAsNumpy(), dtype=np.int64).reshape(-1)
+        if scale.size != n_scale or zps.size != n_zp:
+            raise ModelError(f"tensor {ti} ({tname}) has a truncated scale or zero-point vector")
+        if n_zp != n_scale:
+            zps = np.repeat(zps[:1], n_scale)
+        # quantized_dimension is kept as written: TFLM reads it only where an operator needs it (a filter's
+        # scales must lie along an axis of the output-channel count; a bias's scales are taken per output
+        # channel whatever it says, and old converters wrote 3 into 1-D biases).  Validation checks it there.
         axis = int(q.QuantizedDimension())
-        if n_scale > 1 and not (0 <= axis < max(rank, 1) and shape[axis] == n_scale):
-            raise ModelError(
-                f"tensor {ti} ({tname}) has {n_scale} per-channel scales on axis {axis}, "
-                f"which does not match its shape {list(shape)}"
-            )
         if not np.all(np.isfinite(scale)) or np.any(scale < 0):
             raise ModelError(f"tensor {ti} ({tname}) has a negative or non-finite quantization scale")
         quant = Quant(scale=scale, zero_point=zps, axis=axis)
@@ -398,31 +430,64 @@ def _read_tensor(model: Any, t: Any, ti: int, n_buffers: int, data: bytes) -> Te
     bi = int(t.Buffer())
     if not 0 <= bi < max(n_buffers, 1):
         raise ModelError(f"tensor {ti} ({tname}) refers to buffer {bi}, but the model has {n_buffers} buffers")
-    if bi > 0:
-        b = model.Buffers(bi)
-        raw = None
-        off, size = int(b.Offset()), int(b.Size())
-        if off > 1:  # data stored after the flatbuffer (models over 2 GB)
-            if off + size > len(data):
-                raise ModelError(f"tensor {ti} ({tname}) has buffer data past the end of the file")
-            raw = bytes(data[off:off + size])
-        elif b.DataLength() > 0:
-            n = b.DataLength()
-            if n > len(data):
-                raise ModelError(f"tensor {ti} ({tname}) has a buffer longer than the file")
-            raw = b.DataAsNumpy().tobytes()
-            if len(raw) != n:
-                raise ModelError(f"tensor {ti} ({tname}) has a truncated buffer")
-        if raw is not None:
-            if dtype not in _NUMPY:
-                raise ModelError(f"tensor {ti} ({tname}) is a constant of unsupported type {dtype}")
-            itemsize = np.dtype(_NUMPY[dtype]).itemsize
-            if len(raw) != n_elem * itemsize:
-                raise ModelError(
-                    f"tensor {ti} ({tname}) has {len(raw)} bytes of data but shape {list(shape)} "
-                    f"of {dtype} needs {n_elem * itemsize}"
-                )
-            const = np.frombuffer(raw, dtype=_NUMPY[dtype]).reshape(shape).copy()
-            if dtype == "bool":
-                const = const.astype(bool)
-    return Tensor(index=ti, name=tname, shape=shape, dtype=dtype, quant=quant, data=const)
+    raw = _buffer_bytes(model.Buffers(bi), bi, data, f"tensor {ti} ({tname})") if bi > 0 else None
+    if raw is not None and t.Sparsity() is not None:
+        raise UnsupportedError(f"tensor {ti} ({tname}) is stored sparse (sparsity parameters), which tinyml does "
+                               "not read; convert the model without sparsity")
+    if raw is not None:
+        const = _constant(raw, dtype, shape, n_elem, f"tensor {ti} ({tname})")
+    return Tensor(index=ti, name=tname, shape=shape, dtype=dtype, quant=quant, data=const,
+                  variable=bool(t.IsVariable()))
+
+
+def _buffer_bytes(b: Any, bi: int, data: bytes, what: str) -> bytes | None:
+    """The data of buffer ``bi``: inline, or (models over 2 GB) ``size`` bytes at ``offset`` in the file,
+    after the flatbuffer (an offset of 0 or 1 means none: 1 is the converter's placeholder).  None: no data."""
+    off, size = int(b.Offset()), int(b.Size())
+    n = b.DataLength()
+    if off > 1:
+        if n > 0:
+            raise ModelError(f"{what}: buffer {bi} has both inline data ({n} bytes) and data at offset {off}; "
+                             "re-export the model")
+        if size == 0:
+            raise ModelError(f"{what}: buffer {bi} points to data at offset {off} but its size is 0; "
+                             "re-export the model")
+        if off + size > len(data):
+            raise ModelError(f"{what}: buffer {bi} has {size} bytes at offset {off}, past the end of the "
+                             f"{len(data)}-byte file; the file is truncated or the offset is wrong")
+        table_end = b._tab.Pos  # the Buffer table itself lies inside the flatbuffer, before any appended data
+        if off < table_end:
+            raise ModelError(f"{what}: buffer {bi} points to data at offset {off}, inside the flatbuffer (its own "
+                             f"Buffer table is at {table_end}); data given by offset follows the flatbuffer")
+        return bytes(data[off:off + size])
+    if n > 0:
+        if n > len(data):
+            raise ModelError(f"{what}: buffer {bi} is longer than the file")
+        raw = b.DataAsNumpy().tobytes()
+        if len(raw) != n:
+            raise ModelError(f"{what}: buffer {bi} is truncated")
+        return raw
+    return None
+
+
+def _constant(raw: bytes, dtype: str, shape: tuple[int, ...], n_elem: int, what: str) -> np.ndarray:
+    """A constant tensor's data as an array of its shape (int4: unpacked, two values a byte, low nibble
+    first, as TFLM unpacks them; string, resource and variant: the raw bytes)."""
+    if dtype in _RAW_TYPES:
+        return np.frombuffer(raw, dtype=np.uint8).copy()
+    if dtype == "int4":
+        need = (n_elem + 1) // 2
+        if len(raw) != need:
+            raise ModelError(f"{what} has {len(raw)} bytes of data but shape {list(shape)} of int4 needs {need}")
+        packed = np.frombuffer(raw, dtype=np.uint8)
+        low = (packed << 4).astype(np.int8) >> 4
+        high = packed.astype(np.int8) >> 4
+        return np.stack([low, high], axis=1).reshape(-1)[:n_elem].reshape(shape).copy()
+    if dtype not in _NUMPY:
+        raise ModelError(f"{what} is a constant of unsupported type {dtype}")
+    itemsize = np.dtype(_NUMPY[dtype]).itemsize
+    if len(raw) != n_elem * itemsize:
+        raise ModelError(f"{what} has {len(raw)} bytes of data but shape {list(shape)} of {dtype} needs "
+                         f"{n_elem * itemsize}")
+    const = np.frombuffer(raw, dtype=_NUMPY[dtype]).reshape(shape).copy()
+    return const.astype(bool) if dtype == "bool" else const

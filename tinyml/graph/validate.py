@@ -20,6 +20,14 @@ Every failure is a :class:`ModelError` of one line naming the operator
 the allowed range.  A model TFLM runs but our kernels do not cover (the
 table's comments name each case) is refused here too, with an
 :class:`UnsupportedError` in the same form.
+
+Before any row, the whole model is checked, most telling reason first: an
+operator of a kind without a row (Vela's Ethos-U operator, a custom
+operator by its name, a builtin by name and index, and whether it keeps
+state), then the activation types (float32, dynamic-range, 16-bit), then
+the tensors' types and shapes, then the order of the operators (a variable
+tensor read before any operator writes it is state TFLM keeps between
+invocations, which tinyml does not).
 """
 
 from __future__ import annotations
@@ -170,6 +178,11 @@ def _ten(t: Tensor) -> str:
 
 def _fail(graph: Graph, what: str) -> ModelError:
     return ModelError(f"{graph.source}: {what}" if graph.source else what)
+
+
+def _unsupported_model(graph: Graph, what: str) -> UnsupportedError:
+    """A valid model (TFLM runs it) that tinyml does not, for a reason of the whole model."""
+    return UnsupportedError(f"{graph.source}: {what}" if graph.source else what)
 
 
 def _unsupported(graph: Graph, op: Op, what: str) -> UnsupportedError:
@@ -362,9 +375,14 @@ def _weighted_multipliers(graph: Graph, op: Op) -> None:
     wq = w.quant
     axis = RULES[op.kind].inputs[1].axis  # the weights' output-channel axis
     channels = w.shape[axis]
-    if wq.per_channel and (wq.axis != axis or wq.scale.size != channels):
-        raise _fail(graph, f"{_op(op)}: weights {_ten(w)} have {wq.scale.size} scales on axis {wq.axis}; allowed "
-                           f"is 1, or {channels} on axis {axis}")
+    # TFLM (PopulateConvolutionQuantizationParams, CalculateOpDataFullyConnected) takes per-channel scales one
+    # per output channel; it requires as many as there are output channels and that quantized_dimension name
+    # an axis of that size (it need not be the output-channel axis).  Any other axis reads past the shape.
+    if wq.per_channel and (wq.scale.size != channels or not 0 <= wq.axis < len(w.shape)
+                           or w.shape[wq.axis] != channels):
+        raise _fail(graph, f"{_op(op)}: weights {_ten(w)} of shape {list(w.shape)} have {wq.scale.size} scales "
+                           f"on axis {wq.axis}; allowed is 1, or {channels} (one per output channel) on an axis "
+                           f"of that size such as {axis} (as TFLM requires)")
     absw = np.abs(w.data.astype(np.int64))
     sums = np.moveaxis(absw, axis, 0).reshape(channels, -1).sum(axis=1) * _max_offset(inp)
     if b is not None:
@@ -1023,6 +1041,9 @@ def _check_operand(graph: Graph, op: Op, spec: Operand, idx: int, role: str) -> 
     t = graph.tensors[idx]
     where = f"{role} ({spec.name}) of {_op(op)}"
     if t.dtype not in spec.dtypes:
+        if t.dtype == "int16" and "int8" in spec.dtypes and not t.is_const:
+            raise _unsupported(graph, op, f"{role} ({spec.name}) {_ten(t)} has 16-bit activations (int16x8 "
+                                          "quantization), which tinyml does not support yet; allowed is int8")
         raise _fail(graph, f"{_ten(t)} ({where}) is {t.dtype}; allowed is {'/'.join(spec.dtypes)}")
     if spec.kind == "const" and not t.is_const:
         raise _fail(graph, f"{_ten(t)} ({where}) has no data; it must be a constant tensor")
@@ -1089,13 +1110,57 @@ def _check_options(graph: Graph, op: Op, rule: Rule) -> None:
                                "(as TFLM requires)")
 
 
-def _check_model(graph: Graph) -> None:
-    """Whole-model checks that give a better message than any single operator could."""
-    if not graph.ops:
-        raise _fail(graph, "the model has no operators")
-    used = sorted(set(graph.inputs) | set(graph.outputs) | {t for op in graph.ops for t in op.inputs + op.outputs
-                                                            if t >= 0})
-    for i in used:
+# Operators that keep state between invocations: in variable tensors (the sequence operators) or in
+# resource variables (VAR_HANDLE and the operators around it).
+STATEFUL_OPS = frozenset({
+    "SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_LSTM",
+    "BIDIRECTIONAL_SEQUENCE_RNN", "LSTM", "RNN", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE",
+})
+ETHOS_U = "CUSTOM:ethos-u"  # the operator Vela puts in place of what it compiled for the Ethos-U NPU
+
+
+def unsupported_reason(graph: Graph, op: Op, list_supported: bool = True) -> str | None:
+    """Why tinyml cannot run ``op`` because of its kind (None when RULES has a row for it): a builtin by name,
+    a custom operator by its custom name, Vela's Ethos-U operator, and whether the operator keeps state."""
+    if op.kind in RULES:
+        return None
+    if op.kind == ETHOS_U:
+        return (f"{_op(op)}: the model is compiled for Ethos-U (this is Vela's 'ethos-u' operator, an NPU "
+                "command stream); give the model before Vela")
+    if op.kind.startswith("CUSTOM:"):
+        return (f"operator {op.index} is the custom operator '{op.kind[len('CUSTOM:'):]}', which tinyml does not "
+                "implement (TFLM runs it only with a kernel registered under that name)")
+    if op.kind.startswith("UNKNOWN_BUILTIN_"):
+        return (f"operator {op.index} has builtin operator code {op.kind[len('UNKNOWN_BUILTIN_'):]}, which this "
+                "TFLite schema does not know; re-export the model or give a newer tinyml")
+    state = [t for t in op.inputs if t >= 0 and graph.tensors[t].variable]
+    why = ""
+    if state:
+        t = graph.tensors[state[0]]
+        why = f" (it keeps state between invocations in variable tensor {t.index} '{t.name}')"
+    elif op.kind in STATEFUL_OPS:
+        why = " (it keeps state between invocations)"
+    supported = f"; supported operators: {', '.join(sorted(RULES))}" if list_supported else ""
+    return f"operator {op.index} is {op.kind}, which is not supported{why}{supported}"
+
+
+def _check_kinds(graph: Graph) -> None:
+    """Every operator of a kind in RULES; else the first one that is not, named, and how many more."""
+    bad = [(op, why) for op in graph.ops if (why := unsupported_reason(graph, op)) is not None]
+    if not bad:
+        return
+    ethos = [b for b in bad if b[0].kind == ETHOS_U]
+    op, why = (ethos or bad)[0]
+    others = sorted({o.kind for o, _ in bad if o is not op})
+    if others:
+        why += (f"; {len(bad) - 1} more operator{'s' if len(bad) > 2 else ''} not supported "
+                f"({', '.join(others[:6])}{', ...' if len(others) > 6 else ''}; tinyml inspect lists them)")
+    raise _unsupported_model(graph, why)
+
+
+def _check_tensors(graph: Graph, tensors: list[int]) -> None:
+    """Types validation knows and no empty dimension (every operator check relies on both)."""
+    for i in tensors:
         t = graph.tensors[i]
         if t.dtype not in DTYPE_BYTES:
             raise _fail(graph, f"{_ten(t)} is of type {t.dtype}; allowed are "
@@ -1103,15 +1168,37 @@ def _check_model(graph: Graph) -> None:
         if 0 in t.shape:
             raise _fail(graph, f"{_ten(t)} has an empty shape {list(t.shape)}; allowed are dimensions of at least "
                                "1; re-export the model")
-    for i in set(graph.inputs) | set(graph.outputs):
-        t = graph.tensors[i]
-        if t.dtype not in NUMPY_DTYPES:
-            raise _fail(graph, f"{_ten(t)} (a model input or output) is of type {t.dtype}; allowed are "
-                               f"{', '.join(sorted(NUMPY_DTYPES))}")
-    if not any(t.dtype == "int8" and not t.is_const for t in graph.tensors):
-        kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
-        raise _fail(graph, f"not an int8 model (its activations are {'/'.join(kinds)}); quantize it with "
-                           "full-integer post-training quantization (tinyml.train.quantize)")
+
+
+def _check_activation_types(graph: Graph) -> None:
+    """An int8 model: a float32 model or one with 16-bit activations (int16x8) is named as such."""
+    if any(t.dtype == "int8" and not t.is_const for t in graph.tensors):
+        return
+    kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
+    if "int16" in kinds:
+        msg = (f"the model has 16-bit activations (int16x8 quantization: activations "
+               f"{'/'.join(kinds)}), which tinyml does not support yet; quantize it with int8 activations "
+               "(full-integer post-training quantization, tinyml.train.quantize)")
+        raise _unsupported_model(graph, msg)
+    if "float32" in kinds and any(t.dtype == "int8" and t.is_const for t in graph.tensors):
+        what = "float32 activations with int8 weights (dynamic-range quantization)"
+    elif "float32" in kinds:
+        what = "a float32 model, not quantized"
+    else:
+        what = f"its activations are {'/'.join(kinds)}"
+    raise _fail(graph, f"not an int8 model: {what}; quantize it with full-integer post-training quantization "
+                       "(tinyml.train.quantize)")
+
+
+def _check_order(graph: Graph) -> None:
+    """Every tensor an operator reads is an input, a constant or written by an earlier operator; a variable
+    tensor read before any operator writes it is state (TFLM keeps it between invocations)."""
+    for op in graph.ops:
+        for t in op.inputs + op.outputs:
+            if t >= 0 and graph.tensors[t].variable and graph.tensors[t].is_const:
+                raise _fail(graph, f"{_op(op)} uses {_ten(graph.tensors[t])}, a variable tensor (state) that "
+                                   "also has constant data; TFLM resets state in place, so it cannot live in "
+                                   "the constant data; re-export the model")
     produced = {t for op in graph.ops for t in op.outputs}
     for t in graph.outputs:
         if t not in produced and t not in graph.inputs:
@@ -1120,6 +1207,12 @@ def _check_model(graph: Graph) -> None:
     for op in graph.ops:
         for t in op.inputs:
             if t >= 0 and t not in available:
+                ten = graph.tensors[t]
+                if ten.variable:
+                    where = "a subgraph input that is " if t in graph.state_inputs else ""
+                    raise _unsupported(graph, op, f"reads {where}variable tensor {t} ('{ten.name}'), state that "
+                                                  "TFLM keeps between invocations; tinyml does not keep state "
+                                                  "between runs")
                 raise _fail(graph, f"{_op(op)} reads tensor {t} before any operator writes it; the operators "
                                    "are not in execution order")
         for t in op.outputs:
@@ -1133,9 +1226,46 @@ def _check_model(graph: Graph) -> None:
             available.add(t)
 
 
+def _check_model(graph: Graph) -> None:
+    """Whole-model checks that give a better message than any single operator could, most telling first:
+    an operator we do not run (Ethos-U, custom, builtin), then tensor types, then the order of operators."""
+    if not graph.ops:
+        raise _fail(graph, "the model has no operators")
+    _check_kinds(graph)
+    used = sorted(set(graph.inputs) | set(graph.outputs) | {t for op in graph.ops for t in op.inputs + op.outputs
+                                                            if t >= 0})
+    _check_activation_types(graph)
+    _check_tensors(graph, used)
+    for i in set(graph.inputs) | set(graph.outputs):
+        t = graph.tensors[i]
+        if t.dtype not in NUMPY_DTYPES:
+            raise _fail(graph, f"{_ten(t)} (a model input or output) is of type {t.dtype}; allowed are "
+                               f"{', '.join(sorted(NUMPY_DTYPES))}")
+    _check_order(graph)
+    if not graph.inputs:
+        raise _unsupported_model(graph, f"every input of the model is a variable tensor (state TFLM keeps "
+                                        f"between invocations: tensors {graph.state_inputs}); tinyml needs an "
+                                        "input a caller gives and does not keep state between runs")
+
+
+def op_problem(graph: Graph, op: Op) -> str | None:
+    """What stops ``op`` alone from compiling (for tinyml inspect's table), or None: its kind, the types and
+    shapes of its tensors, then its row of RULES."""
+    why = unsupported_reason(graph, op, list_supported=False)
+    if why is not None:
+        return why
+    try:
+        _check_tensors(graph, [t for t in op.inputs + op.outputs if t >= 0])
+        validate_operator(graph, op)
+    except (ModelError, UnsupportedError) as e:
+        msg = str(e)
+        return msg[len(graph.source) + 2:] if graph.source and msg.startswith(f"{graph.source}: ") else msg
+    return None
+
+
 def validate_graph(graph: Graph) -> None:
-    """Raise ModelError (one line) unless the model as a whole and every operator of a kind in RULES
-    meet their checks.  Operators of other kinds are left to lowering, which names them as unsupported."""
+    """Raise ModelError or UnsupportedError (one line) unless every operator is of a kind in RULES and the
+    model as a whole and every operator meet their checks."""
     _check_model(graph)
     validate_operators(graph)
 
@@ -1143,13 +1273,18 @@ def validate_graph(graph: Graph) -> None:
 def validate_operators(graph: Graph) -> None:
     """The per-operator part of validate_graph: each operator against its row of RULES."""
     for op in graph.ops:
-        rule = RULES.get(op.kind)
-        if rule is None:
-            continue
-        _check_operands(graph, op, rule)
-        _check_options(graph, op, rule)
-        for check in rule.checks:
-            check(graph, op)
+        validate_operator(graph, op)
+
+
+def validate_operator(graph: Graph, op: Op) -> None:
+    """``op`` against its row of RULES (nothing for a kind without one: _check_kinds names it)."""
+    rule = RULES.get(op.kind)
+    if rule is None:
+        return
+    _check_operands(graph, op, rule)
+    _check_options(graph, op, rule)
+    for check in rule.checks:
+        check(graph, op)
 
 
 RULES: dict[str, Rule] = _rule_table()

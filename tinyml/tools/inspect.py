@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tinyml.boards import Board, load_board
@@ -14,6 +14,7 @@ from tinyml.compiler import Fit, build_model, fit_of, plan_graph
 from tinyml.errors import InputError, TinymlError
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph, Tensor
+from tinyml.graph.validate import op_problem
 from tinyml.schedule.plan import plan_memory
 from tinyml.targets.qemu import QEMU_BINARY
 from tinyml.tools.profile import ProfileReport, SizeReport, cycle_core, profile_model, size_report
@@ -67,11 +68,15 @@ class Inspection:
     sizes: SizeReport | None = None  # from the linked ELF for ``board``
     latency: Latency | None = None
     fit: Fit | None = None  # for ``board``: RAM and flash of the linked ELF against the board's
+    # Why the model cannot be compiled (the one line `tinyml compile` would give), or None; the CLI prints
+    # the table, then this on stderr, and exits 2.
+    error: TinymlError | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of `tinyml inspect --json`."""
         out: dict[str, Any] = dict(model=self.model, source=self.source, inputs=self.inputs, outputs=self.outputs,
-                                   operators=self.operators, totals=asdict(self.totals))
+                                   operators=self.operators, totals=asdict(self.totals),
+                                   cannot_compile=str(self.error) if self.error is not None else None)
         if self.sizes is not None:
             out["sizes"] = dict(board=self.board, **asdict(self.sizes))
         if self.latency is not None:
@@ -89,13 +94,14 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
     """``model``: a .tflite path or an imported Graph.  ``board``: also build the firmware for that Arm board
     and add ``sizes`` (code and weight bytes) and ``fit`` (RAM and flash against the board's); on a QEMU board
     that uses semihosting, also run it there once and add ``latency`` (estimated cycles and ms from the cycle
-    model, as ``tinyml profile`` prints them)."""
+    model, as ``tinyml profile`` prints them).  A model that cannot be compiled is inspected all the same
+    (without the board's figures), with the reason in ``error``."""
     if isinstance(model, Graph) and board is not None:
         raise InputError("inspecting a Graph for a board needs its .tflite file; give the path (or bytes)")
     graph = model if isinstance(model, Graph) else load_tflite(model)
     brd = load_board(board) if board is not None else None
     info = inspect_graph(graph, brd)
-    if brd is not None:
+    if brd is not None and info.error is None:
         assert not isinstance(model, Graph)
         report = None
         if (brd.kind == "qemu" and brd.host_io == "semihosting" and cycle_core(brd) is not None
@@ -119,18 +125,23 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
 
 def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
     """What ``graph`` holds, and the arena of the plan ``tinyml compile`` makes for ``board`` (the portable
-    kernels without one); for a model that cannot be compiled, the arena of its activations alone."""
+    kernels without one); for a model that cannot be compiled, the arena of its activations alone, and the
+    reason in ``error``.  Each operator says whether it compiles on its own, and if not, why."""
     ctx = LowerContext(graph=graph)
     ops = []
     for op in graph.ops:
         entry: dict[str, Any] = dict(index=op.index, op=op.kind, supported=True, macs=0, constant_bytes=0)
-        try:
-            lowered = lower_op(ctx, op)
-            if isinstance(lowered, KernelCall):
-                entry["macs"] = lowered.macs
-        except TinymlError as e:
+        problem = op_problem(graph, op)
+        if problem is None:  # validated: lowering raises nothing (were it to, the row says so)
+            try:
+                lowered = lower_op(ctx, op)
+                if isinstance(lowered, KernelCall):
+                    entry["macs"] = lowered.macs
+            except TinymlError as e:
+                problem = str(e)
+        if problem is not None:
             entry["supported"] = False
-            entry["problem"] = str(e)
+            entry["problem"] = problem
         consts = [graph.tensors[t] for t in op.inputs if t >= 0 and graph.tensors[t].is_const]
         acts = [graph.tensors[t] for t in op.inputs if t >= 0 and not graph.tensors[t].is_const]
         entry["constant_bytes"] = sum(t.nbytes for t in consts)
@@ -140,10 +151,12 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
         entry["weights"] = [dict(name=t.name, shape=list(t.shape), dtype=t.dtype, quant=_quant(t)) for t in consts]
         entry["options"] = {k: v for k, v in op.options.items()}
         ops.append(entry)
+    error: TinymlError | None = None
     try:
         plan = plan_graph(graph, board).plan
         planned_for = board.name if board is not None else "portable kernels"
-    except TinymlError:
+    except TinymlError as e:
+        error = e
         plan = plan_memory(graph)
         planned_for = "activations only: the model cannot be compiled"
     const_bytes = sum(t.nbytes for t in graph.tensors if t.is_const)
@@ -167,6 +180,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
             planned_for=planned_for,
             unsupported=[o["op"] for o in ops if not o["supported"]],
         ),
+        error=error,
     )
 
 
@@ -178,7 +192,8 @@ def format_inspection(info: dict[str, Any]) -> str:
             qs = f" scale {q['scale']:.6g} zero point {q['zero_point']}" if q and not q["per_channel"] else ""
             lines.append(f"  {kind[:-1]:6} {io['name']}: {io['dtype']} {io['shape']}{qs}")
     lines.append("")
-    head = f"{'#':>3}  {'operator':<18} {'output shape':<18} {'MACs':>10} {'consts':>8}  quantization"
+    w = max([18] + [len(o["op"]) for o in info["operators"]])  # UNIDIRECTIONAL_SEQUENCE_LSTM, custom names
+    head = f"{'#':>3}  {'operator':<{w}} {'output shape':<18} {'MACs':>10} {'consts':>8}  quantization"
     lines.append(head)
     lines.append("-" * len(head))
     for o in info["operators"]:
@@ -188,8 +203,8 @@ def format_inspection(info: dict[str, Any]) -> str:
         if wq is not None:
             qtext = f"weights per-channel ({wq['channels']})" if wq["per_channel"] else "weights per-tensor"
         if not o["supported"]:
-            qtext = "UNSUPPORTED: " + o["problem"].split(": ", 1)[-1]
-        lines.append(f"{o['index']:>3}  {o['op']:<18} {str(out['shape']):<18} {o['macs']:>10,} "
+            qtext = "UNSUPPORTED: " + o["problem"]
+        lines.append(f"{o['index']:>3}  {o['op']:<{w}} {str(out['shape']):<18} {o['macs']:>10,} "
                      f"{o['constant_bytes']:>8,}  {qtext}")
     t = info["totals"]
     lines.append("")

@@ -181,19 +181,22 @@ def mobilenet_v1(
     alpha: float = 0.25,
     num_classes: int = 2,
     *,
+    blocks: int = 13,
     seed: int | None = 0,
 ) -> Any:
     """MobileNetV1 (Howard et al. 2017) with width multiplier ``alpha``, ReLU6.
 
-    Conv 3x3/2 then 13 depthwise-separable blocks; the head is MLPerf Tiny
-    VWW's: average pool over the whole map, flatten, dense, softmax.
+    Conv 3x3/2 then 13 depthwise-separable blocks (the first ``blocks`` of
+    them); the head is MLPerf Tiny VWW's: average pool over the whole map,
+    flatten, dense, softmax.  TFLM's person-detection model is this network
+    at alpha 0.25 on 96x96x1 grayscale images.
     """
     keras = _keras(seed)
-    blocks = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    layers = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
               (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
     inp = keras.Input(tuple(input_shape), name="image")
     x = _conv_bn(keras, inp, max(8, int(32 * alpha)), 3, 2, act="relu6", name="conv1")
-    for i, (filters, stride) in enumerate(blocks):
+    for i, (filters, stride) in enumerate(layers[:blocks]):
         x = _dw_bn(keras, x, 3, stride, act="relu6", name=f"dw{i + 1}")
         x = _conv_bn(keras, x, max(8, int(filters * alpha)), 1, act="relu6", name=f"pw{i + 1}")
     x = keras.layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)
