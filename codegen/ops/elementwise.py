@@ -1,7 +1,11 @@
-"""Element-wise int8 operators: ADD and MUL (with broadcasting), RELU, RELU6, LEAKY_RELU.
+"""Element-wise int8 operators: ADD, SUB and MUL (with broadcasting), RELU, RELU6, LEAKY_RELU.
 
 ADD and MUL follow TFLM add_common.cc / mul_common.cc (Prepare) and
-reference_integer_ops::AddFunc / MulElementwise (run time).  RELU and
+reference_integer_ops::AddFunc / MulElementwise (run time).  SUB follows
+sub_common.cc (ADD's Prepare in float32) and reference_ops::SubElementwise:
+ADD's kernel with the rescaled second input subtracted (spec ``sub``), not
+added.  Negating the second input itself would not be exact: TFLM's
+rounding of halves is not symmetric around zero.  RELU and
 LEAKY_RELU are lowered to a 256-entry lookup table computed here with
 TFLM's integer arithmetic (activations_common.cc CalculateReluOpData +
 ReluQuantized; leaky_relu_common.cc + reference_ops::QuantizeLeakyRelu).
@@ -20,7 +24,7 @@ from tinyml.codegen.ops.common import fused_activation
 from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, activation_range, multiply_by_quantized_multiplier,
                                   quantize_float, quantize_multiplier)
 from tinyml.graph.ir import Op, Tensor
-from tinyml.graph.validate import ADD_LEFT_SHIFT, BROADCAST_MAX_RANK as MAX_RANK, add_reals
+from tinyml.graph.validate import ADD_LEFT_SHIFT, BROADCAST_MAX_RANK as MAX_RANK, add_reals, sub_reals
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -77,18 +81,19 @@ def _collapse(f: dict[str, int]) -> dict[str, int]:
     return {k: out[k] for k in sorted(out, key=lambda k: ("dab".index(k[0]), k[1]))}
 
 
-def _binary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, str, dict[str, int]]:
-    # Validated: two int8 per-tensor inputs (at most one a constant) that broadcast to the int8 output,
-    # the activation.
+def binary_operands(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, str, dict[str, int]]:
+    """The inputs, output, fused activation and broadcast layout of a two-input int8 operator (validated: two
+    int8 per-tensor inputs, at most one a constant, that broadcast to the int8 output; the activation)."""
     a, b, out = ctx.t(op.inputs[0]), ctx.t(op.inputs[1]), ctx.t(op.outputs[0])
     act = fused_activation(op)
     layout = broadcast_layout(a, b, out)
     return a, b, out, act, layout
 
 
-def _binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: dict[str, int]) -> KernelCall:
+def binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: dict[str, int],
+                spec: dict[str, bool] | None = None) -> KernelCall:
     return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel=kernel, spec={}, params=params,
+        op_index=op.index, op_kind=op.kind, kernel=kernel, spec=spec or {}, params=params,
         args=[tensor_arg(a), tensor_arg(b), tensor_arg(out, writable=True)],
         inputs=[t.index for t in (a, b) if not t.is_const], outputs=[out.index],
         macs=out.size,
@@ -99,22 +104,24 @@ def _binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params:
 
 
 # ---------------------------------------------------------------------------
-# ADD / MUL
+# ADD / SUB / MUL
 
 
-def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
-    """TFLM CalculateOpDataAdd for int8 (validated: every rescaling factor below 1)."""
+def add_multipliers(reals: tuple[float, float, float]) -> dict[str, int]:
+    """TFLM CalculateOpDataAdd / CalculateOpDataSub for int8, from their real multipliers (validated: every
+    rescaling factor below 1)."""
     out: dict[str, int] = {}
-    for name, real in zip(("in1", "in2", "out"), add_reals(s1, s2, s_out)):
+    for name, real in zip(("in1", "in2", "out"), reals):
         out[f"{name}_mult"], out[f"{name}_shift"] = quantize_multiplier(real)
     return out
 
 
-@lowering("ADD")
+@lowering("ADD", "SUB")
 def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
-    a, b, out, act, layout = _binary(ctx, op)
+    a, b, out, act, layout = binary_operands(ctx, op)
     s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
-    mults = add_multipliers(s1, s2, so)
+    sub = op.kind == "SUB"
+    mults = add_multipliers((sub_reals if sub else add_reals)(s1, s2, so))
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
     params = dict(
         **layout,
@@ -122,12 +129,12 @@ def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
         **mults,
         out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
     )
-    return _binary_call(op, "add_s8", a, b, out, params)
+    return binary_call(op, "add_s8", a, b, out, params, dict(sub=True) if sub else None)
 
 
 @lowering("MUL")
 def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
-    a, b, out, act, layout = _binary(ctx, op)
+    a, b, out, act, layout = binary_operands(ctx, op)
     s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
     # TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier.
     m, shift = quantize_multiplier(s1 * s2 / so)
@@ -137,7 +144,7 @@ def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
         in1_offset=-a.quant.zp, in2_offset=-b.quant.zp,
         out_mult=m, out_shift=shift, out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
     )
-    return _binary_call(op, "mul_s8", a, b, out, params)
+    return binary_call(op, "mul_s8", a, b, out, params)
 
 
 # ---------------------------------------------------------------------------

@@ -52,7 +52,8 @@ MEAN_MAX_VALUES = 1 << 23  # 255 * 2^23 < 2^31: the sum of the (x - zero point) 
 MEAN_MAX_RANK = 4  # our mean_s8 kernel reduces 1-D to 4-D inputs
 PAD_MAX_RANK = 5  # TFLM PadKernelMaxDimensionCount
 BROADCAST_MAX_RANK = 4  # our add_s8/mul_s8 kernels broadcast up to 4-D (TFLM up to 6-D)
-ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)
+ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD and SUB (15 for int16)
+SQUARED_DIFFERENCE_LEFT_SHIFT = 7  # TFLM: 255^2 * 2^14 stays below 2^31
 
 
 # ---------------------------------------------------------------------------
@@ -133,9 +134,11 @@ def _rule_table() -> dict[str, Rule]:
         "SQUEEZE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),),
                         outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),),
                         checks=(_same_size, _same_type, _squeeze_shape)),
-        # PAD of a scalar is unsupported (UnsupportedError); the rest is a ModelError.
-        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none")), outputs=out,
-                    checks=(_pad_shapes,)),
+        # PAD of a scalar, and a padding value computed at run time, are unsupported (UnsupportedError); the rest
+        # is a ModelError.  PADV2 (below) shares this row: TFLM registers one kernel for both.
+        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none"),
+                            Operand("constant_values", kind="any", optional=True)), outputs=out,
+                    checks=(_pad_shapes, _pad_value)),
         # SOFTMAX, LOGISTIC, TANH, HARD_SWISH: the input-scale bounds are where TFLM's Prepare stops or its
         # arithmetic is undefined (ModelError).
         "SOFTMAX": Rule(inputs=(act,), outputs=out, fixed_output=(1.0 / 256.0, -128),
@@ -150,6 +153,33 @@ def _rule_table() -> dict[str, Rule]:
                          checks=(_same_size, _quantize)),
         "DEQUANTIZE": Rule(inputs=(act,), outputs=(Operand("output", ("float32",), quant="none"),),
                            checks=(_same_size,)),
+    }
+
+
+def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
+    """The rows of SUB, MAXIMUM, MINIMUM, PADV2 (``pad``: PAD's row), SQUARED_DIFFERENCE, PRELU and ARG_MAX."""
+    either = Operand("input", kind="any")
+    out = (Operand("output"),)
+    return {
+        # SUB as ADD (TFLM's Prepare is ADD's, its real multipliers computed in float32): rank above 4 (TFLM
+        # broadcasts up to 6-D) and two constants are unsupported (UnsupportedError).
+        "SUB": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
+                    checks=(_both_constant, _broadcast_shapes, _add_multipliers, _activation_range)),
+        # MAXIMUM/MINIMUM have no Prepare in TFLM: the int8 values are compared as they are (the quantization is
+        # not read).  TFLM broadcasts up to 5-D, our kernel up to 4-D (UnsupportedError above).
+        "MAXIMUM": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
+        "MINIMUM": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
+        "PADV2": pad,
+        # SQUARED_DIFFERENCE broadcasts up to 4-D in TFLM (BroadcastBinaryFunction4DSlow).
+        "SQUARED_DIFFERENCE": Rule(inputs=(either, either), outputs=out,
+                                   checks=(_both_constant, _broadcast_shapes, _squared_difference_multipliers)),
+        # PRELU: TFLM's BroadcastPrelu4DSlow (up to 4-D), alpha per tensor as TFLM reads it.
+        "PRELU": Rule(inputs=(either, Operand("alpha", kind="any")), outputs=out,
+                      checks=(_both_constant, _broadcast_shapes, _prelu_multipliers)),
+        # ARG_MAX: TFLM computes int8 input, int32 axis, int32 output only (an int64 output is refused at its
+        # Eval); an axis computed at run time is unsupported (UnsupportedError).
+        "ARG_MAX": Rule(inputs=(Operand("input"), Operand("axis", ("int32",), kind="any", quant="none")),
+                        outputs=(Operand("output", ("int32",), quant="none"),), checks=(_arg_max_shapes,)),
     }
 
 
@@ -194,6 +224,16 @@ def add_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
     factors of input 1, input 2 and the output."""
     twice_max = 2.0 * max(s1, s2)
     return s1 / twice_max, s2 / twice_max, twice_max / (float(1 << ADD_LEFT_SHIFT) * s_out)
+
+
+def sub_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
+    """TFLM CalculateOpDataSub for int8: as add_reals, but each quotient computed in float32 (twice the larger
+    input scale, each input scale over it, it over 2^20 x the output scale) and then widened."""
+    f1, f2, fo = np.float32(s1), np.float32(s2), np.float32(s_out)
+    with np.errstate(all="ignore"):
+        twice_max = np.float32(2.0) * max(f1, f2)
+        return (float(np.float32(f1 / twice_max)), float(np.float32(f2 / twice_max)),
+                float(np.float32(twice_max / (np.float32(1 << ADD_LEFT_SHIFT) * fo))))
 
 
 def softmax_real(beta: float, in_scale: float) -> float:
@@ -549,7 +589,8 @@ def _add_multipliers(graph: Graph, op: Op) -> None:
     """TFLM's QuantizeMultiplierSmallerThanOneExp stops the program unless every rescaling factor is below 1."""
     a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
     s1, s2, so = _f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s)
-    for name, real in zip(("input 0", "input 1", "output"), add_reals(s1, s2, so)):
+    reals = sub_reals if op.kind == "SUB" else add_reals
+    for name, real in zip(("input 0", "input 1", "output"), reals(s1, s2, so)):
         if not 0.0 < real < 1.0 or multiplier_shift(real) > 0:
             raise _fail(graph, f"{_op(op)}: the {name} rescaling factor is {real:g} (input scales {s1:g} and {s2:g}, "
                                f"output scale {so:g}); allowed is below 1 (as TFLM requires: the output scale is "
@@ -669,6 +710,85 @@ def _same_quantization(graph: Graph, op: Op) -> None:
         raise _fail(graph, f"{_op(op)}: input {_ten(inp)} (scale {inp.quant.s:.6g}, zero point {inp.quant.zp}) "
                            f"and output {_ten(out)} (scale {out.quant.s:.6g}, zero point {out.quant.zp}) are "
                            "quantized differently; allowed is equal quantization (as TFLM requires)")
+
+
+# ---------------------------------------------------------------------------
+# Relations of PADV2, SQUARED_DIFFERENCE, PRELU and ARG_MAX.
+
+
+def squared_difference_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
+    """TFLM's SQUARED_DIFFERENCE PrepareQuantized for int8 (left shift 7): the input multipliers as ADD's, the
+    output one (twice the larger scale)^2 / (2^14 x the output scale, a float32 product)."""
+    twice_max = 2.0 * max(s1, s2)
+    with np.errstate(all="ignore"):
+        denominator = float(np.float32(np.float32(1 << (2 * SQUARED_DIFFERENCE_LEFT_SHIFT)) * np.float32(s_out)))
+    return s1 / twice_max, s2 / twice_max, twice_max * twice_max / denominator
+
+
+def prelu_reals(in_s: float, alpha_s: float, out_s: float) -> tuple[float, float]:
+    """TFLM CalculatePreluParams: input scale / output scale, input scale x alpha scale / output scale."""
+    return in_s / out_s, in_s * alpha_s / out_s
+
+
+def _pad_value(graph: Graph, op: Op) -> None:
+    """TFLM PadPrepare with a constant_values input: one value, quantized as the output (equal zero point and
+    scale); we bake it in, so it must be a constant."""
+    value, out = _t(graph, op, 2), _t(graph, op, 0, True)
+    if value is None:
+        return
+    if value.size != 1:
+        raise _shape_error(graph, op, f"constant_values {_ten(value)} has {value.size} values; allowed is 1 (as "
+                                      "TFLM requires)")
+    if value.quant.zp != out.quant.zp or np.float32(value.quant.s) != np.float32(out.quant.s):
+        raise _fail(graph, f"{_op(op)}: constant_values {_ten(value)} (scale {value.quant.s:.9g}, zero point "
+                           f"{value.quant.zp}) and output {_ten(out)} (scale {out.quant.s:.9g}, zero point "
+                           f"{out.quant.zp}) are quantized differently; allowed is equal quantization (as TFLM "
+                           "requires)")
+    if not value.is_const:
+        raise _unsupported(graph, op, f"constant_values {_ten(value)} is computed at run time; supported is a "
+                                      "constant padding value")
+
+
+def _squared_difference_multipliers(graph: Graph, op: Op) -> None:
+    """The input multipliers are at most 1/2; the output one is QuantizeMultiplier's, applied to the square of
+    the rescaled difference, which must stay in int32 when shifted left by it."""
+    a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    r1, r2, ro = squared_difference_reals(_f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s))
+    # |rescaled input| <= |x - zero point| * 2^7 * multiplier, plus one for the rounding of each step
+    diff = math.ceil((_max_offset(a) * r1 + _max_offset(b) * r2) * (1 << SQUARED_DIFFERENCE_LEFT_SHIFT)) + 2
+    _check_multiplier(graph, op, "the output multiplier (2 x the larger input scale)^2 / (2^14 x output scale)",
+                      ro, diff * diff)
+
+
+def _prelu_multipliers(graph: Graph, op: Op) -> None:
+    inp, alpha, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    r1, r2 = prelu_reals(_f32(inp.quant.s), _f32(alpha.quant.s), _f32(out.quant.s))
+    _check_multiplier(graph, op, "the multiplier input scale / output scale", r1, _max_offset(inp))
+    _check_multiplier(graph, op, "the multiplier input scale x alpha scale / output scale", r2,
+                      _max_offset(inp) * _max_offset(alpha))
+
+
+def _arg_max_shapes(graph: Graph, op: Op) -> None:
+    """TFLM's ArgMinMax: the axis is the axis tensor's first value, in [-rank, rank - 1]; the output has the
+    input's shape without that dimension."""
+    inp, axis_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    rank = len(inp.shape)
+    if rank < 1:
+        raise _shape_error(graph, op, f"input {_ten(inp)} is a scalar; allowed is rank 1 or more")
+    if axis_t.size < 1:
+        raise _shape_error(graph, op, f"the axis tensor {_ten(axis_t)} is empty; allowed is one value")
+    if not axis_t.is_const:
+        raise _unsupported(graph, op, f"the axis tensor {_ten(axis_t)} is computed at run time; supported is a "
+                                      "constant axis")
+    axis = int(np.asarray(axis_t.data).reshape(-1)[0])
+    if not -rank <= axis < rank:
+        raise _fail(graph, f"{_op(op)}: axis {axis} of {_ten(axis_t)} is out of range; allowed is [-{rank}, "
+                           f"{rank - 1}] for the {rank}-D input")
+    pos = axis + rank if axis < 0 else axis
+    expect = [n for i, n in enumerate(inp.shape) if i != pos]
+    if list(out.shape) != expect:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but input shape "
+                                      f"{list(inp.shape)} without axis {pos} is {expect} (allowed: equal)")
 
 
 # ---------------------------------------------------------------------------
@@ -819,4 +939,9 @@ def validate_operators(graph: Graph) -> None:
             check(graph, op)
 
 
-RULES: dict[str, Rule] = _rule_table()
+def _all_rules() -> dict[str, Rule]:
+    rules = _rule_table()
+    return {**rules, **_arith_rule_table(rules["PAD"])}
+
+
+RULES: dict[str, Rule] = _all_rules()
