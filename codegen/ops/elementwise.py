@@ -2,10 +2,10 @@
 
 ADD and MUL follow TFLM add_common.cc / mul_common.cc (Prepare) and
 reference_integer_ops::AddFunc / MulElementwise (run time).  SUB follows
-sub_common.cc (ADD's Prepare in float32) and reference_ops::SubElementwise:
-ADD's kernel with the rescaled second input subtracted (spec ``sub``), not
-added.  Negating the second input itself would not be exact: TFLM's
-rounding of halves is not symmetric around zero.  RELU and
+sub_common.cc (ADD's Prepare) and reference_ops::SubElementwise: ADD's
+kernel with the rescaled second input subtracted (spec ``sub``), not added.
+Negating the second input (or its multiplier) would not be exact:
+SaturatingRoundingDoublingHighMul rounds halves up, not away from zero.  RELU and
 LEAKY_RELU are lowered to a 256-entry lookup table computed here with
 TFLM's integer arithmetic (activations_common.cc CalculateReluOpData +
 ReluQuantized; leaky_relu_common.cc + reference_ops::QuantizeLeakyRelu).
@@ -24,7 +24,7 @@ from tinyml.codegen.ops.common import fused_activation
 from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, activation_range, multiply_by_quantized_multiplier,
                                   quantize_float, quantize_multiplier)
 from tinyml.graph.ir import Op, Tensor
-from tinyml.graph.validate import ADD_LEFT_SHIFT, BROADCAST_MAX_RANK as MAX_RANK, add_reals, sub_reals
+from tinyml.graph.validate import ADD_LEFT_SHIFT, BROADCAST_MAX_RANK as MAX_RANK, add_reals
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -107,11 +107,11 @@ def binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: 
 # ADD / SUB / MUL
 
 
-def add_multipliers(reals: tuple[float, float, float]) -> dict[str, int]:
-    """TFLM CalculateOpDataAdd / CalculateOpDataSub for int8, from their real multipliers (validated: every
-    rescaling factor below 1)."""
+def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
+    """TFLM CalculateOpDataAdd for int8, which CalculateOpDataSub equals (validated: every rescaling factor
+    below 1)."""
     out: dict[str, int] = {}
-    for name, real in zip(("in1", "in2", "out"), reals):
+    for name, real in zip(("in1", "in2", "out"), add_reals(s1, s2, s_out)):
         out[f"{name}_mult"], out[f"{name}_shift"] = quantize_multiplier(real)
     return out
 
@@ -121,7 +121,7 @@ def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = binary_operands(ctx, op)
     s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
     sub = op.kind == "SUB"
-    mults = add_multipliers((sub_reals if sub else add_reals)(s1, s2, so))
+    mults = add_multipliers(s1, s2, so)
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
     params = dict(
         **layout,

@@ -161,8 +161,9 @@ def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
     either = Operand("input", kind="any")
     out = (Operand("output"),)
     return {
-        # SUB as ADD (TFLM's Prepare is ADD's, its real multipliers computed in float32): rank above 4 (TFLM
-        # broadcasts up to 6-D) and two constants are unsupported (UnsupportedError).
+        # SUB as ADD: TFLM's CalculateOpDataSub is CalculateOpDataAdd (the TFLM we test against computes the
+        # real multipliers in double as ADD does; some TFLM sources divide in float32 and differ by an LSB).
+        # Rank above 4 (TFLM broadcasts up to 6-D) and two constants are unsupported (UnsupportedError).
         "SUB": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
                     checks=(_both_constant, _broadcast_shapes, _add_multipliers, _activation_range)),
         # MAXIMUM/MINIMUM have no Prepare in TFLM: the int8 values are compared as they are (the quantization is
@@ -224,16 +225,6 @@ def add_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
     factors of input 1, input 2 and the output."""
     twice_max = 2.0 * max(s1, s2)
     return s1 / twice_max, s2 / twice_max, twice_max / (float(1 << ADD_LEFT_SHIFT) * s_out)
-
-
-def sub_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
-    """TFLM CalculateOpDataSub for int8: as add_reals, but each quotient computed in float32 (twice the larger
-    input scale, each input scale over it, it over 2^20 x the output scale) and then widened."""
-    f1, f2, fo = np.float32(s1), np.float32(s2), np.float32(s_out)
-    with np.errstate(all="ignore"):
-        twice_max = np.float32(2.0) * max(f1, f2)
-        return (float(np.float32(f1 / twice_max)), float(np.float32(f2 / twice_max)),
-                float(np.float32(twice_max / (np.float32(1 << ADD_LEFT_SHIFT) * fo))))
 
 
 def softmax_real(beta: float, in_scale: float) -> float:
@@ -589,8 +580,7 @@ def _add_multipliers(graph: Graph, op: Op) -> None:
     """TFLM's QuantizeMultiplierSmallerThanOneExp stops the program unless every rescaling factor is below 1."""
     a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
     s1, s2, so = _f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s)
-    reals = sub_reals if op.kind == "SUB" else add_reals
-    for name, real in zip(("input 0", "input 1", "output"), reals(s1, s2, so)):
+    for name, real in zip(("input 0", "input 1", "output"), add_reals(s1, s2, so)):
         if not 0.0 < real < 1.0 or multiplier_shift(real) > 0:
             raise _fail(graph, f"{_op(op)}: the {name} rescaling factor is {real:g} (input scales {s1:g} and {s2:g}, "
                                f"output scale {so:g}); allowed is below 1 (as TFLM requires: the output scale is "
