@@ -241,6 +241,7 @@ OPS = (
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
     "MEAN", "ADD", "MUL", "CONCATENATION", "RESHAPE", "SQUEEZE", "PAD", "SOFTMAX",
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
+    "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX",
 )
 
 
@@ -410,6 +411,31 @@ def _quant_cases() -> list[Case]:
     ]
 
 
+def _arith_cases() -> list[Case]:
+    cs = []
+    for kind, op in (("sub", "SUB"), ("squared_difference", "SQUARED_DIFFERENCE")):
+        cs += [
+            case(kind, op, (4, 4, 8), (4, 4, 8), in_scale=(1.0, 3.0)),
+            case(kind, op, (4, 4, 8), (1, 1, 8), in_scale=(2.0, 0.5)),
+        ]
+    cs += [
+        case("maximum", "MAXIMUM", (4, 4, 8), (4, 4, 8), in_scale=(1.0, 3.0)),
+        case("minimum", "MINIMUM", (4, 4, 8), (1, 1, 8), in_scale=(2.0, 0.5)),
+        case("sub", "SUB", (15,), (15,), in_scale=(1.0, 1.0)),
+        case("squared_difference", "SQUARED_DIFFERENCE", (15,), (15,), in_scale=(1.0, 1.0)),
+        case("sub", "SUB", (6, 5, 3), (6, 5, 3), act="relu", in_scale=(2.0, 0.5)),
+        case("prelu", "PRELU", (6, 5, 8), shared=(1, 2)),
+        case("prelu", "PRELU", (4, 4, 3), shared=None, in_scale=3.0),
+        case("prelu", "PRELU", (17,), shared=None),
+        case("padv2", "PADV2", (5, 4, 3), pads=((1, 2), (0, 1), (2, 0)), value=0.7),
+        case("padv2", "PADV2", (7, 6), pads=((2, 0), (1, 3)), value=-3.0, in_dist="relu"),
+        case("argmax", "ARG_MAX", (4, 4, 10), axis=-1),
+        case("argmax", "ARG_MAX", (6, 5, 3), axis=1),
+        case("argmax", "ARG_MAX", (12,), axis=0, in_scale=4.0),
+    ]
+    return cs
+
+
 _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "CONV_2D": _conv_cases,
     "DEPTHWISE_CONV_2D": _depthwise_cases,
@@ -421,6 +447,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "SHAPE": _shape_cases,
     "ACTIVATION": _activation_cases,
     "QUANT": _quant_cases,
+    "ARITH": _arith_cases,
 }
 
 
@@ -521,6 +548,48 @@ def _b_add(keras: Any, c: Case, ins: list[Any]) -> Any:
 
 def _b_mul(keras: Any, c: Case, ins: list[Any]) -> Any:
     return _act(keras, keras.ops.multiply(ins[0], ins[1]), c.p("act", "none"))
+
+
+def _b_sub(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return _act(keras, keras.ops.subtract(ins[0], ins[1]), c.p("act", "none"))
+
+
+def _b_maximum(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.maximum(ins[0], ins[1])
+
+
+def _b_minimum(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.minimum(ins[0], ins[1])
+
+
+def _b_squared_difference(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda t: tf.math.squared_difference(t[0], t[1]))(ins)
+
+
+def _b_prelu(keras: Any, c: Case, ins: list[Any]) -> Any:
+    shared = c.p("shared")
+    layer = keras.layers.PReLU(shared_axes=list(shared) if shared else None)
+    x = layer(ins[0])
+    rng = np.random.default_rng(c.seed + 29)  # slopes of both signs, not the initial zeros
+    layer.alpha.assign(rng.uniform(-0.5, 1.5, size=tuple(layer.alpha.shape)).astype("float32"))
+    return x
+
+
+def _b_padv2(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    pads = [[0, 0]] + [list(p) for p in c.p("pads")]
+    return keras.layers.Lambda(lambda t: tf.pad(t, pads, constant_values=c.p("value")))(ins[0])
+
+
+def _b_argmax(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    axis = c.p("axis")
+    axis = axis + 1 if axis >= 0 else axis  # the batch dimension comes first
+    return keras.layers.Lambda(lambda t: tf.math.argmax(t, axis=axis, output_type=tf.int32))(ins[0])
 
 
 def _b_concat(keras: Any, c: Case, ins: list[Any]) -> Any:
