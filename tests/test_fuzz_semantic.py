@@ -7,7 +7,7 @@ zero point, a bias or weight value, an option (stride, dilation, depth
 multiplier, padding, fused activation, filter size, axis, beta, alpha), an
 operand index (-1, out of range, another tensor, one more or one fewer, two
 swapped), a tensor type (every TensorType), a shape, a tensor's quantization
-(removed) or an operator's opcode (another supported operator, or SUB, which
+(removed) or an operator's opcode (another supported operator, or DIV, which
 we do not support; the options stay).  The seeds are one or
 two models per supported operator (tests/modelgen.py).
 
@@ -68,7 +68,7 @@ OPTION_FIELDS = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "de
 ENUM_FIELDS = {"padding": (0, 1, 2, 7), "fusedActivationFunction": tuple(range(7)),
                "keepDims": (0, 1), "keepNumDims": (0, 1)}
 FLOAT_FIELDS = ("beta", "alpha")
-OPCODES = (*sorted(supported_ops()), "SUB")
+OPCODES = (*sorted(supported_ops()), "DIV")
 
 
 # ---------------------------------------------------------------------------

@@ -759,14 +759,12 @@ def _prelu_multipliers(graph: Graph, op: Op) -> None:
 
 
 def _arg_max_shapes(graph: Graph, op: Op) -> None:
-    """TFLM's ArgMinMax: the axis is the axis tensor's first value, in [-rank, rank - 1]; the output has the
-    input's shape without that dimension."""
+    """TFLM's ArgMinMax: the axis is the axis tensor's first value (it has one: _check_model refuses empty
+    shapes), in [-rank, rank - 1]; the output has the input's shape without that dimension."""
     inp, axis_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
     rank = len(inp.shape)
     if rank < 1:
         raise _shape_error(graph, op, f"input {_ten(inp)} is a scalar; allowed is rank 1 or more")
-    if axis_t.size < 1:
-        raise _shape_error(graph, op, f"the axis tensor {_ten(axis_t)} is empty; allowed is one value")
     if not axis_t.is_const:
         raise _unsupported(graph, op, f"the axis tensor {_ten(axis_t)} is computed at run time; supported is a "
                                       "constant axis")
