@@ -241,7 +241,7 @@ OPS = (
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
     "MEAN", "ADD", "MUL", "CONCATENATION", "RESHAPE", "SQUEEZE", "PAD", "SOFTMAX",
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
-    "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX",
+    "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "RSQRT",
 )
 
 
@@ -432,6 +432,8 @@ def _arith_cases() -> list[Case]:
         case("argmax", "ARG_MAX", (4, 4, 10), axis=-1),
         case("argmax", "ARG_MAX", (6, 5, 3), axis=1),
         case("argmax", "ARG_MAX", (12,), axis=0, in_scale=4.0),
+        case("rsqrt", "RSQRT", (4, 4, 8), in_dist="image"),
+        case("rsqrt", "RSQRT", (33,), in_dist="relu", in_scale=5.0),
     ]
     return cs
 
@@ -590,6 +592,13 @@ def _b_argmax(keras: Any, c: Case, ins: list[Any]) -> Any:
     axis = c.p("axis")
     axis = axis + 1 if axis >= 0 else axis  # the batch dimension comes first
     return keras.layers.Lambda(lambda t: tf.math.argmax(t, axis=axis, output_type=tf.int32))(ins[0])
+
+
+def _b_rsqrt(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    # (a constant ADD first keeps the input away from 0, where the float model is infinite)
+    return keras.layers.Lambda(lambda t: tf.math.rsqrt(t + 0.05))(ins[0])
 
 
 def _b_concat(keras: Any, c: Case, ins: list[Any]) -> Any:

@@ -1,10 +1,10 @@
-"""SUB, MAXIMUM, MINIMUM, PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX (int8): bit-exact with TFLM.
+"""SUB, MAXIMUM, MINIMUM, PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX, RSQRT (int8): bit-exact with TFLM.
 
 * the converter-made cases of tests/modelgen.py on the host (gcc + ASan/UBSan), a few on QEMU (mps2-an386);
 * hand-built one-operator models (tests/test_ops_elementwise.py: tiny_model) that sweep what the converter
   does not make: every pair of int8 values under quantizations that give the extreme multipliers, fused
   activations, broadcasting in every position (scalars, odd sizes, constant inputs), every axis of ARG_MAX
-  with ties, PADV2's padding values;
+  with ties, PADV2's padding values, every int8 input of RSQRT;
 * validation's refusals of these operators are in tests/test_validate.py.
 """
 
@@ -19,12 +19,12 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, op_cases
 from tests.test_ops_elementwise import _q, _schema, _verify, tiny_model
 
-OPS = ("SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX")
+OPS = ("SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "RSQRT")
 CASES = op_cases(*OPS)
 QEMU_BOARD = "mps2-an386"
 QEMU_CASES = [c for c in CASES if c.id in ("sub-4x4x8+1x1x8-range2x0.5", "squared_difference-15+15-range1x1",
                                            "prelu-6x5x8-shared1x2", "argmax-4x4x10-ax-1",
-                                           "padv2-5x4x3-pad1x2_0x1_2x0-value0.7")]
+                                           "padv2-5x4x3-pad1x2_0x1_2x0-value0.7", "rsqrt-33-relu-range5")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -167,6 +167,17 @@ def test_padv2_values(shape: list[int], pads: list[list[int]], value: int, zp: i
                                  dict(_q([], 0.07, zp), data=np.asarray(value, dtype=np.int8))], _q(out, 0.07, zp))
     rng = np.random.default_rng(5)
     _verify(model, tmp_path, [[rng.integers(-128, 128, size=shape).astype(np.int8)] for _ in range(2)])
+
+
+@pytest.mark.parametrize("s_in,s_out,zp_out", [
+    (0.05, 0.1, -128), (0.5, 0.003, -20), (1e-4, 1.0, 5), (3.0, 0.02, 100),
+    (2.0 ** -20, 1.38e-6, 0),  # the output multiplier over 2^20 is 2^9.5: the largest left shift, 10
+    (1.0, 3000.0, -1),  # and its right shift of 31 (20 more than the multiplier's 11)
+])
+def test_rsqrt_every_value(s_in: float, s_out: float, zp_out: int, tmp_path: Path) -> None:
+    """Every int8 input (the zero point -128 gives 127, as in TFLM)."""
+    model = tiny_model("RSQRT", [_q([256], s_in, -128)], _q([256], s_out, zp_out))
+    _verify(model, tmp_path, [[np.arange(-128, 128, dtype=np.int8)]])
 
 
 @pytest.mark.qemu

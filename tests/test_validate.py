@@ -375,6 +375,10 @@ def _runtime_input(sg: Any, op: Any, pos: int) -> None:
      "operator 0 (ARG_MAX): axis 4 of tensor 1"),
     ("ARG_MAX", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 4, 10]),
      "has shape [1, 4, 10], but input shape [1, 4, 4, 10] without axis 3 is [1, 4, 4] (allowed: equal)"),
+    ("RSQRT", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-9),
+     "operator 1 (RSQRT): the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20 is"),
+    ("RSQRT", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e9),
+     "(shift -45); allowed is a shift of at least -31 (TFLM shifts right by it)"),
 ])
 def test_arithmetic_operators(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
     assert expect in _refusal(kind, edit)
@@ -384,6 +388,8 @@ def test_arithmetic_operators(kind: str, edit: Callable[[Any, Any, Any], None], 
     ("SUB", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 1, 4, 4, 8]), "has rank 5; supported is at most 4"),
     ("PADV2", lambda op, sg, m: _runtime_input(sg, op, 2), "is computed at run time; supported is a constant padding"),
     ("ARG_MAX", lambda op, sg, m: _runtime_input(sg, op, 1), "is computed at run time; supported is a constant axis"),
+    ("RSQRT", lambda op, sg, m: setattr(_tensor(sg, op, 0).quantization, "zeroPoint", np.asarray([0])),
+     "has zero point 0; supported is -128 (only non-negative values"),
 ])
 def test_arithmetic_operators_unsupported(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
     assert expect in _refusal(kind, edit, error=UnsupportedError)

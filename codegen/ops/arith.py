@@ -1,12 +1,14 @@
 """Arithmetic int8 operators of issue 17: MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, PRELU (with broadcasting, as
-ADD's; see elementwise.py, where SUB shares ADD's kernel) and ARG_MAX.
+ADD's; see elementwise.py, where SUB shares ADD's kernel), ARG_MAX and RSQRT.
 
 MAXIMUM/MINIMUM follow TFLM maximum_minimum.cc (no Prepare: the int8 values
 are compared as they are); SQUARED_DIFFERENCE squared_difference.cc
 (PrepareQuantized, SquaredDifference<int8_t>); PRELU prelu_common.cc
 (CalculatePreluParams) and reference_ops::BroadcastPrelu4DSlow; ARG_MAX
-arg_min_max.cc (reference_ops::ArgMinMax, int32 output).  Each lowering bakes
-the multipliers, offsets, the broadcast layout or the axis into the params.
+arg_min_max.cc (reference_ops::ArgMinMax, int32 output); RSQRT elementwise.cc
+(PrepareAbsRsqrt, RsqrtEvalQuantized), as a 256-entry table computed here with
+TFLM's integer arithmetic (elementwise_lut_s8).  Each lowering bakes the
+multipliers, offsets, the broadcast layout, the axis or the table in.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import numpy as np
 
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg
-from tinyml.codegen.ops.elementwise import binary_call, binary_operands, tensor_scale
-from tinyml.codegen.qmath import quantize_multiplier
+from tinyml.codegen.ops.elementwise import binary_call, binary_operands, int8_table, lut_call, tensor_scale
+from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, inv_sqrt_multiplier, multiply_by_quantized_multiplier,
+                                  quantize_multiplier)
 from tinyml.graph.ir import Op
-from tinyml.graph.validate import SQUARED_DIFFERENCE_LEFT_SHIFT, prelu_reals, squared_difference_reals
+from tinyml.graph.validate import (RSQRT_SHIFT, SQUARED_DIFFERENCE_LEFT_SHIFT, prelu_reals, rsqrt_real,
+                                   squared_difference_reals)
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.  The binary kernels
 # run in place over a same-sized dying input, as add_s8; estimated instructions per output element (per
@@ -73,3 +77,30 @@ def lower_arg_max(ctx: LowerContext, op: Op) -> KernelCall:
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],
         inputs=[inp.index], outputs=[out.index], macs=inp.size,
     )
+
+
+def rsqrt_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray:
+    """TFLM RsqrtEvalQuantized for every int8 input: the zero point gives 127; above it 1 / sqrt(x - zero
+    point) in fixed point (GetInvSqrtQuantizedMultiplierExp), scaled up by 2^20, then by the output
+    multiplier and down by 2^20.  (Validation requires the zero point -128: TFLM's Eval fails on inputs below
+    it.)"""
+    m, shift = quantize_multiplier(rsqrt_real(in_s, out_s))
+
+    def f(x: int) -> int:
+        value = x - in_zp
+        if value == 0:
+            return INT8_MAX
+        inv, inv_shift = inv_sqrt_multiplier(value)
+        data = multiply_by_quantized_multiplier(1, inv, inv_shift + RSQRT_SHIFT)
+        r = multiply_by_quantized_multiplier(data, m, shift - RSQRT_SHIFT) + out_zp
+        return min(INT8_MAX, max(INT8_MIN, r))
+
+    return int8_table(f)
+
+
+@lowering("RSQRT")
+def lower_rsqrt(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: int8 per tensor in and out, as many values, the input zero point -128, the multipliers' range.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    table = rsqrt_table(tensor_scale(inp), inp.quant.zp, tensor_scale(out), out.quant.zp)
+    return lut_call(op, inp, out, table)

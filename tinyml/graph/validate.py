@@ -54,6 +54,7 @@ PAD_MAX_RANK = 5  # TFLM PadKernelMaxDimensionCount
 BROADCAST_MAX_RANK = 4  # our add_s8/mul_s8 kernels broadcast up to 4-D (TFLM up to 6-D)
 ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD and SUB (15 for int16)
 SQUARED_DIFFERENCE_LEFT_SHIFT = 7  # TFLM: 255^2 * 2^14 stays below 2^31
+RSQRT_SHIFT = 20  # TFLM RsqrtEvalQuantized: kShift, 1 / sqrt(x) is scaled up by 2^20 and the output down
 
 
 # ---------------------------------------------------------------------------
@@ -157,7 +158,8 @@ def _rule_table() -> dict[str, Rule]:
 
 
 def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
-    """The rows of SUB, MAXIMUM, MINIMUM, PADV2 (``pad``: PAD's row), SQUARED_DIFFERENCE, PRELU and ARG_MAX."""
+    """The rows of SUB, MAXIMUM, MINIMUM, PADV2 (``pad``: PAD's row), SQUARED_DIFFERENCE, PRELU, ARG_MAX and
+    RSQRT."""
     either = Operand("input", kind="any")
     out = (Operand("output"),)
     return {
@@ -181,6 +183,9 @@ def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
         # Eval); an axis computed at run time is unsupported (UnsupportedError).
         "ARG_MAX": Rule(inputs=(Operand("input"), Operand("axis", ("int32",), kind="any", quant="none")),
                         outputs=(Operand("output", ("int32",), quant="none"),), checks=(_arg_max_shapes,)),
+        # RSQRT: TFLM's Eval fails on every input below the zero point; an input zero point other than -128
+        # (values that can be negative) is unsupported (UnsupportedError).
+        "RSQRT": Rule(inputs=(Operand("input"),), outputs=out, checks=(_same_size, _rsqrt_quantization)),
     }
 
 
@@ -703,7 +708,7 @@ def _same_quantization(graph: Graph, op: Op) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Relations of PADV2, SQUARED_DIFFERENCE, PRELU and ARG_MAX.
+# Relations of PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX and RSQRT.
 
 
 def squared_difference_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
@@ -718,6 +723,29 @@ def squared_difference_reals(s1: float, s2: float, s_out: float) -> tuple[float,
 def prelu_reals(in_s: float, alpha_s: float, out_s: float) -> tuple[float, float]:
     """TFLM CalculatePreluParams: input scale / output scale, input scale x alpha scale / output scale."""
     return in_s / out_s, in_s * alpha_s / out_s
+
+
+def rsqrt_real(in_s: float, out_s: float) -> float:
+    """TFLM SetRsqrtOutputMultiplier: 1 / (sqrt(input scale) x output scale), in double."""
+    return 1.0 / (math.sqrt(in_s) * out_s)
+
+
+def _rsqrt_quantization(graph: Graph, op: Op) -> None:
+    """The input zero point -128 (TFLM fails on inputs below it); the output multiplier, shifted by
+    RSQRT_SHIFT less, applied to 1 / sqrt(x) x 2^20 (at most 2^20), must keep that in int32 and shift right
+    by at most 31 (TFLM's RoundingDivideByPOT)."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if inp.quant.zp != -128:
+        raise _unsupported(graph, op, f"input {_ten(inp)} has zero point {inp.quant.zp}; supported is -128 (only "
+                                      "non-negative values: TFLM's RSQRT fails on any input below the zero point)")
+    real = rsqrt_real(_f32(inp.quant.s), _f32(out.quant.s))
+    what = "the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20"
+    _check_multiplier(graph, op, what, real / float(1 << RSQRT_SHIFT), 1 << RSQRT_SHIFT)
+    shift = multiplier_shift(real)
+    if shift - RSQRT_SHIFT < -31:
+        raise _fail(graph, f"{_op(op)}: {what} is {real / float(1 << RSQRT_SHIFT):g} (shift "
+                           f"{shift - RSQRT_SHIFT}); allowed is a shift of at least -31 (TFLM shifts right by it); "
+                           "requantize the model")
 
 
 def _pad_value(graph: Graph, op: Op) -> None:
