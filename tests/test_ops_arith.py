@@ -155,14 +155,15 @@ def test_arg_max_axes(shape: list[int], axis: int, tmp_path: Path) -> None:
     _verify(model, tmp_path, xs)
 
 
-@pytest.mark.parametrize("shape,pads,value,zp", [
-    ([2, 3, 4, 5], [[0, 0], [1, 2], [2, 1], [0, 0]], -128, -5),  # TFLM's image-style path
-    ([1, 2, 3, 2, 3], [[1, 0], [0, 1], [2, 2], [0, 0], [1, 3]], 127, 127),  # 5-D
-    ([5], [[3, 4]], 0, -128),
+@pytest.mark.parametrize("op,shape,pads,value,zp", [
+    ("PADV2", [2, 3, 4, 5], [[0, 0], [1, 2], [2, 1], [0, 0]], -128, -5),  # TFLM's image-style path
+    ("PADV2", [1, 2, 3, 2, 3], [[1, 0], [0, 1], [2, 2], [0, 0], [1, 3]], 127, 127),  # 5-D
+    ("PAD", [5], [[3, 4]], 0, -128),  # PAD takes the value operand too (one kernel in TFLM)
 ])
-def test_padv2_values(shape: list[int], pads: list[list[int]], value: int, zp: int, tmp_path: Path) -> None:
+def test_padv2_values(op: str, shape: list[int], pads: list[list[int]], value: int, zp: int,
+                      tmp_path: Path) -> None:
     out = [n + a + b for n, (a, b) in zip(shape, pads)]
-    model = tiny_model("PADV2", [_q(shape, 0.07, zp), dict(shape=[len(shape), 2], dtype="int32",
+    model = tiny_model(op, [_q(shape, 0.07, zp), dict(shape=[len(shape), 2], dtype="int32",
                                                             data=np.asarray(pads, dtype=np.int32)),
                                  dict(_q([], 0.07, zp), data=np.asarray(value, dtype=np.int8))], _q(out, 0.07, zp))
     rng = np.random.default_rng(5)
