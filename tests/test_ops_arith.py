@@ -64,6 +64,7 @@ PAIR_QUANT = {
         (1.7, 0, 0.9, -1, 3.1, 5, 2),  # RELU_N1_TO_1
         (1e-6, 64, 1.0, -64, 2.0 ** -19 * 1.0000001, -128, 0),  # input 1 multiplier 2^-21; output just below 1
         (0.011, 127, 0.013, -128, 900.0, 0, 0),  # a tiny output multiplier (every output the zero point)
+        (1e-12, 5, 1.0, -3, 0.01, 0, 0),  # input 1's multiplier below 2^-31: flushed to 0, as TFLM does
     ],
     "SQUARED_DIFFERENCE": [
         (0.05, -3, 0.05, 7, 0.1, -128, 0),
