@@ -241,7 +241,7 @@ OPS = (
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
     "MEAN", "ADD", "MUL", "CONCATENATION", "RESHAPE", "SQUEEZE", "PAD", "SOFTMAX",
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
-    "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "RSQRT",
+    "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT",
 )
 
 
@@ -432,6 +432,7 @@ def _arith_cases() -> list[Case]:
         case("argmax", "ARG_MAX", (4, 4, 10), axis=-1),
         case("argmax", "ARG_MAX", (6, 5, 3), axis=1),
         case("argmax", "ARG_MAX", (12,), axis=0, in_scale=4.0),
+        case("argmin", "ARG_MIN", (6, 5, 3), axis=-2),
         case("rsqrt", "RSQRT", (4, 4, 8), in_dist="image"),
         case("rsqrt", "RSQRT", (33,), in_dist="relu", in_scale=5.0),
     ]
@@ -592,6 +593,14 @@ def _b_argmax(keras: Any, c: Case, ins: list[Any]) -> Any:
     axis = c.p("axis")
     axis = axis + 1 if axis >= 0 else axis  # the batch dimension comes first
     return keras.layers.Lambda(lambda t: tf.math.argmax(t, axis=axis, output_type=tf.int32))(ins[0])
+
+
+def _b_argmin(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    axis = c.p("axis")
+    axis = axis + 1 if axis >= 0 else axis
+    return keras.layers.Lambda(lambda t: tf.math.argmin(t, axis=axis, output_type=tf.int32))(ins[0])
 
 
 def _b_rsqrt(keras: Any, c: Case, ins: list[Any]) -> Any:

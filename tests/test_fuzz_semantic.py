@@ -502,7 +502,7 @@ def test_semantic_fuzz(tmp_path: Path) -> None:
 
 def test_mutations_cover_every_family_and_operator() -> None:
     """The seeds cover every supported operator, and the mutants every kind of field (10,000 descriptions, cheap
-    to draw: depthMultiplier exists in the two depthwise seeds of 32 only)."""
+    to draw: depthMultiplier exists in the two depthwise seeds of 33 only)."""
     cases = seed_cases()
     assert {c.op for c in cases} == set(supported_ops())
     models = [build(c) for c in cases]

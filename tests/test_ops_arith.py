@@ -1,10 +1,10 @@
-"""SUB, MAXIMUM, MINIMUM, PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX, RSQRT (int8): bit-exact with TFLM.
+"""SUB, MAXIMUM, MINIMUM, PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX, ARG_MIN, RSQRT (int8): bit-exact with TFLM.
 
 * the converter-made cases of tests/modelgen.py on the host (gcc + ASan/UBSan), a few on QEMU (mps2-an386);
 * hand-built one-operator models (tests/test_ops_elementwise.py: tiny_model) that sweep what the converter
   does not make: every pair of int8 values under quantizations that give the extreme multipliers, fused
   activations, broadcasting in every position (scalars, odd sizes, constant inputs), every axis of ARG_MAX
-  with ties, PADV2's padding values, every int8 input of RSQRT;
+  and ARG_MIN with ties, PADV2's padding values, every int8 input of RSQRT;
 * validation's refusals of these operators are in tests/test_validate.py.
 """
 
@@ -19,7 +19,7 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, op_cases
 from tests.test_ops_elementwise import _q, _schema, _verify, tiny_model
 
-OPS = ("SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "RSQRT")
+OPS = ("SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT")
 CASES = op_cases(*OPS)
 QEMU_BOARD = "mps2-an386"
 QEMU_CASES = [c for c in CASES if c.id in ("sub-4x4x8+1x1x8-range2x0.5", "squared_difference-15+15-range1x1",
@@ -142,13 +142,15 @@ def _axis(value: int) -> dict:
     return dict(shape=[1], dtype="int32", data=np.asarray([value], dtype=np.int32))
 
 
-@pytest.mark.parametrize("shape,axis", [([3, 4, 5, 6], 0), ([3, 4, 5, 6], -1), ([3, 4, 5, 6], -3), ([9], 0),
-                                        ([2, 1, 7], 1)])
-def test_arg_max_axes(shape: list[int], axis: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("op,shape,axis", [("ARG_MAX", [3, 4, 5, 6], 0), ("ARG_MAX", [3, 4, 5, 6], -1),
+                                           ("ARG_MAX", [3, 4, 5, 6], -3), ("ARG_MAX", [9], 0),
+                                           ("ARG_MAX", [2, 1, 7], 1), ("ARG_MIN", [3, 4, 5, 6], 2),
+                                           ("ARG_MIN", [9], -1)])
+def test_arg_min_max_axes(op: str, shape: list[int], axis: int, tmp_path: Path) -> None:
     """Every axis, ties (the first index wins), all-equal rows, -128 and 127 at both ends."""
     pos = axis % len(shape)
     out = [n for i, n in enumerate(shape) if i != pos]
-    model = tiny_model("ARG_MAX", [_q(shape, 0.05, 3), _axis(axis)], dict(shape=out, dtype="int32"))
+    model = tiny_model(op, [_q(shape, 0.05, 3), _axis(axis)], dict(shape=out, dtype="int32"))
     rng = np.random.default_rng(pos)
     xs = [[rng.integers(-128, 128, size=shape).astype(np.int8)],
           [rng.integers(-2, 3, size=shape).astype(np.int8)],  # many ties

@@ -373,6 +373,8 @@ def _runtime_input(sg: Any, op: Any, pos: int) -> None:
      "tensor 2 ('Identity') (a model input or output) is of type int64"),
     ("ARG_MAX", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [4]),
      "operator 0 (ARG_MAX): axis 4 of tensor 1"),
+    ("ARG_MIN", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [-5]),
+     "operator 0 (ARG_MIN): axis -5 of tensor 1"),
     ("ARG_MAX", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 4, 10]),
      "has shape [1, 4, 10], but input shape [1, 4, 4, 10] without axis 3 is [1, 4, 4] (allowed: equal)"),
     ("RSQRT", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-9),

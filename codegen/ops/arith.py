@@ -1,11 +1,11 @@
 """Arithmetic int8 operators of issue 17: MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, PRELU (with broadcasting, as
-ADD's; see elementwise.py, where SUB shares ADD's kernel), ARG_MAX and RSQRT.
+ADD's; see elementwise.py, where SUB shares ADD's kernel), ARG_MAX, ARG_MIN and RSQRT.
 
 MAXIMUM/MINIMUM follow TFLM maximum_minimum.cc (no Prepare: the int8 values
 are compared as they are); SQUARED_DIFFERENCE squared_difference.cc
 (PrepareQuantized, SquaredDifference<int8_t>); PRELU prelu_common.cc
-(CalculatePreluParams) and reference_ops::BroadcastPrelu4DSlow; ARG_MAX
-arg_min_max.cc (reference_ops::ArgMinMax, int32 output); RSQRT elementwise.cc
+(CalculatePreluParams) and reference_ops::BroadcastPrelu4DSlow; ARG_MAX and
+ARG_MIN arg_min_max.cc (reference_ops::ArgMinMax, int32 output); RSQRT elementwise.cc
 (PrepareAbsRsqrt, RsqrtEvalQuantized), as a 256-entry table computed here with
 TFLM's integer arithmetic (elementwise_lut_s8).  Each lowering bakes the
 multipliers, offsets, the broadcast layout, the axis or the table in.
@@ -26,13 +26,13 @@ from tinyml.graph.validate import (RSQRT_SHIFT, SQUARED_DIFFERENCE_LEFT_SHIFT, p
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.  The binary kernels
 # run in place over a same-sized dying input, as add_s8.  Instructions per output element (per input element
-# for argmax_s8): QEMU's counts on mps2-an386 for the first modelgen case of each (`tinyml profile --kernels
+# for argminmax_s8): QEMU's counts on mps2-an386 for the first modelgen case of each (`tinyml profile --kernels
 # portable`: 15.4, 125.4, 60.6 on random inputs, 11.5).
 VARIANTS = (
     portable("minmax_s8", inplace=True, per_mac=15.0),
     portable("squared_difference_s8", inplace=True, per_mac=125.0),
     portable("prelu_s8", inplace=True, per_mac=60.0),
-    portable("argmax_s8", per_mac=11.5),
+    portable("argminmax_s8", per_mac=11.5),
 )
 
 
@@ -63,8 +63,8 @@ def lower_prelu(ctx: LowerContext, op: Op) -> KernelCall:
     return binary_call(op, "prelu_s8", inp, alpha, out, params)
 
 
-@lowering("ARG_MAX")
-def lower_arg_max(ctx: LowerContext, op: Op) -> KernelCall:
+@lowering("ARG_MAX", "ARG_MIN")
+def lower_arg_min_max(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: an int8 input of rank 1 or more, a constant int32 axis in range (its first value), the int32
     # output the input's shape without the axis.
     inp, axis_t, out = ctx.t(op.inputs[0]), ctx.t(op.inputs[1]), ctx.t(op.outputs[0])
@@ -74,7 +74,8 @@ def lower_arg_max(ctx: LowerContext, op: Op) -> KernelCall:
     params = dict(outer=int(np.prod(inp.shape[:axis], dtype=np.int64)), axis_size=int(inp.shape[axis]),
                   inner=int(np.prod(inp.shape[axis + 1:], dtype=np.int64)))
     return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="argmax_s8", spec={}, params=params,
+        op_index=op.index, op_kind=op.kind, kernel="argminmax_s8",
+        spec=dict(op="max" if op.kind == "ARG_MAX" else "min"), params=params,
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],
         inputs=[inp.index], outputs=[out.index], macs=inp.size,
     )

@@ -158,10 +158,12 @@ def _rule_table() -> dict[str, Rule]:
 
 
 def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
-    """The rows of SUB, MAXIMUM, MINIMUM, PADV2 (``pad``: PAD's row), SQUARED_DIFFERENCE, PRELU, ARG_MAX and
-    RSQRT."""
+    """The rows of SUB, MAXIMUM, MINIMUM, PADV2 (``pad``: PAD's row), SQUARED_DIFFERENCE, PRELU, ARG_MAX,
+    ARG_MIN and RSQRT."""
     either = Operand("input", kind="any")
     out = (Operand("output"),)
+    arg = Rule(inputs=(Operand("input"), Operand("axis", ("int32",), kind="any", quant="none")),
+               outputs=(Operand("output", ("int32",), quant="none"),), checks=(_arg_min_max_shapes,))
     return {
         # SUB as ADD: TFLM's CalculateOpDataSub is CalculateOpDataAdd (the TFLM we test against computes the
         # real multipliers in double as ADD does; some TFLM sources divide in float32 and differ by an LSB).
@@ -179,10 +181,10 @@ def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
         # PRELU: TFLM's BroadcastPrelu4DSlow (up to 4-D), alpha per tensor as TFLM reads it.
         "PRELU": Rule(inputs=(either, Operand("alpha", kind="any")), outputs=out,
                       checks=(_both_constant, _broadcast_shapes, _prelu_multipliers)),
-        # ARG_MAX: TFLM computes int8 input, int32 axis, int32 output only (an int64 output is refused at its
-        # Eval); an axis computed at run time is unsupported (UnsupportedError).
-        "ARG_MAX": Rule(inputs=(Operand("input"), Operand("axis", ("int32",), kind="any", quant="none")),
-                        outputs=(Operand("output", ("int32",), quant="none"),), checks=(_arg_max_shapes,)),
+        # ARG_MAX, ARG_MIN: TFLM computes int8 input, int32 axis, int32 output only (an int64 output is refused
+        # at its Eval); an axis computed at run time is unsupported (UnsupportedError).
+        "ARG_MAX": arg,
+        "ARG_MIN": arg,
         # RSQRT: TFLM's Eval fails on every input below the zero point; an input zero point other than -128
         # (values that can be negative) is unsupported (UnsupportedError).
         "RSQRT": Rule(inputs=(Operand("input"),), outputs=out, checks=(_same_size, _rsqrt_quantization)),
@@ -708,7 +710,7 @@ def _same_quantization(graph: Graph, op: Op) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Relations of PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX and RSQRT.
+# Relations of PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX, ARG_MIN and RSQRT.
 
 
 def squared_difference_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
@@ -786,7 +788,7 @@ def _prelu_multipliers(graph: Graph, op: Op) -> None:
                       _max_offset(inp) * _max_offset(alpha))
 
 
-def _arg_max_shapes(graph: Graph, op: Op) -> None:
+def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
     """TFLM's ArgMinMax: the axis is the axis tensor's first value (it has one: _check_model refuses empty
     shapes), in [-rank, rank - 1]; the output has the input's shape without that dimension."""
     inp, axis_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
