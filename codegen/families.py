@@ -1,5 +1,5 @@
 """Kernel families: the DSP and MVE variants of CONV_2D, DEPTHWISE_CONV_2D and
-FULLY_CONNECTED (and the DSP variant of ADD), as the declarations in ``variants.py`` use them.
+FULLY_CONNECTED (and the DSP variant of ADD and SUB), as the declarations in ``variants.py`` use them.
 
 For each variant: which portable calls it accepts (``*_ok``: groups,
 dilation, depth multipliers, params it does not know, a folded bias that
@@ -271,7 +271,7 @@ def dsp_add_ok(ctx: LowerContext, call: KernelCall) -> bool:
 def dsp_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
     p = call.params
     spec = dict(z1=p["in1_shift"] == 0, z2=p["in2_shift"] == 0, flat=p["a3"] == 1 and p["b3"] == 1,
-                **_clamp_spec(p))
+                **_clamp_spec(p), **{k: v for k, v in call.spec.items() if k == "sub"})  # SUB: spec.sub
     return replace(call, kernel="add_s8_dsp", spec=spec, params_kernel=call.kernel)
 
 

@@ -103,3 +103,43 @@ def multiply_by_quantized_multiplier(x: int, m: int, shift: int) -> int:
     right = 0 if shift > 0 else -shift
     xs = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)  # int32 wrap
     return rounding_divide_by_pot(srdhm(xs, m), right)
+
+
+def saturating_rounding_mul_pot(x: int, exponent: int) -> int:
+    """gemmlowp SaturatingRoundingMultiplyByPOT<exponent> on int32."""
+    if exponent < 0:
+        return rounding_divide_by_pot(x, -exponent)
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return (1 << 31) - 1
+    if x < -threshold:
+        return -(1 << 31)
+    return x << exponent
+
+
+def inv_sqrt_multiplier(value: int) -> tuple[int, int]:
+    """TFLite GetInvSqrtQuantizedMultiplierExp(value, kReverseShift = -1): 1 / sqrt(value) as a multiplier
+    and a left shift, by five Newton-Raphson steps in gemmlowp's FixedPoint<int32, 3> (value >= 0; 0 and 1
+    give (INT32_MAX, 0))."""
+    if value <= 1:
+        return (1 << 31) - 1, 0
+    shift = 11
+    while value >= (1 << 29):
+        value //= 4
+        shift += 1
+    pairs = ((32 - value.bit_length()) - 1) // 2 - 1  # CountLeadingZeros(value) - 1, in pairs, minus one
+    shift -= pairs
+    value <<= 2 * pairs
+    one = 1 << 28  # F3 one
+    half_input = rounding_divide_by_pot(value >> 1, 1)
+    half_three = (1 << 28) + (1 << 27)
+    x = one
+    for _ in range(5):
+        x3 = saturating_rounding_mul_pot(srdhm(srdhm(x, x), x), 6)  # F9 -> F3
+        diff = srdhm(half_three, x) - srdhm(half_input, x3)  # F6 (gemmlowp subtracts in int32)
+        x = saturating_rounding_mul_pot(((diff + (1 << 31)) % (1 << 32)) - (1 << 31), 3)  # F6 -> F3
+    inv = srdhm(x, 1518500250)  # x sqrt(2) / 2 (F3 x F0)
+    if shift < 0:
+        inv = ((inv << -shift) + (1 << 31)) % (1 << 32) - (1 << 31)
+        shift = 0
+    return inv, -shift

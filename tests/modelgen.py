@@ -242,6 +242,7 @@ OPS = (
     "MEAN", "ADD", "MUL", "CONCATENATION", "RESHAPE", "SQUEEZE", "PAD", "SOFTMAX",
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
     "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
+    "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT",
 )
 
 
@@ -427,6 +428,32 @@ def _movement_cases() -> list[Case]:
         # convolutions around SPLIT, TRANSPOSE, CONCATENATION and STRIDED_SLICE (the planner places them together)
         case("move_net", "SPLIT", (8, 8, 3)),
     ]
+def _arith_cases() -> list[Case]:
+    cs = []
+    for kind, op in (("sub", "SUB"), ("squared_difference", "SQUARED_DIFFERENCE")):
+        cs += [
+            case(kind, op, (4, 4, 8), (4, 4, 8), in_scale=(1.0, 3.0)),
+            case(kind, op, (4, 4, 8), (1, 1, 8), in_scale=(2.0, 0.5)),
+        ]
+    cs += [
+        case("maximum", "MAXIMUM", (4, 4, 8), (4, 4, 8), in_scale=(1.0, 3.0)),
+        case("minimum", "MINIMUM", (4, 4, 8), (1, 1, 8), in_scale=(2.0, 0.5)),
+        case("sub", "SUB", (15,), (15,), in_scale=(1.0, 1.0)),
+        case("squared_difference", "SQUARED_DIFFERENCE", (15,), (15,), in_scale=(1.0, 1.0)),
+        case("sub", "SUB", (6, 5, 3), (6, 5, 3), act="relu", in_scale=(2.0, 0.5)),
+        case("prelu", "PRELU", (6, 5, 8), shared=(1, 2)),
+        case("prelu", "PRELU", (4, 4, 3), shared=None, in_scale=3.0),
+        case("prelu", "PRELU", (17,), shared=None),
+        case("padv2", "PADV2", (5, 4, 3), pads=((1, 2), (0, 1), (2, 0)), value=0.7),
+        case("padv2", "PADV2", (7, 6), pads=((2, 0), (1, 3)), value=-3.0, in_dist="relu"),
+        case("argmax", "ARG_MAX", (4, 4, 10), axis=-1),
+        case("argmax", "ARG_MAX", (6, 5, 3), axis=1),
+        case("argmax", "ARG_MAX", (12,), axis=0, in_scale=4.0),
+        case("argmin", "ARG_MIN", (6, 5, 3), axis=-2),
+        case("rsqrt", "RSQRT", (4, 4, 8), in_dist="image"),
+        case("rsqrt", "RSQRT", (33,), in_dist="relu", in_scale=5.0),
+    ]
+    return cs
 
 
 _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
@@ -441,6 +468,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "ACTIVATION": _activation_cases,
     "QUANT": _quant_cases,
     "MOVEMENT": _movement_cases,
+    "ARITH": _arith_cases,
 }
 
 
@@ -544,6 +572,63 @@ def _b_add(keras: Any, c: Case, ins: list[Any]) -> Any:
 
 def _b_mul(keras: Any, c: Case, ins: list[Any]) -> Any:
     return _act(keras, keras.ops.multiply(ins[0], ins[1]), c.p("act", "none"))
+
+
+def _b_sub(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return _act(keras, keras.ops.subtract(ins[0], ins[1]), c.p("act", "none"))
+
+
+def _b_maximum(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.maximum(ins[0], ins[1])
+
+
+def _b_minimum(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.minimum(ins[0], ins[1])
+
+
+def _b_squared_difference(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda t: tf.math.squared_difference(t[0], t[1]))(ins)
+
+
+def _b_prelu(keras: Any, c: Case, ins: list[Any]) -> Any:
+    shared = c.p("shared")
+    layer = keras.layers.PReLU(shared_axes=list(shared) if shared else None)
+    x = layer(ins[0])
+    rng = np.random.default_rng(c.seed + 29)  # slopes of both signs, not the initial zeros
+    layer.alpha.assign(rng.uniform(-0.5, 1.5, size=tuple(layer.alpha.shape)).astype("float32"))
+    return x
+
+
+def _b_padv2(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    pads = [[0, 0]] + [list(p) for p in c.p("pads")]
+    return keras.layers.Lambda(lambda t: tf.pad(t, pads, constant_values=c.p("value")))(ins[0])
+
+
+def _b_argmax(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    axis = c.p("axis")
+    axis = axis + 1 if axis >= 0 else axis  # the batch dimension comes first
+    return keras.layers.Lambda(lambda t: tf.math.argmax(t, axis=axis, output_type=tf.int32))(ins[0])
+
+
+def _b_argmin(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    axis = c.p("axis")
+    axis = axis + 1 if axis >= 0 else axis
+    return keras.layers.Lambda(lambda t: tf.math.argmin(t, axis=axis, output_type=tf.int32))(ins[0])
+
+
+def _b_rsqrt(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    # (a constant ADD first keeps the input away from 0, where the float model is infinite)
+    return keras.layers.Lambda(lambda t: tf.math.rsqrt(t + 0.05))(ins[0])
 
 
 def _b_concat(keras: Any, c: Case, ins: list[Any]) -> Any:

@@ -110,7 +110,8 @@ def tiny_model(op: str, inputs: list[dict], output: dict, options: tuple[str, ob
     import flatbuffers
 
     s = _schema()
-    types = {"int8": s.TensorType.INT8, "float32": s.TensorType.FLOAT32, "int16": s.TensorType.INT16}
+    types = {"int8": s.TensorType.INT8, "float32": s.TensorType.FLOAT32, "int16": s.TensorType.INT16,
+             "int32": s.TensorType.INT32, "int64": s.TensorType.INT64}
     tensors = []
     buffers = [s.BufferT()]
     for k, spec in enumerate(inputs + [output]):

@@ -440,3 +440,69 @@ def test_one_writer_per_tensor(kind: str, outputs: list[int]) -> None:
     msg = _refusal(kind, lambda op, sg, m: _outputs(op, sg, outputs))
     assert f"operator 0 ({kind}) writes tensor {outputs[-1]}, which is already a model input or an operator's " \
            "output; allowed is one writer per tensor" in msg
+# ---------------------------------------------------------------------------
+# SUB, MAXIMUM, MINIMUM, PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX (issue 17)
+
+
+def _type(t: Any, name: str) -> None:
+    from tests.tflite_edit import schema
+
+    t.type = getattr(schema().TensorType, name)
+
+
+def _int8_buffer(m: Any, t: Any, values: list[int]) -> None:
+    m.buffers[t.buffer].data = np.frombuffer(np.asarray(values, dtype=np.int8).tobytes(), dtype=np.uint8).copy()
+    t.shape = np.asarray([len(values)], dtype=np.int32)
+
+
+def _runtime_input(sg: Any, op: Any, pos: int) -> None:
+    """Input ``pos`` of ``op`` becomes a model input (computed at run time, not a constant)."""
+    t = _tensor(sg, op, pos)
+    t.buffer = 0
+    sg.inputs = np.asarray(list(sg.inputs) + [op.inputs[pos]], dtype=np.int32)
+
+
+@pytest.mark.parametrize("kind, edit, expect", [
+    ("SUB", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-9), "operator 0 (SUB): the output rescaling factor is"),
+    ("SUB", lambda op, sg, m: setattr(op.builtinOptions, "fusedActivationFunction", 4),
+     "operator 0 (SUB): fused activation is TANH; allowed is NONE, RELU, RELU6, RELU_N1_TO_1"),
+    ("SUB", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 4, 2, 8]), "of shape [1, 4, 2, 8] does not broadcast"),
+    ("MAXIMUM", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [2, 4, 4, 8]),
+     "has shape [2, 4, 4, 8], but broadcasting [1, 4, 4, 8] with [1, 4, 4, 8] gives [1, 4, 4, 8]"),
+    ("MINIMUM", lambda op, sg, m: _type(_tensor(sg, op, 0, True), "INT16"), "is int16; allowed is int8"),
+    ("PADV2", lambda op, sg, m: setattr(_tensor(sg, op, 2).quantization, "zeroPoint", np.asarray([5])),
+     "are quantized differently; allowed is equal quantization (as TFLM requires)"),
+    ("PADV2", lambda op, sg, m: _int8_buffer(m, _tensor(sg, op, 2), [1, 2]),
+     "PadV2/constant_values') has 2 values; allowed is 1 (as TFLM requires)"),
+    ("SQUARED_DIFFERENCE", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-12),
+     "operator 0 (SQUARED_DIFFERENCE): the output multiplier (2 x the larger input scale)^2 / (2^14 x output scale)"),
+    ("PRELU", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-12),
+     "operator 0 (PRELU): the multiplier input scale / output scale is"),
+    ("PRELU", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 8, 1]), "of shape [1, 8, 1] does not broadcast"),
+    # TFLM's ARG_MAX refuses an int64 output (at Eval); as a model output it is refused before the operator
+    ("ARG_MAX", lambda op, sg, m: _type(_tensor(sg, op, 0, True), "INT64"),
+     "tensor 2 ('Identity') (a model input or output) is of type int64"),
+    ("ARG_MAX", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [4]),
+     "operator 0 (ARG_MAX): axis 4 of tensor 1"),
+    ("ARG_MIN", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [-5]),
+     "operator 0 (ARG_MIN): axis -5 of tensor 1"),
+    ("ARG_MAX", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 4, 10]),
+     "has shape [1, 4, 10], but input shape [1, 4, 4, 10] without axis 3 is [1, 4, 4] (allowed: equal)"),
+    ("RSQRT", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-9),
+     "operator 1 (RSQRT): the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20 is"),
+    ("RSQRT", lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e9),
+     "(shift -45); allowed is a shift of at least -31 (TFLM shifts right by it)"),
+])
+def test_arithmetic_operators(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal(kind, edit)
+
+
+@pytest.mark.parametrize("kind, edit, expect", [
+    ("SUB", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 1, 4, 4, 8]), "has rank 5; supported is at most 4"),
+    ("PADV2", lambda op, sg, m: _runtime_input(sg, op, 2), "is computed at run time; supported is a constant padding"),
+    ("ARG_MAX", lambda op, sg, m: _runtime_input(sg, op, 1), "is computed at run time; supported is a constant axis"),
+    ("RSQRT", lambda op, sg, m: setattr(_tensor(sg, op, 0).quantization, "zeroPoint", np.asarray([0])),
+     "has zero point 0; supported is -128 (only non-negative values"),
+])
+def test_arithmetic_operators_unsupported(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal(kind, edit, error=UnsupportedError)

@@ -1,7 +1,11 @@
-"""Element-wise int8 operators: ADD and MUL (with broadcasting), RELU, RELU6, LEAKY_RELU.
+"""Element-wise int8 operators: ADD, SUB and MUL (with broadcasting), RELU, RELU6, LEAKY_RELU.
 
 ADD and MUL follow TFLM add_common.cc / mul_common.cc (Prepare) and
-reference_integer_ops::AddFunc / MulElementwise (run time).  RELU and
+reference_integer_ops::AddFunc / MulElementwise (run time).  SUB follows
+sub_common.cc (ADD's Prepare) and reference_ops::SubElementwise: ADD's
+kernel with the rescaled second input subtracted (spec ``sub``), not added.
+Negating the second input (or its multiplier) would not be exact:
+SaturatingRoundingDoublingHighMul rounds halves up, not away from zero.  RELU and
 LEAKY_RELU are lowered to a 256-entry lookup table computed here with
 TFLM's integer arithmetic (activations_common.cc CalculateReluOpData +
 ReluQuantized; leaky_relu_common.cc + reference_ops::QuantizeLeakyRelu).
@@ -77,18 +81,19 @@ def _collapse(f: dict[str, int]) -> dict[str, int]:
     return {k: out[k] for k in sorted(out, key=lambda k: ("dab".index(k[0]), k[1]))}
 
 
-def _binary(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, str, dict[str, int]]:
-    # Validated: two int8 per-tensor inputs (at most one a constant) that broadcast to the int8 output,
-    # the activation.
+def binary_operands(ctx: LowerContext, op: Op) -> tuple[Tensor, Tensor, Tensor, str, dict[str, int]]:
+    """The inputs, output, fused activation and broadcast layout of a two-input int8 operator (validated: two
+    int8 per-tensor inputs, at most one a constant, that broadcast to the int8 output; the activation)."""
     a, b, out = ctx.t(op.inputs[0]), ctx.t(op.inputs[1]), ctx.t(op.outputs[0])
     act = fused_activation(op)
     layout = broadcast_layout(a, b, out)
     return a, b, out, act, layout
 
 
-def _binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: dict[str, int]) -> KernelCall:
+def binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: dict[str, int],
+                spec: dict[str, bool] | None = None) -> KernelCall:
     return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel=kernel, spec={}, params=params,
+        op_index=op.index, op_kind=op.kind, kernel=kernel, spec=spec or {}, params=params,
         args=[tensor_arg(a), tensor_arg(b), tensor_arg(out, writable=True)],
         inputs=[t.index for t in (a, b) if not t.is_const], outputs=[out.index],
         macs=out.size,
@@ -99,21 +104,23 @@ def _binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params:
 
 
 # ---------------------------------------------------------------------------
-# ADD / MUL
+# ADD / SUB / MUL
 
 
 def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
-    """TFLM CalculateOpDataAdd for int8 (validated: every rescaling factor below 1)."""
+    """TFLM CalculateOpDataAdd for int8, which CalculateOpDataSub equals (validated: every rescaling factor
+    below 1)."""
     out: dict[str, int] = {}
     for name, real in zip(("in1", "in2", "out"), add_reals(s1, s2, s_out)):
         out[f"{name}_mult"], out[f"{name}_shift"] = quantize_multiplier(real)
     return out
 
 
-@lowering("ADD")
+@lowering("ADD", "SUB")
 def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
-    a, b, out, act, layout = _binary(ctx, op)
+    a, b, out, act, layout = binary_operands(ctx, op)
     s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
+    sub = op.kind == "SUB"
     mults = add_multipliers(s1, s2, so)
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
     params = dict(
@@ -122,12 +129,12 @@ def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
         **mults,
         out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
     )
-    return _binary_call(op, "add_s8", a, b, out, params)
+    return binary_call(op, "add_s8", a, b, out, params, dict(sub=True) if sub else None)
 
 
 @lowering("MUL")
 def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
-    a, b, out, act, layout = _binary(ctx, op)
+    a, b, out, act, layout = binary_operands(ctx, op)
     s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
     # TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier.
     m, shift = quantize_multiplier(s1 * s2 / so)
@@ -137,7 +144,7 @@ def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
         in1_offset=-a.quant.zp, in2_offset=-b.quant.zp,
         out_mult=m, out_shift=shift, out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
     )
-    return _binary_call(op, "mul_s8", a, b, out, params)
+    return binary_call(op, "mul_s8", a, b, out, params)
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """PAD and CONCATENATION (int8): data movement without arithmetic.
 
-PAD follows TFLM's PadPrepare/PadEval: constant int32 paddings, the padding
-value is the output zero point, values are copied unchanged.
+PAD and PADV2 follow TFLM's PadPrepare/PadEval (one kernel for both): constant
+int32 paddings, the padding value is the constant_values input (quantized as
+the output) where there is one, else the output zero point; values are copied
+unchanged.
 CONCATENATION follows TFLM's ConcatenationPrepare/Eval: for int8 every
 input must have exactly the output's scale and zero point (TFLM refuses the
 model otherwise; the converter inserts QUANTIZE ops to requantize), and the
@@ -24,10 +26,11 @@ VARIANTS = (
 )
 
 
-@lowering("PAD")
+@lowering("PAD", "PADV2")
 def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: the operands (a constant int32 paddings tensor), 1-D to 5-D, one non-negative (before,
-    # after) pair per dimension, and the output shape the input's padded.
+    # Validated: the operands (a constant int32 paddings tensor, an optional constant int8 padding value of
+    # one element), 1-D to 5-D, one non-negative (before, after) pair per dimension, and the output shape the
+    # input's padded.
     inp, out, pads_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
     pads = np.asarray(pads_t.data, dtype=np.int64).reshape(rank, 2)
@@ -40,7 +43,8 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
         params[f"i{k}"] = int(in_d[k])
         params[f"o{k}"] = int(out_d[k])
         params[f"b{k}"] = int(before[k])
-    params["pad_value"] = int(out.quant.zp)
+    value = ctx.t(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    params["pad_value"] = int(np.asarray(value.data).reshape(-1)[0]) if value is not None else int(out.quant.zp)
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="pad_s8", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],

@@ -124,6 +124,7 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
         "MEAN": ("ReducerOptions", lambda o: dict(keep_dims=bool(o.KeepDims()))),
         "ADD": ("AddOptions", lambda o: dict(activation=act(o))),
         "MUL": ("MulOptions", lambda o: dict(activation=act(o))),
+        "SUB": ("SubOptions", lambda o: dict(activation=act(o))),
         "CONCATENATION": ("ConcatenationOptions", lambda o: dict(axis=o.Axis(), activation=act(o))),
         "RESHAPE": (
             "ReshapeOptions",
@@ -169,6 +170,7 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "MEAN": dict(keep_dims=False),
     "ADD": dict(activation="NONE"),
     "MUL": dict(activation="NONE"),
+    "SUB": dict(activation="NONE"),
     "CONCATENATION": dict(axis=0, activation="NONE"),
     "RESHAPE": dict(new_shape=[]),
     "SQUEEZE": dict(squeeze_dims=[]),

@@ -61,7 +61,9 @@ MEAN_MAX_VALUES = 1 << 23  # 255 * 2^23 < 2^31: the sum of the (x - zero point) 
 MEAN_MAX_RANK = 4  # our mean_s8 kernel reduces 1-D to 4-D inputs
 PAD_MAX_RANK = 5  # TFLM PadKernelMaxDimensionCount
 BROADCAST_MAX_RANK = 4  # our add_s8/mul_s8 kernels broadcast up to 4-D (TFLM up to 6-D)
-ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD (15 for int16)
+ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD and SUB (15 for int16)
+SQUARED_DIFFERENCE_LEFT_SHIFT = 7  # TFLM: 255^2 * 2^14 stays below 2^31
+RSQRT_SHIFT = 20  # TFLM RsqrtEvalQuantized: kShift, 1 / sqrt(x) is scaled up by 2^20 and the output down
 
 
 # ---------------------------------------------------------------------------
@@ -143,9 +145,11 @@ def _rule_table() -> dict[str, Rule]:
         "SQUEEZE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),),
                         outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),),
                         checks=(_same_size, _same_type, _squeeze_shape)),
-        # PAD of a scalar is unsupported (UnsupportedError); the rest is a ModelError.
-        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none")), outputs=out,
-                    checks=(_pad_shapes,)),
+        # PAD of a scalar, and a padding value computed at run time, are unsupported (UnsupportedError); the rest
+        # is a ModelError.  PADV2 (below) shares this row: TFLM registers one kernel for both.
+        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none"),
+                            Operand("constant_values", kind="any", optional=True)), outputs=out,
+                    checks=(_pad_shapes, _pad_value)),
         # SOFTMAX, LOGISTIC, TANH, HARD_SWISH: the input-scale bounds are where TFLM's Prepare stops or its
         # arithmetic is undefined (ModelError).
         "SOFTMAX": Rule(inputs=(act,), outputs=out, fixed_output=(1.0 / 256.0, -128),
@@ -161,6 +165,40 @@ def _rule_table() -> dict[str, Rule]:
         "DEQUANTIZE": Rule(inputs=(act,), outputs=(Operand("output", ("float32",), quant="none"),),
                            checks=(_same_size,)),
         **_movement_rules(),
+    }
+
+
+def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
+    """The rows of SUB, MAXIMUM, MINIMUM, PADV2 (``pad``: PAD's row), SQUARED_DIFFERENCE, PRELU, ARG_MAX,
+    ARG_MIN and RSQRT."""
+    either = Operand("input", kind="any")
+    out = (Operand("output"),)
+    arg = Rule(inputs=(Operand("input"), Operand("axis", ("int32",), kind="any", quant="none")),
+               outputs=(Operand("output", ("int32",), quant="none"),), checks=(_arg_min_max_shapes,))
+    return {
+        # SUB as ADD: TFLM's CalculateOpDataSub is CalculateOpDataAdd (the TFLM we test against computes the
+        # real multipliers in double as ADD does; some TFLM sources divide in float32 and differ by an LSB).
+        # Rank above 4 (TFLM broadcasts up to 6-D) and two constants are unsupported (UnsupportedError).
+        "SUB": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
+                    checks=(_both_constant, _broadcast_shapes, _add_multipliers, _activation_range)),
+        # MAXIMUM/MINIMUM have no Prepare in TFLM: the int8 values are compared as they are (the quantization is
+        # not read).  TFLM broadcasts up to 5-D, our kernel up to 4-D (UnsupportedError above).
+        "MAXIMUM": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
+        "MINIMUM": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
+        "PADV2": pad,
+        # SQUARED_DIFFERENCE broadcasts up to 4-D in TFLM (BroadcastBinaryFunction4DSlow).
+        "SQUARED_DIFFERENCE": Rule(inputs=(either, either), outputs=out,
+                                   checks=(_both_constant, _broadcast_shapes, _squared_difference_multipliers)),
+        # PRELU: TFLM's BroadcastPrelu4DSlow (up to 4-D), alpha per tensor as TFLM reads it.
+        "PRELU": Rule(inputs=(either, Operand("alpha", kind="any")), outputs=out,
+                      checks=(_both_constant, _broadcast_shapes, _prelu_multipliers)),
+        # ARG_MAX, ARG_MIN: TFLM computes int8 input, int32 axis, int32 output only (an int64 output is refused
+        # at its Eval); an axis computed at run time is unsupported (UnsupportedError).
+        "ARG_MAX": arg,
+        "ARG_MIN": arg,
+        # RSQRT: TFLM's Eval fails on every input below the zero point; an input zero point other than -128
+        # (values that can be negative) is unsupported (UnsupportedError).
+        "RSQRT": Rule(inputs=(Operand("input"),), outputs=out, checks=(_same_size, _rsqrt_quantization)),
     }
 
 
@@ -1010,6 +1048,103 @@ def _space_to_depth_shapes(graph: Graph, op: Op) -> None:
         raise _shape_error(graph, op, f"input {_ten(inp)} has height {h} and width {w}, which do not divide by "
                                       f"block_size {b} (as TFLM requires)")
     _expect_shape(graph, op, out, [n, h // b, w // b, c * b * b], f"block_size {b} on input shape {list(inp.shape)}")
+# Relations of PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX, ARG_MIN and RSQRT.
+
+
+def squared_difference_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
+    """TFLM's SQUARED_DIFFERENCE PrepareQuantized for int8 (left shift 7): the input multipliers as ADD's, the
+    output one (twice the larger scale)^2 / (2^14 x the output scale, a float32 product)."""
+    twice_max = 2.0 * max(s1, s2)
+    with np.errstate(all="ignore"):
+        denominator = float(np.float32(np.float32(1 << (2 * SQUARED_DIFFERENCE_LEFT_SHIFT)) * np.float32(s_out)))
+    return s1 / twice_max, s2 / twice_max, twice_max * twice_max / denominator
+
+
+def prelu_reals(in_s: float, alpha_s: float, out_s: float) -> tuple[float, float]:
+    """TFLM CalculatePreluParams: input scale / output scale, input scale x alpha scale / output scale."""
+    return in_s / out_s, in_s * alpha_s / out_s
+
+
+def rsqrt_real(in_s: float, out_s: float) -> float:
+    """TFLM SetRsqrtOutputMultiplier: 1 / (sqrt(input scale) x output scale), in double."""
+    return 1.0 / (math.sqrt(in_s) * out_s)
+
+
+def _rsqrt_quantization(graph: Graph, op: Op) -> None:
+    """The input zero point -128 (TFLM fails on inputs below it); the output multiplier, shifted by
+    RSQRT_SHIFT less, applied to 1 / sqrt(x) x 2^20 (at most 2^20), must keep that in int32 and shift right
+    by at most 31 (TFLM's RoundingDivideByPOT)."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    if inp.quant.zp != -128:
+        raise _unsupported(graph, op, f"input {_ten(inp)} has zero point {inp.quant.zp}; supported is -128 (only "
+                                      "non-negative values: TFLM's RSQRT fails on any input below the zero point)")
+    real = rsqrt_real(_f32(inp.quant.s), _f32(out.quant.s))
+    what = "the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20"
+    _check_multiplier(graph, op, what, real / float(1 << RSQRT_SHIFT), 1 << RSQRT_SHIFT)
+    shift = multiplier_shift(real)
+    if shift - RSQRT_SHIFT < -31:
+        raise _fail(graph, f"{_op(op)}: {what} is {real / float(1 << RSQRT_SHIFT):g} (shift "
+                           f"{shift - RSQRT_SHIFT}); allowed is a shift of at least -31 (TFLM shifts right by it); "
+                           "requantize the model")
+
+
+def _pad_value(graph: Graph, op: Op) -> None:
+    """TFLM PadPrepare with a constant_values input: one value, quantized as the output (equal zero point and
+    scale); we bake it in, so it must be a constant."""
+    value, out = _t(graph, op, 2), _t(graph, op, 0, True)
+    if value is None:
+        return
+    if value.size != 1:
+        raise _shape_error(graph, op, f"constant_values {_ten(value)} has {value.size} values; allowed is 1 (as "
+                                      "TFLM requires)")
+    if value.quant.zp != out.quant.zp or np.float32(value.quant.s) != np.float32(out.quant.s):
+        raise _fail(graph, f"{_op(op)}: constant_values {_ten(value)} (scale {value.quant.s:.9g}, zero point "
+                           f"{value.quant.zp}) and output {_ten(out)} (scale {out.quant.s:.9g}, zero point "
+                           f"{out.quant.zp}) are quantized differently; allowed is equal quantization (as TFLM "
+                           "requires)")
+    if not value.is_const:
+        raise _unsupported(graph, op, f"constant_values {_ten(value)} is computed at run time; supported is a "
+                                      "constant padding value")
+
+
+def _squared_difference_multipliers(graph: Graph, op: Op) -> None:
+    """The input multipliers are at most 1/2; the output one is QuantizeMultiplier's, applied to the square of
+    the rescaled difference, which must stay in int32 when shifted left by it."""
+    a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    r1, r2, ro = squared_difference_reals(_f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s))
+    # |rescaled input| <= |x - zero point| * 2^7 * multiplier, plus one for the rounding of each step
+    diff = math.ceil((_max_offset(a) * r1 + _max_offset(b) * r2) * (1 << SQUARED_DIFFERENCE_LEFT_SHIFT)) + 2
+    _check_multiplier(graph, op, "the output multiplier (2 x the larger input scale)^2 / (2^14 x output scale)",
+                      ro, diff * diff)
+
+
+def _prelu_multipliers(graph: Graph, op: Op) -> None:
+    inp, alpha, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    r1, r2 = prelu_reals(_f32(inp.quant.s), _f32(alpha.quant.s), _f32(out.quant.s))
+    _check_multiplier(graph, op, "the multiplier input scale / output scale", r1, _max_offset(inp))
+    _check_multiplier(graph, op, "the multiplier input scale x alpha scale / output scale", r2,
+                      _max_offset(inp) * _max_offset(alpha))
+
+
+def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
+    """TFLM's ArgMinMax: the axis is the axis tensor's first value (it has one: _check_model refuses empty
+    shapes), in [-rank, rank - 1]; the output has the input's shape without that dimension."""
+    inp, axis_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    rank = len(inp.shape)
+    if rank < 1:
+        raise _shape_error(graph, op, f"input {_ten(inp)} is a scalar; allowed is rank 1 or more")
+    if not axis_t.is_const:
+        raise _unsupported(graph, op, f"the axis tensor {_ten(axis_t)} is computed at run time; supported is a "
+                                      "constant axis")
+    axis = int(np.asarray(axis_t.data).reshape(-1)[0])
+    if not -rank <= axis < rank:
+        raise _fail(graph, f"{_op(op)}: axis {axis} of {_ten(axis_t)} is out of range; allowed is [-{rank}, "
+                           f"{rank - 1}] for the {rank}-D input")
+    pos = axis + rank if axis < 0 else axis
+    expect = [n for i, n in enumerate(inp.shape) if i != pos]
+    if list(out.shape) != expect:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but input shape "
+                                      f"{list(inp.shape)} without axis {pos} is {expect} (allowed: equal)")
 
 
 # ---------------------------------------------------------------------------
@@ -1287,4 +1422,9 @@ def validate_operator(graph: Graph, op: Op) -> None:
         check(graph, op)
 
 
-RULES: dict[str, Rule] = _rule_table()
+def _all_rules() -> dict[str, Rule]:
+    rules = _rule_table()
+    return {**rules, **_arith_rule_table(rules["PAD"])}
+
+
+RULES: dict[str, Rule] = _all_rules()
