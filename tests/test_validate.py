@@ -469,7 +469,7 @@ def _runtime_input(sg: Any, op: Any, pos: int) -> None:
     ("SUB", lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 4, 2, 8]), "of shape [1, 4, 2, 8] does not broadcast"),
     ("MAXIMUM", lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [2, 4, 4, 8]),
      "has shape [2, 4, 4, 8], but broadcasting [1, 4, 4, 8] with [1, 4, 4, 8] gives [1, 4, 4, 8]"),
-    ("MINIMUM", lambda op, sg, m: _type(_tensor(sg, op, 0, True), "INT16"), "is int16; allowed is int8"),
+    ("MINIMUM", lambda op, sg, m: _type(_tensor(sg, op, 0, True), "INT32"), "is int32; allowed is int8"),
     ("PADV2", lambda op, sg, m: setattr(_tensor(sg, op, 2).quantization, "zeroPoint", np.asarray([5])),
      "are quantized differently; allowed is equal quantization (as TFLM requires)"),
     ("PADV2", lambda op, sg, m: _int8_buffer(m, _tensor(sg, op, 2), [1, 2]),
