@@ -141,9 +141,24 @@ def dsp_conv_stack(call: KernelCall) -> int:
     return 4 * _conv_kp(call.params)  # the two-pixel im2col buffer (int16 taps), in every form
 
 
+RING_RUN_BYTES = 64  # DSP convolution in place: the ring holds about this many bytes more, stored in one copy
+
+
 def dsp_conv_ring_extra(call: KernelCall) -> int:
-    """In place, two pixels are computed before either is stored: the ring holds one pixel more."""
-    return 1
+    """In place, two pixels are computed before either is stored, and pixels are stored in runs of
+    RING_RUN_BYTES (one copy each; at least one pixel): the ring holds that many pixels more."""
+    return max(1, RING_RUN_BYTES // call.params["out_c"])
+
+
+def dsp_conv_ring_stores(call: KernelCall) -> int:
+    """Copies out of the ring of one whole-layer run (a run of ring_extra pixels, at least 2, each)."""
+    p = call.params
+    return -(-p["out_h"] * p["out_w"] // max(2, dsp_conv_ring_extra(call)))
+
+
+def dsp_dwconv_ring_stores(call: KernelCall) -> int:
+    """The depthwise convolution stores pixel by pixel."""
+    return call.params["out_h"] * call.params["out_w"]
 
 
 def dsp_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
@@ -417,11 +432,11 @@ VARIANTS = (
     # DS-CNN), x0.92 (depthwise, DS-CNN) and x0.89 (fully connected, the MLPerf AD autoencoder), which
     # scale the figures below.  ADD: 30 instructions per output element (ResNet-8's three ADDs).
     Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
-            window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.8, ring_per_byte=0.7, build=dsp_conv,
-            helpers=(DSP,)),
-    Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, window=True,
-            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.3, ring_per_byte=0.7, build=dsp_dwconv,
-            helpers=(DSP,)),
+            ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.8,
+            ring_per_byte=0.55, ring_stores=dsp_conv_ring_stores, ring_per_store=75, build=dsp_conv, helpers=(DSP,)),
+    Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
+            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.3, ring_per_byte=0.55,
+            ring_stores=dsp_dwconv_ring_stores, ring_per_store=20, build=dsp_dwconv, helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
     # ADD: in place as the portable kernel (element by element)
