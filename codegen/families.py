@@ -141,19 +141,17 @@ def dsp_conv_stack(call: KernelCall) -> int:
     return 4 * _conv_kp(call.params)  # the two-pixel im2col buffer (int16 taps), in every form
 
 
-RING_RUN_BYTES = 64  # DSP convolution in place: the ring holds about this many bytes more, stored in one copy
-
-
 def dsp_conv_ring_extra(call: KernelCall) -> int:
-    """In place, two pixels are computed before either is stored, and pixels are stored in runs of
-    RING_RUN_BYTES (one copy each; at least one pixel): the ring holds that many pixels more."""
-    return max(1, RING_RUN_BYTES // call.params["out_c"])
+    """In place, two pixels are computed before either is stored: the ring holds one pixel more.  (The
+    kernel stores in longer runs out of a longer ring, but the bytes that costs outweigh the copies it
+    saves where memory is what in place is for.)"""
+    return 1
 
 
 def dsp_conv_ring_stores(call: KernelCall) -> int:
-    """Copies out of the ring of one whole-layer run (a run of ring_extra pixels, at least 2, each)."""
+    """Copies out of the ring of one whole-layer run: one per pixel pair."""
     p = call.params
-    return -(-p["out_h"] * p["out_w"] // max(2, dsp_conv_ring_extra(call)))
+    return -(-p["out_h"] * p["out_w"] // 2)
 
 
 def dsp_dwconv_ring_stores(call: KernelCall) -> int:
@@ -418,8 +416,10 @@ def mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
 
 # The DSP variants run in place through a ring (spec.ring) and compute patch windows (spec.window, not
 # FC) with the same inner loops as their whole-layer code.  Ring units held beyond lag + 1: the
-# convolution computes two pixels before storing (1); the depthwise convolution reads the input
-# rows of an output row ahead but computes and stores pixel by pixel (0); FC stores row by row (0).
+# convolution computes two pixels before storing (1);
+# the depthwise convolution reads the input rows of an output row ahead but computes and stores pixel by
+# pixel (0); FC stores row by row (0).  The convolutions also run in place without a ring (ring_direct):
+# their whole-layer code reads a pixel pair's taps (im2col) or an output row's input rows before writing.
 VARIANTS = (
     # Estimated costs fitted to QEMU instruction counts of the DS-CNN (2,664,768 MACs) measured when the
     # forms were added: mps2-an386 whole layer 5,119,492 (1.92 per MAC), in place +50,583 for 72,000 bytes
@@ -431,12 +431,21 @@ VARIANTS = (
     # (1.78 per MAC; in place +80,127); per kernel the instructions per MAC moved by x0.94 (convolutions,
     # DS-CNN), x0.92 (depthwise, DS-CNN) and x0.89 (fully connected, the MLPerf AD autoencoder), which
     # scale the figures below.  ADD: 30 instructions per output element (ResNet-8's three ADDs).
+    # Refitted on MobileNetV1-0.25 (mps2-an386, QEMU): a copy out of the ring costs about 75 instructions
+    # of set-up in the convolution (per run), 20 in the depthwise one (per pixel), plus 0.55 per byte (ops
+    # 4..26 in place through rings against the whole layer).  Patch stages of ops 2..3 measure over the
+    # layer-by-layer plan: 3x4 patches +186,504 instructions / +266,847 cycles, 3x6 +247,640 / +343,169,
+    # 4x6 +277,392 / +379,603; the cycles, at the whole network's 1.137 cycles per instruction, less the
+    # recomputed halos as estimated here (60,134, 84,580, 97,537), fit patch_call 5,600 per call (least
+    # squares; the estimates of halos alone are low: the first op's recomputed pixels cost most).
     Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
             ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.8,
-            ring_per_byte=0.55, ring_stores=dsp_conv_ring_stores, ring_per_store=75, build=dsp_conv, helpers=(DSP,)),
+            ring_per_byte=0.55, ring_stores=dsp_conv_ring_stores, ring_per_store=75, patch_call=5600,
+            build=dsp_conv, helpers=(DSP,)),
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
             accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.3, ring_per_byte=0.55,
-            ring_stores=dsp_dwconv_ring_stores, ring_per_store=20, build=dsp_dwconv, helpers=(DSP,)),
+            ring_stores=dsp_dwconv_ring_stores, ring_per_store=20, patch_call=5600, build=dsp_dwconv,
+            helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
     # ADD: in place as the portable kernel (element by element)
