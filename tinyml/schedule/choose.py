@@ -31,7 +31,7 @@ from dataclasses import replace
 from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
 from tinyml.schedule.patch import search
-from tinyml.schedule.plan import OpFacts, Plan, plan_memory
+from tinyml.schedule.plan import DIRECT, OpFacts, Plan, plan_memory
 
 Options = dict[int, tuple[OpFacts, ...]]  # op index -> its variants, fastest first
 TOLERANCE = 0.02  # default builds: at most this much slower (estimated) than the fastest plan
@@ -81,30 +81,31 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
     fastest plan (nothing in place), the second layer by layer in place where the fastest variants can
     (without a ring where that needs no more memory), the third so with rings only."""
     fast, caps = fastest_facts(options), capabilities(options)
-    made = [(plan_memory(graph, fast, inplace=False), fast), (plan_memory(graph, fast), fast),
-            (plan_memory(graph, fast, direct=False), fast)]
+    made = [(plan_memory(graph, fast, inplace=False), fast, "none")]
+    made += [(plan_memory(graph, fast, direct=d), fast, d) for d in DIRECT]
     if caps != fast:  # a slower variant can run some operator in place or patch by patch
-        made += [(plan_memory(graph, caps), caps), (plan_memory(graph, caps, direct=False), caps)]
-    if sram is None or min(p.arena_bytes for p, _ in made) > sram:
+        made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
+    if sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
         found = search(graph, caps, sram=sram, max_extra=max_extra)
         if sram is not None and not any(c.arena <= sram for c in found):
             found = search(graph, caps, max_extra=max_extra)
-        made += [(c.plan, caps) for c in found if c.stage is not None]
-    plans = [p for p, _ in made]
+        made += [(c.plan, caps, "all") for c in found if c.stage is not None]
+    plans = [p for p, _, _ in made]
     for p in plans:
         with_choice(graph, p, options)
     # Running in place without a ring shifts the output below its input, which can leave gaps in the arena:
-    # each patch plan on the cost frontier also with rings only.  Rings cost copies: each plan on the
-    # frontier also without the rings its arena does not need.
+    # each patch plan on the cost frontier also so only where that shifts nothing, and with rings only.
+    # Rings cost copies: each plan on the frontier also without the rings its arena does not need.
     on_frontier = {id(p) for p in frontier(plans)}
-    for p, facts in list(made):
+    for p, facts, d in list(made):
         if id(p) in on_frontier and p.stages and any(ip.direct for ip in p.inplace.values()):
-            q = plan_memory(graph, facts, stage=p.stages[0], orders=[p.order], direct=False)
-            made.append((q, facts))
-            plans.append(with_choice(graph, q, options))
+            for d in DIRECT[1:]:
+                q = plan_memory(graph, facts, stage=p.stages[0], orders=[p.order], direct=d)
+                made.append((q, facts, d))
+                plans.append(with_choice(graph, q, options))
     on_frontier = {id(p) for p in frontier(plans)}
-    for p, facts in made:
-        q = spare_rings(graph, p, facts) if id(p) in on_frontier else None
+    for p, facts, d in made:
+        q = spare_rings(graph, p, facts, d) if id(p) in on_frontier else None
         if q is not None:
             plans.append(with_choice(graph, q, options))
     return plans
@@ -113,11 +114,11 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
 RING_DROP_FILL = (1.0, 0.9, 0.75)  # spare_rings: how full a step may get with a ring's output apart
 
 
-def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts]) -> Plan | None:
+def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str) -> Plan | None:
     """``plan`` without the rings (in place through a ring: every output byte copied once more) that its
     arena does not need: the ring operators whose step stays within a fill of the arena with the output
-    apart from the input are planned again without theirs (fullest fill first); None when no ring can go
-    without the arena growing."""
+    apart from the input are planned again without theirs (fullest fill first; ``direct`` as ``plan``
+    was made); None when no ring can go without the arena growing."""
     rings = [op for op, ip in plan.inplace.items() if ip.ring]
     if not rings:
         return None
@@ -131,7 +132,7 @@ def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts]) -> Plan | N
             continue
         tried.add(drop)
         q = plan_memory(graph, facts, stage=plan.stages[0] if plan.stages else None, orders=[plan.order],
-                        without=drop, direct=any(ip.direct for ip in plan.inplace.values()))
+                        without=drop, direct=direct)
         if q.arena_bytes <= plan.arena_bytes:
             return q
     return None

@@ -312,10 +312,15 @@ def _direct_delta(last_use: np.ndarray, in_unit: int, out_unit: int, n_out: int,
     return lo
 
 
+DIRECT = ("all", "aligned", "none")  # plan_memory's ways of running ring kernels in place without a ring
+
+
 def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int, extra: int = 0,
-                 direct: bool = False) -> tuple[int, int, int, bool] | None:
-    """(delta, lag, unit bytes, direct) of the cheapest in-place layout of a ring kernel, or None; with
-    ``direct`` (the kernel declares ``ring_direct``) also without a ring, which wins ties."""
+                 direct: str = "none") -> tuple[int, int, int, bool] | None:
+    """(delta, lag, unit bytes, direct) of the cheapest in-place layout of a ring kernel, or None.  With
+    ``direct`` "all" (the kernel declares ``ring_direct``) also without a ring, which wins ties; with
+    "aligned" only where that does not place the output lower than the ring would (outputs shifted below
+    their inputs op after op can leave gaps in the arena)."""
     op = graph.ops[op_index]
     win = window_of(graph, op)
     if win is not None:
@@ -337,22 +342,24 @@ def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int, ext
     if in_unit * last_use.size != in_bytes or out_unit * n_out != out_bytes:
         return None
     best: tuple[int, int, int, int, bool] | None = None
-    if direct:
-        delta = _direct_delta(last_use, in_unit, out_unit, n_out, in_bytes, out_bytes)
-        best = (max(in_bytes, delta + out_bytes) - min(0, delta), delta, 0, out_unit, True)
     for delta in sorted({0, in_bytes - out_bytes}):
         lag = ring_lag(last_use, in_unit, out_unit, n_out, delta)
         foot = max(in_bytes, delta + out_bytes) - min(0, delta) + (lag + 1 + extra) * out_unit
         if best is None or foot < best[0]:
             best = (foot, delta, lag, out_unit, False)
     assert best is not None
+    if direct != "none":
+        delta = _direct_delta(last_use, in_unit, out_unit, n_out, in_bytes, out_bytes)
+        foot = max(in_bytes, delta + out_bytes) - min(0, delta)
+        if foot <= best[0] and (direct == "all" or delta >= best[1]):
+            best = (foot, delta, 0, out_unit, True)
     if best[0] >= in_bytes + out_bytes:
         return None  # no saving
     return best[1], best[2], best[3], best[4]
 
 
 def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
-               inplace_ok: bool, disabled: set[int], min_lag: dict[int, int], direct: bool = True) -> Plan:
+               inplace_ok: bool, disabled: set[int], min_lag: dict[int, int], direct: str = "all") -> Plan:
     step_of = {pos: s for s, pos in enumerate(order)}
     n_steps = len(order)
     uf = _Union()
@@ -437,7 +444,8 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
                 ib = tensor_buffer[t]
                 if f.inplace_kind == "ring":
                     choice = _ring_choice(graph, pos, graph.tensors[t].nbytes, graph.tensors[out_t].nbytes,
-                                          f.ring_extra, direct and f.ring_direct and pos not in min_lag)
+                                          f.ring_extra,
+                                          direct if f.ring_direct and pos not in min_lag else "none")
                     if choice is None:
                         continue
                     delta, lag, unit, no_ring = choice
@@ -512,7 +520,7 @@ def actual_lag(graph: Graph, ip: InPlace) -> int:
 
 
 def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
-                inplace_ok: bool, without: frozenset[int] = frozenset(), direct: bool = True) -> Plan:
+                inplace_ok: bool, without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
     disabled: set[int] = set(without)
     min_lag: dict[int, int] = {}
     for _ in range(6):
@@ -532,12 +540,12 @@ def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage
 
 def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stage: PatchStage | None = None,
                 inplace: bool = True, orders: list[list[int]] | None = None,
-                without: frozenset[int] = frozenset(), direct: bool = True) -> Plan:
+                without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
     """The smallest arena over the candidate execution orders.
 
     Without ``facts`` nothing runs in place (no kernel has declared it); the
-    operators in ``without`` never do; without ``direct`` a ring kernel always
-    runs in place through its ring.  ``stage`` runs some operators patch by
+    operators in ``without`` never do; ``direct`` says where a ring kernel that
+    can runs in place without its ring (see ``DIRECT``).  ``stage`` runs some operators patch by
     patch (see ``tinyml.schedule.patch``).
     """
     facts = facts or {}
