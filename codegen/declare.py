@@ -82,12 +82,16 @@ class Variant:
     inplace: bool = False  # may run in place over the inputs the lowering names (call.inplace_inputs)
     ring: bool = False  # its template takes ring_len/lag params and a ring argument (in place through a ring)
     ring_extra: Callable[[KernelCall], int] = _zero  # ring units it holds beyond lag + 1 (computes ahead)
+    ring_direct: bool = False  # its whole-layer form reads every input a unit needs before it writes the unit
+    # (all of a pixel's taps, or its input rows), so it runs in place without a ring where no lag is needed
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
     ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
+    ring_stores: Callable[[KernelCall], int] = _zero  # copies out of the ring in a whole-layer run (in place)
+    ring_per_store: float = 0.0  # estimated instructions each copy out of the ring adds (its set-up)
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
     helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
@@ -114,7 +118,9 @@ class Variant:
             form_stack_bytes=self.form_stack(call) if forms else 0,
             cost=int(round(work * self.per_mac)),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
-            ring_cost=int(round(out_elements * self.ring_per_byte)) if self.ring else 0,
+            ring_direct=self.ring and self.ring_direct,
+            ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
+            if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
         )
 

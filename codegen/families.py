@@ -142,8 +142,22 @@ def dsp_conv_stack(call: KernelCall) -> int:
 
 
 def dsp_conv_ring_extra(call: KernelCall) -> int:
-    """In place, two pixels are computed before either is stored: the ring holds one pixel more."""
+    """In place, two pixels are computed before either is stored: the ring holds one pixel more.  (The
+    kernel stores in longer runs out of a longer ring, but the bytes that costs outweigh the copies it
+    saves where memory is what in place is for.)"""
     return 1
+
+
+def ring_stores_pairs(call: KernelCall) -> int:
+    """Copies out of the ring of one whole-layer run of a kernel that computes two pixels a step: one per
+    pixel pair (DSP and MVE convolutions)."""
+    p = call.params
+    return -(-p["out_h"] * p["out_w"] // 2)
+
+
+def ring_stores_pixels(call: KernelCall) -> int:
+    """Copies out of the ring of one whole-layer run, pixel by pixel (the depthwise convolutions)."""
+    return call.params["out_h"] * call.params["out_w"]
 
 
 def dsp_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
@@ -403,8 +417,10 @@ def mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
 
 # The DSP variants run in place through a ring (spec.ring) and compute patch windows (spec.window, not
 # FC) with the same inner loops as their whole-layer code.  Ring units held beyond lag + 1: the
-# convolution computes two pixels before storing (1); the depthwise convolution reads the input
-# rows of an output row ahead but computes and stores pixel by pixel (0); FC stores row by row (0).
+# convolution computes two pixels before storing (1);
+# the depthwise convolution reads the input rows of an output row ahead but computes and stores pixel by
+# pixel (0); FC stores row by row (0).  The convolutions also run in place without a ring (ring_direct):
+# their whole-layer code reads a pixel pair's taps (im2col) or an output row's input rows before writing.
 VARIANTS = (
     # Estimated costs fitted to QEMU instruction counts of the DS-CNN (2,664,768 MACs) measured when the
     # forms were added: mps2-an386 whole layer 5,119,492 (1.92 per MAC), in place +50,583 for 72,000 bytes
@@ -416,11 +432,20 @@ VARIANTS = (
     # (1.78 per MAC; in place +80,127); per kernel the instructions per MAC moved by x0.94 (convolutions,
     # DS-CNN), x0.92 (depthwise, DS-CNN) and x0.89 (fully connected, the MLPerf AD autoencoder), which
     # scale the figures below.  ADD: 30 instructions per output element (ResNet-8's three ADDs).
+    # Refitted on MobileNetV1-0.25 (mps2-an386, QEMU): a copy out of the ring costs about 75 instructions
+    # of set-up in the convolution (per run), 20 in the depthwise one (per pixel), plus 0.55 per byte (ops
+    # 4..26 in place through rings against the whole layer).  Patch stages of ops 2..3 measure over the
+    # layer-by-layer plan: 3x4 patches +186,504 instructions / +266,847 cycles, 3x6 +247,640 / +343,169,
+    # 4x6 +277,392 / +379,603; the cycles, at the whole network's 1.137 cycles per instruction, less the
+    # recomputed halos as estimated here (60,134, 84,580, 97,537), fit patch_call 5,600 per call (least
+    # squares; the estimates of halos alone are low: the first op's recomputed pixels cost most).
     Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
-            window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.8, ring_per_byte=0.7, build=dsp_conv,
-            helpers=(DSP,)),
-    Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, window=True,
-            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.3, ring_per_byte=0.7, build=dsp_dwconv,
+            ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.8,
+            ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75, patch_call=5600,
+            build=dsp_conv, helpers=(DSP,)),
+    Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
+            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.3, ring_per_byte=0.55,
+            ring_stores=ring_stores_pixels, ring_per_store=20, patch_call=5600, build=dsp_dwconv,
             helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
@@ -428,13 +453,16 @@ VARIANTS = (
     Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=30.0,
             build=dsp_add, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
+    # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
+    # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
+    # depthwise ones +30k, +9k and +2k (about 14 per pixel); per byte next to nothing.
     Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), inplace=True, ring=True, ring_extra=mve_conv_ring_extra,
-            window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.65, patch_call=1600,
-            build=mve_conv, helpers=(MVE,)),
+            window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.1,
+            ring_stores=ring_stores_pairs, ring_per_store=65, patch_call=1600, build=mve_conv, helpers=(MVE,)),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
-            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.65, patch_call=1600, build=mve_dwconv,
-            helpers=(MVE,)),
+            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=ring_stores_pixels,
+            ring_per_store=14, patch_call=1600, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
 )

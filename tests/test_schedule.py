@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 
 from tests.modelgen import build, zoo_cases
 from tinyml.cli import main as cli_main
-from tinyml.compiler import build_model, write_project
+from tinyml.boards import load_board
+from tinyml.compiler import build_model, plan_graph, write_project
 from tinyml.errors import FitError
 from tinyml.graph import parse_tflite
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
+from tinyml.schedule.choose import frontier
 from tinyml.schedule.geometry import window_of
 from tinyml.schedule.patch import plan_for_budget, smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
@@ -138,8 +140,9 @@ def _reads(win, q: int) -> list[int]:  # type: ignore[no-untyped-def]
     return out
 
 
-def _simulate_ring(g: Graph, plan: Plan, ip) -> None:  # type: ignore[no-untyped-def]
-    """Run the ring kernel's store schedule on byte addresses: no input byte is read after it is overwritten."""
+def _simulate_ring(g: Graph, plan: Plan, ip, extra: int) -> None:  # type: ignore[no-untyped-def]
+    """Run the ring kernel's store schedule on byte addresses: no input byte is read after it is overwritten
+    (in place without a ring: each pixel stored as soon as it is computed, lag 0)."""
     op = g.ops[ip.op]
     t_in, t_out = g.tensors[ip.tensor], g.tensors[op.outputs[0]]
     in_off, out_off = plan.offset(ip.tensor), plan.offset(t_out.index)
@@ -163,7 +166,7 @@ def _simulate_ring(g: Graph, plan: Plan, ip) -> None:  # type: ignore[no-untyped
             assert not clobbered[p * in_unit:(p + 1) * in_unit].any(), f"op {ip.op} pixel {q} reads overwritten input"
         if q >= ip.lag:
             store(q - ip.lag)
-    assert ip.ring == ip.lag + 1
+    assert (ip.ring, ip.lag) == (0, 0) if ip.direct else ip.ring == ip.lag + 1 + extra
 
 
 def _simulate_stage(g: Graph, plan: Plan, stg) -> None:  # type: ignore[no-untyped-def]
@@ -203,7 +206,7 @@ def check_plan(g: Graph, facts: dict[int, OpFacts], plan: Plan) -> None:
         assert pos_in in f.inplace_inputs, "in place on an input the kernel did not declare"
         a, b = plan.tensor_buffer[ip.tensor], plan.tensor_buffer[g.ops[ip.op].outputs[0]]
         if f.inplace_kind == "ring":
-            _simulate_ring(g, plan, ip)
+            _simulate_ring(g, plan, ip, f.ring_extra)
         else:
             assert ip.delta <= 0 and plan.buffers[a].size == plan.buffers[b].size
         allowed.add((step_of[ip.op], frozenset((a, b))))
@@ -250,6 +253,21 @@ def _model(tmp_path: Path, name: str) -> Path:
     p = tmp_path / f"{name}.tflite"
     p.write_bytes(build(zoo_cases(name)[0]))
     return p
+
+
+def test_dsp_frontier_plans_are_safe() -> None:
+    """With the DSP kernels (in place through a ring, or without one), every plan on the frontier of
+    MobileNetV1 and DS-CNN is safe, and MobileNetV1's default fits 32,000 bytes."""
+    board = load_board("mps2-an386")
+    for name in ("mobilenet_v1", "ds_cnn"):
+        g = parse_tflite(build(zoo_cases(name)[0]), source=name)
+        planned = plan_graph(g, board)
+        plans = frontier(planned.candidates)
+        assert any(ip.direct for p in plans for ip in p.inplace.values())
+        for p in plans:
+            check_plan(g, p.choice, p)
+        if name == "mobilenet_v1":
+            assert planned.plan.arena_bytes <= 32000 and planned.plan.stages
 
 
 def test_zoo_plans_are_safe() -> None:

@@ -7,11 +7,15 @@ candidate plans are:
 
 * layer by layer with the fastest variants, nothing in place (the fastest
   plan, the cost anchor);
-* layer by layer with the in-place forms the fastest variants declare;
+* layer by layer with the in-place forms the fastest variants declare
+  (without a ring where a ring kernel can run so in as little memory,
+  and with rings only: outputs placed below their inputs can leave gaps);
 * layer by layer with the in-place forms of any variant (a slower variant
   where only it can run in place);
 * patch stages (MCUNetV2) over chains of operators whose variants compute
-  patch windows, found by ``tinyml.schedule.patch.search``.
+  patch windows, found by ``tinyml.schedule.patch.search``;
+* each plan on the cost frontier without the rings its arena does not need
+  (:func:`spare_rings`).
 
 Each plan records the variant of every operator (``Plan.choice``: the
 fastest one that can do what the plan asks of it) and so its estimated cost
@@ -27,7 +31,7 @@ from dataclasses import replace
 from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
 from tinyml.schedule.patch import search
-from tinyml.schedule.plan import OpFacts, Plan, plan_memory
+from tinyml.schedule.plan import DIRECT, OpFacts, Plan, plan_memory
 
 Options = dict[int, tuple[OpFacts, ...]]  # op index -> its variants, fastest first
 TOLERANCE = 0.02  # default builds: at most this much slower (estimated) than the fastest plan
@@ -53,8 +57,9 @@ def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpF
     ip = plan.inplace.get(op)
     if ip is not None:
         pos = graph.ops[op].inputs.index(ip.tensor)
-        kind = "ring" if ip.ring else "elementwise"
-        ok = [o for o in opts if pos in o.inplace_inputs and o.inplace_kind == kind]
+        kind = "ring" if ip.ring or ip.direct else "elementwise"
+        ok = [o for o in opts if pos in o.inplace_inputs and o.inplace_kind == kind
+              and (o.ring_direct or not ip.direct)]
     elif plan.stage_of(op) is not None:
         ok = [o for o in opts if o.patchable]
     else:
@@ -73,19 +78,64 @@ def with_choice(graph: Graph, plan: Plan, options: Options) -> Plan:
 def candidates(graph: Graph, options: Options, *, sram: int | None = None,
                max_extra: float | None = None) -> list[Plan]:
     """The candidate plans (see the module docstring), each with its variants chosen; the first is the
-    fastest plan (nothing in place), the second layer by layer in place where the fastest variants can."""
+    fastest plan (nothing in place), the second layer by layer in place where the fastest variants can
+    (without a ring where that needs no more memory), the third so with rings only."""
     fast, caps = fastest_facts(options), capabilities(options)
-    plans = [plan_memory(graph, fast, inplace=False), plan_memory(graph, fast)]
+    made = [(plan_memory(graph, fast, inplace=False), fast, "none")]
+    made += [(plan_memory(graph, fast, direct=d), fast, d) for d in DIRECT]
     if caps != fast:  # a slower variant can run some operator in place or patch by patch
-        plans.append(plan_memory(graph, caps))
-    if sram is None or min(p.arena_bytes for p in plans) > sram:
+        made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
+    if sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
         found = search(graph, caps, sram=sram, max_extra=max_extra)
         if sram is not None and not any(c.arena <= sram for c in found):
             found = search(graph, caps, max_extra=max_extra)
-        plans += [c.plan for c in found if c.stage is not None]
+        made += [(c.plan, caps, "all") for c in found if c.stage is not None]
+    plans = [p for p, _, _ in made]
     for p in plans:
         with_choice(graph, p, options)
+    # Running in place without a ring shifts the output below its input, which can leave gaps in the arena:
+    # each patch plan on the cost frontier also so only where that shifts nothing, and with rings only.
+    # Rings cost copies: each plan on the frontier also without the rings its arena does not need.
+    on_frontier = {id(p) for p in frontier(plans)}
+    for p, facts, d in list(made):
+        if id(p) in on_frontier and p.stages and any(ip.direct for ip in p.inplace.values()):
+            for d in DIRECT[1:]:
+                q = plan_memory(graph, facts, stage=p.stages[0], orders=[p.order], direct=d)
+                made.append((q, facts, d))
+                plans.append(with_choice(graph, q, options))
+    on_frontier = {id(p) for p in frontier(plans)}
+    for p, facts, d in made:
+        q = spare_rings(graph, p, facts, d) if id(p) in on_frontier else None
+        if q is not None:
+            plans.append(with_choice(graph, q, options))
     return plans
+
+
+RING_DROP_FILL = (1.0, 0.9, 0.75)  # spare_rings: how full a step may get with a ring's output apart
+
+
+def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str) -> Plan | None:
+    """``plan`` without the rings (in place through a ring: every output byte copied once more) that its
+    arena does not need: the ring operators whose step stays within a fill of the arena with the output
+    apart from the input are planned again without theirs (fullest fill first; ``direct`` as ``plan``
+    was made); None when no ring can go without the arena growing."""
+    rings = [op for op, ip in plan.inplace.items() if ip.ring]
+    if not rings:
+        return None
+    live = plan.live_bytes()
+    step = {o: s for s, o in enumerate(plan.order)}
+    tried: set[frozenset[int]] = set()
+    for fill in RING_DROP_FILL:
+        drop = frozenset(op for op in rings
+                         if live[step[op]] + graph.tensors[graph.ops[op].outputs[0]].nbytes <= fill * plan.arena_bytes)
+        if not drop or drop in tried:
+            continue
+        tried.add(drop)
+        q = plan_memory(graph, facts, stage=plan.stages[0] if plan.stages else None, orders=[plan.order],
+                        without=drop, direct=direct)
+        if q.arena_bytes <= plan.arena_bytes:
+            return q
+    return None
 
 
 def frontier(plans: list[Plan]) -> list[Plan]:

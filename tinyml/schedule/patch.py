@@ -145,7 +145,11 @@ class Candidate:
         return self.plan.extra_macs
 
 
-GRIDS = sorted({(n, n) for n in (2, 3, 4, 5, 6, 8, 10, 12, 16)} | {(n, 1) for n in (2, 3, 4, 6, 8, 12, 16)})
+# patch rows x columns tried: square grids, row bands, and the rectangles of small sides (a 3x4 grid can fit
+# where 3x3 does not with fewer recomputed halos than 4x4)
+SIDES = (1, 2, 3, 4, 5, 6, 8)
+GRIDS = sorted({(n, n) for n in (2, 3, 4, 5, 6, 8, 10, 12, 16)} | {(n, 1) for n in (2, 3, 4, 6, 8, 12, 16)}
+               | {(a, b) for a in SIDES for b in SIDES if (a, b) != (1, 1)})
 MAX_FULL_PLANS = 40  # full plans evaluated per search
 
 
@@ -171,11 +175,15 @@ def candidate_stages(graph: Graph, facts: dict[int, OpFacts], order: list[int],
     return stages
 
 
-def _lower_bound(graph: Graph, base: Plan, live: list[int], st: PatchStage) -> int:
-    """A quick lower bound of the arena of a plan with stage ``st`` (to skip hopeless candidates)."""
-    pos = {o: i for i, o in enumerate(base.order)}
-    steps = {pos[o] for o in st.ops}
-    outside = max((v for s, v in enumerate(live) if s not in steps), default=0)
+def _lower_bound(graph: Graph, base: Plan, st: PatchStage) -> int:
+    """A lower bound of the arena of a plan with stage ``st`` (to skip hopeless candidates): outside the
+    stage, the largest activation an operator reads or writes (what no in-place decision can hide); in it,
+    the source and split tensors (overlapped by ``delta``) and the largest pair of consecutive patch
+    buffers."""
+    inside = set(st.ops)
+    outside = max((graph.tensors[t].nbytes for o in base.order if o not in inside
+                   for t in (*graph.ops[o].inputs, *graph.ops[o].outputs)
+                   if t >= 0 and not graph.tensors[t].is_const), default=0)
     x, y = graph.tensors[st.source].nbytes, graph.tensors[st.split].nbytes
     xy = max(x, st.delta + y) - min(0, st.delta) if st.delta is not None else x + y
     sizes = [max(w.out_h * w.out_w for w in st.windows[j]) * graph.tensors[graph.ops[o].outputs[0]].shape[-1]
@@ -189,8 +197,11 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     """Plans worth comparing: layer by layer, plus patch stages.
 
     With ``sram``: candidates whose lower bound fits, fewest extra MACs first,
-    until one fits.  Without: smallest lower bound first, until no candidate
-    can beat the best arena found.
+    until one fits.  Without: each chain of operators with its finest grid, then
+    the frontier of arena against extra MACs over the chains that beat layer by
+    layer (fewest extra MACs first, each planned only when its bound beats the
+    smallest arena found so far), then smallest lower bound first, until no
+    candidate can beat the best arena found.
     """
     base = plan_memory(graph, facts)
     out = [Candidate(base, None)]
@@ -200,20 +211,41 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     total = max(base.macs, 1)
     stages = [st for st in candidate_stages(graph, facts, base.order, cover)
               if max_extra is None or st.extra_macs <= max_extra * total]
-    bounds = [(_lower_bound(graph, base, live, st), st) for st in stages]
+    bounds = [(_lower_bound(graph, base, st), st) for st in stages]
+    by_extra = sorted(bounds, key=lambda x: (x[1].extra_macs, x[0]))
+
+    def plan(st: PatchStage) -> Candidate:
+        c = Candidate(plan_memory(graph, facts, stage=st, orders=[base.order]), st)
+        out.append(c)
+        return c
+
     if sram is not None:
-        todo = sorted(((lb, st) for lb, st in bounds if lb <= sram), key=lambda x: (x[1].extra_macs, x[0]))
-    else:
-        todo = sorted(bounds, key=lambda x: (x[0], x[1].extra_macs))
-    best = base.arena_bytes
-    for lb, st in todo[:MAX_FULL_PLANS]:
-        if sram is None and lb >= best:
+        for lb, st in [(lb, st) for lb, st in by_extra if lb <= sram][:MAX_FULL_PLANS]:
+            if plan(st).arena <= sram:
+                break
+        return out
+    # The frontier of arena against extra MACs.  First each chain with its finest grid (about the smallest
+    # arena the chain reaches): chains that cannot beat layer by layer so are dropped.  Then fewest extra
+    # MACs first, each candidate planned only when its bound beats the smallest arena found with fewer.
+    finest: dict[tuple[int, ...], PatchStage] = {}
+    for st in stages:
+        f = finest.get(tuple(st.ops))
+        if f is None or (st.patches, -st.extra_macs) > (f.patches, -f.extra_macs):
+            finest[tuple(st.ops)] = st
+    viable = {ops for ops, st in finest.items() if plan(st).arena < base.arena_bytes}
+    best, n = min(c.arena for c in out), 0
+    for lb, st in by_extra:
+        if n == MAX_FULL_PLANS:
             break
-        p = plan_memory(graph, facts, stage=st, orders=[base.order])
-        out.append(Candidate(p, st))
-        best = min(best, p.arena_bytes)
-        if sram is not None and p.arena_bytes <= sram:
+        if lb < best and tuple(st.ops) in viable and st is not finest[tuple(st.ops)]:
+            best, n = min(best, plan(st).arena), n + 1
+    # Then the smallest arena, smallest bound first (among equal bounds, the finest grid).
+    n = 0
+    for lb, st in sorted(bounds, key=lambda x: (x[0], -x[1].patches, x[1].extra_macs)):
+        if lb >= best or n == MAX_FULL_PLANS:
             break
+        if tuple(st.ops) in viable and not any(c.stage is st for c in out):
+            best, n = min(best, plan(st).arena), n + 1
     return out
 
 

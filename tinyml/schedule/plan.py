@@ -55,6 +55,8 @@ class OpFacts:
     form_stack_bytes: int = 0  # more on-stack bytes when it runs in place or patch by patch
     cost: int = 0  # estimated instructions of one run over the whole layer
     ring_extra: int = 0  # in place through a ring: units the kernel holds beyond lag + 1 (it computes ahead)
+    ring_direct: bool = False  # a ring kernel whose whole-layer form reads all a unit needs before writing it
+    # (so it runs in place without a ring where the output trails its input far enough: no lag)
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
     patch_call_cost: int = 0  # estimated instructions each patch-window call adds, in a patch stage
 
@@ -82,7 +84,10 @@ class InPlace:
     buffer ``scratch``) and unit q is stored after unit q + ``lag`` has been
     computed (or later: a kernel that computes units ahead, several at a
     time, declares how many more it holds, and the ring is that much
-    longer than ``lag + 1``).  Elementwise kernels: ``ring`` is 0.
+    longer than ``lag + 1``).  Elementwise kernels: ``ring`` is 0.  A ring
+    kernel that declares ``ring_direct`` may instead run ``direct``: no
+    ring, its output placed far enough before its input that no unit it
+    writes is read again (lag 0).
     """
 
     op: int
@@ -92,6 +97,7 @@ class InPlace:
     ring: int = 0
     unit_bytes: int = 0
     scratch: int = -1
+    direct: bool = False
 
 
 @dataclass
@@ -290,9 +296,31 @@ class _Union:
         self.parent[self.find(child)] = self.find(root)
 
 
-def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int,
-                 extra: int = 0) -> tuple[int, int, int] | None:
-    """(delta, lag, unit bytes) of the cheapest in-place layout of a ring kernel, or None."""
+def _direct_delta(last_use: np.ndarray, in_unit: int, out_unit: int, n_out: int, in_bytes: int,
+                  out_bytes: int) -> int:
+    """The largest offset of the output relative to the input at which no unit the kernel writes is read
+    again (lag 0; the lag only grows with the offset)."""
+    lo, hi = -out_bytes, in_bytes - out_bytes  # no overlap at lo
+    if ring_lag(last_use, in_unit, out_unit, n_out, hi) == 0:
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ring_lag(last_use, in_unit, out_unit, n_out, mid) == 0:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+DIRECT = ("all", "aligned", "none")  # plan_memory's ways of running ring kernels in place without a ring
+
+
+def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int, extra: int = 0,
+                 direct: str = "none") -> tuple[int, int, int, bool] | None:
+    """(delta, lag, unit bytes, direct) of the cheapest in-place layout of a ring kernel, or None.  With
+    ``direct`` "all" (the kernel declares ``ring_direct``) also without a ring, which wins ties; with
+    "aligned" only where that does not place the output lower than the ring would (outputs shifted below
+    their inputs op after op can leave gaps in the arena)."""
     op = graph.ops[op_index]
     win = window_of(graph, op)
     if win is not None:
@@ -313,20 +341,25 @@ def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int,
         return None
     if in_unit * last_use.size != in_bytes or out_unit * n_out != out_bytes:
         return None
-    best: tuple[int, int, int, int] | None = None
+    best: tuple[int, int, int, int, bool] | None = None
     for delta in sorted({0, in_bytes - out_bytes}):
         lag = ring_lag(last_use, in_unit, out_unit, n_out, delta)
         foot = max(in_bytes, delta + out_bytes) - min(0, delta) + (lag + 1 + extra) * out_unit
         if best is None or foot < best[0]:
-            best = (foot, delta, lag, out_unit)
+            best = (foot, delta, lag, out_unit, False)
     assert best is not None
+    if direct != "none":
+        delta = _direct_delta(last_use, in_unit, out_unit, n_out, in_bytes, out_bytes)
+        foot = max(in_bytes, delta + out_bytes) - min(0, delta)
+        if foot <= best[0] and (direct == "all" or delta >= best[1]):
+            best = (foot, delta, 0, out_unit, True)
     if best[0] >= in_bytes + out_bytes:
         return None  # no saving
-    return best[1], best[2], best[3]
+    return best[1], best[2], best[3], best[4]
 
 
 def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
-               inplace_ok: bool, disabled: set[int], min_lag: dict[int, int]) -> Plan:
+               inplace_ok: bool, disabled: set[int], min_lag: dict[int, int], direct: str = "all") -> Plan:
     step_of = {pos: s for s, pos in enumerate(order)}
     n_steps = len(order)
     uf = _Union()
@@ -411,13 +444,17 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
                 ib = tensor_buffer[t]
                 if f.inplace_kind == "ring":
                     choice = _ring_choice(graph, pos, graph.tensors[t].nbytes, graph.tensors[out_t].nbytes,
-                                          f.ring_extra)
+                                          f.ring_extra,
+                                          direct if f.ring_direct and pos not in min_lag else "none")
                     if choice is None:
                         continue
-                    delta, lag, unit = choice
-                    lag = max(lag, min_lag.get(pos, 0))
-                    decided = InPlace(op=pos, tensor=t, delta=delta, lag=lag, ring=lag + 1 + f.ring_extra,
-                                      unit_bytes=unit)
+                    delta, lag, unit, no_ring = choice
+                    if no_ring:
+                        decided = InPlace(op=pos, tensor=t, delta=delta, unit_bytes=unit, direct=True)
+                    else:
+                        lag = max(lag, min_lag.get(pos, 0))
+                        decided = InPlace(op=pos, tensor=t, delta=delta, lag=lag, ring=lag + 1 + f.ring_extra,
+                                          unit_bytes=unit)
                 else:
                     if buffers[ib].size != buffers[ob].size:
                         continue
@@ -457,10 +494,10 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
             retry[pos] = -1  # could not be placed over its input: plan it without
             continue
         ip.delta = buffers[ob].offset - buffers[tensor_buffer[ip.tensor]].offset
-        if ip.ring:
+        if ip.ring or ip.direct:
             lag = actual_lag(graph, ip)
             if lag > ip.lag:
-                retry[pos] = lag
+                retry[pos] = lag  # (a direct one is planned again with a ring)
     macs = sum(f.macs for f in facts.values())
     plan = Plan(order=list(order), buffers=buffers, tensor_buffer=tensor_buffer, arena_bytes=arena,
                 strategy=how, inplace=inplace, scratch=scratch, stages=[stage] if stage else [], macs=macs,
@@ -483,11 +520,11 @@ def actual_lag(graph: Graph, ip: InPlace) -> int:
 
 
 def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
-                inplace_ok: bool) -> Plan:
-    disabled: set[int] = set()
+                inplace_ok: bool, without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
+    disabled: set[int] = set(without)
     min_lag: dict[int, int] = {}
     for _ in range(6):
-        plan = _plan_once(graph, order, facts, stage, inplace_ok, disabled, min_lag)
+        plan = _plan_once(graph, order, facts, stage, inplace_ok, disabled, min_lag, direct)
         retry = [n for n in plan.notes if n.startswith("retry ")]
         if not retry:
             return plan
@@ -502,11 +539,14 @@ def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage
 
 
 def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stage: PatchStage | None = None,
-                inplace: bool = True, orders: list[list[int]] | None = None) -> Plan:
+                inplace: bool = True, orders: list[list[int]] | None = None,
+                without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
     """The smallest arena over the candidate execution orders.
 
-    Without ``facts`` nothing runs in place (no kernel has declared it).
-    ``stage`` runs some operators patch by patch (see ``tinyml.schedule.patch``).
+    Without ``facts`` nothing runs in place (no kernel has declared it); the
+    operators in ``without`` never do; ``direct`` says where a ring kernel that
+    can runs in place without its ring (see ``DIRECT``).  ``stage`` runs some operators patch by
+    patch (see ``tinyml.schedule.patch``).
     """
     facts = facts or {}
     cands = orders if orders is not None else topological_orders(graph)
@@ -514,7 +554,7 @@ def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stage:
         cands = [o for o in cands if _consecutive(o, stage.ops)] or [_with_stage_consecutive(cands[0], stage.ops)]
     best: Plan | None = None
     for order in cands:
-        p = _plan_order(graph, order, facts, stage, inplace)
+        p = _plan_order(graph, order, facts, stage, inplace, without, direct)
         if best is None or (p.arena_bytes, p.peak_bytes) < (best.arena_bytes, best.peak_bytes):
             best = p
     assert best is not None
@@ -549,9 +589,9 @@ def conflicts(graph: Graph, plan: Plan) -> list[tuple[int, int, int]]:
         delta = plan.buffers[b].offset - plan.buffers[a].offset
         if delta != ip.delta:
             continue
-        if ip.ring and actual_lag(graph, ip) > ip.lag:
+        if (ip.ring or ip.direct) and actual_lag(graph, ip) > ip.lag:
             continue
-        if not ip.ring and delta > 0:
+        if not ip.ring and not ip.direct and delta > 0:
             continue
         allowed.add((step_of[ip.op], min(a, b), max(a, b)))
     for st in plan.stages:
