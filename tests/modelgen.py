@@ -160,7 +160,7 @@ def case(
     return Case(kind, op, tuple(tuple(s) for s in inputs), items, per_channel, io_dtype, seed, id)
 
 
-_WEIGHTED = {"conv2d", "depthwise", "dense", "zoo"}
+_WEIGHTED = {"conv2d", "depthwise", "dense", "zoo", "transpose_conv"}
 
 
 # --------------------------------------------------------------------------
@@ -243,6 +243,7 @@ OPS = (
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
     "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
     "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT",
+    "TRANSPOSE_CONV",
 )
 
 
@@ -456,6 +457,29 @@ def _arith_cases() -> list[Case]:
     return cs
 
 
+def _conv_like_cases() -> list[Case]:
+    """TRANSPOSE_CONV (tests/test_ops_upsample.py): kernel sizes against strides (kernel below, equal to and
+    above the stride), SAME and VALID, odd sizes and channel counts, fused activations, with and without
+    bias, per-channel and per-tensor weights."""
+    tc = "transpose_conv"
+    cs = [
+        case(tc, "TRANSPOSE_CONV", (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=4, bias=True),
+        case(tc, "TRANSPOSE_CONV", (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="valid", filters=4, bias=True),
+        case(tc, "TRANSPOSE_CONV", (4, 4, 8), kernel=(2, 2), strides=(2, 2), padding="same", filters=8, bias=True),
+        case(tc, "TRANSPOSE_CONV", (6, 5, 3), kernel=(3, 3), strides=(1, 1), padding="same", filters=5, bias=False),
+        case(tc, "TRANSPOSE_CONV", (6, 5, 3), kernel=(4, 3), strides=(1, 1), padding="valid", filters=5, bias=True),
+        case(tc, "TRANSPOSE_CONV", (3, 7, 5), kernel=(5, 3), strides=(3, 2), padding="same", filters=6, act="relu",
+             bias=True),
+        case(tc, "TRANSPOSE_CONV", (3, 7, 5), kernel=(1, 5), strides=(2, 3), padding="valid", filters=3, bias=True),
+        case(tc, "TRANSPOSE_CONV", (8, 1, 4), kernel=(4, 1), strides=(2, 1), padding="same", filters=7,
+             act="relu6", bias=True),
+        case(tc, "TRANSPOSE_CONV", (4, 3, 2), kernel=(2, 3), strides=(4, 4), padding="valid", filters=3, bias=True),
+        case(tc, "TRANSPOSE_CONV", (5, 5, 6), kernel=(5, 5), strides=(2, 2), padding="same", filters=4, bias=True,
+             in_scale=6.0),
+    ]
+    return _both_quant(cs)
+
+
 _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "CONV_2D": _conv_cases,
     "DEPTHWISE_CONV_2D": _depthwise_cases,
@@ -469,6 +493,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "QUANT": _quant_cases,
     "MOVEMENT": _movement_cases,
     "ARITH": _arith_cases,
+    "CONV_LIKE": _conv_like_cases,
 }
 
 
@@ -753,6 +778,12 @@ def _b_space_to_depth(keras: Any, c: Case, ins: list[Any]) -> Any:
     import tensorflow as tf
 
     return keras.layers.Lambda(lambda x: tf.nn.space_to_depth(x, c.p("block")))(ins[0])
+
+
+def _b_transpose_conv(keras: Any, c: Case, ins: list[Any]) -> Any:
+    x = keras.layers.Conv2DTranspose(c.p("filters"), c.p("kernel"), strides=c.p("strides", (1, 1)),
+                                     padding=c.p("padding"), use_bias=c.p("bias", True))(ins[0])
+    return _act(keras, x, c.p("act", "none"))
 
 
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {

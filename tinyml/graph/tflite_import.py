@@ -146,6 +146,9 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
         "UNPACK": ("UnpackOptions", lambda o: dict(num=int(o.Num()), axis=int(o.Axis()))),
         "DEPTH_TO_SPACE": ("DepthToSpaceOptions", lambda o: dict(block_size=int(o.BlockSize()))),
         "SPACE_TO_DEPTH": ("SpaceToDepthOptions", lambda o: dict(block_size=int(o.BlockSize()))),
+        # convolution-like (codegen/ops/upsample.py); TFLM's parser requires the table (no defaults)
+        "TRANSPOSE_CONV": ("TransposeConvOptions", lambda o: dict(
+            padding=pad(o), stride_h=int(o.StrideH()), stride_w=int(o.StrideW()), activation=act(o))),
     }
 
 

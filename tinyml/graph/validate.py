@@ -409,9 +409,16 @@ def _window_extent(graph: Graph, op: Op) -> None:
 def _weighted_multipliers(graph: Graph, op: Op) -> None:
     """Per output channel: input_scale * filter_scale / output_scale representable, and the int32
     accumulator sum |w| * max|x - zp| + |bias| (shifted left by the multiplier's shift) in range."""
-    inp, w, out, b = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 2)
-    wq = w.quant
     axis = RULES[op.kind].inputs[1].axis  # the weights' output-channel axis
+    _channel_multipliers(graph, op, _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 2),
+                         axis)
+
+
+def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tensor, b: Tensor | None,
+                         axis: int) -> None:
+    """_weighted_multipliers for weights ``w`` whose output channels are along ``axis`` (every weight is
+    used at most once per output value, so the accumulator bound holds)."""
+    wq = w.quant
     channels = w.shape[axis]
     # TFLM (PopulateConvolutionQuantizationParams, CalculateOpDataFullyConnected) takes per-channel scales one
     # per output channel; it requires as many as there are output channels and that quantized_dimension name
@@ -1148,6 +1155,75 @@ def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Convolution-like operators of issue 17 (codegen/ops/upsample.py): TRANSPOSE_CONV.
+
+
+def _conv_like_rules() -> dict[str, Rule]:
+    """The rows of TRANSPOSE_CONV."""
+    return {
+        # TRANSPOSE_CONV (TFLM transpose_conv.cc): inputs output_shape, weights [out channels, h, w, in channels],
+        # input, optional bias.  TFLM does not read output_shape (the output tensor's shape is static); it is
+        # required constant int32 here, its values unread as in TFLM.  TFLM checks nothing of the input's
+        # spatial size against the output's (taps landing outside the output are dropped): neither do we.
+        # Strides and the paddings live in int16 fields of TFLM's ConvParams.  The installed TFLM applies the
+        # fused activation (some older TFLM sources pass kTfLiteActNone and ignore it).
+        "TRANSPOSE_CONV": Rule(
+            inputs=(Operand("output_shape", ("int32",), kind="const", quant="none"),
+                    Operand("weights", kind="const", quant="weights", axis=0), Operand("input"),
+                    Operand("bias", ("int32",), kind="const", optional=True, quant="bias")),
+            outputs=(Operand("output"),),
+            ints={"stride_h": (1, INT16_MAX), "stride_w": (1, INT16_MAX)}, activations=INT8_ACTIVATIONS,
+            checks=(_transpose_conv_shapes, _transpose_conv_padding, _transpose_conv_multipliers,
+                    _activation_range)),
+    }
+
+
+def _transpose_conv_shapes(graph: Graph, op: Op) -> None:
+    w, inp, out, b = _t(graph, op, 1), _t(graph, op, 2), _t(graph, op, 0, True), _t(graph, op, 3)
+    n, _, _, in_c = _rank4(graph, op, inp, "input")
+    on, _, _, out_c = _rank4(graph, op, out, "output")
+    wo, _, _, w_c = _rank4(graph, op, w, "weights")
+    if on != n or wo != out_c or w_c != in_c:
+        raise _shape_error(graph, op, f"shapes do not agree: input {list(inp.shape)}, weights {list(w.shape)}, "
+                                      f"output {list(out.shape)} (allowed: equal batches, weights [output "
+                                      "channels, h, w, input channels])")
+    if b is not None and b.size != out_c:
+        raise _shape_error(graph, op, f"bias {_ten(b)} has {b.size} values; allowed is one per output channel "
+                                      f"({out_c})")
+
+
+def transpose_conv_padding(op: Op, out_h: int, out_w: int, k_h: int, k_w: int) -> tuple[int, int]:
+    """TFLM's TRANSPOSE_CONV padding (ComputePaddingHeightWidth over the output's size, dilation 1): the
+    output size a convolution of the output would give (C's truncating division, as in TFLite
+    ComputeOutputSize), then half the total padding that needs."""
+    pads = []
+    for size, k, s in ((out_h, k_h, op.options["stride_h"]), (out_w, k_w, op.options["stride_w"])):
+        if op.options["padding"] == "SAME":
+            conv_out = (size + s - 1) // s
+        else:
+            num = size + s - k
+            conv_out = num // s if num >= 0 else -((-num) // s)
+        pads.append(max((conv_out - 1) * s + k - size, 0) // 2)
+    return pads[0], pads[1]
+
+
+def _transpose_conv_padding(graph: Graph, op: Op) -> None:
+    w, out = _t(graph, op, 1), _t(graph, op, 0, True)
+    for axis, pad in zip(("height", "width"), transpose_conv_padding(op, out.shape[1], out.shape[2], w.shape[1],
+                                                                     w.shape[2])):
+        if pad > INT16_MAX:
+            raise _fail(graph, f"{_op(op)}: {op.options['padding']} padding along the {axis} is {pad}; allowed is "
+                               f"at most {INT16_MAX} (TFLM keeps it in an int16)")
+
+
+def _transpose_conv_multipliers(graph: Graph, op: Op) -> None:
+    """As CONV_2D's: TFLM PopulateConvolutionQuantizationParams with one multiplier per output channel (the
+    weights' axis 0); each weight meets each output value at most once, so sum |w| * max|x - zp| + |bias|
+    bounds the accumulator."""
+    _channel_multipliers(graph, op, _t(graph, op, 2), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 3), 0)
+
+
+# ---------------------------------------------------------------------------
 # The generic part: tensors, operands, options.
 
 
@@ -1424,7 +1500,7 @@ def validate_operator(graph: Graph, op: Op) -> None:
 
 def _all_rules() -> dict[str, Rule]:
     rules = _rule_table()
-    return {**rules, **_arith_rule_table(rules["PAD"])}
+    return {**rules, **_arith_rule_table(rules["PAD"]), **_conv_like_rules()}
 
 
 RULES: dict[str, Rule] = _all_rules()
