@@ -32,3 +32,48 @@ def test_case_host(case, tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", QEMU_CASES, ids=lambda c: c.id)
 def test_case_qemu(case, tmp_path: Path) -> None:
     assert_bitexact(build(case), tmp_path, board=QEMU_BOARD, samples=2)
+
+
+# ---------------------------------------------------------------------------
+# edits of converter-made models: what the converter does not make, and TFLM runs
+
+
+def _edited(case_id: str, edit) -> bytes:
+    """The model of case ``case_id`` after ``edit(operator, subgraph)`` of its TRANSPOSE_CONV."""
+    import numpy as np
+
+    from tests.tflite_edit import edit_model
+
+    def fn(m, s) -> None:
+        sg = m.subgraphs[0]
+        for t in sg.tensors:
+            t.shapeSignature = None
+        edit(sg.operators[0], sg)
+        sg.inputs = np.asarray(sg.inputs, dtype=np.int32)
+
+    return edit_model(build(next(c for c in CASES if c.id == case_id)), fn)
+
+
+def _shape(sg, index: int, shape: list[int]) -> None:
+    import numpy as np
+
+    sg.tensors[index].shape = np.asarray(shape, dtype=np.int32)
+
+
+SAME = "transpose_conv-5x4x3-k3x3-s2x2-same-f4-bias-pc"  # input [1, 5, 4, 3], output [1, 10, 8, 4]
+VALID = "transpose_conv-5x4x3-k3x3-s2x2-valid-f4-bias-pt"  # output [1, 11, 9, 4]
+
+
+@pytest.mark.parametrize("case_id, edit", [
+    # an absent optional bias (-1), as TFLM reads it (no bias added)
+    (SAME, lambda op, sg: setattr(op, "inputs", [*op.inputs[:3], -1])),
+    # fused RELU_N1_TO_1 (the converter fuses RELU and RELU6 only)
+    (SAME, lambda op, sg: setattr(op.builtinOptions, "fusedActivationFunction", 2)),
+    # an input smaller and one larger than the output's: TFLM drops the taps outside the output
+    (SAME, lambda op, sg: _shape(sg, op.inputs[2], [1, 3, 2, 3])),
+    (VALID, lambda op, sg: _shape(sg, op.inputs[2], [1, 7, 6, 3])),
+    # an output smaller than the input gives (output_shape, which TFLM does not read, left as it was)
+    (VALID, lambda op, sg: _shape(sg, op.outputs[0], [1, 6, 4, 4])),
+], ids=["absent-bias", "relu-n1-to-1", "small-input", "large-input", "small-output"])
+def test_edited_host(case_id: str, edit, tmp_path: Path) -> None:
+    assert_bitexact(_edited(case_id, edit), tmp_path, board="host", samples=3)

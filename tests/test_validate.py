@@ -506,3 +506,58 @@ def test_arithmetic_operators(kind: str, edit: Callable[[Any, Any, Any], None], 
 ])
 def test_arithmetic_operators_unsupported(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
     assert expect in _refusal(kind, edit, error=UnsupportedError)
+
+
+# ---------------------------------------------------------------------------
+# TRANSPOSE_CONV (issue 17): inputs output_shape, weights, input, bias
+
+
+def _int64(m: Any, t: Any, values: list[int]) -> None:
+    _int_buffer(m, t, values, np.int64)
+    _type(t, "INT64")
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda op, sg, m: setattr(op.builtinOptions, "strideH", 0), "operator 0 (TRANSPOSE_CONV): stride_h is 0; "
+                                                                 "allowed is [1, 32767]"),
+    (lambda op, sg, m: setattr(op.builtinOptions, "strideW", 40000), "stride_w is 40000; allowed is [1, 32767]"),
+    (lambda op, sg, m: setattr(op.builtinOptions, "fusedActivationFunction", 4),
+     "operator 0 (TRANSPOSE_CONV): fused activation is TANH; allowed is NONE, RELU, RELU6, RELU_N1_TO_1"),
+    (lambda op, sg, m: _runtime_input(sg, op, 0), "(output_shape) of operator 0 (TRANSPOSE_CONV)) has no data; "
+                                                  "it must be a constant tensor"),
+    (lambda op, sg, m: _int64(m, _tensor(sg, op, 0), [1, 10, 8, 4]), "(output_shape) of operator 0 (TRANSPOSE_CONV)) is int64; "
+                                                           "allowed is int32"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 2), [1, 5, 4, 2]),
+     "operator 0 (TRANSPOSE_CONV): shapes do not agree: input [1, 5, 4, 2], weights [4, 3, 3, 3], output "
+     "[1, 10, 8, 4] (allowed: equal batches, weights [output channels, h, w, input channels])"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 10, 8, 5]), "shapes do not agree"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [10, 8, 4]),
+     "output tensor 4 ('Identity') has shape [10, 8, 4]; a 4-D NHWC shape is required"),
+    (lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 3), [1, 2, 3]),
+     "Squeeze') has 3 values; allowed is one per output channel (4)"),
+    (lambda op, sg, m: _int64(m, _tensor(sg, op, 3), [1, 2, 3, 4]), "(bias) of operator 0 (TRANSPOSE_CONV)) is int64; "
+                                                           "allowed is int32"),
+    (lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-12),
+     "operator 0 (TRANSPOSE_CONV): the multiplier of output channel 0 (input scale x weight scale / output scale)"),
+    (lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 3), [-(1 << 31), 0, 0, 0]),
+     "which overflows int32; allowed is |accumulator| * 2^shift <= 2147483392"),
+    (lambda op, sg, m: setattr(_tensor(sg, op, 1).quantization, "zeroPoint", np.asarray([3, 0, 0, 0])),
+     "has zero point 3; allowed is 0 (TFLM needs symmetric weights and bias)"),
+    (lambda op, sg, m: setattr(op, "inputs", op.inputs[:2]), "operator 0 (TRANSPOSE_CONV): has 2 inputs; allowed is "
+                                                             "3 to 4"),
+])
+def test_transpose_conv_refusals(edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal("TRANSPOSE_CONV", edit)
+
+
+def test_transpose_conv_padding_beyond_int16_is_refused() -> None:
+    """SAME padding of a filter 65539 high: TFLM keeps the padding in an int16 (crafted in the IR: the
+    weights would be too big for a test file)."""
+    g = parse_tflite(build(op_cases("TRANSPOSE_CONV")[0]), source="m.tflite")
+    op = g.ops[0]
+    w = g.tensors[op.inputs[1]]
+    w.shape = (4, 65539, 1, 3)
+    w.data = np.zeros(w.shape, dtype=np.int8)
+    with pytest.raises(ModelError, match=r"operator 0 \(TRANSPOSE_CONV\): SAME padding along the height is 32768; "
+                                         r"allowed is at most 32767 \(TFLM keeps it in an int16\)"):
+        validate_operators(g)
