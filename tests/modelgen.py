@@ -243,7 +243,7 @@ OPS = (
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
     "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
     "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT",
-    "TRANSPOSE_CONV",
+    "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR",
 )
 
 
@@ -477,7 +477,21 @@ def _conv_like_cases() -> list[Case]:
         case(tc, "TRANSPOSE_CONV", (5, 5, 6), kernel=(5, 5), strides=(2, 2), padding="same", filters=4, bias=True,
              in_scale=6.0),
     ]
-    return _both_quant(cs)
+    cs = _both_quant(cs)
+    # RESIZE_*: up and down, odd sizes, each of align_corners and half_pixel_centers (bilinear: not both, which
+    # TFLM refuses)
+    for kind, op in (("resize_nearest", "RESIZE_NEAREST_NEIGHBOR"), ("resize_bilinear", "RESIZE_BILINEAR")):
+        cs += [
+            case(kind, op, (4, 5, 3), size=(8, 10), align=False, half=False),
+            case(kind, op, (4, 5, 3), size=(8, 10), align=False, half=True),
+            case(kind, op, (4, 5, 3), size=(7, 9), align=True, half=False),
+            case(kind, op, (9, 7, 4), size=(4, 3), align=False, half=True),
+            case(kind, op, (5, 3, 2), size=(11, 7), align=True, half=False),
+            case(kind, op, (5, 3, 2), size=(11, 7), align=False, half=False),
+            case(kind, op, (4, 4, 3), size=(1, 6), align=True, half=False),
+        ]
+    cs.append(case("resize_nearest", "RESIZE_NEAREST_NEIGHBOR", (5, 3, 2), size=(11, 7), align=True, half=True))
+    return cs
 
 
 _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
@@ -784,6 +798,20 @@ def _b_transpose_conv(keras: Any, c: Case, ins: list[Any]) -> Any:
     x = keras.layers.Conv2DTranspose(c.p("filters"), c.p("kernel"), strides=c.p("strides", (1, 1)),
                                      padding=c.p("padding"), use_bias=c.p("bias", True))(ins[0])
     return _act(keras, x, c.p("act", "none"))
+
+
+def _b_resize_nearest(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.compat.v1.image.resize_nearest_neighbor(
+        x, c.p("size"), align_corners=c.p("align"), half_pixel_centers=c.p("half")))(ins[0])
+
+
+def _b_resize_bilinear(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.compat.v1.image.resize_bilinear(
+        x, c.p("size"), align_corners=c.p("align"), half_pixel_centers=c.p("half")))(ins[0])
 
 
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {

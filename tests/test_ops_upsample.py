@@ -77,3 +77,22 @@ VALID = "transpose_conv-5x4x3-k3x3-s2x2-valid-f4-bias-pt"  # output [1, 11, 9, 4
 ], ids=["absent-bias", "relu-n1-to-1", "small-input", "large-input", "small-output"])
 def test_edited_host(case_id: str, edit, tmp_path: Path) -> None:
     assert_bitexact(_edited(case_id, edit), tmp_path, board="host", samples=3)
+
+
+# ---------------------------------------------------------------------------
+# RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR
+
+RESIZE_CASES = op_cases("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR")
+
+
+@pytest.mark.parametrize("case", RESIZE_CASES, ids=lambda c: c.id)
+def test_resize_host(case, tmp_path: Path) -> None:
+    assert_bitexact(build(case), tmp_path, board="host", samples=3)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", [c for c in RESIZE_CASES if c.id in (
+    "resize_nearest-4x5x3-size7x9-align1-half0", "resize_bilinear-4x5x3-size8x10-align0-half1",
+    "resize_bilinear-5x3x2-size11x7-align1-half0")], ids=lambda c: c.id)
+def test_resize_qemu(case, tmp_path: Path) -> None:
+    assert_bitexact(build(case), tmp_path, board=QEMU_BOARD, samples=2)

@@ -561,3 +561,40 @@ def test_transpose_conv_padding_beyond_int16_is_refused() -> None:
     with pytest.raises(ModelError, match=r"operator 0 \(TRANSPOSE_CONV\): SAME padding along the height is 32768; "
                                          r"allowed is at most 32767 \(TFLM keeps it in an int16\)"):
         validate_operators(g)
+
+
+# RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR (issue 17): op_cases index 0 resizes [1, 4, 5, 3] to size [8, 10]
+
+
+def _resize(m: Any, sg: Any, op: Any, in_shape: list[int], size: list[int]) -> None:
+    _shape(_tensor(sg, op, 0), in_shape)
+    _int32_buffer(m, _tensor(sg, op, 1), size)
+    _shape(_tensor(sg, op, 0, True), [in_shape[0], *size, in_shape[3]])
+    for t in sg.tensors:
+        t.shapeSignature = None
+
+
+@pytest.mark.parametrize("kind, edit, expect", [
+    ("RESIZE_BILINEAR", lambda op, sg, m: (setattr(op.builtinOptions, "alignCorners", True),
+                                           setattr(op.builtinOptions, "halfPixelCenters", True)),
+     "operator 0 (RESIZE_BILINEAR): align_corners and half_pixel_centers are both set; allowed is at most one "
+     "(as TFLM requires)"),
+    ("RESIZE_NEAREST_NEIGHBOR", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [8, 9]),
+     "has shape [1, 8, 10, 3], but the input's batches and channels with size [8, 9] give [1, 8, 9, 3] (allowed: "
+     "equal)"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [8, 10, 1]),
+     "has shape [3]; allowed is [2] (the output height and width, as TFLM requires)"),
+    ("RESIZE_NEAREST_NEIGHBOR", lambda op, sg, m: _runtime_input(sg, op, 1),
+     "(input 1 (size) of operator 0 (RESIZE_NEAREST_NEIGHBOR)) has no data; it must be a constant tensor"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _shape(_tensor(sg, op, 0), [4, 5, 3]),
+     "has shape [4, 5, 3]; a 4-D NHWC shape is required"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _type(_tensor(sg, op, 0, True), "UINT8"), "is uint8; allowed is int8"),
+    # TFLM's rounded scale (1024 + 27) / 55 = 19 puts output row 54 at 1026/1024: row 1 of a 1-row input
+    ("RESIZE_BILINEAR", lambda op, sg, m: _resize(m, sg, op, [1, 1, 5, 3], [55, 10]),
+     "operator 0 (RESIZE_BILINEAR): resizing the height from 1 to 55 would read input index 1 (TFLM's rounded "
+     "scale overshoots); allowed are indices below 1"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _resize(m, sg, op, [1, 1, 1 << 21, 1], [1, 4]),
+     "resizing the width from 2097152 to 4 overflows TFLM's int32 arithmetic"),
+])
+def test_resize_refusals(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal(kind, edit)

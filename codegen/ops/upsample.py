@@ -1,30 +1,46 @@
 """Convolution-like operators of issue 17: TRANSPOSE_CONV (int8 activations, int8 weights per channel or per
-tensor, optional int32 bias).
+tensor, optional int32 bias), RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR (int8).
 
 TRANSPOSE_CONV follows TFLM transpose_conv.cc (Prepare: PopulateConvolutionQuantizationParams with one
 multiplier per output channel, the padding ComputePaddingHeightWidth gives over the output's size) and
 reference_integer_ops::TransposeConv.  TFLM scatters every input value into an int32 scratch tensor of the
 output's size; our kernel gathers, for each output value, the input values that reach it (the same int32
 sum in another order: validation bounds every partial sum), so it needs no scratch.
+
+RESIZE_NEAREST_NEIGHBOR follows reference_ops::ResizeNearestNeighbor (GetNearestNeighbor's float32
+arithmetic, done here: the kernel copies pixels through a table of input rows and one of input columns);
+RESIZE_BILINEAR the int8 path of TFLM resize_bilinear.cc, reference_ops::ResizeBilinearInteger (positions in
+1/1024ths computed here into tables, the blend and its rounding in the kernel).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import KernelCall, LowerContext, lowering, shape4, tensor_arg
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, shape4, tensor_arg
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers
-from tinyml.codegen.qmath import activation_range
+from tinyml.codegen.qmath import activation_range, round_half_away
 from tinyml.graph.ir import Op
-from tinyml.graph.validate import transpose_conv_padding
+from tinyml.graph.validate import bilinear_axis, transpose_conv_padding
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.  Instructions per
 # MAC (the products that land inside the output): QEMU's counts on mps2-an386 (`tinyml profile --kernels
 # portable`) for the modelgen cases 4x4x8-k2x2-s2x2 (23.5: one tap per output, the requantization dominates),
 # 6x5x3-k4x3-s1x1 (16.1) and 5x5x6-k5x5-s2x2 (26.3); 20 is their total instructions over their total MACs.
-# Not in place (the output is larger than the input and each output value reads several input pixels), no
-# scratch (TFLM's int32 scratch of the output's size is not needed by the gather), no on-stack buffer.
+# RESIZE_*: instructions per output element, the same way, for 5x3x2 -> 11x7 with align_corners (depth 2)
+# and 8x8x16 -> 16x16 with half_pixel_centers (depth 16): nearest 17.3 and 2.4 (a copy per pixel), bilinear
+# 41.4 and 26.1; the figures are again total over total.  None of these runs in place (the output is
+# larger than the input, or each output value reads several input pixels), needs scratch (TFLM's int32
+# scratch of TRANSPOSE_CONV's output is not needed by the gather) or an on-stack buffer.
+RESIZE_NEAREST_PER_ELEMENT = 3.0
+RESIZE_BILINEAR_PER_ELEMENT = 27.0
 VARIANTS = (
     portable("transpose_conv_s8", per_mac=20.0),
+    portable("resize_nearest_s8", per_mac=RESIZE_NEAREST_PER_ELEMENT),
+    portable("resize_bilinear_s8", per_mac=RESIZE_BILINEAR_PER_ELEMENT),
 )
 
 
@@ -63,4 +79,57 @@ def lower_transpose_conv(ctx: LowerContext, op: Op) -> KernelCall:
         op_index=op.index, op_kind=op.kind, kernel="transpose_conv_s8", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(w), bias_arg(b), tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index], macs=macs,
+    )
+
+
+def nearest_axis(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """TFLM GetNearestNeighbor for every output index of one axis, in float32 as TFLM computes it."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    offset = f32(0.5) if half_pixel_centers else f32(0.0)
+    index = []
+    for v in range(out_size):
+        pos = float((f32(v) + offset) * scale)
+        i = min(round_half_away(pos) if align_corners else math.floor(pos), in_size - 1)
+        index.append(max(i, 0) if half_pixel_centers else i)
+    return np.asarray(index, dtype=np.int32)
+
+
+@lowering("RESIZE_NEAREST_NEIGHBOR")
+def lower_resize_nearest(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: 4-D input and output, the output [batches, size[0], size[1], channels].
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    n, in_h, in_w, c = shape4(op, inp)
+    _, out_h, out_w, _ = shape4(op, out)
+    align, half = op.options["align_corners"], op.options["half_pixel_centers"]
+    rows = ConstArray("rows", "int32_t", nearest_axis(in_h, out_h, align, half))
+    cols = ConstArray("cols", "int32_t", nearest_axis(in_w, out_w, align, half))
+    params = dict(batches=n, in_h=in_h, in_w=in_w, depth=c, out_h=out_h, out_w=out_w, rows="rows", cols="cols")
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="resize_nearest_s8", spec={}, params=params,
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)], consts=[rows, cols],
+        inputs=[inp.index], outputs=[out.index],
+    )
+
+
+@lowering("RESIZE_BILINEAR")
+def lower_resize_bilinear(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: the shapes as RESIZE_NEAREST_NEIGHBOR's, not both flags, TFLM's int32 positions in range and
+    # every lower index inside the input.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    n, in_h, in_w, c = shape4(op, inp)
+    _, out_h, out_w, _ = shape4(op, out)
+    align, half = op.options["align_corners"], op.options["half_pixel_centers"]
+    consts = []
+    for axis, in_size, out_size in (("y", in_h, out_h), ("x", in_w, out_w)):
+        table = np.asarray(bilinear_axis(in_size, out_size, align, half), dtype=np.int32).reshape(-1, 3)
+        consts.append(ConstArray(axis, "int32_t", table.reshape(-1)))
+    params = dict(batches=n, in_h=in_h, in_w=in_w, depth=c, out_h=out_h, out_w=out_w, ytab="y", xtab="x")
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="resize_bilinear_s8", spec={}, params=params,
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)], consts=consts,
+        inputs=[inp.index], outputs=[out.index],
     )

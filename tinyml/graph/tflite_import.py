@@ -149,6 +149,10 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
         # convolution-like (codegen/ops/upsample.py); TFLM's parser requires the table (no defaults)
         "TRANSPOSE_CONV": ("TransposeConvOptions", lambda o: dict(
             padding=pad(o), stride_h=int(o.StrideH()), stride_w=int(o.StrideW()), activation=act(o))),
+        "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", lambda o: dict(
+            align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
+        "RESIZE_BILINEAR": ("ResizeBilinearOptions", lambda o: dict(
+            align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
     }
 
 
@@ -188,6 +192,9 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "UNPACK": dict(num=0, axis=0),
     "DEPTH_TO_SPACE": dict(block_size=0),
     "SPACE_TO_DEPTH": dict(block_size=0),
+    # TFLM's parser: both flags false without a table
+    "RESIZE_NEAREST_NEIGHBOR": dict(align_corners=False, half_pixel_centers=False),
+    "RESIZE_BILINEAR": dict(align_corners=False, half_pixel_centers=False),
 }
 
 

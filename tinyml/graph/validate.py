@@ -1155,12 +1155,24 @@ def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Convolution-like operators of issue 17 (codegen/ops/upsample.py): TRANSPOSE_CONV.
+# Convolution-like operators of issue 17 (codegen/ops/upsample.py): TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR,
+# RESIZE_BILINEAR.
+
+BILINEAR_ONE = 1 << 10  # TFLM ResizeBilinearInteger: positions in 1/1024ths of an input pixel
 
 
 def _conv_like_rules() -> dict[str, Rule]:
-    """The rows of TRANSPOSE_CONV."""
+    """The rows of TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR."""
+    # RESIZE_*: int8 data whose quantization neither TFLM nor we read (the values are copied or blended as
+    # they are); the size a constant int32 vector of 2 values (TFLM's Prepare), equal to the output's height
+    # and width (TFLM writes as many rows and columns as it says, whatever the output's shape).
+    resize_in = (Operand("input", quant="none"), Operand("size", ("int32",), kind="const", quant="none"))
+    resize_out = (Operand("output", quant="none"),)
     return {
+        "RESIZE_NEAREST_NEIGHBOR": Rule(inputs=resize_in, outputs=resize_out, checks=(_resize_shapes,)),
+        # RESIZE_BILINEAR: TFLM's Prepare refuses align_corners with half_pixel_centers; its integer arithmetic
+        # (ResizeBilinearInteger) must not overflow int32 nor read outside the input (checked here).
+        "RESIZE_BILINEAR": Rule(inputs=resize_in, outputs=resize_out, checks=(_resize_shapes, _bilinear_tables)),
         # TRANSPOSE_CONV (TFLM transpose_conv.cc): inputs output_shape, weights [out channels, h, w, in channels],
         # input, optional bias.  TFLM does not read output_shape (the output tensor's shape is static); it is
         # required constant int32 here, its values unread as in TFLM.  TFLM checks nothing of the input's
@@ -1176,6 +1188,72 @@ def _conv_like_rules() -> dict[str, Rule]:
             checks=(_transpose_conv_shapes, _transpose_conv_padding, _transpose_conv_multipliers,
                     _activation_range)),
     }
+
+
+def _resize_shapes(graph: Graph, op: Op) -> None:
+    inp, size, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    n, _, _, c = _rank4(graph, op, inp, "input")
+    if len(size.shape) != 1 or size.shape[0] != 2:
+        raise _shape_error(graph, op, f"size {_ten(size)} has shape {list(size.shape)}; allowed is [2] (the output "
+                                      "height and width, as TFLM requires)")
+    want = [n, *(int(v) for v in np.asarray(size.data).reshape(-1)), c]
+    if list(out.shape) != want:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but the input's batches and "
+                                      f"channels with size {want[1:3]} give {want} (allowed: equal)")
+
+
+def _cdiv(a: int, b: int) -> int:
+    """C's integer division (truncating toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _bilinear_scale(in_size: int, out_size: int, align_corners: bool) -> tuple[int, int]:
+    """TFLM ResizeBilinearInteger's scale in 1/1024ths, rounded, and the numerator it divides."""
+    if align_corners and out_size > 1:
+        num = BILINEAR_ONE * (in_size - 1) + (out_size - 1) // 2
+        return num // (out_size - 1), num
+    num = BILINEAR_ONE * in_size + out_size // 2
+    return num // out_size, num
+
+
+def _bilinear_pos(v: int, scale: int, half_pixel_centers: bool) -> int:
+    return v * scale + scale // 2 - BILINEAR_ONE // 2 if half_pixel_centers else v * scale
+
+
+def bilinear_axis(in_size: int, out_size: int, align_corners: bool,
+                  half_pixel_centers: bool) -> list[tuple[int, int, int]]:
+    """TFLM ResizeBilinearInteger along one axis: for each output index, the lower and upper input index and
+    the position's distance past the lower one in 1/1024ths (negative before the first pixel's centre with
+    half_pixel_centers), with C's truncating divisions (validation checked that TFLM's int32 arithmetic does
+    not overflow and that the lower index stays inside the input)."""
+    one = BILINEAR_ONE
+    scale, _ = _bilinear_scale(in_size, out_size, align_corners)
+    rows = []
+    for v in range(out_size):
+        pos = _bilinear_pos(v, scale, half_pixel_centers)
+        lo = max(_cdiv(pos, one), 0)
+        rows.append((lo, min(_cdiv(pos + one - 1, one), in_size - 1), pos - one * lo))
+    return rows
+
+
+def _bilinear_tables(graph: Graph, op: Op) -> None:
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    align, half = op.options.get("align_corners", False), op.options.get("half_pixel_centers", False)
+    if align and half:
+        raise _fail(graph, f"{_op(op)}: align_corners and half_pixel_centers are both set; allowed is at most one "
+                           "(as TFLM requires)")
+    for axis, in_size, out_size in (("height", inp.shape[1], out.shape[1]), ("width", inp.shape[2], out.shape[2])):
+        scale, num = _bilinear_scale(in_size, out_size, align)
+        # the positions grow with the output index: the last one is the largest
+        last = _bilinear_pos(out_size - 1, scale, half)
+        if max(num, (out_size - 1) * scale, last + BILINEAR_ONE - 1) > INT32_MAX:
+            raise _fail(graph, f"{_op(op)}: resizing the {axis} from {in_size} to {out_size} overflows TFLM's int32 "
+                               "arithmetic (positions in 1/1024ths of a pixel); allowed are sizes below 2^21")
+        if _cdiv(last, BILINEAR_ONE) > in_size - 1:
+            raise _fail(graph, f"{_op(op)}: resizing the {axis} from {in_size} to {out_size} would read input index "
+                               f"{_cdiv(last, BILINEAR_ONE)} (TFLM's rounded scale overshoots); allowed are indices "
+                               f"below {in_size}")
 
 
 def _transpose_conv_shapes(graph: Graph, op: Op) -> None:
