@@ -243,7 +243,7 @@ OPS = (
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
     "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
     "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT",
-    "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR",
+    "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "BATCH_MATMUL",
 )
 
 
@@ -491,6 +491,21 @@ def _conv_like_cases() -> list[Case]:
             case(kind, op, (4, 4, 3), size=(1, 6), align=True, half=False),
         ]
     cs.append(case("resize_nearest", "RESIZE_NEAREST_NEIGHBOR", (5, 3, 2), size=(11, 7), align=True, half=True))
+    # BATCH_MATMUL: adj_x and adj_y, broadcast batch dimensions (ranks 3 to 5 after the batch of 1), a constant
+    # rhs (a constant 2-D rhs becomes FULLY_CONNECTED)
+    bmm = "batch_matmul"
+    cs += [
+        case(bmm, "BATCH_MATMUL", (3, 4, 5), (3, 5, 6)),
+        case(bmm, "BATCH_MATMUL", (3, 5, 4), (3, 5, 6), adj_x=True),
+        case(bmm, "BATCH_MATMUL", (3, 4, 5), (3, 6, 5), adj_y=True),
+        case(bmm, "BATCH_MATMUL", (2, 5, 3), (2, 7, 5), adj_x=True, adj_y=True, in_scale=(3.0, 0.5)),
+        case(bmm, "BATCH_MATMUL", (2, 3, 4, 5), (1, 5, 6)),
+        case(bmm, "BATCH_MATMUL", (1, 4, 5), (3, 1, 5, 2), adj_x=False),
+        case(bmm, "BATCH_MATMUL", (2, 1, 4, 5), (3, 5, 6)),
+        case(bmm, "BATCH_MATMUL", (3, 4, 5), const=(3, 5, 6)),
+        case(bmm, "BATCH_MATMUL", (2, 7, 5), const=(2, 6, 5), adj_y=True),
+        case(bmm, "BATCH_MATMUL", (2, 16, 32), (2, 8, 32), adj_y=True, in_dist="relu"),
+    ]
     return cs
 
 
@@ -812,6 +827,16 @@ def _b_resize_bilinear(keras: Any, c: Case, ins: list[Any]) -> Any:
 
     return keras.layers.Lambda(lambda x: tf.compat.v1.image.resize_bilinear(
         x, c.p("size"), align_corners=c.p("align"), half_pixel_centers=c.p("half")))(ins[0])
+
+
+def _b_batch_matmul(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    adj = dict(adjoint_a=c.p("adj_x", False), adjoint_b=c.p("adj_y", False))
+    if c.p("const") is not None:
+        rhs = tf.constant(np.random.default_rng(c.seed + 5).normal(0.0, 1.0, size=c.p("const")).astype(np.float32))
+        return keras.layers.Lambda(lambda x: tf.linalg.matmul(x, rhs, **adj))(ins[0])
+    return keras.layers.Lambda(lambda xs: tf.linalg.matmul(xs[0], xs[1], **adj))(ins)
 
 
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {

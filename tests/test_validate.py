@@ -598,3 +598,42 @@ def _resize(m: Any, sg: Any, op: Any, in_shape: list[int], size: list[int]) -> N
 ])
 def test_resize_refusals(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
     assert expect in _refusal(kind, edit)
+
+
+# BATCH_MATMUL (issue 17): op_cases index 0 multiplies [1, 3, 4, 5] by [1, 3, 5, 6] into [1, 3, 4, 6]
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 3, 4, 6]),
+     "have depths 5 and 4; allowed is equal (as TFLM requires)"),
+    (lambda op, sg, m: setattr(op.builtinOptions, "adjY", True), "have depths 5 and 6; allowed is equal"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 1), [2, 5, 6]),
+     "the batch dimensions of lhs [1, 3, 4, 5] and rhs [2, 5, 6] do not broadcast"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 1, 1, 1, 3, 5, 6]), "has shape [1, 1, 1, 1, 3, 5, 6]; allowed "
+                                                                        "are ranks 2 to 5 (as TFLM requires)"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0), [20]), "allowed are ranks 2 to 5"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 3, 4, 5]),
+     "has shape [1, 3, 4, 5], but the product is [1, 3, 4, 6] (allowed: 72 values and rank at least 4"),
+    (lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-12), "the multiplier lhs scale x rhs scale / output scale"),
+    (lambda op, sg, m: setattr(_tensor(sg, op, 1).quantization, "scale", np.asarray([0.1, 0.2], dtype=np.float32)),
+     "has 2 per-channel scales; allowed is one (per-tensor quantization)"),
+])
+def test_batch_matmul_refusals(edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal("BATCH_MATMUL", edit)
+
+
+def _own_constant(m: Any, sg: Any, op: Any, pos: int, values: list[int]) -> None:
+    """Input ``pos`` of ``op`` becomes a constant of its own (a new buffer)."""
+    from tests.tflite_edit import schema
+
+    t = _tensor(sg, op, pos)
+    m.buffers.append(schema().BufferT())
+    t.buffer = len(m.buffers) - 1
+    _int8_buffer(m, t, values)
+
+
+def test_batch_matmul_of_two_constants_is_unsupported() -> None:
+    # case 7: [1, 3, 4, 5] by a constant [3, 5, 6]; the lhs becomes a constant [60] too
+    assert "are both constants; supported is at most one constant input" in _refusal(
+        "BATCH_MATMUL", lambda op, sg, m: _own_constant(m, sg, op, 0, list(range(60))), case=7,
+        error=UnsupportedError)

@@ -153,6 +153,7 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
             align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
         "RESIZE_BILINEAR": ("ResizeBilinearOptions", lambda o: dict(
             align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
+        "BATCH_MATMUL": ("BatchMatMulOptions", lambda o: dict(adj_x=bool(o.AdjX()), adj_y=bool(o.AdjY()))),
     }
 
 
@@ -195,6 +196,7 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     # TFLM's parser: both flags false without a table
     "RESIZE_NEAREST_NEIGHBOR": dict(align_corners=False, half_pixel_centers=False),
     "RESIZE_BILINEAR": dict(align_corners=False, half_pixel_centers=False),
+    "BATCH_MATMUL": dict(adj_x=False, adj_y=False),
 }
 
 

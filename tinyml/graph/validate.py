@@ -1156,13 +1156,13 @@ def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
 
 # ---------------------------------------------------------------------------
 # Convolution-like operators of issue 17 (codegen/ops/upsample.py): TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR,
-# RESIZE_BILINEAR.
+# RESIZE_BILINEAR, BATCH_MATMUL.
 
 BILINEAR_ONE = 1 << 10  # TFLM ResizeBilinearInteger: positions in 1/1024ths of an input pixel
 
 
 def _conv_like_rules() -> dict[str, Rule]:
-    """The rows of TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR."""
+    """The rows of TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR and BATCH_MATMUL."""
     # RESIZE_*: int8 data whose quantization neither TFLM nor we read (the values are copied or blended as
     # they are); the size a constant int32 vector of 2 values (TFLM's Prepare), equal to the output's height
     # and width (TFLM writes as many rows and columns as it says, whatever the output's shape).
@@ -1173,6 +1173,12 @@ def _conv_like_rules() -> dict[str, Rule]:
         # RESIZE_BILINEAR: TFLM's Prepare refuses align_corners with half_pixel_centers; its integer arithmetic
         # (ResizeBilinearInteger) must not overflow int32 nor read outside the input (checked here).
         "RESIZE_BILINEAR": Rule(inputs=resize_in, outputs=resize_out, checks=(_resize_shapes, _bilinear_tables)),
+        # BATCH_MATMUL (TFLM batch_matmul.cc): int8 per tensor, ranks 2 to 5, batch dimensions that broadcast,
+        # equal depths; TFLM reshapes the output itself but keeps its element count (and needs its rank at least
+        # the larger input rank).  Two constant inputs are unsupported (UnsupportedError), as for ADD.
+        "BATCH_MATMUL": Rule(inputs=(Operand("lhs", kind="any"), Operand("rhs", kind="any")),
+                             outputs=(Operand("output"),),
+                             checks=(_both_constant, _batch_matmul_shapes, _batch_matmul_multiplier)),
         # TRANSPOSE_CONV (TFLM transpose_conv.cc): inputs output_shape, weights [out channels, h, w, in channels],
         # input, optional bias.  TFLM does not read output_shape (the output tensor's shape is static); it is
         # required constant int32 here, its values unread as in TFLM.  TFLM checks nothing of the input's
@@ -1254,6 +1260,70 @@ def _bilinear_tables(graph: Graph, op: Op) -> None:
             raise _fail(graph, f"{_op(op)}: resizing the {axis} from {in_size} to {out_size} would read input index "
                                f"{_cdiv(last, BILINEAR_ONE)} (TFLM's rounded scale overshoots); allowed are indices "
                                f"below {in_size}")
+
+
+BATCH_MATMUL_MAX_RANK = 5  # TFLM BatchMatMulPrepare: ranks 2 to 5
+
+
+@dataclass(frozen=True)
+class MatMulShape:
+    """A resolved BATCH_MATMUL: the output's batch dimensions (the broadcast of the inputs'), the matrix
+    sizes (lhs rows x depth times depth x rhs columns) and, per batch dimension, whether each input has it
+    (a dimension of 1 broadcasts)."""
+
+    batch: tuple[int, ...]
+    rows: int
+    depth: int
+    cols: int
+    lhs_batch: tuple[int, ...]
+    rhs_batch: tuple[int, ...]
+
+
+def batch_matmul_shape(graph: Graph, op: Op) -> MatMulShape:
+    """TFLM BatchMatMulPrepare's shapes: both inputs extended with leading 1s to the larger rank."""
+    lhs, rhs = _t(graph, op, 0), _t(graph, op, 1)
+    rank = max(len(lhs.shape), len(rhs.shape))
+    ls = [1] * (rank - len(lhs.shape)) + list(lhs.shape)
+    rs = [1] * (rank - len(rhs.shape)) + list(rhs.shape)
+    adj_x, adj_y = op.options.get("adj_x", False), op.options.get("adj_y", False)
+    rows, depth = (ls[-1], ls[-2]) if adj_x else (ls[-2], ls[-1])
+    r_depth, cols = (rs[-1], rs[-2]) if adj_y else (rs[-2], rs[-1])
+    batch = tuple(max(a, b) for a, b in zip(ls[:-2], rs[:-2]))
+    if r_depth != depth:
+        raise _shape_error(graph, op, f"lhs {_ten(lhs)} of shape {list(lhs.shape)} (adj_x {int(adj_x)}) and rhs "
+                                      f"{_ten(rhs)} of shape {list(rhs.shape)} (adj_y {int(adj_y)}) have depths "
+                                      f"{depth} and {r_depth}; allowed is equal (as TFLM requires)")
+    return MatMulShape(batch, rows, depth, cols, tuple(ls[:-2]), tuple(rs[:-2]))
+
+
+def _batch_matmul_shapes(graph: Graph, op: Op) -> None:
+    lhs, rhs, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    for role, t in (("lhs", lhs), ("rhs", rhs)):
+        if not 2 <= len(t.shape) <= BATCH_MATMUL_MAX_RANK:
+            raise _shape_error(graph, op, f"{role} {_ten(t)} has shape {list(t.shape)}; allowed are ranks 2 to "
+                                          f"{BATCH_MATMUL_MAX_RANK} (as TFLM requires)")
+    rank = max(len(lhs.shape), len(rhs.shape))
+    ls = [1] * (rank - len(lhs.shape)) + list(lhs.shape)
+    rs = [1] * (rank - len(rhs.shape)) + list(rhs.shape)
+    if any(a != b and 1 not in (a, b) for a, b in zip(ls[:-2], rs[:-2])):
+        raise _shape_error(graph, op, f"the batch dimensions of lhs {list(lhs.shape)} and rhs {list(rhs.shape)} do "
+                                      "not broadcast (allowed: each pair equal or one of them 1)")
+    m = batch_matmul_shape(graph, op)
+    expect = [*m.batch, m.rows, m.cols]
+    size = int(np.prod(expect, dtype=np.int64))
+    if len(out.shape) < rank or out.size != size:
+        raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but the product is {expect} "
+                                      f"(allowed: {size} values and rank at least {rank}, as TFLM requires)")
+
+
+def _batch_matmul_multiplier(graph: Graph, op: Op) -> None:
+    """TFLM GetQuantizedConvolutionMultipler (the two input scales multiplied in float32), and the int32
+    accumulator: depth x max|lhs - zp| x max|rhs - zp|."""
+    lhs, rhs, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    product = _f32(np.float32(lhs.quant.s) * np.float32(rhs.quant.s))
+    depth = batch_matmul_shape(graph, op).depth
+    _check_multiplier(graph, op, "the multiplier lhs scale x rhs scale / output scale", product / _f32(out.quant.s),
+                      depth * _max_offset(lhs) * _max_offset(rhs))
 
 
 def _transpose_conv_shapes(graph: Graph, op: Op) -> None:
