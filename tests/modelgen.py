@@ -243,7 +243,7 @@ OPS = (
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
     "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
     "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT",
-    "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "BATCH_MATMUL",
+    "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "BATCH_MATMUL", "L2_NORMALIZATION",
 )
 
 
@@ -505,6 +505,15 @@ def _conv_like_cases() -> list[Case]:
         case(bmm, "BATCH_MATMUL", (3, 4, 5), const=(3, 5, 6)),
         case(bmm, "BATCH_MATMUL", (2, 7, 5), const=(2, 6, 5), adj_y=True),
         case(bmm, "BATCH_MATMUL", (2, 16, 32), (2, 8, 32), adj_y=True, in_dist="relu"),
+    ]
+    # L2_NORMALIZATION over the last axis: ranks 1 to 4 (with the batch), inputs centred and not, wide and
+    # narrow rows
+    cs += [
+        case("l2norm", "L2_NORMALIZATION", (6, 10)),
+        case("l2norm", "L2_NORMALIZATION", (3, 4, 16), in_dist="relu"),
+        case("l2norm", "L2_NORMALIZATION", (2, 64), in_scale=5.0),
+        case("l2norm", "L2_NORMALIZATION", (2, 3, 5), in_scale=0.01),
+        case("l2norm", "L2_NORMALIZATION", (300,), in_dist="uniform"),
     ]
     return cs
 
@@ -837,6 +846,12 @@ def _b_batch_matmul(keras: Any, c: Case, ins: list[Any]) -> Any:
         rhs = tf.constant(np.random.default_rng(c.seed + 5).normal(0.0, 1.0, size=c.p("const")).astype(np.float32))
         return keras.layers.Lambda(lambda x: tf.linalg.matmul(x, rhs, **adj))(ins[0])
     return keras.layers.Lambda(lambda xs: tf.linalg.matmul(xs[0], xs[1], **adj))(ins)
+
+
+def _b_l2norm(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.math.l2_normalize(x, axis=-1))(ins[0])
 
 
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {

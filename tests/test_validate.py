@@ -637,3 +637,20 @@ def test_batch_matmul_of_two_constants_is_unsupported() -> None:
     assert "are both constants; supported is at most one constant input" in _refusal(
         "BATCH_MATMUL", lambda op, sg, m: _own_constant(m, sg, op, 0, list(range(60))), case=7,
         error=UnsupportedError)
+
+
+# L2_NORMALIZATION (issue 17): op_cases index 0 normalizes [1, 6, 10]
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda op, sg, m: setattr(op.builtinOptions, "fusedActivationFunction", 1),
+     "operator 0 (L2_NORMALIZATION): fused activation is RELU; allowed is NONE"),
+    (lambda op, sg, m: [_shape(_tensor(sg, op, 0), [1, 1, 2, 3, 10]), _shape(_tensor(sg, op, 0, True), [1, 1, 2, 3, 10])],
+     "has shape [1, 1, 2, 3, 10]; allowed is 1-D to 4-D (as TFLM requires)"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 60]), "allowed is equal shapes"),
+    (lambda op, sg, m: [_shape(_tensor(sg, op, 0), [1, 120000]), _shape(_tensor(sg, op, 0, True), [1, 120000])],
+     "has 120000 values along its last axis; the sum of their squares"),
+    (lambda op, sg, m: _type(_tensor(sg, op, 0, True), "FLOAT32"), "is float32; allowed is int8"),
+])
+def test_l2_normalization_refusals(edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal("L2_NORMALIZATION", edit)

@@ -154,6 +154,7 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
         "RESIZE_BILINEAR": ("ResizeBilinearOptions", lambda o: dict(
             align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
         "BATCH_MATMUL": ("BatchMatMulOptions", lambda o: dict(adj_x=bool(o.AdjX()), adj_y=bool(o.AdjY()))),
+        "L2_NORMALIZATION": ("L2NormOptions", lambda o: dict(activation=act(o))),
     }
 
 
@@ -197,6 +198,7 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "RESIZE_NEAREST_NEIGHBOR": dict(align_corners=False, half_pixel_centers=False),
     "RESIZE_BILINEAR": dict(align_corners=False, half_pixel_centers=False),
     "BATCH_MATMUL": dict(adj_x=False, adj_y=False),
+    "L2_NORMALIZATION": dict(activation="NONE"),
 }
 
 

@@ -1155,14 +1155,14 @@ def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Convolution-like operators of issue 17 (codegen/ops/upsample.py): TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR,
-# RESIZE_BILINEAR, BATCH_MATMUL.
+# Convolution-like operators of issue 17 (codegen/ops/upsample.py, matmul.py): TRANSPOSE_CONV,
+# RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, BATCH_MATMUL, L2_NORMALIZATION.
 
 BILINEAR_ONE = 1 << 10  # TFLM ResizeBilinearInteger: positions in 1/1024ths of an input pixel
 
 
 def _conv_like_rules() -> dict[str, Rule]:
-    """The rows of TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR and BATCH_MATMUL."""
+    """The rows of TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, BATCH_MATMUL and L2_NORMALIZATION."""
     # RESIZE_*: int8 data whose quantization neither TFLM nor we read (the values are copied or blended as
     # they are); the size a constant int32 vector of 2 values (TFLM's Prepare), equal to the output's height
     # and width (TFLM writes as many rows and columns as it says, whatever the output's shape).
@@ -1179,6 +1179,11 @@ def _conv_like_rules() -> dict[str, Rule]:
         "BATCH_MATMUL": Rule(inputs=(Operand("lhs", kind="any"), Operand("rhs", kind="any")),
                              outputs=(Operand("output"),),
                              checks=(_both_constant, _batch_matmul_shapes, _batch_matmul_multiplier)),
+        # L2_NORMALIZATION (TFLM l2norm.cc): ranks up to 4, no fused activation; the int8 path reads only the
+        # input's zero point (its output is in 1/128ths whatever the output's quantization says; TFLM checks
+        # neither, nor do we).  The sum of squares must fit TFLM's int32 accumulator.
+        "L2_NORMALIZATION": Rule(inputs=(Operand("input"),), outputs=(Operand("output"),),
+                                 checks=(_same_shape, _l2_norm_depth)),
         # TRANSPOSE_CONV (TFLM transpose_conv.cc): inputs output_shape, weights [out channels, h, w, in channels],
         # input, optional bias.  TFLM does not read output_shape (the output tensor's shape is static); it is
         # required constant int32 here, its values unread as in TFLM.  TFLM checks nothing of the input's
@@ -1324,6 +1329,19 @@ def _batch_matmul_multiplier(graph: Graph, op: Op) -> None:
     depth = batch_matmul_shape(graph, op).depth
     _check_multiplier(graph, op, "the multiplier lhs scale x rhs scale / output scale", product / _f32(out.quant.s),
                       depth * _max_offset(lhs) * _max_offset(rhs))
+
+
+L2_NORM_MAX_RANK = 4  # TFLM L2NormPrepare: NumDimensions(input) <= 4
+
+
+def _l2_norm_depth(graph: Graph, op: Op) -> None:
+    inp = _t(graph, op, 0)
+    rank = _rank_in(graph, op, inp, L2_NORM_MAX_RANK)
+    depth = inp.shape[rank - 1]
+    if depth * _max_offset(inp) ** 2 > INT32_MAX:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has {depth} values along its last axis; the sum of their "
+                           f"squares (each up to {_max_offset(inp) ** 2}) overflows TFLM's int32 accumulator; "
+                           f"allowed are at most {INT32_MAX // _max_offset(inp) ** 2}")
 
 
 def _transpose_conv_shapes(graph: Graph, op: Op) -> None:
