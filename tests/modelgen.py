@@ -458,62 +458,54 @@ def _arith_cases() -> list[Case]:
 
 
 def _conv_like_cases() -> list[Case]:
-    """TRANSPOSE_CONV (tests/test_ops_upsample.py): kernel sizes against strides (kernel below, equal to and
-    above the stride), SAME and VALID, odd sizes and channel counts, fused activations, with and without
-    bias, per-channel and per-tensor weights."""
+    """TRANSPOSE_CONV, RESIZE_*, BATCH_MATMUL, L2_NORMALIZATION (tests/test_ops_upsample.py), lean: one case for
+    each edge (make test's time).  TRANSPOSE_CONV: kernels below, equal to and above the strides, SAME and
+    VALID, odd sizes and channel counts, fused activations, with and without bias, per-channel and per-tensor
+    weights."""
     tc = "transpose_conv"
     cs = [
         case(tc, "TRANSPOSE_CONV", (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=4, bias=True),
-        case(tc, "TRANSPOSE_CONV", (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="valid", filters=4, bias=True),
+        case(tc, "TRANSPOSE_CONV", (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="valid", filters=4, bias=True,
+             per_channel=False),
         case(tc, "TRANSPOSE_CONV", (4, 4, 8), kernel=(2, 2), strides=(2, 2), padding="same", filters=8, bias=True),
-        case(tc, "TRANSPOSE_CONV", (6, 5, 3), kernel=(3, 3), strides=(1, 1), padding="same", filters=5, bias=False),
+        case(tc, "TRANSPOSE_CONV", (6, 5, 3), kernel=(3, 3), strides=(1, 1), padding="same", filters=5, bias=False,
+             per_channel=False),
         case(tc, "TRANSPOSE_CONV", (6, 5, 3), kernel=(4, 3), strides=(1, 1), padding="valid", filters=5, bias=True),
         case(tc, "TRANSPOSE_CONV", (3, 7, 5), kernel=(5, 3), strides=(3, 2), padding="same", filters=6, act="relu",
-             bias=True),
-        case(tc, "TRANSPOSE_CONV", (3, 7, 5), kernel=(1, 5), strides=(2, 3), padding="valid", filters=3, bias=True),
+             bias=True, per_channel=False),
         case(tc, "TRANSPOSE_CONV", (8, 1, 4), kernel=(4, 1), strides=(2, 1), padding="same", filters=7,
              act="relu6", bias=True),
         case(tc, "TRANSPOSE_CONV", (4, 3, 2), kernel=(2, 3), strides=(4, 4), padding="valid", filters=3, bias=True),
-        case(tc, "TRANSPOSE_CONV", (5, 5, 6), kernel=(5, 5), strides=(2, 2), padding="same", filters=4, bias=True,
-             in_scale=6.0),
     ]
-    cs = _both_quant(cs)
     # RESIZE_*: up and down, odd sizes, each of align_corners and half_pixel_centers (bilinear: not both, which
-    # TFLM refuses)
-    for kind, op in (("resize_nearest", "RESIZE_NEAREST_NEIGHBOR"), ("resize_bilinear", "RESIZE_BILINEAR")):
-        cs += [
-            case(kind, op, (4, 5, 3), size=(8, 10), align=False, half=False),
-            case(kind, op, (4, 5, 3), size=(8, 10), align=False, half=True),
-            case(kind, op, (4, 5, 3), size=(7, 9), align=True, half=False),
-            case(kind, op, (9, 7, 4), size=(4, 3), align=False, half=True),
-            case(kind, op, (5, 3, 2), size=(11, 7), align=True, half=False),
-            case(kind, op, (5, 3, 2), size=(11, 7), align=False, half=False),
-            case(kind, op, (4, 4, 3), size=(1, 6), align=True, half=False),
-        ]
-    cs.append(case("resize_nearest", "RESIZE_NEAREST_NEIGHBOR", (5, 3, 2), size=(11, 7), align=True, half=True))
-    # BATCH_MATMUL: adj_x and adj_y, broadcast batch dimensions (ranks 3 to 5 after the batch of 1), a constant
-    # rhs (a constant 2-D rhs becomes FULLY_CONNECTED)
+    # TFLM refuses), an output of one row
+    rn, rb = ("resize_nearest", "RESIZE_NEAREST_NEIGHBOR"), ("resize_bilinear", "RESIZE_BILINEAR")
+    cs += [
+        case(*rn, (4, 5, 3), size=(8, 10), align=False, half=False),
+        case(*rn, (4, 5, 3), size=(7, 9), align=True, half=False),
+        case(*rn, (5, 3, 2), size=(11, 7), align=True, half=True),
+        case(*rb, (4, 5, 3), size=(8, 10), align=False, half=False),
+        case(*rb, (9, 7, 4), size=(4, 3), align=False, half=True),
+        case(*rb, (5, 3, 2), size=(11, 7), align=True, half=False),
+        case(*rb, (4, 4, 3), size=(1, 6), align=True, half=False),
+    ]
+    # BATCH_MATMUL: adj_x and adj_y, batch dimensions that broadcast both ways (rank 5 with the batch of 1),
+    # a constant rhs (a constant 2-D rhs becomes FULLY_CONNECTED)
     bmm = "batch_matmul"
     cs += [
         case(bmm, "BATCH_MATMUL", (3, 4, 5), (3, 5, 6)),
         case(bmm, "BATCH_MATMUL", (3, 5, 4), (3, 5, 6), adj_x=True),
-        case(bmm, "BATCH_MATMUL", (3, 4, 5), (3, 6, 5), adj_y=True),
         case(bmm, "BATCH_MATMUL", (2, 5, 3), (2, 7, 5), adj_x=True, adj_y=True, in_scale=(3.0, 0.5)),
-        case(bmm, "BATCH_MATMUL", (2, 3, 4, 5), (1, 5, 6)),
-        case(bmm, "BATCH_MATMUL", (1, 4, 5), (3, 1, 5, 2), adj_x=False),
         case(bmm, "BATCH_MATMUL", (2, 1, 4, 5), (3, 5, 6)),
         case(bmm, "BATCH_MATMUL", (3, 4, 5), const=(3, 5, 6)),
         case(bmm, "BATCH_MATMUL", (2, 7, 5), const=(2, 6, 5), adj_y=True),
-        case(bmm, "BATCH_MATMUL", (2, 16, 32), (2, 8, 32), adj_y=True, in_dist="relu"),
     ]
-    # L2_NORMALIZATION over the last axis: ranks 1 to 4 (with the batch), inputs centred and not, wide and
+    # L2_NORMALIZATION over the last axis: ranks 3 and 4 (with the batch), inputs centred and not, wide and
     # narrow rows
     cs += [
         case("l2norm", "L2_NORMALIZATION", (6, 10)),
         case("l2norm", "L2_NORMALIZATION", (3, 4, 16), in_dist="relu"),
         case("l2norm", "L2_NORMALIZATION", (2, 64), in_scale=5.0),
-        case("l2norm", "L2_NORMALIZATION", (2, 3, 5), in_scale=0.01),
-        case("l2norm", "L2_NORMALIZATION", (300,), in_dist="uniform"),
     ]
     return cs
 

@@ -15,14 +15,12 @@ RESIZE_BILINEAR the int8 path of TFLM resize_bilinear.cc, reference_ops::ResizeB
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, shape4, tensor_arg
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers
-from tinyml.codegen.qmath import activation_range, round_half_away
+from tinyml.codegen.qmath import activation_range
 from tinyml.graph.ir import Op
 from tinyml.graph.validate import bilinear_axis, transpose_conv_padding
 
@@ -83,53 +81,41 @@ def lower_transpose_conv(ctx: LowerContext, op: Op) -> KernelCall:
 
 
 def nearest_axis(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
-    """TFLM GetNearestNeighbor for every output index of one axis, in float32 as TFLM computes it."""
+    """TFLM GetNearestNeighbor for every output index of one axis, in float32 as TFLM computes it (the index
+    converted to float, plus the offset, times the scale), then floored, or rounded half away from zero with
+    align_corners (TfLiteRound), and clamped."""
     f32 = np.float32
     if align_corners and out_size > 1:
         scale = f32(in_size - 1) / f32(out_size - 1)
     else:
         scale = f32(in_size) / f32(out_size)
     offset = f32(0.5) if half_pixel_centers else f32(0.0)
-    index = []
-    for v in range(out_size):
-        pos = float((f32(v) + offset) * scale)
-        i = min(round_half_away(pos) if align_corners else math.floor(pos), in_size - 1)
-        index.append(max(i, 0) if half_pixel_centers else i)
-    return np.asarray(index, dtype=np.int32)
+    pos = ((np.arange(out_size).astype(f32) + offset) * scale).astype(np.float64)  # float32 values, exactly
+    index = np.sign(pos) * np.floor(np.abs(pos) + 0.5) if align_corners else np.floor(pos)
+    index = np.minimum(index.astype(np.int64), in_size - 1)
+    return (np.maximum(index, 0) if half_pixel_centers else index).astype(np.int32)
 
 
-@lowering("RESIZE_NEAREST_NEIGHBOR")
-def lower_resize_nearest(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: 4-D input and output, the output [batches, size[0], size[1], channels].
+@lowering("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR")
+def lower_resize(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: 4-D input and output, the output [batches, size[0], size[1], channels]; for RESIZE_BILINEAR
+    # not both flags, TFLM's int32 positions in range and every lower index inside the input.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
     n, in_h, in_w, c = shape4(op, inp)
     _, out_h, out_w, _ = shape4(op, out)
     align, half = op.options["align_corners"], op.options["half_pixel_centers"]
-    rows = ConstArray("rows", "int32_t", nearest_axis(in_h, out_h, align, half))
-    cols = ConstArray("cols", "int32_t", nearest_axis(in_w, out_w, align, half))
-    params = dict(batches=n, in_h=in_h, in_w=in_w, depth=c, out_h=out_h, out_w=out_w, rows="rows", cols="cols")
-    return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="resize_nearest_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)], consts=[rows, cols],
-        inputs=[inp.index], outputs=[out.index],
-    )
+    nearest = op.kind == "RESIZE_NEAREST_NEIGHBOR"
 
+    def table(name: str, in_size: int, out_size: int) -> ConstArray:
+        """Per output index: the input index (nearest), or the lower and upper input index and the distance
+        past the lower one (bilinear)."""
+        if nearest:
+            return ConstArray(name, "int32_t", nearest_axis(in_size, out_size, align, half))
+        return ConstArray(name, "int32_t", bilinear_axis(in_size, out_size, align, half).astype(np.int32).reshape(-1))
 
-@lowering("RESIZE_BILINEAR")
-def lower_resize_bilinear(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: the shapes as RESIZE_NEAREST_NEIGHBOR's, not both flags, TFLM's int32 positions in range and
-    # every lower index inside the input.
-    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
-    n, in_h, in_w, c = shape4(op, inp)
-    _, out_h, out_w, _ = shape4(op, out)
-    align, half = op.options["align_corners"], op.options["half_pixel_centers"]
-    consts = []
-    for axis, in_size, out_size in (("y", in_h, out_h), ("x", in_w, out_w)):
-        table = np.asarray(bilinear_axis(in_size, out_size, align, half), dtype=np.int32).reshape(-1, 3)
-        consts.append(ConstArray(axis, "int32_t", table.reshape(-1)))
     params = dict(batches=n, in_h=in_h, in_w=in_w, depth=c, out_h=out_h, out_w=out_w, ytab="y", xtab="x")
     return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="resize_bilinear_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)], consts=consts,
-        inputs=[inp.index], outputs=[out.index],
+        op_index=op.index, op_kind=op.kind, kernel="resize_nearest_s8" if nearest else "resize_bilinear_s8",
+        spec={}, params=params, args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        consts=[table("y", in_h, out_h), table("x", in_w, out_w)], inputs=[inp.index], outputs=[out.index],
     )

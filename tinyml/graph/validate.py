@@ -1232,20 +1232,19 @@ def _bilinear_pos(v: int, scale: int, half_pixel_centers: bool) -> int:
     return v * scale + scale // 2 - BILINEAR_ONE // 2 if half_pixel_centers else v * scale
 
 
-def bilinear_axis(in_size: int, out_size: int, align_corners: bool,
-                  half_pixel_centers: bool) -> list[tuple[int, int, int]]:
-    """TFLM ResizeBilinearInteger along one axis: for each output index, the lower and upper input index and
-    the position's distance past the lower one in 1/1024ths (negative before the first pixel's centre with
-    half_pixel_centers), with C's truncating divisions (validation checked that TFLM's int32 arithmetic does
-    not overflow and that the lower index stays inside the input)."""
+def bilinear_axis(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """TFLM ResizeBilinearInteger along one axis: for each output index (a row), the lower and upper input
+    index and the position's distance past the lower one in 1/1024ths (negative before the first pixel's
+    centre with half_pixel_centers), with C's truncating divisions (validation checked that TFLM's int32
+    arithmetic does not overflow and that the lower index stays inside the input)."""
     one = BILINEAR_ONE
     scale, _ = _bilinear_scale(in_size, out_size, align_corners)
-    rows = []
-    for v in range(out_size):
-        pos = _bilinear_pos(v, scale, half_pixel_centers)
-        lo = max(_cdiv(pos, one), 0)
-        rows.append((lo, min(_cdiv(pos + one - 1, one), in_size - 1), pos - one * lo))
-    return rows
+    v = np.arange(out_size, dtype=np.int64)
+    pos = v * scale + scale // 2 - one // 2 if half_pixel_centers else v * scale
+    # pos >= -512: C's truncating division by 1024 is a floor division for pos >= 0 and 0 above -1024
+    lo = np.maximum(pos, 0) // one
+    hi = np.minimum(np.maximum(pos + one - 1, 0) // one, in_size - 1)
+    return np.stack([lo, hi, pos - one * lo], axis=1)
 
 
 def _bilinear_tables(graph: Graph, op: Op) -> None:
