@@ -489,12 +489,13 @@ def _conv_like_cases() -> list[Case]:
         case(*rb, (5, 3, 2), size=(11, 7), align=True, half=False),
         case(*rb, (4, 4, 3), size=(1, 6), align=True, half=False),
     ]
-    # BATCH_MATMUL: adj_x and adj_y, batch dimensions that broadcast both ways (rank 5 with the batch of 1),
-    # a constant rhs (a constant 2-D rhs becomes FULLY_CONNECTED)
+    # BATCH_MATMUL: adj_x and adj_y, batch dimensions that broadcast both ways (rank 5 with the batch of 1), an
+    # rhs whose third-last dimension is 1 (TFLM folds the lhs batch into its rows then), a constant rhs (a
+    # constant 2-D rhs becomes FULLY_CONNECTED)
     bmm = "batch_matmul"
     cs += [
         case(bmm, "BATCH_MATMUL", (3, 4, 5), (3, 5, 6)),
-        case(bmm, "BATCH_MATMUL", (3, 5, 4), (3, 5, 6), adj_x=True),
+        case(bmm, "BATCH_MATMUL", (2, 3, 5, 4), (1, 5, 6), adj_x=True),
         case(bmm, "BATCH_MATMUL", (2, 5, 3), (2, 7, 5), adj_x=True, adj_y=True, in_scale=(3.0, 0.5)),
         case(bmm, "BATCH_MATMUL", (2, 1, 4, 5), (3, 5, 6)),
         case(bmm, "BATCH_MATMUL", (3, 4, 5), const=(3, 5, 6)),
