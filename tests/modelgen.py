@@ -160,7 +160,7 @@ def case(
     return Case(kind, op, tuple(tuple(s) for s in inputs), items, per_channel, io_dtype, seed, id)
 
 
-_WEIGHTED = {"conv2d", "depthwise", "dense", "zoo"}
+_WEIGHTED = {"conv2d", "depthwise", "dense", "zoo", "transpose_conv"}
 
 
 # --------------------------------------------------------------------------
@@ -243,6 +243,7 @@ OPS = (
     "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE",
     "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
     "SUB", "MAXIMUM", "MINIMUM", "PADV2", "SQUARED_DIFFERENCE", "PRELU", "ARG_MAX", "ARG_MIN", "RSQRT",
+    "TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "BATCH_MATMUL", "L2_NORMALIZATION",
 )
 
 
@@ -456,6 +457,60 @@ def _arith_cases() -> list[Case]:
     return cs
 
 
+def _conv_like_cases() -> list[Case]:
+    """TRANSPOSE_CONV, RESIZE_*, BATCH_MATMUL, L2_NORMALIZATION (tests/test_ops_upsample.py), lean: one case for
+    each edge (make test's time).  TRANSPOSE_CONV: kernels below, equal to and above the strides, SAME and
+    VALID, odd sizes and channel counts, fused activations, with and without bias, per-channel and per-tensor
+    weights."""
+    tc = "transpose_conv"
+    cs = [
+        case(tc, "TRANSPOSE_CONV", (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=4, bias=True),
+        case(tc, "TRANSPOSE_CONV", (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="valid", filters=4, bias=True,
+             per_channel=False),
+        case(tc, "TRANSPOSE_CONV", (4, 4, 8), kernel=(2, 2), strides=(2, 2), padding="same", filters=8, bias=True),
+        case(tc, "TRANSPOSE_CONV", (6, 5, 3), kernel=(3, 3), strides=(1, 1), padding="same", filters=5, bias=False,
+             per_channel=False),
+        case(tc, "TRANSPOSE_CONV", (6, 5, 3), kernel=(4, 3), strides=(1, 1), padding="valid", filters=5, bias=True),
+        case(tc, "TRANSPOSE_CONV", (3, 7, 5), kernel=(5, 3), strides=(3, 2), padding="same", filters=6, act="relu",
+             bias=True, per_channel=False),
+        case(tc, "TRANSPOSE_CONV", (8, 1, 4), kernel=(4, 1), strides=(2, 1), padding="same", filters=7,
+             act="relu6", bias=True),
+        case(tc, "TRANSPOSE_CONV", (4, 3, 2), kernel=(2, 3), strides=(4, 4), padding="valid", filters=3, bias=True),
+    ]
+    # RESIZE_*: up and down, odd sizes, each of align_corners and half_pixel_centers (bilinear: not both, which
+    # TFLM refuses), an output of one row
+    rn, rb = ("resize_nearest", "RESIZE_NEAREST_NEIGHBOR"), ("resize_bilinear", "RESIZE_BILINEAR")
+    cs += [
+        case(*rn, (4, 5, 3), size=(8, 10), align=False, half=False),
+        case(*rn, (4, 5, 3), size=(7, 9), align=True, half=False),
+        case(*rn, (5, 3, 2), size=(11, 7), align=True, half=True),
+        case(*rb, (4, 5, 3), size=(8, 10), align=False, half=False),
+        case(*rb, (9, 7, 4), size=(4, 3), align=False, half=True),
+        case(*rb, (5, 3, 2), size=(11, 7), align=True, half=False),
+        case(*rb, (4, 4, 3), size=(1, 6), align=True, half=False),
+    ]
+    # BATCH_MATMUL: adj_x and adj_y, batch dimensions that broadcast both ways (rank 5 with the batch of 1), an
+    # rhs whose third-last dimension is 1 (TFLM folds the lhs batch into its rows then), a constant rhs (a
+    # constant 2-D rhs becomes FULLY_CONNECTED)
+    bmm = "batch_matmul"
+    cs += [
+        case(bmm, "BATCH_MATMUL", (3, 4, 5), (3, 5, 6)),
+        case(bmm, "BATCH_MATMUL", (2, 3, 5, 4), (1, 5, 6), adj_x=True),
+        case(bmm, "BATCH_MATMUL", (2, 5, 3), (2, 7, 5), adj_x=True, adj_y=True, in_scale=(3.0, 0.5)),
+        case(bmm, "BATCH_MATMUL", (2, 1, 4, 5), (3, 5, 6)),
+        case(bmm, "BATCH_MATMUL", (3, 4, 5), const=(3, 5, 6)),
+        case(bmm, "BATCH_MATMUL", (2, 7, 5), const=(2, 6, 5), adj_y=True),
+    ]
+    # L2_NORMALIZATION over the last axis: ranks 3 and 4 (with the batch), inputs centred and not, wide and
+    # narrow rows
+    cs += [
+        case("l2norm", "L2_NORMALIZATION", (6, 10)),
+        case("l2norm", "L2_NORMALIZATION", (3, 4, 16), in_dist="relu"),
+        case("l2norm", "L2_NORMALIZATION", (2, 64), in_scale=5.0),
+    ]
+    return cs
+
+
 _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "CONV_2D": _conv_cases,
     "DEPTHWISE_CONV_2D": _depthwise_cases,
@@ -469,6 +524,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "QUANT": _quant_cases,
     "MOVEMENT": _movement_cases,
     "ARITH": _arith_cases,
+    "CONV_LIKE": _conv_like_cases,
 }
 
 
@@ -753,6 +809,42 @@ def _b_space_to_depth(keras: Any, c: Case, ins: list[Any]) -> Any:
     import tensorflow as tf
 
     return keras.layers.Lambda(lambda x: tf.nn.space_to_depth(x, c.p("block")))(ins[0])
+
+
+def _b_transpose_conv(keras: Any, c: Case, ins: list[Any]) -> Any:
+    x = keras.layers.Conv2DTranspose(c.p("filters"), c.p("kernel"), strides=c.p("strides", (1, 1)),
+                                     padding=c.p("padding"), use_bias=c.p("bias", True))(ins[0])
+    return _act(keras, x, c.p("act", "none"))
+
+
+def _b_resize_nearest(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.compat.v1.image.resize_nearest_neighbor(
+        x, c.p("size"), align_corners=c.p("align"), half_pixel_centers=c.p("half")))(ins[0])
+
+
+def _b_resize_bilinear(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.compat.v1.image.resize_bilinear(
+        x, c.p("size"), align_corners=c.p("align"), half_pixel_centers=c.p("half")))(ins[0])
+
+
+def _b_batch_matmul(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    adj = dict(adjoint_a=c.p("adj_x", False), adjoint_b=c.p("adj_y", False))
+    if c.p("const") is not None:
+        rhs = tf.constant(np.random.default_rng(c.seed + 5).normal(0.0, 1.0, size=c.p("const")).astype(np.float32))
+        return keras.layers.Lambda(lambda x: tf.linalg.matmul(x, rhs, **adj))(ins[0])
+    return keras.layers.Lambda(lambda xs: tf.linalg.matmul(xs[0], xs[1], **adj))(ins)
+
+
+def _b_l2norm(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.math.l2_normalize(x, axis=-1))(ins[0])
 
 
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {

@@ -85,7 +85,7 @@ def seed_cases() -> list[Any]:
     for op in supported_ops():
         cases = op_cases(op)
         out.append(cases[0])
-        if op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        if op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
             other = [c for c in cases if c.per_channel != cases[0].per_channel]
             out.extend(other[:1])
     return out

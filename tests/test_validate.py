@@ -506,3 +506,151 @@ def test_arithmetic_operators(kind: str, edit: Callable[[Any, Any, Any], None], 
 ])
 def test_arithmetic_operators_unsupported(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
     assert expect in _refusal(kind, edit, error=UnsupportedError)
+
+
+# ---------------------------------------------------------------------------
+# TRANSPOSE_CONV (issue 17): inputs output_shape, weights, input, bias
+
+
+def _int64(m: Any, t: Any, values: list[int]) -> None:
+    _int_buffer(m, t, values, np.int64)
+    _type(t, "INT64")
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda op, sg, m: setattr(op.builtinOptions, "strideH", 0), "operator 0 (TRANSPOSE_CONV): stride_h is 0; "
+                                                                 "allowed is [1, 32767]"),
+    (lambda op, sg, m: setattr(op.builtinOptions, "strideW", 40000), "stride_w is 40000; allowed is [1, 32767]"),
+    (lambda op, sg, m: setattr(op.builtinOptions, "fusedActivationFunction", 4),
+     "operator 0 (TRANSPOSE_CONV): fused activation is TANH; allowed is NONE, RELU, RELU6, RELU_N1_TO_1"),
+    (lambda op, sg, m: _runtime_input(sg, op, 0), "(output_shape) of operator 0 (TRANSPOSE_CONV)) has no data; "
+                                                  "it must be a constant tensor"),
+    (lambda op, sg, m: _int64(m, _tensor(sg, op, 0), [1, 10, 8, 4]), "(output_shape) of operator 0 (TRANSPOSE_CONV)) is int64; "
+                                                           "allowed is int32"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 2), [1, 5, 4, 2]),
+     "operator 0 (TRANSPOSE_CONV): shapes do not agree: input [1, 5, 4, 2], weights [4, 3, 3, 3], output "
+     "[1, 10, 8, 4] (allowed: equal batches, weights [output channels, h, w, input channels])"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 10, 8, 5]), "shapes do not agree"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [10, 8, 4]),
+     "output tensor 4 ('Identity') has shape [10, 8, 4]; a 4-D NHWC shape is required"),
+    (lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 3), [1, 2, 3]),
+     "Squeeze') has 3 values; allowed is one per output channel (4)"),
+    (lambda op, sg, m: _int64(m, _tensor(sg, op, 3), [1, 2, 3, 4]), "(bias) of operator 0 (TRANSPOSE_CONV)) is int64; "
+                                                           "allowed is int32"),
+    (lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-12),
+     "operator 0 (TRANSPOSE_CONV): the multiplier of output channel 0 (input scale x weight scale / output scale)"),
+    (lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 3), [-(1 << 31), 0, 0, 0]),
+     "which overflows int32; allowed is |accumulator| * 2^shift <= 2147483392"),
+    (lambda op, sg, m: setattr(_tensor(sg, op, 1).quantization, "zeroPoint", np.asarray([3, 0, 0, 0])),
+     "has zero point 3; allowed is 0 (TFLM needs symmetric weights and bias)"),
+    (lambda op, sg, m: setattr(op, "inputs", op.inputs[:2]), "operator 0 (TRANSPOSE_CONV): has 2 inputs; allowed is "
+                                                             "3 to 4"),
+])
+def test_transpose_conv_refusals(edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal("TRANSPOSE_CONV", edit)
+
+
+def test_transpose_conv_padding_beyond_int16_is_refused() -> None:
+    """SAME padding of a filter 65539 high: TFLM keeps the padding in an int16 (crafted in the IR: the
+    weights would be too big for a test file)."""
+    g = parse_tflite(build(op_cases("TRANSPOSE_CONV")[0]), source="m.tflite")
+    op = g.ops[0]
+    w = g.tensors[op.inputs[1]]
+    w.shape = (4, 65539, 1, 3)
+    w.data = np.zeros(w.shape, dtype=np.int8)
+    with pytest.raises(ModelError, match=r"operator 0 \(TRANSPOSE_CONV\): SAME padding along the height is 32768; "
+                                         r"allowed is at most 32767 \(TFLM keeps it in an int16\)"):
+        validate_operators(g)
+
+
+# RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR (issue 17): op_cases index 0 resizes [1, 4, 5, 3] to size [8, 10]
+
+
+def _resize(m: Any, sg: Any, op: Any, in_shape: list[int], size: list[int]) -> None:
+    _shape(_tensor(sg, op, 0), in_shape)
+    _int32_buffer(m, _tensor(sg, op, 1), size)
+    _shape(_tensor(sg, op, 0, True), [in_shape[0], *size, in_shape[3]])
+    for t in sg.tensors:
+        t.shapeSignature = None
+
+
+@pytest.mark.parametrize("kind, edit, expect", [
+    ("RESIZE_BILINEAR", lambda op, sg, m: (setattr(op.builtinOptions, "alignCorners", True),
+                                           setattr(op.builtinOptions, "halfPixelCenters", True)),
+     "operator 0 (RESIZE_BILINEAR): align_corners and half_pixel_centers are both set; allowed is at most one "
+     "(as TFLM requires)"),
+    ("RESIZE_NEAREST_NEIGHBOR", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [8, 9]),
+     "has shape [1, 8, 10, 3], but the input's batches and channels with size [8, 9] give [1, 8, 9, 3] (allowed: "
+     "equal)"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _int32_buffer(m, _tensor(sg, op, 1), [8, 10, 1]),
+     "has shape [3]; allowed is [2] (the output height and width, as TFLM requires)"),
+    ("RESIZE_NEAREST_NEIGHBOR", lambda op, sg, m: _runtime_input(sg, op, 1),
+     "(input 1 (size) of operator 0 (RESIZE_NEAREST_NEIGHBOR)) has no data; it must be a constant tensor"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _shape(_tensor(sg, op, 0), [4, 5, 3]),
+     "has shape [4, 5, 3]; a 4-D NHWC shape is required"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _type(_tensor(sg, op, 0, True), "UINT8"), "is uint8; allowed is int8"),
+    # TFLM's rounded scale (1024 + 27) / 55 = 19 puts output row 54 at 1026/1024: row 1 of a 1-row input
+    ("RESIZE_BILINEAR", lambda op, sg, m: _resize(m, sg, op, [1, 1, 5, 3], [55, 10]),
+     "operator 0 (RESIZE_BILINEAR): resizing the height from 1 to 55 would read input index 1 (TFLM's rounded "
+     "scale overshoots); allowed are indices below 1"),
+    ("RESIZE_BILINEAR", lambda op, sg, m: _resize(m, sg, op, [1, 1, 1 << 21, 1], [1, 4]),
+     "resizing the width from 2097152 to 4 overflows TFLM's int32 arithmetic"),
+])
+def test_resize_refusals(kind: str, edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal(kind, edit)
+
+
+# BATCH_MATMUL (issue 17): op_cases index 0 multiplies [1, 3, 4, 5] by [1, 3, 5, 6] into [1, 3, 4, 6]
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 3, 4, 6]),
+     "have depths 5 and 4; allowed is equal (as TFLM requires)"),
+    (lambda op, sg, m: setattr(op.builtinOptions, "adjY", True), "have depths 5 and 6; allowed is equal"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 1), [2, 5, 6]),
+     "the batch dimensions of lhs [1, 3, 4, 5] and rhs [2, 5, 6] do not broadcast"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 1), [1, 1, 1, 1, 3, 5, 6]), "has shape [1, 1, 1, 1, 3, 5, 6]; allowed "
+                                                                        "are ranks 2 to 5 (as TFLM requires)"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0), [20]), "allowed are ranks 2 to 5"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 3, 4, 5]),
+     "has shape [1, 3, 4, 5], but the product is [1, 3, 4, 6] (allowed: 72 values and rank at least 4"),
+    (lambda op, sg, m: _scale(_tensor(sg, op, 0, True), 1e-12), "the multiplier lhs scale x rhs scale / output scale"),
+    (lambda op, sg, m: setattr(_tensor(sg, op, 1).quantization, "scale", np.asarray([0.1, 0.2], dtype=np.float32)),
+     "has 2 per-channel scales; allowed is one (per-tensor quantization)"),
+])
+def test_batch_matmul_refusals(edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal("BATCH_MATMUL", edit)
+
+
+def _own_constant(m: Any, sg: Any, op: Any, pos: int, values: list[int]) -> None:
+    """Input ``pos`` of ``op`` becomes a constant of its own (a new buffer)."""
+    from tests.tflite_edit import schema
+
+    t = _tensor(sg, op, pos)
+    m.buffers.append(schema().BufferT())
+    t.buffer = len(m.buffers) - 1
+    _int8_buffer(m, t, values)
+
+
+def test_batch_matmul_of_two_constants_is_unsupported() -> None:
+    # case 4: [1, 3, 4, 5] by a constant [3, 5, 6]; the lhs becomes a constant [60] too
+    assert "are both constants; supported is at most one constant input" in _refusal(
+        "BATCH_MATMUL", lambda op, sg, m: _own_constant(m, sg, op, 0, list(range(60))), case=4,
+        error=UnsupportedError)
+
+
+# L2_NORMALIZATION (issue 17): op_cases index 0 normalizes [1, 6, 10]
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda op, sg, m: setattr(op.builtinOptions, "fusedActivationFunction", 1),
+     "operator 0 (L2_NORMALIZATION): fused activation is RELU; allowed is NONE"),
+    (lambda op, sg, m: [_shape(_tensor(sg, op, 0), [1, 1, 2, 3, 10]), _shape(_tensor(sg, op, 0, True), [1, 1, 2, 3, 10])],
+     "has shape [1, 1, 2, 3, 10]; allowed is 1-D to 4-D (as TFLM requires)"),
+    (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 60]), "allowed is equal shapes"),
+    (lambda op, sg, m: [_shape(_tensor(sg, op, 0), [1, 120000]), _shape(_tensor(sg, op, 0, True), [1, 120000])],
+     "has 120000 values along its last axis; the sum of their squares"),
+    (lambda op, sg, m: _type(_tensor(sg, op, 0, True), "FLOAT32"), "is float32; allowed is int8"),
+])
+def test_l2_normalization_refusals(edit: Callable[[Any, Any, Any], None], expect: str) -> None:
+    assert expect in _refusal("L2_NORMALIZATION", edit)

@@ -146,6 +146,15 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
         "UNPACK": ("UnpackOptions", lambda o: dict(num=int(o.Num()), axis=int(o.Axis()))),
         "DEPTH_TO_SPACE": ("DepthToSpaceOptions", lambda o: dict(block_size=int(o.BlockSize()))),
         "SPACE_TO_DEPTH": ("SpaceToDepthOptions", lambda o: dict(block_size=int(o.BlockSize()))),
+        # convolution-like (codegen/ops/upsample.py); TFLM's parser requires the table (no defaults)
+        "TRANSPOSE_CONV": ("TransposeConvOptions", lambda o: dict(
+            padding=pad(o), stride_h=int(o.StrideH()), stride_w=int(o.StrideW()), activation=act(o))),
+        "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", lambda o: dict(
+            align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
+        "RESIZE_BILINEAR": ("ResizeBilinearOptions", lambda o: dict(
+            align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
+        "BATCH_MATMUL": ("BatchMatMulOptions", lambda o: dict(adj_x=bool(o.AdjX()), adj_y=bool(o.AdjY()))),
+        "L2_NORMALIZATION": ("L2NormOptions", lambda o: dict(activation=act(o))),
     }
 
 
@@ -185,6 +194,11 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "UNPACK": dict(num=0, axis=0),
     "DEPTH_TO_SPACE": dict(block_size=0),
     "SPACE_TO_DEPTH": dict(block_size=0),
+    # TFLM's parser: both flags false without a table
+    "RESIZE_NEAREST_NEIGHBOR": dict(align_corners=False, half_pixel_centers=False),
+    "RESIZE_BILINEAR": dict(align_corners=False, half_pixel_centers=False),
+    "BATCH_MATMUL": dict(adj_x=False, adj_y=False),
+    "L2_NORMALIZATION": dict(activation="NONE"),
 }
 
 
