@@ -120,11 +120,13 @@ class LowerContext:
 LowerFn = Callable[[LowerContext, Op], Lowered]
 
 
-def lowering(*kinds: str) -> Callable[[LowerFn], LowerFn]:
-    """Marks a function as the lowering of operator ``kinds``; ``tinyml.codegen.ops`` collects the marked
-    functions of its modules into its table (``ops.LOWERINGS``, ``ops.lower_op``)."""
+def lowering(*kinds: str, dtype: str = "int8") -> Callable[[LowerFn], LowerFn]:
+    """Marks a function as the lowering of operator ``kinds`` computing in ``dtype`` ("int8", or "float32" for
+    the float operators of validation's FLOAT_RULES); ``tinyml.codegen.ops`` collects the marked functions of
+    its modules into its tables (``ops.LOWERINGS``, ``ops.FLOAT_LOWERINGS``, ``ops.lower_op``)."""
     def mark(fn: LowerFn) -> LowerFn:
         fn.lowers = kinds  # type: ignore[attr-defined]
+        fn.lowers_dtype = dtype  # type: ignore[attr-defined]
         return fn
 
     return mark

@@ -135,7 +135,8 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
             const_arrays.append(dict(name=f"{name}_op{item.op_index}_{c.name}", ctype=c.ctype,
                                      values=c.values, count=int(c.values.size), comment=f"op {item.op_index}"))
         def c_params(values: dict[str, Any], op_index: int = item.op_index) -> dict[str, Any]:
-            return {k: f"{name}_op{op_index}_{v}" if isinstance(v, str) else int(v) for k, v in values.items()}
+            return {k: f"{name}_op{op_index}_{v}" if isinstance(v, str) else c_float(float(v))
+                    if isinstance(v, np.floating) else int(v) for k, v in values.items()}
 
         params = c_params(item.params)
         out_t = graph.tensors[item.outputs[0]] if item.outputs else None

@@ -31,6 +31,20 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: the operands (a constant int32 paddings tensor, an optional constant int8 padding value of
     # one element), 1-D to 5-D, one non-negative (before, after) pair per dimension, and the output shape the
     # input's padded.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    params = pad_params(ctx, op)
+    value = ctx.t(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    params["pad_value"] = int(np.asarray(value.data).reshape(-1)[0]) if value is not None else int(out.quant.zp)
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="pad_s8", spec={}, params=params,
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        inputs=[inp.index], outputs=[out.index],
+    )
+
+
+def pad_params(ctx: LowerContext, op: Op) -> dict[str, int]:
+    """The input and output dimensions and the padding before each, extended to 5-D with leading ones (of
+    pad_s8 and pad_f32)."""
     inp, out, pads_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
     pads = np.asarray(pads_t.data, dtype=np.int64).reshape(rank, 2)
@@ -43,13 +57,7 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
         params[f"i{k}"] = int(in_d[k])
         params[f"o{k}"] = int(out_d[k])
         params[f"b{k}"] = int(before[k])
-    value = ctx.t(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    params["pad_value"] = int(np.asarray(value.data).reshape(-1)[0]) if value is not None else int(out.quant.zp)
-    return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="pad_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        inputs=[inp.index], outputs=[out.index],
-    )
+    return params
 
 
 @lowering("CONCATENATION")
