@@ -146,6 +146,9 @@ def case(
             if k == "null_bias":
                 parts.append("nullbias" if v else "")
                 continue
+            if k == "float_model":
+                parts.append("f32" if v else "")
+                continue
             if k == "bias":
                 parts.append("bias" if v else "nobias")
                 continue
@@ -566,6 +569,10 @@ def _b_mean(keras: Any, c: Case, ins: list[Any]) -> Any:
     return keras.layers.GlobalAveragePooling2D(keepdims=c.p("keepdims", False))(ins[0])
 
 
+def _b_reduce_mean(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.mean(ins[0], axis=c.p("axis"), keepdims=c.p("keepdims", False))
+
+
 def _b_add(keras: Any, c: Case, ins: list[Any]) -> Any:
     return _act(keras, keras.ops.add(ins[0], ins[1]), c.p("act", "none"))
 
@@ -679,6 +686,31 @@ def _b_leaky_relu(keras: Any, c: Case, ins: list[Any]) -> Any:
     return keras.layers.LeakyReLU(negative_slope=c.p("alpha"))(ins[0])
 
 
+def _b_sine(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """TFLM's hello_world model: FULLY_CONNECTED 1->16 RELU, 16->16 RELU, 16->1 (trained by _train_sine)."""
+    x = keras.layers.Dense(16, activation="relu")(ins[0])
+    x = keras.layers.Dense(16, activation="relu")(x)
+    return keras.layers.Dense(1)(x)
+
+
+def _b_float_cnn(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """A small CNN of the float32 operators: CONV_2D, DEPTHWISE_CONV_2D, the pools, PAD, ADD, MUL,
+    CONCATENATION, MEAN, FULLY_CONNECTED, LOGISTIC, TANH, SOFTMAX."""
+    L = keras.layers
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(ins[0])
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Add()([x, y])
+    x = L.MaxPooling2D(2)(x)
+    x = L.ZeroPadding2D(((1, 0), (0, 1)))(x)
+    x = L.Conv2D(8, 3, strides=2, activation="tanh")(x)
+    z = L.Activation("sigmoid")(L.AveragePooling2D(2, padding="same")(x))
+    x = L.Multiply()([L.AveragePooling2D(2, padding="same")(x), z])
+    x = L.Concatenate()([x, z])
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(6)(x)
+    return L.Softmax()(x)
+
+
 def _b_float_io(keras: Any, c: Case, ins: list[Any]) -> Any:
     body = c.p("body")
     x = ins[0]
@@ -780,7 +812,19 @@ def _keras_model(c: Case) -> Any:
     ins = [keras.Input(shape, batch_size=1, name=f"in{k}") for k, shape in enumerate(c.inputs)]
     out = _BUILDERS[c.kind](keras, c, ins)
     model = keras.Model(ins, out, name=c.kind)
+    if c.kind == "sine":
+        return _train_sine(model, c.seed)
     return _randomize(keras, model, np.random.default_rng(c.seed + 17))
+
+
+def _train_sine(model: Any, seed: int) -> Any:
+    """TFLM's hello_world: the sine regressor trained on noisy samples of sin(x), x in [0, 2 pi]."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 2.0 * np.pi, size=(1000, 1)).astype(np.float32)
+    y = (np.sin(x) + 0.1 * rng.standard_normal(x.shape)).astype(np.float32)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=60, batch_size=16, verbose=0)
+    return model
 
 
 # --------------------------------------------------------------------------
@@ -870,10 +914,13 @@ def _patch(c: Case, flatbuffer: bytes) -> bytes:
 
 
 def _convert(c: Case) -> bytes:
-    from tinyml.train.quantize import quantize_int8
+    from tinyml.train.quantize import convert_float32, quantize_int8
 
     model = _keras_model(c)
-    flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
+    if c.p("float_model"):
+        flatbuffer = convert_float32(model)
+    else:
+        flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
     flatbuffer = _patch(c, flatbuffer)
     ops = model_ops(flatbuffer)
     if c.op not in ops:

@@ -1,0 +1,210 @@
+"""float32 models: TFLM's hello_world (a sine regressor), a small float CNN and one model per float operator,
+against TFLM's float kernels within tolerance (tinyml/tools/verify.py: FLOAT_RTOL, FLOAT_ATOL; float results
+are not promised bit-exact), on the host and under QEMU (mps2-an386: Cortex-M4 with its FPU, hard float;
+mps2-an385: Cortex-M3, soft float); and the refusals of crafted models that mix int8 and float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.modelgen import Case, build, case, inputs_for
+from tests.tflite_edit import edit_model
+from tinyml.compiler import lower_graph
+from tinyml.errors import ModelError, TinymlError, UnsupportedError
+from tinyml.graph.tflite_import import parse_tflite
+from tinyml.tools.reference import run_tflm
+from tinyml.tools.verify import VerifyReport, verify_model
+
+HELLO = case("sine", "FULLY_CONNECTED", (1,), float_model=True, id="hello_world")
+CNN = case("float_cnn", "DEPTHWISE_CONV_2D", (12, 12, 3), float_model=True, in_dist="image", id="float_cnn")
+
+# One model per float operator (the converter fuses RELU/RELU6 after a convolution or FULLY_CONNECTED into it).
+OP_CASES = [
+    case("dense", "FULLY_CONNECTED", (16,), units=8, float_model=True),
+    case("dense", "FULLY_CONNECTED", (3, 10), units=5, act="relu", float_model=True),
+    case("dense", "FULLY_CONNECTED", (12,), units=4, act="relu6", bias=False, float_model=True),
+    case("conv2d", "CONV_2D", (9, 9, 3), filters=5, kernel=(3, 3), strides=(2, 2), padding="same", act="relu",
+         float_model=True),
+    case("conv2d", "CONV_2D", (8, 7, 4), filters=3, kernel=(2, 3), dilation=(2, 1), padding="valid",
+         float_model=True),
+    case("depthwise", "DEPTHWISE_CONV_2D", (8, 8, 3), kernel=(3, 3), mult=2, padding="same", act="relu6",
+         float_model=True),
+    case("avgpool", "AVERAGE_POOL_2D", (9, 9, 4), pool=(3, 3), strides=(2, 2), padding="same", float_model=True),
+    case("maxpool", "MAX_POOL_2D", (8, 8, 4), pool=(2, 2), strides=(2, 2), padding="valid", float_model=True),
+    case("mean", "MEAN", (6, 5, 4), keepdims=True, float_model=True),
+    case("reduce_mean", "MEAN", (6, 5, 4), axis=(-1,), keepdims=False, float_model=True),
+    case("add", "ADD", (4, 4, 8), (4, 4, 8), float_model=True),
+    case("add", "ADD", (4, 4, 8), (1, 1, 8), float_model=True),
+    case("mul", "MUL", (4, 4, 8), (4, 1, 8), float_model=True),
+    case("concat", "CONCATENATION", (4, 4, 3), (4, 4, 5), axis=-1, float_model=True),
+    case("reshape", "RESHAPE", (4, 4, 6), target=(16, 6), float_model=True),
+    case("squeeze", "SQUEEZE", (1, 5, 6), squeeze_axis=1, float_model=True),
+    case("pad", "PAD", (5, 5, 4), pads=((2, 1), (0, 3)), float_model=True),
+    case("softmax", "SOFTMAX", (10,), beta=1.0, in_scale=8.0, float_model=True),
+    case("softmax", "SOFTMAX", (4, 4, 6), beta=0.5, in_scale=2.0, float_model=True),
+    case("logistic", "LOGISTIC", (4, 4, 8), in_scale=12.0, float_model=True),
+    case("tanh", "TANH", (33,), in_scale=4.0, float_model=True),
+    case("relu", "RELU", (4, 4, 8), float_model=True),
+    case("relu6", "RELU6", (33,), in_scale=6.0, float_model=True),
+]
+
+
+def _verify(c: Case, tmp_path: Path, board: str = "host", samples: int = 3) -> VerifyReport:
+    model = build(c)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model)
+    report = verify_model(path, board, inputs=inputs_for(c, model, n=samples), work_dir=tmp_path / "proj")
+    assert report.ok, report.summary()
+    assert report.float_outputs and "within tolerance" in report.summary() and "bit-exact" not in \
+        report.summary().split(";")[0], report.summary()
+    return report
+
+
+def test_hello_world_is_a_float_sine_regressor() -> None:
+    """The hello_world model is TFLM's: three float FULLY_CONNECTED layers (two with a fused RELU) that
+    approximate sin(x) on [0, 2 pi]."""
+    model = build(HELLO)
+    g = lower_graph_ok(model)
+    assert [op.kind for op in g.ops] == ["FULLY_CONNECTED"] * 3
+    assert [op.options.get("activation") for op in g.ops] == ["RELU", "RELU", "NONE"]
+    assert all(t.dtype == "float32" for t in g.tensors)
+    xs = np.linspace(0.0, 2.0 * np.pi, 16, dtype=np.float32)
+    ys = [float(run_tflm(model, [np.array([[x]], dtype=np.float32)])[0].reshape(-1)[0]) for x in xs]
+    assert np.max(np.abs(np.array(ys) - np.sin(xs))) < 0.25
+
+
+def lower_graph_ok(model: bytes) -> Any:
+    g = parse_tflite(model, source="m.tflite")
+    lower_graph(g)
+    return g
+
+
+@pytest.mark.parametrize("c", [HELLO, CNN], ids=lambda c: c.id)
+def test_models_host(c: Case, tmp_path: Path) -> None:
+    _verify(c, tmp_path, samples=6)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("c", [HELLO, CNN], ids=lambda c: c.id)
+def test_models_mps2_an386(c: Case, tmp_path: Path) -> None:
+    """Cortex-M4 with its single-precision FPU (-mfloat-abi=hard -mfpu=fpv4-sp-d16)."""
+    _verify(c, tmp_path, "mps2-an386")
+
+
+@pytest.mark.qemu
+def test_hello_world_mps2_an385_soft_float(tmp_path: Path) -> None:
+    """Cortex-M3, no FPU (-mfloat-abi=soft): the float kernels run on the compiler's soft-float library."""
+    _verify(HELLO, tmp_path, "mps2-an385")
+
+
+@pytest.mark.parametrize("c", OP_CASES, ids=lambda c: c.id)
+def test_operator_host(c: Case, tmp_path: Path) -> None:
+    _verify(c, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+
+def _refusal(model: bytes, error: type[TinymlError]) -> str:
+    with pytest.raises(error) as e:
+        lower_graph(parse_tflite(model, source="m.tflite"))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("m.tflite: "), msg
+    return msg
+
+
+def _hidden_int8(m: Any, s: Any) -> None:
+    """hello_world's first hidden activation made int8 (quantized): FULLY_CONNECTED 0 writes int8 from float."""
+    sg = m.subgraphs[0]
+    t = sg.tensors[sg.operators[0].outputs[0]]
+    t.type = s.TensorType.INT8
+    t.quantization = s.QuantizationParametersT()
+    t.quantization.scale, t.quantization.zeroPoint = [0.05], [0]
+
+
+def _int8_weights(m: Any, s: Any) -> None:
+    """hello_world's second layer with int8 weights beside its float32 input: one int8 weight tensor, the
+    rest float (a hand-made hybrid operator)."""
+    _hidden_int8(m, s)
+    sg = m.subgraphs[0]
+    op = sg.operators[1]
+    t = sg.tensors[sg.operators[0].outputs[0]]
+    t.type, t.quantization = s.TensorType.FLOAT32, None
+    w = sg.tensors[op.inputs[1]]
+    b = m.buffers[w.buffer]
+    values = np.frombuffer(bytes(bytearray(b.data)), np.float32)
+    b.data = list(np.clip(np.round(values * 50), -127, 127).astype(np.int8).tobytes())
+    w.type = s.TensorType.INT8
+    w.quantization = s.QuantizationParametersT()
+    w.quantization.scale, w.quantization.zeroPoint = [0.02], [0]
+    # keep an int8 activation elsewhere in the model, so that the whole-model check lets it through
+    last = sg.tensors[sg.operators[2].outputs[0]]
+    last.type = s.TensorType.INT8
+    last.quantization = s.QuantizationParametersT()
+    last.quantization.scale, last.quantization.zeroPoint = [0.05], [0]
+
+
+def _nan_weight(m: Any, s: Any) -> None:
+    sg = m.subgraphs[0]
+    w = sg.tensors[sg.operators[1].inputs[1]]
+    b = m.buffers[w.buffer]
+    values = np.frombuffer(bytes(bytearray(b.data)), np.float32).copy()
+    values[3] = np.nan
+    b.data = list(values.tobytes())
+
+
+def _dynamic_range(m: Any, s: Any) -> None:
+    """Every FULLY_CONNECTED weight int8 beside float32 activations: dynamic-range quantization."""
+    sg = m.subgraphs[0]
+    for op in sg.operators:
+        w = sg.tensors[op.inputs[1]]
+        b = m.buffers[w.buffer]
+        values = np.frombuffer(bytes(bytearray(b.data)), np.float32)
+        b.data = list(np.clip(np.round(values * 50), -127, 127).astype(np.int8).tobytes())
+        w.type = s.TensorType.INT8
+        w.quantization = s.QuantizationParametersT()
+        w.quantization.scale, w.quantization.zeroPoint = [0.02], [0]
+
+
+REFUSALS = {
+    "int8-output-of-float-operator": (_hidden_int8, ModelError,
+                                      "operator 0 (FULLY_CONNECTED) mixes int8 and float32: tensor"),
+    "int8-weights-of-float-operator": (_int8_weights, ModelError,
+                                       "operator 1 (FULLY_CONNECTED) mixes int8 and float32"),
+    "nan-weight": (_nan_weight, UnsupportedError, "operator 1 (FULLY_CONNECTED): constant tensor"),
+    "dynamic-range": (_dynamic_range, ModelError,
+                      "float32 activations with int8 weights (dynamic-range quantization)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_crafted_mixed_models_are_refused(name: str) -> None:
+    edit, error, expect = REFUSALS[name]
+    msg = _refusal(edit_model(build(HELLO), edit), error)
+    assert expect in msg, msg
+
+
+def test_float_operator_without_float_kernel_is_unsupported() -> None:
+    """A float32 SUB (TFLM runs it; tinyml has no float SUB kernel yet): one line naming it."""
+    msg = _refusal(build(case("sub", "SUB", (4, 4, 8), (4, 4, 8), float_model=True)), UnsupportedError)
+    assert "operator 0 (SUB): float32 SUB is not supported yet; float32 operators supported: " in msg, msg
+
+
+def test_int8_operator_with_a_float_bias_is_refused(tmp_path: Path) -> None:
+    """An int8 FULLY_CONNECTED of a quantized model whose bias is made float32: int8 and float32 mix."""
+    model = build(case("dense", "FULLY_CONNECTED", (16,), units=8))
+
+    def edit(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        op = next(o for o in sg.operators if len(o.inputs) > 2 and o.inputs[2] >= 0)
+        bias = sg.tensors[op.inputs[2]]
+        b = m.buffers[bias.buffer]
+        b.data = list(np.frombuffer(bytes(bytearray(b.data)), np.int32).astype(np.float32).tobytes())
+        bias.type, bias.quantization = s.TensorType.FLOAT32, None
+
+    msg = _refusal(edit_model(model, edit), ModelError)
+    assert "(FULLY_CONNECTED) mixes int8 and float32" in msg, msg
