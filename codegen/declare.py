@@ -87,6 +87,8 @@ class Variant:
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
+    # float kernels: estimated instructions per MAC on a core without the "fpu" feature (soft float); 0: per_mac
+    per_mac_soft_float: float = 0.0
     ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
@@ -98,6 +100,11 @@ class Variant:
         if self.accepts is not None and not self.accepts(ctx, call):
             return False
         return self.stack(call) <= stack_limit(ctx)
+
+    def instructions_per_mac(self, ctx: LowerContext) -> float:
+        if self.per_mac_soft_float and "fpu" not in ctx.features:
+            return self.per_mac_soft_float
+        return self.per_mac
 
     def facts(self, ctx: LowerContext, call: KernelCall, out_elements: int) -> OpFacts:
         """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
@@ -112,7 +119,7 @@ class Variant:
             variant=self.template,
             stack_bytes=self.stack(call),
             form_stack_bytes=self.form_stack(call) if forms else 0,
-            cost=int(round(work * self.per_mac)),
+            cost=int(round(work * self.instructions_per_mac(ctx))),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
             ring_cost=int(round(out_elements * self.ring_per_byte)) if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,

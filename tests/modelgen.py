@@ -50,6 +50,7 @@ __all__ = [
     "op_cases",
     "zoo_cases",
     "all_cases",
+    "float_cases",
     "build",
     "build_many",
     "inputs_for",
@@ -473,6 +474,42 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "MOVEMENT": _movement_cases,
     "ARITH": _arith_cases,
 }
+
+
+def float_cases() -> list[Case]:
+    """float32 models (converted without quantization, tests/test_float32.py): TFLM's hello_world (a trained
+    sine regressor), a small float CNN of every float operator, then one model per float operator."""
+    return [
+        case("sine", "FULLY_CONNECTED", (1,), float_model=True, id="hello_world"),
+        case("float_cnn", "DEPTHWISE_CONV_2D", (12, 12, 3), float_model=True, in_dist="image", id="float_cnn"),
+        case("dense", "FULLY_CONNECTED", (16,), units=8, float_model=True),
+        case("dense", "FULLY_CONNECTED", (3, 10), units=5, act="relu", float_model=True),
+        case("dense", "FULLY_CONNECTED", (12,), units=4, act="relu6", bias=False, float_model=True),
+        case("conv2d", "CONV_2D", (9, 9, 3), filters=5, kernel=(3, 3), strides=(2, 2), padding="same", act="relu",
+             float_model=True),
+        case("conv2d", "CONV_2D", (8, 7, 4), filters=3, kernel=(2, 3), dilation=(2, 1), padding="valid",
+             float_model=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (8, 8, 3), kernel=(3, 3), mult=2, padding="same", act="relu6",
+             float_model=True),
+        case("avgpool", "AVERAGE_POOL_2D", (9, 9, 4), pool=(3, 3), strides=(2, 2), padding="same", float_model=True),
+        case("maxpool", "MAX_POOL_2D", (8, 8, 4), pool=(2, 2), strides=(2, 2), padding="valid", float_model=True),
+        case("mean", "MEAN", (6, 5, 4), keepdims=True, float_model=True),
+        case("reduce_mean", "MEAN", (6, 5, 4), axis=(-1,), keepdims=False, float_model=True),
+        case("add", "ADD", (4, 4, 8), (4, 4, 8), float_model=True),
+        case("add", "ADD", (4, 4, 8), (1, 1, 8), float_model=True),
+        case("mul", "MUL", (4, 4, 8), (4, 1, 8), float_model=True),
+        case("concat", "CONCATENATION", (4, 4, 3), (4, 4, 5), axis=-1, float_model=True),
+        case("reshape", "RESHAPE", (4, 4, 6), target=(16, 6), float_model=True),
+        case("squeeze", "SQUEEZE", (1, 5, 6), squeeze_axis=1, float_model=True),
+        case("pad", "PAD", (5, 5, 4), pads=((2, 1), (0, 3)), float_model=True),
+        case("padv2", "PADV2", (5, 4, 3), pads=((1, 2), (0, 1), (2, 0)), value=0.7, float_model=True),
+        case("softmax", "SOFTMAX", (10,), beta=1.0, in_scale=8.0, float_model=True),
+        case("softmax", "SOFTMAX", (4, 4, 6), beta=0.5, in_scale=2.0, float_model=True),
+        case("logistic", "LOGISTIC", (4, 4, 8), in_scale=12.0, float_model=True),
+        case("tanh", "TANH", (33,), in_scale=4.0, float_model=True),
+        case("relu", "RELU", (4, 4, 8), float_model=True),
+        case("relu6", "RELU6", (33,), in_scale=6.0, float_model=True),
+    ]
 
 
 def op_cases(*ops: str) -> list[Case]:

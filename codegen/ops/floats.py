@@ -1,5 +1,5 @@
 """float32 operators: FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, ADD, MUL,
-CONCATENATION, PAD, SOFTMAX, LOGISTIC, TANH, RELU, RELU6 (RESHAPE and SQUEEZE are type-generic aliases,
+CONCATENATION, PAD, PADV2, SOFTMAX, LOGISTIC, TANH, RELU, RELU6 (RESHAPE and SQUEEZE are type-generic aliases,
 lowered in shape.py).
 
 Each follows TFLM's float kernel (its reference_ops function, named in each template) in portable C: the
@@ -31,27 +31,29 @@ FLOAT_BYTES = 4
 FLT_MAX = float(np.finfo(np.float32).max)
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them: portable C, whole
-# layer only (no in-place or patch form), no scratch, no on-stack buffer.  Instructions per MAC (per output
-# element without MACs) are estimates for a core with a single-precision FPU (soft float costs several
-# times more); `tinyml profile` measures them.
+# layer only (no in-place or patch form), no scratch, no on-stack buffer.  Their cost: instructions per MAC
+# (per output element without MACs; per input element for MEAN) as QEMU counted them (`tinyml profile`) for
+# tests/test_float32.py's float CNN on mps2-an386 (Cortex-M4, single-precision FPU) and, soft float, on
+# mps2-an385 (Cortex-M3, no FPU; the compiler's float library).
 FLOAT_HELPERS = "kernels/tml_float.inc.j2"  # tml_clamp_f32, TML_FLT_MAX, <math.h>
+LIBM_KERNELS = ("softmax_f32", "unary_f32")  # call expf or tanhf: a firmware links the C math library (-lm)
 
 
-def _portable_f32(template: str, per_mac: float) -> Variant:
-    return dataclasses.replace(portable(template, per_mac=per_mac), helpers=(FLOAT_HELPERS,))
+def _portable_f32(template: str, fpu: float, soft: float) -> Variant:
+    return dataclasses.replace(portable(template, per_mac=fpu), per_mac_soft_float=soft, helpers=(FLOAT_HELPERS,))
 
 
 VARIANTS = (
-    _portable_f32("fc_f32", 6.0),
-    _portable_f32("conv_f32", 12.0),
-    _portable_f32("dwconv_f32", 14.0),
-    _portable_f32("avgpool_f32", 8.0),
-    _portable_f32("maxpool_f32", 8.0),
-    _portable_f32("mean_f32", 8.0),
-    _portable_f32("binary_f32", 10.0),
-    _portable_f32("pad_f32", 4.0),
-    _portable_f32("softmax_f32", 60.0),
-    _portable_f32("unary_f32", 30.0),
+    _portable_f32("fc_f32", 8.0, 100.0),
+    _portable_f32("conv_f32", 16.0, 99.0),
+    _portable_f32("dwconv_f32", 29.0, 98.0),
+    _portable_f32("avgpool_f32", 17.0, 71.0),
+    _portable_f32("maxpool_f32", 20.0, 76.0),
+    _portable_f32("mean_f32", 47.0, 96.0),
+    _portable_f32("binary_f32", 18.0, 116.0),
+    _portable_f32("pad_f32", 17.0, 14.0),
+    _portable_f32("softmax_f32", 92.0, 1270.0),
+    _portable_f32("unary_f32", 106.0, 1870.0),  # TANH's (LOGISTIC: 82 and 1290; RELU, RELU6 a few)
 )
 
 
@@ -185,7 +187,7 @@ def lower_concat_f32(ctx: LowerContext, op: Op) -> KernelCall:
     return call
 
 
-@lowering("PAD", dtype="float32")
+@lowering("PAD", "PADV2", dtype="float32")
 def lower_pad_f32(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: a constant int32 paddings tensor, an optional constant float32 padding value of one element,
     # 1-D to 5-D, one non-negative (before, after) pair per dimension, the output shape the input's padded.

@@ -684,6 +684,11 @@ def _mean_shapes(graph: Graph, op: Op) -> None:
     if not 1 <= rank <= MEAN_MAX_RANK:
         raise _unsupported(graph, op, f"input {_ten(inp)} has shape {list(inp.shape)}; supported is 1-D to "
                                       f"{MEAN_MAX_RANK}-D")
+    if len(out.shape) > MEAN_MAX_RANK:
+        # TFLM's 4-D MEAN (keep_dims over height and width) extends the output shape to 4-D: a longer one
+        # corrupts its memory (the fuzz test's float MEAN with a [1, 1, 1, 1, 4] output crashed it)
+        raise _unsupported(graph, op, f"output {_ten(out)} has shape {list(out.shape)}; supported is at most "
+                                      f"{MEAN_MAX_RANK}-D")
     values = [int(a) for a in np.asarray(axis_t.data).reshape(-1)]
     for a in values:
         if not -rank <= a < rank:
@@ -1462,6 +1467,9 @@ def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
     bias = Operand("bias", f32, kind="const", optional=True, quant="none")
     conv, dw, fc = rules["CONV_2D"], rules["DEPTHWISE_CONV_2D"], rules["FULLY_CONNECTED"]
     pool_checks = (_pool_shapes, _window_extent)
+    pad = Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none"),
+                       Operand("constant_values", f32, kind="any", optional=True, quant="none")), outputs=out,
+               checks=(_pad_shapes, _float_pad_value))
     return {
         "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=conv.ints, activations=INT8_ACTIVATIONS,
                         checks=(_conv_shapes, _window_extent)),
@@ -1484,9 +1492,8 @@ def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
         "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True, checks=(_concat_shapes,)),
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
-        "PAD": Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none"),
-                            Operand("constant_values", f32, kind="any", optional=True, quant="none")), outputs=out,
-                    checks=(_pad_shapes, _float_pad_value)),
+        "PAD": pad,
+        "PADV2": pad,
         # SOFTMAX takes any beta in float (TFLM: exp((x - max) * beta)).
         "SOFTMAX": Rule(inputs=(act,), outputs=out, checks=(_same_shape, _finite_beta)),
         "LOGISTIC": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),

@@ -173,7 +173,7 @@ def parse_trace(raw: bytes) -> list[tuple[int, bytes]]:
     return records
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
+def same_output(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal bytes; float32 arrays within the tolerance (see the module docstring)."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
@@ -246,7 +246,7 @@ def verify_compiled(compiled: Compiled, data: bytes, xs: list[list[np.ndarray]],
         for i, (a, b) in enumerate(zip(ours, ref)):
             report.max_float_error = max([report.max_float_error] +
                                          [float_error(x, np.asarray(y)) for x, y in zip(a, b)])
-            bad = [j for j, (x, y) in enumerate(zip(a, b)) if not _same(x, np.asarray(y))]
+            bad = [j for j, (x, y) in enumerate(zip(a, b)) if not same_output(x, np.asarray(y))]
             if not bad:
                 report.exact += 1
                 continue
@@ -272,7 +272,7 @@ def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np
         expected = np.ascontiguousarray(ref[op.outputs[0]]).astype(dtype).tobytes()
         ours = np.frombuffer(raw, dtype=dtype)
         theirs = np.frombuffer(expected, dtype=dtype)
-        if raw != expected and not (t.dtype == "float32" and _same(ours, theirs)):
+        if raw != expected and not (t.dtype == "float32" and same_output(ours, theirs)):
             m.op_index, m.op_kind, m.tensor = op_index, op.kind, t.name
             if ours.size == theirs.size:
                 close = _float_close(ours, theirs) if t.dtype == "float32" else ours == theirs
@@ -319,7 +319,7 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
     for i, (a, b) in enumerate(zip(ours, ref)):
         pairs = [(x.astype(_np_of(y)), np.asarray(y)) for x, y in zip(a, b)]
         error = max([error] + [float_error(x, y) for x, y in pairs])
-        bad = [j for j, (x, y) in enumerate(pairs) if not _same(x, y)]
+        bad = [j for j, (x, y) in enumerate(pairs) if not same_output(x, y)]
         if not bad:
             exact += 1
             continue
