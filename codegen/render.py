@@ -110,10 +110,12 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
                     cname = f"{name}_t{t.index}"
                     const_tensors[t.index] = dict(name=cname, ctype=C_TYPES[t.dtype], values=t.data,
                                                   count=t.size, comment=t.name)
-                return dict(kind="const", name=const_tensors[t.index]["name"], ctype=a.ctype)
+                # a kernel that moves bytes (concat_s8, copy_nd_s8, split_s8) takes a float32 constant as bytes
+                return dict(kind="const", name=const_tensors[t.index]["name"], ctype=a.ctype,
+                            cast=C_TYPES[t.dtype] != a.ctype)
             return dict(kind="arena", offset=plan.offset(t.index), ctype=a.ctype, writable=a.writable)
         if a.kind == "const":
-            return dict(kind="const", name=f"{name}_op{call.op_index}_{a.name}", ctype=a.ctype)
+            return dict(kind="const", name=f"{name}_op{call.op_index}_{a.name}", ctype=a.ctype, cast=False)
         if a.kind == "null":
             return dict(kind="null", ctype=a.ctype, writable=a.writable)
         if a.kind == "scratch":  # the call's scratch buffer, placed by the memory plan

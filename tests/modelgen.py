@@ -509,6 +509,17 @@ def float_cases() -> list[Case]:
         case("tanh", "TANH", (33,), in_scale=4.0, float_model=True),
         case("relu", "RELU", (4, 4, 8), float_model=True),
         case("relu6", "RELU6", (33,), in_scale=6.0, float_model=True),
+        # data movement: the int8 kernels moving 4-byte elements
+        case("transpose", "TRANSPOSE", (4, 6, 5), perm=(2, 1, 3), float_model=True),
+        case("strided_slice", "STRIDED_SLICE", (8, 7, 6), slices=((1, 7, 2), (None, None, -1), (-5, None, 1)),
+             float_model=True),
+        case("slice", "SLICE", (6, 5, 4), begin=(0, 1, 2, 0), size=(1, 4, 2, 3), float_model=True),
+        case("split", "SPLIT", (4, 6, 8), parts=2, axis=-1, float_model=True),
+        case("split", "SPLIT_V", (4, 9, 4), parts=(2, 4, 3), axis=2, float_model=True),
+        case("stack", "PACK", (5, 6), (5, 6), axis=1, float_model=True),
+        case("unstack", "UNPACK", (3, 4, 5), axis=1, float_model=True),
+        case("depth_to_space", "DEPTH_TO_SPACE", (3, 4, 8), block=2, float_model=True),
+        case("space_to_depth", "SPACE_TO_DEPTH", (6, 4, 3), block=2, float_model=True),
     ]
 
 

@@ -15,9 +15,9 @@ MODULES = tuple(importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil
 # operator kind -> its lowering, from the functions the modules mark with @lowering: the int8 operators
 # (and the type-generic RESHAPE and SQUEEZE, QUANTIZE and DEQUANTIZE), and the float32 ones
 LOWERINGS: dict[str, LowerFn] = {kind: fn for m in MODULES for fn in vars(m).values()
-                                 for kind in getattr(fn, "lowers", ()) if fn.lowers_dtype == "int8"}
+                                 for kind in getattr(fn, "lowers", ()) if "int8" in fn.lowers_dtypes}
 FLOAT_LOWERINGS: dict[str, LowerFn] = {kind: fn for m in MODULES for fn in vars(m).values()
-                                       for kind in getattr(fn, "lowers", ()) if fn.lowers_dtype == "float32"}
+                                       for kind in getattr(fn, "lowers", ()) if "float32" in fn.lowers_dtypes}
 
 
 def supported_ops() -> list[str]:

@@ -1,14 +1,15 @@
 """float32 operators: FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, ADD, MUL,
-CONCATENATION, PAD, PADV2, SOFTMAX, LOGISTIC, TANH, RELU, RELU6 (RESHAPE and SQUEEZE are type-generic aliases,
-lowered in shape.py).
+PAD, PADV2, SOFTMAX, LOGISTIC, TANH, RELU, RELU6 (RESHAPE and SQUEEZE are type-generic aliases, lowered in
+shape.py; CONCATENATION and the data-movement operators move bytes of either type, tensor_ops.py and
+movement.py).
 
 Each follows TFLM's float kernel (its reference_ops function, named in each template) in portable C: the
 same loops in the same order, the sums in float, the fused activation a float clamp (TFLM's
 CalculateActivationRange).  Float results are not promised bit-exact with TFLM (libm's expf and tanhf
 differ between C libraries, and a compiler may contract a product and a sum); ``tinyml verify`` checks them
 within a relative tolerance (tinyml/tools/verify.py).  The float kernels offer no in-place or patch forms:
-the planner gives each output its own arena bytes (4 per element).  CONCATENATION moves bytes: it is
-concat_s8's call with chunks of 4-byte elements.
+the planner gives each output its own arena bytes (4 per element).  CONCATENATION and the data-movement
+operators move bytes: their int8 lowerings (tensor_ops.py, movement.py) take 4-byte elements as well.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_a
 from tinyml.codegen.ops.common import fused_activation, weighted_operands
 from tinyml.codegen.ops.conv import conv_window
 from tinyml.codegen.ops.elementwise import broadcast_layout
-from tinyml.codegen.ops.tensor_ops import concat_call, pad_params
+from tinyml.codegen.ops.tensor_ops import pad_params
 from tinyml.codegen.qmath import padding_before
 from tinyml.graph.ir import Op, Tensor
 from tinyml.graph.validate import resolve_axes
 
-FLOAT_BYTES = 4
 FLT_MAX = float(np.finfo(np.float32).max)
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them: portable C, whole
@@ -168,23 +168,6 @@ def lower_binary_f32(ctx: LowerContext, op: Op) -> KernelCall:
         args=[tensor_arg(a), tensor_arg(b), tensor_arg(out, writable=True)],
         inputs=[t.index for t in (a, b) if not t.is_const], outputs=[out.index], macs=out.size,
     )
-
-
-@lowering("CONCATENATION", dtype="float32")
-def lower_concat_f32(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: float32 inputs and output, the axis in range, the shapes adding up along it.  The bytes are
-    # copied unchanged, as concat_s8 copies them: its call with 4-byte elements.
-    out = ctx.t(op.outputs[0])
-    ins = [ctx.t(i) for i in op.inputs]
-    rank = len(out.shape)
-    axis = int(op.options.get("axis", 0))
-    pos_axis = axis + rank if axis < 0 else axis
-    outer = int(np.prod(out.shape[:pos_axis], dtype=np.int64))
-    inner = int(np.prod(out.shape[pos_axis + 1:], dtype=np.int64)) * FLOAT_BYTES
-    call = concat_call(op, out, ins, outer, [t.shape[pos_axis] * inner for t in ins])
-    for a in call.args:
-        a.ctype = "int8_t"  # bytes
-    return call
 
 
 @lowering("PAD", "PADV2", dtype="float32")

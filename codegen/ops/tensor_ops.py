@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
-from tinyml.graph.ir import Op, Tensor
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, bytes_arg, lowering, tensor_arg
+from tinyml.graph.ir import DTYPE_BYTES, Op, Tensor
 from tinyml.graph.validate import PAD_MAX_RANK
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
@@ -60,7 +60,7 @@ def pad_params(ctx: LowerContext, op: Op) -> dict[str, int]:
     return params
 
 
-@lowering("CONCATENATION")
+@lowering("CONCATENATION", dtype=("int8", "float32"))
 def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: one or more int8 inputs quantized as the output, one output of rank 1 or more, the axis
     # in range, and the inputs' shapes adding up to the output's along it; no fused activation.
@@ -75,13 +75,16 @@ def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
 
 
 def concat_call(op: Op, out: Tensor, ins: list[Tensor], outer: int, chunks: list[int]) -> KernelCall:
-    """The concat_s8 call that writes ``outer`` times, one after the other, ``chunks[k]`` bytes of each input
-    k into ``out`` (CONCATENATION; PACK, whose inputs are such chunks, in codegen/ops/movement.py)."""
+    """The concat_s8 call that writes ``outer`` times, one after the other, ``chunks[k]`` elements of each
+    input k into ``out``, as bytes (CONCATENATION, int8 and float32; PACK, whose inputs are such chunks, in
+    codegen/ops/movement.py)."""
+    e = DTYPE_BYTES[out.dtype]
+    chunks = [c * e for c in chunks]
     chunk = ConstArray("chunk", "int32_t", np.asarray(chunks, dtype=np.int32))
     params = dict(outer=outer, out_chunk=int(sum(chunks)), inputs=len(ins), chunk="chunk")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="concat_s8", spec={}, params=params,
-        args=[tensor_arg(out, writable=True)] + [tensor_arg(t) for t in ins],
+        args=[bytes_arg(out, writable=True)] + [bytes_arg(t) for t in ins],
         consts=[chunk],
         inputs=[t.index for t in ins if not t.is_const], outputs=[out.index],
     )

@@ -1500,7 +1500,17 @@ def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
         "TANH": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
         "RELU": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
         "RELU6": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
+        # data movement: the int8 rows with float32 data (TFLM's Prepares check the same for every type)
+        **{kind: _float_row(rule) for kind, rule in _movement_rules().items()},
     }
+
+
+def _float_row(rule: Rule) -> Rule:
+    """``rule`` with float32 in place of its int8 operands."""
+    def f(o: Operand) -> Operand:
+        return dataclasses.replace(o, dtypes=("float32",), quant="none") if o.dtypes == ("int8",) else o
+
+    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs))
 
 
 def float_operator(graph: Graph, op: Op) -> bool:
