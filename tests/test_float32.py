@@ -177,3 +177,24 @@ def test_int8_operator_with_a_float_bias_is_refused(tmp_path: Path) -> None:
 
     msg = _refusal(edit_model(model, edit), ModelError)
     assert "(FULLY_CONNECTED) mixes int8 and float32" in msg, msg
+
+
+def test_constant_input_of_a_byte_kernel(tmp_path: Path) -> None:
+    """A float32 CONCATENATION with a constant input (concat_s8 takes the float constant as bytes, cast)."""
+    c = next(c for c in OP_CASES if c.op == "CONCATENATION")
+
+    def edit(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        t = sg.tensors[sg.operators[0].inputs[1]]
+        values = np.linspace(-3.0, 3.0, int(np.prod(t.shape)), dtype=np.float32)
+        m.buffers.append(s.BufferT())
+        m.buffers[-1].data = list(values.tobytes())
+        t.buffer = len(m.buffers) - 1
+        sg.inputs = [sg.operators[0].inputs[0]]
+
+    model = edit_model(build(c), edit)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model)
+    report = verify_model(path, "host", samples=2, work_dir=tmp_path / "proj")
+    assert report.ok and report.float_outputs, report.summary()
+    assert "(const int8_t *)(const void *)" in (tmp_path / "proj" / "model.c").read_text()
