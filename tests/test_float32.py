@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.harness import refusal as _refusal
 from tests.modelgen import Case, build, case, float_cases, inputs_for
 from tests.tflite_edit import edit_model
 from tinyml.compiler import lower_graph
-from tinyml.errors import ModelError, TinymlError, UnsupportedError
+from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph.tflite_import import parse_tflite
 from tinyml.tools.reference import run_tflm
 from tinyml.tools.verify import VerifyReport, verify_model
@@ -78,21 +79,24 @@ def test_operator_host(c: Case, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- refusals
 
 
-def _refusal(model: bytes, error: type[TinymlError]) -> str:
-    with pytest.raises(error) as e:
-        lower_graph(parse_tflite(model, source="m.tflite"))
-    msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("m.tflite: "), msg
-    return msg
+def _as_int8(s: Any, t: Any, scale: float) -> None:
+    t.type = s.TensorType.INT8
+    t.quantization = s.QuantizationParametersT()
+    t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+
+
+def _int8_weights_of(m: Any, s: Any, w: Any) -> None:
+    """Float32 weights ``w`` quantized to int8 (scale 0.02)."""
+    b = m.buffers[w.buffer]
+    values = np.frombuffer(bytes(bytearray(b.data)), np.float32)
+    b.data = list(np.clip(np.round(values * 50), -127, 127).astype(np.int8).tobytes())
+    _as_int8(s, w, 0.02)
 
 
 def _hidden_int8(m: Any, s: Any) -> None:
     """hello_world's first hidden activation made int8 (quantized): FULLY_CONNECTED 0 writes int8 from float."""
     sg = m.subgraphs[0]
-    t = sg.tensors[sg.operators[0].outputs[0]]
-    t.type = s.TensorType.INT8
-    t.quantization = s.QuantizationParametersT()
-    t.quantization.scale, t.quantization.zeroPoint = [0.05], [0]
+    _as_int8(s, sg.tensors[sg.operators[0].outputs[0]], 0.05)
 
 
 def _int8_weights(m: Any, s: Any) -> None:
@@ -103,18 +107,9 @@ def _int8_weights(m: Any, s: Any) -> None:
     op = sg.operators[1]
     t = sg.tensors[sg.operators[0].outputs[0]]
     t.type, t.quantization = s.TensorType.FLOAT32, None
-    w = sg.tensors[op.inputs[1]]
-    b = m.buffers[w.buffer]
-    values = np.frombuffer(bytes(bytearray(b.data)), np.float32)
-    b.data = list(np.clip(np.round(values * 50), -127, 127).astype(np.int8).tobytes())
-    w.type = s.TensorType.INT8
-    w.quantization = s.QuantizationParametersT()
-    w.quantization.scale, w.quantization.zeroPoint = [0.02], [0]
+    _int8_weights_of(m, s, sg.tensors[op.inputs[1]])
     # keep an int8 activation elsewhere in the model, so that the whole-model check lets it through
-    last = sg.tensors[sg.operators[2].outputs[0]]
-    last.type = s.TensorType.INT8
-    last.quantization = s.QuantizationParametersT()
-    last.quantization.scale, last.quantization.zeroPoint = [0.05], [0]
+    _as_int8(s, sg.tensors[sg.operators[2].outputs[0]], 0.05)
 
 
 def _nan_weight(m: Any, s: Any) -> None:
@@ -130,13 +125,7 @@ def _dynamic_range(m: Any, s: Any) -> None:
     """Every FULLY_CONNECTED weight int8 beside float32 activations: dynamic-range quantization."""
     sg = m.subgraphs[0]
     for op in sg.operators:
-        w = sg.tensors[op.inputs[1]]
-        b = m.buffers[w.buffer]
-        values = np.frombuffer(bytes(bytearray(b.data)), np.float32)
-        b.data = list(np.clip(np.round(values * 50), -127, 127).astype(np.int8).tobytes())
-        w.type = s.TensorType.INT8
-        w.quantization = s.QuantizationParametersT()
-        w.quantization.scale, w.quantization.zeroPoint = [0.02], [0]
+        _int8_weights_of(m, s, sg.tensors[op.inputs[1]])
 
 
 REFUSALS = {

@@ -21,12 +21,13 @@ import numpy as np
 import pytest
 
 from tests.harness import assert_bitexact
+from tests.harness import refusal as _refusal
 from tests.modelgen import build, zoo_cases
 from tests.tflite_edit import (as_old_converter, buffers_by_offset, craft_model, edit_model,
                                set_bias_quantized_dimension)
 from tinyml.cli import main as cli_main
 from tinyml.compiler import build_model, lower_graph
-from tinyml.errors import ModelError, TinymlError, UnsupportedError
+from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph import parse_tflite
 from tinyml.tools.inspect import inspect_model
 from tinyml.tools.reference import run_tflm
@@ -39,15 +40,6 @@ QEMU_BOARD = "mps2-an386"
 def person() -> bytes:
     """A person-detection-style MobileNetV1 0.25 on 96x96x1 (its first four blocks), as converted now."""
     return build(zoo_cases("person_detect")[0])
-
-
-def _refusal(model: bytes, error: type[TinymlError] = TinymlError) -> str:
-    """The one line validation gives for ``model`` (parsed from bytes named m.tflite)."""
-    with pytest.raises(error) as e:
-        lower_graph(parse_tflite(model, source="m.tflite"))
-    msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("m.tflite: "), msg
-    return msg
 
 
 def _tflm_agrees(a: bytes, b: bytes) -> None:

@@ -23,10 +23,10 @@ from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_a
 from tinyml.codegen.ops.common import fused_activation, weighted_operands
 from tinyml.codegen.ops.conv import conv_window
 from tinyml.codegen.ops.elementwise import broadcast_layout
+from tinyml.codegen.ops.pool import mean_layout
 from tinyml.codegen.ops.tensor_ops import pad_params
 from tinyml.codegen.qmath import padding_before
 from tinyml.graph.ir import Op, Tensor
-from tinyml.graph.validate import resolve_axes
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -140,17 +140,8 @@ def lower_pool_f32(ctx: LowerContext, op: Op) -> KernelCall:
 def lower_mean_f32(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: a constant int32 axis, a 1-D to 4-D input of 1 to 2^23 values, at least one axis, each in
     # range, the output size the reduction leaves.
-    inp, out, axis_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
-    rank = len(inp.shape)
-    axes = resolve_axes([int(a) for a in np.asarray(axis_t.data).reshape(-1)], rank)
-    lead = 4 - rank
-    dims = [1] * lead + list(inp.shape)
-    red = [0] * 4
-    for a in axes:
-        red[a + lead] = 1
-    count = int(np.prod([inp.shape[a] for a in axes]))
-    params = dict(d0=dims[0], d1=dims[1], d2=dims[2], d3=dims[3], r0=red[0], r1=red[1], r2=red[2], r3=red[3],
-                  count=count)
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    params = mean_layout(ctx, op)
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="mean_f32", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],
