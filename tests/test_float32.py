@@ -14,6 +14,7 @@ import pytest
 from tests.harness import refusal as _refusal
 from tests.modelgen import Case, build, case, float_cases, inputs_for
 from tests.tflite_edit import edit_model
+from tinyml.cli import main as cli_main
 from tinyml.compiler import lower_graph
 from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph.tflite_import import parse_tflite
@@ -187,3 +188,18 @@ def test_constant_input_of_a_byte_kernel(tmp_path: Path) -> None:
     report = verify_model(path, "host", samples=2, work_dir=tmp_path / "proj")
     assert report.ok and report.float_outputs, report.summary()
     assert "(const int8_t *)(const void *)" in (tmp_path / "proj" / "model.c").read_text()
+
+
+def test_cli_inspect_compile_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The commands print the float model's figures: inspect marks the float operators, compile its arena
+    (4 bytes per element: hello_world's widest tensor is 16 floats), verify says "within tolerance"."""
+    path = tmp_path / "hello.tflite"
+    path.write_bytes(build(HELLO))
+    assert cli_main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("float32") >= 5 and "UNSUPPORTED" not in out, out
+    assert cli_main(["compile", str(path), "--board", "host", "-o", str(tmp_path / "proj")]) == 0
+    assert "arena 128 bytes" in capsys.readouterr().out
+    assert cli_main(["verify", str(path), "--board", "host", "--samples", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3/3 within tolerance" in out and "not bit-exact" in out, out
