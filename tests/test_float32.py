@@ -11,17 +11,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.harness import assert_bitexact
 from tests.harness import refusal as _refusal
-from tests.modelgen import Case, build, case, float_cases, inputs_for
+from tests.modelgen import Case, build, case, float_cases, inputs_for, op_cases
 from tests.tflite_edit import edit_model
 from tinyml.cli import main as cli_main
 from tinyml.compiler import lower_graph
 from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph.tflite_import import parse_tflite
 from tinyml.tools.reference import run_tflm
-from tinyml.tools.verify import VerifyReport, verify_model
+from tinyml.tools.verify import VerifyReport, tolerant_outputs, verify_model
 
 HELLO, CNN, *OP_CASES = float_cases()
+# float operators that only move values (the PAD cases pad inputs): their outputs are compared bit-exactly
+MOVERS = {"RESHAPE", "SQUEEZE", "CONCATENATION", "PAD", "PADV2", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT",
+          "SPLIT_V", "PACK", "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH"}
 
 
 def _verify(c: Case, tmp_path: Path, board: str = "host", samples: int = 3) -> VerifyReport:
@@ -30,8 +34,11 @@ def _verify(c: Case, tmp_path: Path, board: str = "host", samples: int = 3) -> V
     path.write_bytes(model)
     report = verify_model(path, board, inputs=inputs_for(c, model, n=samples), work_dir=tmp_path / "proj")
     assert report.ok, report.summary()
-    assert report.float_outputs and "within tolerance" in report.summary() and "bit-exact" not in \
-        report.summary().split(";")[0], report.summary()
+    if c.op in MOVERS:  # no float arithmetic: the bytes are TFLM's, compared byte for byte
+        assert not report.float_outputs and "bit-exact" in report.summary(), report.summary()
+    else:
+        assert report.float_outputs and "within tolerance" in report.summary() and "bit-exact" not in \
+            report.summary().split(";")[0], report.summary()
     return report
 
 
@@ -186,7 +193,7 @@ def test_constant_input_of_a_byte_kernel(tmp_path: Path) -> None:
     path = tmp_path / "model.tflite"
     path.write_bytes(model)
     report = verify_model(path, "host", samples=2, work_dir=tmp_path / "proj")
-    assert report.ok and report.float_outputs, report.summary()
+    assert report.ok and "2/2 bit-exact" in report.summary(), report.summary()
     assert "(const int8_t *)(const void *)" in (tmp_path / "proj" / "model.c").read_text()
 
 
@@ -203,3 +210,14 @@ def test_cli_inspect_compile_verify(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli_main(["verify", str(path), "--board", "host", "--samples", "3"]) == 0
     out = capsys.readouterr().out
     assert "3/3 within tolerance" in out and "not bit-exact" in out, out
+
+
+def test_mixed_model_float_outputs_stay_bit_exact(tmp_path: Path) -> None:
+    """A mixed model (float in and out, int8 inside): its DEQUANTIZE output is compared byte for byte, as
+    before float32 models (only outputs float kernels computed get the tolerance)."""
+    c = next(c for c in op_cases("DEQUANTIZE") if c.io_dtype == "float32")
+    model = build(c)
+    assert tolerant_outputs(parse_tflite(model)) == [False]
+    report = assert_bitexact(model, tmp_path, samples=2)
+    assert not report.float_outputs and report.summary().startswith("2/2 bit-exact"), report.summary()
+    assert tolerant_outputs(parse_tflite(build(CNN))) == [True]
