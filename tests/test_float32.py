@@ -5,6 +5,7 @@ mps2-an385: Cortex-M3, soft float); and the refusals of crafted models that mix 
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.harness import refusal as _refusal
 from tests.modelgen import Case, build, case, float_cases, inputs_for, op_cases
 from tests.tflite_edit import edit_model
 from tinyml.cli import main as cli_main
-from tinyml.compiler import lower_graph
+from tinyml.compiler import compile_model, lower_graph
 from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph.tflite_import import parse_tflite
 from tinyml.tools.reference import run_tflm
@@ -221,3 +222,27 @@ def test_mixed_model_float_outputs_stay_bit_exact(tmp_path: Path) -> None:
     report = assert_bitexact(model, tmp_path, samples=2)
     assert not report.float_outputs and report.summary().startswith("2/2 bit-exact"), report.summary()
     assert tolerant_outputs(parse_tflite(build(CNN))) == [True]
+
+
+def test_library_exports_say_libm(tmp_path: Path) -> None:
+    """The float CNN's library exports: model.c compiles warning-free, the README says to link -lm (expf,
+    tanhf), the CMake target links m."""
+    path = tmp_path / "cnn.tflite"
+    path.write_bytes(build(CNN))
+    lib = tmp_path / "lib"
+    compile_model(path, "host", lib, name="cnn", fmt="library")
+    assert "link your firmware with `-lm`" in (lib / "README.md").read_text()
+    proc = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{lib / 'include'}", "-c",
+                           str(lib / "src" / "model.c"), "-o", str(tmp_path / "model.o")], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    compile_model(path, "host", tmp_path / "cmake", name="cnn", fmt="cmake")
+    assert "target_link_libraries(cnn PUBLIC m)" in (tmp_path / "cmake" / "CMakeLists.txt").read_text()
+    compile_model(build_path(tmp_path, HELLO), "host", tmp_path / "hello", name="hello", fmt="cmake")
+    assert "PUBLIC m" not in (tmp_path / "hello" / "CMakeLists.txt").read_text()  # FULLY_CONNECTED only
+
+
+def build_path(tmp_path: Path, c: Case) -> Path:
+    path = tmp_path / f"{c.id}.tflite"
+    path.write_bytes(build(c))
+    return path
