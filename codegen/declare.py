@@ -89,6 +89,7 @@ class Variant:
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
     # float kernels: estimated instructions per MAC on a core without the "fpu" feature (soft float); 0: per_mac
     per_mac_soft_float: float = 0.0
+    per_byte: bool = False  # without MACs, per_mac counts per output byte (kernels that move bytes of any type)
     ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is

@@ -16,6 +16,7 @@ None of the kernels needs scratch or stack buffers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -31,8 +32,10 @@ COPY_ND_RANK = 6  # loops of copy_nd_s8 (DEPTH_TO_SPACE and SPACE_TO_DEPTH need 
 DTYPES = ("int8", "float32")  # what the kernels move (validation's RULES and FLOAT_RULES rows)
 
 VARIANTS = (
-    portable("copy_nd_s8", per_mac=4.0),  # per output byte: ~5 gathered one by one, ~0.5 copied in rows (QEMU, M4)
-    portable("split_s8", per_mac=2.0),  # per output byte: ~4 in 8-byte chunks, ~0.5 in long ones
+    # per output byte: ~5 gathered one by one, ~0.5 copied in rows (QEMU, M4)
+    dataclasses.replace(portable("copy_nd_s8", per_mac=4.0), per_byte=True),
+    # per output byte: ~4 in 8-byte chunks, ~0.5 in long ones
+    dataclasses.replace(portable("split_s8", per_mac=2.0), per_byte=True),
 )
 
 

@@ -12,6 +12,8 @@ bytes are copied unchanged (reference_ops::Concatenation).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tinyml.codegen.declare import portable
@@ -22,7 +24,7 @@ from tinyml.graph.validate import PAD_MAX_RANK
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
     portable("pad_s8", per_mac=4.0),
-    portable("concat_s8", per_mac=4.0),
+    dataclasses.replace(portable("concat_s8", per_mac=4.0), per_byte=True),  # per output byte
 )
 
 
