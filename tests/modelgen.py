@@ -1008,7 +1008,7 @@ def build_many(cases: Iterable[Case], *, progress: bool = True) -> list[bytes]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tests.modelgen [OP ...] [--zoo] [--check]``: warm the cache.
 
-    No argument: every op case and every zoo network.  ``OP ...``: the op
+    No argument: every op case, every zoo network and the float32 models.  ``OP ...``: the op
     cases of those operators; ``--zoo``: the zoo networks (with OPs: as well).
     ``--check`` also runs every model in TFLM.
     """
@@ -1017,7 +1017,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = "--check" in args
     ops = [a for a in args if not a.startswith("--")]
     if not ops and not zoo:
-        cases = all_cases()
+        cases = all_cases() + float_cases()
     else:
         cases = (op_cases(*ops) if ops else []) + (zoo_cases() if zoo else [])
     t0 = time.time()
