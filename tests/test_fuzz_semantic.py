@@ -404,7 +404,8 @@ class FuzzStats:
     times: Counter = dataclasses.field(default_factory=Counter)  # seconds per stage
 
     def summary(self) -> str:
-        exact = "all bit-exact with TFLM" if not self.findings else "see the findings"
+        exact = ("all bit-exact with TFLM (float-computed outputs within tolerance)" if not self.findings
+                 else "see the findings")
         lines = [f"semantic fuzz: {self.cases} mutants in {self.seconds:.0f} s: {self.accepted} accepted "
                  f"({self.builds} distinct host builds, {exact}), {self.refused} refused, "
                  f"{len(self.findings)} findings; seconds: "
