@@ -89,6 +89,9 @@ class Variant:
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
+    # float kernels: estimated instructions per MAC on a core without the "fpu" feature (soft float); 0: per_mac
+    per_mac_soft_float: float = 0.0
+    per_byte: bool = False  # without MACs, per_mac counts per output byte (kernels that move bytes of any type)
     ring_per_byte: float = 3.0  # estimated instructions per output byte stored through the ring (in place)
     ring_stores: Callable[[KernelCall], int] = _zero  # copies out of the ring in a whole-layer run (in place)
     ring_per_store: float = 0.0  # estimated instructions each copy out of the ring adds (its set-up)
@@ -103,6 +106,11 @@ class Variant:
             return False
         return self.stack(call) <= stack_limit(ctx)
 
+    def instructions_per_mac(self, ctx: LowerContext) -> float:
+        if self.per_mac_soft_float and "fpu" not in ctx.features:
+            return self.per_mac_soft_float
+        return self.per_mac
+
     def facts(self, ctx: LowerContext, call: KernelCall, out_elements: int) -> OpFacts:
         """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
         work = call.macs if call.macs else out_elements
@@ -116,7 +124,7 @@ class Variant:
             variant=self.template,
             stack_bytes=self.stack(call),
             form_stack_bytes=self.form_stack(call) if forms else 0,
-            cost=int(round(work * self.per_mac)),
+            cost=int(round(work * self.instructions_per_mac(ctx))),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
             ring_direct=self.ring and self.ring_direct,
             ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))

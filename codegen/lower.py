@@ -120,11 +120,14 @@ class LowerContext:
 LowerFn = Callable[[LowerContext, Op], Lowered]
 
 
-def lowering(*kinds: str) -> Callable[[LowerFn], LowerFn]:
-    """Marks a function as the lowering of operator ``kinds``; ``tinyml.codegen.ops`` collects the marked
-    functions of its modules into its table (``ops.LOWERINGS``, ``ops.lower_op``)."""
+def lowering(*kinds: str, dtype: str | tuple[str, ...] = "int8") -> Callable[[LowerFn], LowerFn]:
+    """Marks a function as the lowering of operator ``kinds`` computing in ``dtype`` ("int8", "float32" for
+    the float operators of validation's FLOAT_RULES, or both for operators that move bytes of either);
+    ``tinyml.codegen.ops`` collects the marked functions of its modules into its tables (``ops.LOWERINGS``,
+    ``ops.FLOAT_LOWERINGS``, ``ops.lower_op``)."""
     def mark(fn: LowerFn) -> LowerFn:
         fn.lowers = kinds  # type: ignore[attr-defined]
+        fn.lowers_dtypes = (dtype,) if isinstance(dtype, str) else dtype  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -136,6 +139,12 @@ def lowering(*kinds: str) -> Callable[[LowerFn], LowerFn]:
 
 def tensor_arg(t: Tensor, writable: bool = False) -> Arg:
     return Arg(kind="tensor", ctype=C_TYPES.get(t.dtype, "int8_t"), tensor=t.index, writable=writable)
+
+
+def bytes_arg(t: Tensor, writable: bool = False) -> Arg:
+    """A tensor of any type as bytes (int8_t), for the kernels that move bytes (concat_s8, copy_nd_s8,
+    split_s8)."""
+    return Arg(kind="tensor", ctype="int8_t", tensor=t.index, writable=writable)
 
 
 def const_arg(arr: ConstArray) -> Arg:

@@ -110,10 +110,12 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
                     cname = f"{name}_t{t.index}"
                     const_tensors[t.index] = dict(name=cname, ctype=C_TYPES[t.dtype], values=t.data,
                                                   count=t.size, comment=t.name)
-                return dict(kind="const", name=const_tensors[t.index]["name"], ctype=a.ctype)
+                # a kernel that moves bytes (concat_s8, copy_nd_s8, split_s8) takes a float32 constant as bytes
+                return dict(kind="const", name=const_tensors[t.index]["name"], ctype=a.ctype,
+                            cast=C_TYPES[t.dtype] != a.ctype)
             return dict(kind="arena", offset=plan.offset(t.index), ctype=a.ctype, writable=a.writable)
         if a.kind == "const":
-            return dict(kind="const", name=f"{name}_op{call.op_index}_{a.name}", ctype=a.ctype)
+            return dict(kind="const", name=f"{name}_op{call.op_index}_{a.name}", ctype=a.ctype, cast=False)
         if a.kind == "null":
             return dict(kind="null", ctype=a.ctype, writable=a.writable)
         if a.kind == "scratch":  # the call's scratch buffer, placed by the memory plan
@@ -135,7 +137,8 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
             const_arrays.append(dict(name=f"{name}_op{item.op_index}_{c.name}", ctype=c.ctype,
                                      values=c.values, count=int(c.values.size), comment=f"op {item.op_index}"))
         def c_params(values: dict[str, Any], op_index: int = item.op_index) -> dict[str, Any]:
-            return {k: f"{name}_op{op_index}_{v}" if isinstance(v, str) else int(v) for k, v in values.items()}
+            return {k: f"{name}_op{op_index}_{v}" if isinstance(v, str) else c_float(float(v))
+                    if isinstance(v, np.floating) else int(v) for k, v in values.items()}
 
         params = c_params(item.params)
         out_t = graph.tensors[item.outputs[0]] if item.outputs else None

@@ -26,7 +26,8 @@ def variant_options(ctx: LowerContext, calls: list[Lowered]) -> Options:
     for c in calls:
         if isinstance(c, KernelCall):
             elements = sum(ctx.t(t).size for t in c.outputs)  # every output (SPLIT has several)
-            out[c.op_index] = tuple(v.facts(ctx, c, elements) for v in options(ctx, c))
+            nbytes = sum(ctx.t(t).nbytes for t in c.outputs)
+            out[c.op_index] = tuple(v.facts(ctx, c, nbytes if v.per_byte else elements) for v in options(ctx, c))
     return out
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from tinyml.compiler import lower_graph
+from tinyml.errors import TinymlError
+from tinyml.graph import parse_tflite
 from tinyml.tools.verify import VerifyReport, verify_model
 
 
@@ -17,3 +22,12 @@ def assert_bitexact(model: bytes | Path, tmp_path: Path, board: str = "host", sa
     report = verify_model(path, board, samples=samples, seed=seed, work_dir=tmp_path / "proj", sram=sram)
     assert report.ok, report.summary()
     return report
+
+
+def refusal(model: bytes, error: type[TinymlError] = TinymlError) -> str:
+    """The one line validation gives for ``model`` (parsed from bytes named m.tflite)."""
+    with pytest.raises(error) as e:
+        lower_graph(parse_tflite(model, source="m.tflite"))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("m.tflite: "), msg
+    return msg

@@ -50,6 +50,7 @@ __all__ = [
     "op_cases",
     "zoo_cases",
     "all_cases",
+    "float_cases",
     "build",
     "build_many",
     "inputs_for",
@@ -145,6 +146,9 @@ def case(
                 continue
             if k == "null_bias":
                 parts.append("nullbias" if v else "")
+                continue
+            if k == "float_model":
+                parts.append("f32" if v else "")
                 continue
             if k == "bias":
                 parts.append("bias" if v else "nobias")
@@ -528,6 +532,53 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
 }
 
 
+def float_cases() -> list[Case]:
+    """float32 models (converted without quantization, tests/test_float32.py): TFLM's hello_world (a trained
+    sine regressor), a small float CNN of every float operator, then one model per float operator."""
+    return [
+        case("sine", "FULLY_CONNECTED", (1,), float_model=True, id="hello_world"),
+        case("float_cnn", "DEPTHWISE_CONV_2D", (12, 12, 3), float_model=True, in_dist="image", id="float_cnn"),
+        case("dense", "FULLY_CONNECTED", (16,), units=8, float_model=True),
+        case("dense", "FULLY_CONNECTED", (3, 10), units=5, act="relu", float_model=True),
+        case("dense", "FULLY_CONNECTED", (12,), units=4, act="relu6", bias=False, float_model=True),
+        case("conv2d", "CONV_2D", (9, 9, 3), filters=5, kernel=(3, 3), strides=(2, 2), padding="same", act="relu",
+             float_model=True),
+        case("conv2d", "CONV_2D", (8, 7, 4), filters=3, kernel=(2, 3), dilation=(2, 1), padding="valid",
+             float_model=True),
+        case("depthwise", "DEPTHWISE_CONV_2D", (8, 8, 3), kernel=(3, 3), mult=2, padding="same", act="relu6",
+             float_model=True),
+        case("avgpool", "AVERAGE_POOL_2D", (9, 9, 4), pool=(3, 3), strides=(2, 2), padding="same", float_model=True),
+        case("maxpool", "MAX_POOL_2D", (8, 8, 4), pool=(2, 2), strides=(2, 2), padding="valid", float_model=True),
+        case("mean", "MEAN", (6, 5, 4), keepdims=True, float_model=True),
+        case("reduce_mean", "MEAN", (6, 5, 4), axis=(-1,), keepdims=False, float_model=True),
+        case("add", "ADD", (4, 4, 8), (4, 4, 8), float_model=True),
+        case("add", "ADD", (4, 4, 8), (1, 1, 8), float_model=True),
+        case("mul", "MUL", (4, 4, 8), (4, 1, 8), float_model=True),
+        case("concat", "CONCATENATION", (4, 4, 3), (4, 4, 5), axis=-1, float_model=True),
+        case("reshape", "RESHAPE", (4, 4, 6), target=(16, 6), float_model=True),
+        case("squeeze", "SQUEEZE", (1, 5, 6), squeeze_axis=1, float_model=True),
+        case("pad", "PAD", (5, 5, 4), pads=((2, 1), (0, 3)), float_model=True),
+        case("padv2", "PADV2", (5, 4, 3), pads=((1, 2), (0, 1), (2, 0)), value=0.7, float_model=True),
+        case("softmax", "SOFTMAX", (10,), beta=1.0, in_scale=8.0, float_model=True),
+        case("softmax", "SOFTMAX", (4, 4, 6), beta=0.5, in_scale=2.0, float_model=True),
+        case("logistic", "LOGISTIC", (4, 4, 8), in_scale=12.0, float_model=True),
+        case("tanh", "TANH", (33,), in_scale=4.0, float_model=True),
+        case("relu", "RELU", (4, 4, 8), float_model=True),
+        case("relu6", "RELU6", (33,), in_scale=6.0, float_model=True),
+        # data movement: the int8 kernels moving 4-byte elements
+        case("transpose", "TRANSPOSE", (4, 6, 5), perm=(2, 1, 3), float_model=True),
+        case("strided_slice", "STRIDED_SLICE", (8, 7, 6), slices=((1, 7, 2), (None, None, -1), (-5, None, 1)),
+             float_model=True),
+        case("slice", "SLICE", (6, 5, 4), begin=(0, 1, 2, 0), size=(1, 4, 2, 3), float_model=True),
+        case("split", "SPLIT", (4, 6, 8), parts=2, axis=-1, float_model=True),
+        case("split", "SPLIT_V", (4, 9, 4), parts=(2, 4, 3), axis=2, float_model=True),
+        case("stack", "PACK", (5, 6), (5, 6), axis=1, float_model=True),
+        case("unstack", "UNPACK", (3, 4, 5), axis=1, float_model=True),
+        case("depth_to_space", "DEPTH_TO_SPACE", (3, 4, 8), block=2, float_model=True),
+        case("space_to_depth", "SPACE_TO_DEPTH", (6, 4, 3), block=2, float_model=True),
+    ]
+
+
 def op_cases(*ops: str) -> list[Case]:
     """Unit-test cases whose expected operator is one of ``ops`` (all when none given)."""
     every = [c for make in _CASE_LISTS.values() for c in make()]
@@ -620,6 +671,10 @@ def _b_maxpool(keras: Any, c: Case, ins: list[Any]) -> Any:
 
 def _b_mean(keras: Any, c: Case, ins: list[Any]) -> Any:
     return keras.layers.GlobalAveragePooling2D(keepdims=c.p("keepdims", False))(ins[0])
+
+
+def _b_reduce_mean(keras: Any, c: Case, ins: list[Any]) -> Any:
+    return keras.ops.mean(ins[0], axis=c.p("axis"), keepdims=c.p("keepdims", False))
 
 
 def _b_add(keras: Any, c: Case, ins: list[Any]) -> Any:
@@ -733,6 +788,31 @@ def _b_relu6(keras: Any, c: Case, ins: list[Any]) -> Any:
 
 def _b_leaky_relu(keras: Any, c: Case, ins: list[Any]) -> Any:
     return keras.layers.LeakyReLU(negative_slope=c.p("alpha"))(ins[0])
+
+
+def _b_sine(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """TFLM's hello_world model: FULLY_CONNECTED 1->16 RELU, 16->16 RELU, 16->1 (trained by _train_sine)."""
+    x = keras.layers.Dense(16, activation="relu")(ins[0])
+    x = keras.layers.Dense(16, activation="relu")(x)
+    return keras.layers.Dense(1)(x)
+
+
+def _b_float_cnn(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """A small CNN of the float32 operators: CONV_2D, DEPTHWISE_CONV_2D, the pools, PAD, ADD, MUL,
+    CONCATENATION, MEAN, FULLY_CONNECTED, LOGISTIC, TANH, SOFTMAX."""
+    L = keras.layers
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(ins[0])
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Add()([x, y])
+    x = L.MaxPooling2D(2)(x)
+    x = L.ZeroPadding2D(((1, 0), (0, 1)))(x)
+    x = L.Conv2D(8, 3, strides=2, activation="tanh")(x)
+    z = L.Activation("sigmoid")(L.AveragePooling2D(2, padding="same")(x))
+    x = L.Multiply()([L.AveragePooling2D(2, padding="same")(x), z])
+    x = L.Concatenate()([x, z])
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(6)(x)
+    return L.Softmax()(x)
 
 
 def _b_float_io(keras: Any, c: Case, ins: list[Any]) -> Any:
@@ -872,7 +952,19 @@ def _keras_model(c: Case) -> Any:
     ins = [keras.Input(shape, batch_size=1, name=f"in{k}") for k, shape in enumerate(c.inputs)]
     out = _BUILDERS[c.kind](keras, c, ins)
     model = keras.Model(ins, out, name=c.kind)
+    if c.kind == "sine":
+        return _train_sine(model, c.seed)
     return _randomize(keras, model, np.random.default_rng(c.seed + 17))
+
+
+def _train_sine(model: Any, seed: int) -> Any:
+    """TFLM's hello_world: the sine regressor trained on noisy samples of sin(x), x in [0, 2 pi]."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 2.0 * np.pi, size=(1000, 1)).astype(np.float32)
+    y = (np.sin(x) + 0.1 * rng.standard_normal(x.shape)).astype(np.float32)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=60, batch_size=16, verbose=0)
+    return model
 
 
 # --------------------------------------------------------------------------
@@ -962,10 +1054,13 @@ def _patch(c: Case, flatbuffer: bytes) -> bytes:
 
 
 def _convert(c: Case) -> bytes:
-    from tinyml.train.quantize import quantize_int8
+    from tinyml.train.quantize import convert_float32, quantize_int8
 
     model = _keras_model(c)
-    flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
+    if c.p("float_model"):
+        flatbuffer = convert_float32(model)
+    else:
+        flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
     flatbuffer = _patch(c, flatbuffer)
     ops = model_ops(flatbuffer)
     if c.op not in ops:
@@ -1005,7 +1100,7 @@ def build_many(cases: Iterable[Case], *, progress: bool = True) -> list[bytes]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tests.modelgen [OP ...] [--zoo] [--check]``: warm the cache.
 
-    No argument: every op case and every zoo network.  ``OP ...``: the op
+    No argument: every op case, every zoo network and the float32 models.  ``OP ...``: the op
     cases of those operators; ``--zoo``: the zoo networks (with OPs: as well).
     ``--check`` also runs every model in TFLM.
     """
@@ -1014,7 +1109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = "--check" in args
     ops = [a for a in args if not a.startswith("--")]
     if not ops and not zoo:
-        cases = all_cases()
+        cases = all_cases() + float_cases()
     else:
         cases = (op_cases(*ops) if ops else []) + (zoo_cases() if zoo else [])
     t0 = time.time()

@@ -1,4 +1,4 @@
-"""Structure-aware fuzzing: one semantic field of a small valid int8 model changed at a time.
+"""Structure-aware fuzzing: one semantic field of a small valid int8 or float32 model changed at a time.
 
 Next to the byte-level fuzz test (tests/test_import.py), which breaks the
 flatbuffer, this one keeps the file well formed and changes one meaningful
@@ -19,7 +19,8 @@ host board's AddressSanitizer and UBSan (at -O0, which builds in 0.6 s against
 make would compile the same input), run on random inputs, and compared with
 TFLM, which runs in a child process (it may crash on what it does not check).  The bar: no
 traceback, no hang, no sanitizer finding, and every accepted model
-bit-exact with TFLM; a model TFLM refuses must be refused by us too.
+bit-exact with TFLM (float32 outputs within verify's tolerance); a model TFLM refuses must be refused by us
+too.
 
 ``TINYML_FUZZ_CASES`` sets the number of mutants (default 250, the
 ``make test`` run); ``make fuzz`` runs 5,000.  ``TINYML_FUZZ_SEED`` changes
@@ -44,14 +45,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tests.modelgen import build, op_cases
+from tests.modelgen import build, float_cases, op_cases
 from tests.tflite_edit import edit_model, set_opcode
 from tinyml.boards import load_board
 from tinyml.codegen.ops import supported_ops
 from tinyml.compiler import build_model, write_project
 from tinyml.errors import TinymlError
 from tinyml.targets.run import run_project
-from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs
+from tinyml.tools.verify import pack_samples, random_inputs, same_output, tolerant_outputs, unpack_outputs
 
 DEFAULT_CASES = 250
 SAMPLES = 3
@@ -80,7 +81,8 @@ OPCODES = (*sorted(supported_ops()), "DIV")
 
 
 def seed_cases() -> list[Any]:
-    """One model per supported operator, two (per-channel and per-tensor) for the weighted ones."""
+    """One model per supported operator, two (per-channel and per-tensor) for the weighted ones; then the float32
+    models hello_world and the float CNN (every float operator)."""
     out = []
     for op in supported_ops():
         cases = op_cases(op)
@@ -88,7 +90,7 @@ def seed_cases() -> list[Any]:
         if op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
             other = [c for c in cases if c.per_channel != cases[0].per_channel]
             out.extend(other[:1])
-    return out
+    return out + float_cases()[:2]
 
 
 Mutation = tuple[str, Callable[[Any, Any], None]]
@@ -402,7 +404,8 @@ class FuzzStats:
     times: Counter = dataclasses.field(default_factory=Counter)  # seconds per stage
 
     def summary(self) -> str:
-        exact = "all bit-exact with TFLM" if not self.findings else "see the findings"
+        exact = ("all bit-exact with TFLM (float-computed outputs within tolerance)" if not self.findings
+                 else "see the findings")
         lines = [f"semantic fuzz: {self.cases} mutants in {self.seconds:.0f} s: {self.accepted} accepted "
                  f"({self.builds} distinct host builds, {exact}), {self.refused} refused, "
                  f"{len(self.findings)} findings; seconds: "
@@ -484,8 +487,8 @@ def run_fuzz(n: int, seed: int, work: Path) -> FuzzStats:
                 finding(f"{where}: accepted, but TFLM {status} ({ref})")
                 continue
             for i, (a, b) in enumerate(zip(ours, ref)):
-                same = all(x.dtype == np.asarray(y).dtype and x.shape == np.asarray(y).shape
-                           and x.tobytes() == np.asarray(y).tobytes() for x, y in zip(a, b))
+                same = all(same_output(x, np.asarray(y), tol)  # float-computed outputs: within tolerance
+                           for x, y, tol in zip(a, b, tolerant_outputs(graph)))
                 if not same or len(a) != len(b):
                     finding(f"{where}: sample {i} differs from TFLM")
                     break

@@ -84,7 +84,7 @@ def test_float_model_is_rejected() -> None:
                 t.quantization = None
 
     g = parse_tflite(edit_model(model, to_float))
-    with pytest.raises(ModelError, match="not an int8 model"):
+    with pytest.raises(ModelError, match="not an int8 or float32 model"):
         lower_graph(g)
 
 

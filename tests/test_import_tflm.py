@@ -21,12 +21,13 @@ import numpy as np
 import pytest
 
 from tests.harness import assert_bitexact
+from tests.harness import refusal as _refusal
 from tests.modelgen import build, zoo_cases
 from tests.tflite_edit import (as_old_converter, buffers_by_offset, craft_model, edit_model,
                                set_bias_quantized_dimension)
 from tinyml.cli import main as cli_main
 from tinyml.compiler import build_model, lower_graph
-from tinyml.errors import ModelError, TinymlError, UnsupportedError
+from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph import parse_tflite
 from tinyml.tools.inspect import inspect_model
 from tinyml.tools.reference import run_tflm
@@ -39,15 +40,6 @@ QEMU_BOARD = "mps2-an386"
 def person() -> bytes:
     """A person-detection-style MobileNetV1 0.25 on 96x96x1 (its first four blocks), as converted now."""
     return build(zoo_cases("person_detect")[0])
-
-
-def _refusal(model: bytes, error: type[TinymlError] = TinymlError) -> str:
-    """The one line validation gives for ``model`` (parsed from bytes named m.tflite)."""
-    with pytest.raises(error) as e:
-        lower_graph(parse_tflite(model, source="m.tflite"))
-    msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("m.tflite: "), msg
-    return msg
 
 
 def _tflm_agrees(a: bytes, b: bytes) -> None:
@@ -391,7 +383,7 @@ def test_models_tflm_runs_are_refused_with_the_real_reason(person: bytes, name: 
     make, expect = REFUSALS[name]
     msg = _refusal(make(person), UnsupportedError)
     assert expect in msg, msg
-    assert "execution order" not in msg and "not an int8 model" not in msg
+    assert "execution order" not in msg and "not an int8 or float32 model" not in msg
 
 
 def test_many_unsupported_operators_are_counted() -> None:
@@ -427,7 +419,9 @@ def test_variable_tensor_written_before_read_is_bitexact(person: bytes, tmp_path
     assert_bitexact(edit_model(person, edit), tmp_path, samples=2)
 
 
-def test_float_model_names_float32(person: bytes) -> None:
+def test_float_model_runs_within_tolerance(person: bytes, tmp_path: Path) -> None:
+    """The person model with every tensor float32 (the int8 and int32 values as floats, no quantization): a
+    float32 model, which compiles and matches TFLM's float kernels within tolerance (tests/test_float32.py)."""
     def edit(m: Any, s: Any) -> None:
         numpy_of = {s.TensorType.INT8: np.int8, s.TensorType.INT32: np.int32}
         for t in m.subgraphs[0].tensors:
@@ -438,8 +432,8 @@ def test_float_model_names_float32(person: bytes) -> None:
             if t.type in numpy_of:
                 t.type, t.quantization = s.TensorType.FLOAT32, None
 
-    assert "not an int8 model: a float32 model, not quantized; quantize it" in _refusal(edit_model(person, edit),
-                                                                                     ModelError)
+    report = assert_bitexact(edit_model(person, edit), tmp_path, samples=2)
+    assert report.float_outputs and "within tolerance" in report.summary()
 
 
 def test_dynamic_range_model_names_it(person: bytes) -> None:
@@ -449,7 +443,7 @@ def test_dynamic_range_model_names_it(person: bytes) -> None:
             if m.buffers[t.buffer].data is None or len(m.buffers[t.buffer].data) == 0:
                 t.type, t.quantization = s.TensorType.FLOAT32, None
 
-    assert "not an int8 model: float32 activations with int8 weights (dynamic-range quantization)" in \
+    assert "not an int8 or float32 model: float32 activations with int8 weights (dynamic-range quantization)" in \
         _refusal(edit_model(person, edit), ModelError)
 
 

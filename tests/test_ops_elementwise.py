@@ -328,7 +328,9 @@ def _t(shape, dtype="int8", scale=0.1, zp=0, data=None) -> Tensor:
     ("QUANTIZE", [_t([4], "float32", scale=None)], _t([4], "int16"), {}, "int16"),
     ("QUANTIZE", [_t([4], "int16")], _t([4]), {}, "int16"),
     ("DEQUANTIZE", [_t([4], "int8")], _t([4], "float16", scale=None), {}, "float16"),
-    ("RELU", [_t([4], "float32", scale=None)], _t([4], "float32", scale=None), {}, "float32"),
+    ("LEAKY_RELU", [_t([4], "float32", scale=None)], _t([4], "float32", scale=None), {"alpha": 0.2},
+     "float32 LEAKY_RELU is not supported yet"),
+    ("RELU", [_t([4], "float32", scale=None)], _t([4]), {}, "mixes int8 and float32"),
     ("RELU6", [_t([4])], _t([5]), {}, "values"),
     ("LEAKY_RELU", [_t([4])], _t([4], scale=0.0), {"alpha": 0.2}, "scale"),
 ])

@@ -267,9 +267,11 @@ def test_pool_rejects_different_quantization() -> None:
     _expect_unsupported(ts, _pool_op(), "quantized differently")
 
 
-def test_pool_rejects_float_and_tanh() -> None:
+def test_pool_rejects_mixed_types_and_tanh() -> None:
     ts = [Tensor(0, "x", (1, 8, 8, 4), "float32"), Tensor(1, "y", (1, 4, 4, 4), "float32")]
-    _expect_unsupported(ts, _pool_op(), "float32", "int8")
+    assert _lower(ts, _pool_op()).kernel == "maxpool_f32"  # a float32 pool (tests/test_float32.py)
+    ts = [Tensor(0, "x", (1, 8, 8, 4), "float32"), Tensor(1, "y", (1, 4, 4, 4), "int8", _q())]
+    _expect_unsupported(ts, _pool_op(), "mixes int8 and float32")
     ts = [Tensor(0, "x", (1, 8, 8, 4), "int8", _q()), Tensor(1, "y", (1, 4, 4, 4), "int8", _q())]
     _expect_unsupported(ts, _pool_op(activation="TANH"), "TANH")
 

@@ -10,11 +10,11 @@ import pytest
 
 from tests.modelgen import build, op_cases
 from tests.tflite_edit import edit_model
-from tinyml.codegen.ops import supported_ops
+from tinyml.codegen.ops import supported_float_ops, supported_ops
 from tinyml.errors import ModelError, TinymlError, UnsupportedError
 from tinyml.graph import parse_tflite
 from tinyml.graph.ir import Graph, Op, Quant, Tensor
-from tinyml.graph.validate import RULES, validate_graph, validate_operators
+from tinyml.graph.validate import FLOAT_RULES, RULES, validate_graph, validate_operators
 
 
 def _refusal(op_kind: str, edit: Callable[[Any, Any, Any], None], case: int = 0,
@@ -50,6 +50,7 @@ def _bias(m: Any, sg: Any, op: Any, value: int) -> None:
 
 def test_every_supported_operator_has_a_row() -> None:
     assert set(RULES) == set(supported_ops())
+    assert set(FLOAT_RULES) == set(supported_float_ops()) and set(FLOAT_RULES) <= set(RULES)
 
 
 def test_every_test_model_passes() -> None:

@@ -344,7 +344,8 @@ def cmd_flash(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tinyml", description="Compile int8 TensorFlow Lite models into bit-exact C for Cortex-M.")
+    p = _Parser(prog="tinyml", description="Compile int8 TensorFlow Lite models into bit-exact C for Cortex-M "
+                "(float32 models: within a tolerance).")
     from tinyml import __version__
 
     p.add_argument("--version", action="version", version=f"tinyml {__version__}")
@@ -445,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: run the project's Renode test (renode/BOARD.robot; needs Renode)")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("verify", help="compare the generated firmware with TFLM on random inputs")
+    s = sub.add_parser("verify", help="compare the generated firmware with TFLM on random inputs (bit-exact; float32 outputs "
+                                     "within 1e-5 relative)")
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", default="host", help="board to run on (default: host)")
     s.add_argument("--samples", "-n", type=_samples, default=10, help="number of random inputs (default 10)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from tinyml.boards import Board, list_boards, load_board
 from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
 from tinyml.codegen.ops import lower_op
+from tinyml.codegen.ops.floats import LIBM_KERNELS
 from tinyml.codegen.render import ARENA_KINDS, Storage, render_model
 from tinyml.codegen.specialize import specialize_calls, variant_options
 from tinyml.codegen.variants import estimate_cycles, variant
@@ -51,6 +52,12 @@ class Compiled:
         n = sum(self.graph.tensors[t].nbytes for t in tensors)
         n += sum(c.nbytes for k in self.calls if isinstance(k, KernelCall) for c in k.consts)
         return n
+
+    @property
+    def uses_libm(self) -> bool:
+        """Whether the generated C calls the C math library (expf, tanhf: float32 SOFTMAX, LOGISTIC, TANH), so
+        that a build links it (-lm)."""
+        return any(isinstance(k, KernelCall) and k.kernel in LIBM_KERNELS for k in self.calls)
 
     @property
     def macs(self) -> int:
@@ -162,7 +169,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     else:
         compiled.files = dict(library_files(brd, graph.name, model_files, fmt, storage,
                                             families=compiled.kernel_families, arena_bytes=plan.arena_bytes,
-                                            source=graph.source))
+                                            source=graph.source, libm=compiled.uses_libm))
     files = compiled.files
     meta = project_metadata(compiled)
     meta.update(format=fmt, arena=storage.arena, weights_section=storage.weights_section,

@@ -15,7 +15,7 @@ VARIANTS = (
 )
 
 
-def _window(op: Op, in_h: int, in_w: int, k_h: int, k_w: int, out_h: int, out_w: int) -> dict[str, int]:
+def conv_window(op: Op, in_h: int, in_w: int, k_h: int, k_w: int, out_h: int, out_w: int) -> dict[str, int]:
     """Strides, dilations and padding (validation checked their ranges and the output size)."""
     o = op.options
     sh, sw = o["stride_h"], o["stride_w"]
@@ -39,7 +39,7 @@ def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
     params = dict(
         batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
         k_h=k_h, k_w=k_w, groups=in_c // w_c,
-        **_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
+        **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )
@@ -65,7 +65,7 @@ def lower_depthwise(ctx: LowerContext, op: Op) -> KernelCall:
     params = dict(
         batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, depth_mult=mult_depth,
         k_h=k_h, k_w=k_w,
-        **_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
+        **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )

@@ -1,5 +1,6 @@
-"""Data movement (int8): TRANSPOSE, STRIDED_SLICE, SLICE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, SPLIT, SPLIT_V,
-PACK, UNPACK.  They copy bytes unchanged, as TFLM does (no quantization relation is checked there or here).
+"""Data movement (int8 and float32): TRANSPOSE, STRIDED_SLICE, SLICE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, SPLIT,
+SPLIT_V, PACK, UNPACK.  They copy bytes unchanged, as TFLM does (no quantization relation is checked there or
+here); a float32 element is 4 bytes, an innermost loop of the copy (its steps in bytes).
 
 Every constant parameter is resolved at compile time:
 
@@ -15,22 +16,26 @@ None of the kernels needs scratch or stack buffers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, bytes_arg, lowering
 from tinyml.codegen.ops.tensor_ops import concat_call
-from tinyml.graph.ir import Op, Tensor
+from tinyml.graph.ir import DTYPE_BYTES, Op, Tensor
 from tinyml.graph.validate import (SliceAxis, pack_axis, slice_axes, split_axis, strided_slice_axes, transpose_perm,
                                    unpack_axis)
 
 COPY_ND_RANK = 6  # loops of copy_nd_s8 (DEPTH_TO_SPACE and SPACE_TO_DEPTH need 6)
+DTYPES = ("int8", "float32")  # what the kernels move (validation's RULES and FLOAT_RULES rows)
 
 VARIANTS = (
-    portable("copy_nd_s8", per_mac=4.0),  # per output byte: ~5 gathered one by one, ~0.5 copied in rows (QEMU, M4)
-    portable("split_s8", per_mac=2.0),  # per output byte: ~4 in 8-byte chunks, ~0.5 in long ones
+    # per output byte: ~5 gathered one by one, ~0.5 copied in rows (QEMU, M4)
+    dataclasses.replace(portable("copy_nd_s8", per_mac=4.0), per_byte=True),
+    # per output byte: ~4 in 8-byte chunks, ~0.5 in long ones
+    dataclasses.replace(portable("split_s8", per_mac=2.0), per_byte=True),
 )
 
 
@@ -63,16 +68,19 @@ def gather_loops(dims: list[int], steps: list[int]) -> tuple[list[int], list[int
 
 
 def copy_nd_call(op: Op, inp: Tensor, out: Tensor, dims: list[int], steps: list[int], start: int) -> KernelCall:
-    """The copy_nd_s8 call that writes ``out`` in order from input index ``start`` + sum(i_k x steps[k])
-    over the loops ``dims`` (outermost first)."""
-    counts, strides = gather_loops(dims, steps)
+    """The copy_nd_s8 call that writes ``out`` in order from input element ``start`` + sum(i_k x steps[k])
+    over the loops ``dims`` (outermost first): in bytes, the loops go on into the bytes of each element
+    (none more for int8; an innermost step of 1 merges with them)."""
+    e = DTYPE_BYTES[inp.dtype]
+    counts, strides = gather_loops(dims + [e], [s * e for s in steps] + [1])
+    start *= e
     params: dict[str, int] = {"start": int(start)}
     for k in range(COPY_ND_RANK):
         params[f"d{k}"] = int(counts[k])
         params[f"s{k}"] = int(strides[k])
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="copy_nd_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        args=[bytes_arg(inp), bytes_arg(out, writable=True)],
         inputs=[inp.index], outputs=[out.index],
     )
 
@@ -84,7 +92,7 @@ def _slice_call(ctx: LowerContext, op: Op, axes: list[SliceAxis]) -> KernelCall:
                         sum(a.start * p for a, p in zip(axes, pitch)))
 
 
-@lowering("TRANSPOSE")
+@lowering("TRANSPOSE", dtype=DTYPES)
 def lower_transpose(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: 1-D to 5-D, a permutation of the dimensions, the output shape the permuted input's.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
@@ -93,19 +101,19 @@ def lower_transpose(ctx: LowerContext, op: Op) -> KernelCall:
     return copy_nd_call(op, inp, out, [inp.shape[p] for p in perm], [pitch[p] for p in perm], 0)
 
 
-@lowering("STRIDED_SLICE")
+@lowering("STRIDED_SLICE", dtype=DTYPES)
 def lower_strided_slice(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: 1-D to 4-D, constant begin/end/strides resolved in range, no ellipsis or new axis.
     return _slice_call(ctx, op, strided_slice_axes(ctx.graph, op))
 
 
-@lowering("SLICE")
+@lowering("SLICE", dtype=DTYPES)
 def lower_slice(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: 1-D to 5-D, constant begin and size in range.
     return _slice_call(ctx, op, slice_axes(ctx.graph, op))
 
 
-@lowering("DEPTH_TO_SPACE")
+@lowering("DEPTH_TO_SPACE", dtype=DTYPES)
 def lower_depth_to_space(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: 4-D, channels divisible by block^2.  output[n][h*b + i][w*b + j][c] is
     # input[n][h][w][(i*b + j)*C' + c] (C' output channels): loops n, h, i, w, j, c.
@@ -118,7 +126,7 @@ def lower_depth_to_space(ctx: LowerContext, op: Op) -> KernelCall:
     return copy_nd_call(op, inp, out, dims, steps, 0)
 
 
-@lowering("SPACE_TO_DEPTH")
+@lowering("SPACE_TO_DEPTH", dtype=DTYPES)
 def lower_space_to_depth(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: 4-D, height and width divisible by block.  output[n][h][w][(i*b + j)*C + c] is
     # input[n][h*b + i][w*b + j][c]: loops n, h, w, i, j, c.
@@ -131,18 +139,20 @@ def lower_space_to_depth(ctx: LowerContext, op: Op) -> KernelCall:
 
 
 def split_call(op: Op, inp: Tensor, outs: list[Tensor], outer: int, chunks: list[int]) -> KernelCall:
-    """The split_s8 call that reads ``outer`` times, one after the other, ``chunks[k]`` bytes for each
-    output k."""
+    """The split_s8 call that reads ``outer`` times, one after the other, ``chunks[k]`` elements for each
+    output k (as bytes)."""
+    e = DTYPE_BYTES[inp.dtype]
+    chunks = [c * e for c in chunks]
     chunk = ConstArray("chunk", "int32_t", np.asarray(chunks, dtype=np.int32))
     params = dict(outer=outer, in_chunk=int(sum(chunks)), outputs=len(outs), chunk="chunk")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="split_s8", spec={}, params=params,
-        args=[tensor_arg(inp)] + [tensor_arg(t, writable=True) for t in outs],
+        args=[bytes_arg(inp)] + [bytes_arg(t, writable=True) for t in outs],
         consts=[chunk], inputs=[inp.index], outputs=[t.index for t in outs],
     )
 
 
-@lowering("SPLIT", "SPLIT_V")
+@lowering("SPLIT", "SPLIT_V", dtype=DTYPES)
 def lower_split(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: a constant axis in range; outputs of the input's shape except along the axis, where they
     # add up to the input's.
@@ -153,7 +163,7 @@ def lower_split(ctx: LowerContext, op: Op) -> KernelCall:
     return split_call(op, inp, outs, math.prod(inp.shape[:axis]), [t.shape[axis] * inner for t in outs])
 
 
-@lowering("UNPACK")
+@lowering("UNPACK", dtype=DTYPES)
 def lower_unpack(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: num outputs, each the input without the axis dimension (of size num).
     inp = ctx.t(op.inputs[0])
@@ -163,7 +173,7 @@ def lower_unpack(ctx: LowerContext, op: Op) -> KernelCall:
     return split_call(op, inp, outs, math.prod(inp.shape[:axis]), [inner] * len(outs))
 
 
-@lowering("PACK")
+@lowering("PACK", dtype=DTYPES)
 def lower_pack(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: values_count inputs of one shape, the output them stacked along the axis.
     ins = [ctx.t(t) for t in op.inputs]

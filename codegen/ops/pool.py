@@ -67,26 +67,30 @@ def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int,
     return int(mult), int(shift - extra)
 
 
-@lowering("MEAN")
-def lower_mean(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: operands (a constant int32 axis), a 1-D to 4-D input of 1 to 2^23 values, at least one
-    # axis, each in range, the output size the reduction leaves, the multiplier's range.
-    inp, out, axis_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
+def mean_layout(ctx: LowerContext, op: Op) -> dict[str, int]:
+    """The input dimensions d0..d3 extended to 4-D with leading ones (the axes move along), r0..r3 1 where a
+    dimension is reduced, and the count of values averaged into one output (of mean_s8 and mean_f32)."""
+    inp, axis_t = ctx.t(op.inputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
     axes = resolve_axes([int(a) for a in np.asarray(axis_t.data).reshape(-1)], rank)
-    # Extend to 4-D with leading ones (the axes move along).
     lead = 4 - rank
     dims = [1] * lead + list(inp.shape)
     red = [0] * 4
     for a in axes:
         red[a + lead] = 1
     count = int(np.prod([inp.shape[a] for a in axes]))
-    mult, shift = mean_multiplier(inp.quant.s, out.quant.s, count)
-    params = dict(
-        d0=dims[0], d1=dims[1], d2=dims[2], d3=dims[3],
-        r0=red[0], r1=red[1], r2=red[2], r3=red[3],
-        count=count, input_zp=inp.quant.zp, output_zp=out.quant.zp, mult=mult, shift=shift,
-    )
+    return dict(d0=dims[0], d1=dims[1], d2=dims[2], d3=dims[3], r0=red[0], r1=red[1], r2=red[2], r3=red[3],
+                count=count)
+
+
+@lowering("MEAN")
+def lower_mean(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: operands (a constant int32 axis), a 1-D to 4-D input of 1 to 2^23 values, at least one
+    # axis, each in range, the output size the reduction leaves, the multiplier's range.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    layout = mean_layout(ctx, op)
+    mult, shift = mean_multiplier(inp.quant.s, out.quant.s, layout["count"])
+    params = dict(**layout, input_zp=inp.quant.zp, output_zp=out.quant.zp, mult=mult, shift=shift)
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="mean_s8", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],

@@ -12,17 +12,19 @@ bytes are copied unchanged (reference_ops::Concatenation).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
-from tinyml.graph.ir import Op, Tensor
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, bytes_arg, lowering, tensor_arg
+from tinyml.graph.ir import DTYPE_BYTES, Op, Tensor
 from tinyml.graph.validate import PAD_MAX_RANK
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
     portable("pad_s8", per_mac=4.0),
-    portable("concat_s8", per_mac=4.0),
+    dataclasses.replace(portable("concat_s8", per_mac=4.0), per_byte=True),  # per output byte
 )
 
 
@@ -31,6 +33,20 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: the operands (a constant int32 paddings tensor, an optional constant int8 padding value of
     # one element), 1-D to 5-D, one non-negative (before, after) pair per dimension, and the output shape the
     # input's padded.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    params = pad_params(ctx, op)
+    value = ctx.t(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    params["pad_value"] = int(np.asarray(value.data).reshape(-1)[0]) if value is not None else int(out.quant.zp)
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="pad_s8", spec={}, params=params,
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        inputs=[inp.index], outputs=[out.index],
+    )
+
+
+def pad_params(ctx: LowerContext, op: Op) -> dict[str, int]:
+    """The input and output dimensions and the padding before each, extended to 5-D with leading ones (of
+    pad_s8 and pad_f32)."""
     inp, out, pads_t = ctx.t(op.inputs[0]), ctx.t(op.outputs[0]), ctx.t(op.inputs[1])
     rank = len(inp.shape)
     pads = np.asarray(pads_t.data, dtype=np.int64).reshape(rank, 2)
@@ -43,16 +59,10 @@ def lower_pad(ctx: LowerContext, op: Op) -> KernelCall:
         params[f"i{k}"] = int(in_d[k])
         params[f"o{k}"] = int(out_d[k])
         params[f"b{k}"] = int(before[k])
-    value = ctx.t(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    params["pad_value"] = int(np.asarray(value.data).reshape(-1)[0]) if value is not None else int(out.quant.zp)
-    return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="pad_s8", spec={}, params=params,
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        inputs=[inp.index], outputs=[out.index],
-    )
+    return params
 
 
-@lowering("CONCATENATION")
+@lowering("CONCATENATION", dtype=("int8", "float32"))
 def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: one or more int8 inputs quantized as the output, one output of rank 1 or more, the axis
     # in range, and the inputs' shapes adding up to the output's along it; no fused activation.
@@ -67,13 +77,16 @@ def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
 
 
 def concat_call(op: Op, out: Tensor, ins: list[Tensor], outer: int, chunks: list[int]) -> KernelCall:
-    """The concat_s8 call that writes ``outer`` times, one after the other, ``chunks[k]`` bytes of each input
-    k into ``out`` (CONCATENATION; PACK, whose inputs are such chunks, in codegen/ops/movement.py)."""
+    """The concat_s8 call that writes ``outer`` times, one after the other, ``chunks[k]`` elements of each
+    input k into ``out``, as bytes (CONCATENATION, int8 and float32; PACK, whose inputs are such chunks, in
+    codegen/ops/movement.py)."""
+    e = DTYPE_BYTES[out.dtype]
+    chunks = [c * e for c in chunks]
     chunk = ConstArray("chunk", "int32_t", np.asarray(chunks, dtype=np.int32))
     params = dict(outer=outer, out_chunk=int(sum(chunks)), inputs=len(ins), chunk="chunk")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="concat_s8", spec={}, params=params,
-        args=[tensor_arg(out, writable=True)] + [tensor_arg(t) for t in ins],
+        args=[bytes_arg(out, writable=True)] + [bytes_arg(t) for t in ins],
         consts=[chunk],
         inputs=[t.index for t in ins if not t.is_const], outputs=[out.index],
     )

@@ -691,6 +691,11 @@ def _mean_shapes(graph: Graph, op: Op) -> None:
     if not 1 <= rank <= MEAN_MAX_RANK:
         raise _unsupported(graph, op, f"input {_ten(inp)} has shape {list(inp.shape)}; supported is 1-D to "
                                       f"{MEAN_MAX_RANK}-D")
+    if len(out.shape) > MEAN_MAX_RANK:
+        # TFLM's 4-D MEAN (keep_dims over height and width) extends the output shape to 4-D: a longer one
+        # corrupts its memory (the fuzz test's float MEAN with a [1, 1, 1, 1, 4] output crashed it)
+        raise _unsupported(graph, op, f"output {_ten(out)} has shape {list(out.shape)}; supported is at most "
+                                      f"{MEAN_MAX_RANK}-D")
     values = [int(a) for a in np.asarray(axis_t.data).reshape(-1)]
     for a in values:
         if not -rank <= a < rank:
@@ -1547,22 +1552,25 @@ def _check_tensors(graph: Graph, tensors: list[int]) -> None:
 
 
 def _check_activation_types(graph: Graph) -> None:
-    """An int8 model: a float32 model or one with 16-bit activations (int16x8) is named as such."""
+    """An int8 model, a float32 model (float32 operators, FLOAT_RULES) or both (QUANTIZE and DEQUANTIZE between
+    them): a dynamic-range model (float32 activations, int8 weights) or one with 16-bit activations (int16x8)
+    is named as such."""
     if any(t.dtype == "int8" and not t.is_const for t in graph.tensors):
         return
     kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
+    hybrid = any(t.dtype == "int8" and t.is_const for t in graph.tensors)
+    if "float32" in kinds and "int16" not in kinds and not hybrid:
+        return
     if "int16" in kinds:
         msg = (f"the model has 16-bit activations (int16x8 quantization: activations "
                f"{'/'.join(kinds)}), which tinyml does not support yet; quantize it with int8 activations "
                "(full-integer post-training quantization, tinyml.train.quantize)")
         raise _unsupported_model(graph, msg)
-    if "float32" in kinds and any(t.dtype == "int8" and t.is_const for t in graph.tensors):
+    if "float32" in kinds and hybrid:
         what = "float32 activations with int8 weights (dynamic-range quantization)"
-    elif "float32" in kinds:
-        what = "a float32 model, not quantized"
     else:
         what = f"its activations are {'/'.join(kinds)}"
-    raise _fail(graph, f"not an int8 model: {what}; quantize it with full-integer post-training quantization "
+    raise _fail(graph, f"not an int8 or float32 model: {what}; quantize it with full-integer post-training quantization "
                        "(tinyml.train.quantize)")
 
 
@@ -1657,7 +1665,17 @@ def validate_operator(graph: Graph, op: Op) -> None:
     rule = RULES.get(op.kind)
     if rule is None:
         return
-    _check_operands(graph, op, rule)
+    _check_no_mix(graph, op)
+    if float_operator(graph, op):
+        rule = FLOAT_RULES.get(op.kind)
+        if rule is None:
+            raise _unsupported(graph, op, f"float32 {op.kind} is not supported yet; float32 operators supported: "
+                                          f"{', '.join(sorted(FLOAT_RULES))}; quantize the model to int8 "
+                                          "(tinyml.train.quantize)")
+        _check_operands(graph, op, rule)
+        _finite_constants(graph, op)
+    else:
+        _check_operands(graph, op, rule)
     _check_options(graph, op, rule)
     for check in rule.checks:
         check(graph, op)
@@ -1669,3 +1687,126 @@ def _all_rules() -> dict[str, Rule]:
 
 
 RULES: dict[str, Rule] = _all_rules()
+CONVERTERS = ("QUANTIZE", "DEQUANTIZE")  # the operators whose input and output types differ (float32 <-> int8)
+
+
+# ---------------------------------------------------------------------------
+# float32 operators: a second row per operator kind whose float kernel we lower (codegen/ops/float_ops.py).
+# TFLM's float kernels read no quantization, so none is required; every operand is float32 (int8 and float32
+# do not mix inside an operator: TFLM's float kernels take float tensors only, and only QUANTIZE and
+# DEQUANTIZE convert between the two).  The shape, window and option checks are the int8 rows' (TFLM's
+# Prepare checks them for every type); the arithmetic checks (multipliers, accumulators) have no float
+# counterpart.
+
+
+def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
+    f32 = ("float32",)
+    act = Operand("input", f32, quant="none")
+    either = Operand("input", f32, kind="any", quant="none")
+    out = (Operand("output", f32, quant="none"),)
+    weights = Operand("weights", f32, kind="const", quant="none")
+    bias = Operand("bias", f32, kind="const", optional=True, quant="none")
+    conv, dw, fc = rules["CONV_2D"], rules["DEPTHWISE_CONV_2D"], rules["FULLY_CONNECTED"]
+    pool_checks = (_pool_shapes, _window_extent)
+    pad = Rule(inputs=(act, Operand("paddings", ("int32",), kind="const", quant="none"),
+                       Operand("constant_values", f32, kind="any", optional=True, quant="none")), outputs=out,
+               checks=(_pad_shapes, _float_pad_value))
+    return {
+        "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=conv.ints, activations=INT8_ACTIVATIONS,
+                        checks=(_conv_shapes, _window_extent)),
+        # TFLM's DEPTHWISE_CONV_2D needs its bias (see the int8 row).
+        "DEPTHWISE_CONV_2D": Rule(inputs=(act, Operand("weights", f32, kind="const", quant="none", axis=3),
+                                          Operand("bias", f32, kind="const", quant="none")), outputs=out,
+                                  ints=dw.ints, activations=INT8_ACTIVATIONS, checks=(_depthwise_shapes, _window_extent)),
+        "FULLY_CONNECTED": Rule(inputs=(act, weights, bias), outputs=out, ints=fc.ints, activations=INT8_ACTIVATIONS,
+                                checks=(_fc_shapes,)),
+        "AVERAGE_POOL_2D": Rule(inputs=(act,), outputs=out, ints=rules["AVERAGE_POOL_2D"].ints,
+                                activations=INT8_ACTIVATIONS, checks=pool_checks),
+        "MAX_POOL_2D": Rule(inputs=(act,), outputs=out, ints=rules["MAX_POOL_2D"].ints,
+                            activations=INT8_ACTIVATIONS, checks=pool_checks),
+        "MEAN": Rule(inputs=(act, Operand("axis", ("int32",), kind="const", quant="none")), outputs=out,
+                     checks=(_mean_shapes, _mean_size)),
+        "ADD": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
+                    checks=(_both_constant, _broadcast_shapes)),
+        "MUL": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
+                    checks=(_both_constant, _broadcast_shapes)),
+        "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True, checks=(_concat_shapes,)),
+        "RESHAPE": rules["RESHAPE"],
+        "SQUEEZE": rules["SQUEEZE"],
+        "PAD": pad,
+        "PADV2": pad,
+        # SOFTMAX takes any beta in float (TFLM: exp((x - max) * beta)).
+        "SOFTMAX": Rule(inputs=(act,), outputs=out, checks=(_same_shape, _finite_beta)),
+        "LOGISTIC": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
+        "TANH": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
+        "RELU": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
+        "RELU6": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
+        # data movement: the int8 rows with float32 data (TFLM's Prepares check the same for every type)
+        **{kind: _float_row(rule) for kind, rule in _movement_rules().items()},
+    }
+
+
+def _float_row(rule: Rule) -> Rule:
+    """``rule`` with float32 in place of its int8 operands."""
+    def f(o: Operand) -> Operand:
+        return dataclasses.replace(o, dtypes=("float32",), quant="none") if o.dtypes == ("int8",) else o
+
+    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs))
+
+
+def float_operator(graph: Graph, op: Op) -> bool:
+    """Whether ``op`` computes in float32 (its first output is float32; QUANTIZE and DEQUANTIZE, which convert,
+    are int8 operators), so that FLOAT_RULES and the float lowerings apply."""
+    return (op.kind not in CONVERTERS and bool(op.outputs) and 0 <= op.outputs[0] < len(graph.tensors)
+            and graph.tensors[op.outputs[0]].dtype == "float32")
+
+
+def _mean_size(graph: Graph, op: Op) -> None:
+    inp = _t(graph, op, 0)
+    if not 1 <= inp.size <= MEAN_MAX_VALUES:
+        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has {inp.size} values; allowed is 1 to {MEAN_MAX_VALUES}")
+
+
+def _float_pad_value(graph: Graph, op: Op) -> None:
+    """TFLM PadPrepare with a constant_values input: one value; we bake it in, so it must be a constant."""
+    value = _t(graph, op, 2)
+    if value is None:
+        return
+    if value.size != 1:
+        raise _shape_error(graph, op, f"constant_values {_ten(value)} has {value.size} values; allowed is 1 (as "
+                                      "TFLM requires)")
+    if not value.is_const:
+        raise _unsupported(graph, op, f"constant_values {_ten(value)} is computed at run time; supported is a "
+                                      "constant padding value")
+
+
+def _finite_constants(graph: Graph, op: Op) -> None:
+    """The float32 constants of ``op`` (weights, bias, a padding value, a constant operand) are finite: the
+    generated C holds them as float literals, which have no NaN or infinity."""
+    for t in (graph.tensors[i] for i in op.inputs if i >= 0):
+        if t.is_const and t.dtype == "float32" and not np.all(np.isfinite(t.data)):
+            raise _unsupported(graph, op, f"constant {_ten(t)} holds a NaN or an infinity; supported are finite "
+                                          "float32 constants")
+
+
+def _finite_beta(graph: Graph, op: Op) -> None:
+    beta = float(op.options.get("beta", 1.0))
+    if not math.isfinite(beta):
+        raise _fail(graph, f"{_op(op)}: beta is {beta}; allowed is a finite number")
+
+
+def _check_no_mix(graph: Graph, op: Op) -> None:
+    """int8 and float32 data do not meet inside an operator other than QUANTIZE and DEQUANTIZE (TFLM's kernels
+    take one type; a float operator with int8 weights is dynamic-range quantization, which TFLM does not run)."""
+    if op.kind in CONVERTERS:
+        return
+    ts = [graph.tensors[t] for t in op.inputs + op.outputs if 0 <= t < len(graph.tensors)]
+    f = next((t for t in ts if t.dtype == "float32"), None)
+    q = next((t for t in ts if t.dtype == "int8"), None)
+    if f is not None and q is not None:
+        raise _fail(graph, f"{_op(op)} mixes int8 and float32: {_ten(q)} is int8 and {_ten(f)} is float32; "
+                           "allowed is one type in an operator (only QUANTIZE and DEQUANTIZE convert between "
+                           "them); convert the model again, all float32 or quantized to int8")
+
+
+FLOAT_RULES: dict[str, Rule] = _float_rule_table(_rule_table())

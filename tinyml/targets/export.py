@@ -39,8 +39,9 @@ def library_cflags(board: Board) -> list[str]:
 
 
 def library_files(board: Board, name: str, model_files: dict[str, str], fmt: str, storage: Storage, *,
-                  families: list[str], arena_bytes: int, source: str) -> dict[str, str]:
-    """The files of a ``library`` or ``cmake`` export (``static-lib`` starts from a ``library``)."""
+                  families: list[str], arena_bytes: int, source: str, libm: bool = False) -> dict[str, str]:
+    """The files of a ``library`` or ``cmake`` export (``static-lib`` starts from a ``library``); ``libm``: the
+    model calls the C math library (float32 kernels), which a build must link."""
     files = {MODEL_FILES[f].format(name=name): content for f, content in model_files.items()}
     toolchain = TOOLCHAIN_FILE if board.is_arm and fmt == "cmake" else None
     values = dict(
@@ -49,6 +50,7 @@ def library_files(board: Board, name: str, model_files: dict[str, str], fmt: str
         cc=board.cc, cflags=library_cflags(board), abi_flags=list(board.cflags), families=families,
         caller_arena=storage.arena == "caller", arena_bytes=arena_bytes, arena_align=ALIGN,
         weights_section=storage.weights_section, arena_section=storage.arena_section, toolchain_file=toolchain,
+        libm=libm,
     )
     env = environment()
     files["README.md"] = env.get_template("export/README.md.j2").render(values)

@@ -157,7 +157,8 @@ class CompiledModel(Compiled):
     def verify(self, samples: int = 10, *, seed: int = 0, inputs: list[list[np.ndarray]] | None = None,
                progress: Callable[[str], None] | None = None) -> VerifyReport:
         """Compare the firmware with TFLM (the reference extra) on ``samples`` random inputs (or ``inputs``:
-        one list of arrays per sample), every output byte; ``.ok`` is True when all are bit-exact."""
+        one list of arrays per sample), every output byte (float32 outputs within verify's tolerance: they are
+        not promised bit-exact); ``.ok`` is True when all match."""
         if self._bytes is None:
             raise InputError("verifying needs the model's .tflite bytes for TFLM; compile from its path or bytes, "
                              "not a Graph")

@@ -202,6 +202,8 @@ def format_inspection(info: dict[str, Any]) -> str:
         qtext = ""
         if wq is not None:
             qtext = f"weights per-channel ({wq['channels']})" if wq["per_channel"] else "weights per-tensor"
+        elif out.get("dtype") == "float32" and o["op"] != "DEQUANTIZE":
+            qtext = "float32"  # a float operator (not quantized)
         if not o["supported"]:
             qtext = "UNSUPPORTED: " + o["problem"]
         lines.append(f"{o['index']:>3}  {o['op']:<{w}} {str(out['shape']):<18} {o['macs']:>10,} "

@@ -56,6 +56,52 @@ def _as_list(representative: np.ndarray | Sequence[np.ndarray], n_inputs: int) -
     return [a.astype(np.float32, copy=False) for a in arrays]
 
 
+def _frozen_converter(tf: Any, model: Any, specs: list[Any]) -> Any:
+    """A TFLiteConverter of ``model`` traced for the input ``specs`` with its variables frozen."""
+    def call(*xs: Any) -> Any:
+        return model(xs[0] if len(xs) == 1 else list(xs), training=False)
+
+    try:
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        concrete = tf.function(call).get_concrete_function(*specs)
+        # Freeze the variables: the converter's calibrator cannot read Keras 3 resource variables.
+        concrete = convert_variables_to_constants_v2(concrete)
+    except Exception as exc:
+        raise TinymlError(f"could not trace the Keras model for conversion: {exc}") from exc
+
+    # No trackable object: the frozen graph takes the graph-def conversion path, which
+    # keeps the inputs in ``model.inputs`` order (the saved-model path may reorder them).
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # silence "consider providing the trackable_obj"
+    try:
+        return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    finally:
+        absl_logger.setLevel(level)
+
+
+def convert_float32(model: Any, *, batch: int | None = 1) -> bytes:
+    """Convert ``model`` (Keras 3) to a float32 ``.tflite`` (no quantization: float32 weights, activations,
+    inputs and outputs, as TFLM's hello_world) and return its bytes."""
+    tf = _tf()
+    specs = []
+    for k, inp in enumerate(model.inputs):
+        shape = tuple(inp.shape[1:])
+        if None in shape:
+            raise TinymlError(f"model input {k} has an unknown dimension {tuple(inp.shape)}; "
+                              "give the Keras Input a full shape")
+        specs.append(tf.TensorSpec((batch, *shape), tf.float32, name=f"input_{k}"))
+    converter = _frozen_converter(tf, model, specs)
+    try:
+        return bytes(converter.convert())
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:400]
+        raise TinymlError(f"TFLite float32 conversion failed: {type(exc).__name__}: {msg}") from exc
+
+
 def quantize_int8(
     model: Any,
     representative: np.ndarray | Sequence[np.ndarray],
@@ -95,33 +141,11 @@ def quantize_int8(
             )
         specs.append(tf.TensorSpec((batch, *shape), tf.float32, name=f"input_{k}"))
 
-    def call(*xs: Any) -> Any:
-        return model(xs[0] if len(xs) == 1 else list(xs), training=False)
-
-    try:
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2,
-        )
-
-        concrete = tf.function(call).get_concrete_function(*specs)
-        # Freeze the variables: the converter's calibrator cannot read Keras 3 resource variables.
-        concrete = convert_variables_to_constants_v2(concrete)
-    except Exception as exc:
-        raise TinymlError(f"could not trace the Keras model for conversion: {exc}") from exc
-
     def samples() -> Iterator[list[np.ndarray]]:
         for i in range(len(arrays[0])):
             yield [a[i : i + 1] for a in arrays]
 
-    # No trackable object: the frozen graph takes the graph-def conversion path, which
-    # keeps the inputs in ``model.inputs`` order (the saved-model path may reorder them).
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)  # silence "consider providing the trackable_obj"
-    try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    finally:
-        absl_logger.setLevel(level)
+    converter = _frozen_converter(tf, model, specs)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = samples
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
