@@ -651,7 +651,7 @@ def test_batch_matmul_of_two_constants_is_unsupported() -> None:
     (lambda op, sg, m: _shape(_tensor(sg, op, 0, True), [1, 60]), "allowed is equal shapes"),
     (lambda op, sg, m: [_shape(_tensor(sg, op, 0), [1, 120000]), _shape(_tensor(sg, op, 0, True), [1, 120000])],
      "has 120000 values along its last axis; the sum of their squares"),
-    (lambda op, sg, m: _type(_tensor(sg, op, 0, True), "FLOAT32"), "is float32; allowed is int8"),
+    (lambda op, sg, m: _type(_tensor(sg, op, 0, True), "FLOAT32"), "mixes int8 and float32"),
 ])
 def test_l2_normalization_refusals(edit: Callable[[Any, Any, Any], None], expect: str) -> None:
     assert expect in _refusal("L2_NORMALIZATION", edit)
