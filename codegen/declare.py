@@ -84,6 +84,9 @@ class Variant:
     ring_extra: Callable[[KernelCall], int] = _zero  # ring units it holds beyond lag + 1 (computes ahead)
     ring_direct: bool = False  # its whole-layer form reads every input a unit needs before it writes the unit
     # (all of a pixel's taps, or its input rows), so it runs in place without a ring where no lag is needed
+    direct_stack: Callable[[KernelCall], int] = _zero  # > 0: its template has its own form for that (spec
+    # over_input: its whole-layer form is not safe over its input), with that many more on-stack bytes
+    direct_cost: Callable[[KernelCall], int] = _zero  # estimated instructions that form adds
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
@@ -119,6 +122,8 @@ class Variant:
             cost=int(round(work * self.per_mac)),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
             ring_direct=self.ring and self.ring_direct,
+            direct_stack_bytes=self.direct_stack(call) if self.ring and self.ring_direct else 0,
+            direct_cost=self.direct_cost(call) if self.ring and self.ring_direct else 0,
             ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
             if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
