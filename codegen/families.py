@@ -324,6 +324,26 @@ def mve_conv_stack(call: KernelCall) -> int:
     return 0 if _mve_direct(p) else 2 * ((k + 15) // 16 * 16)  # the two-pixel im2col buffer
 
 
+def mve_conv_direct_stack(call: KernelCall) -> int:
+    """In place without a ring, a 1x1 convolution over more than 16 channels copies the two input pixels
+    it reads before writing their outputs (spec.over_input; otherwise the whole-layer form is safe: its
+    im2col buffer, or one vector, holds a pixel pair's taps before it writes)."""
+    p = call.params
+    return 2 * ((p["in_c"] + 15) // 16 * 16) if _mve_direct(p) and p["in_c"] > 16 else 0
+
+
+def mve_conv_direct_cost(call: KernelCall) -> int:
+    """What that form adds per pixel pair: the copies (a vector load and store per 16 input channels of
+    each pixel) less what the taps at fixed places in col save per 4 output channels (pointer updates and
+    spills): DS-CNN's pointwise convolutions (64 channels in and out, 125 pixels) measure 132,350
+    instructions each under QEMU, 3,498 fewer than the whole layer (about 56 per pair)."""
+    p = call.params
+    if not mve_conv_direct_stack(call):
+        return 0
+    pairs = p["batches"] * ((p["out_h"] * p["out_w"] + 1) // 2)
+    return int(round(pairs * (4 * ((p["in_c"] + 15) // 16) - 4.5 * ((p["out_c"] + 3) // 4))))
+
+
 def mve_conv_ring_extra(call: KernelCall) -> int:
     """Two output pixels per step: the ring holds lag + 2 pixels.  (The kernel would store in runs with a
     longer ring, but the bytes that costs can turn in place unprofitable for small layers.)"""
@@ -456,10 +476,15 @@ VARIANTS = (
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
     # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
     # depthwise ones +30k, +9k and +2k (about 14 per pixel); per byte next to nothing.
+    # Both also run in place without a ring (ring_direct): the depthwise convolution's whole-layer code
+    # reads an output row's input rows into its planes before writing the row, the convolution's a pixel
+    # pair's taps into its im2col buffer (or one vector); a 1x1 convolution over more than 16 channels
+    # copies the pair first (spec.over_input, mve_conv_direct_stack / mve_conv_direct_cost).
     Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), inplace=True, ring=True, ring_extra=mve_conv_ring_extra,
+            ring_direct=True, direct_stack=mve_conv_direct_stack, direct_cost=mve_conv_direct_cost,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.1,
             ring_stores=ring_stores_pairs, ring_per_store=65, patch_call=1600, build=mve_conv, helpers=(MVE,)),
-    Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True,
+    Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=ring_stores_pixels,
             ring_per_store=14, patch_call=1600, build=mve_dwconv, helpers=(MVE,)),
