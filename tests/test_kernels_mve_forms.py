@@ -131,6 +131,9 @@ def test_the_mve_variants_declare_their_forms() -> None:
     assert mve_conv_direct_stack(replace(ccall, params=pw)) == 2 * 48  # a copy of the pixel pair read
     assert mve_conv_direct_stack(replace(ccall, params=dict(pw, in_c=16))) == 0  # one vector holds it
     assert conv.ring_direct and dw.ring_direct and not fc.ring_direct
+    assert conv.direct_accepts is not None and conv.direct_accepts(replace(ccall, params=dict(pw, in_c=64)))
+    assert not conv.direct_accepts(replace(ccall, params=dict(pw, in_c=65)))  # through a ring instead
+    assert conv.direct_accepts(replace(ccall, params=dict(cp, in_c=128)))  # im2col: any depth
     assert fc.ring_extra(ccall) == 0
 
 
