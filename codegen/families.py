@@ -465,7 +465,7 @@ VARIANTS = (
     # stored through rings (0.70 per byte); mps3-an547 whole layer 1,146,561 (0.43 per MAC), in place
     # +46,810 (0.65 per byte).  A patch-window call costs about 7,000 instructions more on the M4
     # (MobileNetV1-0.25, ops 1..3 in 5x5 patches: 3.2% over its in-place estimate; patch_call's default);
-    # the MVE figure is that scaled by the two families' instructions per MAC.
+    # the MVE figure was that scaled by the two families' instructions per MAC (refitted below).
     # The DSP kernels tuned against the cycle model: the DS-CNN whole layer is now 4,746,086 on mps2-an386
     # (1.78 per MAC; in place +80,127); per kernel the instructions per MAC moved by x0.94 (convolutions,
     # DS-CNN), x0.92 (depthwise, DS-CNN) and x0.89 (fully connected, the MLPerf AD autoencoder), which
