@@ -84,6 +84,10 @@ class Variant:
     ring_extra: Callable[[KernelCall], int] = _zero  # ring units it holds beyond lag + 1 (computes ahead)
     ring_direct: bool = False  # its whole-layer form reads every input a unit needs before it writes the unit
     # (all of a pixel's taps, or its input rows), so it runs in place without a ring where no lag is needed
+    direct_stack: Callable[[KernelCall], int] = _zero  # > 0: its template has its own form for that (spec
+    # over_input: its whole-layer form is not safe over its input), with that many more on-stack bytes
+    direct_cost: Callable[[KernelCall], int] = _zero  # estimated instructions that form adds
+    direct_accepts: Callable[[KernelCall], bool] | None = None  # the calls it so runs (None: every one)
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
@@ -115,6 +119,8 @@ class Variant:
         """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
         work = call.macs if call.macs else out_elements
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
+        direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
+            and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)
         return OpFacts(
             inplace_inputs=tuple(call.inplace_inputs) if self.inplace and forms else (),
             inplace_kind=call.inplace_kind,
@@ -126,7 +132,9 @@ class Variant:
             form_stack_bytes=self.form_stack(call) if forms else 0,
             cost=int(round(work * self.instructions_per_mac(ctx))),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
-            ring_direct=self.ring and self.ring_direct,
+            ring_direct=direct,
+            direct_stack_bytes=self.direct_stack(call) if direct else 0,
+            direct_cost=self.direct_cost(call) if direct else 0,
             ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
             if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,

@@ -324,6 +324,37 @@ def mve_conv_stack(call: KernelCall) -> int:
     return 0 if _mve_direct(p) else 2 * ((k + 15) // 16 * 16)  # the two-pixel im2col buffer
 
 
+def mve_conv_direct_stack(call: KernelCall) -> int:
+    """In place without a ring, a 1x1 convolution over more than 16 channels copies the two input pixels
+    it reads before writing their outputs (spec.over_input; otherwise the whole-layer form is safe: its
+    im2col buffer, or one vector, holds a pixel pair's taps before it writes)."""
+    p = call.params
+    return 2 * ((p["in_c"] + 15) // 16 * 16) if _mve_direct(p) and p["in_c"] > 16 else 0
+
+
+def mve_conv_direct_ok(call: KernelCall) -> bool:
+    """Not a 1x1 convolution over more than 64 channels: the copy's offsets in col no longer fit the
+    loads' immediates, and other ways of that form measured slower than the ring (MobileNetV1-0.25's 128
+    and 256 channels: a buffer of the pair's outputs +260 and +1,100 instructions per pixel over the whole
+    layer, the copy +110 per pixel)."""
+    p = call.params
+    return not (_mve_direct(p) and p["in_c"] > 64)
+
+
+def mve_conv_direct_cost(call: KernelCall) -> int:
+    """What that form adds per pixel pair: the copies (a vector load and store per 16 input channels of
+    each pixel) less what the taps at fixed places in col save per 4 output channels (pointer updates and
+    spills), per 16 taps per 4 output channels: DS-CNN's pointwise convolutions (64 channels in and out,
+    125 pixels) measure 132,350 instructions each under QEMU, 3,498 fewer than the whole layer (about 56
+    per pair); MobileNetV1-0.25's 32 to 32 channels over 24x24 pixels about 1,800 more (6 per pair)."""
+    p = call.params
+    if not mve_conv_direct_stack(call):
+        return 0
+    pairs = p["batches"] * ((p["out_h"] * p["out_w"] + 1) // 2)
+    chunks, groups = (p["in_c"] + 15) // 16, (p["out_c"] + 3) // 4
+    return int(round(pairs * (12 + 4 * chunks - 1.3 * chunks * groups)))
+
+
 def mve_conv_ring_extra(call: KernelCall) -> int:
     """Two output pixels per step: the ring holds lag + 2 pixels.  (The kernel would store in runs with a
     longer ring, but the bytes that costs can turn in place unprofitable for small layers.)"""
@@ -365,6 +396,13 @@ def mve_dwconv_form_stack(call: KernelCall) -> int:
     """3 * stride_w bytes after the planes (window), the ring offsets of a row of outputs (ring)."""
     p = call.params
     return 3 * p["stride_w"] + 4 * ((p["out_w"] + 3) // 4 * 4)
+
+
+def mve_dwconv_ring_stores(call: KernelCall) -> int:
+    """Copies out of the ring, in units of one pixel's: one per pixel, and a row's ring offsets and its
+    store run about 8 more (DS-CNN's 5-pixel rows: +4,449 instructions per layer through rings)."""
+    p = call.params
+    return p["batches"] * p["out_h"] * (p["out_w"] + 8)
 
 
 def mve_dwconv_ring_extra(call: KernelCall) -> int:
@@ -427,7 +465,7 @@ VARIANTS = (
     # stored through rings (0.70 per byte); mps3-an547 whole layer 1,146,561 (0.43 per MAC), in place
     # +46,810 (0.65 per byte).  A patch-window call costs about 7,000 instructions more on the M4
     # (MobileNetV1-0.25, ops 1..3 in 5x5 patches: 3.2% over its in-place estimate; patch_call's default);
-    # the MVE figure is that scaled by the two families' instructions per MAC.
+    # the MVE figure was that scaled by the two families' instructions per MAC (refitted below).
     # The DSP kernels tuned against the cycle model: the DS-CNN whole layer is now 4,746,086 on mps2-an386
     # (1.78 per MAC; in place +80,127); per kernel the instructions per MAC moved by x0.94 (convolutions,
     # DS-CNN), x0.92 (depthwise, DS-CNN) and x0.89 (fully connected, the MLPerf AD autoencoder), which
@@ -455,14 +493,23 @@ VARIANTS = (
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
     # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
-    # depthwise ones +30k, +9k and +2k (about 14 per pixel); per byte next to nothing.
+    # depthwise ones +30k, +9k and +2k (about 14 per pixel; with DS-CNN's rows of 5 pixels, 11 per pixel
+    # and 88 per row: mve_dwconv_ring_stores); per byte next to nothing.  A patch-window call costs about
+    # 9,100 (MobileNetV1-0.25, ops 2..3 in 3x4 patches: 617,103 instructions against 382,094 layer by
+    # layer, of which the recomputed halos about 16k, over 24 calls).
+    # Both also run in place without a ring (ring_direct): the depthwise convolution's whole-layer code
+    # reads an output row's input rows into its planes before writing the row, the convolution's a pixel
+    # pair's taps into its im2col buffer (or one vector); a 1x1 convolution over more than 16 channels
+    # copies the pair first (spec.over_input, mve_conv_direct_stack / mve_conv_direct_cost).
     Variant("conv_s8_mve", "conv_s8", "mve", ("mve",), inplace=True, ring=True, ring_extra=mve_conv_ring_extra,
+            ring_direct=True, direct_stack=mve_conv_direct_stack, direct_cost=mve_conv_direct_cost,
+            direct_accepts=mve_conv_direct_ok,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.4, ring_per_byte=0.1,
-            ring_stores=ring_stores_pairs, ring_per_store=65, patch_call=1600, build=mve_conv, helpers=(MVE,)),
-    Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True,
+            ring_stores=ring_stores_pairs, ring_per_store=65, patch_call=9100, build=mve_conv, helpers=(MVE,)),
+    Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
-            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=ring_stores_pixels,
-            ring_per_store=14, patch_call=1600, build=mve_dwconv, helpers=(MVE,)),
+            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
+            ring_per_store=11, patch_call=9100, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
 )

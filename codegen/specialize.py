@@ -49,11 +49,13 @@ def _patch_window(call: KernelCall, w: PatchWindow) -> dict[str, Any]:
 def _ring_form(v: Variant, call: KernelCall, plan: Plan) -> KernelCall:
     """Whole-layer window params and the ring (or none).  A portable kernel always takes them; a
     specialized variant only in the form the plan uses (its spec says which, so its whole-layer code
-    stays as it is)."""
+    stays as it is; in place without a ring, its whole-layer form unless it declares its own)."""
     ip = plan.inplace.get(call.op_index)
     ring_used = ip is not None and ip.ring > 0
     in_stage = plan.stage_of(call.op_index) is not None
     if v.family != "portable":
+        if ip is not None and ip.direct and v.direct_stack(call) > 0:
+            return replace(call, spec=dict(call.spec, over_input=True))  # its form in place without a ring
         if not ring_used and not in_stage:
             return call
         call = replace(call, spec=dict(call.spec, ring=ring_used, window=in_stage))

@@ -1,6 +1,7 @@
 """The forms of the MVE (Helium) variants on the Cortex-M55 (mps3-an547): CONV_2D (1x1 included),
-DEPTHWISE_CONV_2D and FULLY_CONNECTED in place through a ring (spec.ring), and conv / depthwise over
-the patch windows of a patch stage (spec.window).  The planner must really choose the MVE kernel in
+DEPTHWISE_CONV_2D and FULLY_CONNECTED in place through a ring (spec.ring), conv / depthwise in place
+without a ring (the whole-layer form, or for a 1x1 conv over more than 16 channels spec.over_input),
+and conv / depthwise over the patch windows of a patch stage (spec.window).  The planner must really choose the MVE kernel in
 that form, and the result must be bit-exact with TFLM under QEMU.
 
 A model of one operator never gets a patch stage from an arena budget (running the operator in place
@@ -10,13 +11,14 @@ theirs from a budget."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.modelgen import Case, build, op_cases, zoo_cases
-from tinyml.codegen.families import (mve_conv_ring_extra, mve_conv_stack, mve_dwconv_form_stack,
-                                     mve_dwconv_ring_extra, mve_dwconv_stack)
+from tests.modelgen import Case, build, case, op_cases, zoo_cases
+from tinyml.codegen.families import (mve_conv_direct_stack, mve_conv_ring_extra, mve_conv_stack,
+                                     mve_dwconv_form_stack, mve_dwconv_ring_extra, mve_dwconv_stack)
 from tinyml.codegen.lower import KernelCall
 from tinyml.codegen.variants import variant
 from tinyml import compiler
@@ -24,7 +26,7 @@ from tinyml.boards import load_board
 from tinyml.compiler import build_model, plan_graph
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph
-from tinyml.schedule.choose import Options, capabilities, with_choice
+from tinyml.schedule.choose import Options, candidates, capabilities, with_choice
 from tinyml.schedule.geometry import window_of
 from tinyml.schedule.patch import make_stage
 from tinyml.schedule.plan import Plan, plan_memory
@@ -50,6 +52,16 @@ CASES = [c for c in op_cases(*KINDS) if c.id.endswith("-pc") and not c.p("dilati
 # and a convolution to one output pixel.
 RING_CASES = [c for c in CASES if (len(c.inputs[0]) > 1 if c.op == "FULLY_CONNECTED" else _out_pixels(c) > 1)]
 WINDOW_CASES = [c for c in CASES if c.op != "FULLY_CONNECTED" and _out_pixels(c) > 1]
+# In place without a ring: the conv and depthwise cases (a third of them), and 1x1 convolutions over more
+# than 16 channels (spec.over_input: as many channels out, fewer and more, a tail of 8 channels in, an
+# odd last pixel, strides 2), whose outputs overwrite the input pixels they read.
+OVER_CASES = [
+    case("conv2d", "CONV_2D", (7, 5, 40), kernel=(1, 1), strides=(1, 1), padding="valid", filters=40, act="relu", bias=True),
+    case("conv2d", "CONV_2D", (6, 6, 48), kernel=(1, 1), strides=(1, 1), padding="same", filters=20, act="none", bias=True),
+    case("conv2d", "CONV_2D", (5, 5, 24), kernel=(1, 1), strides=(1, 1), padding="valid", filters=38, act="relu6", bias=False),
+    case("conv2d", "CONV_2D", (9, 7, 32), kernel=(1, 1), strides=(2, 2), padding="valid", filters=16, act="none", bias=True),
+]
+DIRECT_CASES = [c for c in CASES if c.op != "FULLY_CONNECTED" and _out_pixels(c) > 1][::3] + OVER_CASES
 
 
 def _write(tmp_path: Path, model: bytes) -> Path:
@@ -80,6 +92,12 @@ def _forced_stage(ops: list[int], grid: tuple[int, int]):
     return candidates
 
 
+def _rings_only(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
+    """A replacement of the planner's ``candidates`` that never runs a ring kernel in place directly."""
+    rings = {op: tuple(replace(f, ring_direct=False) for f in fs) for op, fs in options.items()}
+    return [with_choice(graph, p, options) for p in candidates(graph, rings, sram=sram)]
+
+
 def _in_place(path: Path) -> int:
     """An arena budget one byte below the fastest plan's (nothing in place): the planner must run
     operators in place, and takes the fastest variant that can."""
@@ -108,10 +126,18 @@ def test_the_mve_variants_declare_their_forms() -> None:
     ccall = KernelCall(op_index=0, op_kind="CONV_2D", kernel="conv_s8", spec={}, params=cp, args=[])
     assert mve_conv_stack(ccall) == 2 * 80  # the im2col of two pixels
     assert mve_conv_ring_extra(ccall) == 1  # two pixels a step: one beyond lag + 1
+    assert mve_conv_direct_stack(ccall) == 0  # in place without a ring, the im2col holds the taps
+    pw = dict(cp, k_h=1, k_w=1, pad_h=0, pad_w=0, in_c=40)
+    assert mve_conv_direct_stack(replace(ccall, params=pw)) == 2 * 48  # a copy of the pixel pair read
+    assert mve_conv_direct_stack(replace(ccall, params=dict(pw, in_c=16))) == 0  # one vector holds it
+    assert conv.ring_direct and dw.ring_direct and not fc.ring_direct
+    assert conv.direct_accepts is not None and conv.direct_accepts(replace(ccall, params=dict(pw, in_c=64)))
+    assert not conv.direct_accepts(replace(ccall, params=dict(pw, in_c=65)))  # through a ring instead
+    assert conv.direct_accepts(replace(ccall, params=dict(cp, in_c=128)))  # im2col: any depth
     assert fc.ring_extra(ccall) == 0
 
 
-def test_whole_layer_calls_keep_their_code(tmp_path) -> None:
+def test_whole_layer_calls_keep_their_code(tmp_path, monkeypatch) -> None:
     """Without a form in use the spec has no ring / window keys (function names and code unchanged) and
     the kernel takes four arguments; a form adds the ring argument (NULL for a window)."""
     c = next(c for c in CASES if c.id == "conv2d-6x6x3-k6x6-s1x1-valid-f4-bias-pc")
@@ -121,6 +147,9 @@ def test_whole_layer_calls_keep_their_code(tmp_path) -> None:
     assert len(call.args) == 4
     c = next(c for c in CASES if c.id == "conv2d-8x8x16-k1x1-s1x1-same-f16-relu6-bias-pc")
     path = _write(tmp_path, build(c))
+    (call,) = _main_calls(path, _in_place(path))  # in place without a ring: the whole-layer call
+    assert call.spec == _main_calls(path)[0].spec and len(call.args) == 4
+    monkeypatch.setattr(compiler, "candidates", _rings_only)
     (call,) = _main_calls(path, _in_place(path))
     assert call.spec["ring"] and not call.spec["window"] and call.spec["contig"]
     assert len(call.args) == 5 and call.args[4].kind == "scratch"
@@ -130,12 +159,33 @@ def test_whole_layer_calls_keep_their_code(tmp_path) -> None:
 @pytest.mark.qemu
 @pytest.mark.slow
 @pytest.mark.parametrize("case", RING_CASES, ids=lambda c: c.id)
-def test_mve_in_place_bitexact(case: Case, tmp_path) -> None:
+def test_mve_in_place_bitexact(case: Case, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(compiler, "candidates", _rings_only)
     path = _write(tmp_path, build(case))
     (call,) = _main_calls(path, _in_place(path))
     assert call.kernel == MVE[case.op] and call.spec.get("ring") and not call.spec.get("window"), call.spec
     assert call.params["ring_len"] >= call.params["lag"] + 1
     _bitexact(path, tmp_path, _in_place(path))
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=lambda c: c.id)
+def test_mve_in_place_direct_bitexact(case: Case, tmp_path) -> None:
+    """In place without a ring: the output below its input and overlapping it, no ring argument."""
+    path = _write(tmp_path, build(case))
+    budget = _in_place(path)
+    c = build_model(path, BOARD, sram=budget)
+    (call,) = [x for x in c.calls if isinstance(x, KernelCall) and x.op_kind in KINDS]
+    ip = c.plan.inplace[call.op_index]
+    assert ip.direct and ip.ring == 0 and call.kernel == MVE[case.op]
+    assert "ring" not in call.spec and len(call.args) == 4
+    out_t = c.graph.ops[call.op_index].outputs[0]
+    delta = c.plan.offset(out_t) - c.plan.offset(ip.tensor)
+    assert -c.graph.tensors[out_t].nbytes < delta <= c.graph.tensors[ip.tensor].nbytes - c.graph.tensors[out_t].nbytes
+    over = case in OVER_CASES
+    assert call.spec.get("over_input", False) == over and c.plan.stack_bytes >= (mve_conv_direct_stack(call) if over else 0)
+    _bitexact(path, tmp_path, budget)
 
 
 @pytest.mark.qemu
@@ -161,7 +211,23 @@ def _form_calls(path: Path, sram: int | None = None) -> dict[str, list[KernelCal
 
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_ds_cnn_in_place_bitexact(tmp_path) -> None:
+def test_ds_cnn_default_in_place_bitexact(tmp_path) -> None:
+    """The default build: the depthwise convolutions in place through rings, the pointwise ones without
+    (copying each pixel pair they read costs less than the pointer work it saves)."""
+    path = _write(tmp_path, build(zoo_cases("ds_cnn")[0]))
+    c = build_model(path, BOARD)
+    ring = [x for x in c.calls if isinstance(x, KernelCall) and x.spec.get("ring")]
+    assert {x.kernel for x in ring} == {"dwconv_s8_mve"}
+    over = [x for x in c.calls if isinstance(x, KernelCall) and x.spec.get("over_input")]
+    assert len(over) == 4 and all(x.kernel == "conv_s8_mve" and c.plan.inplace[x.op_index].direct for x in over)
+    assert c.plan.arena_bytes <= 8900
+    _bitexact(path, tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_ds_cnn_in_place_bitexact(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(compiler, "candidates", _rings_only)
     path = _write(tmp_path, build(zoo_cases("ds_cnn")[0]))
     budget = _in_place(path)
     forms = _form_calls(path, budget)

@@ -57,6 +57,8 @@ class OpFacts:
     ring_extra: int = 0  # in place through a ring: units the kernel holds beyond lag + 1 (it computes ahead)
     ring_direct: bool = False  # a ring kernel whose whole-layer form reads all a unit needs before writing it
     # (so it runs in place without a ring where the output trails its input far enough: no lag)
+    direct_stack_bytes: int = 0  # more on-stack bytes when it runs in place without a ring
+    direct_cost: int = 0  # estimated instructions added when it runs in place without a ring
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
     patch_call_cost: int = 0  # estimated instructions each patch-window call adds, in a patch stage
 
@@ -165,12 +167,18 @@ class Plan:
     def stack_bytes(self) -> int:
         """The largest on-stack buffer of the chosen kernels (one kernel runs at a time)."""
         return max((f.stack_bytes + (f.form_stack_bytes if self.runs_in_form(op) else 0)
+                    + (f.direct_stack_bytes if self.runs_direct(op) else 0)
                     for op, f in self.choice.items()), default=0)
 
     def runs_in_form(self, op: int) -> bool:
         """Operator ``op`` runs in place through a ring, or patch by patch."""
         ip = self.inplace.get(op)
         return (ip is not None and ip.ring > 0) or self.stage_of(op) is not None
+
+    def runs_direct(self, op: int) -> bool:
+        """Operator ``op`` runs in place without a ring."""
+        ip = self.inplace.get(op)
+        return ip is not None and ip.direct
 
     @property
     def scratch_bytes(self) -> int:
@@ -185,12 +193,13 @@ class Plan:
     def op_cost(self, op: int) -> float:
         """Estimated instructions of operator ``op``'s kernel: in a patch stage scaled by the MACs the stage
         adds (its recomputed halos) plus a cost per patch call; a ring kernel adds its copies out of the
-        ring."""
+        ring (or, in place without a ring, what that form adds)."""
         f = self.choice[op]
         st = self.stage_of(op)
         scale = st.macs / max(st.macs - st.extra_macs, 1) if st is not None else 1.0
         ip = self.inplace.get(op)
         return (f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
+                + (f.direct_cost if ip is not None and ip.direct else 0)
                 + (f.patch_call_cost * st.patches if st is not None else 0))
 
     def offset(self, tensor: int) -> int:
