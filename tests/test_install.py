@@ -142,7 +142,7 @@ def test_fresh_venv_runs_the_core_commands_and_names_the_missing_extras(tmp_path
     assert np.load(work / "y.npy").dtype == np.int8
 
     r = subprocess.run([str(python), "-c", "import tinyml; m = tinyml.compile('conv.tflite', board='mps2-an386'); "
-                        "print(m.fit.fits, tinyml.plan('conv.tflite').arena_bytes == m.plan.arena_bytes)"],
+                        "print(m.fit.fits, tinyml.plan('conv.tflite', board='mps2-an386').arena_bytes == m.plan.arena_bytes)"],
                        capture_output=True, text=True, cwd=work, env=env, timeout=120)
     assert r.returncode == 0 and r.stdout.split() == ["True", "True"], r.stdout + r.stderr
 

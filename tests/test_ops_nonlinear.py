@@ -348,10 +348,17 @@ def _lower_graph(g: Graph) -> Any:
     return lower_op(LowerContext(graph=g), g.ops[0])
 
 
+FLOAT_KERNELS = {"SOFTMAX": "softmax_f32", "LOGISTIC": "unary_f32", "TANH": "unary_f32"}  # float32 models
+
+
 @pytest.mark.parametrize("kind", OPS)
-def test_float_is_unsupported(kind: str) -> None:
-    with pytest.raises(TinymlError, match=r"operator 0 \(" + kind + r"\).*float32"):
-        _lower_graph(_graph(kind, in_dtype="float32", options={"beta": 1.0} if kind == "SOFTMAX" else None))
+def test_float_lowers_to_a_float_kernel_or_is_unsupported(kind: str) -> None:
+    g = _graph(kind, in_dtype="float32", options={"beta": 1.0} if kind == "SOFTMAX" else None)
+    if kind in FLOAT_KERNELS:
+        assert _lower_graph(g).kernel == FLOAT_KERNELS[kind]
+    else:
+        with pytest.raises(TinymlError, match=r"operator 0 \(" + kind + r"\): float32 " + kind + " is not supported"):
+            _lower_graph(g)
 
 
 def test_softmax_output_quantization_unsupported() -> None:
