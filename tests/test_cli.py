@@ -142,3 +142,16 @@ def test_bad_board_and_bad_input(dscnn: Path, tmp_path: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     r = tinyml("compile")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_compile_choices_are_the_code_generators() -> None:
+    """The parser lists --format and --arena choices as literals (it does not import the code generator, to
+    start fast); they must be the ones export and render accept."""
+    from tinyml.cli import build_parser
+    from tinyml.codegen.render import ARENA_KINDS
+    from tinyml.targets.export import FORMATS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    compile_parser = sub.choices["compile"]
+    choices = {a.dest: tuple(a.choices) for a in compile_parser._actions if a.choices}
+    assert choices["format"] == FORMATS and choices["arena"] == ARENA_KINDS
