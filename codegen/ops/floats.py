@@ -23,9 +23,8 @@ from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_a
 from tinyml.codegen.ops.common import fused_activation, weighted_operands
 from tinyml.codegen.ops.conv import conv_window
 from tinyml.codegen.ops.elementwise import broadcast_layout
-from tinyml.codegen.ops.pool import mean_layout
+from tinyml.codegen.ops.pool import mean_layout, pool_layout, pool_macs
 from tinyml.codegen.ops.tensor_ops import pad_params
-from tinyml.codegen.qmath import padding_before
 from tinyml.graph.ir import Op, Tensor
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -120,19 +119,11 @@ def lower_depthwise_f32(ctx: LowerContext, op: Op) -> KernelCall:
 @lowering("AVERAGE_POOL_2D", "MAX_POOL_2D", dtype="float32")
 def lower_pool_f32(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])  # validated: 4-D shapes that agree, the window
-    n, in_h, in_w, ch = inp.shape
-    _, out_h, out_w, _ = out.shape
-    o = op.options
-    fh, fw, sh, sw = int(o["filter_h"]), int(o["filter_w"]), int(o["stride_h"]), int(o["stride_w"])
-    same = o.get("padding", "VALID") == "SAME"
-    params = dict(batches=n, in_h=in_h, in_w=in_w, channels=ch, out_h=out_h, out_w=out_w,
-                  filter_h=fh, filter_w=fw, stride_h=sh, stride_w=sw,
-                  pad_h=padding_before(sh, 1, in_h, fh, out_h) if same else 0,
-                  pad_w=padding_before(sw, 1, in_w, fw, out_w) if same else 0, **_clamp(op))
+    params = dict(**pool_layout(op, inp, out), **_clamp(op))
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="avgpool_f32" if op.kind == "AVERAGE_POOL_2D" else "maxpool_f32",
         spec={}, params=params, args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        inputs=[inp.index], outputs=[out.index], macs=n * out_h * out_w * ch * fh * fw,
+        inputs=[inp.index], outputs=[out.index], macs=pool_macs(params),
     )
 
 

@@ -22,8 +22,8 @@ import math
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, bytes_arg, lowering
-from tinyml.codegen.ops.tensor_ops import concat_call
+from tinyml.codegen.lower import KernelCall, LowerContext, bytes_arg, lowering
+from tinyml.codegen.ops.tensor_ops import byte_chunks, concat_call
 from tinyml.graph.ir import DTYPE_BYTES, Op, Tensor
 from tinyml.graph.validate import (SliceAxis, pack_axis, slice_axes, split_axis, strided_slice_axes, transpose_perm,
                                    unpack_axis)
@@ -141,10 +141,8 @@ def lower_space_to_depth(ctx: LowerContext, op: Op) -> KernelCall:
 def split_call(op: Op, inp: Tensor, outs: list[Tensor], outer: int, chunks: list[int]) -> KernelCall:
     """The split_s8 call that reads ``outer`` times, one after the other, ``chunks[k]`` elements for each
     output k (as bytes)."""
-    e = DTYPE_BYTES[inp.dtype]
-    chunks = [c * e for c in chunks]
-    chunk = ConstArray("chunk", "int32_t", np.asarray(chunks, dtype=np.int32))
-    params = dict(outer=outer, in_chunk=int(sum(chunks)), outputs=len(outs), chunk="chunk")
+    chunk, total = byte_chunks(inp.dtype, chunks)
+    params = dict(outer=outer, in_chunk=total, outputs=len(outs), chunk="chunk")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="split_s8", spec={}, params=params,
         args=[bytes_arg(inp)] + [bytes_arg(t, writable=True) for t in outs],

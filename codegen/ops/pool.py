@@ -17,7 +17,7 @@ import numpy as np
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.qmath import activation_range, padding_before, quantize_multiplier
-from tinyml.graph.ir import Op
+from tinyml.graph.ir import Op, Tensor
 from tinyml.graph.validate import resolve_axes
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
@@ -29,31 +29,39 @@ VARIANTS = (
 
 
 
-@lowering("AVERAGE_POOL_2D", "MAX_POOL_2D")
-def lower_pool(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: 4-D shapes that agree, window and output size, activation, equal in/out quantization.
-    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+def pool_layout(op: Op, inp: Tensor, out: Tensor) -> dict[str, int]:
+    """The shapes, window, strides and SAME padding of a pooling call (avgpool/maxpool, int8 and float32)."""
     n, in_h, in_w, ch = inp.shape
     _, out_h, out_w, _ = out.shape
     o = op.options
     fh, fw = int(o["filter_h"]), int(o["filter_w"])
     sh, sw = int(o["stride_h"]), int(o["stride_w"])
-    padding = o.get("padding", "VALID")
-    act = o.get("activation", "NONE")
-    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
-    params = dict(
+    same = o.get("padding", "VALID") == "SAME"
+    return dict(
         batches=n, in_h=in_h, in_w=in_w, channels=ch, out_h=out_h, out_w=out_w,
         filter_h=fh, filter_w=fw, stride_h=sh, stride_w=sw,
-        pad_h=padding_before(sh, 1, in_h, fh, out_h) if padding == "SAME" else 0,
-        pad_w=padding_before(sw, 1, in_w, fw, out_w) if padding == "SAME" else 0,
-        act_min=act_min, act_max=act_max,
+        pad_h=padding_before(sh, 1, in_h, fh, out_h) if same else 0,
+        pad_w=padding_before(sw, 1, in_w, fw, out_w) if same else 0,
     )
+
+
+def pool_macs(p: dict[str, int]) -> int:
+    """The window taps a pooling call (of pool_layout's params ``p``) reads."""
+    return p["batches"] * p["out_h"] * p["out_w"] * p["channels"] * p["filter_h"] * p["filter_w"]
+
+
+@lowering("AVERAGE_POOL_2D", "MAX_POOL_2D")
+def lower_pool(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: 4-D shapes that agree, window and output size, activation, equal in/out quantization.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    act_min, act_max = activation_range(op.options.get("activation", "NONE"), out.quant.s, out.quant.zp)
+    params = dict(**pool_layout(op, inp, out), act_min=act_min, act_max=act_max)
     kernel = "avgpool_s8" if op.kind == "AVERAGE_POOL_2D" else "maxpool_s8"
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel=kernel, spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(out, writable=True)],
         inputs=[inp.index], outputs=[out.index],
-        macs=n * out_h * out_w * ch * fh * fw,
+        macs=pool_macs(params),
     )
 
 

@@ -76,14 +76,18 @@ def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
     return concat_call(op, out, ins, outer, [t.shape[pos_axis] * inner for t in ins])
 
 
+def byte_chunks(dtype: str, chunks: list[int]) -> tuple[ConstArray, int]:
+    """The ``chunk`` table of concat_s8/split_s8 (element counts of ``dtype`` as bytes) and its sum."""
+    sizes = np.asarray(chunks, dtype=np.int64) * DTYPE_BYTES[dtype]
+    return ConstArray("chunk", "int32_t", sizes.astype(np.int32)), int(sizes.sum())
+
+
 def concat_call(op: Op, out: Tensor, ins: list[Tensor], outer: int, chunks: list[int]) -> KernelCall:
     """The concat_s8 call that writes ``outer`` times, one after the other, ``chunks[k]`` elements of each
     input k into ``out``, as bytes (CONCATENATION, int8 and float32; PACK, whose inputs are such chunks, in
     codegen/ops/movement.py)."""
-    e = DTYPE_BYTES[out.dtype]
-    chunks = [c * e for c in chunks]
-    chunk = ConstArray("chunk", "int32_t", np.asarray(chunks, dtype=np.int32))
-    params = dict(outer=outer, out_chunk=int(sum(chunks)), inputs=len(ins), chunk="chunk")
+    chunk, total = byte_chunks(out.dtype, chunks)
+    params = dict(outer=outer, out_chunk=total, inputs=len(ins), chunk="chunk")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="concat_s8", spec={}, params=params,
         args=[bytes_arg(out, writable=True)] + [bytes_arg(t) for t in ins],
