@@ -21,8 +21,8 @@ from tinyml.codegen.ops.elementwise import binary_call, binary_operands, int8_ta
 from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, inv_sqrt_multiplier, multiply_by_quantized_multiplier,
                                   quantize_multiplier)
 from tinyml.graph.ir import Op
-from tinyml.graph.validate import (RSQRT_SHIFT, SQUARED_DIFFERENCE_LEFT_SHIFT, prelu_reals, rsqrt_real,
-                                   squared_difference_reals)
+from tinyml.graph.validate import (RSQRT_SHIFT, SQUARED_DIFFERENCE_LEFT_SHIFT, arg_min_max_axis, prelu_reals,
+                                   rsqrt_real, squared_difference_reals)
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.  The binary kernels
 # run in place over a same-sized dying input, as add_s8.  Instructions per output element (per input element
@@ -67,10 +67,8 @@ def lower_prelu(ctx: LowerContext, op: Op) -> KernelCall:
 def lower_arg_min_max(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: an int8 input of rank 1 or more, a constant int32 axis in range (its first value), the int32
     # output the input's shape without the axis.
-    inp, axis_t, out = ctx.t(op.inputs[0]), ctx.t(op.inputs[1]), ctx.t(op.outputs[0])
-    rank = len(inp.shape)
-    axis = int(np.asarray(axis_t.data).reshape(-1)[0])
-    axis = axis + rank if axis < 0 else axis
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    axis = arg_min_max_axis(ctx.graph, op)
     params = dict(outer=int(np.prod(inp.shape[:axis], dtype=np.int64)), axis_size=int(inp.shape[axis]),
                   inner=int(np.prod(inp.shape[axis + 1:], dtype=np.int64)))
     return KernelCall(

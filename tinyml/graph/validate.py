@@ -1138,10 +1138,10 @@ def _prelu_multipliers(graph: Graph, op: Op) -> None:
                       _max_offset(inp) * _max_offset(alpha))
 
 
-def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
+def arg_min_max_axis(graph: Graph, op: Op) -> int:
     """TFLM's ArgMinMax: the axis is the axis tensor's first value (it has one: _check_model refuses empty
-    shapes), in [-rank, rank - 1]; the output has the input's shape without that dimension."""
-    inp, axis_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    shapes), in [-rank, rank - 1]; returned resolved (non-negative)."""
+    inp, axis_t = _t(graph, op, 0), _t(graph, op, 1)
     rank = len(inp.shape)
     if rank < 1:
         raise _shape_error(graph, op, f"input {_ten(inp)} is a scalar; allowed is rank 1 or more")
@@ -1152,7 +1152,13 @@ def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
     if not -rank <= axis < rank:
         raise _fail(graph, f"{_op(op)}: axis {axis} of {_ten(axis_t)} is out of range; allowed is [-{rank}, "
                            f"{rank - 1}] for the {rank}-D input")
-    pos = axis + rank if axis < 0 else axis
+    return axis + rank if axis < 0 else axis
+
+
+def _arg_min_max_shapes(graph: Graph, op: Op) -> None:
+    """The output of ARG_MAX/ARG_MIN has the input's shape without the axis (arg_min_max_axis)."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    pos = arg_min_max_axis(graph, op)
     expect = [n for i, n in enumerate(inp.shape) if i != pos]
     if list(out.shape) != expect:
         raise _shape_error(graph, op, f"output {_ten(out)} has shape {list(out.shape)}, but input shape "
