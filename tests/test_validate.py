@@ -1,4 +1,4 @@
-"""Validation (tinyml/graph/validate.py): one test per finding of issue 19, each asserting the one-line
+"""Validation (the tinyml/graph/validate package): one test per finding of issue 19, each asserting the one-line
 message that names the operator or tensor, the field, the value and the allowed range."""
 
 from __future__ import annotations
