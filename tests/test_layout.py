@@ -197,3 +197,17 @@ def test_tinyml_imports_at_module_top() -> None:
             bad.append(f"{e.path}:{e.line} imports {e.target} inside a function")
     assert not bad, ("tinyml imports belong at module top unless they defer an optional extra, marked "
                      f"'# extra: NAME' with NAME one of {sorted(extras)}:\n" + "\n".join(dict.fromkeys(bad)))
+
+
+def test_every_python_package_is_installed() -> None:
+    """pyproject.toml lists its packages by name: a new subpackage missing there is left out of `pip install .`
+    (or installed only as data, without its byte code)."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = set()
+    for prefix, root in ((("tinyml",), REPO / "tinyml"), (("tinyml", "codegen"), REPO / "codegen")):
+        for init in root.rglob("__init__.py"):
+            parts = init.parent.relative_to(root).parts
+            if "codegen" not in parts:  # tinyml/codegen is a link to codegen/ in a checkout
+                found.add(".".join(prefix + parts))
+    assert sorted(found - listed) == []
