@@ -975,12 +975,15 @@ def model_ops(model: bytes) -> list[str]:
     """Builtin operator names of subgraph 0, in execution order (uses the ``tflite`` schema package)."""
     import tflite
 
+    from tinyml.graph.tflite_import import builtin_code_field
+
     m = tflite.Model.GetRootAsModel(model, 0)
     sg = m.Subgraphs(0)
     names = []
     for i in range(sg.OperatorsLength()):
         code = m.OperatorCodes(sg.Operators(i).OpcodeIndex())
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        # not code.BuiltinCode(): it returns the deprecated field whenever that is below 127
+        builtin = max(builtin_code_field(code), code.DeprecatedBuiltinCode())
         names.append(tflite.opcode2name(builtin))
     return names
 

@@ -298,7 +298,7 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
     op_names: list[str] = []
     for i in range(n_codes):
         oc = model.OperatorCodes(i)
-        code = max(_builtin_code_field(oc), int(oc.DeprecatedBuiltinCode()))
+        code = max(builtin_code_field(oc), int(oc.DeprecatedBuiltinCode()))
         if code == 32:  # CUSTOM
             op_names.append("CUSTOM:" + _custom_name(oc.CustomCode()))
         else:
@@ -368,7 +368,7 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
     )
 
 
-def _builtin_code_field(oc: Any) -> int:
+def builtin_code_field(oc: Any) -> int:
     """The int32 ``builtin_code`` field as stored (0 when absent).  The ``tflite`` package's BuiltinCode()
     returns ``deprecated_builtin_code`` instead whenever the field is below 127, which misreads a file that
     leaves the old field at 0; TFLM's GetBuiltinCode takes the larger of the two fields as stored."""
