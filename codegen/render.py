@@ -126,7 +126,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
         if isinstance(item, Alias):
             t = graph.tensors[item.target]
             call_views.append(dict(alias=True, op_index=item.op_index, op_kind=item.op_kind,
-                                   out_offset=plan.offset(t.index), out_bytes=t.nbytes))
+                                   traces=[dict(offset=plan.offset(t.index), bytes=t.nbytes)]))
             continue
         fn = kernel_function_name(item.kernel, item.spec)
         base = item.params_kernel or item.kernel  # whose params struct the kernel takes
@@ -141,13 +141,12 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
                     if isinstance(v, np.floating) else int(v) for k, v in values.items()}
 
         params = c_params(item.params)
-        out_t = graph.tensors[item.outputs[0]] if item.outputs else None
         call_views.append(dict(
             alias=False, op_index=item.op_index, op_kind=item.op_kind, function=fn,
             params_type=f"tml_{base}_params", params_name=f"{name}_op{item.op_index}_params",
             params=params, args=[arg_expr(item, a) for a in item.args],
-            out_offset=plan.offset(out_t.index) if out_t is not None else 0,
-            out_bytes=out_t.nbytes if out_t is not None else 0,
+            # every output, in order (verify matches the k-th record of an operator to its k-th output)
+            traces=[dict(offset=plan.offset(o), bytes=graph.tensors[o].nbytes) for o in item.outputs],
             # patch-based execution (specialize.py): one params struct per patch
             patches=[c_params(pp) for pp in item.patch_params], patch_loop=item.patch_loop,
         ))

@@ -383,3 +383,28 @@ def test_the_planner_sees_the_declared_kernels(tmp_path: Path) -> None:
         out_bytes = sum(compiled.graph.tensors[t].nbytes for t in op.outputs)
         assert facts.cost == round(out_bytes * variant(facts.variant).per_mac)
     assert compiled.plan.scratch_bytes == 0 and compiled.plan.stack_bytes == 0
+
+
+def test_verify_names_the_later_output_of_a_split_that_differs(tmp_path: Path) -> None:
+    """verify traces every output of a multi-output operator: when SPLIT's second output differs from TFLM's
+    (one byte flipped after the kernel here), the mismatch names SPLIT and that output, not nothing."""
+    from tinyml.tools.verify import random_inputs, verify_compiled
+
+    case = next(c for c in CASES if c.op == "SPLIT")
+    path = tmp_path / "split.tflite"
+    data = build(case)
+    path.write_bytes(data)
+    compiled = build_model(path, "host")
+    split = next(op for op in compiled.graph.ops if op.kind == "SPLIT")
+    second = compiled.graph.tensors[split.outputs[1]]
+    traces = [line for line in str(compiled.files["model.c"]).splitlines()
+              if line.strip().startswith(f"TML_TRACE_OP({split.index},")]
+    assert len(traces) == len(split.outputs)
+    offset = compiled.plan.offset(second.index)
+    name = compiled.graph.name
+    compiled.files["model.c"] = str(compiled.files["model.c"]).replace(
+        traces[1], f"    {name}_arena[{offset}] ^= 1;\n{traces[1]}")
+    report = verify_compiled(compiled, data, random_inputs(compiled.graph, 1, 0), work_dir=tmp_path / "proj")
+    (m,) = report.mismatches
+    assert (m.op_index, m.op_kind, m.tensor) == (split.index, "SPLIT", second.name)
+    assert m.detail.startswith("element 0: ")

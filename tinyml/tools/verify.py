@@ -296,29 +296,32 @@ def verify_compiled(compiled: Compiled, data: bytes, xs: list[list[np.ndarray]],
 
 
 def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np.ndarray], m: Mismatch) -> None:
-    """Fill in the first operator whose output differs from TFLM's."""
+    """Fill in the first operator output (any of an operator's outputs) that differs from TFLM's."""
     graph = compiled.graph
     result = run_project(proj, pack_samples(graph, [sample]), trace=True)
     ref = tflm_intermediates(data, sample)
     computed = float_computed(graph)
+    seen: dict[int, int] = {}  # op index -> its records so far: the k-th is its k-th output
     for op_index, raw in parse_trace(result.trace or b""):
         op = graph.ops[op_index]
-        t = graph.tensors[op.outputs[0]]
-        if op.outputs[0] not in ref:
+        k = seen.get(op_index, 0)
+        seen[op_index] = k + 1
+        if k >= len(op.outputs) or op.outputs[k] not in ref:
             continue
+        t = graph.tensors[op.outputs[k]]
         dtype = NUMPY_DTYPES.get(t.dtype, np.int8)
-        expected = np.ascontiguousarray(ref[op.outputs[0]]).astype(dtype).tobytes()
+        expected = np.ascontiguousarray(ref[t.index]).astype(dtype).tobytes()
         if raw == expected:
             continue
         ours = np.frombuffer(raw[:len(raw) - len(raw) % np.dtype(dtype).itemsize], dtype=dtype)
         theirs = np.frombuffer(expected, dtype=dtype)
-        tolerant = op.outputs[0] in computed
+        tolerant = t.index in computed
         if not (tolerant and same_output(ours, theirs, True)):
             m.op_index, m.op_kind, m.tensor = op_index, op.kind, t.name
             if ours.size == theirs.size:
                 close = _float_close(ours, theirs) if tolerant else ours == theirs
-                k = int(np.argmax(~close))
-                m.detail = f"element {k}: ours {ours[k]}, TFLM {theirs[k]}"
+                e = int(np.argmax(~close))
+                m.detail = f"element {e}: ours {ours[e]}, TFLM {theirs[e]}"
             return
 
 
