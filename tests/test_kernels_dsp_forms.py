@@ -68,7 +68,7 @@ def _staged(ops: list[int] | None, grid: tuple[int, int] | None = None):
         chain = ops if ops is not None else [_main_op(graph)]
         st = make_stage(graph, chain, grid or _grid(graph), facts)
         assert st is not None
-        return [with_choice(graph, plan_memory(graph, facts, stage=st), options)]
+        return [with_choice(graph, plan_memory(graph, facts, stages=[st]), options)]
 
     return candidates
 

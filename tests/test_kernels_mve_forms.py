@@ -87,7 +87,7 @@ def _forced_stage(ops: list[int], grid: tuple[int, int]):
         facts = capabilities(options)
         stage = make_stage(graph, ops, grid, facts)
         assert stage is not None, f"ops {ops} cannot run in {grid} patches"
-        return [with_choice(graph, plan_memory(graph, facts, stage=stage), options)]
+        return [with_choice(graph, plan_memory(graph, facts, stages=[stage]), options)]
 
     return candidates
 

@@ -30,7 +30,7 @@ from dataclasses import replace
 
 from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
-from tinyml.schedule.patch import search
+from tinyml.schedule.patch import describe_stages, search
 from tinyml.schedule.plan import DIRECT, OpFacts, Plan, plan_memory
 
 Options = dict[int, tuple[OpFacts, ...]]  # op index -> its variants, fastest first
@@ -89,7 +89,7 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
         found = search(graph, caps, sram=sram, max_extra=max_extra)
         if sram is not None and not any(c.arena <= sram for c in found):
             found = search(graph, caps, max_extra=max_extra)
-        made += [(c.plan, caps, "all") for c in found if c.stage is not None]
+        made += [(c.plan, caps, "all") for c in found if c.stages]
     plans = [p for p, _, _ in made]
     for p in plans:
         with_choice(graph, p, options)
@@ -100,7 +100,7 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
     for p, facts, d in list(made):
         if id(p) in on_frontier and p.stages and any(ip.direct for ip in p.inplace.values()):
             for d in DIRECT[1:]:
-                q = plan_memory(graph, facts, stage=p.stages[0], orders=[p.order], direct=d)
+                q = plan_memory(graph, facts, stages=p.stages, orders=[p.order], direct=d)
                 made.append((q, facts, d))
                 plans.append(with_choice(graph, q, options))
     on_frontier = {id(p) for p in frontier(plans)}
@@ -131,7 +131,7 @@ def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str
         if not drop or drop in tried:
             continue
         tried.add(drop)
-        q = plan_memory(graph, facts, stage=plan.stages[0] if plan.stages else None, orders=[plan.order],
+        q = plan_memory(graph, facts, stages=plan.stages, orders=[plan.order],
                         without=drop, direct=direct)
         if q.arena_bytes <= plan.arena_bytes:
             return q
@@ -174,6 +174,4 @@ def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance
 
 def describe(plan: Plan) -> str:
     """"layer by layer" or its patch stages, in words."""
-    if not plan.stages:
-        return "layer by layer"
-    return ", ".join(f"ops {st.ops[0]}..{st.ops[-1]} in {st.grid[0]}x{st.grid[1]} patches" for st in plan.stages)
+    return describe_stages(plan.stages)

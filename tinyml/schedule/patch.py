@@ -13,6 +13,11 @@ Patches of one row band finish before the next band starts, so the source's
 top rows die band by band.  When the source dies in the stage, the split
 tensor is placed over it with the largest offset ``delta`` at which every
 band only writes over source rows that no later patch reads.
+
+A plan may hold several stages over disjoint chains: the search finds the
+best single stage, then adds a stage over a chain covering the step where
+the smallest plan found peaks, while that makes the arena smaller (or, with
+a budget, until it fits), up to ``MAX_STAGES``.
 """
 
 from __future__ import annotations
@@ -134,7 +139,7 @@ def _overlap_delta(graph: Graph, stage: PatchStage, first: Window, last: Window,
 @dataclass
 class Candidate:
     plan: Plan
-    stage: PatchStage | None
+    stages: tuple[PatchStage, ...] = ()
 
     @property
     def arena(self) -> int:
@@ -151,6 +156,8 @@ SIDES = (1, 2, 3, 4, 5, 6, 8)
 GRIDS = sorted({(n, n) for n in (2, 3, 4, 5, 6, 8, 10, 12, 16)} | {(n, 1) for n in (2, 3, 4, 6, 8, 12, 16)}
                | {(a, b) for a in SIDES for b in SIDES if (a, b) != (1, 1)})
 MAX_FULL_PLANS = 40  # full plans evaluated per search
+MAX_STAGES = 4  # patch stages per plan
+MAX_EXTEND_PLANS = 12  # full plans evaluated per added stage
 
 
 def candidate_stages(graph: Graph, facts: dict[int, OpFacts], order: list[int],
@@ -175,21 +182,61 @@ def candidate_stages(graph: Graph, facts: dict[int, OpFacts], order: list[int],
     return stages
 
 
-def _lower_bound(graph: Graph, base: Plan, st: PatchStage) -> int:
-    """A lower bound of the arena of a plan with stage ``st`` (to skip hopeless candidates): outside the
-    stage, the largest activation an operator reads or writes (what no in-place decision can hide); in it,
-    the source and split tensors (overlapped by ``delta``) and the largest pair of consecutive patch
+def _lower_bound(graph: Graph, base: Plan, stages: tuple[PatchStage, ...]) -> int:
+    """A lower bound of the arena of a plan with ``stages`` (to skip hopeless candidates): outside the
+    stages, the largest activation an operator reads or writes (what no in-place decision can hide); in
+    each, the source and split tensors (overlapped by ``delta``) and the largest pair of consecutive patch
     buffers."""
-    inside = set(st.ops)
-    outside = max((graph.tensors[t].nbytes for o in base.order if o not in inside
-                   for t in (*graph.ops[o].inputs, *graph.ops[o].outputs)
-                   if t >= 0 and not graph.tensors[t].is_const), default=0)
-    x, y = graph.tensors[st.source].nbytes, graph.tensors[st.split].nbytes
-    xy = max(x, st.delta + y) - min(0, st.delta) if st.delta is not None else x + y
-    sizes = [max(w.out_h * w.out_w for w in st.windows[j]) * graph.tensors[graph.ops[o].outputs[0]].shape[-1]
-             for j, o in enumerate(st.ops[:-1])]
-    pair = max([sizes[0]] + [a + b for a, b in zip(sizes, sizes[1:])]) if sizes else 0
-    return max(outside, xy + pair)
+    inside = {o for st in stages for o in st.ops}
+    bound = max((graph.tensors[t].nbytes for o in base.order if o not in inside
+                 for t in (*graph.ops[o].inputs, *graph.ops[o].outputs)
+                 if t >= 0 and not graph.tensors[t].is_const), default=0)
+    for st in stages:
+        x, y = graph.tensors[st.source].nbytes, graph.tensors[st.split].nbytes
+        xy = max(x, st.delta + y) - min(0, st.delta) if st.delta is not None else x + y
+        sizes = [max(w.out_h * w.out_w for w in st.windows[j]) * graph.tensors[graph.ops[o].outputs[0]].shape[-1]
+                 for j, o in enumerate(st.ops[:-1])]
+        pair = max([sizes[0]] + [a + b for a, b in zip(sizes, sizes[1:])]) if sizes else 0
+        bound = max(bound, xy + pair)
+    return bound
+
+
+def describe_stages(stages: tuple[PatchStage, ...] | list[PatchStage]) -> str:
+    """"layer by layer" or the patch stages, in words."""
+    if not stages:
+        return "layer by layer"
+    return ", ".join(f"ops {st.ops[0]}..{st.ops[-1]} in {st.grid[0]}x{st.grid[1]} patches" for st in stages)
+
+
+def _extend(graph: Graph, facts: dict[int, OpFacts], c: Candidate, total: int, max_extra: float | None,
+            sram: int | None) -> list[Candidate]:
+    """Plans with one patch stage more than ``c``, over a chain of operators outside its stages that covers
+    a step where its memory peaks.  With ``sram``: fewest extra MACs first, until one fits; without: smallest
+    lower bound first, each planned only while its bound beats the smallest arena found."""
+    live = c.plan.live_bytes()
+    peak = max(live, default=0)
+    cover = {s for s, v in enumerate(live) if v == peak}
+    used = {o for st in c.stages for o in st.ops}
+    extra = sum(st.extra_macs for st in c.stages)
+    new = [(c.stages + (st,), st) for st in candidate_stages(graph, facts, c.plan.order, cover)
+           if not used & set(st.ops) and (max_extra is None or extra + st.extra_macs <= max_extra * total)]
+    bounds = [(_lower_bound(graph, c.plan, sts), sts) for sts, _ in new]
+    out: list[Candidate] = []
+    if sram is not None:
+        ranked = sorted([b for b in bounds if b[0] <= sram], key=lambda b: (sum(s.extra_macs for s in b[1]), b[0]))
+    else:
+        ranked = sorted([b for b in bounds if b[0] < c.arena],
+                        key=lambda b: (b[0], -b[1][-1].patches, sum(s.extra_macs for s in b[1])))
+    best = c.arena
+    for lb, sts in ranked[:MAX_EXTEND_PLANS]:
+        if sram is None and lb >= best:
+            break
+        q = Candidate(plan_memory(graph, facts, stages=sts, orders=[c.plan.order]), sts)
+        out.append(q)
+        best = min(best, q.arena)
+        if sram is not None and q.arena <= sram:
+            break
+    return out
 
 
 def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
@@ -211,19 +258,19 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     total = max(base.macs, 1)
     stages = [st for st in candidate_stages(graph, facts, base.order, cover)
               if max_extra is None or st.extra_macs <= max_extra * total]
-    bounds = [(_lower_bound(graph, base, st), st) for st in stages]
+    bounds = [(_lower_bound(graph, base, (st,)), st) for st in stages]
     by_extra = sorted(bounds, key=lambda x: (x[1].extra_macs, x[0]))
 
     def plan(st: PatchStage) -> Candidate:
-        c = Candidate(plan_memory(graph, facts, stage=st, orders=[base.order]), st)
+        c = Candidate(plan_memory(graph, facts, stages=[st], orders=[base.order]), (st,))
         out.append(c)
         return c
 
     if sram is not None:
         for lb, st in [(lb, st) for lb, st in by_extra if lb <= sram][:MAX_FULL_PLANS]:
             if plan(st).arena <= sram:
-                break
-        return out
+                return out
+        return _more_stages(graph, facts, out, total, max_extra, sram)
     # The frontier of arena against extra MACs.  First each chain with its finest grid (about the smallest
     # arena the chain reaches): chains that cannot beat layer by layer so are dropped.  Then fewest extra
     # MACs first, each candidate planned only when its bound beats the smallest arena found with fewer.
@@ -244,8 +291,26 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     for lb, st in sorted(bounds, key=lambda x: (x[0], -x[1].patches, x[1].extra_macs)):
         if lb >= best or n == MAX_FULL_PLANS:
             break
-        if tuple(st.ops) in viable and not any(c.stage is st for c in out):
+        if tuple(st.ops) in viable and not any(c.stages == (st,) for c in out):
             best, n = min(best, plan(st).arena), n + 1
+    return _more_stages(graph, facts, out, total, max_extra, None)
+
+
+def _more_stages(graph: Graph, facts: dict[int, OpFacts], out: list[Candidate], total: int,
+                 max_extra: float | None, sram: int | None) -> list[Candidate]:
+    """``out`` and the plans with more patch stages: while a plan with one more stage than the smallest plan
+    found has a smaller arena (or, with ``sram``, until one fits), up to MAX_STAGES stages."""
+    for _ in range(MAX_STAGES - 1):
+        with_stages = [c for c in out if c.stages]
+        if not with_stages or (sram is not None and any(c.arena <= sram for c in out)):
+            break
+        start = min(with_stages, key=lambda c: (c.arena, c.extra))
+        if len(start.stages) == MAX_STAGES:
+            break
+        more = _extend(graph, facts, start, total, max_extra, sram)
+        out += more
+        if not more or (sram is None and min(c.arena for c in more) >= start.arena):
+            break
     return out
 
 
@@ -265,8 +330,7 @@ def plan_for_budget(graph: Graph, facts: dict[int, OpFacts], sram: int | None = 
     fit = [c for c in cands if c.arena <= sram]
     if not fit:
         best = min(cands, key=lambda c: (c.arena, c.extra))
-        how = "layer by layer" if best.stage is None else \
-            f"with ops {best.stage.ops[0]}..{best.stage.ops[-1]} in {best.stage.grid[0]}x{best.stage.grid[1]} patches"
+        how = describe_stages(best.stages)
         raise FitError(
             f"model '{graph.name}' cannot run in {sram} bytes of arena: the smallest plan found needs "
             f"{best.arena} bytes ({how}); raise --sram to at least {best.arena}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -367,7 +368,7 @@ def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int, ext
     return best[1], best[2], best[3], best[4]
 
 
-def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
+def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages: list[PatchStage],
                inplace_ok: bool, disabled: set[int], min_lag: dict[int, int], direct: str = "all") -> Plan:
     step_of = {pos: s for s, pos in enumerate(order)}
     n_steps = len(order)
@@ -376,11 +377,12 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
         if op.kind in ALIAS_OPS and op.inputs and op.inputs[0] >= 0 and op.outputs \
                 and not graph.tensors[op.inputs[0]].is_const:
             uf.join(op.outputs[0], op.inputs[0])
-    stage_ops = set(stage.ops) if stage else set()
-    patch_tensors: dict[int, int] = {}  # stage intermediate tensor -> stage op position that writes it
-    if stage:
-        for j, o in enumerate(stage.ops[:-1]):
-            patch_tensors[graph.ops[o].outputs[0]] = j
+    stage_ops = {o for st in stages for o in st.ops}
+    # stage intermediate tensor -> (its stage, the stage op position that writes it)
+    patch_tensors: dict[int, tuple[PatchStage, int]] = {}
+    for st in stages:
+        for j, o in enumerate(st.ops[:-1]):
+            patch_tensors[graph.ops[o].outputs[0]] = (st, j)
 
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -405,10 +407,10 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
             if t in patch_tensors or graph.tensors[t].is_const:
                 continue
             touch(t, s)
-    if stage:
-        s0, s1 = step_of[stage.ops[0]], step_of[stage.ops[-1]]
-        touch(stage.source, s1)  # read by every patch
-        touch(stage.split, s0)  # written by every patch
+    for st in stages:
+        s0, s1 = step_of[st.ops[0]], step_of[st.ops[-1]]
+        touch(st.source, s1)  # read by every patch
+        touch(st.split, s0)  # written by every patch
     for t in graph.outputs:
         if not graph.tensors[t].is_const:
             touch(t, n_steps - 1)
@@ -480,16 +482,16 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
             if decided is not None:
                 decided.scratch = scratch[pos]
 
-    if stage:
-        for t, j in patch_tensors.items():
-            o = stage.ops[j]
-            size = max(w.out_h * w.out_w for w in stage.windows[j]) * graph.tensors[t].shape[-1] \
-                * (graph.tensors[t].nbytes // max(graph.tensors[t].size, 1))
-            tensor_buffer[t] = len(buffers)
-            buffers.append(Buffer(tensors=[t], size=size, first=step_of[o], last=step_of[stage.ops[j + 1]],
-                                  kind="patch", op=o))
-        if stage.delta is not None and stage.source in tensor_buffer:
-            links.append(Link(out=tensor_buffer[stage.split], inp=tensor_buffer[stage.source], dmax=stage.delta))
+    for t, (st, j) in patch_tensors.items():
+        o = st.ops[j]
+        size = max(w.out_h * w.out_w for w in st.windows[j]) * graph.tensors[t].shape[-1] \
+            * (graph.tensors[t].nbytes // max(graph.tensors[t].size, 1))
+        tensor_buffer[t] = len(buffers)
+        buffers.append(Buffer(tensors=[t], size=size, first=step_of[o], last=step_of[st.ops[j + 1]],
+                              kind="patch", op=o))
+    for st in stages:
+        if st.delta is not None and st.source in tensor_buffer:
+            links.append(Link(out=tensor_buffer[st.split], inp=tensor_buffer[st.source], dmax=st.delta))
 
     items = [Item(size=b.size, first=b.first, last=b.last) for b in buffers]
     arena, offsets, held, how = place(items, links)
@@ -509,8 +511,8 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage:
                 retry[pos] = lag  # (a direct one is planned again with a ring)
     macs = sum(f.macs for f in facts.values())
     plan = Plan(order=list(order), buffers=buffers, tensor_buffer=tensor_buffer, arena_bytes=arena,
-                strategy=how, inplace=inplace, scratch=scratch, stages=[stage] if stage else [], macs=macs,
-                extra_macs=stage.extra_macs if stage else 0)
+                strategy=how, inplace=inplace, scratch=scratch, stages=list(stages), macs=macs,
+                extra_macs=sum(st.extra_macs for st in stages))
     plan.notes.extend(f"retry {k}:{v}" for k, v in retry.items())
     return plan
 
@@ -528,12 +530,12 @@ def actual_lag(graph: Graph, ip: InPlace) -> int:
     return ring_lag(np.arange(n, dtype=np.int64), rows, ip.unit_bytes, n, ip.delta)
 
 
-def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage: PatchStage | None,
+def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages: list[PatchStage],
                 inplace_ok: bool, without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
     disabled: set[int] = set(without)
     min_lag: dict[int, int] = {}
     for _ in range(6):
-        plan = _plan_once(graph, order, facts, stage, inplace_ok, disabled, min_lag, direct)
+        plan = _plan_once(graph, order, facts, stages, inplace_ok, disabled, min_lag, direct)
         retry = [n for n in plan.notes if n.startswith("retry ")]
         if not retry:
             return plan
@@ -543,27 +545,28 @@ def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage
                 disabled.add(int(k))
             else:
                 min_lag[int(k)] = int(v)
-    plan = _plan_once(graph, order, facts, stage, False, disabled, min_lag)
+    plan = _plan_once(graph, order, facts, stages, False, disabled, min_lag)
     return plan
 
 
-def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stage: PatchStage | None = None,
+def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stages: Sequence[PatchStage] = (),
                 inplace: bool = True, orders: list[list[int]] | None = None,
                 without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
     """The smallest arena over the candidate execution orders.
 
     Without ``facts`` nothing runs in place (no kernel has declared it); the
     operators in ``without`` never do; ``direct`` says where a ring kernel that
-    can runs in place without its ring (see ``DIRECT``).  ``stage`` runs some operators patch by
-    patch (see ``tinyml.schedule.patch``).
+    can runs in place without its ring (see ``DIRECT``).  Each of ``stages`` (disjoint) runs its operators
+    patch by patch (see ``tinyml.schedule.patch``).
     """
     facts = facts or {}
     cands = orders if orders is not None else topological_orders(graph)
-    if stage is not None:
-        cands = [o for o in cands if _consecutive(o, stage.ops)] or [_with_stage_consecutive(cands[0], stage.ops)]
+    stages = sorted(stages, key=lambda st: st.ops[0])
+    for st in stages:
+        cands = [o for o in cands if _consecutive(o, st.ops)] or [_with_stage_consecutive(cands[0], st.ops)]
     best: Plan | None = None
     for order in cands:
-        p = _plan_order(graph, order, facts, stage, inplace, without, direct)
+        p = _plan_order(graph, order, facts, stages, inplace, without, direct)
         if best is None or (p.arena_bytes, p.peak_bytes) < (best.arena_bytes, best.peak_bytes):
             best = p
     assert best is not None
