@@ -156,9 +156,10 @@ def test_crafted_mixed_models_are_refused(name: str) -> None:
 
 
 def test_float_operator_without_float_kernel_is_unsupported() -> None:
-    """A float32 SUB (TFLM runs it; tinyml has no float SUB kernel yet): one line naming it."""
-    msg = _refusal(build(case("sub", "SUB", (4, 4, 8), (4, 4, 8), float_model=True)), UnsupportedError)
-    assert "operator 0 (SUB): float32 SUB is not supported yet; float32 operators supported: " in msg, msg
+    """A float32 RSQRT (TFLM runs it; tinyml has no float RSQRT kernel yet): one line naming it."""
+    msg = _refusal(build(case("rsqrt", "RSQRT", (33,), in_dist="relu", in_scale=5.0, float_model=True)),
+                   UnsupportedError)
+    assert "(RSQRT): float32 RSQRT is not supported yet; float32 operators supported: " in msg, msg
 
 
 def test_int8_operator_with_a_float_bias_is_refused(tmp_path: Path) -> None:

@@ -140,9 +140,10 @@ def lower_mean_f32(ctx: LowerContext, op: Op) -> KernelCall:
     )
 
 
-@lowering("ADD", "MUL", dtype="float32")
+@lowering("ADD", "MUL", "SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "PRELU", dtype="float32")
 def lower_binary_f32(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: two float32 inputs, at most one a constant, that broadcast (up to 4-D) to the output.
+    # Validated: two float32 inputs, at most one a constant, that broadcast (up to 4-D) to the output; the
+    # operators without a fused activation clamp to +-FLT_MAX, which changes no finite value.
     a, b, out = ctx.t(op.inputs[0]), ctx.t(op.inputs[1]), ctx.t(op.outputs[0])
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="binary_f32", spec=dict(op=op.kind.lower()),
@@ -179,12 +180,13 @@ def lower_softmax_f32(ctx: LowerContext, op: Op) -> KernelCall:
     )
 
 
-@lowering("LOGISTIC", "TANH", "RELU", "RELU6", dtype="float32")
+@lowering("LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", dtype="float32")
 def lower_unary_f32(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])  # validated: the same number of values
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="unary_f32", spec=dict(op=op.kind.lower()),
-        params=dict(size=inp.size), args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        params=dict(size=inp.size, alpha=np.float32(op.options.get("alpha", 0.0))),
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
         inputs=[inp.index], outputs=[out.index],
     )
 

@@ -55,6 +55,15 @@ def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
                     checks=(_both_constant, _broadcast_shapes)),
         "MUL": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
                     checks=(_both_constant, _broadcast_shapes)),
+        "SUB": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
+                    checks=(_both_constant, _broadcast_shapes)),
+        # MAXIMUM, MINIMUM, SQUARED_DIFFERENCE and PRELU have no fused activation; all broadcast up to 4-D in
+        # our kernel (above: UnsupportedError, as for int8).
+        "MAXIMUM": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
+        "MINIMUM": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
+        "SQUARED_DIFFERENCE": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
+        "PRELU": Rule(inputs=(either, Operand("alpha", f32, kind="any", quant="none")), outputs=out,
+                      checks=(_both_constant, _broadcast_shapes)),
         "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True, checks=(_concat_shapes,)),
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
@@ -66,6 +75,8 @@ def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
         "TANH": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
         "RELU": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
         "RELU6": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
+        "LEAKY_RELU": Rule(inputs=(act,), outputs=out, checks=(_same_size, _finite_alpha)),
+        "HARD_SWISH": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
         # data movement: the int8 rows with float32 data (TFLM's Prepares check the same for every type)
         **{kind: _float_row(rule) for kind, rule in _movement_rules().items()},
     }
@@ -118,6 +129,12 @@ def _finite_beta(graph: Graph, op: Op) -> None:
     beta = float(op.options.get("beta", 1.0))
     if not math.isfinite(beta):
         raise _fail(graph, f"{_op(op)}: beta is {beta}; allowed is a finite number")
+
+
+def _finite_alpha(graph: Graph, op: Op) -> None:
+    alpha = float(op.options.get("alpha", 0.0))
+    if not math.isfinite(alpha):
+        raise _fail(graph, f"{_op(op)}: alpha is {alpha}; allowed is a finite number")
 
 
 def _check_no_mix(graph: Graph, op: Op) -> None:
