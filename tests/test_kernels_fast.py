@@ -150,3 +150,75 @@ def test_dsp_add_takes_only_the_params_it_knows(tmp_path) -> None:
     assert fastest(ctx, portable).template == "add_s8_dsp"
     assert fastest(ctx, replace(portable, params=dict(portable.params, some_new_field=1))).template == "add_s8"
     assert fastest(LowerContext(graph=graph), portable).template == "add_s8"
+
+
+# The DSP ADD's table form: the output rescaling it does with SMMLAR and SSAT (add_s8_dsp.c.j2), emulated
+# here over every pair of int8 inputs, against TFLM's MultiplyByQuantizedMultiplier (SUB as well).
+ADD_TAIL_QUANT = [((0.05, 3), (0.05, -7), (0.09, 2), 0), ((0.3, 20), (0.002, -100), (0.02, 0), 1),
+                  ((0.011, -128), (0.07, 127), (0.08, -5), 3), ((0.02, -128), (0.02, -128), (0.03, -128), 1)]
+
+
+def _add_call(tmp_path, op: str, shape: list[int], q1, q2, qo, act: int):
+    from tests.test_ops_arith import _sub_options
+    from tests.test_ops_elementwise import _binary_options, _q, tiny_model
+
+    options = _sub_options(act) if op == "SUB" else _binary_options("ADD", act)
+    path = tmp_path / f"{op.lower()}.tflite"
+    path.write_bytes(tiny_model(op, [_q(shape, *q1), _q(shape, *q2)], _q(shape, *qo), options))
+    return path
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB"])
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_TAIL_QUANT, ids=["equal", "relu", "relu6", "same-tables"])
+def test_dsp_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
+    import numpy as np
+
+    from tinyml.codegen.families import dsp_add
+    from tinyml.codegen.qmath import multiply_by_quantized_multiplier
+
+    path = _add_call(tmp_path, op, [4], q1, q2, qo, act)
+    graph = load_tflite(str(path))
+    ctx = LowerContext(graph=graph, features=("dsp",))
+    portable = lower_op(LowerContext(graph=graph), graph.ops[0])
+    assert fastest(ctx, portable).template == "add_s8_dsp"
+    call = dsp_add(ctx, portable)
+    p, e = call.params, call.spec["e"]
+    tables = {c.name: np.asarray(c.values, dtype=np.int64) for c in call.consts}
+    # one table when both inputs rescale alike (the same scale and zero point), else one each
+    assert len(tables) == (1 if q1 == q2 else 2)
+    t1, t2 = tables[call.args[3].name], tables[call.args[4].name]
+    d = (t1[:, None] - t2[None, :]) if op == "SUB" else (t1[:, None] + t2[None, :])  # doubled sums
+    c = (1 << (e - 1)) + p["out_offset"] * (1 << e)
+    y = (d * p["out_mult"] + (1 << 31)) >> 32  # SMMULR
+    v = y + c + np.where(d < 0, -1, 0)  # SMMLAR's accumulator
+    assert np.abs(v).max() < 2 ** 31
+    kernel = np.clip(np.clip(v >> e, -128, 127), p["act_min"], p["act_max"])
+    want = np.asarray([[multiply_by_quantized_multiplier(int(s) // 2, p["out_mult"], p["out_shift"])
+                        for s in row] for row in d]) + p["out_offset"]
+    assert np.array_equal(kernel, np.clip(want, p["act_min"], p["act_max"]))
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board, kernel", [("mps2-an386", "add_s8_dsp"), ("mps3-an547", "add_s8_dsp"),
+                                           ("mps2-an385", "add_s8")])
+@pytest.mark.parametrize("op, shape, quant", [("ADD", [1, 3, 5, 7], ADD_TAIL_QUANT[1]),
+                                              ("SUB", [2, 39], ADD_TAIL_QUANT[2]),
+                                              ("ADD", [1, 1, 1, 3], ADD_TAIL_QUANT[3]),
+                                              ("SUB", [5, 1, 16], ADD_TAIL_QUANT[0])],
+                         ids=["add-105", "sub-78-relu6", "add-3-same", "sub-80"])
+def test_dsp_add_tails_in_place(op, shape, quant, board, kernel, tmp_path) -> None:
+    """Lengths that are not a multiple of 4, SUB, clamps and one shared table, in place over the first input
+    (a one-op model's output takes its memory), on the M4, on the M55 (where the DSP ADD runs) and through
+    the portable kernel's tables on the M3."""
+    import numpy as np
+
+    from tinyml.tools.verify import verify_model
+
+    path = _add_call(tmp_path, op, shape, *quant)
+    built = build_model(str(path), board)
+    assert [c.kernel for c in built.calls if isinstance(c, KernelCall)] == [kernel]
+    assert built.plan.offset(built.graph.outputs[0]) in {built.plan.offset(t) for t in built.graph.inputs}
+    rng = np.random.default_rng(1)
+    xs = [[rng.integers(-128, 128, shape, dtype=np.int8) for _ in range(2)] for _ in range(3)]
+    report = verify_model(path, board, inputs=xs, work_dir=tmp_path / "p")
+    assert report.ok, report.summary()
