@@ -97,10 +97,8 @@ ADD_QUANT = [((0.05, 3), (0.05, -7), (0.09, 2), 0), ((0.3, 20), (0.002, -100), (
              ((0.011, -128), (0.07, 127), (0.08, -5), 0)]
 
 
-@pytest.mark.qemu
-@pytest.mark.parametrize("q1, q2, qo, act", ADD_QUANT, ids=["equal", "relu", "extreme-zp"])
-def test_dsp_add_all_int8_pairs_m4(q1, q2, qo, act, tmp_path) -> None:
-    """Every (a, b) pair of int8 values through the DSP ADD on the M4, against TFLM."""
+def _add_all_pairs(q1, q2, qo, act, board: str, kernel: str, tmp_path) -> None:
+    """Every (a, b) pair of int8 values through ADD's fast kernel on ``board``, against TFLM."""
     import numpy as np
 
     from tests.test_ops_elementwise import _binary_options, _q, tiny_model
@@ -109,32 +107,51 @@ def test_dsp_add_all_int8_pairs_m4(q1, q2, qo, act, tmp_path) -> None:
     model = tiny_model("ADD", [_q([4096], *q1), _q([4096], *q2)], _q([4096], *qo), _binary_options("ADD", act))
     path = tmp_path / "add.tflite"
     path.write_bytes(model)
-    calls = [c for c in build_model(str(path), "mps2-an386").calls if isinstance(c, KernelCall)]
-    assert [c.kernel for c in calls] == ["add_s8_dsp"]
+    calls = [c for c in build_model(str(path), board).calls if isinstance(c, KernelCall)]
+    assert [c.kernel for c in calls] == [kernel]
     a, b = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij")
     a, b = a.reshape(16, 4096).astype(np.int8), b.reshape(16, 4096).astype(np.int8)
-    report = verify_model(path, "mps2-an386", inputs=[[a[i], b[i]] for i in range(16)], work_dir=tmp_path / "p")
+    report = verify_model(path, board, inputs=[[a[i], b[i]] for i in range(16)], work_dir=tmp_path / "p")
     assert report.ok, report.summary()
 
 
 @pytest.mark.qemu
-def test_dsp_add_broadcast_m4(tmp_path) -> None:
-    """A broadcast ADD (strided input, not flat) through the DSP variant on the M4."""
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_QUANT, ids=["equal", "relu", "extreme-zp"])
+def test_dsp_add_all_int8_pairs_m4(q1, q2, qo, act, tmp_path) -> None:
+    _add_all_pairs(q1, q2, qo, act, "mps2-an386", "add_s8_dsp", tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_QUANT, ids=["equal", "relu", "extreme-zp"])
+def test_mve_add_all_int8_pairs_m55(q1, q2, qo, act, tmp_path) -> None:
+    _add_all_pairs(q1, q2, qo, act, "mps3-an547", "add_s8_mve", tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board, kernel, shapes, spec", [
+    ("mps2-an386", "add_s8_dsp", ([16, 1], [1, 16], [16, 16]), dict(flat=False)),
+    ("mps3-an547", "add_s8_mve", ([16, 1], [1, 16], [16, 16]), dict(bx=True, by=False)),
+    ("mps3-an547", "add_s8_mve", ([3, 1, 7], [3, 5, 1], [3, 5, 7]), dict(bx=False, by=True)),
+    ("mps3-an547", "add_s8_mve", ([1], [2, 9], [2, 9]), dict(bx=True, by=False)),
+], ids=["m4", "m55-x", "m55-y", "m55-scalar"])
+def test_fast_add_broadcast(board, kernel, shapes, spec, tmp_path) -> None:
+    """A broadcast ADD (an input broadcast along the innermost dimension, or a scalar) through the DSP
+    variant on the M4 and the MVE one on the M55."""
     import numpy as np
 
     from tests.test_ops_elementwise import _binary_options, _q, tiny_model
     from tinyml.tools.verify import verify_model
 
-    model = tiny_model("ADD", [_q([16, 1], 0.3, 20), _q([1, 16], 0.002, -100)], _q([16, 16], 0.02, 0),
-                       _binary_options("ADD", 0))
+    sa, sb, so = shapes
+    model = tiny_model("ADD", [_q(sa, 0.3, 20), _q(sb, 0.002, -100)], _q(so, 0.02, 0), _binary_options("ADD", 0))
     path = tmp_path / "add.tflite"
     path.write_bytes(model)
-    calls = [c for c in build_model(str(path), "mps2-an386").calls if isinstance(c, KernelCall)]
-    assert [(c.kernel, c.spec["flat"]) for c in calls] == [("add_s8_dsp", False)]
+    calls = [c for c in build_model(str(path), board).calls if isinstance(c, KernelCall)]
+    assert [(c.kernel, {k: c.spec[k] for k in spec}) for c in calls] == [(kernel, spec)]
     rng = np.random.default_rng(0)
-    xs = [[rng.integers(-128, 128, (16, 1), dtype=np.int8), rng.integers(-128, 128, (1, 16), dtype=np.int8)]
+    xs = [[rng.integers(-128, 128, sa, dtype=np.int8), rng.integers(-128, 128, sb, dtype=np.int8)]
           for _ in range(4)]
-    report = verify_model(path, "mps2-an386", inputs=xs, work_dir=tmp_path / "p")
+    report = verify_model(path, board, inputs=xs, work_dir=tmp_path / "p")
     assert report.ok, report.summary()
 
 
@@ -173,7 +190,7 @@ def _add_call(tmp_path, op: str, shape: list[int], q1, q2, qo, act: int):
 def test_dsp_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
     import numpy as np
 
-    from tinyml.codegen.families import dsp_add
+    from tinyml.codegen.families import dsp_add, mve_add
     from tinyml.codegen.qmath import multiply_by_quantized_multiplier
 
     path = _add_call(tmp_path, op, [4], q1, q2, qo, act)
@@ -196,20 +213,26 @@ def test_dsp_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
     want = np.asarray([[multiply_by_quantized_multiplier(int(s) // 2, p["out_mult"], p["out_shift"])
                         for s in row] for row in d]) + p["out_offset"]
     assert np.array_equal(kernel, np.clip(want, p["act_min"], p["act_max"]))
+    # the MVE kernel: the same arithmetic on the undoubled sums (VQRDMLAH), its tables indexed by the byte
+    mve = mve_add(LowerContext(graph=graph, features=("dsp", "mve")), portable)
+    assert fastest(LowerContext(graph=graph, features=("dsp", "mve")), portable).template == "add_s8_mve"
+    assert mve.spec["e"] == e and mve.args == portable.args
+    for c in mve.consts:
+        assert np.array_equal(2 * np.roll(np.asarray(c.values, dtype=np.int64), -128), tables[c.name])
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("board, kernel", [("mps2-an386", "add_s8_dsp"), ("mps3-an547", "add_s8_dsp"),
+@pytest.mark.parametrize("board, kernel", [("mps2-an386", "add_s8_dsp"), ("mps3-an547", "add_s8_mve"),
                                            ("mps2-an385", "add_s8")])
 @pytest.mark.parametrize("op, shape, quant", [("ADD", [1, 3, 5, 7], ADD_TAIL_QUANT[1]),
                                               ("SUB", [2, 39], ADD_TAIL_QUANT[2]),
                                               ("ADD", [1, 1, 1, 3], ADD_TAIL_QUANT[3]),
                                               ("SUB", [5, 1, 16], ADD_TAIL_QUANT[0])],
                          ids=["add-105", "sub-78-relu6", "add-3-same", "sub-80"])
-def test_dsp_add_tails_in_place(op, shape, quant, board, kernel, tmp_path) -> None:
+def test_fast_add_tails_in_place(op, shape, quant, board, kernel, tmp_path) -> None:
     """Lengths that are not a multiple of 4, SUB, clamps and one shared table, in place over the first input
-    (a one-op model's output takes its memory), on the M4, on the M55 (where the DSP ADD runs) and through
-    the portable kernel's tables on the M3."""
+    (a one-op model's output takes its memory), on the M4 (DSP), the M55 (MVE) and through the portable
+    kernel's tables on the M3."""
     import numpy as np
 
     from tinyml.tools.verify import verify_model
