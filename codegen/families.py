@@ -292,10 +292,35 @@ def dsp_add_ok(ctx: LowerContext, call: KernelCall) -> bool:
     return 2 * bound < 2 ** 31 and abs(c) + bound // 2 + 2 < 2 ** 31
 
 
-def dsp_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
+def add_outputs(call: KernelCall) -> tuple[np.ndarray, np.ndarray]:
+    """The fast kernels' output before the clamp, (s + ... ) >> e, for every pair of int8 inputs (rows:
+    the first input's byte value + 128): with the rounding fix-up for negative sums s (TFLM's arithmetic,
+    see add_s8_dsp.c.j2), and without it."""
     p = call.params
-    spec = dict(e=-p["out_shift"], flat=p["a3"] == 1 and p["b3"] == 1, **_clamp_spec(p),
+    t1, t2 = _add_tables(call)
+    s = t1[:, None] - t2[None, :] if call.spec.get("sub") else t1[:, None] + t2[None, :]
+    e = -p["out_shift"]
+    y = (2 * s * p["out_mult"] + (1 << 31)) >> 32  # SaturatingRoundingDoublingHighMul (no saturation here)
+    v = y + (1 << (e - 1)) + p["out_offset"] * (1 << e)
+    return (v - (s < 0)) >> e, v >> e
+
+
+def add_spec(call: KernelCall, lowest: int) -> dict[str, Any]:
+    """What the fast kernels of the call need, decided over every pair of int8 inputs: e (the output's right
+    shift), fix (the rounding fix-up changes some output), lo, hi (some output falls below act_min / above
+    act_max; ``lowest``: the smallest value the kernel's output already saturates to), flat, bx, by
+    (contiguous / broadcast inputs along the innermost dimension), sub."""
+    p = call.params
+    exact, plain = add_outputs(call)
+    return dict(e=-p["out_shift"], fix=bool(np.any(exact != plain)),
+                lo=bool(np.any(np.maximum(exact, lowest) < p["act_min"])),
+                hi=bool(np.any(np.minimum(exact, -lowest - 1) > p["act_max"])),
+                flat=p["a3"] == 1 and p["b3"] == 1, bx=p["a3"] == 0, by=p["b3"] == 0,
                 **{k: v for k, v in call.spec.items() if k == "sub"})  # SUB: spec.sub
+
+
+def dsp_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    spec = add_spec(call, -128)  # SSAT saturates to int8
     doubled = [replace(t, values=(2 * t.values.astype(np.int64)).astype(np.int32)) for t in call.consts]
     return replace(call, kernel="add_s8_dsp", spec=spec, consts=doubled, params_kernel=call.kernel)
 
@@ -468,9 +493,7 @@ def mve_add_ok(ctx: LowerContext, call: KernelCall) -> bool:
 
 
 def mve_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
-    p = call.params
-    spec = dict(e=-p["out_shift"], bx=p["a3"] == 0, by=p["b3"] == 0,
-                **{k: v for k, v in call.spec.items() if k == "sub"})  # SUB: spec.sub
+    spec = add_spec(call, -2 ** 31)  # the narrowing store saturates nothing
     # entry x + 128 -> entry (uint8_t)x, the byte the gather's offsets are
     by_byte = [replace(t, values=np.roll(np.asarray(t.values), 128)) for t in call.consts]
     return replace(call, kernel="add_s8_mve", spec=spec, consts=by_byte, params_kernel=call.kernel)
@@ -513,9 +536,10 @@ VARIANTS = (
             helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
-    # ADD: in place as the portable kernel (element by element).  11.0 instructions per output element
-    # (ResNet-8's three ADDs, no broadcast, on mps2-an386: 12.5 cycles per element; 11.8 on mps3-an547).
-    Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=11.0,
+    # ADD: in place as the portable kernel (element by element).  9.5 instructions per output element
+    # (ResNet-8's three ADDs, no broadcast, no rounding fix-up or clamp needed, on mps2-an386: 10.5 cycles
+    # per element; 11.0 instructions and 12.5 cycles with both).
+    Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=9.5,
             build=dsp_add, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
@@ -539,8 +563,9 @@ VARIANTS = (
             ring_per_store=11, patch_call=9100, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
-    # ADD: in place as the portable kernel (four elements at a time).  3.26 instructions per output element
-    # (ResNet-8's three ADDs, no broadcast, on mps3-an547: 5.5 cycles per element).
-    Variant("add_s8_mve", "add_s8", "mve", ("mve",), inplace=True, accepts=mve_add_ok, per_mac=3.3,
+    # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element
+    # (ResNet-8's three ADDs, no broadcast, no rounding fix-up, on mps3-an547: 2.76 cycles per element in
+    # the software-pipelined loop; the C loop where the fix-up or a broadcast is needed: about 3.3 / 5.5).
+    Variant("add_s8_mve", "add_s8", "mve", ("mve",), inplace=True, accepts=mve_add_ok, per_mac=2.8,
             build=mve_add, helpers=(MVE,)),
 )

@@ -169,8 +169,10 @@ def test_dsp_add_takes_only_the_params_it_knows(tmp_path) -> None:
     assert fastest(LowerContext(graph=graph), portable).template == "add_s8"
 
 
-# The DSP ADD's table form: the output rescaling it does with SMMLAR and SSAT (add_s8_dsp.c.j2), emulated
-# here over every pair of int8 inputs, against TFLM's MultiplyByQuantizedMultiplier (SUB as well).
+# The fast ADD kernels' table form: their output rescaling (SMMLAR and SSAT in add_s8_dsp.c.j2, VQRDMLAH or
+# VQRDMLASH, a shift and a narrowing store in add_s8_mve.c.j2), with the rounding fix-up and the clamps only
+# where the specialization asks for them, emulated here over every pair of int8 inputs against TFLM's
+# MultiplyByQuantizedMultiplier (SUB as well).
 ADD_TAIL_QUANT = [((0.05, 3), (0.05, -7), (0.09, 2), 0), ((0.3, 20), (0.002, -100), (0.02, 0), 1),
                   ((0.011, -128), (0.07, 127), (0.08, -5), 3), ((0.02, -128), (0.02, -128), (0.03, -128), 1)]
 
@@ -185,9 +187,29 @@ def _add_call(tmp_path, op: str, shape: list[int], q1, q2, qo, act: int):
     return path
 
 
+def _emulate_add(call: KernelCall, doubled: bool, saturate: bool):
+    """The kernel's outputs for every pair of inputs (rows: the first input's value + 128) as int8."""
+    import numpy as np
+
+    p, spec, e = call.params, call.spec, call.spec["e"]
+    tables = {c.name: np.asarray(c.values, dtype=np.int64) for c in call.consts}
+    t1, t2 = (tables[a.name] if doubled else np.roll(tables[a.name], -128) for a in call.args[3:])
+    d = t1[:, None] - t2[None, :] if spec.get("sub") else t1[:, None] + t2[None, :]
+    d = d if doubled else 2 * d  # SMMLAR takes the doubled sum, VQRDMLAH doubles
+    c = (1 << (e - 1)) + p["out_offset"] * (1 << e)
+    v = ((d * p["out_mult"] + (1 << 31)) >> 32) + c + (np.where(d < 0, -1, 0) if spec["fix"] else 0)
+    assert np.abs(v).max() < 2 ** 31
+    r = np.clip(v >> e, -128, 127) if saturate else v >> e  # SSAT; the MVE shift saturates nothing
+    r = np.maximum(r, p["act_min"]) if spec["lo"] else r
+    r = np.minimum(r, p["act_max"]) if spec["hi"] else r
+    return (r + 128) % 256 - 128  # the byte stored
+
+
 @pytest.mark.parametrize("op", ["ADD", "SUB"])
-@pytest.mark.parametrize("q1, q2, qo, act", ADD_TAIL_QUANT, ids=["equal", "relu", "relu6", "same-tables"])
-def test_dsp_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_TAIL_QUANT + [((0.013, 9), (0.1, -77), (0.05, 100), 1),
+                                                             ((0.5, 0), (0.25, 0), (0.6, -1), 0)],
+                         ids=["equal", "relu", "relu6", "same-tables", "relu-far", "powers"])
+def test_fast_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
     import numpy as np
 
     from tinyml.codegen.families import dsp_add, mve_add
@@ -195,30 +217,22 @@ def test_dsp_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
 
     path = _add_call(tmp_path, op, [4], q1, q2, qo, act)
     graph = load_tflite(str(path))
-    ctx = LowerContext(graph=graph, features=("dsp",))
     portable = lower_op(LowerContext(graph=graph), graph.ops[0])
-    assert fastest(ctx, portable).template == "add_s8_dsp"
-    call = dsp_add(ctx, portable)
-    p, e = call.params, call.spec["e"]
-    tables = {c.name: np.asarray(c.values, dtype=np.int64) for c in call.consts}
+    p = portable.params
     # one table when both inputs rescale alike (the same scale and zero point), else one each
-    assert len(tables) == (1 if q1 == q2 else 2)
-    t1, t2 = tables[call.args[3].name], tables[call.args[4].name]
-    d = (t1[:, None] - t2[None, :]) if op == "SUB" else (t1[:, None] + t2[None, :])  # doubled sums
-    c = (1 << (e - 1)) + p["out_offset"] * (1 << e)
-    y = (d * p["out_mult"] + (1 << 31)) >> 32  # SMMULR
-    v = y + c + np.where(d < 0, -1, 0)  # SMMLAR's accumulator
-    assert np.abs(v).max() < 2 ** 31
-    kernel = np.clip(np.clip(v >> e, -128, 127), p["act_min"], p["act_max"])
-    want = np.asarray([[multiply_by_quantized_multiplier(int(s) // 2, p["out_mult"], p["out_shift"])
-                        for s in row] for row in d]) + p["out_offset"]
-    assert np.array_equal(kernel, np.clip(want, p["act_min"], p["act_max"]))
-    # the MVE kernel: the same arithmetic on the undoubled sums (VQRDMLAH), its tables indexed by the byte
-    mve = mve_add(LowerContext(graph=graph, features=("dsp", "mve")), portable)
-    assert fastest(LowerContext(graph=graph, features=("dsp", "mve")), portable).template == "add_s8_mve"
-    assert mve.spec["e"] == e and mve.args == portable.args
-    for c in mve.consts:
-        assert np.array_equal(2 * np.roll(np.asarray(c.values, dtype=np.int64), -128), tables[c.name])
+    assert len(portable.consts) == (1 if q1 == q2 else 2)
+    t1, t2 = (np.asarray(next(c.values for c in portable.consts if c.name == a.name), dtype=np.int64)
+              for a in portable.args[3:])
+    s = t1[:, None] - t2[None, :] if op == "SUB" else t1[:, None] + t2[None, :]
+    want = np.asarray([[multiply_by_quantized_multiplier(int(v), p["out_mult"], p["out_shift"]) for v in row]
+                       for row in s]) + p["out_offset"]
+    want = np.clip(want, p["act_min"], p["act_max"])
+    for features, build, kernel in ((("dsp",), dsp_add, "add_s8_dsp"), (("dsp", "mve"), mve_add, "add_s8_mve")):
+        ctx = LowerContext(graph=graph, features=features)
+        assert fastest(ctx, portable).template == kernel
+        call = build(ctx, portable)
+        doubled = kernel == "add_s8_dsp"  # the DSP kernel's tables hold doubled values, indexed by x + 128
+        assert np.array_equal(_emulate_add(call, doubled, saturate=doubled), want), call.spec
 
 
 @pytest.mark.qemu
