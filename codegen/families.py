@@ -1,5 +1,5 @@
 """Kernel families: the DSP and MVE variants of CONV_2D, DEPTHWISE_CONV_2D and
-FULLY_CONNECTED (and the DSP variant of ADD and SUB), as the declarations in ``variants.py`` use them.
+FULLY_CONNECTED (and the DSP and MVE variants of ADD and SUB), as the declarations in ``variants.py`` use them.
 
 For each variant: which portable calls it accepts (``*_ok``: groups,
 dilation, depth multipliers, params it does not know, a folded bias that
@@ -264,29 +264,65 @@ def dsp_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
                     ConstArray("bias", "int32_t", folded.astype(np.int32)), mult, _dsp_shift(shift, rq), params)
 
 
-_ADD_PARAMS = ({f"{x}{i}" for x in "dab" for i in range(4)}
-               | {"in1_offset", "in2_offset", "left_shift", "in1_mult", "in1_shift", "in2_mult", "in2_shift",
-                  "out_mult", "out_shift", "out_offset", "act_min", "act_max"})
+_ADD_PARAMS = {f"{x}{i}" for x in "dab" for i in range(4)} | {"out_mult", "out_shift", "out_offset", "act_min",
+                                                               "act_max"}
+
+
+def _add_tables(call: KernelCall) -> tuple[np.ndarray, np.ndarray]:
+    """The two inputs' tables of rescaled values (codegen/ops/elementwise.py: add_table; one const when equal)."""
+    c = _consts(call)
+    return c[call.args[3].name].astype(np.int64), c[call.args[4].name].astype(np.int64)
 
 
 def dsp_add_ok(ctx: LowerContext, call: KernelCall) -> bool:
-    """Every rescaling of the ADD is tml_dsp_requant's case (or, for an input shift of 0, SMMULR alone):
-    |(x + offset) << left_shift| < 2^28 (offsets in [-127, 128], so int8 x + offset in [-255, 255]; left
-    shift <= 20), multipliers >= 0, input shifts in [-31, 0], the output shift in [-31, -1]; the rescaled
-    inputs are then below 2^28 each (multipliers < 2^31), their sum below 2^29."""
+    """The output's rescaling is add_s8_dsp_out's case (and add_s8_mve's): a multiplier >= 0, a right shift e
+    in [1, 31], and, with S the largest |sum| of two table entries, 2S < 2^31 (the doubled sum) and
+    |c| + 1 + S/2 + 1 < 2^31 (SMMLAR's or VQRDMLAH's sum: SaturatingRoundingDoublingHighMul(s, mult) is at
+    most S/2 + 1 in magnitude, c = 2^(e-1) + out_offset * 2^e)."""
     p = call.params
-    if set(p) != _ADD_PARAMS or any(a.kind not in ("tensor", "null") for a in call.args):
-        return False  # a field added by a later pass (or a constant input arrangement) stays portable
-    return (all(-127 <= p[k] <= 128 for k in ("in1_offset", "in2_offset")) and 0 <= p["left_shift"] <= 20
-            and all(p[k] >= 0 for k in ("in1_mult", "in2_mult", "out_mult"))
-            and all(-31 <= p[k] <= 0 for k in ("in1_shift", "in2_shift")) and -31 <= p["out_shift"] <= -1)
+    if set(p) != _ADD_PARAMS or [a.kind for a in call.args[3:]] != ["const", "const"] \
+            or any(a.kind not in ("tensor", "null") for a in call.args[:3]):
+        return False  # a field added by a later pass (or another argument arrangement) stays portable
+    e = -p["out_shift"]
+    if p["out_mult"] < 0 or not 1 <= e <= 31:
+        return False
+    t1, t2 = _add_tables(call)
+    bound = int(np.abs(t1).max() + np.abs(t2).max())
+    c = (1 << (e - 1)) + p["out_offset"] * (1 << e)
+    return 2 * bound < 2 ** 31 and abs(c) + bound // 2 + 2 < 2 ** 31
+
+
+def add_outputs(call: KernelCall) -> tuple[np.ndarray, np.ndarray]:
+    """The fast kernels' output before the clamp, (s + ... ) >> e, for every pair of int8 inputs (rows:
+    the first input's byte value + 128): with the rounding fix-up for negative sums s (TFLM's arithmetic,
+    see add_s8_dsp.c.j2), and without it."""
+    p = call.params
+    t1, t2 = _add_tables(call)
+    s = t1[:, None] - t2[None, :] if call.spec.get("sub") else t1[:, None] + t2[None, :]
+    e = -p["out_shift"]
+    y = (2 * s * p["out_mult"] + (1 << 31)) >> 32  # SaturatingRoundingDoublingHighMul (no saturation here)
+    v = y + (1 << (e - 1)) + p["out_offset"] * (1 << e)
+    return (v - (s < 0)) >> e, v >> e
+
+
+def add_spec(call: KernelCall, lowest: int) -> dict[str, Any]:
+    """What the fast kernels of the call need, decided over every pair of int8 inputs: e (the output's right
+    shift), fix (the rounding fix-up changes some output), lo, hi (some output falls below act_min / above
+    act_max; ``lowest``: the smallest value the kernel's output already saturates to), flat, bx, by
+    (contiguous / broadcast inputs along the innermost dimension), sub."""
+    p = call.params
+    exact, plain = add_outputs(call)
+    return dict(e=-p["out_shift"], fix=bool(np.any(exact != plain)),
+                lo=bool(np.any(np.maximum(exact, lowest) < p["act_min"])),
+                hi=bool(np.any(np.minimum(exact, -lowest - 1) > p["act_max"])),
+                flat=p["a3"] == 1 and p["b3"] == 1, bx=p["a3"] == 0, by=p["b3"] == 0,
+                **{k: v for k, v in call.spec.items() if k == "sub"})  # SUB: spec.sub
 
 
 def dsp_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
-    p = call.params
-    spec = dict(z1=p["in1_shift"] == 0, z2=p["in2_shift"] == 0, flat=p["a3"] == 1 and p["b3"] == 1,
-                **_clamp_spec(p), **{k: v for k, v in call.spec.items() if k == "sub"})  # SUB: spec.sub
-    return replace(call, kernel="add_s8_dsp", spec=spec, params_kernel=call.kernel)
+    spec = add_spec(call, -128)  # SSAT saturates to int8
+    doubled = [replace(t, values=(2 * t.values.astype(np.int64)).astype(np.int32)) for t in call.consts]
+    return replace(call, kernel="add_s8_dsp", spec=spec, consts=doubled, params_kernel=call.kernel)
 
 
 # ---------------------------------------------------------------------------
@@ -450,6 +486,19 @@ def mve_fc(ctx: LowerContext, call: KernelCall) -> KernelCall:
                     _pad_to(shift, n4), dict(p, per_channel=1))
 
 
+def mve_add_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    """The DSP ADD's checks (dsp_add_ok), and each input contiguous or broadcast along the innermost dimension
+    (after the layout's merging it always is; any other stride stays with the DSP kernel)."""
+    return dsp_add_ok(ctx, call) and call.params["a3"] in (0, 1) and call.params["b3"] in (0, 1)
+
+
+def mve_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    spec = add_spec(call, -2 ** 31)  # the narrowing store saturates nothing
+    # entry x + 128 -> entry (uint8_t)x, the byte the gather's offsets are
+    by_byte = [replace(t, values=np.roll(np.asarray(t.values), 128)) for t in call.consts]
+    return replace(call, kernel="add_s8_mve", spec=spec, consts=by_byte, params_kernel=call.kernel)
+
+
 # ---------------------------------------------------------------------------
 # The declarations of the variants above (codegen/declare.py).
 
@@ -469,7 +518,7 @@ VARIANTS = (
     # The DSP kernels tuned against the cycle model: the DS-CNN whole layer is now 4,746,086 on mps2-an386
     # (1.78 per MAC; in place +80,127); per kernel the instructions per MAC moved by x0.94 (convolutions,
     # DS-CNN), x0.92 (depthwise, DS-CNN) and x0.89 (fully connected, the MLPerf AD autoencoder), which
-    # scale the figures below.  ADD: 30 instructions per output element (ResNet-8's three ADDs).
+    # scale the figures below.
     # Refitted on MobileNetV1-0.25 (mps2-an386, QEMU): a copy out of the ring costs about 75 instructions
     # of set-up in the convolution (per run), 20 in the depthwise one (per pixel), plus 0.55 per byte (ops
     # 4..26 in place through rings against the whole layer).  Patch stages of ops 2..3 measure over the
@@ -487,8 +536,10 @@ VARIANTS = (
             helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
-    # ADD: in place as the portable kernel (element by element)
-    Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=30.0,
+    # ADD: in place as the portable kernel (element by element).  9.5 instructions per output element
+    # (ResNet-8's three ADDs, no broadcast, no rounding fix-up or clamp needed, on mps2-an386: 10.5 cycles
+    # per element; 11.0 instructions and 12.5 cycles with both).
+    Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=9.5,
             build=dsp_add, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
@@ -512,4 +563,9 @@ VARIANTS = (
             ring_per_store=11, patch_call=9100, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
+    # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element
+    # (ResNet-8's three ADDs, no broadcast, no rounding fix-up, on mps3-an547: 2.76 cycles per element in
+    # the software-pipelined loop; the C loop where the fix-up or a broadcast is needed: about 3.3 / 5.5).
+    Variant("add_s8_mve", "add_s8", "mve", ("mve",), inplace=True, accepts=mve_add_ok, per_mac=2.8,
+            build=mve_add, helpers=(MVE,)),
 )

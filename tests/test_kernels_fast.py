@@ -97,10 +97,8 @@ ADD_QUANT = [((0.05, 3), (0.05, -7), (0.09, 2), 0), ((0.3, 20), (0.002, -100), (
              ((0.011, -128), (0.07, 127), (0.08, -5), 0)]
 
 
-@pytest.mark.qemu
-@pytest.mark.parametrize("q1, q2, qo, act", ADD_QUANT, ids=["equal", "relu", "extreme-zp"])
-def test_dsp_add_all_int8_pairs_m4(q1, q2, qo, act, tmp_path) -> None:
-    """Every (a, b) pair of int8 values through the DSP ADD on the M4, against TFLM."""
+def _add_all_pairs(q1, q2, qo, act, board: str, kernel: str, tmp_path) -> None:
+    """Every (a, b) pair of int8 values through ADD's fast kernel on ``board``, against TFLM."""
     import numpy as np
 
     from tests.test_ops_elementwise import _binary_options, _q, tiny_model
@@ -109,32 +107,51 @@ def test_dsp_add_all_int8_pairs_m4(q1, q2, qo, act, tmp_path) -> None:
     model = tiny_model("ADD", [_q([4096], *q1), _q([4096], *q2)], _q([4096], *qo), _binary_options("ADD", act))
     path = tmp_path / "add.tflite"
     path.write_bytes(model)
-    calls = [c for c in build_model(str(path), "mps2-an386").calls if isinstance(c, KernelCall)]
-    assert [c.kernel for c in calls] == ["add_s8_dsp"]
+    calls = [c for c in build_model(str(path), board).calls if isinstance(c, KernelCall)]
+    assert [c.kernel for c in calls] == [kernel]
     a, b = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij")
     a, b = a.reshape(16, 4096).astype(np.int8), b.reshape(16, 4096).astype(np.int8)
-    report = verify_model(path, "mps2-an386", inputs=[[a[i], b[i]] for i in range(16)], work_dir=tmp_path / "p")
+    report = verify_model(path, board, inputs=[[a[i], b[i]] for i in range(16)], work_dir=tmp_path / "p")
     assert report.ok, report.summary()
 
 
 @pytest.mark.qemu
-def test_dsp_add_broadcast_m4(tmp_path) -> None:
-    """A broadcast ADD (strided input, not flat) through the DSP variant on the M4."""
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_QUANT, ids=["equal", "relu", "extreme-zp"])
+def test_dsp_add_all_int8_pairs_m4(q1, q2, qo, act, tmp_path) -> None:
+    _add_all_pairs(q1, q2, qo, act, "mps2-an386", "add_s8_dsp", tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_QUANT, ids=["equal", "relu", "extreme-zp"])
+def test_mve_add_all_int8_pairs_m55(q1, q2, qo, act, tmp_path) -> None:
+    _add_all_pairs(q1, q2, qo, act, "mps3-an547", "add_s8_mve", tmp_path)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board, kernel, shapes, spec", [
+    ("mps2-an386", "add_s8_dsp", ([16, 1], [1, 16], [16, 16]), dict(flat=False)),
+    ("mps3-an547", "add_s8_mve", ([16, 1], [1, 16], [16, 16]), dict(bx=True, by=False)),
+    ("mps3-an547", "add_s8_mve", ([3, 1, 7], [3, 5, 1], [3, 5, 7]), dict(bx=False, by=True)),
+    ("mps3-an547", "add_s8_mve", ([1], [2, 9], [2, 9]), dict(bx=True, by=False)),
+], ids=["m4", "m55-x", "m55-y", "m55-scalar"])
+def test_fast_add_broadcast(board, kernel, shapes, spec, tmp_path) -> None:
+    """A broadcast ADD (an input broadcast along the innermost dimension, or a scalar) through the DSP
+    variant on the M4 and the MVE one on the M55."""
     import numpy as np
 
     from tests.test_ops_elementwise import _binary_options, _q, tiny_model
     from tinyml.tools.verify import verify_model
 
-    model = tiny_model("ADD", [_q([16, 1], 0.3, 20), _q([1, 16], 0.002, -100)], _q([16, 16], 0.02, 0),
-                       _binary_options("ADD", 0))
+    sa, sb, so = shapes
+    model = tiny_model("ADD", [_q(sa, 0.3, 20), _q(sb, 0.002, -100)], _q(so, 0.02, 0), _binary_options("ADD", 0))
     path = tmp_path / "add.tflite"
     path.write_bytes(model)
-    calls = [c for c in build_model(str(path), "mps2-an386").calls if isinstance(c, KernelCall)]
-    assert [(c.kernel, c.spec["flat"]) for c in calls] == [("add_s8_dsp", False)]
+    calls = [c for c in build_model(str(path), board).calls if isinstance(c, KernelCall)]
+    assert [(c.kernel, {k: c.spec[k] for k in spec}) for c in calls] == [(kernel, spec)]
     rng = np.random.default_rng(0)
-    xs = [[rng.integers(-128, 128, (16, 1), dtype=np.int8), rng.integers(-128, 128, (1, 16), dtype=np.int8)]
+    xs = [[rng.integers(-128, 128, sa, dtype=np.int8), rng.integers(-128, 128, sb, dtype=np.int8)]
           for _ in range(4)]
-    report = verify_model(path, "mps2-an386", inputs=xs, work_dir=tmp_path / "p")
+    report = verify_model(path, board, inputs=xs, work_dir=tmp_path / "p")
     assert report.ok, report.summary()
 
 
@@ -150,3 +167,95 @@ def test_dsp_add_takes_only_the_params_it_knows(tmp_path) -> None:
     assert fastest(ctx, portable).template == "add_s8_dsp"
     assert fastest(ctx, replace(portable, params=dict(portable.params, some_new_field=1))).template == "add_s8"
     assert fastest(LowerContext(graph=graph), portable).template == "add_s8"
+
+
+# The fast ADD kernels' table form: their output rescaling (SMMLAR and SSAT in add_s8_dsp.c.j2, VQRDMLAH or
+# VQRDMLASH, a shift and a narrowing store in add_s8_mve.c.j2), with the rounding fix-up and the clamps only
+# where the specialization asks for them, emulated here over every pair of int8 inputs against TFLM's
+# MultiplyByQuantizedMultiplier (SUB as well).
+ADD_TAIL_QUANT = [((0.05, 3), (0.05, -7), (0.09, 2), 0), ((0.3, 20), (0.002, -100), (0.02, 0), 1),
+                  ((0.011, -128), (0.07, 127), (0.08, -5), 3), ((0.02, -128), (0.02, -128), (0.03, -128), 1)]
+
+
+def _add_call(tmp_path, op: str, shape: list[int], q1, q2, qo, act: int):
+    from tests.test_ops_arith import _sub_options
+    from tests.test_ops_elementwise import _binary_options, _q, tiny_model
+
+    options = _sub_options(act) if op == "SUB" else _binary_options("ADD", act)
+    path = tmp_path / f"{op.lower()}.tflite"
+    path.write_bytes(tiny_model(op, [_q(shape, *q1), _q(shape, *q2)], _q(shape, *qo), options))
+    return path
+
+
+def _emulate_add(call: KernelCall, doubled: bool, saturate: bool):
+    """The kernel's outputs for every pair of inputs (rows: the first input's value + 128) as int8."""
+    import numpy as np
+
+    p, spec, e = call.params, call.spec, call.spec["e"]
+    tables = {c.name: np.asarray(c.values, dtype=np.int64) for c in call.consts}
+    t1, t2 = (tables[a.name] if doubled else np.roll(tables[a.name], -128) for a in call.args[3:])
+    d = t1[:, None] - t2[None, :] if spec.get("sub") else t1[:, None] + t2[None, :]
+    d = d if doubled else 2 * d  # SMMLAR takes the doubled sum, VQRDMLAH doubles
+    c = (1 << (e - 1)) + p["out_offset"] * (1 << e)
+    v = ((d * p["out_mult"] + (1 << 31)) >> 32) + c + (np.where(d < 0, -1, 0) if spec["fix"] else 0)
+    assert np.abs(v).max() < 2 ** 31
+    r = np.clip(v >> e, -128, 127) if saturate else v >> e  # SSAT; the MVE shift saturates nothing
+    r = np.maximum(r, p["act_min"]) if spec["lo"] else r
+    r = np.minimum(r, p["act_max"]) if spec["hi"] else r
+    return (r + 128) % 256 - 128  # the byte stored
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB"])
+@pytest.mark.parametrize("q1, q2, qo, act", ADD_TAIL_QUANT + [((0.013, 9), (0.1, -77), (0.05, 100), 1),
+                                                             ((0.5, 0), (0.25, 0), (0.6, -1), 0)],
+                         ids=["equal", "relu", "relu6", "same-tables", "relu-far", "powers"])
+def test_fast_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
+    import numpy as np
+
+    from tinyml.codegen.families import dsp_add, mve_add
+    from tinyml.codegen.qmath import multiply_by_quantized_multiplier
+
+    path = _add_call(tmp_path, op, [4], q1, q2, qo, act)
+    graph = load_tflite(str(path))
+    portable = lower_op(LowerContext(graph=graph), graph.ops[0])
+    p = portable.params
+    # one table when both inputs rescale alike (the same scale and zero point), else one each
+    assert len(portable.consts) == (1 if q1 == q2 else 2)
+    t1, t2 = (np.asarray(next(c.values for c in portable.consts if c.name == a.name), dtype=np.int64)
+              for a in portable.args[3:])
+    s = t1[:, None] - t2[None, :] if op == "SUB" else t1[:, None] + t2[None, :]
+    want = np.asarray([[multiply_by_quantized_multiplier(int(v), p["out_mult"], p["out_shift"]) for v in row]
+                       for row in s]) + p["out_offset"]
+    want = np.clip(want, p["act_min"], p["act_max"])
+    for features, build, kernel in ((("dsp",), dsp_add, "add_s8_dsp"), (("dsp", "mve"), mve_add, "add_s8_mve")):
+        ctx = LowerContext(graph=graph, features=features)
+        assert fastest(ctx, portable).template == kernel
+        call = build(ctx, portable)
+        doubled = kernel == "add_s8_dsp"  # the DSP kernel's tables hold doubled values, indexed by x + 128
+        assert np.array_equal(_emulate_add(call, doubled, saturate=doubled), want), call.spec
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board, kernel", [("mps2-an386", "add_s8_dsp"), ("mps3-an547", "add_s8_mve"),
+                                           ("mps2-an385", "add_s8")])
+@pytest.mark.parametrize("op, shape, quant", [("ADD", [1, 3, 5, 7], ADD_TAIL_QUANT[1]),
+                                              ("SUB", [2, 39], ADD_TAIL_QUANT[2]),
+                                              ("ADD", [1, 1, 1, 3], ADD_TAIL_QUANT[3]),
+                                              ("SUB", [5, 1, 16], ADD_TAIL_QUANT[0])],
+                         ids=["add-105", "sub-78-relu6", "add-3-same", "sub-80"])
+def test_fast_add_tails_in_place(op, shape, quant, board, kernel, tmp_path) -> None:
+    """Lengths that are not a multiple of 4, SUB, clamps and one shared table, in place over the first input
+    (a one-op model's output takes its memory), on the M4 (DSP), the M55 (MVE) and through the portable
+    kernel's tables on the M3."""
+    import numpy as np
+
+    from tinyml.tools.verify import verify_model
+
+    path = _add_call(tmp_path, op, shape, *quant)
+    built = build_model(str(path), board)
+    assert [c.kernel for c in built.calls if isinstance(c, KernelCall)] == [kernel]
+    assert built.plan.offset(built.graph.outputs[0]) in {built.plan.offset(t) for t in built.graph.inputs}
+    rng = np.random.default_rng(1)
+    xs = [[rng.integers(-128, 128, shape, dtype=np.int8) for _ in range(2)] for _ in range(3)]
+    report = verify_model(path, board, inputs=xs, work_dir=tmp_path / "p")
+    assert report.ok, report.summary()
