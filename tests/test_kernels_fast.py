@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from tests.harness import assert_bitexact
-from tests.modelgen import build, op_cases, zoo_cases
+from tests.modelgen import build, case, op_cases, zoo_cases
 from tinyml.boards import load_board
-from tinyml.codegen.families import family
+from tinyml.codegen.families import conv_tap_order, family
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.variants import fastest
@@ -89,6 +89,35 @@ def test_dsp_bitexact_m4(case, tmp_path) -> None:
 def test_dsp_bitexact_other_cores(case, board, tmp_path) -> None:
     """The DSP family on the Cortex-M7 and M33 (the M55 runs MVE: tests/test_kernels_mve.py)."""
     assert_bitexact(build(case), tmp_path, board=board, samples=2)
+
+
+# The DSP convolution's im2col paths the sweep above does not reach: in_c not a multiple of 4 with more than
+# 128 taps (every pixel through the tap-order table of codegen/families.py, conv_tap_order), and a kernel
+# row of more than 16 words (the unrolled copy's loop), each with padded borders and an odd channel count.
+CONV_IM2COL = [
+    case("conv2d", "CONV_2D", (10, 9, 6), kernel=(5, 5), strides=(2, 2), padding="same", filters=5, act="relu",
+         bias=True),
+    case("conv2d", "CONV_2D", (7, 6, 24), kernel=(3, 3), strides=(1, 1), padding="same", filters=7, act="none",
+         bias=True),
+]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", CONV_IM2COL, ids=lambda c: c.id)
+def test_dsp_conv_im2col_paths_m4(case, tmp_path) -> None:
+    calls = [c for c in build_model(_write(tmp_path, case), "mps2-an386").calls if isinstance(c, KernelCall)]
+    assert [c.kernel for c in calls if c.op_kind == "CONV_2D"] == ["conv_s8_dsp"]
+    assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
+
+
+def test_dsp_conv_tap_order() -> None:
+    """Each kernel row's whole words first, then the rows' last bytes; the identity for in_c % 4 == 0."""
+    assert list(conv_tap_order(3, 3, 3)) == [0, 1, 2, 3, 4, 5, 6, 7, 24, 8, 9, 10, 11, 12, 13, 14, 15, 25,
+                                            16, 17, 18, 19, 20, 21, 22, 23, 26]
+    assert list(conv_tap_order(3, 3, 8)) == list(range(72))
+    for k_h, k_w, in_c in ((10, 4, 1), (5, 5, 6), (1, 1, 3), (3, 1, 1)):
+        order = conv_tap_order(k_h, k_w, in_c)
+        assert sorted(order) == list(range(k_h * k_w * in_c)), (k_h, k_w, in_c)
 
 
 # ADD's DSP variant: scales where both input shifts are 0 (equal scales), where one is, and with a
