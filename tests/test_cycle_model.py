@@ -44,6 +44,12 @@ B_FORWARD = "b 1f\n nop\n1:"
 SMLAD4 = "\n".join(["smlad r6, r4, r5, r6"] * 4)
 UDIV = "udiv r3, r4, r5"
 MLA_UMULL = "mla r3, r4, r5, r3\n umull r1, r2, r4, r5"
+# Four loads after a branch, placed so that a 1 KiB page (where QEMU ends a translation block) begins between
+# the third and the fourth, or well before them: the same cycles either way (the model carries the pipeline
+# state from one block to the next, so an estimate does not depend on where code sits).
+LOADS4 = "ldr r3, [r0]\n ldr r1, [r0, #4]\n ldr r2, [r0, #8]\n ldr r3, [r0, #12]"
+LOADS4_ACROSS_PAGE = f"b 3f\n .balign 1024\n .space 1018\n3: {LOADS4}"
+LOADS4_IN_PAGE = f"b 3f\n .balign 1024\n .space 1000\n3: {LOADS4}"
 
 # Cortex-M3/M4/M33 (TRM instruction timing tables, P = 2): LDR 2, the next
 # neighbouring independent load or store 1; STR with an immediate offset 1;
@@ -64,6 +70,8 @@ ARMV7M_COMMON = {
     "push_pop": (PUSH_POP, (1 + 4) + (1 + 4)),
     "b_forward": (B_FORWARD, 1 + 2),
     "udiv": (UDIV, 12),
+    "loads4_in_page": (LOADS4_IN_PAGE, (1 + 2) + 2 + 1 + 1 + 1),
+    "loads4_across_page": (LOADS4_ACROSS_PAGE, (1 + 2) + 2 + 1 + 1 + 1),
 }
 SEQUENCES = {
     # Cortex-M0: no load pipelining; B taken 3, not taken 1.

@@ -33,7 +33,11 @@
  * summed then; at run time a callback on TB entry adds them.  A branch
  * always ends a TB, so whether it was taken is known when the next TB
  * starts: if that TB does not start at the branch's fall-through address,
- * the branch's `taken` cycles (the pipeline refill) are added.
+ * the branch's `taken` cycles (the pipeline refill) are added.  A TB also
+ * ends where QEMU stops translating (a 1 KiB page end, its size limit), which
+ * is not where the core's pipeline does: on TB entry its first instruction is
+ * costed again after the last instruction that ran (load pipelining, the
+ * address stall, dual issue), so that estimates do not depend on code placement.
  *
  * Single vCPU only (the Cortex-M machines have one).
  */
@@ -334,12 +338,25 @@ static const unsigned char tml_core_agu_stall[K_COUNT] = {0, 0, 1, 1, 1, 0, 1};
 
 /* ------------------------------------------------------------------ state */
 
+struct tml_insn {
+    unsigned char cls;
+    unsigned char nregs;   /* registers of a register list */
+    signed char rt;        /* register a single load writes (-1: none) */
+    signed char rn, rm;    /* address registers of a load or store (-1: none) */
+    signed char wr1, wr2;  /* registers a data-processing instruction writes (-1: none) */
+    uint16_t reads;        /* registers it may read: every register field, so a superset */
+};
+
 /* What the run-time needs of one translated block. */
 struct tml_tb {
     uint64_t fallthrough;  /* address after the block's last instruction */
     uint64_t start;
-    uint32_t cycles;       /* the block's cycles with every branch not taken */
+    uint32_t cycles;       /* the block's cycles with every branch not taken, its first instruction
+                            * costed as if nothing ran before it */
     uint32_t taken;        /* extra cycles when its last instruction branches */
+    struct tml_insn first, last;  /* the block's first and last instructions */
+    uint32_t first_cycles;        /* the first one's cycles in `cycles` */
+    int last_paired;              /* the last one issued with the one before it (dual issue) */
 };
 
 static struct tml_cost tml_costs[C_COUNT];  /* the chosen core's column of cost_table */
@@ -368,14 +385,7 @@ static size_t tml_n_unknown;
 
 /* ------------------------------------------------------------------ decode */
 
-struct tml_insn {
-    unsigned char cls;
-    unsigned char nregs;   /* registers of a register list */
-    signed char rt;        /* register a single load writes (-1: none) */
-    signed char rn, rm;    /* address registers of a load or store (-1: none) */
-    signed char wr1, wr2;  /* registers a data-processing instruction writes (-1: none) */
-    uint16_t reads;        /* registers it may read: every register field, so a superset */
-};
+
 
 static int tml_popcount(uint32_t v)
 {
@@ -633,6 +643,41 @@ static int tml_is_mul(unsigned cls)
     return cls == C_MUL || cls == C_MLA || cls == C_MULL || cls == C_MLAL || cls == C_DSP_MUL || cls == C_DSP_MULL;
 }
 
+/* Cycles of instruction d after `prev` (NULL: none known, as at the start of a
+ * block before any has run): its class's base and register cost; `pipelined`
+ * instead of `base` for a load or store after one it pipelines with (MVE: a
+ * vector instruction after one of the other kind); the address-generation
+ * stall after a data-processing instruction that wrote its address register;
+ * 0 when it dual-issues with `prev` (M7; *paired says whether prev did, and is
+ * set to whether d does). */
+static uint32_t tml_insn_cycles(const struct tml_insn *prev, int *paired, const struct tml_insn *d)
+{
+    const struct tml_cost *c = &tml_costs[d->cls];
+    uint32_t cycles = c->base + c->per_reg * d->nregs;
+    if (c->pipelined && prev != NULL) {
+        int vec = d->cls == C_VEC || d->cls == C_VEC_MEM;
+        if (vec ? ((prev->cls == C_VEC || prev->cls == C_VEC_MEM) && prev->cls != d->cls)
+                : ((prev->cls == C_LOAD || prev->cls == C_STORE || prev->cls == C_STORE_IMM)
+                   && (prev->rt < 0 || (prev->rt != d->rn && prev->rt != d->rm)))) {
+            cycles = c->pipelined;
+        }
+    }
+    if (tml_agu_stall && prev != NULL && tml_uses_address(d->cls) && tml_is_data_processing(prev->cls)
+        && ((prev->wr1 >= 0 && (prev->wr1 == d->rn || prev->wr1 == d->rm))
+            || (prev->wr2 >= 0 && (prev->wr2 == d->rn || prev->wr2 == d->rm)))) {
+        cycles += tml_agu_stall;
+    }
+    if (c->dual && prev != NULL && tml_costs[prev->cls].dual && !*paired
+        && !(tml_is_mem(d->cls) && tml_is_mem(prev->cls)) && !(tml_is_mul(d->cls) && tml_is_mul(prev->cls))
+        && !(tml_writes(prev) & d->reads)) {
+        cycles = 0;
+        *paired = 1;
+    } else {
+        *paired = 0;
+    }
+    return cycles;
+}
+
 /* ---------------------------------------------------------------- run time */
 
 static void tml_on_tb(unsigned int vcpu_index, void *userdata)
@@ -645,6 +690,19 @@ static void tml_on_tb(unsigned int vcpu_index, void *userdata)
         tml_taken_cycles += tml_prev->taken;
     }
     tml_cycles += tb->cycles;
+    if (tml_prev != NULL) {
+        /* A block starts where QEMU's translation stopped (a branch, a 1 KiB page end, a
+         * block size limit), not where the core's pipeline does: the first instruction is
+         * costed again after the last one that ran, and the difference applied, so that
+         * an estimate does not depend on where code sits.  (M7: a pair formed here does
+         * not change how the rest of the block pairs.) */
+        int paired = tml_prev->last_paired;
+        uint32_t again = tml_insn_cycles(&tml_prev->last, &paired, &tb->first);
+        if (again != tb->first_cycles) {
+            tml_cycles += (uint64_t)again - tb->first_cycles;
+            tml_class_cycles[tb->first.cls] += (uint64_t)again - tb->first_cycles;
+        }
+    }
     tml_prev = tb;
 }
 
@@ -724,35 +782,18 @@ static void tml_on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             }
         }
         c = &tml_costs[d.cls];
-        cycles = c->base + c->per_reg * d.nregs;
-        if (c->pipelined && i > 0) {
-            int vec = d.cls == C_VEC || d.cls == C_VEC_MEM;
-            if (vec ? ((prev.cls == C_VEC || prev.cls == C_VEC_MEM) && prev.cls != d.cls)
-                    : ((prev.cls == C_LOAD || prev.cls == C_STORE || prev.cls == C_STORE_IMM)
-                       && (prev.rt < 0 || (prev.rt != d.rn && prev.rt != d.rm)))) {
-                cycles = c->pipelined;
-            }
-        }
-        if (tml_agu_stall && i > 0 && tml_uses_address(d.cls) && tml_is_data_processing(prev.cls)
-            && ((prev.wr1 >= 0 && (prev.wr1 == d.rn || prev.wr1 == d.rm))
-                || (prev.wr2 >= 0 && (prev.wr2 == d.rn || prev.wr2 == d.rm)))) {
-            cycles += tml_agu_stall;
-        }
-        if (c->dual && i > 0 && tml_costs[prev.cls].dual && !prev_paired
-            && !(tml_is_mem(d.cls) && tml_is_mem(prev.cls)) && !(tml_is_mul(d.cls) && tml_is_mul(prev.cls))
-            && !(tml_writes(&prev) & d.reads)) {
-            cycles = 0;
-            prev_paired = 1;
-        } else {
-            prev_paired = 0;
-        }
+        cycles = tml_insn_cycles(i > 0 ? &prev : NULL, &prev_paired, &d);
         class_n[d.cls]++;
         class_cycles[d.cls] += cycles;
         info->cycles += cycles;
         if (i == 0) {
             info->start = vaddr;
+            info->first = d;
+            info->first_cycles = cycles;
         }
         if (i + 1 == n) {
+            info->last = d;
+            info->last_paired = prev_paired;
             info->fallthrough = vaddr + size;
             if (tml_is_branch(d.cls)) {
                 info->taken = c->taken;
