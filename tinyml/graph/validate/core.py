@@ -5,6 +5,7 @@ blocks reuse (shapes, windows, per-channel multipliers, broadcasting, equal quan
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -199,9 +200,12 @@ def _weighted_multipliers(graph: Graph, op: Op) -> None:
 
 
 def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tensor, b: Tensor | None,
-                         axis: int) -> None:
+                         axis: int, max_in: int | None = None,
+                         check: Callable[[Graph, Op, str, float, int], None] = _check_multiplier) -> None:
     """_weighted_multipliers for weights ``w`` whose output channels are along ``axis`` (every weight is
-    used at most once per output value, so the accumulator bound holds)."""
+    used at most once per output value, so the accumulator bound holds).  ``max_in`` is the largest
+    |x - zero point| of the input (an int8 input's by default) and ``check`` judges each channel's multiplier
+    against its accumulator bound (the int32 arithmetic's by default)."""
     wq = w.quant
     channels = w.shape[axis]
     # TFLM (PopulateConvolutionQuantizationParams, CalculateOpDataFullyConnected) takes per-channel scales one
@@ -213,7 +217,8 @@ def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tens
                            f"on axis {wq.axis}; allowed is 1, or {channels} (one per output channel) on an axis "
                            f"of that size such as {axis} (as TFLM requires)")
     absw = np.abs(w.data.astype(np.int64))
-    sums = np.moveaxis(absw, axis, 0).reshape(channels, -1).sum(axis=1) * _max_offset(inp)
+    sums = np.moveaxis(absw, axis, 0).reshape(channels, -1).sum(axis=1) * (
+        _max_offset(inp) if max_in is None else max_in)
     if b is not None:
         sums = sums + np.abs(b.data.astype(np.int64)).reshape(-1)
     in_s, out_s = _f32(inp.quant.s), _f32(out.quant.s)
@@ -232,8 +237,8 @@ def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tens
             real = _f32(np.float32(in_s) * np.float32(fs)) / out_s  # TFLM: the product in float
         else:
             real = in_s * fs / out_s
-        _check_multiplier(graph, op, f"the multiplier of output channel {c} (input scale x weight scale / "
-                                     "output scale)", real, int(sums[c]))
+        check(graph, op, f"the multiplier of output channel {c} (input scale x weight scale / output scale)", real,
+              int(sums[c]))
 
 
 def _mul_multiplier(graph: Graph, op: Op) -> None:
