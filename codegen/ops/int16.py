@@ -14,14 +14,13 @@ never offers an int8 DSP or MVE variant for them (those implement the int8 kerne
 
 from __future__ import annotations
 
-import numpy as np
-
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import Arg, ConstArray, KernelCall, LowerContext, lowering, null_arg, shape4, tensor_arg
+from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, shape4, tensor_arg
 from tinyml.codegen.ops.common import fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.ops.conv import conv_window
 from tinyml.codegen.ops.elementwise import tensor_scale
 from tinyml.codegen.ops.fc import fc_multipliers
+from tinyml.codegen.ops.quantize import scaled_call
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
 from tinyml.graph.ir import Op, Tensor
 from tinyml.graph.validate import int64_accumulator
@@ -114,13 +113,7 @@ def lower_quantize_s16(ctx: LowerContext, op: Op) -> KernelCall:
     # them int16.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
     if inp.dtype == "float32":
-        arr = ConstArray("scale", "float", np.asarray([tensor_scale(out)], dtype=np.float32))
-        return KernelCall(
-            op_index=op.index, op_kind=op.kind, kernel="quantize_f32_s16", spec={},
-            params=dict(size=out.size, zero_point=out.quant.zp, scale="scale"),
-            args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-            consts=[arr], inputs=[inp.index], outputs=[out.index],
-        )
+        return scaled_call(op, "quantize_f32_s16", inp, out, out)
     # TFLM PrepareQuantizeReference: QuantizeMultiplier(double(input scale) / double(output scale))
     m, s = quantize_multiplier(tensor_scale(inp) / tensor_scale(out))
     lo, hi = INT_RANGES[out.dtype]
@@ -136,10 +129,4 @@ def lower_quantize_s16(ctx: LowerContext, op: Op) -> KernelCall:
 def lower_dequantize_s16(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: an int16 per-tensor input, a float32 output of the same size.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
-    arr = ConstArray("scale", "float", np.asarray([tensor_scale(inp)], dtype=np.float32))
-    return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="dequantize_s16_f32", spec={},
-        params=dict(size=out.size, zero_point=inp.quant.zp, scale="scale"),
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        consts=[arr], inputs=[inp.index], outputs=[out.index],
-    )
+    return scaled_call(op, "dequantize_s16_f32", inp, out, inp)
