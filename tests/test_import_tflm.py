@@ -375,7 +375,7 @@ REFUSALS = {
                                                 "does not implement"),
     "int16x8": (_int16x8, "the model has 16-bit activations (int16x8 quantization) and operator 9 "
                           "(AVERAGE_POOL_2D) computes on int16, which tinyml does not support yet (1 more such "
-                          "operator: SOFTMAX); int16 operators supported: CONV_2D, DEPTHWISE_CONV_2D, "),
+                          "operator: SOFTMAX); int16 operators supported: ADD, CONV_2D, DEPTHWISE_CONV_2D, "),
 }
 
 

@@ -2,10 +2,12 @@
 
 Bit-exact against TFLM's 16x8 reference kernels over tests/modelgen.py's int16_cases (FULLY_CONNECTED, CONV_2D,
 DEPTHWISE_CONV_2D over strides, SAME/VALID, odd sizes, dilation, depth multipliers, fused activations,
-per-channel and per-tensor weights, int64 biases and none; QUANTIZE/DEQUANTIZE at float32 I/O; a 1-D conv net)
+per-channel and per-tensor weights, int64 biases and none; ADD and SUB with broadcasting; QUANTIZE/DEQUANTIZE
+at float32 I/O; a 1-D conv net)
 on the host (gcc with ASan/UBSan, random int16 inputs over the whole range), a subset under QEMU on mps2-an386
 (Cortex-M4: the planner must pick the portable int16 kernels, not the int8 DSP ones); int32 biases (TFLM then
-accumulates in int32) and the integer QUANTIZEs (int16 -> int16, int8 <-> int16) on crafted models; and the
+accumulates in int32), the integer QUANTIZEs (int16 -> int16, int8 <-> int16) and power-of-two ADD/SUB scales
+on crafted models; and the
 refusals of what stays unsupported or would overflow TFLM's arithmetic (one line; exit 2 from the CLI).
 """
 
@@ -19,6 +21,7 @@ import pytest
 
 from tests.harness import assert_bitexact, refusal
 from tests.modelgen import build, int16_cases
+from tests.modelgen import case as make_case
 from tests.tflite_edit import craft_model, edit_model
 from tinyml.cli import main as cli_main
 from tinyml.codegen.lower import KernelCall, LowerContext
@@ -30,7 +33,7 @@ from tinyml.graph.validate import int64_accumulator
 
 CASES = int16_cases()
 NET = next(c for c in CASES if c.id == "int16_conv1d_net")
-QEMU_CASES = [NET] + [c for c in CASES if c.op in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")][2::4]
+QEMU_CASES = [NET] + [c for c in CASES if c is not NET and c.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "SUB")][1::3]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -81,7 +84,7 @@ def _bias_to_int32(model: bytes) -> bytes:
     return edit_model(model, edit)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.op in ("FULLY_CONNECTED", "CONV_2D")][::3],
+@pytest.mark.parametrize("case", [c for c in CASES if c.op in ("FULLY_CONNECTED", "CONV_2D")][3::3],
                          ids=lambda c: c.id)
 def test_int32_bias_accumulates_in_int32(case, tmp_path) -> None:
     assert_bitexact(_bias_to_int32(build(case)), tmp_path, board="host", samples=3)
@@ -97,8 +100,10 @@ def _bias_type_option(model: bytes, code: str) -> bytes:
     return edit_model(model, edit)
 
 
-@pytest.mark.parametrize("code", ["INT32", "FLOAT32"])
-@pytest.mark.parametrize("case", [c for c in CASES if "nobias" in c.id], ids=lambda c: c.id)
+@pytest.mark.parametrize("case, code", [(c, code) for c in CASES if "nobias" in c.id
+                                         for code in (("FLOAT32",) if c.op == "FULLY_CONNECTED" else
+                                                      ("INT32", "FLOAT32"))],
+                         ids=lambda v: v if isinstance(v, str) else v.id)
 def test_no_bias_accumulator_follows_the_bias_type_option(case, code, tmp_path) -> None:
     """Without a bias, TFLM's 16x8 FULLY_CONNECTED accumulates in int64 only when quantized_bias_type is INT64,
     CONV_2D in int32 only when it is INT32 (the converter writes INT64: the int64 path is test_int16x8_host's)."""
@@ -125,6 +130,38 @@ def _quantize_model(in_type: str, in_scale: float, in_zp: int, out_type: str, ou
 ], ids=["s16-s16-down", "s16-s16-up", "s8-s16", "s16-s8"])
 def test_integer_quantize(args, tmp_path) -> None:
     assert_bitexact(_quantize_model(*args), tmp_path, board="host", samples=3)
+
+
+def _binary_model(kind: str, s1: float, s2: float, so: float, pot_scale_int16: bool) -> bytes:
+    tensors = [dict(name="a", shape=[1, 3, 24], type="INT16", scale=[s1], zero_point=[0]),
+               dict(name="b", shape=[1, 1, 24], type="INT16", scale=[s2], zero_point=[0]),
+               dict(name="y", shape=[1, 3, 24], type="INT16", scale=[so], zero_point=[0])]
+
+    def edit(m: Any, s: Any) -> None:
+        op = m.subgraphs[0].operators[0]
+        op.builtinOptionsType = getattr(s.BuiltinOptions, f"{kind.title()}Options")
+        op.builtinOptions = getattr(s, f"{kind.title()}OptionsT")()
+        op.builtinOptions.potScaleInt16 = pot_scale_int16
+
+    return edit_model(craft_model(tensors, [(kind, [0, 1], [2])], inputs=[0, 1], outputs=[2]), edit)
+
+
+@pytest.mark.parametrize("kind, scales", [("ADD", (2.0 ** -10, 2.0 ** -12, 2.0 ** -8)),
+                                          ("SUB", (2.0 ** -10, 2.0 ** -10, 2.0 ** -9))])
+def test_power_of_two_scales_take_the_general_path(kind, scales, tmp_path) -> None:
+    """TFLM runs its general int16 ADD and SUB whatever pot_scale_int16 says, power-of-two scales or not."""
+    assert_bitexact(_binary_model(kind, *scales, pot_scale_int16=True), tmp_path, board="host", samples=3)
+
+
+def test_padv2_with_its_int16_value(tmp_path) -> None:
+    """PADV2 with an int16 constant_values (quantized as the output; the converter leaves it float32, which TFLM
+    refuses, and so do we: test_padv2_with_a_float_value_is_refused)."""
+    tensors = [dict(name="x", shape=[1, 4, 5, 3], type="INT16", scale=[0.002], zero_point=[0]),
+               dict(name="pads", shape=[4, 2], type="INT32", data=np.array([[0, 0], [1, 2], [0, 1], [2, 0]], np.int32)),
+               dict(name="v", shape=[1], type="INT16", scale=[0.002], zero_point=[0], data=np.array([-1234], np.int16)),
+               dict(name="y", shape=[1, 7, 6, 5], type="INT16", scale=[0.002], zero_point=[0])]
+    model = craft_model(tensors, [("PADV2", [0, 1, 2], [3])], inputs=[0], outputs=[3])
+    assert_bitexact(model, tmp_path, board="host", samples=2)
 
 
 # ---------------------------------------------------------------------------
@@ -163,6 +200,13 @@ def test_multiplier_shift_above_7_is_refused() -> None:
     assert "allowed is below 2^7 (shift at most 7, as TFLM's 64-bit requantization requires)" in msg
 
 
+def test_padv2_with_a_float_value_is_refused() -> None:
+    model = build(make_case("padv2", "PADV2", (5, 4, 3), pads=((1, 2), (0, 1), (2, 0)), value=0.7, a16=True,
+                            io_dtype="int16"))
+    msg = refusal(model, ModelError)
+    assert "(input 2 (constant_values) of operator 0 (PADV2)) is float32; allowed is int16" in msg
+
+
 def test_depthwise_int32_bias_is_refused() -> None:
     dw = next(c for c in CASES if c.op == "DEPTHWISE_CONV_2D")
     msg = refusal(_bias_to_int32(build(dw)), ModelError)
@@ -175,7 +219,7 @@ def test_int16_operator_without_kernel_is_one_line_exit_2(tmp_path: Path, capsys
     model = craft_model(tensors, [("TANH", [0], [1])], inputs=[0], outputs=[1])
     msg = refusal(model, UnsupportedError)
     assert "the model has 16-bit activations (int16x8 quantization) and operator 0 (TANH) computes on int16, " \
-           "which tinyml does not support yet; int16 operators supported: CONV_2D, " in msg
+           "which tinyml does not support yet; int16 operators supported: ADD, CONV_2D, " in msg
     path = tmp_path / "m.tflite"
     path.write_bytes(model)
     assert cli_main(["compile", str(path), "--board", "host", "-o", str(tmp_path / "out")]) == 2

@@ -107,29 +107,25 @@ def binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: 
 # ADD / SUB / MUL
 
 
-def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
-    """TFLM CalculateOpDataAdd for int8, which CalculateOpDataSub equals (validated: every rescaling factor
-    below 1)."""
-    out: dict[str, int] = {}
-    for name, real in zip(("in1", "in2", "out"), add_reals(s1, s2, s_out)):
-        out[f"{name}_mult"], out[f"{name}_shift"] = quantize_multiplier(real)
-    return out
+def add_params(op: Op, a: Tensor, b: Tensor, out: Tensor, act: str, left_shift: int,
+               out_range: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> dict[str, int]:
+    """The rescaling of ADD and SUB: TFLM CalculateOpDataAdd, which CalculateOpDataSub equals, with the left
+    shift of the type (validated: every rescaling factor below 1), and the activation range within
+    ``out_range``."""
+    mults: dict[str, int] = {}
+    for name, real in zip(("in1", "in2", "out"), add_reals(tensor_scale(a), tensor_scale(b), tensor_scale(out),
+                                                           left_shift)):
+        mults[f"{name}_mult"], mults[f"{name}_shift"] = quantize_multiplier(real)
+    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp, *out_range)
+    return dict(in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, left_shift=left_shift, **mults,
+                out_offset=out.quant.zp, act_min=act_min, act_max=act_max)
 
 
 @lowering("ADD", "SUB")
 def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = binary_operands(ctx, op)
-    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
-    sub = op.kind == "SUB"
-    mults = add_multipliers(s1, s2, so)
-    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
-    params = dict(
-        **layout,
-        in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, left_shift=ADD_LEFT_SHIFT,
-        **mults,
-        out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
-    )
-    return binary_call(op, "add_s8", a, b, out, params, dict(sub=True) if sub else None)
+    params = dict(**layout, **add_params(op, a, b, out, act, ADD_LEFT_SHIFT))
+    return binary_call(op, "add_s8", a, b, out, params, dict(sub=True) if op.kind == "SUB" else None)
 
 
 @lowering("MUL")

@@ -1,29 +1,33 @@
 """The operators on 16-bit activations (int16x8 models, validation's INT16_RULES): FULLY_CONNECTED, CONV_2D and
-DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, QUANTIZE (float32 -> int16,
-int16 -> int16, int8 <-> int16) and DEQUANTIZE (int16 -> float32); RESHAPE and SQUEEZE are the type-generic
-aliases of shape.py.
+DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, ADD, SUB, PAD, PADV2, QUANTIZE
+(float32 -> int16, int16 -> int16, int8 <-> int16) and DEQUANTIZE (int16 -> float32); RESHAPE and SQUEEZE are
+the type-generic aliases of shape.py.
 
 The weighted kernels follow TFLM's 16x8 reference kernels (reference_integer_ops::FullyConnected and
 FullyConnectedPerChannel, ConvPerChannel, DepthwiseConvPerChannel for int16 input): no input or output offset,
 the products summed in int64 with an int64 bias (TFLM's int64 MultiplyByQuantizedMultiplier then) or in int32
 with an int32 bias or none (the int32 one, as for int8), the multipliers as the int8 lowerings compute them.
-QUANTIZE and DEQUANTIZE follow TFLM quantize_common.cc and dequantize_common.cc: reference_ops::AffineQuantize,
+ADD and SUB are TFLM's general int16 path (the int8 arithmetic with left shift 15, add_s16 taking add_s8's
+params).  QUANTIZE and DEQUANTIZE follow TFLM quantize_common.cc and dequantize_common.cc: reference_ops::AffineQuantize,
 Requantize and Dequantize.  The kernels are portable C, whole layer only (no in-place or patch form): the planner
 never offers an int8 DSP or MVE variant for them (those implement the int8 kernels, not these).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, shape4, tensor_arg
 from tinyml.codegen.ops.common import fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.ops.conv import conv_window
-from tinyml.codegen.ops.elementwise import tensor_scale
+from tinyml.codegen.ops.elementwise import add_params, binary_call, binary_operands, tensor_scale
 from tinyml.codegen.ops.fc import fc_multipliers
 from tinyml.codegen.ops.quantize import scaled_call
+from tinyml.codegen.ops.tensor_ops import lower_pad
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
 from tinyml.graph.ir import Op, Tensor
-from tinyml.graph.validate import int64_accumulator
+from tinyml.graph.validate import ADD_LEFT_SHIFT_INT16, int64_accumulator
 
 INT16_MIN, INT16_MAX = -32768, 32767
 INT_RANGES = {"int8": (-128, 127), "int16": (INT16_MIN, INT16_MAX)}
@@ -36,6 +40,8 @@ VARIANTS = (
     portable("quantize_f32_s16", per_mac=30.0),
     portable("dequantize_s16_f32", per_mac=10.0),
     portable("requantize_s16", per_mac=20.0),
+    portable("add_s16", per_mac=30.0),
+    portable("pad_s16", per_mac=6.0),
 )
 
 
@@ -130,3 +136,21 @@ def lower_dequantize_s16(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: an int16 per-tensor input, a float32 output of the same size.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
     return scaled_call(op, "dequantize_s16_f32", inp, out, inp)
+
+
+@lowering("ADD", "SUB", dtype="int16")
+def lower_add_s16(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: two int16 inputs (zero point 0), at most one a constant, that broadcast to the int16 output;
+    # TFLM's general int16 scaling (not the power-of-two one); every rescaling factor below 1.
+    a, b, out, act, layout = binary_operands(ctx, op)
+    params = dict(**layout, **add_params(op, a, b, out, act, ADD_LEFT_SHIFT_INT16, (INT16_MIN, INT16_MAX)))
+    call = binary_call(op, "add_s16", a, b, out, params, dict(sub=True) if op.kind == "SUB" else None)
+    call.params_kernel = "add_s8"  # its params struct
+    return call
+
+
+@lowering("PAD", "PADV2", dtype="int16")
+def lower_pad_s16(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated as the int8 PAD, with int16 data: the int8 lowering's parameters (the padding value is the
+    # constant_values input or the output zero point), element by element over int16 values.
+    return dataclasses.replace(lower_pad(ctx, op), kernel="pad_s16", params_kernel="pad_s8")

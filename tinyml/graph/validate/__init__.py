@@ -48,9 +48,9 @@ The package holds one module per block of rows, each with the checks only its ro
 
 from __future__ import annotations
 
-from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, BROADCAST_MAX_RANK, CONVERTERS, PAD_MAX_RANK, RSQRT_SHIFT,
-                                        SQUARED_DIFFERENCE_LEFT_SHIFT, Operand, Rule, add_reals, hard_swish_reals,
-                                        multiplier_shift, resolve_axes, softmax_real)
+from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, ADD_LEFT_SHIFT_INT16, BROADCAST_MAX_RANK, CONVERTERS,
+                                        PAD_MAX_RANK, RSQRT_SHIFT, SQUARED_DIFFERENCE_LEFT_SHIFT, Operand, Rule,
+                                        add_reals, hard_swish_reals, multiplier_shift, resolve_axes, softmax_real)
 from tinyml.graph.validate.movement import (SliceAxis, pack_axis, slice_axes, split_axis, strided_slice_axes,
                                             transpose_perm, unpack_axis)
 from tinyml.graph.validate.arith import (arg_min_max_axis, prelu_reals, rsqrt_real, squared_difference_reals)
@@ -61,7 +61,7 @@ from tinyml.graph.validate.int16 import (INT16_RULES, int16_operator, int64_accu
 from tinyml.graph.validate.model import (RULES, op_problem, unsupported_reason, validate_graph, validate_operator,
                                          validate_operators)
 
-__all__ = ["ADD_LEFT_SHIFT", "BROADCAST_MAX_RANK", "CONVERTERS", "PAD_MAX_RANK", "RSQRT_SHIFT",
+__all__ = ["ADD_LEFT_SHIFT", "ADD_LEFT_SHIFT_INT16", "BROADCAST_MAX_RANK", "CONVERTERS", "PAD_MAX_RANK", "RSQRT_SHIFT",
            "SQUARED_DIFFERENCE_LEFT_SHIFT", "Operand", "Rule", "add_reals", "hard_swish_reals", "multiplier_shift",
            "resolve_axes", "softmax_real", "SliceAxis", "pack_axis", "slice_axes", "split_axis", "strided_slice_axes",
            "transpose_perm", "unpack_axis", "arg_min_max_axis", "prelu_reals", "rsqrt_real", "squared_difference_reals",

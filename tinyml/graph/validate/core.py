@@ -11,10 +11,11 @@ import numpy as np
 
 from tinyml.errors import ModelError
 from tinyml.graph.ir import NUMPY_DTYPES, Graph, Op, Tensor
-from tinyml.graph.validate.base import (BROADCAST_MAX_RANK, INT16_MAX, INT8_ACTIVATIONS, MAX_WINDOW, MEAN_MAX_RANK,
-                                        MEAN_MAX_VALUES, Operand, PAD_MAX_RANK, Rule, _check_multiplier, _f32, _fail,
-                                        _max_offset, _op, _ten, _unsupported, add_reals, hard_swish_reals,
-                                        multiplier_shift, resolve_axes, softmax_real)
+from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, ADD_LEFT_SHIFT_INT16, BROADCAST_MAX_RANK, INT16_MAX,
+                                        INT8_ACTIVATIONS, MAX_WINDOW, MEAN_MAX_RANK, MEAN_MAX_VALUES, Operand,
+                                        PAD_MAX_RANK, Rule, _check_multiplier, _f32, _fail, _max_offset, _op, _ten,
+                                        _unsupported, add_reals, hard_swish_reals, multiplier_shift, resolve_axes,
+                                        softmax_real)
 
 DEPTHWISE_WEIGHT_AXIS = 3  # DEPTHWISE_CONV_2D's weights are [1, h, w, channels]
 
@@ -404,7 +405,8 @@ def _add_multipliers(graph: Graph, op: Op) -> None:
     """TFLM's QuantizeMultiplierSmallerThanOneExp stops the program unless every rescaling factor is below 1."""
     a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
     s1, s2, so = _f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s)
-    for name, real in zip(("input 0", "input 1", "output"), add_reals(s1, s2, so)):
+    shift = ADD_LEFT_SHIFT_INT16 if out.dtype == "int16" else ADD_LEFT_SHIFT
+    for name, real in zip(("input 0", "input 1", "output"), add_reals(s1, s2, so, shift)):
         if not 0.0 < real < 1.0 or multiplier_shift(real) > 0:
             raise _fail(graph, f"{_op(op)}: the {name} rescaling factor is {real:g} (input scales {s1:g} and {s2:g}, "
                                f"output scale {so:g}); allowed is below 1 (as TFLM requires: the output scale is "

@@ -17,11 +17,13 @@ The shape, window and option checks are the int8 rows'.  The arithmetic checks a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from tinyml.graph.ir import Graph, Op
-from tinyml.graph.validate.base import (INT8_ACTIVATIONS, Operand, Rule, _check_multiplier,
-                                        _f32, _fail, _max_offset, _op, _ten, multiplier_shift)
+from tinyml.graph.validate.arith import _arith_rule_table
+from tinyml.graph.validate.base import (INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _f32, _fail, _max_offset,
+                                        _op, _ten, multiplier_shift)
 from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
                                         _conv_shapes, _depthwise_shapes, _fc_shapes, _rule_table, _same_size, _t,
                                         _window_extent)
@@ -42,6 +44,7 @@ def _int16_rule_table() -> dict[str, Rule]:
     weights = Operand("weights", kind="const", quant="weights")
     bias = Operand("bias", ("int64", "int32"), kind="const", optional=True, quant="bias")
     conv, dw, fc = rules["CONV_2D"], rules["DEPTHWISE_CONV_2D"], rules["FULLY_CONNECTED"]
+    arith = _arith_rule_table(rules["PAD"])
     return {
         "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=conv.ints, activations=INT8_ACTIVATIONS,
                         checks=(_conv_shapes, _window_extent, _int16_multipliers, _activation_range)),
@@ -59,9 +62,26 @@ def _int16_rule_table() -> dict[str, Rule]:
                          outputs=(Operand("output", ("int8", "int16")),), checks=(_same_size, _requantize16)),
         "DEQUANTIZE": Rule(inputs=(act,), outputs=(Operand("output", ("float32",), quant="none"),),
                            checks=(_same_size,)),
+        # ADD, SUB: TFLM's general int16 path (left shift 15, every rescaling factor below 1), which TFLM runs
+        # whatever the pot_scale_int16 option says (TFLite's power-of-two path is not TFLM's); the int8 rows
+        # with int16 operands.
+        "ADD": _int16_row(rules["ADD"]),
+        "SUB": _int16_row(arith["SUB"]),
+        # PAD, PADV2: the int8 row with int16 data (TFLM PadEval copies the values; the padding value is the
+        # constant_values input, quantized as the output, or the output zero point).
+        "PAD": _int16_row(rules["PAD"]),
+        "PADV2": _int16_row(arith["PADV2"]),
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
     }
+
+
+def _int16_row(rule: Rule) -> Rule:
+    """``rule`` with int16 in place of its int8 operands."""
+    def f(o: Operand) -> Operand:
+        return dataclasses.replace(o, dtypes=("int16",)) if o.dtypes == ("int8",) else o
+
+    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs))
 
 
 def int16_operator(graph: Graph, op: Op) -> bool:
