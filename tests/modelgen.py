@@ -588,7 +588,7 @@ def int16_cases() -> list[Case]:
     :func:`tinyml.train.quantize.quantize_int16x8`), int16 I/O unless noted: FULLY_CONNECTED, CONV_2D and
     DEPTHWISE_CONV_2D over the edges (strides, SAME/VALID, odd sizes and channel counts, dilation, depth
     multipliers, fused activations, per-channel and per-tensor weights; int64 biases and a CONV_2D without its
-    bias), ADD and SUB (same shapes and broadcast), PAD, QUANTIZE and DEQUANTIZE at float32 I/O, and a 1-D conv net
+    bias), ADD and SUB (same shapes and broadcast), PAD, LEAKY_RELU, QUANTIZE and DEQUANTIZE at float32 I/O, and a 1-D conv net
     over a 1xW input with float32 I/O (tests/test_ops_int16.py).  The converter refuses per-tensor weights for
     DEPTHWISE_CONV_2D in this mode."""
     fc, conv, dw = ("dense", "FULLY_CONNECTED"), ("conv2d", "CONV_2D"), ("depthwise", "DEPTHWISE_CONV_2D")
@@ -616,6 +616,8 @@ def int16_cases() -> list[Case]:
         case("sub", "SUB", (6, 5, 3), (6, 5, 3), in_scale=(2.0, 0.5), **i16),
         case("sub", "SUB", (4, 4, 8), (4, 4, 1), in_scale=(1.0, 3.0), **i16),
         case("pad", "PAD", (5, 6, 3), pads=((2, 1), (0, 3)), **i16),
+        case("leaky_relu", "LEAKY_RELU", (4, 4, 8), alpha=0.1, in_scale=1.0, **i16),
+        case("leaky_relu", "LEAKY_RELU", (33,), alpha=0.3, in_scale=5.0, **i16),
         case("float_io", "QUANTIZE", (16,), body="dense", a16=True, io_dtype="float32", in_scale=3.0),
         case("conv1d_net", "DEPTHWISE_CONV_2D", (1, 40, 3), a16=True, io_dtype="float32", id="int16_conv1d_net"),
     ]

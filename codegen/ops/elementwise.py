@@ -183,16 +183,19 @@ def relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray
     return int8_table(f)
 
 
-def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float) -> np.ndarray:
-    """TFLM CalculateOpDataLeakyRelu + reference_ops::QuantizeLeakyRelu.
-
-    Both real multipliers are computed in float32 (scale * alpha / scale) and then widened."""
+def leaky_relu_multipliers(in_s: float, out_s: float, alpha: float) -> tuple[int, int, int, int]:
+    """TFLM CalculateOpDataLeakyRelu: the identity multiplier and shift, then alpha's; both real multipliers
+    are computed in float32 (scale * alpha / scale) and then widened."""
     f_in, f_out, f_alpha = np.float32(in_s), np.float32(out_s), np.float32(alpha)
     with np.errstate(all="ignore"):
         alpha_real = float(np.float32(np.float32(f_in * f_alpha) / f_out))
         ident_real = float(np.float32(f_in / f_out))
-    m_a, s_a = quantize_multiplier(alpha_real)
-    m_i, s_i = quantize_multiplier(ident_real)
+    return (*quantize_multiplier(ident_real), *quantize_multiplier(alpha_real))
+
+
+def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float) -> np.ndarray:
+    """TFLM CalculateOpDataLeakyRelu + reference_ops::QuantizeLeakyRelu."""
+    m_i, s_i, m_a, s_a = leaky_relu_multipliers(in_s, out_s, alpha)
 
     def f(x: int) -> int:
         v = x - in_zp

@@ -1,7 +1,7 @@
 """The operators on 16-bit activations (int16x8 models, validation's INT16_RULES): FULLY_CONNECTED, CONV_2D and
-DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, ADD, SUB, PAD, PADV2, QUANTIZE
-(float32 -> int16, int16 -> int16, int8 <-> int16) and DEQUANTIZE (int16 -> float32); RESHAPE and SQUEEZE are
-the type-generic aliases of shape.py.
+DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, ADD, SUB, PAD, PADV2,
+LEAKY_RELU, QUANTIZE (float32 -> int16, int16 -> int16, int8 <-> int16) and DEQUANTIZE (int16 -> float32);
+RESHAPE and SQUEEZE are the type-generic aliases of shape.py.
 
 The weighted kernels follow TFLM's 16x8 reference kernels (reference_integer_ops::FullyConnected and
 FullyConnectedPerChannel, ConvPerChannel, DepthwiseConvPerChannel for int16 input): no input or output offset,
@@ -21,7 +21,8 @@ from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, shape4, tensor_arg
 from tinyml.codegen.ops.common import fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.ops.conv import conv_window
-from tinyml.codegen.ops.elementwise import add_params, binary_call, binary_operands, tensor_scale
+from tinyml.codegen.ops.elementwise import (add_params, binary_call, binary_operands, leaky_relu_multipliers,
+                                            tensor_scale)
 from tinyml.codegen.ops.fc import fc_multipliers
 from tinyml.codegen.ops.quantize import scaled_call
 from tinyml.codegen.ops.tensor_ops import lower_pad
@@ -42,6 +43,7 @@ VARIANTS = (
     portable("requantize_s16", per_mac=20.0),
     portable("add_s16", per_mac=30.0),
     portable("pad_s16", per_mac=6.0),
+    portable("leaky_relu_s16", per_mac=20.0),
 )
 
 
@@ -154,3 +156,15 @@ def lower_pad_s16(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated as the int8 PAD, with int16 data: the int8 lowering's parameters (the padding value is the
     # constant_values input or the output zero point), element by element over int16 values.
     return dataclasses.replace(lower_pad(ctx, op), kernel="pad_s16", params_kernel="pad_s8")
+
+
+@lowering("LEAKY_RELU", dtype="int16")
+def lower_leaky_relu_s16(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: int16 input and output of one size (zero points 0), a finite alpha, both multipliers in range.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    m_i, s_i, m_a, s_a = leaky_relu_multipliers(tensor_scale(inp), tensor_scale(out), float(op.options["alpha"]))
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="leaky_relu_s16", spec={},
+        params=dict(size=out.size, ident_mult=m_i, ident_shift=s_i, alpha_mult=m_a, alpha_shift=s_a),
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)], inputs=[inp.index], outputs=[out.index],
+    )

@@ -162,9 +162,10 @@ def _check_multiplier(graph: Graph, op: Op, what: str, real: float, acc: int) ->
 
 
 def _max_offset(t: Tensor) -> int:
-    """The largest |x - zero point| over int8 values x."""
+    """The largest |x - zero point| over the values x of t's type (int8, or int16 for the int16 rows)."""
     zp = t.quant.zp if t.quant is not None else 0
-    return max(128 + zp, 127 - zp)
+    lo, hi = (-(1 << 15), (1 << 15) - 1) if t.dtype == "int16" else (-128, 127)
+    return max(zp - lo, hi - zp)
 
 
 def _f32(x: float) -> float:

@@ -201,12 +201,10 @@ def _weighted_multipliers(graph: Graph, op: Op) -> None:
 
 
 def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tensor, b: Tensor | None,
-                         axis: int, max_in: int | None = None,
-                         check: Callable[[Graph, Op, str, float, int], None] = _check_multiplier) -> None:
+                         axis: int, check: Callable[[Graph, Op, str, float, int], None] = _check_multiplier) -> None:
     """_weighted_multipliers for weights ``w`` whose output channels are along ``axis`` (every weight is
-    used at most once per output value, so the accumulator bound holds).  ``max_in`` is the largest
-    |x - zero point| of the input (an int8 input's by default) and ``check`` judges each channel's multiplier
-    against its accumulator bound (the int32 arithmetic's by default)."""
+    used at most once per output value, so the accumulator bound holds); ``check`` judges each channel's
+    multiplier against its accumulator bound (the int32 arithmetic's by default)."""
     wq = w.quant
     channels = w.shape[axis]
     # TFLM (PopulateConvolutionQuantizationParams, CalculateOpDataFullyConnected) takes per-channel scales one
@@ -218,8 +216,7 @@ def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tens
                            f"on axis {wq.axis}; allowed is 1, or {channels} (one per output channel) on an axis "
                            f"of that size such as {axis} (as TFLM requires)")
     absw = np.abs(w.data.astype(np.int64))
-    sums = np.moveaxis(absw, axis, 0).reshape(channels, -1).sum(axis=1) * (
-        _max_offset(inp) if max_in is None else max_in)
+    sums = np.moveaxis(absw, axis, 0).reshape(channels, -1).sum(axis=1) * _max_offset(inp)
     if b is not None:
         sums = sums + np.abs(b.data.astype(np.int64)).reshape(-1)
     in_s, out_s = _f32(inp.quant.s), _f32(out.quant.s)
@@ -292,8 +289,11 @@ def _leaky_relu_multipliers(graph: Graph, op: Op) -> None:
 
 
 def _quantize(graph: Graph, op: Op) -> None:
+    """QUANTIZE from an integer type (int8; int16 in the int16 row): TFLM Requantize with
+    QuantizeMultiplier(input scale / output scale) on x - zero point in int32 (float32 input: AffineQuantize,
+    nothing to check)."""
     inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
-    if inp.dtype == "int8":
+    if inp.dtype != "float32":
         if inp.quant is None or inp.quant.per_channel:
             raise _fail(graph, f"{_op(op)}: input {_ten(inp)} needs per-tensor quantization parameters")
         _check_multiplier(graph, op, "the multiplier input scale / output scale",

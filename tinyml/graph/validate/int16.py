@@ -9,7 +9,8 @@ The shape, window and option checks are the int8 rows'.  The arithmetic checks a
   a bias as their quantized_bias_type option says (the converter writes INT64): FULLY_CONNECTED in int64 only
   when it is INT64, CONV_2D in int32 only when it is INT32; DEPTHWISE_CONV_2D in int64 with its int64 bias;
 - an int32 accumulator is requantized by the int32 MultiplyByQuantizedMultiplier (the int8 rows' checks,
-  with inputs up to 32768 in magnitude);
+  with inputs up to 32768 in magnitude: base._max_offset knows int16), as are the int16 QUANTIZE, ADD, SUB
+  and LEAKY_RELU;
 - an int64 accumulator by the int64 MultiplyByQuantizedMultiplier, which multiplies it by the multiplier
   rounded to 16 bits and shifts right by 15 - shift: the shift must be below 8 (TFLM asserts it) and the
   product must fit int64 (refused here when it could overflow for some input).
@@ -22,13 +23,11 @@ import math
 
 from tinyml.graph.ir import Graph, Op
 from tinyml.graph.validate.arith import _arith_rule_table
-from tinyml.graph.validate.base import (INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _f32, _fail, _max_offset,
-                                        _op, _ten, multiplier_shift)
+from tinyml.graph.validate.base import INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op, multiplier_shift
 from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
-                                        _conv_shapes, _depthwise_shapes, _fc_shapes, _rule_table, _same_size, _t,
-                                        _window_extent)
+                                        _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize, _rule_table,
+                                        _same_size, _t, _window_extent)
 
-INT16_MAX_OFFSET = 1 << 15  # the largest |x| of an int16 input (zero point 0)
 MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8)
 # |accumulator| bound of the int64 requantization: times the 16-bit multiplier (at most 2^15) plus the
 # rounding term (at most 2^45) it stays below 2^63
@@ -59,7 +58,7 @@ def _int16_rule_table() -> dict[str, Rule]:
         # QUANTIZE: float32 -> int16 (AffineQuantize), int16 -> int16, int8 -> int16 and int16 -> int8
         # (Requantize); DEQUANTIZE: int16 -> float32.
         "QUANTIZE": Rule(inputs=(Operand("input", ("float32", "int8", "int16"), quant="none"),),
-                         outputs=(Operand("output", ("int8", "int16")),), checks=(_same_size, _requantize16)),
+                         outputs=(Operand("output", ("int8", "int16")),), checks=(_same_size, _quantize)),
         "DEQUANTIZE": Rule(inputs=(act,), outputs=(Operand("output", ("float32",), quant="none"),),
                            checks=(_same_size,)),
         # ADD, SUB: TFLM's general int16 path (left shift 15, every rescaling factor below 1), which TFLM runs
@@ -71,6 +70,8 @@ def _int16_rule_table() -> dict[str, Rule]:
         # constant_values input, quantized as the output, or the output zero point).
         "PAD": _int16_row(rules["PAD"]),
         "PADV2": _int16_row(arith["PADV2"]),
+        # LEAKY_RELU: TFLM QuantizeLeakyRelu<int16_t> (the int8 row's multipliers, on inputs up to 32768).
+        "LEAKY_RELU": _int16_row(rules["LEAKY_RELU"]),
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
     }
@@ -108,7 +109,7 @@ def _int16_multipliers(graph: Graph, op: Op) -> None:
     axis = DEPTHWISE_WEIGHT_AXIS if op.kind == "DEPTHWISE_CONV_2D" else 0
     check = _check_multiplier64 if int64_accumulator(graph, op) else _check_multiplier
     _channel_multipliers(graph, op, _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 2),
-                         axis, max_in=INT16_MAX_OFFSET, check=check)
+                         axis, check=check)
 
 
 def _check_multiplier64(graph: Graph, op: Op, what: str, real: float, acc: int) -> None:
@@ -125,19 +126,6 @@ def _check_multiplier64(graph: Graph, op: Op, what: str, real: float, acc: int) 
         raise _fail(graph, f"{_op(op)}: the accumulator reaches {acc} (sum of |weights| x 32768 plus |bias|), whose "
                            f"product with {what} overflows TFLM's int64 arithmetic; allowed is at most "
                            f"{ACC64_LIMIT}; requantize the model")
-
-
-def _requantize16(graph: Graph, op: Op) -> None:
-    """QUANTIZE from an integer type: TFLM Requantize with QuantizeMultiplier(input scale / output scale) on
-    x - zero point (up to 32768 for int16, 128 + |zero point| for int8) in int32."""
-    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
-    if inp.dtype == "float32":
-        return  # AffineQuantize: nothing to overflow (the kernel saturates)
-    if inp.quant is None or inp.quant.per_channel:
-        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} needs per-tensor quantization parameters")
-    offset = INT16_MAX_OFFSET if inp.dtype == "int16" else _max_offset(inp)
-    _check_multiplier(graph, op, "the multiplier input scale / output scale", _f32(inp.quant.s) / _f32(out.quant.s),
-                      offset)
 
 
 INT16_RULES: dict[str, Rule] = _int16_rule_table()
