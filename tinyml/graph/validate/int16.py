@@ -47,7 +47,8 @@ def _int16_rule_table() -> dict[str, Rule]:
     return {
         "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=conv.ints, activations=INT8_ACTIVATIONS,
                         checks=(_conv_shapes, _window_extent, _int16_multipliers, _activation_range)),
-        # TFLM's 16x8 DEPTHWISE_CONV_2D reads its bias as int64 (and needs one, as the int8 row says).
+        # TFLM's 16x8 DEPTHWISE_CONV_2D reads its bias as int64 (and needs one, as the int8 row says): an int32
+        # bias it reads past the end of (its outputs are garbage), so that is a ModelError.
         "DEPTHWISE_CONV_2D": Rule(
             inputs=(act, Operand("weights", kind="const", quant="weights", axis=DEPTHWISE_WEIGHT_AXIS),
                     Operand("bias", ("int64",), kind="const", quant="bias")), outputs=out,
