@@ -128,19 +128,20 @@ def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
     return binary_call(op, "add_s8", a, b, out, params, dict(sub=True) if op.kind == "SUB" else None)
 
 
+def mul_params(a: Tensor, b: Tensor, out: Tensor, act: str,
+               out_range: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> dict[str, int]:
+    """TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier; the activation
+    range within ``out_range``."""
+    m, shift = quantize_multiplier(tensor_scale(a) * tensor_scale(b) / tensor_scale(out))
+    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp, *out_range)
+    return dict(in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, out_mult=m, out_shift=shift,
+                out_offset=out.quant.zp, act_min=act_min, act_max=act_max)
+
+
 @lowering("MUL")
 def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = binary_operands(ctx, op)
-    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
-    # TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier.
-    m, shift = quantize_multiplier(s1 * s2 / so)
-    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
-    params = dict(
-        **layout,
-        in1_offset=-a.quant.zp, in2_offset=-b.quant.zp,
-        out_mult=m, out_shift=shift, out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
-    )
-    return binary_call(op, "mul_s8", a, b, out, params)
+    return binary_call(op, "mul_s8", a, b, out, dict(**layout, **mul_params(a, b, out, act)))
 
 
 # ---------------------------------------------------------------------------

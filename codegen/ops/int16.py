@@ -1,5 +1,5 @@
 """The operators on 16-bit activations (int16x8 models, validation's INT16_RULES): FULLY_CONNECTED, CONV_2D and
-DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, ADD, SUB, PAD, PADV2,
+DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, ADD, SUB, MUL, PAD, PADV2,
 LEAKY_RELU, QUANTIZE (float32 -> int16, int16 -> int16, int8 <-> int16) and DEQUANTIZE (int16 -> float32);
 RESHAPE and SQUEEZE are the type-generic aliases of shape.py.
 
@@ -8,7 +8,7 @@ FullyConnectedPerChannel, ConvPerChannel, DepthwiseConvPerChannel for int16 inpu
 the products summed in int64 with an int64 bias (TFLM's int64 MultiplyByQuantizedMultiplier then) or in int32
 with an int32 bias or none (the int32 one, as for int8), the multipliers as the int8 lowerings compute them.
 ADD and SUB are TFLM's general int16 path (the int8 arithmetic with left shift 15, add_s16 taking add_s8's
-params).  QUANTIZE and DEQUANTIZE follow TFLM quantize_common.cc and dequantize_common.cc: reference_ops::AffineQuantize,
+params), MUL its MulElementwise on int16 (mul_s16 taking mul_s8's).  QUANTIZE and DEQUANTIZE follow TFLM quantize_common.cc and dequantize_common.cc: reference_ops::AffineQuantize,
 Requantize and Dequantize.  The kernels are portable C, whole layer only (no in-place or patch form): the planner
 never offers an int8 DSP or MVE variant for them (those implement the int8 kernels, not these).
 """
@@ -22,7 +22,7 @@ from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_a
 from tinyml.codegen.ops.common import fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.ops.conv import conv_window
 from tinyml.codegen.ops.elementwise import (add_params, binary_call, binary_operands, leaky_relu_multipliers,
-                                            tensor_scale)
+                                            mul_params, tensor_scale)
 from tinyml.codegen.ops.fc import fc_multipliers
 from tinyml.codegen.ops.quantize import scaled_call
 from tinyml.codegen.ops.tensor_ops import lower_pad
@@ -45,6 +45,7 @@ VARIANTS = (
     portable("dequantize_s16_f32", per_mac=10.0),
     portable("requantize_s16", per_mac=20.0),
     portable("add_s16", per_mac=30.0),
+    portable("mul_s16", per_mac=25.0),
     portable("pad_s16", per_mac=6.0),
     portable("leaky_relu_s16", per_mac=20.0),
 )
@@ -150,8 +151,15 @@ def lower_add_s16(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = binary_operands(ctx, op)
     params = dict(**layout, **add_params(op, a, b, out, act, ADD_LEFT_SHIFT_INT16, (INT16_MIN, INT16_MAX)))
     call = binary_call(op, "add_s16", a, b, out, params, dict(sub=True) if op.kind == "SUB" else None)
-    call.params_kernel = "add_s8"  # its params struct
-    return call
+    return dataclasses.replace(call, params_kernel="add_s8")  # add_s8's params struct
+
+
+@lowering("MUL", dtype="int16")
+def lower_mul_s16(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated as the int8 MUL, with int16 operands (zero points 0): the product fits int32.
+    a, b, out, act, layout = binary_operands(ctx, op)
+    params = dict(**layout, **mul_params(a, b, out, act, (INT16_MIN, INT16_MAX)))
+    return dataclasses.replace(binary_call(op, "mul_s16", a, b, out, params), params_kernel="mul_s8")
 
 
 @lowering("PAD", "PADV2", dtype="int16")

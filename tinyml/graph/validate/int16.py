@@ -9,8 +9,8 @@ The shape, window and option checks are the int8 rows'.  The arithmetic checks a
   a bias as their quantized_bias_type option says (the converter writes INT64): FULLY_CONNECTED in int64 only
   when it is INT64, CONV_2D in int32 only when it is INT32; DEPTHWISE_CONV_2D in int64 with its int64 bias;
 - an int32 accumulator is requantized by the int32 MultiplyByQuantizedMultiplier (the int8 rows' checks,
-  with inputs up to 32768 in magnitude: base._max_offset knows int16), as are the int16 QUANTIZE, ADD, SUB
-  and LEAKY_RELU;
+  with inputs up to 32768 in magnitude: base._max_offset knows int16), as are the int16 QUANTIZE, ADD, SUB,
+  MUL and LEAKY_RELU;
 - an int64 accumulator by the int64 MultiplyByQuantizedMultiplier, which multiplies it by the multiplier
   rounded to 16 bits and shifts right by 15 - shift: the shift must be below 8 (TFLM asserts it) and the
   product must fit int64 (refused here when it could overflow for some input).
@@ -67,6 +67,8 @@ def _int16_rule_table() -> dict[str, Rule]:
         # with int16 operands.
         "ADD": _int16_row(rules["ADD"]),
         "SUB": _int16_row(arith["SUB"]),
+        # MUL: TFLM MulElementwise on int16 (the product, up to 2^30, in int32; the int8 row's checks).
+        "MUL": _int16_row(rules["MUL"]),
         # PAD, PADV2: the int8 row with int16 data (TFLM PadEval copies the values; the padding value is the
         # constant_values input, quantized as the output, or the output zero point).
         "PAD": _int16_row(rules["PAD"]),
