@@ -588,7 +588,7 @@ def int16_cases() -> list[Case]:
     :func:`tinyml.train.quantize.quantize_int16x8`), int16 I/O unless noted: FULLY_CONNECTED, CONV_2D and
     DEPTHWISE_CONV_2D over the edges (strides, SAME/VALID, odd sizes and channel counts, dilation, depth
     multipliers, fused activations, per-channel and per-tensor weights; int64 biases and a CONV_2D without its
-    bias), ADD, SUB and MUL (same shapes and broadcast), PAD, LEAKY_RELU, QUANTIZE and DEQUANTIZE at float32 I/O, and a 1-D conv net
+    bias), ADD, SUB and MUL (same shapes and broadcast), the pools, PAD, LEAKY_RELU, QUANTIZE and DEQUANTIZE at float32 I/O, and a 1-D conv net
     over a 1xW input with float32 I/O (tests/test_ops_int16.py).  The converter refuses per-tensor weights for
     DEPTHWISE_CONV_2D in this mode."""
     fc, conv, dw = ("dense", "FULLY_CONNECTED"), ("conv2d", "CONV_2D"), ("depthwise", "DEPTHWISE_CONV_2D")
@@ -617,6 +617,9 @@ def int16_cases() -> list[Case]:
         case("sub", "SUB", (4, 4, 8), (4, 4, 1), in_scale=(1.0, 3.0), **i16),
         case("mul", "MUL", (4, 4, 8), (4, 4, 8), act="none", in_scale=(1.0, 5.0), **i16),
         case("mul", "MUL", (6, 5, 3), (1, 1, 3), act="relu6", in_scale=(3.0, 3.0), **i16),
+        case("avgpool", "AVERAGE_POOL_2D", (9, 9, 5), pool=(3, 3), strides=(2, 2), padding="same", **i16),
+        case("avgpool", "AVERAGE_POOL_2D", (10, 7, 4), pool=(3, 2), strides=(2, 1), padding="valid", **i16),
+        case("maxpool", "MAX_POOL_2D", (9, 9, 5), pool=(3, 3), strides=(2, 2), padding="same", **i16),
         case("pad", "PAD", (5, 6, 3), pads=((2, 1), (0, 3)), **i16),
         case("leaky_relu", "LEAKY_RELU", (4, 4, 8), alpha=0.1, in_scale=1.0, **i16),
         case("leaky_relu", "LEAKY_RELU", (33,), alpha=0.3, in_scale=5.0, **i16),

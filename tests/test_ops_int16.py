@@ -2,8 +2,8 @@
 
 Bit-exact against TFLM's 16x8 reference kernels over tests/modelgen.py's int16_cases (FULLY_CONNECTED, CONV_2D,
 DEPTHWISE_CONV_2D over strides, SAME/VALID, odd sizes, dilation, depth multipliers, fused activations,
-per-channel and per-tensor weights, int64 biases and none; ADD and SUB with broadcasting; QUANTIZE/DEQUANTIZE
-at float32 I/O; a 1-D conv net)
+per-channel and per-tensor weights, int64 biases and none; ADD, SUB and MUL with broadcasting; the pools; PAD;
+LEAKY_RELU; QUANTIZE/DEQUANTIZE at float32 I/O; a 1-D conv net)
 on the host (gcc with ASan/UBSan, random int16 inputs over the whole range), a subset under QEMU on mps2-an386
 (Cortex-M4: the planner must pick the portable int16 kernels, not the int8 DSP ones); int32 biases (TFLM then
 accumulates in int32), the integer QUANTIZEs (int16 -> int16, int8 <-> int16) and power-of-two ADD/SUB scales
@@ -205,6 +205,17 @@ def test_padv2_with_a_float_value_is_refused() -> None:
                             io_dtype="int16"))
     msg = refusal(model, ModelError)
     assert "(input 2 (constant_values) of operator 0 (PADV2)) is float32; allowed is int16" in msg
+
+
+def test_average_pool_whose_sum_overflows_int32_is_refused() -> None:
+    def wide(m: Any, s: Any) -> None:
+        m.subgraphs[0].operators[0].builtinOptions.filterHeight = 300
+        m.subgraphs[0].operators[0].builtinOptions.filterWidth = 300
+
+    pool = next(c for c in CASES if c.op == "AVERAGE_POOL_2D" and "same" in c.id)
+    msg = refusal(edit_model(build(pool), wide), ModelError)
+    assert "filter 300x300 sums 90000 int16 values, which can overflow TFLM's int32 sum; allowed are at most 65535" \
+        in msg
 
 
 def test_depthwise_int32_bias_is_refused() -> None:

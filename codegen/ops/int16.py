@@ -1,6 +1,6 @@
 """The operators on 16-bit activations (int16x8 models, validation's INT16_RULES): FULLY_CONNECTED, CONV_2D and
-DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, ADD, SUB, MUL, PAD, PADV2,
-LEAKY_RELU, QUANTIZE (float32 -> int16, int16 -> int16, int8 <-> int16) and DEQUANTIZE (int16 -> float32);
+DEPTHWISE_CONV_2D with int16 activations (zero point 0) and symmetric int8 weights, ADD, SUB, MUL,
+AVERAGE_POOL_2D, MAX_POOL_2D, PAD, PADV2, LEAKY_RELU, QUANTIZE (float32 -> int16, int16 -> int16, int8 <-> int16) and DEQUANTIZE (int16 -> float32);
 RESHAPE and SQUEEZE are the type-generic aliases of shape.py.
 
 The weighted kernels follow TFLM's 16x8 reference kernels (reference_integer_ops::FullyConnected and
@@ -24,6 +24,7 @@ from tinyml.codegen.ops.conv import conv_window
 from tinyml.codegen.ops.elementwise import (add_params, binary_call, binary_operands, leaky_relu_multipliers,
                                             mul_params, tensor_scale)
 from tinyml.codegen.ops.fc import fc_multipliers
+from tinyml.codegen.ops.pool import lower_pool
 from tinyml.codegen.ops.quantize import scaled_call
 from tinyml.codegen.ops.tensor_ops import lower_pad
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
@@ -48,6 +49,8 @@ VARIANTS = (
     portable("mul_s16", per_mac=25.0),
     portable("pad_s16", per_mac=6.0),
     portable("leaky_relu_s16", per_mac=20.0),
+    portable("avgpool_s16", per_mac=10.0),
+    portable("maxpool_s16", per_mac=8.0),
 )
 
 
@@ -179,3 +182,12 @@ def lower_leaky_relu_s16(ctx: LowerContext, op: Op) -> KernelCall:
         params=dict(size=out.size, ident_mult=m_i, ident_shift=s_i, alpha_mult=m_a, alpha_shift=s_a),
         args=[tensor_arg(inp), tensor_arg(out, writable=True)], inputs=[inp.index], outputs=[out.index],
     )
+
+
+@lowering("AVERAGE_POOL_2D", "MAX_POOL_2D", dtype="int16")
+def lower_pool_s16(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated as the int8 pooling, with int16 data (and a window whose sum fits int32): the int8 lowering's
+    # window, the activation range within int16.
+    call = lower_pool(ctx, op)
+    return dataclasses.replace(call, kernel=call.kernel.replace("_s8", "_s16"), params_kernel=call.kernel,
+                               params={**call.params, **_range16(op, ctx.t(op.outputs[0]))})

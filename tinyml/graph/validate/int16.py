@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 from tinyml.graph.ir import Graph, Op
 from tinyml.graph.validate.arith import _arith_rule_table
-from tinyml.graph.validate.base import INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op, multiplier_shift
+from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op,
+                                        multiplier_shift)
 from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
                                         _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize, _rule_table,
                                         _same_size, _t, _window_extent)
 
+INT16_SPAN = 1 << 15  # the largest |x| of an int16 value
 MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8)
 # |accumulator| bound of the int64 requantization: times the 16-bit multiplier (at most 2^15) plus the
 # rounding term (at most 2^45) it stays below 2^63
@@ -73,6 +76,10 @@ def _int16_rule_table() -> dict[str, Rule]:
         # constant_values input, quantized as the output, or the output zero point).
         "PAD": _int16_row(rules["PAD"]),
         "PADV2": _int16_row(arith["PADV2"]),
+        # AVERAGE_POOL_2D, MAX_POOL_2D: TFLM's int16 AveragePool and MaxPool (the int8 rows; the average's sum of
+        # up to filter_h x filter_w int16 values in TFLM's int32 accumulator must not overflow).
+        "AVERAGE_POOL_2D": _int16_row(rules["AVERAGE_POOL_2D"], _int16_pool_sum),
+        "MAX_POOL_2D": _int16_row(rules["MAX_POOL_2D"]),
         # LEAKY_RELU: TFLM QuantizeLeakyRelu<int16_t> (the int8 row's multipliers, on inputs up to 32768).
         "LEAKY_RELU": _int16_row(rules["LEAKY_RELU"]),
         "RESHAPE": rules["RESHAPE"],
@@ -80,12 +87,21 @@ def _int16_rule_table() -> dict[str, Rule]:
     }
 
 
-def _int16_row(rule: Rule) -> Rule:
-    """``rule`` with int16 in place of its int8 operands."""
+def _int16_row(rule: Rule, *checks: Callable[[Graph, Op], None]) -> Rule:
+    """``rule`` with int16 in place of its int8 operands, and ``checks`` after its own."""
     def f(o: Operand) -> Operand:
         return dataclasses.replace(o, dtypes=("int16",)) if o.dtypes == ("int8",) else o
 
-    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs))
+    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs),
+                               checks=(*rule.checks, *checks))
+
+
+def _int16_pool_sum(graph: Graph, op: Op) -> None:
+    taps = int(op.options["filter_h"]) * int(op.options["filter_w"])  # validated by the row's checks
+    if taps * INT16_SPAN > INT32_MAX:
+        raise _fail(graph, f"{_op(op)}: filter {op.options['filter_h']}x{op.options['filter_w']} sums {taps} int16 "
+                           f"values, which can overflow TFLM's int32 sum; allowed are at most "
+                           f"{INT32_MAX // INT16_SPAN} values")
 
 
 def int16_operator(graph: Graph, op: Op) -> bool:
