@@ -320,7 +320,7 @@ def _t(shape, dtype="int8", scale=0.1, zp=0, data=None) -> Tensor:
 
 @pytest.mark.parametrize("kind,ins,out,options,message", [
     ("ADD", [_t([4]), _t([4])], _t([4]), {"activation": "TANH"}, "fused activation is TANH"),
-    ("MUL", [_t([4], "int16"), _t([4], "int16")], _t([4], "int16"), {}, "int16"),
+    ("MAXIMUM", [_t([4], "int16"), _t([4], "int16")], _t([4], "int16"), {}, "int16 MAXIMUM"),
     ("ADD", [_t([1, 2, 3, 4, 5]), _t([5])], _t([1, 2, 3, 4, 5]), {}, "rank 5"),
     ("ADD", [_t([4, 3]), _t([2, 3])], _t([4, 3]), {}, "does not broadcast"),
     ("ADD", [_t([4]), _t([4])], _t([4], scale=1e-9), {}, "too small"),

@@ -46,9 +46,6 @@ def _check_operand(graph: Graph, op: Op, spec: Operand, idx: int, role: str) -> 
     t = graph.tensors[idx]
     where = f"{role} ({spec.name}) of {_op(op)}"
     if t.dtype not in spec.dtypes:
-        if t.dtype == "int16" and "int8" in spec.dtypes and not t.is_const:
-            raise _unsupported(graph, op, f"{role} ({spec.name}) {_ten(t)} has 16-bit activations (int16x8 "
-                                          "quantization), which tinyml does not support yet; allowed is int8")
         raise _fail(graph, f"{_ten(t)} ({where}) is {t.dtype}; allowed is {'/'.join(spec.dtypes)}")
     if spec.kind == "const" and not t.is_const:
         raise _fail(graph, f"{_ten(t)} ({where}) has no data; it must be a constant tensor")
