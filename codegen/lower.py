@@ -122,9 +122,10 @@ LowerFn = Callable[[LowerContext, Op], Lowered]
 
 def lowering(*kinds: str, dtype: str | tuple[str, ...] = "int8") -> Callable[[LowerFn], LowerFn]:
     """Marks a function as the lowering of operator ``kinds`` computing in ``dtype`` ("int8", "float32" for
-    the float operators of validation's FLOAT_RULES, or both for operators that move bytes of either);
+    the float operators of validation's FLOAT_RULES, "int16" for the operators on 16-bit activations of its
+    INT16_RULES, or several for operators that move bytes of any);
     ``tinyml.codegen.ops`` collects the marked functions of its modules into its tables (``ops.LOWERINGS``,
-    ``ops.FLOAT_LOWERINGS``, ``ops.lower_op``)."""
+    ``ops.FLOAT_LOWERINGS``, ``ops.INT16_LOWERINGS``, ``ops.lower_op``)."""
     def mark(fn: LowerFn) -> LowerFn:
         fn.lowers = kinds  # type: ignore[attr-defined]
         fn.lowers_dtypes = (dtype,) if isinstance(dtype, str) else dtype  # type: ignore[attr-defined]

@@ -51,6 +51,7 @@ __all__ = [
     "zoo_cases",
     "all_cases",
     "float_cases",
+    "int16_cases",
     "build",
     "build_many",
     "inputs_for",
@@ -149,6 +150,9 @@ def case(
                 continue
             if k == "float_model":
                 parts.append("f32" if v else "")
+                continue
+            if k == "a16":
+                parts.append("a16" if v else "")
                 continue
             if k == "bias":
                 parts.append("bias" if v else "nobias")
@@ -588,6 +592,51 @@ def float_cases() -> list[Case]:
     ]
 
 
+def int16_cases() -> list[Case]:
+    """int16x8 models (16-bit activations, 8-bit weights; ``a16=True``: converted by
+    :func:`tinyml.train.quantize.quantize_int16x8`), int16 I/O unless noted: FULLY_CONNECTED, CONV_2D and
+    DEPTHWISE_CONV_2D over the edges (strides, SAME/VALID, odd sizes and channel counts, dilation, depth
+    multipliers, fused activations, per-channel and per-tensor weights; int64 biases and a CONV_2D without its
+    bias), ADD, SUB and MUL (same shapes and broadcast), the pools, PAD, LEAKY_RELU, QUANTIZE and DEQUANTIZE at float32 I/O, and a 1-D conv net
+    over a 1xW input with float32 I/O (tests/test_ops_int16.py).  The converter refuses per-tensor weights for
+    DEPTHWISE_CONV_2D in this mode."""
+    fc, conv, dw = ("dense", "FULLY_CONNECTED"), ("conv2d", "CONV_2D"), ("depthwise", "DEPTHWISE_CONV_2D")
+    i16 = dict(a16=True, io_dtype="int16")
+    return [
+        case(*fc, (32,), units=10, bias=True, **i16),
+        case(*fc, (32,), units=10, bias=False, **i16),
+        case(*fc, (17,), units=5, bias=True, act="relu6", per_channel=False, **i16),
+        case(*fc, (6, 16), units=8, bias=True, act="relu", per_channel=False, in_scale=4.0, **i16),
+        case(*conv, (9, 8, 3), kernel=(3, 3), strides=(2, 2), padding="valid", filters=6, bias=True,
+             per_channel=False, **i16),
+        case(*conv, (12, 10, 4), kernel=(5, 3), strides=(2, 1), padding="same", filters=7, act="relu", bias=True,
+             **i16),
+        case(*conv, (10, 10, 4), kernel=(3, 3), strides=(1, 1), dilation=(2, 2), padding="same", filters=5,
+             act="relu6", bias=True, **i16),
+        case(*conv, (8, 8, 5), kernel=(3, 3), strides=(1, 2), padding="same", filters=6, bias=False,
+             null_bias=True, in_scale=3.0, **i16),
+        case(*dw, (10, 9, 3), kernel=(3, 3), strides=(2, 2), padding="valid", mult=2, bias=True, **i16),
+        case(*dw, (12, 10, 5), kernel=(5, 3), strides=(2, 1), padding="same", mult=1, act="relu6", bias=True,
+             **i16),
+        case(*dw, (11, 11, 4), kernel=(3, 3), strides=(1, 1), dilation=(2, 2), padding="valid", mult=3,
+             act="relu", bias=True, in_dist="relu", **i16),
+        case("add", "ADD", (4, 4, 8), (4, 4, 8), act="none", in_scale=(1.0, 5.0), **i16),
+        case("add", "ADD", (4, 4, 8), (1, 1, 8), act="relu", in_scale=(1.0, 0.3), **i16),
+        case("sub", "SUB", (6, 5, 3), (6, 5, 3), in_scale=(2.0, 0.5), **i16),
+        case("sub", "SUB", (4, 4, 8), (4, 4, 1), in_scale=(1.0, 3.0), **i16),
+        case("mul", "MUL", (4, 4, 8), (4, 4, 8), act="none", in_scale=(1.0, 5.0), **i16),
+        case("mul", "MUL", (6, 5, 3), (1, 1, 3), act="relu6", in_scale=(3.0, 3.0), **i16),
+        case("avgpool", "AVERAGE_POOL_2D", (9, 9, 5), pool=(3, 3), strides=(2, 2), padding="same", **i16),
+        case("avgpool", "AVERAGE_POOL_2D", (10, 7, 4), pool=(3, 2), strides=(2, 1), padding="valid", **i16),
+        case("maxpool", "MAX_POOL_2D", (9, 9, 5), pool=(3, 3), strides=(2, 2), padding="same", **i16),
+        case("pad", "PAD", (5, 6, 3), pads=((2, 1), (0, 3)), **i16),
+        case("leaky_relu", "LEAKY_RELU", (4, 4, 8), alpha=0.1, in_scale=1.0, **i16),
+        case("leaky_relu", "LEAKY_RELU", (33,), alpha=0.3, in_scale=5.0, **i16),
+        case("float_io", "QUANTIZE", (16,), body="dense", a16=True, io_dtype="float32", in_scale=3.0),
+        case("conv1d_net", "DEPTHWISE_CONV_2D", (1, 40, 3), a16=True, io_dtype="float32", id="int16_conv1d_net"),
+    ]
+
+
 def op_cases(*ops: str) -> list[Case]:
     """Unit-test cases whose expected operator is one of ``ops`` (all when none given)."""
     every = [c for make in _CASE_LISTS.values() for c in make()]
@@ -838,6 +887,16 @@ def _b_float_io(keras: Any, c: Case, ins: list[Any]) -> Any:
     raise ValueError(f"unknown float_io body {body!r}")
 
 
+def _b_conv1d_net(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """A 1-D conv net over a 1xW input: CONV_2D (1x5), DEPTHWISE_CONV_2D (1x3, stride 2), CONV_2D (1x1),
+    FULLY_CONNECTED."""
+    L = keras.layers
+    x = L.Conv2D(8, (1, 5), padding="same", activation="relu")(ins[0])
+    x = L.DepthwiseConv2D((1, 3), strides=(1, 2), padding="same", activation="relu6")(x)
+    x = L.Conv2D(6, (1, 1))(x)
+    return L.Dense(4)(L.Flatten()(x))
+
+
 def _b_requantize(keras: Any, c: Case, ins: list[Any]) -> Any:
     # CONCATENATION forces one scale on all its inputs and its output.  Graph
     # inputs simply get that scale, but LOGISTIC (scale 1/256, zp -128) and
@@ -1066,11 +1125,13 @@ def _patch(c: Case, flatbuffer: bytes) -> bytes:
 
 
 def _convert(c: Case) -> bytes:
-    from tinyml.train.quantize import convert_float32, quantize_int8
+    from tinyml.train.quantize import convert_float32, quantize_int8, quantize_int16x8
 
     model = _keras_model(c)
     if c.p("float_model"):
         flatbuffer = convert_float32(model)
+    elif c.p("a16"):
+        flatbuffer = quantize_int16x8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
     else:
         flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
     flatbuffer = _patch(c, flatbuffer)
@@ -1121,7 +1182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = "--check" in args
     ops = [a for a in args if not a.startswith("--")]
     if not ops and not zoo:
-        cases = all_cases() + float_cases()
+        cases = all_cases() + float_cases() + int16_cases()
     else:
         cases = (op_cases(*ops) if ops else []) + (zoo_cases() if zoo else [])
     t0 = time.time()

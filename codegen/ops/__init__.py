@@ -8,7 +8,7 @@ import pkgutil
 from tinyml.codegen.lower import LowerContext, LowerFn, Lowered
 from tinyml.errors import UnsupportedError
 from tinyml.graph.ir import Op
-from tinyml.graph.validate import float_operator
+from tinyml.graph.validate import float_operator, int16_operator
 
 MODULES = tuple(importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__))
 
@@ -18,6 +18,9 @@ LOWERINGS: dict[str, LowerFn] = {kind: fn for m in MODULES for fn in vars(m).val
                                  for kind in getattr(fn, "lowers", ()) if "int8" in fn.lowers_dtypes}
 FLOAT_LOWERINGS: dict[str, LowerFn] = {kind: fn for m in MODULES for fn in vars(m).values()
                                        for kind in getattr(fn, "lowers", ()) if "float32" in fn.lowers_dtypes}
+# the operators on 16-bit activations (validation's INT16_RULES; RESHAPE and SQUEEZE are type-generic)
+INT16_LOWERINGS: dict[str, LowerFn] = {kind: fn for m in MODULES for fn in vars(m).values()
+                                       for kind in getattr(fn, "lowers", ()) if "int16" in fn.lowers_dtypes}
 
 
 def supported_ops() -> list[str]:
@@ -34,6 +37,8 @@ def lower_op(ctx: LowerContext, op: Op) -> Lowered:
     fn = LOWERINGS.get(op.kind)
     if float_operator(ctx.graph, op) and op.kind in FLOAT_LOWERINGS:
         fn = FLOAT_LOWERINGS[op.kind]
+    elif int16_operator(ctx.graph, op) and op.kind in INT16_LOWERINGS:
+        fn = INT16_LOWERINGS[op.kind]
     if fn is None:
         raise UnsupportedError(
             f"operator {op.index} is {op.kind}, which is not supported; supported operators: "

@@ -113,13 +113,18 @@ def binary_call(op: Op, kernel: str, a: Tensor, b: Tensor, out: Tensor, params: 
 # ADD / SUB / MUL
 
 
-def add_multipliers(s1: float, s2: float, s_out: float) -> dict[str, int]:
-    """TFLM CalculateOpDataAdd for int8, which CalculateOpDataSub equals (validated: every rescaling factor
-    below 1)."""
-    out: dict[str, int] = {}
-    for name, real in zip(("in1", "in2", "out"), add_reals(s1, s2, s_out)):
-        out[f"{name}_mult"], out[f"{name}_shift"] = quantize_multiplier(real)
-    return out
+def add_params(op: Op, a: Tensor, b: Tensor, out: Tensor, act: str, left_shift: int,
+               out_range: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> dict[str, int]:
+    """The rescaling of ADD and SUB: TFLM CalculateOpDataAdd, which CalculateOpDataSub equals, with the left
+    shift of the type (validated: every rescaling factor below 1), and the activation range within
+    ``out_range``."""
+    mults: dict[str, int] = {}
+    for name, real in zip(("in1", "in2", "out"), add_reals(tensor_scale(a), tensor_scale(b), tensor_scale(out),
+                                                           left_shift)):
+        mults[f"{name}_mult"], mults[f"{name}_shift"] = quantize_multiplier(real)
+    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp, *out_range)
+    return dict(in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, left_shift=left_shift, **mults,
+                out_offset=out.quant.zp, act_min=act_min, act_max=act_max)
 
 
 def add_table(offset: int, mult: int, shift: int) -> np.ndarray:
@@ -132,34 +137,31 @@ def add_table(offset: int, mult: int, shift: int) -> np.ndarray:
 @lowering("ADD", "SUB")
 def lower_add(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = binary_operands(ctx, op)
-    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
-    sub = op.kind == "SUB"
-    mults = add_multipliers(s1, s2, so)
-    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
-    params = dict(**layout, out_mult=mults["out_mult"], out_shift=mults["out_shift"], out_offset=out.quant.zp,
-                  act_min=act_min, act_max=act_max)
-    t1 = add_table(-a.quant.zp, mults["in1_mult"], mults["in1_shift"])
-    t2 = add_table(-b.quant.zp, mults["in2_mult"], mults["in2_shift"])
+    full = add_params(op, a, b, out, act, ADD_LEFT_SHIFT)
+    params = dict(**layout, **{k: full[k] for k in ("out_mult", "out_shift", "out_offset", "act_min", "act_max")})
+    t1 = add_table(full["in1_offset"], full["in1_mult"], full["in1_shift"])
+    t2 = add_table(full["in2_offset"], full["in2_mult"], full["in2_shift"])
     tables = [ConstArray("table1", "int32_t", t1)]
     if not np.array_equal(t1, t2):
         tables.append(ConstArray("table2", "int32_t", t2))
-    call = binary_call(op, "add_s8", a, b, out, params, dict(sub=True) if sub else None)
+    call = binary_call(op, "add_s8", a, b, out, params, dict(sub=True) if op.kind == "SUB" else None)
     return replace(call, args=call.args + [const_arg(tables[0]), const_arg(tables[-1])], consts=tables)
+
+
+def mul_params(a: Tensor, b: Tensor, out: Tensor, act: str,
+               out_range: tuple[int, int] = (INT8_MIN, INT8_MAX)) -> dict[str, int]:
+    """TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier; the activation
+    range within ``out_range``."""
+    m, shift = quantize_multiplier(tensor_scale(a) * tensor_scale(b) / tensor_scale(out))
+    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp, *out_range)
+    return dict(in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, out_mult=m, out_shift=shift,
+                out_offset=out.quant.zp, act_min=act_min, act_max=act_max)
 
 
 @lowering("MUL")
 def lower_mul(ctx: LowerContext, op: Op) -> KernelCall:
     a, b, out, act, layout = binary_operands(ctx, op)
-    s1, s2, so = tensor_scale(a), tensor_scale(b), tensor_scale(out)
-    # TFLM CalculateOpDataMul: double(s1) * double(s2) / double(s_out), QuantizeMultiplier.
-    m, shift = quantize_multiplier(s1 * s2 / so)
-    act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
-    params = dict(
-        **layout,
-        in1_offset=-a.quant.zp, in2_offset=-b.quant.zp,
-        out_mult=m, out_shift=shift, out_offset=out.quant.zp, act_min=act_min, act_max=act_max,
-    )
-    return binary_call(op, "mul_s8", a, b, out, params)
+    return binary_call(op, "mul_s8", a, b, out, dict(**layout, **mul_params(a, b, out, act)))
 
 
 # ---------------------------------------------------------------------------
@@ -202,16 +204,19 @@ def relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray
     return int8_table(f)
 
 
-def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float) -> np.ndarray:
-    """TFLM CalculateOpDataLeakyRelu + reference_ops::QuantizeLeakyRelu.
-
-    Both real multipliers are computed in float32 (scale * alpha / scale) and then widened."""
+def leaky_relu_multipliers(in_s: float, out_s: float, alpha: float) -> tuple[int, int, int, int]:
+    """TFLM CalculateOpDataLeakyRelu: the identity multiplier and shift, then alpha's; both real multipliers
+    are computed in float32 (scale * alpha / scale) and then widened."""
     f_in, f_out, f_alpha = np.float32(in_s), np.float32(out_s), np.float32(alpha)
     with np.errstate(all="ignore"):
         alpha_real = float(np.float32(np.float32(f_in * f_alpha) / f_out))
         ident_real = float(np.float32(f_in / f_out))
-    m_a, s_a = quantize_multiplier(alpha_real)
-    m_i, s_i = quantize_multiplier(ident_real)
+    return (*quantize_multiplier(ident_real), *quantize_multiplier(alpha_real))
+
+
+def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float) -> np.ndarray:
+    """TFLM CalculateOpDataLeakyRelu + reference_ops::QuantizeLeakyRelu."""
+    m_i, s_i, m_a, s_a = leaky_relu_multipliers(in_s, out_s, alpha)
 
     def f(x: int) -> int:
         v = x - in_zp

@@ -8,12 +8,24 @@ from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, quantize_multiplier
-from tinyml.graph.ir import Op
+from tinyml.graph.ir import Op, Tensor
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
     portable("fc_s8", ring=True, per_mac=8.0),
 )
+
+
+def fc_multipliers(op: Op, inp: Tensor, w: Tensor, out: Tensor) -> tuple[ConstArray, ConstArray]:
+    """TFLM CalculateOpDataFullyConnected: one multiplier per output channel (per-channel weights) or one."""
+    if w.quant.per_channel:
+        return per_channel_multipliers(op, inp, w, out, w.shape[0], 0)
+    # TFLM GetQuantizedConvolutionMultipler: the product of the two scales is
+    # taken in float, then widened to double (this is where TFLM and TFLite differ).
+    product = float(np.float32(inp.quant.scale[0]) * np.float32(w.quant.scale[0]))
+    m, s = quantize_multiplier(product / float(out.quant.scale[0]))
+    return (ConstArray("mult", "int32_t", np.asarray([m], dtype=np.int32)),
+            ConstArray("shift", "int32_t", np.asarray([s], dtype=np.int32)))
 
 
 @lowering("FULLY_CONNECTED")
@@ -23,15 +35,7 @@ def lower_fc(ctx: LowerContext, op: Op) -> KernelCall:
     out_depth, accum = w.shape
     batches = inp.size // accum
     wq = w.quant
-    if wq.per_channel:
-        mult, shift = per_channel_multipliers(op, inp, w, out, out_depth, 0)
-    else:
-        # TFLM GetQuantizedConvolutionMultipler: the product of the two scales is
-        # taken in float, then widened to double (this is where TFLM and TFLite differ).
-        product = float(np.float32(inp.quant.scale[0]) * np.float32(wq.scale[0]))
-        m, s = quantize_multiplier(product / float(out.quant.scale[0]))
-        mult = ConstArray("mult", "int32_t", np.asarray([m], dtype=np.int32))
-        shift = ConstArray("shift", "int32_t", np.asarray([s], dtype=np.int32))
+    mult, shift = fc_multipliers(op, inp, w, out)
     act_min, act_max = activation_range(act, out.quant.s, out.quant.zp)
     params = dict(
         batches=batches, accum_depth=accum, out_depth=out_depth, per_channel=int(wq.per_channel),

@@ -21,7 +21,7 @@ from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.ops.elementwise import int8_table, lut_call, tensor_scale
 from tinyml.codegen.qmath import INT8_MAX, INT8_MIN, multiply_by_quantized_multiplier, quantize_multiplier
-from tinyml.graph.ir import Op
+from tinyml.graph.ir import Op, Tensor
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -42,18 +42,24 @@ def requantize_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.n
     return int8_table(f)
 
 
+def scaled_call(op: Op, kernel: str, inp: Tensor, out: Tensor, q: Tensor) -> KernelCall:
+    """The call of an element-wise conversion between float32 and a quantized type (``kernel``): its size,
+    the zero point and, as a one-value float array, the scale of ``q`` (the quantized side)."""
+    arr = ConstArray("scale", "float", np.asarray([tensor_scale(q)], dtype=np.float32))
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel=kernel, spec={},
+        params=dict(size=out.size, zero_point=q.quant.zp, scale="scale"),
+        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
+        consts=[arr], inputs=[inp.index], outputs=[out.index],
+    )
+
+
 @lowering("QUANTIZE")
 def lower_quantize(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: a float32 or int8 (per-tensor) input, an int8 output of the same size.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
     if inp.dtype == "float32":
-        arr = ConstArray("scale", "float", np.asarray([tensor_scale(out)], dtype=np.float32))
-        return KernelCall(
-            op_index=op.index, op_kind=op.kind, kernel="quantize_f32_s8", spec={},
-            params=dict(size=out.size, zero_point=out.quant.zp, scale="scale"),
-            args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-            consts=[arr], inputs=[inp.index], outputs=[out.index],
-        )
+        return scaled_call(op, "quantize_f32_s8", inp, out, out)
     table = requantize_table(tensor_scale(inp), inp.quant.zp, tensor_scale(out), out.quant.zp)
     return lut_call(op, inp, out, table)
 
@@ -62,10 +68,4 @@ def lower_quantize(ctx: LowerContext, op: Op) -> KernelCall:
 def lower_dequantize(ctx: LowerContext, op: Op) -> KernelCall:
     # Validated: an int8 per-tensor input, a float32 output of the same size.
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
-    arr = ConstArray("scale", "float", np.asarray([tensor_scale(inp)], dtype=np.float32))
-    return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="dequantize_s8_f32", spec={},
-        params=dict(size=out.size, zero_point=inp.quant.zp, scale="scale"),
-        args=[tensor_arg(inp), tensor_arg(out, writable=True)],
-        consts=[arr], inputs=[inp.index], outputs=[out.index],
-    )
+    return scaled_call(op, "dequantize_s8_f32", inp, out, inp)

@@ -6,7 +6,7 @@ from tinyml.codegen.lower import Alias, LowerContext, lowering
 from tinyml.graph.ir import Op
 
 
-@lowering("RESHAPE", "SQUEEZE")
+@lowering("RESHAPE", "SQUEEZE", dtype=("int8", "int16"))
 def lower_reshape(ctx: LowerContext, op: Op) -> Alias:
     # Validated: one data input and one output, of the same type and size.
     src, dst = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])

@@ -57,6 +57,7 @@ C_TYPES = {
     "uint8": "uint8_t",
     "int16": "int16_t",
     "int32": "int32_t",
+    "int64": "int64_t",  # the biases of int16x8 models
     "float32": "float",
 }
 

@@ -106,7 +106,8 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
         )
 
     return {
-        "CONV_2D": ("Conv2DOptions", window),
+        # a TensorType code: which accumulator TFLM's int16 kernel uses without a bias (4: int64)
+        "CONV_2D": ("Conv2DOptions", lambda o: dict(window(o), quantized_bias_type=o.QuantizedBiasType())),
         "DEPTHWISE_CONV_2D": (
             "DepthwiseConv2DOptions",
             lambda o: dict(window(o), depth_multiplier=o.DepthMultiplier()),
@@ -117,6 +118,8 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
                 activation=act(o),
                 weights_format=o.WeightsFormat(),
                 keep_num_dims=bool(o.KeepNumDims()),
+                # a TensorType code: which accumulator TFLM's int16 kernel uses without a bias (4: int64)
+                quantized_bias_type=o.QuantizedBiasType(),
             ),
         ),
         "AVERAGE_POOL_2D": ("Pool2DOptions", None),
@@ -175,7 +178,7 @@ def _pool_options(o: Any) -> dict[str, Any]:
 
 
 _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "FULLY_CONNECTED": dict(activation="NONE", weights_format=0, keep_num_dims=False),
+    "FULLY_CONNECTED": dict(activation="NONE", weights_format=0, keep_num_dims=False, quantized_bias_type=0),
     "MEAN": dict(keep_dims=False),
     "ADD": dict(activation="NONE"),
     "MUL": dict(activation="NONE"),

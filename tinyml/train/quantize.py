@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyml.errors import TinymlError
 
-__all__ = ["quantize_int8", "weight_scales"]
+__all__ = ["quantize_int8", "quantize_int16x8", "weight_scales"]
 
 _WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
@@ -125,6 +125,32 @@ def quantize_int8(
     """
     if io_dtype not in ("int8", "float32"):
         raise TinymlError(f"io_dtype must be 'int8' or 'float32', not {io_dtype!r}")
+    return _quantize(model, representative, "int8", per_channel=per_channel, io_dtype=io_dtype, batch=batch,
+                     dense_per_channel=dense_per_channel)
+
+
+def quantize_int16x8(
+    model: Any,
+    representative: np.ndarray | Sequence[np.ndarray],
+    *,
+    per_channel: bool = True,
+    io_dtype: str = "int16",
+    batch: int | None = 1,
+) -> bytes:
+    """Quantize ``model`` (Keras 3) with 16-bit activations and 8-bit weights (TFLite's int16x8 mode,
+    ``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``: int16 activations with zero point 0,
+    symmetric int8 weights, int64 biases) and return the ``.tflite`` bytes.  ``io_dtype="int16"`` gives
+    int16 inputs and outputs, ``"float32"`` float I/O through QUANTIZE / DEQUANTIZE; the rest as
+    :func:`quantize_int8`."""
+    if io_dtype not in ("int16", "float32"):
+        raise TinymlError(f"io_dtype must be 'int16' or 'float32', not {io_dtype!r}")
+    return _quantize(model, representative, "int16", per_channel=per_channel, io_dtype=io_dtype, batch=batch,
+                     dense_per_channel=None)
+
+
+def _quantize(model: Any, representative: np.ndarray | Sequence[np.ndarray], activations: str, *,
+              per_channel: bool, io_dtype: str, batch: int | None, dense_per_channel: bool | None) -> bytes:
+    """The converter run of quantize_int8 (``activations`` "int8") and quantize_int16x8 ("int16")."""
     tf = _tf()
     inputs = list(model.inputs)
     arrays = _as_list(representative, len(inputs))
@@ -148,13 +174,14 @@ def quantize_int8(
     converter = _frozen_converter(tf, model, specs)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = samples
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if io_dtype == "int8":
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+    if activations == "int16":
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     else:
-        converter.inference_input_type = tf.float32
-        converter.inference_output_type = tf.float32
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io_type = {"int8": tf.int8, "int16": tf.int16, "float32": tf.float32}[io_dtype]
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
     if not per_channel:
         converter._experimental_disable_per_channel = True
     # ``dense_per_channel`` (None: as ``per_channel``) chooses FULLY_CONNECTED weights alone.
@@ -168,8 +195,8 @@ def quantize_int8(
     except Exception as exc:
         msg = " ".join(str(exc).split())[:400]
         raise TinymlError(
-            f"TFLite int8 conversion failed: {type(exc).__name__}: {msg}; the model probably "
-            "uses an operation without an int8 TFLite builtin"
+            f"TFLite {'int16x8' if activations == 'int16' else 'int8'} conversion failed: {type(exc).__name__}: "
+            f"{msg}; the model probably uses an operation without an {activations} TFLite builtin"
         ) from exc
 
     if not per_channel or not dense_pc:

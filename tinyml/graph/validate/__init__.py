@@ -24,7 +24,7 @@ table's comments name each case) is refused here too, with an
 Before any row, the whole model is checked, most telling reason first: an
 operator of a kind without a row (Vela's Ethos-U operator, a custom
 operator by its name, a builtin by name and index, and whether it keeps
-state), then the activation types (float32, dynamic-range, 16-bit), then
+state), then the activation types (float32, dynamic-range, and int16 operators without a row), then
 the tensors' types and shapes, then the order of the operators (a variable
 tensor read before any operator writes it is state TFLM keeps between
 invocations, which tinyml does not).
@@ -41,28 +41,31 @@ The package holds one module per block of rows, each with the checks only its ro
 - ``convlike``: TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, BATCH_MATMUL,
   L2_NORMALIZATION;
 - ``floats``: the float32 rows (:data:`FLOAT_RULES`);
+- ``int16``: the rows of the operators on 16-bit activations (:data:`INT16_RULES`, int16x8 models);
 - ``model``: the whole-model checks, the operand and option checks every row shares, and
   :data:`RULES`, the union of the int8 blocks.
 """
 
 from __future__ import annotations
 
-from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, BROADCAST_MAX_RANK, CONVERTERS, PAD_MAX_RANK, RSQRT_SHIFT,
-                                        SQUARED_DIFFERENCE_LEFT_SHIFT, Operand, Rule, add_reals, hard_swish_reals,
-                                        multiplier_shift, resolve_axes, softmax_real)
+from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, ADD_LEFT_SHIFT_INT16, BROADCAST_MAX_RANK, CONVERTERS,
+                                        PAD_MAX_RANK, RSQRT_SHIFT, SQUARED_DIFFERENCE_LEFT_SHIFT, Operand, Rule,
+                                        add_reals, hard_swish_reals, multiplier_shift, resolve_axes, softmax_real)
 from tinyml.graph.validate.movement import (SliceAxis, pack_axis, slice_axes, split_axis, strided_slice_axes,
                                             transpose_perm, unpack_axis)
 from tinyml.graph.validate.arith import (arg_min_max_axis, prelu_reals, rsqrt_real, squared_difference_reals)
 from tinyml.graph.validate.convlike import (BATCH_MATMUL_MAX_RANK, MatMulShape, batch_matmul_shape, bilinear_axis,
                                             transpose_conv_padding)
 from tinyml.graph.validate.floats import (FLOAT_RULES, float_operator)
+from tinyml.graph.validate.int16 import (INT16_RULES, int16_operator, int64_accumulator)
 from tinyml.graph.validate.model import (RULES, op_problem, unsupported_reason, validate_graph, validate_operator,
                                          validate_operators)
 
-__all__ = ["ADD_LEFT_SHIFT", "BROADCAST_MAX_RANK", "CONVERTERS", "PAD_MAX_RANK", "RSQRT_SHIFT",
+__all__ = ["ADD_LEFT_SHIFT", "ADD_LEFT_SHIFT_INT16", "BROADCAST_MAX_RANK", "CONVERTERS", "PAD_MAX_RANK", "RSQRT_SHIFT",
            "SQUARED_DIFFERENCE_LEFT_SHIFT", "Operand", "Rule", "add_reals", "hard_swish_reals", "multiplier_shift",
            "resolve_axes", "softmax_real", "SliceAxis", "pack_axis", "slice_axes", "split_axis", "strided_slice_axes",
            "transpose_perm", "unpack_axis", "arg_min_max_axis", "prelu_reals", "rsqrt_real", "squared_difference_reals",
            "BATCH_MATMUL_MAX_RANK", "MatMulShape", "batch_matmul_shape", "bilinear_axis", "transpose_conv_padding",
-           "FLOAT_RULES", "float_operator", "RULES", "op_problem", "unsupported_reason", "validate_graph",
+           "FLOAT_RULES", "float_operator", "INT16_RULES", "int16_operator", "int64_accumulator", "RULES",
+           "op_problem", "unsupported_reason", "validate_graph",
            "validate_operator", "validate_operators"]

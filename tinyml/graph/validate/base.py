@@ -31,7 +31,8 @@ MEAN_MAX_VALUES = 1 << 23  # 255 * 2^23 < 2^31: the sum of the (x - zero point) 
 MEAN_MAX_RANK = 4  # our mean_s8 kernel reduces 1-D to 4-D inputs
 PAD_MAX_RANK = 5  # TFLM PadKernelMaxDimensionCount
 BROADCAST_MAX_RANK = 4  # our add_s8/mul_s8 kernels broadcast up to 4-D (TFLM up to 6-D)
-ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD and SUB (15 for int16)
+ADD_LEFT_SHIFT = 20  # TFLM: left_shift = 20 for int8 ADD and SUB
+ADD_LEFT_SHIFT_INT16 = 15  # and 15 for int16
 SQUARED_DIFFERENCE_LEFT_SHIFT = 7  # TFLM: 255^2 * 2^14 stays below 2^31
 RSQRT_SHIFT = 20  # TFLM RsqrtEvalQuantized: kShift, 1 / sqrt(x) is scaled up by 2^20 and the output down
 
@@ -111,11 +112,12 @@ def multiplier_shift(real: float) -> int:
     return 0 if shift < -31 else shift  # QuantizeMultiplier flushes such a multiplier to 0 (shift 0)
 
 
-def add_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
-    """TFLM CalculateOpDataAdd for int8 (in double, the scales widened from float32): the real rescaling
-    factors of input 1, input 2 and the output."""
+def add_reals(s1: float, s2: float, s_out: float, left_shift: int = ADD_LEFT_SHIFT) -> tuple[float, float, float]:
+    """TFLM CalculateOpDataAdd (in double, the scales widened from float32): the real rescaling factors of
+    input 1, input 2 and the output, for the left shift of int8 (ADD_LEFT_SHIFT) or int16
+    (ADD_LEFT_SHIFT_INT16)."""
     twice_max = 2.0 * max(s1, s2)
-    return s1 / twice_max, s2 / twice_max, twice_max / (float(1 << ADD_LEFT_SHIFT) * s_out)
+    return s1 / twice_max, s2 / twice_max, twice_max / (float(1 << left_shift) * s_out)
 
 
 def softmax_real(beta: float, in_scale: float) -> float:
@@ -160,9 +162,10 @@ def _check_multiplier(graph: Graph, op: Op, what: str, real: float, acc: int) ->
 
 
 def _max_offset(t: Tensor) -> int:
-    """The largest |x - zero point| over int8 values x."""
+    """The largest |x - zero point| over the values x of t's type (int8, or int16 for the int16 rows)."""
     zp = t.quant.zp if t.quant is not None else 0
-    return max(128 + zp, 127 - zp)
+    lo, hi = (-(1 << 15), (1 << 15) - 1) if t.dtype == "int16" else (-128, 127)
+    return max(zp - lo, hi - zp)
 
 
 def _f32(x: float) -> float:

@@ -5,15 +5,17 @@ blocks reuse (shapes, windows, per-channel multipliers, broadcasting, equal quan
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
 from tinyml.errors import ModelError
 from tinyml.graph.ir import NUMPY_DTYPES, Graph, Op, Tensor
-from tinyml.graph.validate.base import (BROADCAST_MAX_RANK, INT16_MAX, INT8_ACTIVATIONS, MAX_WINDOW, MEAN_MAX_RANK,
-                                        MEAN_MAX_VALUES, Operand, PAD_MAX_RANK, Rule, _check_multiplier, _f32, _fail,
-                                        _max_offset, _op, _ten, _unsupported, add_reals, hard_swish_reals,
-                                        multiplier_shift, resolve_axes, softmax_real)
+from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, ADD_LEFT_SHIFT_INT16, BROADCAST_MAX_RANK, INT16_MAX,
+                                        INT8_ACTIVATIONS, MAX_WINDOW, MEAN_MAX_RANK, MEAN_MAX_VALUES, Operand,
+                                        PAD_MAX_RANK, Rule, _check_multiplier, _f32, _fail, _max_offset, _op, _ten,
+                                        _unsupported, add_reals, hard_swish_reals, multiplier_shift, resolve_axes,
+                                        softmax_real)
 
 DEPTHWISE_WEIGHT_AXIS = 3  # DEPTHWISE_CONV_2D's weights are [1, h, w, channels]
 
@@ -199,9 +201,10 @@ def _weighted_multipliers(graph: Graph, op: Op) -> None:
 
 
 def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tensor, b: Tensor | None,
-                         axis: int) -> None:
+                         axis: int, check: Callable[[Graph, Op, str, float, int], None] = _check_multiplier) -> None:
     """_weighted_multipliers for weights ``w`` whose output channels are along ``axis`` (every weight is
-    used at most once per output value, so the accumulator bound holds)."""
+    used at most once per output value, so the accumulator bound holds); ``check`` judges each channel's
+    multiplier against its accumulator bound (the int32 arithmetic's by default)."""
     wq = w.quant
     channels = w.shape[axis]
     # TFLM (PopulateConvolutionQuantizationParams, CalculateOpDataFullyConnected) takes per-channel scales one
@@ -232,8 +235,8 @@ def _channel_multipliers(graph: Graph, op: Op, inp: Tensor, w: Tensor, out: Tens
             real = _f32(np.float32(in_s) * np.float32(fs)) / out_s  # TFLM: the product in float
         else:
             real = in_s * fs / out_s
-        _check_multiplier(graph, op, f"the multiplier of output channel {c} (input scale x weight scale / "
-                                     "output scale)", real, int(sums[c]))
+        check(graph, op, f"the multiplier of output channel {c} (input scale x weight scale / output scale)", real,
+              int(sums[c]))
 
 
 def _mul_multiplier(graph: Graph, op: Op) -> None:
@@ -286,8 +289,11 @@ def _leaky_relu_multipliers(graph: Graph, op: Op) -> None:
 
 
 def _quantize(graph: Graph, op: Op) -> None:
+    """QUANTIZE from an integer type (int8; int16 in the int16 row): TFLM Requantize with
+    QuantizeMultiplier(input scale / output scale) on x - zero point in int32 (float32 input: AffineQuantize,
+    nothing to check)."""
     inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
-    if inp.dtype == "int8":
+    if inp.dtype != "float32":
         if inp.quant is None or inp.quant.per_channel:
             raise _fail(graph, f"{_op(op)}: input {_ten(inp)} needs per-tensor quantization parameters")
         _check_multiplier(graph, op, "the multiplier input scale / output scale",
@@ -399,7 +405,8 @@ def _add_multipliers(graph: Graph, op: Op) -> None:
     """TFLM's QuantizeMultiplierSmallerThanOneExp stops the program unless every rescaling factor is below 1."""
     a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
     s1, s2, so = _f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s)
-    for name, real in zip(("input 0", "input 1", "output"), add_reals(s1, s2, so)):
+    shift = ADD_LEFT_SHIFT_INT16 if out.dtype == "int16" else ADD_LEFT_SHIFT
+    for name, real in zip(("input 0", "input 1", "output"), add_reals(s1, s2, so, shift)):
         if not 0.0 < real < 1.0 or multiplier_shift(real) > 0:
             raise _fail(graph, f"{_op(op)}: the {name} rescaling factor is {real:g} (input scales {s1:g} and {s2:g}, "
                                f"output scale {so:g}); allowed is below 1 (as TFLM requires: the output scale is "

@@ -15,6 +15,7 @@ from tinyml.graph.validate.movement import _movement_rules
 from tinyml.graph.validate.arith import _arith_rule_table
 from tinyml.graph.validate.convlike import _conv_like_rules
 from tinyml.graph.validate.floats import FLOAT_RULES, _check_no_mix, _finite_constants, float_operator
+from tinyml.graph.validate.int16 import INT16_RULES, int16_operator
 
 # ---------------------------------------------------------------------------
 # The generic part: tensors, operands, options.
@@ -45,9 +46,6 @@ def _check_operand(graph: Graph, op: Op, spec: Operand, idx: int, role: str) -> 
     t = graph.tensors[idx]
     where = f"{role} ({spec.name}) of {_op(op)}"
     if t.dtype not in spec.dtypes:
-        if t.dtype == "int16" and "int8" in spec.dtypes and not t.is_const:
-            raise _unsupported(graph, op, f"{role} ({spec.name}) {_ten(t)} has 16-bit activations (int16x8 "
-                                          "quantization), which tinyml does not support yet; allowed is int8")
         raise _fail(graph, f"{_ten(t)} ({where}) is {t.dtype}; allowed is {'/'.join(spec.dtypes)}")
     if spec.kind == "const" and not t.is_const:
         raise _fail(graph, f"{_ten(t)} ({where}) has no data; it must be a constant tensor")
@@ -175,26 +173,39 @@ def _check_tensors(graph: Graph, tensors: list[int]) -> None:
 
 
 def _check_activation_types(graph: Graph) -> None:
-    """An int8 model, a float32 model (float32 operators, FLOAT_RULES) or both (QUANTIZE and DEQUANTIZE between
-    them): a dynamic-range model (float32 activations, int8 weights) or one with 16-bit activations (int16x8)
-    is named as such."""
-    if any(t.dtype == "int8" and not t.is_const for t in graph.tensors):
-        return
+    """An int8 model, a float32 model (float32 operators, FLOAT_RULES), an int16x8 model (16-bit activations,
+    INT16_RULES) or a mix (QUANTIZE and DEQUANTIZE between them): a dynamic-range model (float32 activations,
+    int8 weights) is named as such, and so are the int16 operators INT16_RULES does not cover."""
     kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
-    hybrid = any(t.dtype == "int8" and t.is_const for t in graph.tensors)
-    if "float32" in kinds and "int16" not in kinds and not hybrid:
-        return
     if "int16" in kinds:
-        msg = (f"the model has 16-bit activations (int16x8 quantization: activations "
-               f"{'/'.join(kinds)}), which tinyml does not support yet; quantize it with int8 activations "
-               "(full-integer post-training quantization, tinyml.train.quantize)")
-        raise _unsupported_model(graph, msg)
+        _check_int16_operators(graph)
+    if "int8" in kinds or "int16" in kinds:
+        return
+    hybrid = any(t.dtype == "int8" and t.is_const for t in graph.tensors)
+    if "float32" in kinds and not hybrid:
+        return
     if "float32" in kinds and hybrid:
         what = "float32 activations with int8 weights (dynamic-range quantization)"
     else:
         what = f"its activations are {'/'.join(kinds)}"
     raise _fail(graph, f"not an int8 or float32 model: {what}; quantize it with full-integer post-training quantization "
                        "(tinyml.train.quantize)")
+
+
+def _check_int16_operators(graph: Graph) -> None:
+    """Every operator on 16-bit activations (int16x8 quantization) of a kind INT16_RULES covers; else the first
+    one that is not, named, and the kinds of the others."""
+    bad = [op for op in graph.ops if op.kind in RULES and op.kind not in INT16_RULES and int16_operator(graph, op)]
+    if not bad:
+        return
+    kinds = sorted({op.kind for op in bad[1:]})
+    more = (f" ({len(bad) - 1} more such operator{'s' if len(bad) > 2 else ''}: {', '.join(kinds)})"
+            if len(bad) > 1 else "")
+    raise _unsupported_model(graph, f"the model has 16-bit activations (int16x8 quantization) and {_op(bad[0])} "
+                                    f"computes on int16, which tinyml does not support yet{more}; int16 operators "
+                                    f"supported: {', '.join(sorted(INT16_RULES))}; quantize the model with int8 "
+                                    "activations (full-integer post-training quantization, "
+                                    "tinyml.train.quantize)")
 
 
 def _check_order(graph: Graph) -> None:
@@ -289,7 +300,15 @@ def validate_operator(graph: Graph, op: Op) -> None:
     if rule is None:
         return
     _check_no_mix(graph, op)
-    if float_operator(graph, op):
+    if int16_operator(graph, op) and not float_operator(graph, op):
+        rule = INT16_RULES.get(op.kind)
+        if rule is None:
+            raise _unsupported(graph, op, f"int16 {op.kind} (16-bit activations, int16x8 quantization) is not "
+                                          f"supported yet; int16 operators supported: "
+                                          f"{', '.join(sorted(INT16_RULES))}; quantize the model with int8 "
+                                          "activations (tinyml.train.quantize)")
+        _check_operands(graph, op, rule)
+    elif float_operator(graph, op):
         rule = FLOAT_RULES.get(op.kind)
         if rule is None:
             raise _unsupported(graph, op, f"float32 {op.kind} is not supported yet; float32 operators supported: "

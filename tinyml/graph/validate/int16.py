@@ -1,0 +1,150 @@
+"""The int16 rows (:data:`INT16_RULES`): the operators of int16x8 models (16-bit activations with zero point 0,
+symmetric int8 weights, int64 or int32 biases) that TFLM's 16x8 reference kernels run and our portable int16
+kernels cover (codegen/ops/int16.py).  An operator is an int16 operator when one of its run-time tensors is
+int16; its row is chosen here the way FLOAT_RULES' rows are chosen for float32 operators.
+
+The shape, window and option checks are the int8 rows'.  The arithmetic checks are TFLM's 16x8 arithmetic:
+
+- CONV_2D and FULLY_CONNECTED accumulate in int64 with an int64 bias and in int32 with an int32 bias; without
+  a bias as their quantized_bias_type option says (the converter writes INT64): FULLY_CONNECTED in int64 only
+  when it is INT64, CONV_2D in int32 only when it is INT32; DEPTHWISE_CONV_2D in int64 with its int64 bias;
+- an int32 accumulator is requantized by the int32 MultiplyByQuantizedMultiplier (the int8 rows' checks,
+  with inputs up to 32768 in magnitude: base._max_offset knows int16), as are the int16 QUANTIZE, ADD, SUB,
+  MUL and LEAKY_RELU;
+- an int64 accumulator by the int64 MultiplyByQuantizedMultiplier, which multiplies it by the multiplier
+  rounded to 16 bits and shifts right by 15 - shift: the shift must be below 8 (TFLM asserts it) and the
+  product must fit int64 (refused here when it could overflow for some input).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+from tinyml.graph.ir import Graph, Op
+from tinyml.graph.validate.arith import _arith_rule_table
+from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op,
+                                        multiplier_shift)
+from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
+                                        _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize, _rule_table,
+                                        _same_size, _t, _window_extent)
+
+INT16_SPAN = 1 << 15  # the largest |x| of an int16 value
+MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8)
+# |accumulator| bound of the int64 requantization: times the 16-bit multiplier (at most 2^15) plus the
+# rounding term (at most 2^45) it stays below 2^63
+ACC64_LIMIT = ((1 << 63) - 1 - (1 << 45)) >> 15
+TFLITE_INT32, TFLITE_INT64 = 2, 4  # TensorType codes (the quantized_bias_type options)
+
+
+def _int16_rule_table() -> dict[str, Rule]:
+    rules = _rule_table()
+    i16 = ("int16",)
+    act = Operand("input", i16)
+    out = (Operand("output", i16),)
+    weights = Operand("weights", kind="const", quant="weights")
+    bias = Operand("bias", ("int64", "int32"), kind="const", optional=True, quant="bias")
+    conv, dw, fc = rules["CONV_2D"], rules["DEPTHWISE_CONV_2D"], rules["FULLY_CONNECTED"]
+    arith = _arith_rule_table(rules["PAD"])
+    return {
+        "CONV_2D": Rule(inputs=(act, weights, bias), outputs=out, ints=conv.ints, activations=INT8_ACTIVATIONS,
+                        checks=(_conv_shapes, _window_extent, _int16_multipliers, _activation_range)),
+        # TFLM's 16x8 DEPTHWISE_CONV_2D reads its bias as int64 (and needs one, as the int8 row says): an int32
+        # bias it reads past the end of (its outputs are garbage), so that is a ModelError.
+        "DEPTHWISE_CONV_2D": Rule(
+            inputs=(act, Operand("weights", kind="const", quant="weights", axis=DEPTHWISE_WEIGHT_AXIS),
+                    Operand("bias", ("int64",), kind="const", quant="bias")), outputs=out,
+            ints=dw.ints, activations=INT8_ACTIVATIONS,
+            checks=(_depthwise_shapes, _window_extent, _int16_multipliers, _activation_range)),
+        "FULLY_CONNECTED": Rule(inputs=(act, weights, bias), outputs=out, ints=fc.ints, activations=INT8_ACTIVATIONS,
+                                checks=(_fc_shapes, _int16_multipliers, _activation_range)),
+        # QUANTIZE: float32 -> int16 (AffineQuantize), int16 -> int16, int8 -> int16 and int16 -> int8
+        # (Requantize); DEQUANTIZE: int16 -> float32.
+        "QUANTIZE": Rule(inputs=(Operand("input", ("float32", "int8", "int16"), quant="none"),),
+                         outputs=(Operand("output", ("int8", "int16")),), checks=(_same_size, _quantize)),
+        "DEQUANTIZE": Rule(inputs=(act,), outputs=(Operand("output", ("float32",), quant="none"),),
+                           checks=(_same_size,)),
+        # ADD, SUB: TFLM's general int16 path (left shift 15, every rescaling factor below 1), which TFLM runs
+        # whatever the pot_scale_int16 option says (TFLite's power-of-two path is not TFLM's); the int8 rows
+        # with int16 operands.
+        "ADD": _int16_row(rules["ADD"]),
+        "SUB": _int16_row(arith["SUB"]),
+        # MUL: TFLM MulElementwise on int16 (the product, up to 2^30, in int32; the int8 row's checks).
+        "MUL": _int16_row(rules["MUL"]),
+        # PAD, PADV2: the int8 row with int16 data (TFLM PadEval copies the values; the padding value is the
+        # constant_values input, quantized as the output, or the output zero point).
+        "PAD": _int16_row(rules["PAD"]),
+        "PADV2": _int16_row(arith["PADV2"]),
+        # AVERAGE_POOL_2D, MAX_POOL_2D: TFLM's int16 AveragePool and MaxPool (the int8 rows; the average's sum of
+        # up to filter_h x filter_w int16 values in TFLM's int32 accumulator must not overflow).
+        "AVERAGE_POOL_2D": _int16_row(rules["AVERAGE_POOL_2D"], _int16_pool_sum),
+        "MAX_POOL_2D": _int16_row(rules["MAX_POOL_2D"]),
+        # LEAKY_RELU: TFLM QuantizeLeakyRelu<int16_t> (the int8 row's multipliers, on inputs up to 32768).
+        "LEAKY_RELU": _int16_row(rules["LEAKY_RELU"]),
+        "RESHAPE": rules["RESHAPE"],
+        "SQUEEZE": rules["SQUEEZE"],
+    }
+
+
+def _int16_row(rule: Rule, *checks: Callable[[Graph, Op], None]) -> Rule:
+    """``rule`` with int16 in place of its int8 operands, and ``checks`` after its own."""
+    def f(o: Operand) -> Operand:
+        return dataclasses.replace(o, dtypes=("int16",)) if o.dtypes == ("int8",) else o
+
+    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs),
+                               checks=(*rule.checks, *checks))
+
+
+def _int16_pool_sum(graph: Graph, op: Op) -> None:
+    taps = int(op.options["filter_h"]) * int(op.options["filter_w"])  # validated by the row's checks
+    if taps * INT16_SPAN > INT32_MAX:
+        raise _fail(graph, f"{_op(op)}: filter {op.options['filter_h']}x{op.options['filter_w']} sums {taps} int16 "
+                           f"values, which can overflow TFLM's int32 sum; allowed are at most "
+                           f"{INT32_MAX // INT16_SPAN} values")
+
+
+def int16_operator(graph: Graph, op: Op) -> bool:
+    """Whether ``op`` computes on 16-bit activations: one of its run-time tensors is int16 (INT16_RULES and the
+    int16 lowerings apply)."""
+    return any(0 <= t < len(graph.tensors) and graph.tensors[t].dtype == "int16" and not graph.tensors[t].is_const
+               for t in op.inputs + op.outputs)
+
+
+def int64_accumulator(graph: Graph, op: Op) -> bool:
+    """Whether TFLM's 16x8 kernel of ``op`` accumulates in int64: with an int64 bias; without a bias,
+    FULLY_CONNECTED when its quantized_bias_type option is INT64 and CONV_2D unless it is INT32 (as the
+    installed TFLM does: tests/test_ops_int16.py checks each)."""
+    b = _t(graph, op, 2)
+    if b is not None:
+        return b.dtype == "int64"
+    code = op.options.get("quantized_bias_type", 0)
+    return code == TFLITE_INT64 if op.kind == "FULLY_CONNECTED" else code != TFLITE_INT32
+
+
+def _int16_multipliers(graph: Graph, op: Op) -> None:
+    """Per output channel, the multiplier TFLM computes (as the int8 rows) against the accumulator bound
+    sum |w| * 32768 + |bias|, for the int64 or the int32 requantization."""
+    axis = DEPTHWISE_WEIGHT_AXIS if op.kind == "DEPTHWISE_CONV_2D" else 0
+    check = _check_multiplier64 if int64_accumulator(graph, op) else _check_multiplier
+    _channel_multipliers(graph, op, _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 2),
+                         axis, check=check)
+
+
+def _check_multiplier64(graph: Graph, op: Op, what: str, real: float, acc: int) -> None:
+    """TFLM's int64 MultiplyByQuantizedMultiplier: a positive finite multiplier whose shift is below 8, on an
+    accumulator whose product with the 16-bit multiplier cannot overflow int64."""
+    if not math.isfinite(real) or real <= 0.0:
+        raise _fail(graph, f"{_op(op)}: {what} is {real:g}; it must be positive and finite; requantize the model")
+    shift = multiplier_shift(real)
+    if shift > MAX_SHIFT_64:
+        raise _fail(graph, f"{_op(op)}: {what} is {real:g} (shift {shift}); allowed is below 2^{MAX_SHIFT_64} "
+                           f"(shift at most {MAX_SHIFT_64}, as TFLM's 64-bit requantization requires); requantize "
+                           "the model")
+    if acc > ACC64_LIMIT:
+        raise _fail(graph, f"{_op(op)}: the accumulator reaches {acc} (sum of |weights| x 32768 plus |bias|), whose "
+                           f"product with {what} overflows TFLM's int64 arithmetic; allowed is at most "
+                           f"{ACC64_LIMIT}; requantize the model")
+
+
+INT16_RULES: dict[str, Rule] = _int16_rule_table()
