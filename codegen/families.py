@@ -192,28 +192,36 @@ def _pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return ((lo.astype(np.int64) & 0xFFFF) | (hi.astype(np.int64) << 16)).astype(np.int64)
 
 
-def _dsp_dw_shape(p: dict[str, Any]) -> tuple[int, int]:
-    """(output columns per pass, row buffer width in pixels: the layer's output rows need, rounded up to
-    even, since a buffer word holds a pair of columns).  A pass starts at an even buffer column: n *
-    stride_w is even."""
+def _dsp_dw_shape(p: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(output columns per pass, row buffer width in pixels (the whole layer's output rows need it), int32
+    words per row buffer, words after the last one).  A buffer word holds a pair of columns of a channel,
+    and a pass starts at an even buffer column (n * stride_w is even).  An odd width leaves the last
+    column alone in its words, of which only the low halves are read.  Where that column and the first
+    are padding in the whole layer (the usual SAME padding), a row buffer ends in the middle of them: the
+    low halves of the last words of its upper half of channels are those of the next row buffer's first
+    words (column 0: padding, zero, in every call that reads the last column, see the template)."""
+    c = p["in_c"]
     width = (p["out_w"] - 1) * p["stride_w"] + p["k_w"]
     n = 4 if p["out_w"] > 6 else p["out_w"] + p["out_w"] % 2  # a narrow row in one pass (DS-CNN: 5)
     if p["stride_w"] % 2 == 0:
         n = min(n, p["out_w"]) or 1
-    return n, width + width % 2
+    if width % 2 == 0:
+        return n, width, width // 2 * c, 0
+    if p["pad_w"] >= 1 and width - 1 - p["pad_w"] >= p["in_w"]:
+        return n, width, width // 2 * c + (c + 1) // 2, c - (c + 1) // 2
+    return n, width, (width + 1) // 2 * c, 0
 
 
 def dsp_dwconv_stack(call: KernelCall) -> int:
-    """The k_h int16 row buffers (a ring), as wide as the whole layer's output rows need: a patch window's
+    """The ring of k_h int16 row buffers, as wide as the whole layer's output rows need: a patch window's
     rows (at most as wide) use part of them, so every form has the same stack."""
-    _, wbuf = _dsp_dw_shape(call.params)
-    return call.params["k_h"] * wbuf * call.params["in_c"] * 2
+    _, _, row, tail = _dsp_dw_shape(call.params)
+    return 4 * (call.params["k_h"] * row + tail)
 
 
 def dsp_dwconv_form_stack(call: KernelCall) -> int:
     """In place through a ring, a pass's pixels go through a stack buffer first."""
-    n, _ = _dsp_dw_shape(call.params)
-    return n * call.params["in_c"]
+    return _dsp_dw_shape(call.params)[0] * call.params["in_c"]
 
 
 def dsp_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
@@ -227,7 +235,7 @@ def dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     takes it as is), which the bound of _requant_mode allows."""
     p = call.params
     c, k_h, k_w = p["in_c"], p["k_h"], p["k_w"]
-    n, wbuf = _dsp_dw_shape(p)
+    n, wbuf, row, tail = _dsp_dw_shape(p)
     w = _weights(ctx, call).reshape(k_h, k_w, c)
     cst = _consts(call)
     mult, shift = _per_output(cst["mult"], c), _per_output(cst["shift"], c)
@@ -241,7 +249,7 @@ def dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     rec = np.concatenate([words.reshape(k_h * qw, c), (bias * scale)[None, :], mult[None, :],
                           _dsp_shift(shift, rq)[None, :]], axis=0).T  # c, k_h * qw + 3
     packed = rec.reshape(-1).astype(np.uint32).view(np.int32)
-    spec = dict(k_h=k_h, k_w=k_w, c=c, sw=p["stride_w"], wbuf=wbuf, ow=p["out_w"], n=n, qw=qw,
+    spec = dict(k_h=k_h, k_w=k_w, c=c, sw=p["stride_w"], wbuf=wbuf, row=row, tail=tail, ow=p["out_w"], n=n, qw=qw,
                 rec=k_h * qw + 3, rq=rq, **_clamp_spec(p))
     one = np.zeros(1, dtype=np.int64)  # the records hold bias, multipliers and shifts
     return _variant(call, "dwconv_s8_dsp", spec, ConstArray("w", "int32_t", packed),

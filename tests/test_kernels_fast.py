@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tests.harness import assert_bitexact
-from tests.modelgen import build, op_cases, zoo_cases
+from tests.modelgen import build, case, op_cases, zoo_cases
 from tinyml.boards import load_board
 from tinyml.codegen.families import family
 from tinyml.codegen.lower import KernelCall, LowerContext
@@ -89,6 +89,45 @@ def test_dsp_bitexact_m4(case, tmp_path) -> None:
 def test_dsp_bitexact_other_cores(case, board, tmp_path) -> None:
     """The DSP family on the Cortex-M7 and M33 (the M55 runs MVE: tests/test_kernels_mve.py)."""
     assert_bitexact(build(case), tmp_path, board=board, samples=2)
+
+
+# DEPTHWISE_CONV_2D's DSP variant beyond the op sweep: kernel widths 1, 2 and 4 (the lone taps of a column
+# pair: SMLABB, SMLATT), the exact requantization (a tiny input scale: the bias dominates), a row of several passes and a
+# remainder, stride 3, an odd width whose row buffers do not overlap (VALID padding), channels not a
+# multiple of 4.
+DW_EDGE = [
+    case("depthwise", "DEPTHWISE_CONV_2D", (6, 7, 8), kernel=(1, 1), strides=(1, 1), padding="valid", mult=1,
+         act="none", bias=True),
+    case("depthwise", "DEPTHWISE_CONV_2D", (7, 9, 6), kernel=(2, 2), strides=(1, 1), padding="same", mult=1,
+         act="relu6", bias=True),
+    case("depthwise", "DEPTHWISE_CONV_2D", (6, 13, 12), kernel=(3, 4), strides=(1, 1), padding="same", mult=1,
+         act="relu", bias=True),
+    case("depthwise", "DEPTHWISE_CONV_2D", (5, 11, 8), kernel=(3, 3), strides=(1, 1), padding="same", mult=1,
+         act="none", bias=True, in_scale=1e-7),
+    case("depthwise", "DEPTHWISE_CONV_2D", (4, 19, 20), kernel=(3, 3), strides=(1, 1), padding="same", mult=1,
+         act="relu", bias=True),
+    case("depthwise", "DEPTHWISE_CONV_2D", (5, 16, 4), kernel=(3, 5), strides=(1, 3), padding="same", mult=1,
+         act="none", bias=True),
+    case("depthwise", "DEPTHWISE_CONV_2D", (6, 9, 7), kernel=(3, 3), strides=(1, 1), padding="valid", mult=1,
+         act="none", bias=False),
+]
+
+
+def test_dsp_depthwise_edge_cases_reach_their_paths(tmp_path) -> None:
+    specs = []
+    for c in DW_EDGE:
+        calls = build_model(_write(tmp_path, c), "mps2-an386").calls
+        specs += [k.spec for k in calls if isinstance(k, KernelCall) and k.kernel == "dwconv_s8_dsp"]
+    assert len(specs) == len(DW_EDGE)
+    assert {s["rq"] for s in specs} == {"fast", "exact"} and {s["k_w"] for s in specs} >= {1, 2, 3, 4, 5}
+    assert any(s["ow"] > s["n"] and s["ow"] % s["n"] for s in specs) and any(s["sw"] == 3 for s in specs)
+    assert any(s["c"] % 4 for s in specs) and any(s["wbuf"] % 2 and not s["tail"] for s in specs)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", DW_EDGE, ids=lambda c: c.id)
+def test_dsp_depthwise_edge_bitexact_m4(case, tmp_path) -> None:
+    assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
 
 
 # ADD's DSP variant: scales where both input shifts are 0 (equal scales), where one is, and with a
