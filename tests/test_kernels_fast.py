@@ -92,24 +92,20 @@ def test_dsp_bitexact_other_cores(case, board, tmp_path) -> None:
 
 
 # DEPTHWISE_CONV_2D's DSP variant beyond the op sweep: kernel widths 1, 2 and 4 (the lone taps of a column
-# pair: SMLABB, SMLATT), the exact requantization (a tiny input scale: the bias dominates), a row of several passes and a
-# remainder, stride 3, an odd width whose row buffers do not overlap (VALID padding), channels not a
-# multiple of 4.
+# pair: SMLABB, SMLATT), the exact requantization (a tiny input scale: the bias dominates), a row of
+# several passes and a remainder, stride 3, an odd width whose row buffers do not overlap (VALID
+# padding), channels not a multiple of 4.
 DW_EDGE = [
-    case("depthwise", "DEPTHWISE_CONV_2D", (6, 7, 8), kernel=(1, 1), strides=(1, 1), padding="valid", mult=1,
-         act="none", bias=True),
-    case("depthwise", "DEPTHWISE_CONV_2D", (7, 9, 6), kernel=(2, 2), strides=(1, 1), padding="same", mult=1,
-         act="relu6", bias=True),
-    case("depthwise", "DEPTHWISE_CONV_2D", (6, 13, 12), kernel=(3, 4), strides=(1, 1), padding="same", mult=1,
-         act="relu", bias=True),
-    case("depthwise", "DEPTHWISE_CONV_2D", (5, 11, 8), kernel=(3, 3), strides=(1, 1), padding="same", mult=1,
-         act="none", bias=True, in_scale=1e-7),
-    case("depthwise", "DEPTHWISE_CONV_2D", (4, 19, 20), kernel=(3, 3), strides=(1, 1), padding="same", mult=1,
-         act="relu", bias=True),
-    case("depthwise", "DEPTHWISE_CONV_2D", (5, 16, 4), kernel=(3, 5), strides=(1, 3), padding="same", mult=1,
-         act="none", bias=True),
-    case("depthwise", "DEPTHWISE_CONV_2D", (6, 9, 7), kernel=(3, 3), strides=(1, 1), padding="valid", mult=1,
-         act="none", bias=False),
+    case("depthwise", "DEPTHWISE_CONV_2D", shape, kernel=k, strides=st, padding=pad, mult=1, act=act, bias=bias, **kw)
+    for shape, k, st, pad, act, bias, kw in [
+        ((6, 7, 8), (1, 1), (1, 1), "valid", "none", True, {}),
+        ((7, 9, 6), (2, 2), (1, 1), "same", "relu6", True, {}),
+        ((6, 13, 12), (3, 4), (1, 1), "same", "relu", True, {}),
+        ((5, 11, 8), (3, 3), (1, 1), "same", "none", True, {"in_scale": 1e-7}),
+        ((4, 19, 20), (3, 3), (1, 1), "same", "relu", True, {}),
+        ((5, 16, 4), (3, 5), (1, 3), "same", "none", True, {}),
+        ((6, 9, 7), (3, 3), (1, 1), "valid", "none", False, {}),
+    ]
 ]
 
 
