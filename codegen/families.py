@@ -496,14 +496,15 @@ VARIANTS = (
             ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=1.8,
             ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75, patch_call=5600,
             build=dsp_conv, helpers=(DSP,)),
-    # The depthwise kernel rewritten (column-pair row buffers, passes of several columns): 2.51 instructions
-    # per MAC on the DS-CNN's layers (180,957 whole layer, mps2-an386), 2.56 over MobileNetV1-0.25's (in place
-    # and whole layer, 1,830,410 for 715,392 MACs; stride 2 about 3.5, stride 1 about 2.45).  In place
+    # The depthwise kernel rewritten (column-pair row buffers, passes of several columns): 2.45 instructions
+    # per MAC on the DS-CNN's layers (176,280 whole layer, mps2-an386), 2.47 over MobileNetV1-0.25's (in place
+    # and whole layer, 1,770,301 for 715,392 MACs; stride 2 about 3.3, stride 1 about 2.35).  In place
     # through a ring it writes straight to the output where no output row overlaps an input row still to
-    # convert (the DS-CNN's: +3,499 per layer for 125 pixels of 64 bytes), else pixel by pixel through the ring.
+    # convert (the DS-CNN's: +1,601 per layer for 125 pixels of 64 bytes), else pixel by pixel through the
+    # ring (single-column passes: about twice the multiply-accumulate cost, not in these figures).
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
-            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.55,
-            ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=22, patch_call=5600,
+            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.5,
+            ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=5600,
             build=dsp_dwconv, helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
