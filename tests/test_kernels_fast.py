@@ -120,6 +120,41 @@ def test_dsp_conv_tap_order() -> None:
         assert sorted(order) == list(range(k_h * k_w * in_c)), (k_h, k_w, in_c)
 
 
+# DEPTHWISE_CONV_2D's DSP variant beyond the op sweep: kernel widths 1, 2 and 4 (the lone taps of a column
+# pair: SMLABB, SMLATT), the exact requantization (a tiny input scale: the bias dominates), a row of
+# several passes and a remainder, stride 3, an odd width whose row buffers do not overlap (VALID
+# padding), channels not a multiple of 4.
+DW_EDGE = [
+    case("depthwise", "DEPTHWISE_CONV_2D", shape, kernel=k, strides=st, padding=pad, mult=1, act=act, bias=bias, **kw)
+    for shape, k, st, pad, act, bias, kw in [
+        ((6, 7, 8), (1, 1), (1, 1), "valid", "none", True, {}),
+        ((7, 9, 6), (2, 2), (1, 1), "same", "relu6", True, {}),
+        ((6, 13, 12), (3, 4), (1, 1), "same", "relu", True, {}),
+        ((5, 11, 8), (3, 3), (1, 1), "same", "none", True, {"in_scale": 1e-7}),
+        ((4, 19, 20), (3, 3), (1, 1), "same", "relu", True, {}),
+        ((5, 16, 4), (3, 5), (1, 3), "same", "none", True, {}),
+        ((6, 9, 7), (3, 3), (1, 1), "valid", "none", False, {}),
+    ]
+]
+
+
+def test_dsp_depthwise_edge_cases_reach_their_paths(tmp_path) -> None:
+    specs = []
+    for c in DW_EDGE:
+        calls = build_model(_write(tmp_path, c), "mps2-an386").calls
+        specs += [k.spec for k in calls if isinstance(k, KernelCall) and k.kernel == "dwconv_s8_dsp"]
+    assert len(specs) == len(DW_EDGE)
+    assert {s["rq"] for s in specs} == {"fast", "exact"} and {s["k_w"] for s in specs} >= {1, 2, 3, 4, 5}
+    assert any(s["ow"] > s["n"] and s["ow"] % s["n"] for s in specs) and any(s["sw"] == 3 for s in specs)
+    assert any(s["c"] % 4 for s in specs) and any(s["wbuf"] % 2 and not s["tail"] for s in specs)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", DW_EDGE, ids=lambda c: c.id)
+def test_dsp_depthwise_edge_bitexact_m4(case, tmp_path) -> None:
+    assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
+
+
 # ADD's DSP variant: scales where both input shifts are 0 (equal scales), where one is, and with a
 # fused ReLU clamp and a broadcast (not flat) input.
 ADD_QUANT = [((0.05, 3), (0.05, -7), (0.09, 2), 0), ((0.3, 20), (0.002, -100), (0.02, 0), 1),
