@@ -291,10 +291,10 @@ def test_fast_add_table_arithmetic(op, q1, q2, qo, act, tmp_path) -> None:
     want = np.asarray([[multiply_by_quantized_multiplier(int(v), p["out_mult"], p["out_shift"]) for v in row]
                        for row in s]) + p["out_offset"]
     want = np.clip(want, p["act_min"], p["act_max"])
-    for features, build, kernel in ((("dsp",), dsp_add, "add_s8_dsp"), (("dsp", "mve"), mve_add, "add_s8_mve")):
+    for features, specialize, kernel in ((("dsp",), dsp_add, "add_s8_dsp"), (("dsp", "mve"), mve_add, "add_s8_mve")):
         ctx = LowerContext(graph=graph, features=features)
         assert fastest(ctx, portable).template == kernel
-        call = build(ctx, portable)
+        call = specialize(ctx, portable)
         doubled = kernel == "add_s8_dsp"  # the DSP kernel's tables hold doubled values, indexed by x + 128
         assert np.array_equal(_emulate_add(call, doubled, saturate=doubled), want), call.spec
 
