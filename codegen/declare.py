@@ -93,6 +93,7 @@ class Variant:
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
+    per_output: float = 0.0  # estimated instructions per output element on top (requantization, per-pixel set-up)
     # float kernels: estimated instructions per MAC on a core without the "fpu" feature (soft float); 0: per_mac
     per_mac_soft_float: float = 0.0
     per_byte: bool = False  # without MACs, per_mac counts per output byte (kernels that move bytes of any type)
@@ -130,7 +131,7 @@ class Variant:
             variant=self.template,
             stack_bytes=self.stack(call),
             form_stack_bytes=self.form_stack(call) if forms else 0,
-            cost=int(round(work * self.instructions_per_mac(ctx))),
+            cost=int(round(work * self.instructions_per_mac(ctx) + out_elements * self.per_output)),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
             ring_direct=direct,
             direct_stack_bytes=self.direct_stack(call) if direct else 0,
