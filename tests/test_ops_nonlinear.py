@@ -348,7 +348,7 @@ def _lower_graph(g: Graph) -> Any:
     return lower_op(LowerContext(graph=g), g.ops[0])
 
 
-FLOAT_KERNELS = {"SOFTMAX": "softmax_f32", "LOGISTIC": "unary_f32", "TANH": "unary_f32"}  # float32 models
+FLOAT_KERNELS = {"SOFTMAX": "softmax_f32", "LOGISTIC": "unary_f32", "TANH": "unary_f32", "HARD_SWISH": "unary_f32"}
 
 
 @pytest.mark.parametrize("kind", OPS)
