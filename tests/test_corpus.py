@@ -82,6 +82,13 @@ def test_inspect_gives_a_table_or_one_line(corpus: Path, name: str, capsys: pyte
         assert len(lines) == 1 and lines[0].startswith("tinyml: error: "), err
 
 
+def test_float16_weights_are_named(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The float16-quantized models (float16 weights through DEQUANTIZE, which TFLM does not run) say so."""
+    assert cli_main(["inspect", str(corpus / "face_detection_short_range.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "the model has float16 weights (tensor " in err and "which TFLM does not run" in err, err
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_what_tflm_runs_verifies_on_the_host(corpus: Path, name: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:

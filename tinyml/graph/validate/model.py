@@ -177,6 +177,13 @@ def _check_activation_types(graph: Graph) -> None:
     INT16_RULES) or a mix (QUANTIZE and DEQUANTIZE between them): a dynamic-range model (float32 activations,
     int8 weights) is named as such, and so are the int16 operators INT16_RULES does not cover."""
     kinds = sorted({t.dtype for t in graph.tensors if not t.is_const})
+    half = [graph.tensors[i] for op in graph.ops if op.kind == "DEQUANTIZE" for i in op.inputs[:1]
+            if 0 <= i < len(graph.tensors) and graph.tensors[i].dtype == "float16"]
+    if half:
+        others = f" and {len(half) - 1} more" if len(half) > 1 else ""
+        raise _fail(graph, f"the model has float16 weights ({_ten(half[0])}{others}, dequantized to float32 at run "
+                           "time: float16 quantization), which TFLM does not run (its DEQUANTIZE takes int8, int16 "
+                           "and uint8); convert it with float32 weights, or quantize it to int8 (tinyml.train.quantize)")
     if "int16" in kinds:
         _check_int16_operators(graph)
     if "int8" in kinds or "int16" in kinds:
