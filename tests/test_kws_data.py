@@ -384,7 +384,6 @@ def test_world_convert_moves_formants_pitch_and_tempo_independently() -> None:
     pytest.importorskip("pyworld")
     from tinyml.train.synth import world_convert
 
-    t = np.arange(16000) / 16000
     rng = np.random.default_rng(0)
     # a vowel-like burst from 0.35 s to 0.65 s: 120 Hz pulses through a 700 Hz and a 1200 Hz resonance
     pulses = np.zeros(16000)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
-
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import KernelCall, LowerContext, bytes_arg, lowering
 from tinyml.codegen.ops.tensor_ops import byte_chunks, concat_call
