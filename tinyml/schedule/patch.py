@@ -251,7 +251,7 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     candidate can beat the best arena found.
     """
     base = plan_memory(graph, facts)
-    out = [Candidate(base, None)]
+    out = [Candidate(base)]
     live = base.live_bytes()
     peak = max(live, default=0)
     cover = {s for s, v in enumerate(live) if v == peak}
@@ -291,7 +291,7 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     for lb, st in sorted(bounds, key=lambda x: (x[0], -x[1].patches, x[1].extra_macs)):
         if lb >= best or n == MAX_FULL_PLANS:
             break
-        if tuple(st.ops) in viable and not any(c.stages == (st,) for c in out):
+        if tuple(st.ops) in viable and not any(len(c.stages) == 1 and c.stages[0] is st for c in out):
             best, n = min(best, plan(st).arena), n + 1
     return _more_stages(graph, facts, out, total, max_extra, None)
 
