@@ -6,7 +6,7 @@ from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import KernelCall, LowerContext, lowering, shape4, tensor_arg
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers, weighted_operands
 from tinyml.codegen.qmath import activation_range, padding_before
-from tinyml.graph.ir import Op
+from tinyml.graph.ir import Op, Tensor
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
@@ -28,18 +28,36 @@ def conv_window(op: Op, in_h: int, in_w: int, k_h: int, k_w: int, out_h: int, ou
     )
 
 
+
+def conv_geometry(op: Op, inp: Tensor, out: Tensor, w: Tensor) -> tuple[dict[str, int], int]:
+    """CONV_2D's shapes and window as the kernel params of every type hold them, and its MACs (validated: the
+    shapes agree, one bias per output channel)."""
+    n, in_h, in_w, in_c = shape4(op, inp)
+    _, out_h, out_w, out_c = shape4(op, out)
+    _, k_h, k_w, w_c = shape4(op, w)
+    params = dict(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
+                  k_h=k_h, k_w=k_w, groups=in_c // w_c, **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w))
+    return params, n * out_h * out_w * out_c * k_h * k_w * w_c
+
+
+def depthwise_geometry(op: Op, inp: Tensor, out: Tensor, w: Tensor) -> tuple[dict[str, int], int]:
+    """DEPTHWISE_CONV_2D's shapes and window as the kernel params of every type hold them, and its MACs
+    (validated: out_c = in_c * depth_multiplier, one bias per channel)."""
+    n, in_h, in_w, in_c = shape4(op, inp)
+    _, out_h, out_w, out_c = shape4(op, out)
+    _, k_h, k_w, _ = shape4(op, w)
+    params = dict(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, depth_mult=out_c // in_c,
+                  k_h=k_h, k_w=k_w, **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w))
+    return params, n * out_h * out_w * out_c * k_h * k_w
+
 @lowering("CONV_2D")
 def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out, w, b = weighted_operands(ctx, op)
-    n, in_h, in_w, in_c = shape4(op, inp)
-    on, out_h, out_w, out_c = shape4(op, out)
-    wo, k_h, k_w, w_c = shape4(op, w)  # validated: the shapes agree, one bias per output channel
-    mult, shift = per_channel_multipliers(op, inp, w, out, out_c, 0)
+    geometry, macs = conv_geometry(op, inp, out, w)
+    mult, shift = per_channel_multipliers(op, inp, w, out, geometry["out_c"], 0)
     act_min, act_max = activation_range(fused_activation(op), out.quant.s, out.quant.zp)
     params = dict(
-        batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
-        k_h=k_h, k_w=k_w, groups=in_c // w_c,
-        **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
+        **geometry,
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )
@@ -48,24 +66,18 @@ def lower_conv(ctx: LowerContext, op: Op) -> KernelCall:
         args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
-        macs=n * out_h * out_w * out_c * k_h * k_w * w_c,
-        inplace_inputs=[0], inplace_kind="ring", patchable=n == 1,
+        macs=macs, inplace_inputs=[0], inplace_kind="ring", patchable=geometry["batches"] == 1,
     )
 
 
 @lowering("DEPTHWISE_CONV_2D")
 def lower_depthwise(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out, w, b = weighted_operands(ctx, op)
-    n, in_h, in_w, in_c = shape4(op, inp)
-    on, out_h, out_w, out_c = shape4(op, out)
-    one, k_h, k_w, w_c = shape4(op, w)  # validated: out_c = in_c * depth_multiplier, one bias per channel
-    mult_depth = out_c // in_c
-    mult, shift = per_channel_multipliers(op, inp, w, out, out_c, 3)
+    geometry, macs = depthwise_geometry(op, inp, out, w)
+    mult, shift = per_channel_multipliers(op, inp, w, out, out.shape[-1], 3)
     act_min, act_max = activation_range(fused_activation(op), out.quant.s, out.quant.zp)
     params = dict(
-        batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, depth_mult=mult_depth,
-        k_h=k_h, k_w=k_w,
-        **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
+        **geometry,
         input_offset=-inp.quant.zp, output_offset=out.quant.zp, act_min=act_min, act_max=act_max,
         mult="mult", shift="shift",
     )
@@ -74,7 +86,6 @@ def lower_depthwise(ctx: LowerContext, op: Op) -> KernelCall:
         args=[tensor_arg(inp), tensor_arg(w), bias_arg(b),
               tensor_arg(out, writable=True)],
         consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
-        macs=n * out_h * out_w * out_c * k_h * k_w,
-        inplace_inputs=[0], inplace_kind="ring", patchable=n == 1,
+        macs=macs, inplace_inputs=[0], inplace_kind="ring", patchable=geometry["batches"] == 1,
     )
 

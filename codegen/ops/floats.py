@@ -19,9 +19,9 @@ import dataclasses
 import numpy as np
 
 from tinyml.codegen.declare import Variant, portable
-from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, shape4, tensor_arg
+from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, tensor_arg
 from tinyml.codegen.ops.common import fused_activation, weighted_operands
-from tinyml.codegen.ops.conv import conv_window
+from tinyml.codegen.ops.conv import conv_geometry, depthwise_geometry
 from tinyml.codegen.ops.elementwise import broadcast_layout
 from tinyml.codegen.ops.pool import mean_layout, pool_layout, pool_macs
 from tinyml.codegen.ops.tensor_ops import pad_params
@@ -88,31 +88,22 @@ def lower_fc_f32(ctx: LowerContext, op: Op) -> KernelCall:
 @lowering("CONV_2D", dtype="float32")
 def lower_conv_f32(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out, w, b = weighted_operands(ctx, op)
-    n, in_h, in_w, in_c = shape4(op, inp)
-    _, out_h, out_w, out_c = shape4(op, out)
-    _, k_h, k_w, w_c = shape4(op, w)  # validated: the shapes agree, one bias per output channel
-    params = dict(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
-                  k_h=k_h, k_w=k_w, groups=in_c // w_c, **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
-                  **_clamp(op))
+    geometry, macs = conv_geometry(op, inp, out, w)
     return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="conv_f32", spec={}, params=params,
+        op_index=op.index, op_kind=op.kind, kernel="conv_f32", spec={}, params=dict(**geometry, **_clamp(op)),
         args=[tensor_arg(inp), tensor_arg(w), _bias(b), tensor_arg(out, writable=True)],
-        inputs=[inp.index], outputs=[out.index], macs=n * out_h * out_w * out_c * k_h * k_w * w_c,
+        inputs=[inp.index], outputs=[out.index], macs=macs,
     )
 
 
 @lowering("DEPTHWISE_CONV_2D", dtype="float32")
 def lower_depthwise_f32(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out, w, b = weighted_operands(ctx, op)
-    n, in_h, in_w, in_c = shape4(op, inp)
-    _, out_h, out_w, out_c = shape4(op, out)
-    _, k_h, k_w, _ = shape4(op, w)  # validated: out_c = in_c * depth_multiplier, one bias per channel
-    params = dict(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, depth_mult=out_c // in_c,
-                  k_h=k_h, k_w=k_w, **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w), **_clamp(op))
+    geometry, macs = depthwise_geometry(op, inp, out, w)
     return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="dwconv_f32", spec={}, params=params,
+        op_index=op.index, op_kind=op.kind, kernel="dwconv_f32", spec={}, params=dict(**geometry, **_clamp(op)),
         args=[tensor_arg(inp), tensor_arg(w), _bias(b), tensor_arg(out, writable=True)],
-        inputs=[inp.index], outputs=[out.index], macs=n * out_h * out_w * out_c * k_h * k_w,
+        inputs=[inp.index], outputs=[out.index], macs=macs,
     )
 
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, shape4, tensor_arg
+from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, tensor_arg
 from tinyml.codegen.ops.common import fused_activation, per_channel_multipliers, weighted_operands
-from tinyml.codegen.ops.conv import conv_window
+from tinyml.codegen.ops.conv import conv_geometry, depthwise_geometry
 from tinyml.codegen.ops.elementwise import (add_params, binary_call, binary_operands, leaky_relu_multipliers,
                                             mul_params, tensor_scale)
 from tinyml.codegen.ops.fc import fc_multipliers
@@ -89,36 +89,27 @@ def lower_fc_s16(ctx: LowerContext, op: Op) -> KernelCall:
 @lowering("CONV_2D", dtype="int16")
 def lower_conv_s16(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out, w, b = weighted_operands(ctx, op)
-    n, in_h, in_w, in_c = shape4(op, inp)
-    _, out_h, out_w, out_c = shape4(op, out)
-    _, k_h, k_w, w_c = shape4(op, w)  # validated: the shapes agree, one bias per output channel
-    mult, shift = per_channel_multipliers(op, inp, w, out, out_c, 0)
+    geometry, macs = conv_geometry(op, inp, out, w)
+    mult, shift = per_channel_multipliers(op, inp, w, out, geometry["out_c"], 0)
     spec, bias_ctype = _accumulator(ctx, op, b)
-    params = dict(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
-                  k_h=k_h, k_w=k_w, groups=in_c // w_c, **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w),
-                  **_range16(op, out), mult="mult", shift="shift")
+    params = dict(**geometry, **_range16(op, out), mult="mult", shift="shift")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="conv_s16", spec=spec, params=params,
         args=[tensor_arg(inp), tensor_arg(w), _bias(b, bias_ctype), tensor_arg(out, writable=True)],
-        consts=[mult, shift], inputs=[inp.index], outputs=[out.index],
-        macs=n * out_h * out_w * out_c * k_h * k_w * w_c,
+        consts=[mult, shift], inputs=[inp.index], outputs=[out.index], macs=macs,
     )
 
 
 @lowering("DEPTHWISE_CONV_2D", dtype="int16")
 def lower_depthwise_s16(ctx: LowerContext, op: Op) -> KernelCall:
     inp, out, w, b = weighted_operands(ctx, op)  # validated: an int64 bias
-    n, in_h, in_w, in_c = shape4(op, inp)
-    _, out_h, out_w, out_c = shape4(op, out)
-    _, k_h, k_w, _ = shape4(op, w)  # validated: out_c = in_c * depth_multiplier, one bias per channel
-    mult, shift = per_channel_multipliers(op, inp, w, out, out_c, 3)
-    params = dict(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, depth_mult=out_c // in_c,
-                  k_h=k_h, k_w=k_w, **conv_window(op, in_h, in_w, k_h, k_w, out_h, out_w), **_range16(op, out),
-                  mult="mult", shift="shift")
+    geometry, macs = depthwise_geometry(op, inp, out, w)
+    mult, shift = per_channel_multipliers(op, inp, w, out, out.shape[-1], 3)
+    params = dict(**geometry, **_range16(op, out), mult="mult", shift="shift")
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="dwconv_s16", spec={}, params=params,
         args=[tensor_arg(inp), tensor_arg(w), tensor_arg(b), tensor_arg(out, writable=True)],
-        consts=[mult, shift], inputs=[inp.index], outputs=[out.index], macs=n * out_h * out_w * out_c * k_h * k_w,
+        consts=[mult, shift], inputs=[inp.index], outputs=[out.index], macs=macs,
     )
 
 
