@@ -85,6 +85,17 @@ def test_operator_host(c: Case, tmp_path: Path) -> None:
     _verify(c, tmp_path)
 
 
+# One case of each elementwise float kernel form under QEMU (binary_f32's SUB, MAXIMUM, SQUARED_DIFFERENCE and
+# PRELU; unary_f32's LEAKY_RELU and HARD_SWISH), on the M4's FPU.
+QEMU_OPS = ("SUB", "MAXIMUM", "SQUARED_DIFFERENCE", "PRELU", "LEAKY_RELU", "HARD_SWISH")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("c", [next(c for c in OP_CASES if c.op == op) for op in QEMU_OPS], ids=lambda c: c.id)
+def test_elementwise_operator_mps2_an386(c: Case, tmp_path: Path) -> None:
+    _verify(c, tmp_path, "mps2-an386")
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 
 
