@@ -227,13 +227,13 @@ def test_depthwise_int32_bias_is_refused() -> None:
 def test_int16_operator_without_kernel_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tensors = [dict(name="x", shape=[1, 8], type="INT16", scale=[0.001], zero_point=[0]),
                dict(name="y", shape=[1, 8], type="INT16", scale=[0.001], zero_point=[0])]
-    model = craft_model(tensors, [("TANH", [0], [1])], inputs=[0], outputs=[1])
+    model = craft_model(tensors, [("HARD_SWISH", [0], [1])], inputs=[0], outputs=[1])
     msg = refusal(model, UnsupportedError)
-    assert "the model has 16-bit activations (int16x8 quantization) and operator 0 (TANH) computes on int16, " \
+    assert "the model has 16-bit activations (int16x8 quantization) and operator 0 (HARD_SWISH) computes on int16, " \
            "which tinyml does not support yet; int16 operators supported: ADD, AVERAGE_POOL_2D, " in msg
     path = tmp_path / "m.tflite"
     path.write_bytes(model)
     assert cli_main(["compile", str(path), "--board", "host", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "operator 0 (TANH) computes on int16" in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1 and "operator 0 (HARD_SWISH) computes on int16" in err[0] and "Traceback" not in err[0]
     assert not (tmp_path / "out").exists()

@@ -42,6 +42,7 @@ The package holds one module per block of rows, each with the checks only its ro
   L2_NORMALIZATION;
 - ``floats``: the float32 rows (:data:`FLOAT_RULES`);
 - ``int16``: the rows of the operators on 16-bit activations (:data:`INT16_RULES`, int16x8 models);
+- ``int16_nonlinear``: INT16_RULES' rows of SOFTMAX, LOGISTIC, TANH and MEAN;
 - ``model``: the whole-model checks, the operand and option checks every row shares, and
   :data:`RULES`, the union of the int8 blocks.
 """
@@ -58,6 +59,7 @@ from tinyml.graph.validate.convlike import (BATCH_MATMUL_MAX_RANK, MatMulShape, 
                                             transpose_conv_padding)
 from tinyml.graph.validate.floats import (FLOAT_RULES, float_operator)
 from tinyml.graph.validate.int16 import (INT16_RULES, int16_operator, int64_accumulator)
+from tinyml.graph.validate.int16_nonlinear import (sigmoid16_input, softmax16_real)
 from tinyml.graph.validate.model import (RULES, op_problem, unsupported_reason, validate_graph, validate_operator,
                                          validate_operators)
 
@@ -67,5 +69,6 @@ __all__ = ["ADD_LEFT_SHIFT", "ADD_LEFT_SHIFT_INT16", "BROADCAST_MAX_RANK", "CONV
            "transpose_perm", "unpack_axis", "arg_min_max_axis", "prelu_reals", "rsqrt_real", "squared_difference_reals",
            "BATCH_MATMUL_MAX_RANK", "MatMulShape", "batch_matmul_shape", "bilinear_axis", "transpose_conv_padding",
            "FLOAT_RULES", "float_operator", "INT16_RULES", "int16_operator", "int64_accumulator", "RULES",
+           "sigmoid16_input", "softmax16_real",
            "op_problem", "unsupported_reason", "validate_graph",
            "validate_operator", "validate_operators"]

@@ -29,6 +29,7 @@ from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Ru
 from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
                                         _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize, _rule_table,
                                         _same_size, _t, _window_extent)
+from tinyml.graph.validate.int16_nonlinear import int16_nonlinear_rules
 
 INT16_SPAN = 1 << 15  # the largest |x| of an int16 value
 MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8)
@@ -84,6 +85,7 @@ def _int16_rule_table() -> dict[str, Rule]:
         "LEAKY_RELU": _int16_row(rules["LEAKY_RELU"]),
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
+        **int16_nonlinear_rules(rules),  # SOFTMAX, LOGISTIC, TANH, MEAN
     }
 
 
