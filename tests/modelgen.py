@@ -634,6 +634,13 @@ def int16_cases() -> list[Case]:
         case("leaky_relu", "LEAKY_RELU", (33,), alpha=0.3, in_scale=5.0, **i16),
         case("float_io", "QUANTIZE", (16,), body="dense", a16=True, io_dtype="float32", in_scale=3.0),
         case("conv1d_net", "DEPTHWISE_CONV_2D", (1, 40, 3), a16=True, io_dtype="float32", id="int16_conv1d_net"),
+        # SOFTMAX, LOGISTIC, TANH and MEAN (tests/test_int16_nonlinear.py)
+        case("softmax", "SOFTMAX", (10,), beta=1.0, in_scale=8.0, **i16),
+        case("softmax", "SOFTMAX", (4, 4, 6), beta=0.5, in_scale=2.0, **i16),
+        case("logistic", "LOGISTIC", (4, 4, 8), in_scale=4.0, **i16),
+        case("tanh", "TANH", (33,), in_scale=10.0, **i16),
+        case("mean", "MEAN", (8, 8, 16), keepdims=True, **i16),
+        case("reduce_mean", "MEAN", (6, 5, 4), axis=(-1,), keepdims=False, in_dist="relu", **i16),
     ]
 
 

@@ -39,7 +39,7 @@ LUT_STEPS = 512  # gen_lut's steps for an int16 input; the table has one more en
 # TFLM's sigmoid_table_uint16 (tensorflow/lite/kernels/internal/common.h): sigmoid(i / 24) for i = 0..255 in
 # unsigned 0.16 fixed point, the last entry 65535.  The values are TFLM's data (44 of them differ by one from
 # round(65536 * sigmoid(i / 24)), so they cannot be recomputed; tests/test_int16_nonlinear.py checks them
-# against the function within one step).
+# against the rounded function: at most one step from it).
 SIGMOID_TABLE_U16 = (
     32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
     43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,

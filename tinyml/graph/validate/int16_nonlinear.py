@@ -9,7 +9,7 @@ Prepare arithmetic of TFLM's 16-bit kernels for them that the lowerings (codegen
 - LOGISTIC and TANH (TFLM's int16 Prepare): the output scale is 2^-15 (CheckedLog2); the input multiplier
   TFLM computes (3 << left shift for a power-of-two input scale of 2^-12, and for TANH also 2^-11; else
   input scale x 3 x 4096 doubled up to 16384 or more, at most 31 times) must be 1 to 32767: above, TFLM's
-  debug check fails and its int32 product can overflow; 0 (an input scale below about 1e-9) sends TFLM's
+  debug check fails and its int32 product can overflow; 0 (an input scale below about 3.8e-14) sends TFLM's
   kernel into its power-of-two branch with 3 << 31, which is undefined;
 - MEAN: the int8 row with int16 data (TFLM's EvalIntegerMean on int16: the sum in int32, whose bound the
   multiplier check applies to 32768 x the input's values).
@@ -98,7 +98,7 @@ def _sigmoid16_scales(graph: Graph, op: Op) -> None:
     if not 1 <= multiplier <= SIGMOID16_MAX_MULTIPLIER:
         raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has scale {inp.quant.s:g}, which gives TFLM's int16 "
                            f"{op.kind} an input multiplier of {multiplier}; allowed is 1 to "
-                           f"{SIGMOID16_MAX_MULTIPLIER} (an input scale of about 1e-9 to 2.67); requantize the "
+                           f"{SIGMOID16_MAX_MULTIPLIER} (an input scale from about 3.8e-14 to 2.67); requantize the "
                            "model")
 
 
