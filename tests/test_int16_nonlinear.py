@@ -165,8 +165,9 @@ MEANS = [  # input shape, axes, keep_dims, input scale, output scale
     ([4, 9], [-1], False, 2e-3, 1e-3),
     ([2, 3, 4, 5], [0, 3], True, 1e-3, 3e-4),
     ([6, 1, 5], [1], False, 1e-3, 1e-3),
-    ([3, 4, 5], [-3, 2, 0], True, 1e-3, 5e-4),
+    ([3, 4, 5], [-3, 2, 0, 2], True, 1e-3, 5e-4),
     ([37], [0], True, 1e-3, 4e-3),
+    ([40000, 2], [-1], False, 1e-3, 1e-3),  # 80,000 values: each output sums 2 of them
 ]
 
 
@@ -256,8 +257,9 @@ def test_sigmoid_input_multiplier_out_of_range_is_refused(scale: float, multipli
 
 
 def test_mean_whose_sum_overflows_int32_is_refused() -> None:
+    """90,000 values into one output: TFLM's int32 sum can overflow."""
     tensors = [dict(name="x", shape=[1, 300, 300], type="INT16", scale=[1e-3], zero_point=[0]),
                dict(name="axis", shape=[2], type="INT32", data=np.array([1, 2], np.int32)),
                dict(name="y", shape=[1], type="INT16", scale=[1e-3], zero_point=[0])]
     model = craft_model(tensors, [("MEAN", [0, 1], [2])], inputs=[0], outputs=[2])
-    assert "overflows int32" in refusal(model, ModelError)
+    assert "on an accumulator of up to 2949120000, which overflows int32" in refusal(model, ModelError)
