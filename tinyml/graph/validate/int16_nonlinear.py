@@ -74,7 +74,8 @@ def _softmax16_output_scale(graph: Graph, op: Op) -> None:
     f = np.float32
     if abs(f(out.quant.s) - f(SOFTMAX16_OUTPUT_SCALE)) > f(SOFTMAX16_SCALE_TOLERANCE):
         raise _fail(graph, f"{_op(op)}: output {_ten(out)} has scale {out.quant.s:g}; allowed is 1/32768 "
-                           f"(within {SOFTMAX16_SCALE_TOLERANCE:.3g}, as TFLM's int16 SOFTMAX requires)")
+                           f"(within {SOFTMAX16_SCALE_TOLERANCE:.3g}, as TFLM's int16 SOFTMAX requires); "
+                           "requantize the model")
 
 
 def _softmax16_input(graph: Graph, op: Op) -> None:
@@ -94,7 +95,7 @@ def _sigmoid16_scales(graph: Graph, op: Op) -> None:
     is_pot, log2 = checked_log2(out.quant.s)
     if not is_pot or log2 != SIGMOID16_OUTPUT_LOG2:
         raise _fail(graph, f"{_op(op)}: output {_ten(out)} has scale {out.quant.s:g}; allowed is 2^-15 "
-                           f"(1/32768, as TFLM's int16 {op.kind} requires)")
+                           f"(1/32768, as TFLM's int16 {op.kind} requires); requantize the model")
     multiplier, _ = sigmoid16_input(op.kind, inp.quant.s)
     if not 1 <= multiplier <= SIGMOID16_MAX_MULTIPLIER:
         raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has scale {inp.quant.s:g}, which gives TFLM's int16 "
