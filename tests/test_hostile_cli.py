@@ -78,6 +78,32 @@ def test_unknown_plot_format_is_refused_before_any_work(dscnn: Path, tmp_path: P
     assert time.monotonic() - start < 5 and not list(tmp_path.iterdir())
 
 
+def test_plots_replace_only_what_tinyml_wrote(dscnn: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's file where a plot would go is refused (before any work) unless --force; a plot tinyml wrote is
+    replaced by the next run; the plot's suffix (here .svg) is the frontier plot's too."""
+    mine = tmp_path / "mine.svg"
+    mine.write_text("<svg>my drawing</svg>")
+    start = time.monotonic()
+    msg = one_line(capsys, "plan", str(dscnn), "--plot", str(mine))
+    assert f"{mine}: exists and was not written by tinyml" in msg and "--force" in msg
+    assert mine.read_text() == "<svg>my drawing</svg>" and time.monotonic() - start < 5
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(b"\x89PNG\r\n\x1a\n not a tinyml chart")
+    msg = one_line(capsys, "profile", str(dscnn), "-b", "mps2-an386", "--chart", str(chart))
+    assert f"{chart}: exists and was not written by tinyml" in msg and "--chart" in msg
+    assert time.monotonic() - start < 10
+    plot = tmp_path / "p.svg"
+    for _ in range(2):  # the second run replaces the first run's plots
+        assert cli_main(["plan", str(dscnn), "--plot", str(plot)]) == 0
+    frontier = tmp_path / "p-frontier.svg"
+    assert b"tinyml plot" in plot.read_bytes() and frontier.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "mine.svg", "p-frontier.svg", "p.svg"]
+    assert cli_main(["plan", str(dscnn), "--plot", str(mine), "--force"]) == 0
+    assert b"my drawing" not in mine.read_bytes() and (tmp_path / "mine-frontier.svg").is_file()
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("command", [
     ["verify", "{model}"], ["profile", "{model}", "-b", "mps2-an386"], ["validate", "{model}", "-p", "/dev/null"],
     ["train", "kws", "--synthetic"]])

@@ -40,7 +40,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
     chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
     report = profile(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed, kernels=a.kernels,
-                     progress=_say, port=a.port, baudrate=a.baud, sram=a.sram, clock_mhz=a.clock)
+                     progress=_say, port=a.port, baudrate=a.baud, sram=a.sram, clock_mhz=a.clock, force=a.force)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
 
@@ -58,13 +58,18 @@ def cmd_plan(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tinyml.tools.api import plan
+    from tinyml.tools.figures import check_plot_path
     from tinyml.tools.plan import format_plan, plot_frontier, plot_plan, tflm_arena
 
+    plot = Path(a.plot or f"{Path(a.model).stem}-memory.png")
+    frontier_plot = plot.with_name(plot.stem + "-frontier" + plot.suffix)
+    if not a.no_plot:  # refused before the work
+        for p in (plot, frontier_plot):
+            check_plot_path(p, force=a.force)
     report = plan(a.model, a.sram, a.board).to_json()
     if not a.no_plot:
-        report["plot"] = str(plot_plan(report, a.plot or f"{Path(a.model).stem}-memory.png"))
-        frontier_png = Path(report["plot"]).with_name(Path(report["plot"]).stem + "-frontier.png")
-        report["frontier_plot"] = str(plot_frontier(report, frontier_png, tflm_arena(a.model)))
+        report["plot"] = str(plot_plan(report, plot, force=a.force))
+        report["frontier_plot"] = str(plot_frontier(report, frontier_plot, tflm_arena(a.model), force=a.force))
     print(json.dumps(report, indent=2) if a.json else format_plan(report)
           + "".join(f"\nwrote {report[k]}" for k in ("plot", "frontier_plot") if k in report))
     return 0
@@ -366,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--chart", type=_plot_file, help="bar chart file (default MODEL-BOARD-profile.png)")
     s.add_argument("--no-chart", action="store_true", help="do not write the bar chart")
+    s.add_argument("--force", action="store_true", help="replace the chart file even if tinyml did not write it")
     s.add_argument("--kernels", choices=("auto", "portable"), default="auto",
                    help="kernel family: the board's fastest (auto, default) or portable C")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random input (default 0)")
@@ -411,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--plot", type=_plot_file, help="where to write the live-memory plot (default MODEL-memory.png)")
     s.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    s.add_argument("--force", action="store_true", help="replace the plot files even if tinyml did not write them")
     s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("compile", help="generate a self-contained firmware project (or a library: --format)")

@@ -208,10 +208,10 @@ def plan(model: Model, sram: int | None = None, board: str | None = None) -> Pla
 
 def profile(model: str | os.PathLike[str] | bytes, board: str, *, sram: int | None = None, seed: int = 0,
             kernels: str = "auto", clock_mhz: float | None = None, chart: str | os.PathLike[str] | None = None,
-            port: str | None = None, baudrate: int = 115200,
+            port: str | None = None, baudrate: int = 115200, force: bool = False,
             progress: Callable[[str], None] | None = None) -> ProfileReport | BoardProfileReport:
     """Exact instructions and estimated cycles per layer under QEMU on ``board`` (or from a board at serial
     ``port`` running the host-link firmware), and the ELF's sizes (`tinyml profile`)."""
     with _ModelFile(model, None) as path:
         return profile_model(path, board, chart=chart, seed=seed, families=kernels, progress=progress, port=port,
-                             baudrate=baudrate, sram=sram, clock_mhz=clock_mhz)
+                             baudrate=baudrate, sram=sram, clock_mhz=clock_mhz, force=force)

@@ -27,6 +27,7 @@ from tinyml.schedule.choose import describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
 from tinyml.tools.bench import zoo_network, zoo_network_path
+from tinyml.tools.figures import save_figure
 from tinyml.tools.profile import profile_model
 from tinyml.tools.reference import tflm_arena_bytes
 from tinyml.train.zoo import BENCH_NETWORKS
@@ -176,22 +177,7 @@ def format_plan(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a matplotlib figure (and close it); an unwritable path is the user's one-line error."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    out = Path(path)
-    try:
-        fig.savefig(out, dpi=100)
-    except OSError as e:
-        raise InputError(f"{out}: cannot write the plot ({e.strerror}); choose another --plot path") from None
-    finally:
-        plt.close(fig)
-    return out
-
-
-def plot_plan(r: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+def plot_plan(r: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Live memory per step: layer by layer and the chosen schedule, side by side."""
     import matplotlib
 
@@ -215,7 +201,7 @@ def plot_plan(r: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.legend(loc="upper right")
     axes[0].set_ylabel("live activations (kB)")
     fig.text(0.5, 0.005, "green: in place, orange: patch stage", ha="center", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path, force=force)
 
 
 def tflm_arena(model: str | os.PathLike[str]) -> int | None:
@@ -226,7 +212,8 @@ def tflm_arena(model: str | os.PathLike[str]) -> int | None:
         return None
 
 
-def plot_frontier(r: dict[str, Any], path: str | os.PathLike[str], tflm: int | None) -> Path:
+def plot_frontier(r: dict[str, Any], path: str | os.PathLike[str], tflm: int | None, *,
+                  force: bool = False) -> Path:
     """The memory/cost frontier: arena against estimated instructions, this plan marked, TFLM's arena as
     a vertical line (measured in the same run; left out, and said so, without the reference extra)."""
     import matplotlib
@@ -255,7 +242,7 @@ def plot_frontier(r: dict[str, Any], path: str | os.PathLike[str], tflm: int | N
     ax.set_ylabel("estimated instructions (M)")
     if tflm is not None or r["sram_budget"]:
         ax.legend(loc="upper right")
-    return _save(fig, path)
+    return save_figure(fig, path, force=force)
 
 
 # ---------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from tinyml.schedule.choose import TOLERANCE
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
 from tinyml.targets.hostlink import HostLink, connect
 from tinyml.targets.qemu import QEMU_BINARY, qemu_command, qemu_uart
+from tinyml.tools.figures import check_plot_path, save_figure
 from tinyml.tools.verify import check_device_matches, pack_samples, random_inputs
 
 PLUGIN_SOURCES = ("insn_count.c", "tml_qemu_plugin.h")
@@ -646,7 +647,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
                   families: str = "auto", progress: Callable[[str], None] | None = None,
                   port: str | None = None, baudrate: int = 115200,
                   sram: int | None = None, tolerance: float = TOLERANCE,
-                  clock_mhz: float | None = None) -> ProfileReport | BoardProfileReport:
+                  clock_mhz: float | None = None, force: bool = False) -> ProfileReport | BoardProfileReport:
     """Compile, build with markers, count instructions and estimate cycles per layer under QEMU; sizes
     from the ELF.
 
@@ -657,9 +658,13 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
 
     With ``port`` (or for a QEMU board whose tensors move over its UART) the
     cycles per layer come from the host-link firmware instead: see
-    :func:`profile_device`."""
+    :func:`profile_device`.
+
+    ``force``: replace an existing ``chart`` file that tinyml did not write."""
     say = progress or (lambda _m: None)
     check_seed(seed)
+    if chart is not None:
+        check_plot_path(chart, force=force, option="--chart")  # before the work
     clock_hz = check_clock_hz(clock_mhz * 1e6) if clock_mhz is not None else None
     if not Path(model).is_file():
         raise InputError(f"{model}: no such model file; give the path of an int8 .tflite file")
@@ -670,7 +675,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
         if clock_hz is not None:
             board_report.cpu_hz = clock_hz
         if chart is not None and board_report.cycles > 0:
-            board_report.chart = str(write_chart(board_report, Path(chart)))
+            board_report.chart = str(write_chart(board_report, Path(chart), force=force))
         return board_report
     if brd.kind != "qemu":
         raise InputError(f"board {brd.name} is not a QEMU board; 'tinyml profile' counts instructions under "
@@ -684,7 +689,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
         if sizes:
             report.sizes = elf_sizes(brd, build_variant(project, brd, profile=False), compiled.graph.name)
     if chart is not None:
-        report.chart = str(write_chart(report, Path(chart)))
+        report.chart = str(write_chart(report, Path(chart), force=force))
     return report
 
 
@@ -700,8 +705,8 @@ def size_report(model: str | os.PathLike[str], board: str) -> SizeReport:
         return elf_sizes(brd, build_variant(project, brd, profile=False), compiled.graph.name)
 
 
-def write_chart(report: ProfileReport | BoardProfileReport, path: Path) -> Path:
-    """A horizontal bar chart of instructions (or cycles) per layer (PNG)."""
+def write_chart(report: ProfileReport | BoardProfileReport, path: Path, *, force: bool = False) -> Path:
+    """A horizontal bar chart of instructions (or cycles) per layer (PNG, PDF or SVG by the suffix)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -721,11 +726,8 @@ def write_chart(report: ProfileReport | BoardProfileReport, path: Path) -> Path:
     for b, l in zip(bars, layers):
         text = f"{l.per_mac:.2f}/MAC" if l.per_mac else ""
         ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {text}", va="center", fontsize=7)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, force=force, option="--chart")
 
 
 # ---------------------------------------------------------------------------
