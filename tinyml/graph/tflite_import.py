@@ -158,6 +158,11 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
             align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
         "BATCH_MATMUL": ("BatchMatMulOptions", lambda o: dict(adj_x=bool(o.AdjX()), adj_y=bool(o.AdjY()))),
         "L2_NORMALIZATION": ("L2NormOptions", lambda o: dict(activation=act(o))),
+        # the LSTM's cell gate activation (TANH as Keras makes it), its clips (0: none) and the input layout
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": ("UnidirectionalSequenceLSTMOptions", lambda o: dict(
+            activation=act(o), cell_clip=float(np.float32(o.CellClip())), proj_clip=float(np.float32(o.ProjClip())),
+            time_major=bool(o.TimeMajor()), asymmetric_quantize_inputs=bool(o.AsymmetricQuantizeInputs()),
+            diagonal_recurrent_tensors=bool(o.DiagonalRecurrentTensors()))),
     }
 
 
