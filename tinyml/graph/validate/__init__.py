@@ -27,7 +27,8 @@ operator by its name, a builtin by name and index, and whether it keeps
 state), then the activation types (float32, dynamic-range, and int16 operators without a row), then
 the tensors' types and shapes, then the order of the operators (a variable
 tensor read before any operator writes it is state TFLM keeps between
-invocations, which tinyml does not).
+invocations: tinyml keeps it where the operator's row declares that input
+as state, ``Rule.state_inputs``, and refuses it anywhere else).
 
 The package holds one module per block of rows, each with the checks only its rows use:
 

@@ -229,9 +229,10 @@ def _check_order(graph: Graph) -> None:
         if t not in produced and t not in graph.inputs:
             raise _fail(graph, f"model output tensor {t} is not produced by any operator")
     available = set(graph.inputs) | {t.index for t in graph.tensors if t.is_const}
+    state = _check_state(graph, produced)
     for op in graph.ops:
         for t in op.inputs:
-            if t >= 0 and t not in available:
+            if t >= 0 and t not in available and t not in state:
                 ten = graph.tensors[t]
                 if ten.variable:
                     where = "a subgraph input that is " if t in graph.state_inputs else ""
@@ -249,6 +250,34 @@ def _check_order(graph: Graph) -> None:
                 raise _fail(graph, f"{_op(op)} writes tensor {t}, which is already a model input or an "
                                    "operator's output; allowed is one writer per tensor")
             available.add(t)
+
+
+def _check_state(graph: Graph, produced: set[int]) -> set[int]:
+    """The state tensors the operators keep between invocations: a variable tensor that no operator writes,
+    read at an input position its operator's row declares as state (``Rule.state_inputs``), by that operator
+    alone and not a model output (the kernel updates it in place).  A variable tensor read elsewhere is left
+    to _check_order, which names it."""
+    state: set[int] = set()
+    readers: dict[int, list[Op]] = {}
+    for op in graph.ops:
+        for t in {t for t in op.inputs if t >= 0}:
+            readers.setdefault(t, []).append(op)
+    for op in graph.ops:
+        rule = RULES.get(op.kind)
+        for p in rule.state_inputs if rule is not None else ():
+            if p >= len(op.inputs) or op.inputs[p] < 0:
+                continue
+            t = graph.tensors[op.inputs[p]]
+            if not t.variable or t.index in produced or t.index in graph.inputs:
+                raise _fail(graph, f"{_op(op)}: input {p} ({_ten(t)}) holds the operator's state, so it must be a "
+                                   "variable tensor that no operator writes and the caller does not give (TFLM "
+                                   "keeps it between invocations); re-export the model")
+            if len(readers[t.index]) > 1 or op.inputs.count(t.index) > 1 or t.index in graph.outputs:
+                raise _unsupported(graph, op, f"its state {_ten(t)} is also read elsewhere (by another operator, "
+                                              "at another input or as a model output); tinyml keeps state that "
+                                              "one operator reads and updates")
+            state.add(t.index)
+    return state
 
 
 def _check_model(graph: Graph) -> None:
