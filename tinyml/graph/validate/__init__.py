@@ -43,6 +43,8 @@ The package holds one module per block of rows, each with the checks only its ro
   L2_NORMALIZATION;
 - ``floats``: the float32 rows (:data:`FLOAT_RULES`);
 - ``int16``: the rows of the operators on 16-bit activations (:data:`INT16_RULES`, int16x8 models);
+- ``lstm``: UNIDIRECTIONAL_SEQUENCE_LSTM (TFLM's integer LSTM: int8 activations, int16 cell state), with the
+  arithmetic its Prepare derives (:func:`lstm_shape`, :func:`lstm_reals`);
 - ``model``: the whole-model checks, the operand and option checks every row shares, and
   :data:`RULES`, the union of the int8 blocks.
 """
@@ -59,6 +61,7 @@ from tinyml.graph.validate.convlike import (BATCH_MATMUL_MAX_RANK, MatMulShape, 
                                             transpose_conv_padding)
 from tinyml.graph.validate.floats import (FLOAT_RULES, float_operator)
 from tinyml.graph.validate.int16 import (INT16_RULES, int16_operator, int64_accumulator)
+from tinyml.graph.validate.lstm import (LstmReals, LstmShape, lstm_reals, lstm_shape)
 from tinyml.graph.validate.model import (RULES, op_problem, unsupported_reason, validate_graph, validate_operator,
                                          validate_operators)
 
@@ -69,4 +72,4 @@ __all__ = ["ADD_LEFT_SHIFT", "ADD_LEFT_SHIFT_INT16", "BROADCAST_MAX_RANK", "CONV
            "BATCH_MATMUL_MAX_RANK", "MatMulShape", "batch_matmul_shape", "bilinear_axis", "transpose_conv_padding",
            "FLOAT_RULES", "float_operator", "INT16_RULES", "int16_operator", "int64_accumulator", "RULES",
            "op_problem", "unsupported_reason", "validate_graph",
-           "validate_operator", "validate_operators"]
+           "validate_operator", "validate_operators", "LstmReals", "LstmShape", "lstm_reals", "lstm_shape"]

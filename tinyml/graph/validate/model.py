@@ -16,6 +16,7 @@ from tinyml.graph.validate.arith import _arith_rule_table
 from tinyml.graph.validate.convlike import _conv_like_rules
 from tinyml.graph.validate.floats import FLOAT_RULES, _check_no_mix, _finite_constants, float_operator
 from tinyml.graph.validate.int16 import INT16_RULES, int16_operator
+from tinyml.graph.validate.lstm import _lstm_rules
 
 # ---------------------------------------------------------------------------
 # The generic part: tensors, operands, options.
@@ -361,7 +362,8 @@ def validate_operator(graph: Graph, op: Op) -> None:
 
 def _all_rules() -> dict[str, Rule]:
     rules = _rule_table()
-    return {**rules, **_movement_rules(), **_arith_rule_table(rules["PAD"]), **_conv_like_rules()}
+    return {**rules, **_movement_rules(), **_arith_rule_table(rules["PAD"]), **_conv_like_rules(),
+            **_lstm_rules()}
 
 
 RULES: dict[str, Rule] = _all_rules()
