@@ -128,6 +128,10 @@ def _per_channel(m: Any, s: Any, op: Any) -> None:
     q.scale, q.zeroPoint, q.quantizedDimension = [float(q.scale[0])] * n, [0] * n, 0
 
 
+def _intermediate(m: Any, s: Any, op: Any) -> None:
+    m.subgraphs[0].tensors[op.intermediates[0]].shape = [1]  # the converter's are empty: TFLM allocates no other
+
+
 def _no_state(m: Any, s: Any, op: Any) -> None:
     m.subgraphs[0].tensors[op.inputs[18]].isVariable = False
 
@@ -141,6 +145,7 @@ def _no_state(m: Any, s: Any, op: Any) -> None:
     (_huge_cell_scale, ModelError, "2^3"),
     (_per_channel, UnsupportedError, "per tensor"),
     (_no_state, ModelError, "variable tensor"),
+    (_intermediate, ModelError, "intermediate"),
 ], ids=lambda v: v.__name__.strip("_") if callable(v) else None)
 def test_refusals(edit, error, words) -> None:
     msg = refusal(_edit_lstm(build(SMALL), edit), error)

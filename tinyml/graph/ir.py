@@ -121,6 +121,9 @@ class Op:
     outputs: list[int]
     options: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    # TFLite's intermediate tensors (the converter gives the LSTM five, empty): TFLM allocates them only when
+    # they are empty, and no kernel we lower reads them
+    intermediates: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -359,9 +359,10 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
         kind = op_names[code_index]
         op_inputs = tensor_list(o.Inputs, o.InputsLength(), f"operator {oi} ({kind})", True)
         op_outputs = tensor_list(o.Outputs, o.OutputsLength(), f"operator {oi} ({kind})", False)
+        intermediates = tensor_list(o.Intermediates, o.IntermediatesLength(), f"operator {oi} ({kind})", False)
         options = _read_options(o, kind, readers)
         ops.append(Op(index=oi, kind=kind, inputs=op_inputs, outputs=op_outputs, options=options,
-                      version=int(model.OperatorCodes(code_index).Version())))
+                      version=int(model.OperatorCodes(code_index).Version()), intermediates=intermediates))
 
     desc = model.Description()
     return Graph(

@@ -216,6 +216,18 @@ def _check_int16_operators(graph: Graph) -> None:
                                     "tinyml.train.quantize)")
 
 
+def _check_intermediates(graph: Graph) -> None:
+    """An operator's intermediate tensors empty and of a type of known size (TFLM's allocator refuses any
+    other)."""
+    for op in graph.ops:
+        for t in op.intermediates:
+            ten = graph.tensors[t]
+            if ten.nbytes or ten.dtype not in DTYPE_BYTES:
+                raise _fail(graph, f"{_op(op)} has intermediate {_ten(ten)} of shape {list(ten.shape)} and type "
+                                   f"{ten.dtype}; allowed is an empty tensor of a numeric type (TFLM allocates "
+                                   "no other intermediate tensor); re-export the model")
+
+
 def _check_order(graph: Graph) -> None:
     """Every tensor an operator reads is an input, a constant or written by an earlier operator; a variable
     tensor read before any operator writes it is state (TFLM keeps it between invocations)."""
@@ -296,6 +308,7 @@ def _check_model(graph: Graph) -> None:
         if t.dtype not in NUMPY_DTYPES:
             raise _fail(graph, f"{_ten(t)} (a model input or output) is of type {t.dtype}; allowed are "
                                f"{', '.join(sorted(NUMPY_DTYPES))}")
+    _check_intermediates(graph)
     _check_order(graph)
     if not graph.inputs:
         raise _unsupported_model(graph, f"every input of the model is a variable tensor (state TFLM keeps "
