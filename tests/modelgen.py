@@ -534,6 +534,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "MOVEMENT": _movement_cases,
     "ARITH": _arith_cases,
     "CONV_LIKE": _conv_like_cases,
+    "LSTM": lambda: lstm_cases(),
 }
 
 
