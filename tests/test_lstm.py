@@ -3,8 +3,8 @@ biases, int16 cell state; codegen/ops/lstm.py, templates/kernels/lstm_s8.c.j2) b
 
 tests/modelgen.py's lstm_cases (units, feature counts, sequence lengths, the whole sequence or its last step,
 saturating gates, the LSTM keyword spotter) on the host (gcc with ASan/UBSan), each as one sequence of invokes
-with the hidden and cell states carried from one to the next and a reset in the middle; the time-major layout and
-the cell clip on edited models; a subset under QEMU on mps2-an386; and the refusals of what TFLM does not run or we
+with the hidden and cell states carried from one to the next and a reset in the middle; the time-major layout, two
+batch rows (in both layouts) and the cell clip on edited models; a subset under QEMU on mps2-an386; and the refusals of what TFLM does not run or we
 do not cover (one line; exit 2 from the CLI).
 """
 
@@ -79,6 +79,25 @@ def test_time_major(tmp_path) -> None:
     g = parse_tflite(model)
     assert g.ops[0].options["time_major"] and g.tensors[g.inputs[0]].shape[1] == 1
     assert_bitexact(model, tmp_path, board="host", samples=3)
+
+
+@pytest.mark.parametrize("major", [False, True], ids=["batch-major", "time-major"])
+def test_two_batches(major, tmp_path) -> None:
+    """Two batch rows, each with its own hidden and cell state, in either layout."""
+    def batches(m: Any, s: Any, op: Any) -> None:
+        ts = m.subgraphs[0].tensors
+        op.builtinOptions.timeMajor = major
+        for t in (op.inputs[0], op.outputs[0]):
+            _, steps, depth = ts[t].shape
+            ts[t].shape = [steps, 2, depth] if major else [2, steps, depth]
+        for t in (op.inputs[18], op.inputs[19]):
+            ts[t].shape = [2, ts[t].shape[1]]
+        for t in ts:
+            t.shapeSignature = None
+
+    model = _edit_lstm(build(SATURATING), batches)
+    assert parse_tflite(model).ops[0].options["time_major"] == major
+    assert_bitexact(model, tmp_path, board="host", samples=3, resets=(2,))
 
 
 @pytest.mark.parametrize("clip", [0.4, None], ids=["clip", "below-one-step"])
