@@ -152,6 +152,12 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
         ))
     consts = list(const_tensors.values()) + const_arrays
 
+    # State kept between invocations, filled as TFLM's ResetVariableTensors does: an int8 tensor's bytes
+    # with its zero point, any other type's with 0.
+    states = [dict(index=t, name=graph.tensors[t].name, offset=plan.offset(t), bytes=graph.tensors[t].nbytes,
+                   fill=(graph.tensors[t].quant.zp & 0xFF) if graph.tensors[t].dtype == "int8"
+                   and graph.tensors[t].quant is not None else 0)
+              for t in graph.state_tensors()]
     inputs = [_io(graph, plan, graph.tensors[t], i) for i, t in enumerate(graph.inputs)]
     outputs = [_io(graph, plan, graph.tensors[t], i) for i, t in enumerate(graph.outputs)]
     ctx = dict(
@@ -159,6 +165,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
         calls=call_views, consts=consts, kernels=list(kernels.values()), source=graph.source,
         trace_default=trace_default, arena_align=ALIGN, caller_arena=storage.arena == "caller",
         weights_section=storage.weights_section, arena_section=storage.arena_section, header=header,
+        states=states, state_bytes=plan.state_bytes,
     )
     helpers = list(dict.fromkeys(h for k in kernels.values() for h in variant(k["kernel"]).helpers))
     h_parts = [env.get_template(h).render() for h in helpers if h.endswith(".inc.j2")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -13,13 +14,17 @@ from tinyml.tools.verify import VerifyReport, verify_model
 
 
 def assert_bitexact(model: bytes | Path, tmp_path: Path, board: str = "host", samples: int = 4,
-                    seed: int = 0, sram: int | None = None) -> VerifyReport:
+                    seed: int = 0, sram: int | None = None, resets: Sequence[int] = ()) -> VerifyReport:
+    """``samples`` random inputs through the model on ``board`` and through TFLM, every output byte the same.
+    A model with state runs them as one sequence of invokes on one model instance on both sides (state
+    carried), reset before the sample indices ``resets`` (NAME_reset(), the interpreter's reset())."""
     if isinstance(model, bytes):
         path = tmp_path / "model.tflite"
         path.write_bytes(model)
     else:
         path = Path(model)
-    report = verify_model(path, board, samples=samples, seed=seed, work_dir=tmp_path / "proj", sram=sram)
+    report = verify_model(path, board, samples=samples, seed=seed, work_dir=tmp_path / "proj", sram=sram,
+                          resets=resets)
     assert report.ok, report.summary()
     return report
 

@@ -52,6 +52,7 @@ __all__ = [
     "all_cases",
     "float_cases",
     "int16_cases",
+    "lstm_cases",
     "build",
     "build_many",
     "inputs_for",
@@ -533,6 +534,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "MOVEMENT": _movement_cases,
     "ARITH": _arith_cases,
     "CONV_LIKE": _conv_like_cases,
+    "LSTM": lambda: lstm_cases(),
 }
 
 
@@ -642,6 +644,57 @@ def int16_cases() -> list[Case]:
         case("mean", "MEAN", (8, 8, 16), keepdims=True, **i16),
         case("reduce_mean", "MEAN", (6, 5, 4), axis=(-1,), keepdims=False, in_dist="relu", **i16),
     ]
+
+
+def lstm_cases() -> list[Case]:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM models (tests/test_lstm.py), int8 I/O: a Keras 2 (tf_keras) LSTM layer, which
+    the converter fuses into the operator (Keras 3's LSTM converts to a loop), quantized to int8 with
+    TFLITE_BUILTINS_INT8; over units, feature counts and sequence lengths, the whole sequence or its last step
+    (``seq``), weights scaled by ``gain`` (gates that saturate), and the keyword spotter (``lstm_kws``: 49 x 10
+    MFCC frames -> LSTM -> Dense -> softmax).  (The converter crashes on an LSTM layer without biases.)"""
+    return [
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (1, 1), units=1, seq=True),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (5, 3), units=4, seq=True),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (7, 5), units=9, seq=True, gain=3.0),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (12, 16), units=20, seq=False),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (3, 10), units=33, seq=True, in_dist="uniform"),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (16, 2), units=7, seq=True, gain=0.3, in_scale=4.0),
+        case("lstm_kws", "UNIDIRECTIONAL_SEQUENCE_LSTM", (49, 10), units=32, classes=12, id="lstm_kws"),
+    ]
+
+
+def _convert_lstm(c: Case) -> bytes:
+    """A tf_keras LSTM model of case ``c`` (random weights, times ``gain``; non-zero biases) quantized to int8."""
+    import tensorflow as tf
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(c.seed)
+    inp = tf_keras.Input(c.inputs[0], batch_size=1)
+    layer = tf_keras.layers.LSTM(c.p("units"), return_sequences=bool(c.p("seq", False)))
+    x = layer(inp)
+    if c.kind == "lstm_kws":
+        x = tf_keras.layers.Dense(c.p("classes"), activation="softmax")(x)
+    model = tf_keras.Model(inp, x)
+    rng = np.random.default_rng(c.seed + 17)
+    for w in layer.weights:
+        v = w.numpy()
+        if "bias" in w.name:
+            w.assign(v + rng.normal(0.0, 0.3, size=v.shape).astype(np.float32))
+        else:
+            w.assign(v * float(c.p("gain", 1.0)))
+    data = representative(c)[0]
+
+    def samples() -> Any:
+        for i in range(len(data)):
+            yield [data[i:i + 1]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
 
 
 def op_cases(*ops: str) -> list[Case]:
@@ -1134,6 +1187,8 @@ def _patch(c: Case, flatbuffer: bytes) -> bytes:
 def _convert(c: Case) -> bytes:
     from tinyml.train.quantize import convert_float32, quantize_int8, quantize_int16x8
 
+    if c.kind in ("lstm", "lstm_kws"):
+        return _checked(c, _convert_lstm(c))
     model = _keras_model(c)
     if c.p("float_model"):
         flatbuffer = convert_float32(model)
@@ -1141,7 +1196,10 @@ def _convert(c: Case) -> bytes:
         flatbuffer = quantize_int16x8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
     else:
         flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
-    flatbuffer = _patch(c, flatbuffer)
+    return _checked(c, _patch(c, flatbuffer))
+
+
+def _checked(c: Case, flatbuffer: bytes) -> bytes:
     ops = model_ops(flatbuffer)
     if c.op not in ops:
         raise CaseError(f"case {c.id}: expected a {c.op} operator, the converter produced {ops}")

@@ -204,7 +204,9 @@ def cmd_compile(a: argparse.Namespace) -> int:
             }.get(a.format, f"{a.output}/README.md says which files your build needs")
     print(f"compiled {c.graph.name} for {c.board.name} into {a.output}: {len(c.graph.ops)} operators, "
           f"{c.macs:,} MACs, compiled weights {c.weight_bytes:,} bytes, arena {c.plan.arena_bytes:,} bytes "
-          f"(kernel scratch {c.plan.scratch_bytes:,} of it), kernel stack {c.plan.stack_bytes:,} bytes "
+          f"(kernel scratch {c.plan.scratch_bytes:,}"
+          + (f", state kept between invocations {c.plan.state_bytes:,}" if c.plan.state_bytes else "")
+          + f" of it), kernel stack {c.plan.stack_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); {then}")
     print(f"fit: {fit_of(c).format()}")
     p = c.plan

@@ -205,6 +205,7 @@ class Fit:
     stack_high_water_bytes: int | None = None  # measured under QEMU: the stack one inference used
     estimated_cycles: int | None = None  # one inference, from the plan's cost (None: no factors for the core)
     clock_hz: int | None = None  # the board's clock
+    state_bytes: int = 0  # state kept between invocations (variable tensors), part of the arena
 
     @property
     def estimated_ms(self) -> float | None:
@@ -242,8 +243,9 @@ class Fit:
         where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}") if self.ram_measured
                           else ("", f" + runtime statics {self.statics_bytes:,} (estimated)"
                                 if self.statics_bytes else ""))
+        state = f", state {self.state_bytes:,}" if self.state_bytes else ""
         return (f"RAM {of(self.ram_bytes, self.board_ram_bytes)}{where}: arena {self.arena_bytes:,} (kernel scratch "
-                f"{self.scratch_bytes:,} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
+                f"{self.scratch_bytes:,}{state} of it) + stacks and runtime {self.reserved_bytes:,} (kernel stack "
                 f"{self.stack_bytes:,}{high}){statics}; {flash} on {self.board}{self.format_latency()}")
 
     def format_latency(self) -> str:
@@ -268,7 +270,7 @@ def fit_of(c: Compiled) -> Fit:
                ram_bytes=c.plan.arena_bytes + reserved + statics,
                board_ram_bytes=None if host else b.ram_bytes, weight_bytes=c.weight_bytes,
                flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes,
-               estimated_cycles=cycles, clock_hz=b.cpu_hz)
+               estimated_cycles=cycles, clock_hz=b.cpu_hz, state_bytes=c.plan.state_bytes)
 
 
 def check_fit(c: Compiled, smallest_arena: int | None = None) -> None:

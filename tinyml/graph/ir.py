@@ -121,6 +121,9 @@ class Op:
     outputs: list[int]
     options: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    # TFLite's intermediate tensors (the converter gives the LSTM five, empty): TFLM allocates them only when
+    # they are empty, and no kernel we lower reads them
+    intermediates: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +158,15 @@ class Graph:
                 if t >= 0:
                     out.setdefault(t, []).append(i)
         return out
+
+    def state_tensors(self) -> list[int]:
+        """Indices of the variable tensors that operators read and no operator writes: state that TFLM keeps
+        between invocations (and resets), in one persistent region each (validation admits them only as the
+        inputs an operator's row declares as state)."""
+        written = {t for op in self.ops for t in op.outputs}
+        read = {t for op in self.ops for t in op.inputs if t >= 0}
+        return sorted(t for t in read - written
+                      if self.tensors[t].variable and not self.tensors[t].is_const)
 
     def activation_tensors(self) -> list[int]:
         """Indices of every non-constant tensor that is used by the graph."""

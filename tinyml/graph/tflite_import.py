@@ -158,6 +158,11 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
             align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
         "BATCH_MATMUL": ("BatchMatMulOptions", lambda o: dict(adj_x=bool(o.AdjX()), adj_y=bool(o.AdjY()))),
         "L2_NORMALIZATION": ("L2NormOptions", lambda o: dict(activation=act(o))),
+        # the LSTM's cell gate activation (TANH as Keras makes it), its clips (0: none) and the input layout
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": ("UnidirectionalSequenceLSTMOptions", lambda o: dict(
+            activation=act(o), cell_clip=float(np.float32(o.CellClip())), proj_clip=float(np.float32(o.ProjClip())),
+            time_major=bool(o.TimeMajor()), asymmetric_quantize_inputs=bool(o.AsymmetricQuantizeInputs()),
+            diagonal_recurrent_tensors=bool(o.DiagonalRecurrentTensors()))),
     }
 
 
@@ -354,9 +359,10 @@ def _parse(data: bytes, name: str, source: str) -> Graph:
         kind = op_names[code_index]
         op_inputs = tensor_list(o.Inputs, o.InputsLength(), f"operator {oi} ({kind})", True)
         op_outputs = tensor_list(o.Outputs, o.OutputsLength(), f"operator {oi} ({kind})", False)
+        intermediates = tensor_list(o.Intermediates, o.IntermediatesLength(), f"operator {oi} ({kind})", False)
         options = _read_options(o, kind, readers)
         ops.append(Op(index=oi, kind=kind, inputs=op_inputs, outputs=op_outputs, options=options,
-                      version=int(model.OperatorCodes(code_index).Version())))
+                      version=int(model.OperatorCodes(code_index).Version()), intermediates=intermediates))
 
     desc = model.Description()
     return Graph(

@@ -16,6 +16,11 @@ exceptions that the kernels are built for:
 * a patch stage (see ``tinyml.schedule.patch``): its output may overlap the
   rows of its input that no later patch reads.
 
+State (the variable tensors of ``Graph.state_tensors``: what sequence
+operators keep between invocations) lives in the arena too, in buffers of
+kind "state" that are live at every step, so that no other tensor shares
+their bytes; the generated code fills them in its init and reset.
+
 The planner is a function of the Graph plus what the lowering says about
 each operator's kernel (``OpFacts``, given by the compiler); it imports
 nothing from code generation.
@@ -73,7 +78,9 @@ class Buffer:
     first: int  # first step at which it is live (position in the order)
     last: int  # last step at which it is live
     offset: int = -1
-    kind: str = "tensor"  # "tensor", "scratch" (one op's ring / scratch) or "patch" (a patch stage's window)
+    # "tensor", "scratch" (one op's ring / scratch), "patch" (a patch stage's window) or "state" (a variable
+    # tensor kept between invocations: live at every step)
+    kind: str = "tensor"
     op: int = -1  # scratch and patch buffers: the op (graph index) they belong to
 
 
@@ -185,6 +192,11 @@ class Plan:
     def scratch_bytes(self) -> int:
         """Arena bytes of kernel scratch buffers and rings (part of arena_bytes)."""
         return sum(b.size for b in self.buffers if b.kind == "scratch")
+
+    @property
+    def state_bytes(self) -> int:
+        """Arena bytes of the state kept between invocations (part of arena_bytes, live at every step)."""
+        return sum(b.size for b in self.buffers if b.kind == "state")
 
     @property
     def cost(self) -> int:
@@ -393,8 +405,9 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
         first[r] = min(first.get(r, s), s)
         last[r] = max(last.get(r, s), s)
 
+    state = set(graph.state_tensors())
     for t in graph.activation_tensors():
-        if t in patch_tensors:
+        if t in patch_tensors or t in state:
             continue
         members.setdefault(uf.find(t), []).append(t)
     for t in graph.inputs:
@@ -423,6 +436,10 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
         size = max(graph.tensors[t].nbytes for t in ts)
         tensor_buffer.update({t: len(buffers) for t in ts})
         buffers.append(Buffer(tensors=sorted(ts), size=size, first=first[root], last=last[root]))
+    for t in sorted(state):  # kept between invocations: live at every step, shared with nothing
+        tensor_buffer[t] = len(buffers)
+        buffers.append(Buffer(tensors=[t], size=graph.tensors[t].nbytes, first=0, last=max(n_steps - 1, 0),
+                              kind="state"))
 
     links: list[Link] = []  # output may overlap its dying input up to dmax
     inplace: dict[int, InPlace] = {}
@@ -431,7 +448,7 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
 
     def dies_here(t: int, s: int) -> bool:
         b = buffers[tensor_buffer[t]]
-        return b.last == s and uf.find(t) not in out_set
+        return b.last == s and uf.find(t) not in out_set and b.kind == "tensor"
 
     for pos in order:
         s = step_of[pos]

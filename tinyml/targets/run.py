@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from tinyml.errors import RunError
 from tinyml.targets.build import build_hostlink, build_project, project_board
@@ -45,18 +47,23 @@ def run_project(
     trace: bool = False,
     timeout: float = 120,
     check: bool = True,
+    resets: Sequence[int] = (),
 ) -> RunResult:
     """Build (if needed) and run a project on ``input_bytes``.
 
     The firmware runs in a fresh temporary directory holding ``input.bin``;
     its ``output.bin`` (and ``trace.bin`` when ``trace``) are returned.  A
     run that exceeds ``timeout`` seconds is killed and raises RunError; so
-    does a nonzero exit code unless ``check`` is False.
+    does a nonzero exit code unless ``check`` is False.  A model with state keeps it from one sample to the
+    next (one sequence of invocations) but before the sample indices ``resets`` (the firmware's reset.bin).
     """
     project_dir = Path(project_dir).resolve()
     board = project_board(project_dir)
     if board.kind == "qemu" and board.host_io == "uart":
         # Tensors move over the board's UART (tinyml.targets.hostlink), not files.
+        if resets:
+            raise RunError(f"board {board.name} exchanges tensors over its UART, whose host link has no reset; "
+                           "run sequences with resets on an MPS2/MPS3 board or the host")
         if trace:
             raise RunError(f"board {board.name} exchanges tensors over its UART, which has no per-operator "
                            "trace; locate differences on an MPS2/MPS3 board with the same core")
@@ -74,6 +81,8 @@ def run_project(
     with tempfile.TemporaryDirectory(prefix="tinyml-run-") as workdir:
         work = Path(workdir)
         (work / "input.bin").write_bytes(input_bytes)
+        if resets:
+            (work / "reset.bin").write_bytes(b"".join(struct.pack("<I", i) for i in sorted(resets)))
         env = dict(os.environ)
         # Sanitizer reports end the run with a nonzero code; keep them short.
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")

@@ -40,6 +40,7 @@ class Totals:
     peak_live_bytes: int
     planned_for: str
     unsupported: list[str]
+    state_bytes: int = 0  # state kept between invocations (variable tensors): part of the arena, live throughout
 
 
 @dataclass
@@ -176,6 +177,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
             activation_bytes=sum(graph.tensors[t].nbytes for t in acts),
             largest_activation_bytes=max((graph.tensors[t].nbytes for t in acts), default=0),
             arena_bytes=plan.arena_bytes,
+            state_bytes=plan.state_bytes,
             peak_live_bytes=plan.peak_bytes,
             planned_for=planned_for,
             unsupported=[o["op"] for o in ops if not o["supported"]],
@@ -214,7 +216,8 @@ def format_inspection(info: dict[str, Any]) -> str:
                  "(the .tflite's constant tensors)")
     lines.append(f"activations: {t['activation_bytes']:,} bytes in all tensors, largest tensor "
                  f"{t['largest_activation_bytes']:,} bytes, arena {t['arena_bytes']:,} bytes "
-                 f"(peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
+                 + (f"(state kept between invocations {t['state_bytes']:,} of it; " if t.get("state_bytes") else "(")
+                 + f"peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
     if info.get("sizes"):
         s = info["sizes"]
         lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, compiled weights "

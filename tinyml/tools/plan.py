@@ -80,6 +80,7 @@ class PlanReport:
     peak_sram_bytes: int
     arena_bytes: int  # activations, inputs, outputs and kernel scratch
     scratch_bytes: int  # kernel scratch, part of the arena
+    state_bytes: int  # state kept between invocations (variable tensors): part of the arena, live at every step
     stack_bytes: int  # the deepest kernel's stack
     estimated_instructions: int
     fastest_instructions: int
@@ -123,6 +124,7 @@ def plan_model(model: str | os.PathLike[str] | Graph, sram: int | None = None,
         peak_sram_bytes=plan.peak_bytes,
         arena_bytes=plan.arena_bytes,
         scratch_bytes=plan.scratch_bytes,
+        state_bytes=plan.state_bytes,
         stack_bytes=plan.stack_bytes,
         estimated_instructions=plan.cost,
         fastest_instructions=plan.fastest_cost,
@@ -170,7 +172,9 @@ def format_plan(r: dict[str, Any]) -> str:
     pct = 100.0 * r["extra_macs"] / max(r["macs"], 1)
     lines.append(f"peak SRAM {r['peak_sram_bytes']:,} bytes at step {r['peak_step']} (op {r['peak_op']['index']} "
                  f"{r['peak_op']['kind']}); arena {r['arena_bytes']:,} bytes ({r['placement']}; kernel scratch "
-                 f"{r['scratch_bytes']:,} of it); extra MACs "
+                 f"{r['scratch_bytes']:,}"
+                 + (f", state kept between invocations {r['state_bytes']:,}" if r.get("state_bytes") else "")
+                 + " of it); extra MACs "
                  f"{r['extra_macs']:,} ({pct:.1f}% of {r['macs']:,}); layer by layer: peak {lbl['peak_sram_bytes']:,}, "
                  f"arena {lbl['arena_bytes']:,}; kernel stack {r['stack_bytes']:,} bytes; estimated instructions "
                  f"{r['estimated_instructions']:,} ({r['estimated_instructions'] / fastest:.3f}x the fastest plan)")

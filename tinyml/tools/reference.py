@@ -225,26 +225,32 @@ def run_tflm(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def run_tflm_batch(
-    model: bytes, samples: Sequence[Sequence[np.ndarray]]
+    model: bytes, samples: Sequence[Sequence[np.ndarray]], *, sequence: bool = False,
+    resets: Sequence[int] = (),
 ) -> list[list[np.ndarray]]:
     """Run several samples through one TFLM interpreter; one output list per sample.
 
     The interpreter is reset before every sample, so stateful models see each
-    sample as if it were the first.
+    sample as if it were the first; with ``sequence`` the samples are one
+    sequence of invocations instead (a stateful model keeps its variable tensors
+    from one to the next), reset only before the sample indices ``resets``.
     """
     ins, outs = tflm_io_details(model)
     interp = _interpreter(model, None, preserve_all=False)
     results: list[list[np.ndarray]] = []
-    for sample in samples:
-        interp.reset()
+    for k, sample in enumerate(samples):
+        if not sequence or k in resets:
+            interp.reset()
         _set_inputs(interp, ins, sample)
         _invoke(interp)
         results.append(_outputs(interp, len(outs)))
     return results
 
 
-def tflm_intermediates(model: bytes, inputs: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
-    """Every tensor written by an operator, keyed by subgraph-0 tensor index, after one invoke.
+def tflm_intermediates(model: bytes, inputs: Sequence[np.ndarray],
+                       before: Sequence[Sequence[np.ndarray]] = ()) -> dict[int, np.ndarray]:
+    """Every tensor written by an operator, keyed by subgraph-0 tensor index, after one invoke (after the
+    invokes of the samples ``before``, which leave a stateful model's state as a sequence would).
 
     The model inputs are not included (no operator writes them); the model
     outputs are.  Values have the tensor's dtype and shape.
@@ -253,6 +259,9 @@ def tflm_intermediates(model: bytes, inputs: Sequence[np.ndarray]) -> dict[int, 
     produced = _op_outputs(obj)
     ins, _ = tflm_io_details(model)
     interp = _interpreter(model, None, preserve_all=True)
+    for sample in before:
+        _set_inputs(interp, ins, sample)
+        _invoke(interp)
     _set_inputs(interp, ins, inputs)
     _invoke(interp)
     result: dict[int, np.ndarray] = {}

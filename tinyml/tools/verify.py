@@ -14,6 +14,11 @@ compared within a tolerance instead, |ours - TFLM| <= FLOAT_RTOL x |TFLM| + FLOA
 (1e-5 relative, with an absolute floor of 1e-6 for values near 0; NaN matches
 NaN, an infinity only itself), and the report says "within tolerance".
 
+A model with state (variable tensors kept between invocations: SVDF) runs
+the samples as one sequence on both sides, its state carried from each
+sample to the next, reset only before the sample indices given as
+``resets`` (the firmware calls NAME_reset(), TFLM's interpreter reset()).
+
 ``validate_device`` is `tinyml validate`: the same comparison for a device
 attached over the host link (tinyml.targets.hostlink) that runs firmware
 compiled from the model, with what the device measured
@@ -28,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -72,6 +77,7 @@ class VerifyReport:
     float_outputs: bool = False
     max_float_error: float = 0.0
     exact_outputs: bool = True  # some output is compared byte for byte
+    sequence: bool = False  # a model with state: the samples ran as one sequence, state carried between them
 
     @property
     def ok(self) -> bool:
@@ -84,6 +90,8 @@ class VerifyReport:
                     f"difference {self.max_float_error:.3g}{'; other outputs bit-exact' if self.exact_outputs else ''})")
         else:
             line = f"{self.exact}/{self.samples} bit-exact ({self.model} on {self.board})"
+        if self.sequence:
+            line += "; the samples ran as one sequence, state carried from each to the next"
         if self.mismatches:
             m = self.mismatches[0]
             where = (f"; first difference at operator {m.op_index} ({m.op_kind}, tensor '{m.tensor}')"
@@ -254,7 +262,8 @@ def _compare(report: VerifyReport, tolerant: list[bool], ours: list[list[np.ndar
 def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10, seed: int = 0,
                  work_dir: str | os.PathLike[str] | None = None,
                  progress: Callable[[str], None] | None = None,
-                 inputs: list[list[np.ndarray]] | None = None, sram: int | None = None) -> VerifyReport:
+                 inputs: list[list[np.ndarray]] | None = None, sram: int | None = None,
+                 resets: Sequence[int] = ()) -> VerifyReport:
     require_extras("tinyml verify", "reference")
     if inputs is None:
         check_samples(samples)
@@ -262,14 +271,15 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
     data = read_model_file(model)
     compiled = build_model(model, board, sram=sram)
     xs = inputs if inputs is not None else random_inputs(compiled.graph, samples, seed)
-    return verify_compiled(compiled, data, xs, work_dir=work_dir, progress=progress)
+    return verify_compiled(compiled, data, xs, work_dir=work_dir, progress=progress, resets=resets)
 
 
 def verify_compiled(compiled: Compiled, data: bytes, xs: list[list[np.ndarray]], *,
                     work_dir: str | os.PathLike[str] | None = None,
-                    progress: Callable[[str], None] | None = None) -> VerifyReport:
+                    progress: Callable[[str], None] | None = None, resets: Sequence[int] = ()) -> VerifyReport:
     """Run the inputs ``xs`` through ``compiled`` (a firmware project, written to ``work_dir`` or a temporary
-    directory) and through TFLM on the model's .tflite bytes ``data``, and compare every output byte."""
+    directory) and through TFLM on the model's .tflite bytes ``data``, and compare every output byte (a
+    model with state: the inputs as one sequence, reset before the sample indices ``resets``)."""
     require_extras("verifying against TFLM", "reference")
     say = progress or (lambda _m: None)
     graph = compiled.graph
@@ -280,29 +290,37 @@ def verify_compiled(compiled: Compiled, data: bytes, xs: list[list[np.ndarray]],
         write_project(compiled.files, proj)
         say(f"compiled {graph.name} for {compiled.board.name}: {len(graph.ops)} operators, "
             f"arena {compiled.plan.arena_bytes} bytes")
-        result = run_project(proj, pack_samples(graph, xs), timeout=max(120.0, 2.0 * samples))
+        sequence = bool(graph.state_tensors())
+        resets = sorted({int(k) for k in resets if 0 < int(k) < samples}) if sequence else []
+        result = run_project(proj, pack_samples(graph, xs), timeout=max(120.0, 2.0 * samples), resets=resets)
         ours = unpack_outputs(graph, result.output, samples)
         say(f"ran {samples} samples on {compiled.board.name} in {result.seconds:.1f}s; running TFLM")
-        ref = run_tflm_batch(data, xs)
+        ref = run_tflm_batch(data, xs, sequence=sequence, resets=resets)
         tolerant = tolerant_outputs(graph)
         report = VerifyReport(model=graph.name, board=compiled.board.name, samples=samples, exact=0,
                               seconds=result.seconds, float_outputs=any(tolerant),
-                              exact_outputs=not all(tolerant))
+                              exact_outputs=not all(tolerant), sequence=sequence)
         _compare(report, tolerant, ours, ref)
         if report.mismatches:
             first = report.mismatches[0]
-            locate_mismatch(compiled, data, proj, xs[first.sample], first)
+            # a model with state: the samples since the last reset before it lead to its state
+            start = max([0] + [k for k in resets if k <= first.sample]) if sequence else first.sample
+            locate_mismatch(compiled, data, proj, xs[first.sample], first, before=xs[start:first.sample])
     return report
 
 
-def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np.ndarray], m: Mismatch) -> None:
-    """Fill in the first operator output (any of an operator's outputs) that differs from TFLM's."""
+def locate_mismatch(compiled: Compiled, data: bytes, proj: Path, sample: list[np.ndarray], m: Mismatch,
+                    before: Sequence[list[np.ndarray]] = ()) -> None:
+    """Fill in the first operator output (any of an operator's outputs) that differs from TFLM's (of a model
+    with state: in the invocation of ``sample`` after those of the samples ``before``)."""
     graph = compiled.graph
-    result = run_project(proj, pack_samples(graph, [sample]), trace=True)
-    ref = tflm_intermediates(data, sample)
+    result = run_project(proj, pack_samples(graph, [*before, sample]), trace=True)
+    ref = tflm_intermediates(data, sample, before=before)
     computed = float_computed(graph)
     seen: dict[int, int] = {}  # op index -> its records so far: the k-th is its k-th output
-    for op_index, raw in parse_trace(result.trace or b""):
+    records = parse_trace(result.trace or b"")
+    records = records[len(records) // (len(before) + 1) * len(before):]  # the last invocation's
+    for op_index, raw in records:
         op = graph.ops[op_index]
         k = seen.get(op_index, 0)
         seen[op_index] = k + 1

@@ -27,7 +27,8 @@ operator by its name, a builtin by name and index, and whether it keeps
 state), then the activation types (float32, dynamic-range, and int16 operators without a row), then
 the tensors' types and shapes, then the order of the operators (a variable
 tensor read before any operator writes it is state TFLM keeps between
-invocations, which tinyml does not).
+invocations: tinyml keeps it where the operator's row declares that input
+as state, ``Rule.state_inputs``, and refuses it anywhere else).
 
 The package holds one module per block of rows, each with the checks only its rows use:
 
@@ -43,6 +44,8 @@ The package holds one module per block of rows, each with the checks only its ro
 - ``floats``: the float32 rows (:data:`FLOAT_RULES`);
 - ``int16``: the rows of the operators on 16-bit activations (:data:`INT16_RULES`, int16x8 models);
 - ``int16_nonlinear``: INT16_RULES' rows of SOFTMAX, LOGISTIC, TANH and MEAN;
+- ``lstm``: UNIDIRECTIONAL_SEQUENCE_LSTM (TFLM's integer LSTM: int8 activations, int16 cell state), with the
+  arithmetic its Prepare derives (:func:`lstm_shape`, :func:`lstm_reals`);
 - ``model``: the whole-model checks, the operand and option checks every row shares, and
   :data:`RULES`, the union of the int8 blocks.
 """
@@ -60,6 +63,7 @@ from tinyml.graph.validate.convlike import (BATCH_MATMUL_MAX_RANK, MatMulShape, 
 from tinyml.graph.validate.floats import (FLOAT_RULES, float_operator)
 from tinyml.graph.validate.int16 import (INT16_RULES, int16_operator, int64_accumulator)
 from tinyml.graph.validate.int16_nonlinear import (sigmoid16_input, softmax16_real)
+from tinyml.graph.validate.lstm import (LstmReals, LstmShape, lstm_reals, lstm_shape)
 from tinyml.graph.validate.model import (RULES, op_problem, unsupported_reason, validate_graph, validate_operator,
                                          validate_operators)
 
@@ -71,4 +75,4 @@ __all__ = ["ADD_LEFT_SHIFT", "ADD_LEFT_SHIFT_INT16", "BROADCAST_MAX_RANK", "CONV
            "FLOAT_RULES", "float_operator", "INT16_RULES", "int16_operator", "int64_accumulator", "RULES",
            "sigmoid16_input", "softmax16_real",
            "op_problem", "unsupported_reason", "validate_graph",
-           "validate_operator", "validate_operators"]
+           "validate_operator", "validate_operators", "LstmReals", "LstmShape", "lstm_reals", "lstm_shape"]

@@ -69,6 +69,9 @@ class Rule:
     activations: tuple[str, ...] = ("NONE",)  # allowed values of the fused activation option
     fixed_output: tuple[float | None, int | None] | None = None  # (scale, zero point) TFLM requires
     checks: tuple[Callable[[Graph, Op], None], ...] = ()
+    # input positions the operator keeps state in: a variable tensor no operator writes, which the kernel reads
+    # and updates in place, kept between invocations (Graph.state_tensors; SVDF's activation state)
+    state_inputs: tuple[int, ...] = ()
 
 
 # ---------------------------------------------------------------------------

@@ -108,9 +108,9 @@ def _int16_pool_sum(graph: Graph, op: Op) -> None:
 
 def int16_operator(graph: Graph, op: Op) -> bool:
     """Whether ``op`` computes on 16-bit activations: one of its run-time tensors is int16 (INT16_RULES and the
-    int16 lowerings apply)."""
+    int16 lowerings apply); state (a variable tensor, such as an int8 SVDF's int16 state) does not count."""
     return any(0 <= t < len(graph.tensors) and graph.tensors[t].dtype == "int16" and not graph.tensors[t].is_const
-               for t in op.inputs + op.outputs)
+               and not graph.tensors[t].variable for t in op.inputs + op.outputs)
 
 
 def int64_accumulator(graph: Graph, op: Op) -> bool:

@@ -16,6 +16,7 @@ from tinyml.graph.validate.arith import _arith_rule_table
 from tinyml.graph.validate.convlike import _conv_like_rules
 from tinyml.graph.validate.floats import FLOAT_RULES, _check_no_mix, _finite_constants, float_operator
 from tinyml.graph.validate.int16 import INT16_RULES, int16_operator
+from tinyml.graph.validate.lstm import _lstm_rules
 
 # ---------------------------------------------------------------------------
 # The generic part: tensors, operands, options.
@@ -215,6 +216,18 @@ def _check_int16_operators(graph: Graph) -> None:
                                     "tinyml.train.quantize)")
 
 
+def _check_intermediates(graph: Graph) -> None:
+    """An operator's intermediate tensors empty and of a type of known size (TFLM's allocator refuses any
+    other)."""
+    for op in graph.ops:
+        for t in op.intermediates:
+            ten = graph.tensors[t]
+            if ten.nbytes or ten.dtype not in DTYPE_BYTES:
+                raise _fail(graph, f"{_op(op)} has intermediate {_ten(ten)} of shape {list(ten.shape)} and type "
+                                   f"{ten.dtype}; allowed is an empty tensor of a numeric type (TFLM allocates "
+                                   "no other intermediate tensor); re-export the model")
+
+
 def _check_order(graph: Graph) -> None:
     """Every tensor an operator reads is an input, a constant or written by an earlier operator; a variable
     tensor read before any operator writes it is state (TFLM keeps it between invocations)."""
@@ -229,9 +242,10 @@ def _check_order(graph: Graph) -> None:
         if t not in produced and t not in graph.inputs:
             raise _fail(graph, f"model output tensor {t} is not produced by any operator")
     available = set(graph.inputs) | {t.index for t in graph.tensors if t.is_const}
+    state = _check_state(graph, produced)
     for op in graph.ops:
         for t in op.inputs:
-            if t >= 0 and t not in available:
+            if t >= 0 and t not in available and t not in state:
                 ten = graph.tensors[t]
                 if ten.variable:
                     where = "a subgraph input that is " if t in graph.state_inputs else ""
@@ -251,6 +265,34 @@ def _check_order(graph: Graph) -> None:
             available.add(t)
 
 
+def _check_state(graph: Graph, produced: set[int]) -> set[int]:
+    """The state tensors the operators keep between invocations: a variable tensor that no operator writes,
+    read at an input position its operator's row declares as state (``Rule.state_inputs``), by that operator
+    alone and not a model output (the kernel updates it in place).  A variable tensor read elsewhere is left
+    to _check_order, which names it."""
+    state: set[int] = set()
+    readers: dict[int, list[Op]] = {}
+    for op in graph.ops:
+        for t in {t for t in op.inputs if t >= 0}:
+            readers.setdefault(t, []).append(op)
+    for op in graph.ops:
+        rule = RULES.get(op.kind)
+        for p in rule.state_inputs if rule is not None else ():
+            if p >= len(op.inputs) or op.inputs[p] < 0:
+                continue
+            t = graph.tensors[op.inputs[p]]
+            if not t.variable or t.index in produced or t.index in graph.inputs:
+                raise _fail(graph, f"{_op(op)}: input {p} ({_ten(t)}) holds the operator's state, so it must be a "
+                                   "variable tensor that no operator writes and the caller does not give (TFLM "
+                                   "keeps it between invocations); re-export the model")
+            if len(readers[t.index]) > 1 or op.inputs.count(t.index) > 1 or t.index in graph.outputs:
+                raise _unsupported(graph, op, f"its state {_ten(t)} is also read elsewhere (by another operator, "
+                                              "at another input or as a model output); tinyml keeps state that "
+                                              "one operator reads and updates")
+            state.add(t.index)
+    return state
+
+
 def _check_model(graph: Graph) -> None:
     """Whole-model checks that give a better message than any single operator could, most telling first:
     an operator we do not run (Ethos-U, custom, builtin), then tensor types, then the order of operators."""
@@ -266,6 +308,7 @@ def _check_model(graph: Graph) -> None:
         if t.dtype not in NUMPY_DTYPES:
             raise _fail(graph, f"{_ten(t)} (a model input or output) is of type {t.dtype}; allowed are "
                                f"{', '.join(sorted(NUMPY_DTYPES))}")
+    _check_intermediates(graph)
     _check_order(graph)
     if not graph.inputs:
         raise _unsupported_model(graph, f"every input of the model is a variable tensor (state TFLM keeps "
@@ -332,7 +375,8 @@ def validate_operator(graph: Graph, op: Op) -> None:
 
 def _all_rules() -> dict[str, Rule]:
     rules = _rule_table()
-    return {**rules, **_movement_rules(), **_arith_rule_table(rules["PAD"]), **_conv_like_rules()}
+    return {**rules, **_movement_rules(), **_arith_rule_table(rules["PAD"]), **_conv_like_rules(),
+            **_lstm_rules()}
 
 
 RULES: dict[str, Rule] = _all_rules()
