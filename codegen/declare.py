@@ -31,6 +31,7 @@ STACK_LIMIT_BYTES = 8 * 1024  # largest on-stack buffer a variant may use, and a
 RING = "kernels/tml_ring.inc.j2"  # tml_ring_store, for the ring form of in-place kernels
 DSP = "kernels/tml_dsp_common.c.j2"  # SIMD32 loads, rotated SXTB16, requantize-and-clamp of the DSP family
 MVE = "kernels/tml_mve_common.c.j2"  # the MVE family's lane requantization and tail helpers
+SIGMOID_S16 = "kernels/tml_sigmoid_s16.c.j2"  # TFLM's int16 sigmoid and tanh on its sigmoid table (LOGISTIC, TANH, LSTM)
 
 FAMILY_RANK = {"mve": 0, "dsp": 1, "portable": 2}  # fastest first, where several variants apply
 

@@ -9,20 +9,19 @@ import dataclasses
 
 import numpy as np
 
-from tinyml.codegen.declare import Variant, portable
+from tinyml.codegen.declare import SIGMOID_S16, Variant, portable
 from tinyml.codegen.lower import Arg, ConstArray, KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.qmath import quantize_multiplier
 from tinyml.graph.ir import Op
 from tinyml.graph.validate import lstm_reals, lstm_shape
 
 GATES = 4
-SIGMOID = "kernels/tml_sigmoid_s16.c.j2"  # the int16 sigmoid and tanh with their table, once per model
 TANH_SHIFT_BASE = 12  # TFLM: the cell state's tanh shifts its input left by 15 + p - 3 (cell scale 2^p)
 
 # Whole layer only (the states are updated in place; no ring or patch form), scratch 4 x state int16 values.
 # Instructions per MAC: `tinyml profile` counted 10.05 for tests/modelgen.py's lstm_kws on mps2-an386.
 VARIANTS: tuple[Variant, ...] = (
-    dataclasses.replace(portable("lstm_s8", per_mac=10.0), helpers=(SIGMOID,)),
+    dataclasses.replace(portable("lstm_s8", per_mac=10.0), helpers=(SIGMOID_S16,)),
 )
 
 
