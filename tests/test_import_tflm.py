@@ -359,11 +359,6 @@ def _int16x8(person: bytes) -> bytes:
 
 
 REFUSALS = {
-    "svdf": (lambda p: _svdf(), "operator 0 is SVDF, which is not supported (it keeps state between "
-                                "invocations in variable tensor 4 'svdf_state'); supported operators: "),
-    "svdf-state-input": (lambda p: _svdf(state_is_input=True), "operator 0 is SVDF, which is not supported "
-                                                                "(it keeps state between invocations in variable "
-                                                                "tensor 4 'svdf_state')"),
     "lstm": (lambda p: _lstm(), "operator 0 is UNIDIRECTIONAL_SEQUENCE_LSTM, which is not supported (it keeps "
                                 "state between invocations in variable tensor 13 'output_state')"),
     "resource": (lambda p: _resource_variables(), "operator 0 is VAR_HANDLE, which is not supported (it keeps "
@@ -502,7 +497,6 @@ def _inspect(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> tup
 
 
 @pytest.mark.parametrize("name, row", [
-    ("svdf", "SVDF"),
     ("custom", "CUSTOM:SignalFilterBank"),
     ("ethos-u", "CUSTOM:ethos-u"),
     ("int16x8", "SOFTMAX"),

@@ -158,6 +158,9 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
             align_corners=bool(o.AlignCorners()), half_pixel_centers=bool(o.HalfPixelCenters()))),
         "BATCH_MATMUL": ("BatchMatMulOptions", lambda o: dict(adj_x=bool(o.AdjX()), adj_y=bool(o.AdjY()))),
         "L2_NORMALIZATION": ("L2NormOptions", lambda o: dict(activation=act(o))),
+        # sequence operators (codegen/ops/sequence.py)
+        "SVDF": ("SVDFOptions", lambda o: dict(rank=int(o.Rank()), activation=act(o),
+                                               asymmetric_quantize_inputs=bool(o.AsymmetricQuantizeInputs()))),
     }
 
 
@@ -202,6 +205,8 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "RESIZE_BILINEAR": dict(align_corners=False, half_pixel_centers=False),
     "BATCH_MATMUL": dict(adj_x=False, adj_y=False),
     "L2_NORMALIZATION": dict(activation="NONE"),
+    # TFLM's parser leaves the rank 0 without a table (and its Prepare then divides by it): refused
+    "SVDF": dict(rank=0, activation="NONE", asymmetric_quantize_inputs=False),
 }
 
 

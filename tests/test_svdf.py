@@ -1,0 +1,241 @@
+"""SVDF (int8 input and output, int16 or int8 state kept between invocations) bit-exact with TFLM over
+sequences of invokes: a host sweep (ranks, memory sizes, batches, feature sizes, int8 state with a zero point,
+saturating and wrapping sums), NAME_reset() restoring the first invoke's behaviour, the refusals of its
+validation row, a subset under QEMU on mps2-an386, and a streaming keyword spotter of SVDF layers, a fully
+connected layer and a softmax (like TFLM's keyword benchmark model), written as a flatbuffer.
+
+The converter does not make SVDF from Keras: every model here is written directly (tests/tflite_edit.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.harness import assert_bitexact, refusal
+from tests.tflite_edit import craft_model
+from tinyml.compiler import build_model, write_project
+from tinyml.errors import ModelError, UnsupportedError
+from tinyml.graph import parse_tflite
+from tinyml.tools.reference import run_tflm_batch
+from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs
+from tinyml.targets.run import run_project
+
+needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                                reason="needs qemu-system-arm and arm-none-eabi-gcc")
+
+
+def _q(scale: float, zp: int = 0) -> dict[str, Any]:
+    return dict(scale=[float(np.float32(scale))], zero_point=[zp])
+
+
+def _bias_scale(state_scale: float, wt_scale: float) -> float:
+    """What TFLM's Prepare requires of the bias scale: the product of the two, in float32."""
+    return float(np.float32(state_scale) * np.float32(wt_scale))
+
+
+def svdf_layer(tensors: list[dict[str, Any]], x: int, *, units: int, rank: int, memory: int,
+               rng: np.random.Generator, state: str = "INT16", state_scale: float = 0.002, state_zp: int = 0,
+               wf_scale: float = 0.01, wt_scale: float = 1e-4, wt_max: int = 20000, out_scale: float = 0.05,
+               out_zp: int = 0, relu: bool = False, name: str = "svdf") -> tuple[int, tuple[Any, ...]]:
+    """Appends the tensors of one SVDF reading tensor ``x`` ([batch, input size]); returns its output tensor
+    and its operator."""
+    batch, size = tensors[x]["shape"]
+    filters = units * rank
+    wt_type, wt_max = (np.int16, wt_max) if state == "INT16" else (np.int8, min(wt_max, 127))
+    base = len(tensors)
+    tensors += [
+        dict(name=f"{name}_weights_feature", shape=[filters, size], type="INT8",
+             data=rng.integers(-127, 128, (filters, size), np.int8), **_q(wf_scale)),
+        dict(name=f"{name}_weights_time", shape=[filters, memory], type=state,
+             data=rng.integers(-wt_max, wt_max + 1, (filters, memory)).astype(wt_type), **_q(wt_scale)),
+        dict(name=f"{name}_bias", shape=[units], type="INT32",
+             data=rng.integers(-3000, 3000, units).astype(np.int32), **_q(_bias_scale(state_scale, wt_scale))),
+        dict(name=f"{name}_state", shape=[batch, memory * filters], type=state, variable=True,
+             **_q(state_scale, state_zp)),
+        dict(name=f"{name}_output", shape=[batch, units], type="INT8", **_q(out_scale, out_zp)),
+    ]
+    op = ("SVDF", [x, base, base + 1, base + 2, base + 3], [base + 4],
+          ("SVDFOptions", {"rank": rank, "fusedActivationFunction": 1 if relu else 0}))
+    return base + 4, op
+
+
+def svdf_model(*, batch: int = 1, size: int = 10, units: int = 4, rank: int = 1, memory: int = 4, seed: int = 0,
+               in_zp: int = 3, **layer: Any) -> bytes:
+    """One SVDF: input [batch, size] -> output [batch, units]."""
+    rng = np.random.default_rng(seed)
+    tensors: list[dict[str, Any]] = [dict(name="features", shape=[batch, size], type="INT8", **_q(0.05, in_zp))]
+    out, op = svdf_layer(tensors, 0, units=units, rank=rank, memory=memory, rng=rng, **layer)
+    return craft_model(tensors, [op], inputs=[0], outputs=[out])
+
+
+# name -> the model's keyword arguments; each runs 6 invokes in one sequence, reset before the 4th.
+CASES: dict[str, dict[str, Any]] = {
+    "rank1_mem4": dict(),
+    "rank2_mem3_in7": dict(rank=2, memory=3, size=7, units=3),
+    "rank2_mem8_in40": dict(rank=2, memory=8, size=40, units=8, out_zp=-7),
+    "rank1_mem1": dict(memory=1, size=5),  # no history: the newest step alone
+    "rank3_mem2_in1": dict(rank=3, memory=2, size=1, units=2),
+    "batch2": dict(batch=2, rank=2, memory=5, size=6, units=3),
+    "relu_ignored": dict(relu=True, out_zp=-20),  # TFLM's integer SVDF applies no fused activation
+    "int8_state_zp": dict(state="INT8", state_scale=0.05, state_zp=7, wt_scale=0.01, out_scale=0.1),
+    "int8_state_saturates": dict(state="INT8", state_scale=0.005, state_zp=-100, wt_scale=0.01, out_scale=0.02),
+    # the feature matmul saturates the int16 state, the time sums saturate the output
+    "saturating": dict(state_scale=0.0001, wt_scale=0.001, wt_max=32767, out_scale=0.001, size=40),
+    # left shifts on both multipliers (scales above 1)
+    "left_shifts": dict(state_scale=0.00002, wf_scale=0.5, wt_scale=0.5, wt_max=30, out_scale=0.0001),
+    # the time sums exceed int32 and wrap, as TFLM's int32 sums do
+    "wrapping": dict(state_scale=1e-6, wf_scale=1.0, wt_scale=1.0, wt_max=32767, memory=16, rank=4,
+                     out_scale=2e-3, size=40),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_svdf_sequence_is_bitexact_on_host(tmp_path: Path, name: str) -> None:
+    report = assert_bitexact(svdf_model(**CASES[name]), tmp_path, samples=6, resets=[3])
+    assert report.sequence
+
+
+def test_svdf_state_is_planned_and_reported(tmp_path: Path) -> None:
+    model = svdf_model(rank=2, memory=8, size=40, units=8)
+    c = build_model(parse_tflite(model, source="m.tflite"), "host")
+    assert c.plan.state_bytes == 1 * 8 * 16 * 2  # batch x memory x filters, int16
+    assert c.plan.peak_bytes >= c.plan.state_bytes + 40 + 8
+    files = c.files
+    assert "#define MODEL_STATE_BYTES 256u" in files["model.h"] and "int model_reset(void);" in files["model.h"]
+    assert "static void model_fill_state(void)" in files["model.c"]
+
+
+def test_reset_restores_the_first_invocation(tmp_path: Path) -> None:
+    """The same inputs after NAME_reset() give the first outputs again, and without it they do not."""
+    model = svdf_model(rank=2, memory=4, size=12, units=5)
+    graph = parse_tflite(model, source="m.tflite")
+    xs = random_inputs(graph, 3, seed=5)
+    proj = tmp_path / "proj"
+    write_project(build_model(graph, "host").files, proj)
+    raw = run_project(proj, pack_samples(graph, xs + xs + xs), resets=[3]).output
+    ours = [o[0] for o in unpack_outputs(graph, raw, 9)]
+    for k in range(3):
+        assert np.array_equal(ours[k], ours[3 + k])  # reset before sample 3
+    assert any(not np.array_equal(ours[k], ours[6 + k]) for k in range(3))  # state carried into sample 6
+    ref = run_tflm_batch(model, xs + xs + xs, sequence=True, resets=[3])
+    assert all(np.array_equal(a, b[0]) for a, b in zip(ours, ref))
+
+
+def test_state_as_subgraph_input_is_state(tmp_path: Path) -> None:
+    """A model that lists the variable state among its subgraph inputs: state, not a caller's input (TFLM
+    keeps it likewise when it is not set)."""
+    rng = np.random.default_rng(1)
+    tensors: list[dict[str, Any]] = [dict(name="features", shape=[1, 8], type="INT8", **_q(0.05, -2))]
+    out, op = svdf_layer(tensors, 0, units=4, rank=1, memory=3, rng=rng)
+    model = craft_model(tensors, [op], inputs=[0, op[1][4]], outputs=[out])
+    assert parse_tflite(model).inputs == [0]
+    assert_bitexact(model, tmp_path, samples=4)
+
+
+# ---------------------------------------------------------------------------
+# refusals: one line each
+
+
+def _edited(**change: Any) -> bytes:
+    """svdf_model() with one tensor or the operator changed: tensor fields as {tensor: {field: value}},
+    ``options`` for the operator's, ``inputs`` for its input list, ``extra`` for a second operator."""
+    rng = np.random.default_rng(0)
+    tensors: list[dict[str, Any]] = [dict(name="features", shape=[1, 10], type="INT8", **_q(0.05))]
+    out, op = svdf_layer(tensors, 0, units=4, rank=1, memory=4, rng=rng)
+    for k, fields in change.get("tensors", {}).items():
+        tensors[k].update(fields)
+    kind, ins, outs, (table, options) = op
+    ops = [(kind, change.get("inputs", ins), outs, (table, {**options, **change.get("options", {})}))]
+    outputs = [out]
+    if change.get("extra"):  # a second SVDF reading the same state
+        tensors.append(dict(name="second", shape=[1, 4], type="INT8", **_q(0.05)))
+        ops.append((kind, ins, [len(tensors) - 1], (table, options)))
+        outputs.append(len(tensors) - 1)
+    return craft_model(tensors, ops, inputs=[0], outputs=outputs)
+
+
+REFUSED = {
+    "rank_zero": (dict(options={"rank": 0}), ModelError, "(SVDF): rank is 0; allowed is [1, "),
+    "rank_not_dividing": (dict(options={"rank": 3}), ModelError, "has 4 filters, not a multiple of the rank 3"),
+    "state_not_variable": (dict(tensors={4: {"variable": False}}), ModelError,
+                           "input 4 (tensor 4 ('svdf_state')) holds the operator's state, so it must be a variable"),
+    "state_shape": (dict(tensors={4: {"shape": [1, 15]}}), ModelError,
+                    "activation_state tensor 4 ('svdf_state') has shape [1, 15]; allowed is [1, 16]"),
+    "input_3d": (dict(tensors={0: {"shape": [1, 1, 10]}}), ModelError, "has shape [1, 1, 10]; allowed is 2-D"),
+    "bias_scale": (dict(tensors={3: _q(0.5)}), ModelError, "bias tensor 3 ('svdf_bias') has scale 0.5; allowed is "
+                                                           "within 1e-5 of activation_state scale x weights_time"),
+    "time_type": (dict(tensors={2: {"type": "INT8", "data": np.ones((4, 4), np.int8)}}), ModelError,
+                  "weights_time tensor 2 ('svdf_weights_time') is int8 and activation_state tensor 4 "
+                  "('svdf_state') is int16; allowed is the same type"),
+    "no_bias": (dict(inputs=[0, 1, 2, -1, 4]), ModelError, "input 3 (bias) is -1 (absent); it is required"),
+    "state_shared": (dict(extra=True), UnsupportedError, "its state tensor 4 ('svdf_state') is also read elsewhere"),
+    "state_16_zp": (dict(tensors={4: _q(0.002, 5)}), ModelError, "has zero point 5"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_svdf_refusals_are_one_line(name: str) -> None:
+    change, error, expect = REFUSED[name]
+    msg = refusal(_edited(**change), error)
+    assert expect in msg, msg
+
+
+# ---------------------------------------------------------------------------
+# a streaming keyword spotter: SVDF layers, a fully connected layer, softmax (one frame per invoke)
+
+
+def svdf_kws_model(seed: int = 7) -> bytes:
+    """40 features per frame -> SVDF (64 units, memory 8, RELU) -> SVDF (32 units, rank 2, memory 8)
+    -> SVDF (32 units, memory 4) -> FULLY_CONNECTED (12 classes) -> SOFTMAX."""
+    rng = np.random.default_rng(seed)
+    tensors: list[dict[str, Any]] = [dict(name="frame", shape=[1, 40], type="INT8", **_q(0.1, -10))]
+    ops: list[tuple[Any, ...]] = []
+    x = 0
+    for i, (units, rank, memory) in enumerate(((64, 1, 8), (32, 2, 8), (32, 1, 4))):
+        size = tensors[x]["shape"][1]
+        x, op = svdf_layer(tensors, x, units=units, rank=rank, memory=memory, rng=rng, relu=i == 0,
+                           wf_scale=0.02 / np.sqrt(size), state_scale=0.0005, wt_scale=3e-5, wt_max=16000,
+                           out_scale=0.04, out_zp=-3, name=f"svdf{i}")
+        ops.append(op)
+    n = len(tensors)
+    tensors += [
+        dict(name="fc_weights", shape=[12, 32], type="INT8", data=rng.integers(-127, 128, (12, 32), np.int8),
+             **_q(0.01)),
+        dict(name="fc_bias", shape=[12], type="INT32", data=rng.integers(-500, 500, 12).astype(np.int32),
+             **_q(float(np.float32(0.04) * np.float32(0.01)))),
+        dict(name="logits", shape=[1, 12], type="INT8", **_q(0.1, 5)),
+        dict(name="scores", shape=[1, 12], type="INT8", **_q(1 / 256, -128)),
+    ]
+    ops.append(("FULLY_CONNECTED", [x, n, n + 1], [n + 2], ("FullyConnectedOptions", {})))
+    ops.append(("SOFTMAX", [n + 2], [n + 3], ("SoftmaxOptions", {"beta": 1.0})))
+    return craft_model(tensors, ops, inputs=[0], outputs=[n + 3])
+
+
+def test_svdf_kws_streams_bitexact_on_host(tmp_path: Path) -> None:
+    model = svdf_kws_model()
+    graph = parse_tflite(model)
+    assert [op.kind for op in graph.ops] == ["SVDF"] * 3 + ["FULLY_CONNECTED", "SOFTMAX"]
+    ref = run_tflm_batch(model, random_inputs(graph, 12, 0), sequence=True)  # TFLM runs it ...
+    assert len({r[0].tobytes() for r in ref}) > 6  # ... and its scores move with the stream
+    report = assert_bitexact(model, tmp_path, samples=12, resets=[8])
+    assert report.sequence
+
+
+# ---------------------------------------------------------------------------
+# under QEMU (mps2-an386, Cortex-M4)
+
+
+@needs_qemu
+@pytest.mark.parametrize("name", ["rank2_mem8_in40", "int8_state_zp", "wrapping"])
+def test_svdf_sequence_is_bitexact_on_qemu(tmp_path: Path, name: str) -> None:
+    assert_bitexact(svdf_model(**CASES[name]), tmp_path, board="mps2-an386", samples=5, resets=[3])
+
+
+@needs_qemu
+def test_svdf_kws_streams_bitexact_on_qemu(tmp_path: Path) -> None:
+    assert_bitexact(svdf_kws_model(), tmp_path, board="mps2-an386", samples=10, resets=[6])
