@@ -285,11 +285,11 @@ def mutants(models: list[bytes], n: int, seed: int, encode: bool = True):
 # TFLM in a child process.
 
 
-def _tflm_child(model: bytes, samples: list[list[np.ndarray]]) -> tuple[str, Any]:
+def _tflm_child(model: bytes, samples: list[list[np.ndarray]], sequence: bool = False) -> tuple[str, Any]:
     from tinyml.tools.reference import run_tflm_batch
 
     try:
-        return "ok", run_tflm_batch(model, samples)
+        return "ok", run_tflm_batch(model, samples, sequence=sequence)
     except (RuntimeError, TinymlError, ValueError) as e:
         return "refused", " ".join(str(e).split())[:200]
 
@@ -300,10 +300,12 @@ class Tflm:
     def __init__(self) -> None:
         self.pool: cf.ProcessPoolExecutor | None = None
 
-    def run(self, model: bytes, samples: list[list[np.ndarray]]) -> tuple[str, Any]:
+    def run(self, model: bytes, samples: list[list[np.ndarray]], sequence: bool = False) -> tuple[str, Any]:
+        """TFLM's outputs of ``samples`` (``sequence``: one sequence of invokes, state carried, as the firmware
+        runs a model with state)."""
         if self.pool is None:
             self.pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        fut = self.pool.submit(_tflm_child, model, samples)
+        fut = self.pool.submit(_tflm_child, model, samples, sequence)
         try:
             return fut.result(timeout=CASE_TIMEOUT)
         except cf.process.BrokenProcessPool:
@@ -481,7 +483,7 @@ def run_fuzz(n: int, seed: int, work: Path) -> FuzzStats:
                 continue
             t1 = time.monotonic()
             stats.times["build and run"] += t1 - t0
-            status, ref = tflm.run(data, xs)
+            status, ref = tflm.run(data, xs, sequence=bool(graph.state_tensors()))
             stats.times["TFLM"] += time.monotonic() - t1
             if status != "ok":
                 finding(f"{where}: accepted, but TFLM {status} ({ref})")

@@ -9,7 +9,6 @@ The converter does not make SVDF from Keras: every model here is written directl
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,60 +16,19 @@ import numpy as np
 import pytest
 
 from tests.harness import assert_bitexact, refusal
+from tests.seqmodels import q as _q, svdf_f32_model, svdf_kws_model, svdf_layer, svdf_model
 from tests.tflite_edit import craft_model
-from tinyml.compiler import build_model, write_project
+from tinyml.compiler import build_model, fit_of, write_project
 from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph import parse_tflite
+from tinyml.tools.inspect import inspect_model
+from tinyml.tools.plan import plan_model
 from tinyml.tools.reference import run_tflm_batch
 from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs
 from tinyml.targets.run import run_project
 
 needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                                 reason="needs qemu-system-arm and arm-none-eabi-gcc")
-
-
-def _q(scale: float, zp: int = 0) -> dict[str, Any]:
-    return dict(scale=[float(np.float32(scale))], zero_point=[zp])
-
-
-def _bias_scale(state_scale: float, wt_scale: float) -> float:
-    """What TFLM's Prepare requires of the bias scale: the product of the two, in float32."""
-    return float(np.float32(state_scale) * np.float32(wt_scale))
-
-
-def svdf_layer(tensors: list[dict[str, Any]], x: int, *, units: int, rank: int, memory: int,
-               rng: np.random.Generator, state: str = "INT16", state_scale: float = 0.002, state_zp: int = 0,
-               wf_scale: float = 0.01, wt_scale: float = 1e-4, wt_max: int = 20000, out_scale: float = 0.05,
-               out_zp: int = 0, relu: bool = False, name: str = "svdf") -> tuple[int, tuple[Any, ...]]:
-    """Appends the tensors of one SVDF reading tensor ``x`` ([batch, input size]); returns its output tensor
-    and its operator."""
-    batch, size = tensors[x]["shape"]
-    filters = units * rank
-    wt_type, wt_max = (np.int16, wt_max) if state == "INT16" else (np.int8, min(wt_max, 127))
-    base = len(tensors)
-    tensors += [
-        dict(name=f"{name}_weights_feature", shape=[filters, size], type="INT8",
-             data=rng.integers(-127, 128, (filters, size), np.int8), **_q(wf_scale)),
-        dict(name=f"{name}_weights_time", shape=[filters, memory], type=state,
-             data=rng.integers(-wt_max, wt_max + 1, (filters, memory)).astype(wt_type), **_q(wt_scale)),
-        dict(name=f"{name}_bias", shape=[units], type="INT32",
-             data=rng.integers(-3000, 3000, units).astype(np.int32), **_q(_bias_scale(state_scale, wt_scale))),
-        dict(name=f"{name}_state", shape=[batch, memory * filters], type=state, variable=True,
-             **_q(state_scale, state_zp)),
-        dict(name=f"{name}_output", shape=[batch, units], type="INT8", **_q(out_scale, out_zp)),
-    ]
-    op = ("SVDF", [x, base, base + 1, base + 2, base + 3], [base + 4],
-          ("SVDFOptions", {"rank": rank, "fusedActivationFunction": 1 if relu else 0}))
-    return base + 4, op
-
-
-def svdf_model(*, batch: int = 1, size: int = 10, units: int = 4, rank: int = 1, memory: int = 4, seed: int = 0,
-               in_zp: int = 3, **layer: Any) -> bytes:
-    """One SVDF: input [batch, size] -> output [batch, units]."""
-    rng = np.random.default_rng(seed)
-    tensors: list[dict[str, Any]] = [dict(name="features", shape=[batch, size], type="INT8", **_q(0.05, in_zp))]
-    out, op = svdf_layer(tensors, 0, units=units, rank=rank, memory=memory, rng=rng, **layer)
-    return craft_model(tensors, [op], inputs=[0], outputs=[out])
 
 
 # name -> the model's keyword arguments; each runs 6 invokes in one sequence, reset before the 4th.
@@ -108,6 +66,12 @@ def test_svdf_state_is_planned_and_reported(tmp_path: Path) -> None:
     files = c.files
     assert "#define MODEL_STATE_BYTES 256u" in files["model.h"] and "int model_reset(void);" in files["model.h"]
     assert "static void model_fill_state(void)" in files["model.c"]
+    # its own part of the memory figures of compile (the fit line), plan and inspect
+    assert "(kernel scratch 0, state 256 of it)" in fit_of(c).format()
+    report = plan_model(parse_tflite(model, source="m.tflite"))
+    assert report.state_bytes == 256 and "state kept between invocations 256 of it" in report.format()
+    info = inspect_model(parse_tflite(model, source="m.tflite"))
+    assert info.totals.state_bytes == 256 and "state kept between invocations 256 of it" in info.format()
 
 
 def test_reset_restores_the_first_invocation(tmp_path: Path) -> None:
@@ -189,33 +153,6 @@ def test_svdf_refusals_are_one_line(name: str) -> None:
 # a streaming keyword spotter: SVDF layers, a fully connected layer, softmax (one frame per invoke)
 
 
-def svdf_kws_model(seed: int = 7) -> bytes:
-    """40 features per frame -> SVDF (64 units, memory 8, RELU) -> SVDF (32 units, rank 2, memory 8)
-    -> SVDF (32 units, memory 4) -> FULLY_CONNECTED (12 classes) -> SOFTMAX."""
-    rng = np.random.default_rng(seed)
-    tensors: list[dict[str, Any]] = [dict(name="frame", shape=[1, 40], type="INT8", **_q(0.1, -10))]
-    ops: list[tuple[Any, ...]] = []
-    x = 0
-    for i, (units, rank, memory) in enumerate(((64, 1, 8), (32, 2, 8), (32, 1, 4))):
-        size = tensors[x]["shape"][1]
-        x, op = svdf_layer(tensors, x, units=units, rank=rank, memory=memory, rng=rng, relu=i == 0,
-                           wf_scale=0.02 / np.sqrt(size), state_scale=0.0005, wt_scale=3e-5, wt_max=16000,
-                           out_scale=0.04, out_zp=-3, name=f"svdf{i}")
-        ops.append(op)
-    n = len(tensors)
-    tensors += [
-        dict(name="fc_weights", shape=[12, 32], type="INT8", data=rng.integers(-127, 128, (12, 32), np.int8),
-             **_q(0.01)),
-        dict(name="fc_bias", shape=[12], type="INT32", data=rng.integers(-500, 500, 12).astype(np.int32),
-             **_q(float(np.float32(0.04) * np.float32(0.01)))),
-        dict(name="logits", shape=[1, 12], type="INT8", **_q(0.1, 5)),
-        dict(name="scores", shape=[1, 12], type="INT8", **_q(1 / 256, -128)),
-    ]
-    ops.append(("FULLY_CONNECTED", [x, n, n + 1], [n + 2], ("FullyConnectedOptions", {})))
-    ops.append(("SOFTMAX", [n + 2], [n + 3], ("SoftmaxOptions", {"beta": 1.0})))
-    return craft_model(tensors, ops, inputs=[0], outputs=[n + 3])
-
-
 def test_svdf_kws_streams_bitexact_on_host(tmp_path: Path) -> None:
     model = svdf_kws_model()
     graph = parse_tflite(model)
@@ -239,3 +176,20 @@ def test_svdf_sequence_is_bitexact_on_qemu(tmp_path: Path, name: str) -> None:
 @needs_qemu
 def test_svdf_kws_streams_bitexact_on_qemu(tmp_path: Path) -> None:
     assert_bitexact(svdf_kws_model(), tmp_path, board="mps2-an386", samples=10, resets=[6])
+
+
+# ---------------------------------------------------------------------------
+# float32 SVDF: within verify's float tolerance, as the other float kernels
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(rank=2, memory=6, size=13, units=3, batch=2, activation=1),
+                                dict(memory=1, activation=3)], ids=["rank1", "rank2_relu_batch2", "mem1_relu6"])
+def test_svdf_f32_sequence_within_tolerance_on_host(tmp_path: Path, kw: dict[str, Any]) -> None:
+    report = assert_bitexact(svdf_f32_model(**kw), tmp_path, samples=6, resets=[4])
+    assert report.float_outputs and report.sequence
+
+
+@needs_qemu
+def test_svdf_f32_sequence_within_tolerance_on_qemu(tmp_path: Path) -> None:
+    assert_bitexact(svdf_f32_model(rank=2, memory=6, size=13, units=3, activation=1), tmp_path, board="mps2-an386",
+                    samples=5, resets=[3])

@@ -1,4 +1,5 @@
-"""SVDF (int8 input and output, int16 or int8 state): TFLM svdf.cc and EvalIntegerSvdfReference.
+"""SVDF (int8 input and output, int16 or int8 state): TFLM svdf.cc and EvalIntegerSvdfReference; and float32
+SVDF, EvalFloatSvdfReference (svdf_f32, within verify's float tolerance as the other float kernels).
 
 The state (input 4, a variable tensor) is kept between invocations in its own arena region (the planner's
 "state" buffers); the kernel updates it in place at every invoke: each filter's memory moves one step older
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from tinyml.codegen.declare import portable
 from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg
+from tinyml.codegen.ops.common import fused_activation
+from tinyml.codegen.ops.floats import _portable_f32, activation_range_f32
 from tinyml.codegen.qmath import quantize_multiplier
 from tinyml.graph.ir import Op
 from tinyml.graph.validate.sequence import SVDF_STATE, svdf_effective_scales
@@ -19,6 +22,7 @@ from tinyml.graph.validate.sequence import SVDF_STATE, svdf_effective_scales
 SVDF_PER_MAC = 6.0
 VARIANTS = (
     portable("svdf_s8", per_mac=SVDF_PER_MAC),
+    _portable_f32("svdf_f32", 8.0, 100.0),  # as fc_f32: a multiply-add per MAC
 )
 
 _STATE_TYPES = {"int16": ("int16_t", -32768, 32767), "int8": ("int8_t", -128, 127)}
@@ -43,6 +47,25 @@ def lower_svdf(ctx: LowerContext, op: Op) -> KernelCall:
     return KernelCall(
         op_index=op.index, op_kind=op.kind, kernel="svdf_s8",
         spec=dict(state=ctype, state_min=f"({lo})", state_max=f"({hi})"), params=params,
+        args=[tensor_arg(inp), tensor_arg(wf), tensor_arg(wt), tensor_arg(bias), tensor_arg(state, writable=True),
+              tensor_arg(out, writable=True)],
+        inputs=[inp.index, state.index], outputs=[out.index],
+        macs=batches * filters * (size + memory),
+    )
+
+
+@lowering("SVDF", dtype="float32")
+def lower_svdf_f32(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated (validate/sequence.py, the float row): float32 operands, 2-D shapes, a bias, the state.
+    inp, wf, wt, bias, state = (ctx.t(op.inputs[i]) for i in (0, 1, 2, 3, SVDF_STATE))
+    out = ctx.t(op.outputs[0])
+    batches, size = inp.shape
+    filters, memory = wt.shape
+    lo, hi = activation_range_f32(fused_activation(op))
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="svdf_f32", spec={},
+        params=dict(batches=batches, input_size=size, filters=filters, rank=int(op.options["rank"]), memory=memory,
+                    act_min=lo, act_max=hi),
         args=[tensor_arg(inp), tensor_arg(wf), tensor_arg(wt), tensor_arg(bias), tensor_arg(state, writable=True),
               tensor_arg(out, writable=True)],
         inputs=[inp.index, state.index], outputs=[out.index],

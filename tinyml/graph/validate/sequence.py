@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.graph.ir import Graph, Op
-from tinyml.graph.validate.base import Operand, Rule, _check_multiplier, _f32, _fail, _op, _ten
+from tinyml.graph.validate.base import (INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _f32, _fail, _op,
+                                        _ten)
 from tinyml.graph.validate.core import _shape_error, _t
 
 SVDF_STATE = 4  # SVDF's input position of its activation state (TFLM kSvdfInputActivationStateTensor)
@@ -34,6 +35,23 @@ def _sequence_rules() -> dict[str, Rule]:
             outputs=(Operand("output"),),
             ints={"rank": (1, SVDF_MAX_SIZE)}, activations=("NONE", "RELU"), state_inputs=(SVDF_STATE,),
             checks=(svdf_shapes, _svdf_scales)),
+    }
+
+
+def _float_sequence_rules() -> dict[str, Rule]:
+    """The float32 rows (FLOAT_RULES) of the operators with state: SVDF (TFLM EvalFloatSvdfReference), every
+    operand float32, the bias required (TFLM's float kernel reads it unconditionally), the state a float32
+    variable tensor; the fused activation applied (NONE, RELU, RELU6, RELU_N1_TO_1)."""
+    f32 = ("float32",)
+    return {
+        "SVDF": Rule(
+            inputs=(Operand("input", f32, quant="none"), Operand("weights_feature", f32, kind="const", quant="none"),
+                    Operand("weights_time", f32, kind="const", quant="none"),
+                    Operand("bias", f32, kind="const", quant="none"),
+                    Operand("activation_state", f32, quant="none")),
+            outputs=(Operand("output", f32, quant="none"),),
+            ints={"rank": (1, SVDF_MAX_SIZE)}, activations=INT8_ACTIVATIONS, state_inputs=(SVDF_STATE,),
+            checks=(svdf_shapes,)),
     }
 
 
