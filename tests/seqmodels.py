@@ -47,13 +47,35 @@ def svdf_layer(tensors: list[dict[str, Any]], x: int, *, units: int, rank: int, 
     return base + 4, op
 
 
-def svdf_model(*, batch: int = 1, size: int = 10, units: int = 4, rank: int = 1, memory: int = 4, seed: int = 0,
-               in_zp: int = 3, **layer: Any) -> bytes:
-    """One SVDF: input [batch, size] -> output [batch, units]."""
-    rng = np.random.default_rng(seed)
-    tensors: list[dict[str, Any]] = [dict(name="features", shape=[batch, size], type="INT8", **q(0.05, in_zp))]
-    out, op = svdf_layer(tensors, 0, units=units, rank=rank, memory=memory, rng=rng, **layer)
-    return craft_model(tensors, [op], inputs=[0], outputs=[out])
+def svdf_model(**case: Any) -> bytes:
+    """One SVDF: input [batch, size] -> output [batch, units] (``case``: svdf_models' keys)."""
+    return svdf_models([case])
+
+
+def svdf_models(cases: list[dict[str, Any]], state_inputs: tuple[int, ...] = ()) -> bytes:
+    """Independent SVDFs side by side, one per case (each its own input and output, in order): ``batch``,
+    ``size``, ``units``, ``rank``, ``memory``, ``seed``, ``in_zp``, ``float32`` (a float32 SVDF, whose
+    ``activation`` is a TFLite code) and svdf_layer's keywords.  The states of the cases in
+    ``state_inputs`` are also listed among the subgraph's inputs (as some converters list them)."""
+    tensors: list[dict[str, Any]] = []
+    ops: list[tuple[Any, ...]] = []
+    inputs, outputs = [], []
+    for k, c in enumerate(cases):
+        c = dict(c)
+        batch, size = c.pop("batch", 1), c.pop("size", 10)
+        rng = np.random.default_rng(c.pop("seed", 0))
+        in_zp = c.pop("in_zp", 3)
+        inputs.append(len(tensors))
+        if c.pop("float32", False):
+            tensors.append(dict(name=f"features{k}", shape=[batch, size], type="FLOAT32"))
+            out, op = _svdf_f32_layer(tensors, inputs[-1], rng=rng, name=f"svdf{k}", **c)
+        else:
+            tensors.append(dict(name=f"features{k}", shape=[batch, size], type="INT8", **q(0.05, in_zp)))
+            out, op = svdf_layer(tensors, inputs[-1], rng=rng, name=f"svdf{k}", **{"units": 4, "rank": 1,
+                                                                                   "memory": 4, **c})
+        ops.append(op)
+        outputs.append(out)
+    return craft_model(tensors, ops, inputs=inputs + [ops[k][1][4] for k in state_inputs], outputs=outputs)
 
 
 def svdf_kws_model(seed: int = 7) -> bytes:
@@ -83,19 +105,21 @@ def svdf_kws_model(seed: int = 7) -> bytes:
     return craft_model(tensors, ops, inputs=[0], outputs=[n + 3])
 
 
-def svdf_f32_model(*, batch: int = 1, size: int = 10, units: int = 4, rank: int = 1, memory: int = 4,
-                   activation: int = 0, seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
+def _svdf_f32_layer(tensors: list[dict[str, Any]], x: int, *, rng: np.random.Generator, units: int = 4,
+                    rank: int = 1, memory: int = 4, activation: int = 0, name: str = "svdf") -> tuple[int, tuple[Any, ...]]:
+    """svdf_layer for float32: normal weights and bias, a float32 state; ``activation`` a TFLite code."""
+    batch, size = tensors[x]["shape"]
     filters = units * rank
-    tensors = [
-        dict(name="features", shape=[batch, size], type="FLOAT32"),
-        dict(name="weights_feature", shape=[filters, size], type="FLOAT32",
+    base = len(tensors)
+    tensors += [
+        dict(name=f"{name}_weights_feature", shape=[filters, size], type="FLOAT32",
              data=rng.standard_normal((filters, size)).astype(np.float32)),
-        dict(name="weights_time", shape=[filters, memory], type="FLOAT32",
+        dict(name=f"{name}_weights_time", shape=[filters, memory], type="FLOAT32",
              data=rng.standard_normal((filters, memory)).astype(np.float32)),
-        dict(name="bias", shape=[units], type="FLOAT32", data=rng.standard_normal(units).astype(np.float32)),
-        dict(name="state", shape=[batch, memory * filters], type="FLOAT32", variable=True),
-        dict(name="output", shape=[batch, units], type="FLOAT32"),
+        dict(name=f"{name}_bias", shape=[units], type="FLOAT32", data=rng.standard_normal(units).astype(np.float32)),
+        dict(name=f"{name}_state", shape=[batch, memory * filters], type="FLOAT32", variable=True),
+        dict(name=f"{name}_output", shape=[batch, units], type="FLOAT32"),
     ]
-    ops = [("SVDF", [0, 1, 2, 3, 4], [5], ("SVDFOptions", {"rank": rank, "fusedActivationFunction": activation}))]
-    return craft_model(tensors, ops, inputs=[0], outputs=[5])
+    op = ("SVDF", [x, base, base + 1, base + 2, base + 3], [base + 4],
+          ("SVDFOptions", {"rank": rank, "fusedActivationFunction": activation}))
+    return base + 4, op

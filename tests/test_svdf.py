@@ -1,10 +1,12 @@
-"""SVDF (int8 input and output, int16 or int8 state kept between invocations) bit-exact with TFLM over
-sequences of invokes: a host sweep (ranks, memory sizes, batches, feature sizes, int8 state with a zero point,
-saturating and wrapping sums), NAME_reset() restoring the first invoke's behaviour, the refusals of its
-validation row, a subset under QEMU on mps2-an386, and a streaming keyword spotter of SVDF layers, a fully
-connected layer and a softmax (like TFLM's keyword benchmark model), written as a flatbuffer.
+"""SVDF (int8 input and output, int16 or int8 state kept between invocations; and float32) against TFLM over
+sequences of invokes: a sweep (ranks, memory sizes, batches, feature sizes, int8 state with a zero point,
+saturating and wrapping sums, a state listed among the subgraph inputs, float32 with its activations) in one
+model of side-by-side SVDFs, on the host and under QEMU on mps2-an386; NAME_reset() restoring the first
+invoke's behaviour; the state in the memory figures; the refusals of the validation rows; and a streaming
+keyword spotter of SVDF layers, a fully connected layer and a softmax (like TFLM's keyword benchmark model),
+on the host and mps2-an386.
 
-The converter does not make SVDF from Keras: every model here is written directly (tests/tflite_edit.py)."""
+The converter does not make SVDF from Keras: every model here is written directly (tests/seqmodels.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.harness import assert_bitexact, refusal
-from tests.seqmodels import q as _q, svdf_f32_model, svdf_kws_model, svdf_layer, svdf_model
+from tests.seqmodels import q as _q, svdf_kws_model, svdf_layer, svdf_model, svdf_models
 from tests.tflite_edit import craft_model
 from tinyml.compiler import build_model, fit_of, write_project
 from tinyml.errors import ModelError, UnsupportedError
@@ -31,7 +33,8 @@ needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shuti
                                 reason="needs qemu-system-arm and arm-none-eabi-gcc")
 
 
-# name -> the model's keyword arguments; each runs 6 invokes in one sequence, reset before the 4th.
+# The sweep: one SVDF per case, side by side in one model (one build per board), run as one sequence of 6
+# invokes with a reset before the 4th.
 CASES: dict[str, dict[str, Any]] = {
     "rank1_mem4": dict(),
     "rank2_mem3_in7": dict(rank=2, memory=3, size=7, units=3),
@@ -49,13 +52,26 @@ CASES: dict[str, dict[str, Any]] = {
     # the time sums exceed int32 and wrap, as TFLM's int32 sums do
     "wrapping": dict(state_scale=1e-6, wf_scale=1.0, wt_scale=1.0, wt_max=32767, memory=16, rank=4,
                      out_scale=2e-3, size=40),
+    # its state also listed among the subgraph's inputs: state all the same, not a caller's input
+    "state_as_input": dict(size=8, units=4, memory=3, in_zp=-2, seed=1),
+    # float32 SVDF: within verify's float tolerance, as the other float kernels
+    "f32_rank1": dict(float32=True),
+    "f32_rank2_relu_batch2": dict(float32=True, rank=2, memory=6, size=13, units=3, batch=2, activation=1),
+    "f32_mem1_relu6": dict(float32=True, memory=1, activation=3),
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_svdf_sequence_is_bitexact_on_host(tmp_path: Path, name: str) -> None:
-    report = assert_bitexact(svdf_model(**CASES[name]), tmp_path, samples=6, resets=[3])
-    assert report.sequence
+def sweep_model() -> bytes:
+    names = list(CASES)
+    return svdf_models([CASES[n] for n in names], state_inputs=(names.index("state_as_input"),))
+
+
+def test_svdf_sweep_is_bitexact_on_host(tmp_path: Path) -> None:
+    model = sweep_model()
+    graph = parse_tflite(model)
+    assert len(graph.inputs) == len(CASES) and len(graph.state_tensors()) == len(CASES)  # no state as input
+    report = assert_bitexact(model, tmp_path, samples=6, resets=[3])
+    assert report.sequence and report.float_outputs and report.exact_outputs  # int8 outputs bit-exact
 
 
 def test_svdf_state_is_planned_and_reported(tmp_path: Path) -> None:
@@ -88,17 +104,6 @@ def test_reset_restores_the_first_invocation(tmp_path: Path) -> None:
     assert any(not np.array_equal(ours[k], ours[6 + k]) for k in range(3))  # state carried into sample 6
     ref = run_tflm_batch(model, xs + xs + xs, sequence=True, resets=[3])
     assert all(np.array_equal(a, b[0]) for a, b in zip(ours, ref))
-
-
-def test_state_as_subgraph_input_is_state(tmp_path: Path) -> None:
-    """A model that lists the variable state among its subgraph inputs: state, not a caller's input (TFLM
-    keeps it likewise when it is not set)."""
-    rng = np.random.default_rng(1)
-    tensors: list[dict[str, Any]] = [dict(name="features", shape=[1, 8], type="INT8", **_q(0.05, -2))]
-    out, op = svdf_layer(tensors, 0, units=4, rank=1, memory=3, rng=rng)
-    model = craft_model(tensors, [op], inputs=[0, op[1][4]], outputs=[out])
-    assert parse_tflite(model).inputs == [0]
-    assert_bitexact(model, tmp_path, samples=4)
 
 
 # ---------------------------------------------------------------------------
@@ -168,28 +173,10 @@ def test_svdf_kws_streams_bitexact_on_host(tmp_path: Path) -> None:
 
 
 @needs_qemu
-@pytest.mark.parametrize("name", ["rank2_mem8_in40", "int8_state_zp", "wrapping"])
-def test_svdf_sequence_is_bitexact_on_qemu(tmp_path: Path, name: str) -> None:
-    assert_bitexact(svdf_model(**CASES[name]), tmp_path, board="mps2-an386", samples=5, resets=[3])
+def test_svdf_sweep_is_bitexact_on_qemu(tmp_path: Path) -> None:
+    assert_bitexact(sweep_model(), tmp_path, board="mps2-an386", samples=5, resets=[3])
 
 
 @needs_qemu
 def test_svdf_kws_streams_bitexact_on_qemu(tmp_path: Path) -> None:
     assert_bitexact(svdf_kws_model(), tmp_path, board="mps2-an386", samples=10, resets=[6])
-
-
-# ---------------------------------------------------------------------------
-# float32 SVDF: within verify's float tolerance, as the other float kernels
-
-
-@pytest.mark.parametrize("kw", [dict(), dict(rank=2, memory=6, size=13, units=3, batch=2, activation=1),
-                                dict(memory=1, activation=3)], ids=["rank1", "rank2_relu_batch2", "mem1_relu6"])
-def test_svdf_f32_sequence_within_tolerance_on_host(tmp_path: Path, kw: dict[str, Any]) -> None:
-    report = assert_bitexact(svdf_f32_model(**kw), tmp_path, samples=6, resets=[4])
-    assert report.float_outputs and report.sequence
-
-
-@needs_qemu
-def test_svdf_f32_sequence_within_tolerance_on_qemu(tmp_path: Path) -> None:
-    assert_bitexact(svdf_f32_model(rank=2, memory=6, size=13, units=3, activation=1), tmp_path, board="mps2-an386",
-                    samples=5, resets=[3])
