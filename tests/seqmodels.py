@@ -106,7 +106,8 @@ def svdf_kws_model(seed: int = 7) -> bytes:
 
 
 def _svdf_f32_layer(tensors: list[dict[str, Any]], x: int, *, rng: np.random.Generator, units: int = 4,
-                    rank: int = 1, memory: int = 4, activation: int = 0, name: str = "svdf") -> tuple[int, tuple[Any, ...]]:
+                    rank: int = 1, memory: int = 4, activation: int = 0,
+                    name: str = "svdf") -> tuple[int, tuple[Any, ...]]:
     """svdf_layer for float32: normal weights and bias, a float32 state; ``activation`` a TFLite code."""
     batch, size = tensors[x]["shape"]
     filters = units * rank
