@@ -53,6 +53,13 @@ def c_float(x: float) -> str:
     return s + "f"
 
 
+def c_comment(text: str, limit: int | None = 60) -> str:
+    """``text`` (a tensor's name: the model's, untrusted; a path) as it may stand inside a C comment: printable
+    ASCII, no comment end or start, at most ``limit`` characters (None: all)."""
+    clean = "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
+    return clean.replace("*/", "*_").replace("/*", "_*")
+
+
 ARENA_KINDS = ("static", "caller")
 
 
@@ -109,7 +116,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
                 if t.index not in const_tensors:
                     cname = f"{name}_t{t.index}"
                     const_tensors[t.index] = dict(name=cname, ctype=C_TYPES[t.dtype], values=t.data,
-                                                  count=t.size, comment=t.name)
+                                                  count=t.size, comment=c_comment(t.name))
                 # a kernel that moves bytes (concat_s8, copy_nd_s8, split_s8) takes a float32 constant as bytes
                 return dict(kind="const", name=const_tensors[t.index]["name"], ctype=a.ctype,
                             cast=C_TYPES[t.dtype] != a.ctype)
@@ -162,7 +169,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
     outputs = [_io(graph, plan, graph.tensors[t], i) for i, t in enumerate(graph.outputs)]
     ctx = dict(
         name=name, NAME=name.upper(), arena_bytes=max(plan.arena_bytes, 16), inputs=inputs, outputs=outputs,
-        calls=call_views, consts=consts, kernels=list(kernels.values()), source=graph.source,
+        calls=call_views, consts=consts, kernels=list(kernels.values()), source=c_comment(graph.source, None),
         trace_default=trace_default, arena_align=ALIGN, caller_arena=storage.arena == "caller",
         weights_section=storage.weights_section, arena_section=storage.arena_section, header=header,
         states=states, state_bytes=plan.state_bytes,

@@ -520,6 +520,16 @@ def _conv_like_cases() -> list[Case]:
     return cs
 
 
+def _sequence_cases() -> list[Case]:
+    """The operators that keep state (tests/test_svdf.py sweeps them over sequences of invokes): written as
+    flatbuffers (``_WRITERS``), as the converter does not make them from Keras."""
+    return [
+        case("svdf", "SVDF", (10,), units=4, rank=1, memory=4),
+        case("svdf", "SVDF", (7,), units=3, rank=2, memory=3, state="INT8", state_zp=5, state_scale=0.05,
+             wt_scale=0.01, out_scale=0.1),
+    ]
+
+
 _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "CONV_2D": _conv_cases,
     "DEPTHWISE_CONV_2D": _depthwise_cases,
@@ -535,6 +545,7 @@ _CASE_LISTS: dict[str, Callable[[], list[Case]]] = {
     "ARITH": _arith_cases,
     "CONV_LIKE": _conv_like_cases,
     "LSTM": lambda: lstm_cases(),
+    "SEQUENCE": _sequence_cases,
 }
 
 
@@ -1184,11 +1195,23 @@ def _patch(c: Case, flatbuffer: bytes) -> bytes:
     return bytes(builder.Output())
 
 
+def _write_svdf(c: Case) -> bytes:
+    from tests.seqmodels import svdf_model
+
+    return svdf_model(size=c.inputs[0][0], seed=c.seed, **{k: v for k, v in c.params})
+
+
+# Cases written as flatbuffers, not converted from Keras: builder name -> writer.
+_WRITERS: dict[str, Callable[[Case], bytes]] = {"svdf": _write_svdf}
+
+
 def _convert(c: Case) -> bytes:
     from tinyml.train.quantize import convert_float32, quantize_int8, quantize_int16x8
 
     if c.kind in ("lstm", "lstm_kws"):
         return _checked(c, _convert_lstm(c))
+    if c.kind in _WRITERS:
+        return _WRITERS[c.kind](c)
     model = _keras_model(c)
     if c.p("float_model"):
         flatbuffer = convert_float32(model)

@@ -301,8 +301,8 @@ class Tflm:
         self.pool: cf.ProcessPoolExecutor | None = None
 
     def run(self, model: bytes, samples: list[list[np.ndarray]], sequence: bool = False) -> tuple[str, Any]:
-        """``sequence``: a model with state, whose samples run as one sequence of invokes (as the firmware runs
-        them)."""
+        """TFLM's outputs of ``samples`` (``sequence``: one sequence of invokes, state carried, as the firmware
+        runs a model with state)."""
         if self.pool is None:
             self.pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         fut = self.pool.submit(_tflm_child, model, samples, sequence)

@@ -161,3 +161,19 @@ def test_fuzz_mutated_models_never_crash_or_hang() -> None:
     assert slowest < 5.0
     print(f"fuzz: {accepted} accepted, {rejected} rejected, slowest {slowest * 1000:.0f} ms")
 
+
+
+def test_names_from_the_model_do_not_reach_the_c(tmp_path) -> None:
+    """A tensor's name ends up in a comment of model.c: one that would close the comment (and inject C) is
+    defused, and the model compiles and runs bit-exact."""
+    from tests.tflite_edit import craft_model
+
+    rng = np.random.default_rng(0)
+    q = dict(scale=[0.1], zero_point=[0])
+    tensors = [dict(name="x", shape=[1, 8], type="INT8", **q),
+               dict(name="w */ #error injected /*\n", shape=[4, 8], type="INT8",
+                    data=rng.integers(-9, 9, (4, 8), np.int8), scale=[0.01], zero_point=[0]),
+               dict(name="y", shape=[1, 4], type="INT8", **q)]
+    model = craft_model(tensors, [("FULLY_CONNECTED", [0, 1, -1], [2], ("FullyConnectedOptions", {}))],
+                        inputs=[0], outputs=[2])
+    assert_bitexact(model, tmp_path, samples=2)

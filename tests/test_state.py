@@ -30,11 +30,13 @@ def test_state_tensors_are_variables_read_before_any_write() -> None:
 
 
 def test_state_has_its_own_region_live_at_every_step() -> None:
+    """Its own bytes at the start of the arena, counted in the peak at every step, never run over in place."""
     g = _graph()
     facts = {i: OpFacts(inplace_inputs=(0,)) for i in range(len(g.ops))}
     plan = plan_memory(g, facts)
     b = plan.buffers[plan.tensor_buffer[2]]
-    assert (b.kind, b.first, b.last, b.size) == ("state", 0, len(g.ops) - 1, 80)
+    assert (b.kind, b.first, b.last, b.size, b.offset) == ("state", 0, len(g.ops) - 1, 80, 0)
+    assert all(o.offset >= 80 for o in plan.buffers if o is not b)  # one region at the start of the arena
     assert plan.state_bytes == 80 and not conflicts(g, plan)
     assert all(plan.tensor_buffer[t] != plan.tensor_buffer[2] for t in (0, 1, 3, 4, 5))
     for step in range(len(g.ops)):  # counted in the peak at every step

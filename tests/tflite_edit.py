@@ -113,11 +113,13 @@ def buffers_by_offset(model: bytes) -> bytes:
     return bytes(out)
 
 
-def craft_model(tensors: list[dict[str, Any]], ops: list[tuple[str, list[int], list[int]]],
+def craft_model(tensors: list[dict[str, Any]], ops: list[tuple[Any, ...]],
                 inputs: list[int], outputs: list[int], subgraphs: int = 1) -> bytes:
     """A model from scratch.  Each tensor: ``shape``, ``type`` (a TensorType name), and optionally ``name``,
     ``scale`` and ``zero_point`` (lists), ``axis``, ``data`` (a numpy array) and ``variable``.  Each operator:
-    (builtin name or "CUSTOM:name", input indices, output indices).  ``subgraphs`` > 1 adds empty ones."""
+    (builtin name or "CUSTOM:name", input indices, output indices), and optionally its builtin options as
+    (options table name, {field: value}), e.g. ("SVDFOptions", {"rank": 1}).  ``subgraphs`` > 1 adds empty
+    ones."""
     s = schema()
     m = s.ModelT()
     m.version = 3
@@ -146,7 +148,7 @@ def craft_model(tensors: list[dict[str, Any]], ops: list[tuple[str, list[int], l
             t.quantization = q
         sg.tensors.append(t)
     sg.operators = []
-    for kind, ins, outs in ops:
+    for kind, ins, outs, *options in ops:
         if kind not in codes:
             oc = s.OperatorCodeT()
             if kind.startswith("CUSTOM:"):
@@ -162,6 +164,13 @@ def craft_model(tensors: list[dict[str, Any]], ops: list[tuple[str, list[int], l
         op.opcodeIndex = codes[kind]
         op.inputs = list(ins)
         op.outputs = list(outs)
+        if options:
+            table, fields = options[0]
+            o = getattr(s, f"{table}T")()
+            for k, v in fields.items():
+                setattr(o, k, v)
+            op.builtinOptionsType = getattr(s.BuiltinOptions, table)
+            op.builtinOptions = o
         sg.operators.append(op)
     sg.inputs, sg.outputs = list(inputs), list(outputs)
     m.subgraphs = [sg]

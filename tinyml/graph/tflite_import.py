@@ -163,6 +163,9 @@ def _options_readers() -> dict[str, tuple[str, Callable[[Any], dict[str, Any]]]]
             activation=act(o), cell_clip=float(np.float32(o.CellClip())), proj_clip=float(np.float32(o.ProjClip())),
             time_major=bool(o.TimeMajor()), asymmetric_quantize_inputs=bool(o.AsymmetricQuantizeInputs()),
             diagonal_recurrent_tensors=bool(o.DiagonalRecurrentTensors()))),
+        # sequence operators (codegen/ops/sequence.py)
+        "SVDF": ("SVDFOptions", lambda o: dict(rank=int(o.Rank()), activation=act(o),
+                                               asymmetric_quantize_inputs=bool(o.AsymmetricQuantizeInputs()))),
     }
 
 
@@ -207,6 +210,8 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "RESIZE_BILINEAR": dict(align_corners=False, half_pixel_centers=False),
     "BATCH_MATMUL": dict(adj_x=False, adj_y=False),
     "L2_NORMALIZATION": dict(activation="NONE"),
+    # TFLM's parser leaves the rank 0 without a table (and its Prepare then divides by it): refused
+    "SVDF": dict(rank=0, activation="NONE", asymmetric_quantize_inputs=False),
 }
 
 

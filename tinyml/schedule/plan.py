@@ -17,9 +17,10 @@ exceptions that the kernels are built for:
   rows of its input that no later patch reads.
 
 State (the variable tensors of ``Graph.state_tensors``: what sequence
-operators keep between invocations) lives in the arena too, in buffers of
-kind "state" that are live at every step, so that no other tensor shares
-their bytes; the generated code fills them in its init and reset.
+operators keep between invocations) lives in one region at the start of the
+arena, in buffers of kind "state" that are live at every step, so that no
+other tensor shares their bytes; the generated code fills them in its init
+and reset.
 
 The planner is a function of the Graph plus what the lowering says about
 each operator's kernel (``OpFacts``, given by the compiler); it imports
@@ -436,11 +437,6 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
         size = max(graph.tensors[t].nbytes for t in ts)
         tensor_buffer.update({t: len(buffers) for t in ts})
         buffers.append(Buffer(tensors=sorted(ts), size=size, first=first[root], last=last[root]))
-    for t in sorted(state):  # kept between invocations: live at every step, shared with nothing
-        tensor_buffer[t] = len(buffers)
-        buffers.append(Buffer(tensors=[t], size=graph.tensors[t].nbytes, first=0, last=max(n_steps - 1, 0),
-                              kind="state"))
-
     links: list[Link] = []  # output may overlap its dying input up to dmax
     inplace: dict[int, InPlace] = {}
     scratch: dict[int, int] = {}
@@ -512,8 +508,17 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
 
     items = [Item(size=b.size, first=b.first, last=b.last) for b in buffers]
     arena, offsets, held, how = place(items, links)
+    # The state: one region at the start of the arena (each tensor aligned), live at every step and shared
+    # with nothing; the buffers placed above go after it.
+    base = 0
+    for t in sorted(state):
+        tensor_buffer[t] = len(buffers)
+        buffers.append(Buffer(tensors=[t], size=graph.tensors[t].nbytes, first=0, last=max(n_steps - 1, 0),
+                              offset=base, kind="state"))
+        base += _align(graph.tensors[t].nbytes)
     for b, o in zip(buffers, offsets):
-        b.offset = o
+        b.offset = o + base
+    arena += base
     held_out = {links[i].out for i in held}
     retry: dict[int, int] = {}
     for pos, ip in list(inplace.items()):

@@ -58,6 +58,7 @@ class TensorInfo:
     dtype: np.dtype
     scale: tuple[float, ...]  # empty if not quantized
     zero_point: tuple[int, ...]
+    position: int = -1  # an input: its position among the subgraph's inputs (TFLM's input index)
 
 
 # --------------------------------------------------------------------------
@@ -157,11 +158,13 @@ def _interpreter(model: bytes, arena: int | None, preserve_all: bool) -> Any:
 
 
 def tflm_io_details(model: bytes) -> tuple[list[TensorInfo], list[TensorInfo]]:
-    """Inputs and outputs of the model's main subgraph, in declared order."""
+    """Inputs and outputs of the model's main subgraph, in declared order; an input that is a variable tensor
+    is state TFLM keeps between invocations, not data a caller gives, and is left out (as the importer
+    leaves it out of Graph.inputs)."""
     obj = _model_object(model)
     sg = obj.subgraphs[0]
 
-    def info(i: int) -> TensorInfo:
+    def info(i: int, position: int = -1) -> TensorInfo:
         t = sg.tensors[i]
         q = t.quantization
         scale = tuple(float(s) for s in q.scale) if q is not None and q.scale is not None else ()
@@ -174,9 +177,11 @@ def tflm_io_details(model: bytes) -> tuple[list[TensorInfo], list[TensorInfo]]:
             dtype=np.dtype(_NP_TYPES.get(t.type, np.int8)),
             scale=scale,
             zero_point=zp,
+            position=position,
         )
 
-    ins = [info(int(i)) for i in (sg.inputs if sg.inputs is not None else [])]
+    ins = [info(int(i), k) for k, i in enumerate(sg.inputs if sg.inputs is not None else [])
+           if not sg.tensors[int(i)].isVariable]
     outs = [info(int(i)) for i in (sg.outputs if sg.outputs is not None else [])]
     return ins, outs
 
@@ -201,7 +206,7 @@ def _set_inputs(interp: Any, infos: list[TensorInfo], inputs: Sequence[np.ndarra
                 raise TinymlError(
                     f"input {k} ('{info.name}') must have shape {info.shape}, got {tuple(a.shape)}"
                 )
-        interp.set_input(np.ascontiguousarray(a), k)
+        interp.set_input(np.ascontiguousarray(a), info.position if info.position >= 0 else k)
 
 
 def _invoke(interp: Any) -> None:

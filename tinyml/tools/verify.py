@@ -376,11 +376,12 @@ def validate_device(model: str | os.PathLike[str], port: str, *, samples: int = 
         memory = link.mem() if info.revision >= 2 else None
     seconds = time.monotonic() - start
     say(f"ran {samples} samples on the device in {seconds:.1f}s; running TFLM")
-    ref = run_tflm_batch(read_model_file(path), xs)
+    sequence = bool(graph.state_tensors())  # the device carries a model's state from one sample to the next
+    ref = run_tflm_batch(read_model_file(path), xs, sequence=sequence)
     tolerant = tolerant_outputs(graph)
     report = DeviceValidation(model=graph.name, board=info.board, samples=samples, exact=0, seconds=seconds,
                               cycles=cycles, op_cycles=profile, memory=memory, float_outputs=any(tolerant),
-                              exact_outputs=not all(tolerant))
+                              exact_outputs=not all(tolerant), sequence=sequence)
     _compare(report, tolerant, [[x.astype(_np_of(y)) for x, y in zip(a, b)] for a, b in zip(ours, ref)], ref)
     return report
 

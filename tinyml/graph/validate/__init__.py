@@ -42,6 +42,7 @@ The package holds one module per block of rows, each with the checks only its ro
 - ``convlike``: TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, BATCH_MATMUL,
   L2_NORMALIZATION;
 - ``floats``: the float32 rows (:data:`FLOAT_RULES`);
+- ``sequence``: the operators that keep state between invocations (SVDF), int8 and float32 rows;
 - ``int16``: the rows of the operators on 16-bit activations (:data:`INT16_RULES`, int16x8 models);
 - ``int16_nonlinear``: INT16_RULES' rows of SOFTMAX, LOGISTIC, TANH and MEAN;
 - ``lstm``: UNIDIRECTIONAL_SEQUENCE_LSTM (TFLM's integer LSTM: int8 activations, int16 cell state), with the

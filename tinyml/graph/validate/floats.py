@@ -14,6 +14,7 @@ from tinyml.graph.validate.core import (_both_constant, _broadcast_shapes, _conc
                                         _depthwise_shapes, _fc_shapes, _mean_shapes, _pad_shapes, _pool_shapes,
                                         _rule_table, _same_shape, _same_size, _shape_error, _t, _window_extent)
 from tinyml.graph.validate.movement import _movement_rules
+from tinyml.graph.validate.sequence import _float_sequence_rules
 
 # ---------------------------------------------------------------------------
 # float32 operators: a second row per operator kind whose float kernel we lower (codegen/ops/float_ops.py).
@@ -151,4 +152,4 @@ def _check_no_mix(graph: Graph, op: Op) -> None:
                            "them); convert the model again, all float32 or quantized to int8")
 
 
-FLOAT_RULES: dict[str, Rule] = _float_rule_table(_rule_table())
+FLOAT_RULES: dict[str, Rule] = {**_float_rule_table(_rule_table()), **_float_sequence_rules()}

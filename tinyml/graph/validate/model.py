@@ -14,6 +14,7 @@ from tinyml.graph.validate.core import _rule_table
 from tinyml.graph.validate.movement import _movement_rules
 from tinyml.graph.validate.arith import _arith_rule_table
 from tinyml.graph.validate.convlike import _conv_like_rules
+from tinyml.graph.validate.sequence import _sequence_rules
 from tinyml.graph.validate.floats import FLOAT_RULES, _check_no_mix, _finite_constants, float_operator
 from tinyml.graph.validate.int16 import INT16_RULES, int16_operator
 from tinyml.graph.validate.lstm import _lstm_rules
@@ -299,6 +300,7 @@ def _check_model(graph: Graph) -> None:
     if not graph.ops:
         raise _fail(graph, "the model has no operators")
     _check_kinds(graph)
+    _check_state(graph, {t for op in graph.ops for t in op.outputs})  # before the types: a state is no activation
     used = sorted(set(graph.inputs) | set(graph.outputs) | {t for op in graph.ops for t in op.inputs + op.outputs
                                                             if t >= 0})
     _check_activation_types(graph)
@@ -376,7 +378,7 @@ def validate_operator(graph: Graph, op: Op) -> None:
 def _all_rules() -> dict[str, Rule]:
     rules = _rule_table()
     return {**rules, **_movement_rules(), **_arith_rule_table(rules["PAD"]), **_conv_like_rules(),
-            **_lstm_rules()}
+            **_lstm_rules(), **_sequence_rules()}
 
 
 RULES: dict[str, Rule] = _all_rules()
