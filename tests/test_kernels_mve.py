@@ -28,6 +28,17 @@ WIDE_DEPTHWISE = [
     case("depthwise", "DEPTHWISE_CONV_2D", (11, 10, 24), kernel=(3, 3), strides=(2, 2), padding="same", mult=1,
          act="none", bias=True, per_channel=False),
 ]
+# The im2col path's passes (conv_s8_mve.c.j2): 9 chunks of 16 taps in straight-line code (rows of 48
+# bytes copied whole, 6 output channels: a padded group, an odd last pixel), 18 (a loop of 4 x 4 chunks)
+# and 23 (the loop and one more; rows of 120 bytes, the last 8 of each predicated).
+IM2COL = [
+    case("conv2d", "CONV_2D", (7, 9, 16), kernel=(3, 3), strides=(1, 1), padding="same", filters=6, act="relu",
+         bias=True),
+    case("conv2d", "CONV_2D", (6, 5, 32), kernel=(3, 3), strides=(1, 1), padding="same", filters=8, act="none",
+         bias=True),
+    case("conv2d", "CONV_2D", (7, 8, 40), kernel=(3, 3), strides=(2, 2), padding="valid", filters=4, act="relu6",
+         bias=True),
+]
 # (case id, factor): the output scale divided by the factor makes the
 # requantization shifts >= 0 for some or all channels (left shifts, right
 # shift 0): the kernels' "full" requantization path.
@@ -118,7 +129,7 @@ def test_left_shift_cases_take_the_full_requantization(tmp_path) -> None:
 
 @pytest.mark.qemu
 @pytest.mark.slow
-@pytest.mark.parametrize("case", SWEEP + WIDE_DEPTHWISE, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", SWEEP + WIDE_DEPTHWISE + IM2COL, ids=lambda c: c.id)
 def test_mve_bitexact_m55(case, tmp_path) -> None:
     assert_bitexact(build(case), tmp_path, board=BOARD, samples=2)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.modelgen import Case, build, case, op_cases, zoo_cases
+from tests.test_kernels_mve import IM2COL
 from tinyml.codegen.families import (mve_conv_direct_stack, mve_conv_ring_extra, mve_conv_stack,
                                      mve_dwconv_form_stack, mve_dwconv_ring_extra, mve_dwconv_stack)
 from tinyml.codegen.lower import KernelCall
@@ -158,7 +159,7 @@ def test_whole_layer_calls_keep_their_code(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.qemu
 @pytest.mark.slow
-@pytest.mark.parametrize("case", RING_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", RING_CASES + IM2COL[:1], ids=lambda c: c.id)
 def test_mve_in_place_bitexact(case: Case, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(compiler, "candidates", _rings_only)
     path = _write(tmp_path, build(case))
@@ -190,7 +191,7 @@ def test_mve_in_place_direct_bitexact(case: Case, tmp_path) -> None:
 
 @pytest.mark.qemu
 @pytest.mark.slow
-@pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", WINDOW_CASES + IM2COL[1:], ids=lambda c: c.id)
 def test_mve_patch_window_bitexact(case: Case, tmp_path, monkeypatch) -> None:
     path = _write(tmp_path, build(case))
     grid = _grid(path, 0)
