@@ -61,13 +61,11 @@ def test_unet_calls_get_only_portable_kernels() -> None:
     and the byte-moving ones (no int8 DSP or MVE kernel)."""
     g = parse_tflite(build(UNET))
     ctx = LowerContext(graph=g, features=("dsp", "mve", "fpu"))
-    for op in g.ops:
-        call = lower_op(ctx, op)
-        if isinstance(call, KernelCall):
-            found = options(ctx, call)
-            assert [v.family for v in found] == ["portable"], (op.kind, found)
-            if op.kind == "TRANSPOSE_CONV":
-                assert found[0].template == "transpose_conv_s16"
+    calls = [c for c in (lower_op(ctx, op) for op in g.ops) if isinstance(c, KernelCall)]
+    found = {(v.family, v.template) for c in calls for v in options(ctx, c)}
+    assert found == {("portable", t) for t in ("requantize_s16", "conv_s16", "leaky_relu_s16", "pad_s16", "add_s16",
+                                               "transpose_conv_s16", "copy_nd_s8", "concat_s8")}
+    assert len(calls) == len(g.ops)
 
 
 # ---------------------------------------------------------------------------
