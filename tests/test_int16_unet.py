@@ -8,8 +8,9 @@ SLICE, SPLIT, SPLIT_V, PACK, UNPACK: the byte-moving kernels with 2-byte element
 * tests/test_ops_movement.py's sweeps over the edge cases, their int8 tensors made int16 (random int16
   inputs over the whole range), on the host, and the first two cases of each in one model under QEMU;
 * an int16 bias of TRANSPOSE_CONV (TFLM widens it to int64);
-* the refusals: an int32 bias of TRANSPOSE_CONV (TFLM would read it as int64), inputs of CONCATENATION
-  quantized unlike its output, int16 DEPTH_TO_SPACE and SPACE_TO_DEPTH (TFLM refuses int16 there).
+* CONCATENATION of inputs quantized unlike its output (TFLM copies their int16 values unchanged);
+* the refusals: an int32 bias of TRANSPOSE_CONV (TFLM would read it as int64), a CONCATENATION of 11 inputs
+  (TFLM takes at most 10), int16 DEPTH_TO_SPACE and SPACE_TO_DEPTH (TFLM refuses int16 there).
 """
 
 from __future__ import annotations
@@ -139,10 +140,12 @@ def test_transpose_conv_int32_bias_is_refused() -> None:
 # refusals
 
 
-def test_concatenation_of_unlike_scales_is_refused() -> None:
-    tensors = [dict(name="a", shape=[1, 4, 3], type="INT16", scale=[0.001], zero_point=[0]),
-               dict(name="b", shape=[1, 4, 5], type="INT16", scale=[0.002], zero_point=[0]),
-               dict(name="y", shape=[1, 4, 8], type="INT16", scale=[0.001], zero_point=[0])]
+def _concat_model(scales: list[float], widths: list[int]) -> bytes:
+    """CONCATENATION along the last axis of int16 inputs [1, 4, width] with ``scales`` (the last: the
+    output's)."""
+    tensors = [dict(name=f"x{k}", shape=[1, 4, w], type="INT16", scale=[s], zero_point=[0])
+               for k, (s, w) in enumerate(zip(scales, widths))]
+    tensors.append(dict(name="y", shape=[1, 4, sum(widths)], type="INT16", scale=[scales[-1]], zero_point=[0]))
 
     def axis(m: Any, s: Any) -> None:
         op = m.subgraphs[0].operators[0]
@@ -150,9 +153,19 @@ def test_concatenation_of_unlike_scales_is_refused() -> None:
         op.builtinOptions = s.ConcatenationOptionsT()
         op.builtinOptions.axis = -1
 
-    model = edit_model(craft_model(tensors, [("CONCATENATION", [0, 1], [2])], inputs=[0, 1], outputs=[2]), axis)
-    msg = refusal(model, ModelError)
-    assert "operator 0 (CONCATENATION): input 1" in msg and "are quantized differently" in msg
+    n = len(widths)
+    return edit_model(craft_model(tensors, [("CONCATENATION", list(range(n)), [n])], inputs=list(range(n)),
+                                  outputs=[n]), axis)
+
+
+def test_concatenation_of_unlike_scales_copies_as_tflm(tmp_path) -> None:
+    """TFLM copies int16 inputs quantized unlike the output unchanged (it refuses that for int8 only)."""
+    assert_bitexact(_concat_model([0.001, 0.002, 0.0005, 0.001], [3, 5, 1]), tmp_path, board="host", samples=2)
+
+
+def test_concatenation_of_11_inputs_is_refused() -> None:
+    msg = refusal(_concat_model([0.001] * 12, [2] * 11), ModelError)
+    assert "operator 0 (CONCATENATION): has 11 inputs; allowed is at most 10 (as TFLM requires)" in msg
 
 
 @pytest.mark.parametrize("kind, shapes", [("DEPTH_TO_SPACE", ([1, 2, 3, 8], [1, 4, 6, 2])),

@@ -8,7 +8,7 @@ CONCATENATION follows TFLM's ConcatenationPrepare/Eval: for int8 every
 input must have exactly the output's scale and zero point (TFLM refuses the
 model otherwise; the converter inserts QUANTIZE ops to requantize), and the
 bytes are copied unchanged (reference_ops::Concatenation); int16 and float32
-values too, as bytes.
+values too, as bytes (TFLM copies int16 inputs whatever their quantization).
 """
 
 from __future__ import annotations

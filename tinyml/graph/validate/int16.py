@@ -31,8 +31,8 @@ from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Ru
                                         multiplier_shift)
 from tinyml.graph.validate.convlike import _conv_like_rules, _transpose_conv_padding, _transpose_conv_shapes
 from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
-                                        _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize, _rule_table,
-                                        _same_size, _t, _window_extent)
+                                        _concat_shapes, _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize,
+                                        _rule_table, _same_size, _t, _window_extent)
 from tinyml.graph.validate.movement import _movement_rules
 
 INT16_SPAN = 1 << 15  # the largest |x| of an int16 value
@@ -44,6 +44,7 @@ TFLITE_INT32, TFLITE_INT64 = 2, 4  # TensorType codes (the quantized_bias_type o
 # The data-movement operators whose TFLM kernels take int16 (DEPTH_TO_SPACE and SPACE_TO_DEPTH refuse it in
 # their Prepare: float32 and int8 only).
 INT16_MOVEMENT = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
+CONCAT_MAX_INPUTS = 10  # TFLM ConcatenationPrepare: kMaxInputNum
 
 
 def _int16_rule_table() -> dict[str, Rule]:
@@ -92,10 +93,12 @@ def _int16_rule_table() -> dict[str, Rule]:
         "LEAKY_RELU": _int16_row(rules["LEAKY_RELU"]),
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
-        # CONCATENATION: TFLM copies int16 values unchanged (EvalUnquantized) without comparing scales; TFLite
-        # requires every input quantized as the output (and the converter makes them so), as for int8: the int8
-        # row with int16 operands.
-        "CONCATENATION": _int16_row(rules["CONCATENATION"]),
+        # CONCATENATION: TFLM copies int16 values unchanged (EvalUnquantized) and, unlike for int8, runs inputs
+        # quantized unlike the output (the converter makes them alike; TFLite would refuse them): the bytes
+        # are copied as TFLM copies them.  At most 10 inputs (TFLM's kMaxInputNum).
+        "CONCATENATION": Rule(inputs=(Operand("input", i16, kind="any", quant="none"),),
+                              outputs=(Operand("output", i16, quant="none"),), repeat_last=True,
+                              checks=(_concat_inputs, _concat_shapes)),
         # TRANSPOSE_CONV: TFLM's 16x8 reference_integer_ops::TransposeConv, products summed in int64 with an
         # int64 bias (an int16 bias TFLM widens to int64; an int32 one it would read as int64, past its end),
         # then the int64 requantization (the int8 row's shapes and padding).
@@ -120,6 +123,12 @@ def _int16_pool_sum(graph: Graph, op: Op) -> None:
         raise _fail(graph, f"{_op(op)}: filter {op.options['filter_h']}x{op.options['filter_w']} sums {taps} int16 "
                            f"values, which can overflow TFLM's int32 sum; allowed are at most "
                            f"{INT32_MAX // INT16_SPAN} values")
+
+
+def _concat_inputs(graph: Graph, op: Op) -> None:
+    if len(op.inputs) > CONCAT_MAX_INPUTS:
+        raise _fail(graph, f"{_op(op)}: has {len(op.inputs)} inputs; allowed is at most {CONCAT_MAX_INPUTS} (as "
+                           "TFLM requires)")
 
 
 def _int16_transpose_conv_row(rule: Rule) -> Rule:
