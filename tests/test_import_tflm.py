@@ -375,7 +375,7 @@ REFUSALS = {
                                                 "does not implement"),
     "int16x8": (_int16x8, "the model has 16-bit activations (int16x8 quantization) and operator 11 (SOFTMAX) "
                           "computes on int16, which tinyml does not support yet; int16 operators supported: ADD, "
-                          "AVERAGE_POOL_2D, CONV_2D, DEPTHWISE_CONV_2D, "),
+                          "AVERAGE_POOL_2D, "),
 }
 
 
