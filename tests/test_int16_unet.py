@@ -9,7 +9,8 @@ SLICE, SPLIT, SPLIT_V, PACK, UNPACK: the byte-moving kernels with 2-byte element
   inputs over the whole range), on the host, and the first two cases of each in one model under QEMU;
 * an int16 bias of TRANSPOSE_CONV (TFLM widens it to int64);
 * CONCATENATION of inputs quantized unlike its output (TFLM copies their int16 values unchanged);
-* the refusals: an int32 bias of TRANSPOSE_CONV (TFLM would read it as int64), a CONCATENATION of 11 inputs
+* the refusals: an int32 bias of TRANSPOSE_CONV (TFLM would read it as int64) and an int64 one that overflows
+  TFLM's int64 arithmetic, a CONCATENATION of 11 inputs
   (TFLM takes at most 10), int16 DEPTH_TO_SPACE and SPACE_TO_DEPTH (TFLM refuses int16 there).
 """
 
@@ -134,6 +135,16 @@ def test_transpose_conv_int16_bias(tmp_path) -> None:
 def test_transpose_conv_int32_bias_is_refused() -> None:
     msg = refusal(_bias_as(build(TC), "INT32", np.int32), ModelError)
     assert "(input 3 (bias) of operator 0 (TRANSPOSE_CONV)) is int32; allowed is int64/int16" in msg
+
+
+def test_transpose_conv_bias_that_overflows_tflm_int64_arithmetic_is_refused() -> None:
+    def huge(m: Any, s: Any) -> None:
+        for t in m.subgraphs[0].tensors:
+            if t.type == s.TensorType.INT64:
+                m.buffers[t.buffer].data = list(np.full(t.shape[0], 1 << 60, np.int64).tobytes())
+
+    msg = refusal(edit_model(build(TC), huge), ModelError)
+    assert "operator 0 (TRANSPOSE_CONV): the accumulator reaches" in msg and "overflows TFLM's int64" in msg
 
 
 # ---------------------------------------------------------------------------
