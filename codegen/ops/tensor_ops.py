@@ -65,8 +65,9 @@ def pad_params(ctx: LowerContext, op: Op) -> dict[str, int]:
 
 @lowering("CONCATENATION", dtype=("int8", "int16", "float32"))
 def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: one or more int8 inputs quantized as the output, one output of rank 1 or more, the axis
-    # in range, and the inputs' shapes adding up to the output's along it; no fused activation.
+    # Validated: one or more inputs of the output's type (int8 ones quantized as the output), one output of
+    # rank 1 or more, the axis in range, and the inputs' shapes adding up to the output's along it; no fused
+    # activation.
     out = ctx.t(op.outputs[0])
     ins = [ctx.t(i) for i in op.inputs]
     rank = len(out.shape)
