@@ -9,6 +9,7 @@ SLICE, SPLIT, SPLIT_V, PACK, UNPACK: the byte-moving kernels with 2-byte element
   inputs over the whole range), on the host, and the first two cases of each in one model under QEMU;
 * an int16 bias of TRANSPOSE_CONV (TFLM widens it to int64);
 * CONCATENATION of inputs quantized unlike its output (TFLM copies their int16 values unchanged);
+* LEAKY_RELU over every int16 input (TFLM's multipliers in double);
 * the refusals: an int32 bias of TRANSPOSE_CONV (TFLM would read it as int64) and an int64 one that overflows
   TFLM's int64 arithmetic, a CONCATENATION of 11 inputs
   (TFLM takes at most 10), int16 DEPTH_TO_SPACE and SPACE_TO_DEPTH (TFLM refuses int16 there).
@@ -30,6 +31,7 @@ from tinyml.codegen.ops import lower_op
 from tinyml.codegen.variants import options
 from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph import parse_tflite
+from tinyml.tools.verify import verify_model
 
 CASES = int16_unet_cases()
 UNET = next(c for c in CASES if c.id == "int16_unet")
@@ -145,6 +147,33 @@ def test_transpose_conv_bias_that_overflows_tflm_int64_arithmetic_is_refused() -
 
     msg = refusal(edit_model(build(TC), huge), ModelError)
     assert "operator 0 (TRANSPOSE_CONV): the accumulator reaches" in msg and "overflows TFLM's int64" in msg
+
+
+# ---------------------------------------------------------------------------
+# LEAKY_RELU over every int16 input (the U-Net's activation)
+
+
+@pytest.mark.parametrize("in_scale, out_scale, alpha", [(7.294880197150633e-05, 5.400223017204553e-05, 0.2),
+                                                        (2.9294335e-04, 6.3391395e-05, 0.19785075),
+                                                        (8.4578875e-04, 3.9848062e-04, 0.25158128)])
+def test_leaky_relu_every_int16_input(in_scale: float, out_scale: float, alpha: float, tmp_path) -> None:
+    """TFLM computes LEAKY_RELU's multipliers in double from the float32 scales and alpha: in float32 they
+    differ in their last bits, and so did a few outputs of these (found by fuzzing the U-Net)."""
+    tensors = [dict(name="x", shape=[1, 65536], type="INT16", scale=[in_scale], zero_point=[0]),
+               dict(name="y", shape=[1, 65536], type="INT16", scale=[out_scale], zero_point=[0])]
+
+    def options(m: Any, s: Any) -> None:
+        op = m.subgraphs[0].operators[0]
+        op.builtinOptionsType = s.BuiltinOptions.LeakyReluOptions
+        op.builtinOptions = s.LeakyReluOptionsT()
+        op.builtinOptions.alpha = alpha
+
+    model = edit_model(craft_model(tensors, [("LEAKY_RELU", [0], [1])], inputs=[0], outputs=[1]), options)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(model)
+    every = np.arange(-32768, 32768, dtype=np.int16).reshape(1, -1)
+    report = verify_model(path, "host", inputs=[[every]], work_dir=tmp_path / "proj")
+    assert report.ok, report.summary()
 
 
 # ---------------------------------------------------------------------------
