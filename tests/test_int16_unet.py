@@ -11,8 +11,8 @@ SLICE, SPLIT, SPLIT_V, PACK, UNPACK: the byte-moving kernels with 2-byte element
 * CONCATENATION of inputs quantized unlike its output (TFLM copies their int16 values unchanged);
 * LEAKY_RELU over every int16 input (TFLM's multipliers in double);
 * the refusals: an int32 bias of TRANSPOSE_CONV (TFLM would read it as int64) and an int64 one that overflows
-  TFLM's int64 arithmetic, a CONCATENATION of 11 inputs
-  (TFLM takes at most 10), int16 DEPTH_TO_SPACE and SPACE_TO_DEPTH (TFLM refuses int16 there).
+  TFLM's int64 arithmetic, a CONCATENATION of 11 inputs (TFLM takes at most 10), int16 DEPTH_TO_SPACE and
+  SPACE_TO_DEPTH (TFLM refuses int16 there).
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from tinyml.codegen.ops import lower_op
 from tinyml.codegen.variants import options
 from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph import parse_tflite
+from tinyml.graph.validate.int16 import INT16_MOVEMENT
 from tinyml.tools.verify import verify_model
 
 CASES = int16_unet_cases()
 UNET = next(c for c in CASES if c.id == "int16_unet")
 QEMU_BOARD = "mps2-an386"
-MOVEMENT = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
+MOVEMENT = INT16_MOVEMENT  # TRANSPOSE, STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, PACK, UNPACK
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
