@@ -53,6 +53,7 @@ __all__ = [
     "float_cases",
     "int16_cases",
     "lstm_cases",
+    "int16_unet_cases",
     "build",
     "build_many",
     "inputs_for",
@@ -708,6 +709,30 @@ def _convert_lstm(c: Case) -> bytes:
     return bytes(converter.convert())
 
 
+def int16_unet_cases() -> list[Case]:
+    """The int16x8 operators of the 1-D audio U-Net (tests/test_int16_unet.py): TRANSPOSE_CONV over the edges
+    (kernels below, equal to and above the strides, SAME and VALID, odd sizes and channel counts, fused
+    activations, with and without bias, per-channel and per-tensor weights, 1xW inputs), CONCATENATION and
+    STRIDED_SLICE as the converter makes them, and the U-Net itself with int8 I/O (``int8_io``: the float32
+    I/O of the converter, which refuses int8 I/O in 16x8 mode, edited into int8 so that QUANTIZE int8 <-> int16
+    open and close it)."""
+    tc, i16 = ("transpose_conv", "TRANSPOSE_CONV"), dict(a16=True, io_dtype="int16")
+    return [
+        case(*tc, (1, 9, 3), kernel=(1, 4), strides=(1, 2), padding="same", filters=4, bias=True, **i16),
+        case(*tc, (1, 9, 3), kernel=(1, 3), strides=(1, 2), padding="valid", filters=5, bias=False, **i16),
+        case(*tc, (1, 16, 8), kernel=(1, 2), strides=(1, 2), padding="same", filters=8, bias=True, act="relu",
+             per_channel=False, **i16),
+        case(*tc, (5, 4, 3), kernel=(3, 3), strides=(2, 2), padding="valid", filters=5, bias=True, **i16),
+        case(*tc, (3, 7, 5), kernel=(5, 3), strides=(3, 2), padding="same", filters=6, bias=True, act="relu6",
+             per_channel=False, in_scale=3.0, **i16),
+        case(*tc, (6, 5, 3), kernel=(4, 3), strides=(1, 1), padding="valid", filters=5, bias=True, **i16),
+        case("concat", "CONCATENATION", (4, 4, 3), (4, 4, 5), axis=-1, **i16),
+        case("concat", "CONCATENATION", (1, 10, 4), (1, 7, 4), axis=2, in_scale=(1.0, 4.0), **i16),
+        case("strided_slice", "STRIDED_SLICE", (8, 7, 6), slices=((1, 7, 2), (None, None, -1), (-5, None, 1)), **i16),
+        case("unet16", "TRANSPOSE_CONV", (1, 64, 2), a16=True, io_dtype="float32", int8_io=True, id="int16_unet"),
+    ]
+
+
 def op_cases(*ops: str) -> list[Case]:
     """Unit-test cases whose expected operator is one of ``ops`` (all when none given)."""
     every = [c for make in _CASE_LISTS.values() for c in make()]
@@ -1066,6 +1091,28 @@ def _b_l2norm(keras: Any, c: Case, ins: list[Any]) -> Any:
     return keras.layers.Lambda(lambda x: tf.math.l2_normalize(x, axis=-1))(ins[0])
 
 
+def _b_unet16(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """A 1-D audio U-Net over a 1xW input, as TFLM's int16 audio models: an encoder of CONV_2D (1xk) and
+    LEAKY_RELU with a PAD, a decoder of TRANSPOSE_CONV with skip connections by ADD and CONCATENATION, a crop
+    (STRIDED_SLICE) of the odd-sized upsampling, and the input minus the estimate (SUB)."""
+    L = keras.layers
+
+    def block(x: Any, filters: int, kernel: int, strides: int = 1, padding: str = "same") -> Any:
+        return L.LeakyReLU(0.2)(L.Conv2D(filters, (1, kernel), strides=(1, strides), padding=padding)(x))
+
+    x = ins[0]
+    e1 = block(x, 8, 5)  # 1x64x8
+    # padded on the left only (no SAME padding does that: the converter keeps the PAD)
+    e2 = block(L.ZeroPadding2D(((0, 0), (3, 0)))(e1), 12, 4, 2, "valid")  # 1x32x12
+    e3 = block(e2, 16, 3, 2)  # 1x16x16
+    d2 = L.LeakyReLU(0.1)(L.Conv2DTranspose(12, (1, 4), strides=(1, 2), padding="same")(e3))  # 1x32x12
+    d2 = block(L.Add()([d2, e2]), 12, 3)
+    d1 = L.Conv2DTranspose(8, (1, 3), strides=(1, 2), padding="valid")(d2)  # 1x65x8
+    d1 = L.Cropping2D(((0, 0), (0, 1)))(d1)  # 1x64x8
+    d1 = block(L.Concatenate()([d1, e1]), 8, 3)  # from 1x64x16
+    return L.Subtract()([x, L.Conv2D(2, (1, 1))(d1)])
+
+
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {
     name[3:]: fn for name, fn in globals().items() if name.startswith("_b_")
 }
@@ -1203,6 +1250,32 @@ def _write_svdf(c: Case) -> bytes:
 
 # Cases written as flatbuffers, not converted from Keras: builder name -> writer.
 _WRITERS: dict[str, Callable[[Case], bytes]] = {"svdf": _write_svdf}
+def _int8_io(flatbuffer: bytes) -> bytes:
+    """A float32-I/O int16x8 model with int8 inputs and outputs: each float32 input (read by a QUANTIZE to
+    int16) becomes int8 with 1.07 x 256 times the int16 scale, and each DEQUANTIZE that writes an output a
+    QUANTIZE to int8 with 300 times its input's int16 scale (zero points 0): TFLM's integer Requantize then."""
+    from tests.tflite_edit import edit_model
+
+    def edit(m: Any, s: Any) -> None:
+        sg = m.subgraphs[0]
+        codes = [max(oc.builtinCode, oc.deprecatedBuiltinCode) for oc in m.operatorCodes]
+        quantize = codes.index(s.BuiltinOperator.QUANTIZE)
+
+        def to_int8(t: Any, scale: float) -> None:
+            t.type = s.TensorType.INT8
+            t.quantization = s.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+
+        for op in sg.operators:
+            code = codes[op.opcodeIndex]
+            if code == s.BuiltinOperator.QUANTIZE and op.inputs[0] in sg.inputs:
+                to_int8(sg.tensors[op.inputs[0]], 1.07 * 256 * sg.tensors[op.outputs[0]].quantization.scale[0])
+            elif code == s.BuiltinOperator.DEQUANTIZE and op.outputs[0] in sg.outputs:
+                to_int8(sg.tensors[op.outputs[0]], 300 * sg.tensors[op.inputs[0]].quantization.scale[0])
+                op.opcodeIndex = quantize
+                op.builtinOptionsType, op.builtinOptions = 0, None
+
+    return edit_model(flatbuffer, edit)
 
 
 def _convert(c: Case) -> bytes:
@@ -1219,7 +1292,10 @@ def _convert(c: Case) -> bytes:
         flatbuffer = quantize_int16x8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
     else:
         flatbuffer = quantize_int8(model, representative(c), per_channel=c.per_channel, io_dtype=c.io_dtype)
-    return _checked(c, _patch(c, flatbuffer))
+    flatbuffer = _patch(c, flatbuffer)
+    if c.p("int8_io"):
+        flatbuffer = _int8_io(flatbuffer)
+    return _checked(c, flatbuffer)
 
 
 def _checked(c: Case, flatbuffer: bytes) -> bytes:
@@ -1270,7 +1346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = "--check" in args
     ops = [a for a in args if not a.startswith("--")]
     if not ops and not zoo:
-        cases = all_cases() + float_cases() + int16_cases()
+        cases = all_cases() + float_cases() + int16_cases() + int16_unet_cases()
     else:
         cases = (op_cases(*ops) if ops else []) + (zoo_cases() if zoo else [])
     t0 = time.time()

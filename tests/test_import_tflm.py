@@ -395,8 +395,8 @@ REFUSALS = {
                                                 "does not implement"),
     "int16x8": (lambda p: _int16x8(p, "RELU"), "the model has 16-bit activations (int16x8 quantization) and "
                                                 "operator 11 (RELU) computes on int16, which tinyml does not "
-                                                "support yet; int16 operators supported: ADD, AVERAGE_POOL_2D, "
-                                                "CONV_2D, DEPTHWISE_CONV_2D, "),
+                                                "support yet; int16 operators supported: ADD, "
+                                                "AVERAGE_POOL_2D, CONCATENATION, "),
 }
 
 

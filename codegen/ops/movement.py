@@ -1,6 +1,6 @@
-"""Data movement (int8 and float32): TRANSPOSE, STRIDED_SLICE, SLICE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, SPLIT,
+"""Data movement (int8, int16 and float32): TRANSPOSE, STRIDED_SLICE, SLICE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, SPLIT,
 SPLIT_V, PACK, UNPACK.  They copy bytes unchanged, as TFLM does (no quantization relation is checked there or
-here); a float32 element is 4 bytes, an innermost loop of the copy (its steps in bytes).
+here); an int16 element is 2 bytes and a float32 one 4, an innermost loop of the copy (its steps in bytes).
 
 Every constant parameter is resolved at compile time:
 
@@ -27,7 +27,7 @@ from tinyml.graph.validate import (SliceAxis, pack_axis, slice_axes, split_axis,
                                    unpack_axis)
 
 COPY_ND_RANK = 6  # loops of copy_nd_s8 (DEPTH_TO_SPACE and SPACE_TO_DEPTH need 6)
-DTYPES = ("int8", "float32")  # what the kernels move (validation's RULES and FLOAT_RULES rows)
+DTYPES = ("int8", "int16", "float32")  # what the kernels move (validation's RULES, INT16_RULES, FLOAT_RULES)
 
 VARIANTS = (
     # per output byte: ~5 gathered one by one, ~0.5 copied in rows (QEMU, M4)

@@ -7,7 +7,8 @@ unchanged.
 CONCATENATION follows TFLM's ConcatenationPrepare/Eval: for int8 every
 input must have exactly the output's scale and zero point (TFLM refuses the
 model otherwise; the converter inserts QUANTIZE ops to requantize), and the
-bytes are copied unchanged (reference_ops::Concatenation).
+bytes are copied unchanged (reference_ops::Concatenation); int16 and float32
+values too, as bytes (TFLM copies int16 inputs whatever their quantization).
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ def pad_params(ctx: LowerContext, op: Op) -> dict[str, int]:
     return params
 
 
-@lowering("CONCATENATION", dtype=("int8", "float32"))
+@lowering("CONCATENATION", dtype=("int8", "int16", "float32"))
 def lower_concat(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: one or more int8 inputs quantized as the output, one output of rank 1 or more, the axis
-    # in range, and the inputs' shapes adding up to the output's along it; no fused activation.
+    # Validated: one or more inputs of the output's type (int8 ones quantized as the output), one output of
+    # rank 1 or more, the axis in range, and the inputs' shapes adding up to the output's along it; no fused
+    # activation.
     out = ctx.t(op.outputs[0])
     ins = [ctx.t(i) for i in op.inputs]
     rank = len(out.shape)
@@ -84,7 +86,7 @@ def byte_chunks(dtype: str, chunks: list[int]) -> tuple[ConstArray, int]:
 
 def concat_call(op: Op, out: Tensor, ins: list[Tensor], outer: int, chunks: list[int]) -> KernelCall:
     """The concat_s8 call that writes ``outer`` times, one after the other, ``chunks[k]`` elements of each
-    input k into ``out``, as bytes (CONCATENATION, int8 and float32; PACK, whose inputs are such chunks, in
+    input k into ``out``, as bytes (CONCATENATION, int8, int16 and float32; PACK, whose inputs are such chunks, in
     codegen/ops/movement.py)."""
     chunk, total = byte_chunks(out.dtype, chunks)
     params = dict(outer=outer, out_chunk=total, inputs=len(ins), chunk="chunk")

@@ -279,9 +279,9 @@ def _leaky_relu_multipliers(graph: Graph, op: Op) -> None:
     alpha = op.options.get("alpha", 0.0)
     if not math.isfinite(alpha):
         raise _fail(graph, f"{_op(op)}: alpha is {alpha}; allowed is a finite number")
-    with np.errstate(all="ignore"):
-        ident = float(np.float32(np.float32(inp.quant.s) / np.float32(out.quant.s)))
-        scaled = float(np.float32(np.float32(np.float32(inp.quant.s) * np.float32(alpha)) / np.float32(out.quant.s)))
+    # in double from the float32 scales and alpha, as TFLM computes them (codegen's leaky_relu_multipliers)
+    ident = _f32(inp.quant.s) / _f32(out.quant.s)
+    scaled = _f32(inp.quant.s) * _f32(alpha) / _f32(out.quant.s)
     _check_multiplier(graph, op, "the multiplier input scale / output scale", ident, _max_offset(inp))
     if scaled != 0.0:
         _check_multiplier(graph, op, "the multiplier input scale x |alpha| / output scale", abs(scaled),

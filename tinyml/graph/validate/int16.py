@@ -14,6 +14,9 @@ The shape, window and option checks are the int8 rows'.  The arithmetic checks a
 - an int64 accumulator by the int64 MultiplyByQuantizedMultiplier, which multiplies it by the multiplier
   rounded to 16 bits and shifts right by 15 - shift: the shift must be below 8 (TFLM asserts it) and the
   product must fit int64 (refused here when it could overflow for some input).
+
+TRANSPOSE_CONV (16x8: always the int64 accumulator), CONCATENATION and the data movement of INT16_MOVEMENT
+take the int8 rows' shape checks with int16 data.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from tinyml.graph.ir import Graph, Op
 from tinyml.graph.validate.arith import _arith_rule_table
 from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op,
                                         multiplier_shift)
+from tinyml.graph.validate.convlike import _conv_like_rules, _transpose_conv_padding, _transpose_conv_shapes
 from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
-                                        _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize, _rule_table,
-                                        _same_size, _t, _window_extent)
+                                        _concat_shapes, _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize,
+                                        _rule_table, _same_size, _t, _window_extent)
 from tinyml.graph.validate.int16_nonlinear import int16_nonlinear_rules
+from tinyml.graph.validate.movement import _movement_rules
 
 INT16_SPAN = 1 << 15  # the largest |x| of an int16 value
 MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8)
@@ -37,6 +42,10 @@ MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8
 # rounding term (at most 2^45) it stays below 2^63
 ACC64_LIMIT = ((1 << 63) - 1 - (1 << 45)) >> 15
 TFLITE_INT32, TFLITE_INT64 = 2, 4  # TensorType codes (the quantized_bias_type options)
+# The data-movement operators whose TFLM kernels take int16 (DEPTH_TO_SPACE and SPACE_TO_DEPTH refuse it in
+# their Prepare: float32 and int8 only).
+INT16_MOVEMENT = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
+CONCAT_MAX_INPUTS = 10  # TFLM ConcatenationPrepare: kMaxInputNum
 
 
 def _int16_rule_table() -> dict[str, Rule]:
@@ -86,6 +95,18 @@ def _int16_rule_table() -> dict[str, Rule]:
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
         **int16_nonlinear_rules(rules),  # SOFTMAX, LOGISTIC, TANH, MEAN
+        # CONCATENATION: TFLM copies int16 values unchanged (EvalUnquantized) and, unlike for int8, runs inputs
+        # quantized unlike the output (the converter makes them alike; TFLite would refuse them): the bytes
+        # are copied as TFLM copies them.  At most 10 inputs (TFLM's kMaxInputNum).
+        "CONCATENATION": Rule(inputs=(Operand("input", i16, kind="any", quant="none"),),
+                              outputs=(Operand("output", i16, quant="none"),), repeat_last=True,
+                              checks=(_concat_inputs, _concat_shapes)),
+        # TRANSPOSE_CONV: TFLM's 16x8 reference_integer_ops::TransposeConv, products summed in int64 with an
+        # int64 bias (an int16 bias TFLM widens to int64; an int32 one it would read as int64, past its end),
+        # then the int64 requantization (the int8 row's shapes and padding).
+        "TRANSPOSE_CONV": _int16_transpose_conv_row(_conv_like_rules()["TRANSPOSE_CONV"]),
+        # data movement: the int8 rows with int16 data (TFLM copies the values, reading no quantization)
+        **{kind: _int16_row(rule) for kind, rule in _movement_rules().items() if kind in INT16_MOVEMENT},
     }
 
 
@@ -104,6 +125,30 @@ def _int16_pool_sum(graph: Graph, op: Op) -> None:
         raise _fail(graph, f"{_op(op)}: filter {op.options['filter_h']}x{op.options['filter_w']} sums {taps} int16 "
                            f"values, which can overflow TFLM's int32 sum; allowed are at most "
                            f"{INT32_MAX // INT16_SPAN} values")
+
+
+def _concat_inputs(graph: Graph, op: Op) -> None:
+    if len(op.inputs) > CONCAT_MAX_INPUTS:
+        raise _fail(graph, f"{_op(op)}: has {len(op.inputs)} inputs; allowed is at most {CONCAT_MAX_INPUTS} (as "
+                           "TFLM requires)")
+
+
+def _int16_transpose_conv_row(rule: Rule) -> Rule:
+    """The int8 TRANSPOSE_CONV row with an int16 input and output, an int64 or int16 bias and the int64
+    requantization's checks."""
+    shape, weights = rule.inputs[:2]
+    bias = Operand("bias", ("int64", "int16"), kind="const", optional=True, quant="bias")
+    return dataclasses.replace(rule, inputs=(shape, weights, Operand("input", ("int16",)), bias),
+                               outputs=(Operand("output", ("int16",)),),
+                               checks=(_transpose_conv_shapes, _transpose_conv_padding,
+                                       _int16_transpose_conv_multipliers, _activation_range))
+
+
+def _int16_transpose_conv_multipliers(graph: Graph, op: Op) -> None:
+    """Per output channel (the weights' axis 0), TFLM's multiplier against the int64 accumulator bound
+    sum |w| * 32768 + |bias| (each weight meets each output value at most once)."""
+    _channel_multipliers(graph, op, _t(graph, op, 2), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 3), 0,
+                         check=_check_multiplier64)
 
 
 def int16_operator(graph: Graph, op: Op) -> bool:
