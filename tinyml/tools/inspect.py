@@ -40,6 +40,7 @@ class Totals:
     peak_live_bytes: int
     planned_for: str
     unsupported: list[str]
+    folds: str = ""  # TRANSPOSEs at model inputs folded into their readers, or why not (codegen/fold.fold_note)
 
 
 @dataclass
@@ -152,8 +153,10 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
         entry["options"] = {k: v for k, v in op.options.items()}
         ops.append(entry)
     error: TinymlError | None = None
+    folds = ""
     try:
-        plan = plan_graph(graph, board).plan
+        planned = plan_graph(graph, board)
+        plan, folds = planned.plan, planned.fold_note
         planned_for = board.name if board is not None else "portable kernels"
     except TinymlError as e:
         error = e
@@ -179,6 +182,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
             peak_live_bytes=plan.peak_bytes,
             planned_for=planned_for,
             unsupported=[o["op"] for o in ops if not o["supported"]],
+            folds=folds,
         ),
         error=error,
     )
@@ -215,6 +219,8 @@ def format_inspection(info: dict[str, Any]) -> str:
     lines.append(f"activations: {t['activation_bytes']:,} bytes in all tensors, largest tensor "
                  f"{t['largest_activation_bytes']:,} bytes, arena {t['arena_bytes']:,} bytes "
                  f"(peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
+    if t.get("folds"):
+        lines.append(t["folds"])
     if info.get("sizes"):
         s = info["sizes"]
         lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, compiled weights "

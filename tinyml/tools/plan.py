@@ -61,6 +61,8 @@ def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:
 def _frontier_row(graph: Graph, plan: Plan, chosen: Plan) -> dict[str, Any]:
     kernels: dict[str, int] = {}
     for f in plan.choice.values():
+        if f.alias:
+            continue  # a folded TRANSPOSE: no kernel
         kernels[f.variant] = kernels.get(f.variant, 0) + 1
     return dict(arena_bytes=plan.arena_bytes, peak_sram_bytes=plan.peak_bytes, scratch_bytes=plan.scratch_bytes,
                 extra_macs=plan.extra_macs, estimated_instructions=plan.cost, schedule=describe(plan),

@@ -1,0 +1,105 @@
+"""A TRANSPOSE at a model input folded into the operator that reads it (codegen/fold.py; issue 17):
+
+* NCHW-input models (a keras Permute, as a PyTorch export starts) into CONV_2D over strides, SAME/VALID,
+  dilation, odd sizes and other permutations: bit-exact with TFLM on the host, folded (no copy_nd_s8 call,
+  the TRANSPOSE's output shares the model input's buffer) and smaller in arena than without folding;
+  one of them under QEMU (mps2-an386, where the folded CONV_2D runs the portable kernel, the others DSP);
+* a TRANSPOSE into DEPTHWISE_CONV_2D (its kernels read row-major only) stays a copy;
+* MobileNetV2 (alpha 0.35, 96x96) behind an NCHW input: bit-exact on the host and under QEMU, and its
+  folded plan's arena holds no bytes for the transposed copy (slow).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.harness import assert_bitexact
+from tests.modelgen import build, nchw_cases
+from tinyml.codegen.fold import folded
+from tinyml.codegen.lower import KernelCall
+from tinyml.compiler import Compiled, build_model
+from tinyml.graph import parse_tflite
+from tinyml.tools.verify import random_inputs, verify_compiled
+
+*CONV_CASES, MOBILENET = nchw_cases()
+QEMU_BOARD = "mps2-an386"
+
+
+def _compiled(model: bytes, board: str = "host", fold: bool | None = True) -> Compiled:
+    return build_model(parse_tflite(model, source="m.tflite", name="m"), board, fold=fold)
+
+
+def _check_folded(model: bytes, board: str = "host") -> tuple[Compiled, Compiled]:
+    """The TRANSPOSE is folded: no copy kernel, its output is the model input's buffer (no arena bytes of its
+    own), and the model.c says so.  Returns the builds folded and copying."""
+    on, off = _compiled(model, board), _compiled(model, board, fold=False)
+    (alias,) = folded(on.calls)
+    assert not any(isinstance(c, KernelCall) and c.kernel == "copy_nd_s8" for c in on.calls)
+    consumer = next(c for c in on.calls if isinstance(c, KernelCall) and c.op_index == alias.folded_into)
+    assert consumer.kernel == "conv_s8" and consumer.input_strides
+    assert on.plan.tensor_buffer[alias.target] == on.plan.tensor_buffer[alias.source]
+    assert on.plan.offset(alias.target) == on.plan.offset(alias.source)
+    assert f"TRANSPOSE folded into op {alias.folded_into}" in on.files["model.c"]
+    assert any(isinstance(c, KernelCall) and c.kernel == "copy_nd_s8" for c in off.calls)
+    assert on.plan.tensor_buffer[alias.target] != -1
+    assert off.plan.tensor_buffer[alias.target] != off.plan.tensor_buffer[alias.source]
+    assert on.fold_note.startswith("folded TRANSPOSE op 0 into op 1 (CONV_2D)") and not off.fold_note
+    return on, off
+
+
+def _verify(compiled: Compiled, model: bytes, tmp_path: Path, samples: int) -> None:
+    report = verify_compiled(compiled, model, random_inputs(compiled.graph, samples, 0), work_dir=tmp_path / "proj")
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("case", [c for c in CONV_CASES if not c.p("depthwise")], ids=lambda c: c.id)
+def test_fold_into_conv_host(case, tmp_path: Path) -> None:
+    model = build(case)
+    on, off = _check_folded(model)
+    if case.p("kernel") != (1, 1):  # the copy's bytes saved (a 1x1 conv without folding runs in place)
+        assert on.plan.arena_bytes + 128 <= off.plan.arena_bytes
+    _verify(on, model, tmp_path, 3)
+    assert_bitexact(model, tmp_path, board="host", samples=2)  # the objective's choice
+
+
+def test_transpose_into_depthwise_stays_a_copy(tmp_path: Path) -> None:
+    (c,) = [c for c in CONV_CASES if c.p("depthwise")]
+    model = build(c)
+    compiled = _compiled(model)
+    assert not folded(compiled.calls)
+    assert any(isinstance(k, KernelCall) and k.kernel == "copy_nd_s8" for k in compiled.calls)
+    assert_bitexact(model, tmp_path, board="host", samples=2)
+
+
+@pytest.mark.qemu
+def test_fold_into_conv_qemu(tmp_path: Path) -> None:
+    model = build(CONV_CASES[0])
+    on, _ = _check_folded(model, QEMU_BOARD)
+    _verify(on, model, tmp_path, 2)
+    # on the M4 the copying plan runs the DSP CONV_2D, within the objective's 2%; folded, the portable one
+    auto = _compiled(model, QEMU_BOARD, fold=None)
+    assert not folded(auto.calls) and auto.fold_note.startswith("not folded: TRANSPOSE op 0 into op 1")
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_nchw_host(tmp_path: Path) -> None:
+    """Folded, the TRANSPOSE has no buffer, but the first CONV_2D can no longer run in place over its input
+    (its ring geometry is row-major NHWC), so the arena's peak moves to that layer and grows: the objective
+    (``fold=None``) then keeps the copy, whose plan is smaller."""
+    model = build(MOBILENET)
+    on, off = _check_folded(model)
+    assert on.plan.arena_bytes > off.plan.arena_bytes  # 64,512 against 55,296 bytes
+    auto = _compiled(model, fold=None)
+    assert auto.plan.arena_bytes == off.plan.arena_bytes and not folded(auto.calls)
+    assert "not folded" in auto.fold_note
+    _verify(on, model, tmp_path, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_mobilenet_v2_nchw_qemu(tmp_path: Path) -> None:
+    model = build(MOBILENET)
+    on, _ = _check_folded(model, QEMU_BOARD)
+    _verify(on, model, tmp_path, 1)
