@@ -142,6 +142,7 @@ class Variant:
             ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
             if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
+            strided_input=bool(call.input_strides),
         )
 
 

@@ -11,8 +11,9 @@ output), the step in elements through the model input, so that the consumer read
 still takes the input in the .tflite's layout.
 
 It folds where the consumer's kernel has a variant that declares ``strided_input``; only those variants
-then compute the call (``Variant.applies``), whole-layer and not in place (the planner's in-place and
-patch geometry assume a row-major input).  Anywhere else the TRANSPOSE stays a copy.  A TRANSPOSE at a
+then compute the call (``Variant.applies``), not in place (the ring geometry assumes a row-major input),
+and in a patch stage without the stage's output overlapping its input (``OpFacts.strided_input``).
+Anywhere else the TRANSPOSE stays a copy.  A TRANSPOSE at a
 model output is not folded (that needs kernels writing through strides).
 """
 
@@ -56,7 +57,7 @@ def fold_transposes(ctx: LowerContext, calls: list[Lowered]) -> list[Lowered]:
         pitch = pitches(graph.tensors[src].shape)
         strides = tuple(pitch[p] for p in transpose_perm(graph, op))
         out[j] = replace(consumer, input_strides=strides, spec=dict(consumer.spec, in_strides=list(strides)),
-                         inplace_inputs=[], patchable=False)
+                         inplace_inputs=[])
         out[k] = Alias(op_index=op.index, op_kind=op.kind, source=src, target=dst, folded_into=consumer.op_index)
     return out
 
@@ -79,5 +80,5 @@ def fold_note(graph: Graph, folds: list[Alias], taken: bool, folded: tuple[int, 
         return f"folded {which}: it reads the model input in the input's layout (no copy, no arena bytes)"
     return (f"not folded: {which} could fold, but the objective took a plan that copies: folded, the smallest "
             f"arena is {folded[0]:,} bytes and the fastest plan {folded[1]:,} instructions (estimated), against "
-            f"this plan's {chosen[0]:,} bytes and {chosen[1]:,} (the folded reader has portable C only, and "
-            "runs neither in place nor patch by patch)")
+            f"this plan's {chosen[0]:,} bytes and {chosen[1]:,} (the folded reader has portable C only and does "
+            "not run in place)")
