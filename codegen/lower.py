@@ -82,7 +82,7 @@ class KernelCall:
     patch_params: list[dict[str, Any]] = field(default_factory=list)
     patch_loop: str = ""
     # Input 0 read through these element strides, one per dimension of its tensor, instead of row-major: a
-    # TRANSPOSE at a model input folded into this call (codegen/fold.py); empty: row-major.  Only the
+    # TRANSPOSE folded into this call (codegen/fold.py); empty: row-major.  Only the
     # variants that declare ``strided_input`` compute such a call.
     input_strides: tuple[int, ...] = ()
 

@@ -654,6 +654,9 @@ def nchw_cases() -> list[Case]:
              act="relu"),
         case(*conv, (3, 7, 6), perm=(3, 1, 2), kernel=(2, 2), strides=(2, 1), padding="same", filters=3,
              depthwise=True),
+        # float I/O: QUANTIZE, then the TRANSPOSE, then CONV_2D
+        case(*conv, (3, 9, 8), perm=(2, 3, 1), kernel=(3, 3), strides=(1, 1), padding="same", filters=6,
+             io_dtype="float32"),
         case("nchw_mobilenet_v2", "TRANSPOSE", (3, 96, 96), in_dist="image", id="mobilenet_v2-nchw"),
     ]
 

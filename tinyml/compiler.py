@@ -36,7 +36,7 @@ class Compiled:
     plan: Plan
     calls: list[Lowered]
     files: dict[str, str | bytes]  # relative path -> content (bytes: a static library)
-    fold_note: str = ""  # TRANSPOSEs at model inputs folded into their readers, or why not (codegen/fold.py)
+    fold_note: str = ""  # TRANSPOSEs folded into their readers, or why not (codegen/fold.py)
 
     @property
     def kernel_families(self) -> list[str]:
@@ -68,7 +68,7 @@ class Compiled:
 
 def lower_graph(graph: Graph, *, fold: bool = False) -> list[Lowered]:
     """Every operator validated (tinyml.graph.validate), then lowered once, to its portable kernel call
-    (or an alias); ``fold``: each TRANSPOSE at a model input that can fold folded into its consumer
+    (or an alias); ``fold``: each TRANSPOSE that can fold folded into its consumer
     (codegen/fold.py), else every TRANSPOSE a copy."""
     validate_graph(graph)
     ctx = LowerContext(graph=graph)
@@ -85,7 +85,7 @@ class Planned:
     options: Options
     candidates: list[Plan]
     plan: Plan  # the one the objective picks
-    fold_note: str = ""  # what became of the TRANSPOSEs at model inputs that can fold (codegen/fold.fold_note)
+    fold_note: str = ""  # what became of the TRANSPOSEs that can fold (codegen/fold.fold_note)
 
 
 def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
@@ -172,7 +172,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     ``storage``: the arena static or the caller's, and the linker sections of weights and arena.
     ``fmt``: "project" (a firmware project) or a library layout ("library", "cmake"; "static-lib"
     is laid out as "library" here, and compile_model builds its archive).
-    ``fold``: a TRANSPOSE at a model input folded into its consumer (codegen/fold.py) where the objective
+    ``fold``: a TRANSPOSE folded into its consumer (codegen/fold.py) where the objective
     prefers it (None), wherever it can (True), or never (False; a copy).
     """
     check_storage(storage)

@@ -65,7 +65,7 @@ class OpFacts:
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
     patch_call_cost: int = 0  # estimated instructions each patch-window call adds, in a patch stage
     alias: bool = False  # no kernel runs: the output is the input's bytes, its reader addresses them in their
-    # own layout (a TRANSPOSE at a model input folded into its consumer)
+    # own layout (a TRANSPOSE folded into its consumer)
     strided_input: bool = False  # reads input 0 in another layout than row-major (a TRANSPOSE folded into it):
     # as a patch stage's first op, its stage output must not overlap its input's rows (they are not contiguous)
 

@@ -40,7 +40,7 @@ class Totals:
     peak_live_bytes: int
     planned_for: str
     unsupported: list[str]
-    folds: str = ""  # TRANSPOSEs at model inputs folded into their readers, or why not (codegen/fold.fold_note)
+    folds: str = ""  # TRANSPOSEs folded into their readers, or why not (codegen/fold.fold_note)
 
 
 @dataclass
