@@ -90,6 +90,7 @@ class Variant:
     direct_accepts: Callable[[KernelCall], bool] | None = None  # the calls it so runs (None: every one)
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
     strided_input: bool = False  # reads input 0 through the call's input_strides (a TRANSPOSE folded into it)
+    strided_output: bool = False  # writes output 0 through the call's output_strides (a TRANSPOSE of it folded)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
@@ -108,7 +109,7 @@ class Variant:
     def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
         if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):
             return False
-        if call.input_strides and not self.strided_input:
+        if (call.input_strides and not self.strided_input) or (call.output_strides and not self.strided_output):
             return False
         if self.accepts is not None and not self.accepts(ctx, call):
             return False
@@ -147,7 +148,8 @@ class Variant:
 
 
 def portable(template: str, *, inplace: bool = False, ring: bool = False, window: bool = False,
-             per_mac: float = 4.0, strided_input: bool = False) -> Variant:
+             per_mac: float = 4.0, strided_input: bool = False, strided_output: bool = False) -> Variant:
     """The declaration of a portable kernel: it computes every call of its own kernel, on every core."""
     return Variant(template=template, implements=template, family="portable", inplace=inplace or ring, ring=ring,
-                   window=window, per_mac=per_mac, strided_input=strided_input, helpers=(RING,) if ring else ())
+                   window=window, per_mac=per_mac, strided_input=strided_input, strided_output=strided_output,
+                   helpers=(RING,) if ring else ())

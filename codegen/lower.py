@@ -85,6 +85,10 @@ class KernelCall:
     # TRANSPOSE folded into this call (codegen/fold.py); empty: row-major.  Only the
     # variants that declare ``strided_input`` compute such a call.
     input_strides: tuple[int, ...] = ()
+    # Output 0 written through these element strides, one per dimension of its tensor: a TRANSPOSE of it
+    # folded into this call (the TRANSPOSE's output is where it writes); only variants declaring
+    # ``strided_output`` compute it.
+    output_strides: tuple[int, ...] = ()
 
     @property
     def function(self) -> str:

@@ -657,6 +657,11 @@ def nchw_cases() -> list[Case]:
         # float I/O: QUANTIZE, then the TRANSPOSE, then CONV_2D
         case(*conv, (3, 9, 8), perm=(2, 3, 1), kernel=(3, 3), strides=(1, 1), padding="same", filters=6,
              io_dtype="float32"),
+        # the output transposed back to NCHW (folded into the CONV_2D writing it)
+        case(*conv, (9, 7, 3), out_perm=(3, 1, 2), kernel=(3, 3), strides=(2, 1), padding="same", filters=5,
+             act="relu"),
+        case(*conv, (6, 5, 4), perm=(1, 3, 2), out_perm=(3, 2, 1), kernel=(2, 2), strides=(1, 1),
+             padding="valid", filters=3),
         case("nchw_mobilenet_v2", "TRANSPOSE", (3, 96, 96), in_dist="image", id="mobilenet_v2-nchw"),
     ]
 
@@ -1032,14 +1037,15 @@ def _b_l2norm(keras: Any, c: Case, ins: list[Any]) -> Any:
 
 def _b_nchw_conv(keras: Any, c: Case, ins: list[Any]) -> Any:
     """An NCHW-style input permuted (Permute: a TRANSPOSE) into a convolution (a depthwise one with
-    ``depthwise``)."""
-    x = keras.layers.Permute(c.p("perm"))(ins[0])
+    ``depthwise``); ``out_perm``: its output permuted too (no ``perm``: the input as it is)."""
+    x = keras.layers.Permute(c.p("perm"))(ins[0]) if c.p("perm") else ins[0]
     if c.p("depthwise"):
         y = keras.layers.DepthwiseConv2D(c.p("kernel"), strides=c.p("strides"), padding=c.p("padding"))(x)
     else:
         y = keras.layers.Conv2D(c.p("filters"), c.p("kernel"), strides=c.p("strides"), padding=c.p("padding"),
                                 dilation_rate=c.p("dilation", (1, 1)))(x)
-    return _act(keras, y, c.p("act", "none"))
+    y = _act(keras, y, c.p("act", "none"))
+    return keras.layers.Permute(c.p("out_perm"))(y) if c.p("out_perm") else y
 
 
 def _b_nchw_mobilenet_v2(keras: Any, c: Case, ins: list[Any]) -> Any:
