@@ -25,6 +25,8 @@ from tinyml.codegen.fold import folded
 from tinyml.codegen.lower import KernelCall
 from tinyml.compiler import Compiled, build_model
 from tinyml.graph import parse_tflite
+from tinyml.tools.inspect import inspect_graph
+from tinyml.tools.plan import plan_model
 from tinyml.tools.verify import random_inputs, verify_compiled
 
 *CONV_CASES, MOBILENET = nchw_cases()
@@ -134,3 +136,12 @@ def test_mobilenet_v2_nchw_host(tmp_path: Path) -> None:
 @pytest.mark.qemu
 def test_mobilenet_v2_nchw_qemu(tmp_path: Path) -> None:
     _verify(_mobilenet_in_budget(QEMU_BOARD), build(MOBILENET), tmp_path, 1)
+
+
+def test_inspect_and_plan_say_folded() -> None:
+    graph = parse_tflite(build(CONV_CASES[0]), source="m.tflite", name="m")
+    info = inspect_graph(graph)
+    assert info.totals.folds.startswith("folded TRANSPOSE op 0 into op 1 (CONV_2D)")
+    assert info.totals.folds in info.format()
+    rows = plan_model(graph, board="host").schedule
+    assert [r["folded"] for r in rows] == [True, False]
