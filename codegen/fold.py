@@ -113,18 +113,18 @@ def folded(calls: list[Lowered]) -> list[Alias]:
     return [c for c in calls if isinstance(c, Alias) and c.folded_into >= 0]
 
 
-def fold_note(graph: Graph, folds: list[Alias], taken: bool, folded: tuple[int, int] = (0, 0),
+def fold_note(graph: Graph, folds: list[Alias], taken: bool, folded: tuple[int, int] | None = None,
               chosen: tuple[int, int] = (0, 0)) -> str:
     """The line compile and inspect print about ``folds``: taken, or left as copies because the objective took
-    a plan that copies; ``folded``: the smallest arena and the lowest estimated cost (instructions) among the
-    folded plans, ``chosen``: the arena and cost of the plan taken."""
+    a plan that copies; ``folded``: the arena and estimated cost (instructions) of the plan the objective
+    takes among the folded plans alone (None: none fits the budget), ``chosen``: those of the plan taken."""
     if not folds:
         return ""
     which = ", ".join(f"TRANSPOSE op {a.op_index} into op {a.folded_into} ({graph.ops[a.folded_into].kind})"
                       for a in folds)
     if taken:
         return f"folded {which}: its kernel addresses the other layout through strides (no copy, no arena bytes)"
-    return (f"not folded: {which} could fold, but the objective took a plan that copies: folded, the smallest "
-            f"arena is {folded[0]:,} bytes and the fastest plan {folded[1]:,} instructions (estimated), against "
-            f"this plan's {chosen[0]:,} bytes and {chosen[1]:,} (a folded kernel has portable C only and does "
-            "not run in place)")
+    why = (f"its best folded plan needs {folded[0]:,} bytes of arena and {folded[1]:,} instructions (estimated)"
+           if folded is not None else "no folded plan fits the budget")
+    return (f"not folded: {which} could fold, but the objective took a plan that copies ({chosen[0]:,} bytes, "
+            f"{chosen[1]:,} instructions): {why}; a folded kernel has portable C only and does not run in place")

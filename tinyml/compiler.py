@@ -111,8 +111,14 @@ def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
     plan = pick(graph, every, sram, tolerance=tolerance)
     way, options, plans = next(w for w in planned if any(p is plan for p in w[2]))
     folds = folded(planned[0][0])
+    best_folded = None
+    if folds and way is not planned[0][0]:  # what the objective takes among the folded plans alone
+        try:
+            best_folded = pick(graph, planned[0][2], sram, tolerance=tolerance)
+        except FitError:
+            pass
     note = fold_note(graph, folds, taken=way is planned[0][0],
-                     folded=(min(p.arena_bytes for p in planned[0][2]), int(min(p.cost for p in planned[0][2]))),
+                     folded=(best_folded.arena_bytes, int(best_folded.cost)) if best_folded else None,
                      chosen=(plan.arena_bytes, int(plan.cost)))
     return Planned(ctx=ctx, calls=way, options=options, candidates=plans, plan=plan, fold_note=note)
 
