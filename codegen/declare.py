@@ -90,6 +90,8 @@ class Variant:
     direct_cost: Callable[[KernelCall], int] = _zero  # estimated instructions that form adds
     direct_accepts: Callable[[KernelCall], bool] | None = None  # the calls it so runs (None: every one)
     window: bool = False  # computes a patch window of its output (conv_s8.c.j2's window params)
+    strided_input: bool = False  # reads input 0 through the call's input_strides (a TRANSPOSE folded into it)
+    strided_output: bool = False  # writes output 0 through the call's output_strides (a TRANSPOSE of it folded)
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
@@ -107,6 +109,8 @@ class Variant:
 
     def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
         if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):
+            return False
+        if (call.input_strides and not self.strided_input) or (call.output_strides and not self.strided_output):
             return False
         if self.accepts is not None and not self.accepts(ctx, call):
             return False
@@ -140,11 +144,13 @@ class Variant:
             ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
             if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
+            strided_input=bool(call.input_strides),
         )
 
 
 def portable(template: str, *, inplace: bool = False, ring: bool = False, window: bool = False,
-             per_mac: float = 4.0) -> Variant:
+             per_mac: float = 4.0, strided_input: bool = False, strided_output: bool = False) -> Variant:
     """The declaration of a portable kernel: it computes every call of its own kernel, on every core."""
     return Variant(template=template, implements=template, family="portable", inplace=inplace or ring, ring=ring,
-                   window=window, per_mac=per_mac, helpers=(RING,) if ring else ())
+                   window=window, per_mac=per_mac, strided_input=strided_input, strided_output=strided_output,
+                   helpers=(RING,) if ring else ())

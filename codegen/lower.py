@@ -81,6 +81,14 @@ class KernelCall:
     # sits in the patch loop ("first", "middle", "last"; "" outside a loop).
     patch_params: list[dict[str, Any]] = field(default_factory=list)
     patch_loop: str = ""
+    # Input 0 read through these element strides, one per dimension of its tensor, instead of row-major: a
+    # TRANSPOSE folded into this call (codegen/fold.py); empty: row-major.  Only the
+    # variants that declare ``strided_input`` compute such a call.
+    input_strides: tuple[int, ...] = ()
+    # Output 0 written through these element strides, one per dimension of its tensor: a TRANSPOSE of it
+    # folded into this call (the TRANSPOSE's output is where it writes); only variants declaring
+    # ``strided_output`` compute it.
+    output_strides: tuple[int, ...] = ()
 
     @property
     def function(self) -> str:
@@ -89,12 +97,14 @@ class KernelCall:
 
 @dataclass
 class Alias:
-    """The op's output is its input reinterpreted (same bytes)."""
+    """The op's output is its input reinterpreted (same bytes); or, ``folded_into`` >= 0, a TRANSPOSE whose
+    consumer (that operator) reads the source's bytes in their own layout through strides (codegen/fold.py)."""
 
     op_index: int
     op_kind: str
     source: int
     target: int
+    folded_into: int = -1
 
 
 Lowered = Union[KernelCall, Alias]

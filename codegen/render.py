@@ -132,8 +132,11 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
     for item in calls:
         if isinstance(item, Alias):
             t = graph.tensors[item.target]
+            # a folded TRANSPOSE's output is its input's bytes in the input's layout: nothing to trace
             call_views.append(dict(alias=True, op_index=item.op_index, op_kind=item.op_kind,
-                                   traces=[dict(offset=plan.offset(t.index), bytes=t.nbytes)]))
+                                   folded_into=item.folded_into,
+                                   traces=[] if item.folded_into >= 0 else
+                                   [dict(offset=plan.offset(t.index), bytes=t.nbytes)]))
             continue
         fn = kernel_function_name(item.kernel, item.spec)
         base = item.params_kernel or item.kernel  # whose params struct the kernel takes

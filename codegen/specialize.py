@@ -13,18 +13,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tinyml.codegen.lower import Arg, KernelCall, LowerContext, Lowered
+from tinyml.codegen.lower import Alias, Arg, KernelCall, LowerContext, Lowered
 from tinyml.codegen.variants import Variant, options, variant
 from tinyml.schedule.choose import Options
-from tinyml.schedule.plan import PatchStage, PatchWindow, Plan
+from tinyml.schedule.plan import OpFacts, PatchStage, PatchWindow, Plan
+
+FOLDED = "folded"  # the planner's variant name of a TRANSPOSE folded into its consumer (no kernel)
 
 
 def variant_options(ctx: LowerContext, calls: list[Lowered]) -> Options:
     """The planner's view of ``calls``: per operator, the facts of every variant that computes it on the
-    board of ``ctx``, fastest first."""
+    board of ``ctx``, fastest first; a TRANSPOSE folded into its consumer runs none (an alias to the planner)."""
     out: Options = {}
     for c in calls:
-        if isinstance(c, KernelCall):
+        if isinstance(c, Alias) and c.folded_into >= 0:
+            out[c.op_index] = (OpFacts(alias=True, variant=FOLDED),)
+        elif isinstance(c, KernelCall):
             elements = sum(ctx.t(t).size for t in c.outputs)  # every output (SPLIT has several)
             nbytes = sum(ctx.t(t).nbytes for t in c.outputs)
             out[c.op_index] = tuple(v.facts(ctx, c, nbytes if v.per_byte else elements) for v in options(ctx, c))

@@ -39,6 +39,8 @@ def estimate_cycles(plan: Plan, cpu: str) -> int | None:
     when a family used has no factor for the core."""
     total = 0.0
     for op, f in plan.choice.items():
+        if f.alias:
+            continue  # no kernel runs
         cpi = CYCLES_PER_INSTRUCTION.get((cpu, variant(f.variant).family))
         if cpi is None:
             return None

@@ -54,6 +54,8 @@ __all__ = [
     "int16_cases",
     "lstm_cases",
     "int16_unet_cases",
+    "nchw_cases",
+    "exp_cases",
     "build",
     "build_many",
     "inputs_for",
@@ -733,6 +735,44 @@ def int16_unet_cases() -> list[Case]:
     ]
 
 
+def nchw_cases() -> list[Case]:
+    """Models whose input is NCHW, as a PyTorch export's: a TRANSPOSE (keras Permute) at the model input, then
+    the operator it folds into (codegen/fold.py; tests/test_fold.py): CONV_2D over strides, SAME/VALID,
+    dilation, odd sizes and other permutations; a DEPTHWISE_CONV_2D after it (not folded: a copy); and
+    the zoo's MobileNetV2 (alpha 0.35, 96x96, random weights) behind an NCHW input."""
+    conv = ("nchw_conv", "TRANSPOSE")
+    return [
+        case(*conv, (3, 12, 10), perm=(2, 3, 1), kernel=(3, 3), strides=(2, 2), padding="same", filters=8,
+             act="relu6"),
+        case(*conv, (4, 9, 11), perm=(2, 3, 1), kernel=(3, 2), strides=(1, 1), dilation=(2, 1), padding="valid",
+             filters=5),
+        case(*conv, (5, 3, 7), perm=(1, 3, 2), kernel=(1, 1), strides=(1, 1), padding="valid", filters=4,
+             act="relu"),
+        case(*conv, (3, 7, 6), perm=(3, 1, 2), kernel=(2, 2), strides=(2, 1), padding="same", filters=3,
+             depthwise=True),
+        # float I/O: QUANTIZE, then the TRANSPOSE, then CONV_2D
+        case(*conv, (3, 9, 8), perm=(2, 3, 1), kernel=(3, 3), strides=(1, 1), padding="same", filters=6,
+             io_dtype="float32"),
+        # the output transposed back to NCHW (folded into the CONV_2D writing it)
+        case(*conv, (9, 7, 3), out_perm=(3, 1, 2), kernel=(3, 3), strides=(2, 1), padding="same", filters=5,
+             act="relu"),
+        case(*conv, (6, 5, 4), perm=(1, 3, 2), out_perm=(3, 2, 1), kernel=(2, 2), strides=(1, 1),
+             padding="valid", filters=3),
+        case("nchw_mobilenet_v2", "TRANSPOSE", (3, 96, 96), in_dist="image", id="mobilenet_v2-nchw"),
+    ]
+
+
+def exp_cases() -> list[Case]:
+    """EXP, float32 (the type the installed TFLM runs it in; tests/test_exp.py): 1-D to 4-D, inputs up to
+    about +-12 (no overflow to infinity); and an int8-quantized EXP, which TFLM refuses."""
+    return [
+        case("exp", "EXP", (33,), in_scale=4.0, float_model=True),
+        case("exp", "EXP", (4, 5, 6), in_scale=2.0, float_model=True),
+        case("exp", "EXP", (3, 4, 5, 2), in_scale=6.0, in_dist="uniform", float_model=True),
+        case("exp", "EXP", (16,), in_scale=2.0, id="exp-int8"),
+    ]
+
+
 def op_cases(*ops: str) -> list[Case]:
     """Unit-test cases whose expected operator is one of ``ops`` (all when none given)."""
     every = [c for make in _CASE_LISTS.values() for c in make()]
@@ -1111,6 +1151,35 @@ def _b_unet16(keras: Any, c: Case, ins: list[Any]) -> Any:
     d1 = L.Cropping2D(((0, 0), (0, 1)))(d1)  # 1x64x8
     d1 = block(L.Concatenate()([d1, e1]), 8, 3)  # from 1x64x16
     return L.Subtract()([x, L.Conv2D(2, (1, 1))(d1)])
+
+
+def _b_nchw_conv(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """An NCHW-style input permuted (Permute: a TRANSPOSE) into a convolution (a depthwise one with
+    ``depthwise``); ``out_perm``: its output permuted too (no ``perm``: the input as it is)."""
+    x = keras.layers.Permute(c.p("perm"))(ins[0]) if c.p("perm") else ins[0]
+    if c.p("depthwise"):
+        y = keras.layers.DepthwiseConv2D(c.p("kernel"), strides=c.p("strides"), padding=c.p("padding"))(x)
+    else:
+        y = keras.layers.Conv2D(c.p("filters"), c.p("kernel"), strides=c.p("strides"), padding=c.p("padding"),
+                                dilation_rate=c.p("dilation", (1, 1)))(x)
+    y = _act(keras, y, c.p("act", "none"))
+    return keras.layers.Permute(c.p("out_perm"))(y) if c.p("out_perm") else y
+
+
+def _b_nchw_mobilenet_v2(keras: Any, c: Case, ins: list[Any]) -> Any:
+    """The zoo's MobileNetV2 (alpha 0.35, 2 classes) behind an NCHW input, as PyTorch exports it: the image
+    transposed to NHWC first; the output is the classifier's (2-D, no transpose back)."""
+    from tinyml.train import zoo
+
+    channels, h, w = c.inputs[0]
+    inner = zoo.mobilenet_v2(input_shape=(h, w, channels), seed=c.seed)
+    return inner(keras.layers.Permute((2, 3, 1))(ins[0]))
+
+
+def _b_exp(keras: Any, c: Case, ins: list[Any]) -> Any:
+    import tensorflow as tf
+
+    return keras.layers.Lambda(lambda x: tf.math.exp(x))(ins[0])
 
 
 _BUILDERS: dict[str, Callable[[Any, Case, list[Any]], Any]] = {

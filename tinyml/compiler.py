@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyml.boards import Board, list_boards, load_board
+from tinyml.codegen.fold import fold_note, fold_transposes, folded
 from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.ops.floats import LIBM_KERNELS
@@ -35,6 +36,7 @@ class Compiled:
     plan: Plan
     calls: list[Lowered]
     files: dict[str, str | bytes]  # relative path -> content (bytes: a static library)
+    fold_note: str = ""  # TRANSPOSEs folded into their readers, or why not (codegen/fold.py)
 
     @property
     def kernel_families(self) -> list[str]:
@@ -64,12 +66,14 @@ class Compiled:
         return sum(k.macs for k in self.calls if isinstance(k, KernelCall))
 
 
-def lower_graph(graph: Graph) -> list[Lowered]:
+def lower_graph(graph: Graph, *, fold: bool = False) -> list[Lowered]:
     """Every operator validated (tinyml.graph.validate), then lowered once, to its portable kernel call
-    (or an alias)."""
+    (or an alias); ``fold``: each TRANSPOSE that can fold folded into its consumer
+    (codegen/fold.py), else every TRANSPOSE a copy."""
     validate_graph(graph)
     ctx = LowerContext(graph=graph)
-    return [lower_op(ctx, op) for op in graph.ops]
+    calls = [lower_op(ctx, op) for op in graph.ops]
+    return fold_transposes(ctx, calls) if fold else calls
 
 
 @dataclass
@@ -81,20 +85,42 @@ class Planned:
     options: Options
     candidates: list[Plan]
     plan: Plan  # the one the objective picks
+    fold_note: str = ""  # what became of the TRANSPOSEs that can fold (codegen/fold.fold_note)
 
 
 def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
-               tolerance: float = TOLERANCE) -> Planned:
+               tolerance: float = TOLERANCE, fold: bool | None = None) -> Planned:
     """Lower once, list every operator's variants on ``board`` (portable kernels without one), and plan
     (``tolerance``: how much slower than the fastest plan, by estimate, a default build may be to save
-    memory; 0 gives the fast build)."""
+    memory; 0 gives the fast build).  ``fold``: None plans a model with a foldable TRANSPOSE at an input
+    both ways, folded (codegen/fold.py) and copying, and the objective picks among all their candidate
+    plans; True folds wherever it can, False never."""
     ctx = LowerContext(graph=graph, features=board.features if board else (),
                        stack_bytes=(board.stack_bytes or 0) if board else 0)
     calls = lower_graph(graph)
-    options = variant_options(ctx, calls)
-    plans = candidates(graph, options, sram=sram)
-    return Planned(ctx=ctx, calls=calls, options=options, candidates=plans,
-                   plan=pick(graph, plans, sram, tolerance=tolerance))
+    ways = [calls]
+    if fold is not False:
+        folded_calls = fold_transposes(ctx, calls)
+        if any(a is not b for a, b in zip(folded_calls, calls)):
+            ways = [folded_calls] if fold else [folded_calls, calls]
+    planned = []
+    for way in ways:
+        options = variant_options(ctx, way)
+        planned.append((way, options, candidates(graph, options, sram=sram)))
+    every = [p for _, _, plans in planned for p in plans]
+    plan = pick(graph, every, sram, tolerance=tolerance)
+    way, options, plans = next(w for w in planned if any(p is plan for p in w[2]))
+    folds = folded(planned[0][0])
+    best_folded = None
+    if folds and way is not planned[0][0]:  # what the objective takes among the folded plans alone
+        try:
+            best_folded = pick(graph, planned[0][2], sram, tolerance=tolerance)
+        except FitError:
+            pass
+    note = fold_note(graph, folds, taken=way is planned[0][0],
+                     folded=(best_folded.arena_bytes, int(best_folded.cost)) if best_folded else None,
+                     chosen=(plan.arena_bytes, int(plan.cost)))
+    return Planned(ctx=ctx, calls=way, options=options, candidates=plans, plan=plan, fold_note=note)
 
 
 # A linker section name: C-identifier characters and dots, as GNU ld and every linker script take it
@@ -137,7 +163,8 @@ def check_format(fmt: str, app: Application | None = None) -> str:
 
 def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
                 sram: int | None = None, app: Application | None = None,
-                tolerance: float = TOLERANCE, storage: Storage = Storage(), fmt: str = "project") -> Compiled:
+                tolerance: float = TOLERANCE, storage: Storage = Storage(), fmt: str = "project",
+                fold: bool | None = None) -> Compiled:
     """Everything up to the file contents, without touching the disk.
 
     graph -> lower (once per operator) -> the variants each operator may run
@@ -151,6 +178,8 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     ``storage``: the arena static or the caller's, and the linker sections of weights and arena.
     ``fmt``: "project" (a firmware project) or a library layout ("library", "cmake"; "static-lib"
     is laid out as "library" here, and compile_model builds its archive).
+    ``fold``: a TRANSPOSE folded into its consumer (codegen/fold.py) where the objective
+    prefers it (None), wherever it can (True), or never (False; a copy).
     """
     check_storage(storage)
     check_format(fmt, app)
@@ -158,11 +187,12 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
         raise InputError(f"the {app.name} application needs the model's static arena; leave out --arena caller")
     brd = board if isinstance(board, Board) else load_board(board)
     graph = model if isinstance(model, Graph) else load_tflite(model, name=name)
-    planned = plan_graph(graph, brd, sram, tolerance=tolerance)
+    planned = plan_graph(graph, brd, sram, tolerance=tolerance, fold=fold)
     plan = planned.plan
     calls = specialize_calls(planned.ctx, planned.calls, plan)
     model_files = render_model(graph, calls, plan, storage=storage, header=model_header(graph.name, fmt))
-    compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files))
+    compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files),
+                        fold_note=planned.fold_note)
     check_fit(compiled, smallest_arena=min(p.arena_bytes for p in planned.candidates))
     if fmt == "project":
         compiled.files.update(render_project_files(brd, graph.name, app, storage))

@@ -112,7 +112,8 @@ def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[
     split = graph.ops[ops[-1]].outputs[0]
     stage = PatchStage(ops=list(ops), grid=grid, source=source, split=split, windows=windows, macs=macs,
                        extra_macs=macs - full)
-    stage.delta = _overlap_delta(graph, stage, wins[0], last, rb, source_rows)
+    if not facts.get(ops[0], OpFacts()).strided_input:  # else its input rows are not contiguous bytes
+        stage.delta = _overlap_delta(graph, stage, wins[0], last, rb, source_rows)
     return stage
 
 

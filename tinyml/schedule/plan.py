@@ -2,7 +2,9 @@
 
 Every activation tensor (model inputs and outputs included) gets an offset
 in one static arena.  Ops that only reinterpret their input (RESHAPE,
-SQUEEZE) make their output an alias of the input: both share one buffer.
+SQUEEZE) make their output an alias of the input: both share one buffer; so
+does an operator whose facts say it runs no kernel (``OpFacts.alias``: a
+TRANSPOSE folded into the addressing of the operator that reads it).
 Buffers whose lifetimes overlap never overlap in memory, with two planned
 exceptions that the kernels are built for:
 
@@ -68,6 +70,10 @@ class OpFacts:
     direct_cost: int = 0  # estimated instructions added when it runs in place without a ring
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
     patch_call_cost: int = 0  # estimated instructions each patch-window call adds, in a patch stage
+    alias: bool = False  # no kernel runs: the output is the input's bytes, its reader addresses them in their
+    # own layout (a TRANSPOSE folded into its consumer)
+    strided_input: bool = False  # reads input 0 in another layout than row-major (a TRANSPOSE folded into it):
+    # as a patch stage's first op, its stage output must not overlap its input's rows (they are not contiguous)
 
 
 @dataclass
@@ -387,8 +393,8 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
     n_steps = len(order)
     uf = _Union()
     for op in graph.ops:
-        if op.kind in ALIAS_OPS and op.inputs and op.inputs[0] >= 0 and op.outputs \
-                and not graph.tensors[op.inputs[0]].is_const:
+        if (op.kind in ALIAS_OPS or facts.get(op.index, OpFacts()).alias) and op.inputs and op.inputs[0] >= 0 \
+                and op.outputs and not graph.tensors[op.inputs[0]].is_const:
             uf.join(op.outputs[0], op.inputs[0])
     stage_ops = {o for st in stages for o in st.ops}
     # stage intermediate tensor -> (its stage, the stage op position that writes it)

@@ -41,6 +41,7 @@ class Totals:
     planned_for: str
     unsupported: list[str]
     state_bytes: int = 0  # state kept between invocations (variable tensors): part of the arena, live throughout
+    folds: str = ""  # TRANSPOSEs folded into their readers, or why not (codegen/fold.fold_note)
 
 
 @dataclass
@@ -153,8 +154,10 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
         entry["options"] = {k: v for k, v in op.options.items()}
         ops.append(entry)
     error: TinymlError | None = None
+    folds = ""
     try:
-        plan = plan_graph(graph, board).plan
+        planned = plan_graph(graph, board)
+        plan, folds = planned.plan, planned.fold_note
         planned_for = board.name if board is not None else "portable kernels"
     except TinymlError as e:
         error = e
@@ -181,6 +184,7 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
             peak_live_bytes=plan.peak_bytes,
             planned_for=planned_for,
             unsupported=[o["op"] for o in ops if not o["supported"]],
+            folds=folds,
         ),
         error=error,
     )
@@ -218,6 +222,8 @@ def format_inspection(info: dict[str, Any]) -> str:
                  f"{t['largest_activation_bytes']:,} bytes, arena {t['arena_bytes']:,} bytes "
                  + (f"(state kept between invocations {t['state_bytes']:,} of it; " if t.get("state_bytes") else "(")
                  + f"peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
+    if t.get("folds"):
+        lines.append(t["folds"])
     if info.get("sizes"):
         s = info["sizes"]
         lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, compiled weights "

@@ -55,6 +55,7 @@ def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:
             live_bytes=live[s], layer_by_layer_live_bytes=base_live.get(pos, 0),
             inplace=ip is not None, ring_bytes=ip.ring * ip.unit_bytes if ip is not None else 0,
             patch_stage=plan.stages.index(st) if st is not None else None,
+            folded=pos in plan.choice and plan.choice[pos].alias,
         ))
     return rows
 
@@ -62,6 +63,8 @@ def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:
 def _frontier_row(graph: Graph, plan: Plan, chosen: Plan) -> dict[str, Any]:
     kernels: dict[str, int] = {}
     for f in plan.choice.values():
+        if f.alias:
+            continue  # a folded TRANSPOSE: no kernel
         kernels[f.variant] = kernels.get(f.variant, 0) + 1
     return dict(arena_bytes=plan.arena_bytes, peak_sram_bytes=plan.peak_bytes, scratch_bytes=plan.scratch_bytes,
                 extra_macs=plan.extra_macs, estimated_instructions=plan.cost, schedule=describe(plan),
@@ -153,6 +156,8 @@ def format_plan(r: dict[str, Any]) -> str:
             notes.append(f"in place (ring {row['ring_bytes']} B)" if row["ring_bytes"] else "in place")
         if row["patch_stage"] is not None:
             notes.append(f"patch stage {row['patch_stage']}")
+        if row.get("folded"):
+            notes.append("folded into its neighbour (no copy, shares its input's buffer)")
         shape = "x".join(str(d) for d in row["output_shape"])
         lines.append(f"{row['step']:>4} {row['op']:>4} {row['kind']:<20} {shape:<18} {row['output_bytes']:>10,} "
                      f"{row['layer_by_layer_live_bytes']:>15,} {row['live_bytes']:>10,}  {', '.join(notes)}")

@@ -80,6 +80,8 @@ def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
         "HARD_SWISH": Rule(inputs=(act,), outputs=out, checks=(_same_size,)),
         # data movement: the int8 rows with float32 data (TFLM's Prepares check the same for every type)
         **{kind: _float_row(rule) for kind, rule in _movement_rules().items()},
+        # EXP: float32 only in TFLM (exp.cc's Prepare refuses other types), an output of the input's shape.
+        "EXP": Rule(inputs=(act,), outputs=out, checks=(_same_shape,)),
     }
 
 

@@ -126,7 +126,7 @@ ETHOS_U = "CUSTOM:ethos-u"  # the operator Vela puts in place of what it compile
 def unsupported_reason(graph: Graph, op: Op, list_supported: bool = True) -> str | None:
     """Why tinyml cannot run ``op`` because of its kind (None when RULES has a row for it): a builtin by name,
     a custom operator by its custom name, Vela's Ethos-U operator, and whether the operator keeps state."""
-    if op.kind in RULES:
+    if op.kind in RULES or op.kind in FLOAT_RULES:  # a float-only kind (EXP) has no int8 row
         return None
     if op.kind == ETHOS_U:
         return (f"{_op(op)}: the model is compiled for Ethos-U (this is Vela's 'ethos-u' operator, an NPU "
@@ -144,7 +144,7 @@ def unsupported_reason(graph: Graph, op: Op, list_supported: bool = True) -> str
         why = f" (it keeps state between invocations in variable tensor {t.index} '{t.name}')"
     elif op.kind in STATEFUL_OPS:
         why = " (it keeps state between invocations)"
-    supported = f"; supported operators: {', '.join(sorted(RULES))}" if list_supported else ""
+    supported = f"; supported operators: {', '.join(sorted(set(RULES) | set(FLOAT_RULES)))}" if list_supported else ""
     return f"operator {op.index} is {op.kind}, which is not supported{why}{supported}"
 
 
@@ -347,8 +347,14 @@ def validate_operators(graph: Graph) -> None:
 
 
 def validate_operator(graph: Graph, op: Op) -> None:
-    """``op`` against its row of RULES (nothing for a kind without one: _check_kinds names it)."""
+    """``op`` against its row of RULES (nothing for a kind without one: _check_kinds names it); a kind TFLM
+    runs in float32 only (EXP) against its FLOAT_RULES row, and refused on other types."""
     rule = RULES.get(op.kind)
+    if rule is None and op.kind in FLOAT_RULES and not float_operator(graph, op):
+        dtype = graph.tensors[op.outputs[0]].dtype if op.outputs and op.outputs[0] >= 0 else "non-float"
+        raise _unsupported(graph, op, f"{dtype} {op.kind} is not supported: TFLM runs {op.kind} in float32 only; "
+                                      f"keep {op.kind} in float32 (QUANTIZE and DEQUANTIZE around it)")
+    rule = rule or FLOAT_RULES.get(op.kind)
     if rule is None:
         return
     _check_no_mix(graph, op)
