@@ -110,6 +110,24 @@ def test_dsp_conv_im2col_paths_m4(case, tmp_path) -> None:
     assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
 
 
+# The DSP convolution's exact requantization (a tiny input scale: the kernel's accumulators are not doubled
+# and its C requantization reads the per-quad multipliers and shifts), with and without a channel tail.
+CONV_EXACT = [
+    case("conv2d", "CONV_2D", (6, 7, 8), kernel=(1, 1), strides=(1, 1), padding="valid", filters=8, act="none",
+         bias=True, in_scale=1e-7),
+    case("conv2d", "CONV_2D", (7, 6, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=6, act="relu",
+         bias=True, in_scale=1e-7),
+]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", CONV_EXACT, ids=lambda c: c.id)
+def test_dsp_conv_exact_requantization_m4(case, tmp_path) -> None:
+    calls = [c for c in build_model(_write(tmp_path, case), "mps2-an386").calls if isinstance(c, KernelCall)]
+    assert [c.spec["rq"] for c in calls if c.kernel == "conv_s8_dsp"] == ["exact"]
+    assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
+
+
 def test_dsp_conv_tap_order() -> None:
     """Each kernel row's whole words first, then the rows' last bytes; the identity for in_c % 4 == 0."""
     assert list(conv_tap_order(3, 3, 3)) == [0, 1, 2, 3, 4, 5, 6, 7, 24, 8, 9, 10, 11, 12, 13, 14, 15, 25,
