@@ -399,6 +399,12 @@ def _mve_direct(p: dict[str, Any]) -> bool:
     return p["k_h"] == 1 and p["k_w"] == 1 and p["pad_h"] == 0 and p["pad_w"] == 0
 
 
+def _mve_narrow(p: dict[str, Any]) -> bool:
+    """1x1 without padding over at most 16 input channels: conv_s8_mve's narrow kernel (one vector of
+    taps per output; per 4 output channels, every pixel), unless in place (spec.over_input)."""
+    return _mve_direct(p) and p["in_c"] <= 16
+
+
 def mve_conv_stack(call: KernelCall) -> int:
     p = call.params
     k = p["k_h"] * p["k_w"] * p["in_c"]
@@ -406,11 +412,16 @@ def mve_conv_stack(call: KernelCall) -> int:
 
 
 def mve_conv_direct_stack(call: KernelCall) -> int:
-    """In place without a ring, a 1x1 convolution over more than 16 channels copies the two input pixels
-    it reads before writing their outputs (spec.over_input; otherwise the whole-layer form is safe: its
-    im2col buffer, or one vector, holds a pixel pair's taps before it writes)."""
+    """In place without a ring, a 1x1 convolution has a form of its own (spec.over_input): over more than
+    16 channels it copies the two input pixels it reads before writing their outputs; over at most 16 the
+    narrow kernel copies 32 pixels at a time into a tile (32 * in_c bytes) before writing their outputs,
+    where its whole-layer form, 4 output channels over every pixel at a time, would read pixels it has
+    overwritten.  Otherwise the whole-layer form is safe: its im2col buffer
+    holds a pixel pair's taps before it writes."""
     p = call.params
-    return 2 * ((p["in_c"] + 15) // 16 * 16) if _mve_direct(p) and p["in_c"] > 16 else 0
+    if not _mve_direct(p):
+        return 0
+    return 32 * p["in_c"] if _mve_narrow(p) else 2 * ((p["in_c"] + 15) // 16 * 16)
 
 
 def mve_conv_direct_ok(call: KernelCall) -> bool:
@@ -431,6 +442,11 @@ def mve_conv_direct_cost(call: KernelCall) -> int:
     p = call.params
     if not mve_conv_direct_stack(call):
         return 0
+    if _mve_narrow(p):
+        # the tile copies and the group's weights reloaded per tile, per output element: MobileNetV1-0.25's
+        # 1x1 layers on mps3-an547, 8 channels in (op 2: 210,376 against 184,476 instructions for 36,864
+        # outputs) and 16 in (op 4: 104,859 against 92,419 for 18,432)
+        return int(round(p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * 0.7))
     pairs = p["batches"] * ((p["out_h"] * p["out_w"] + 1) // 2)
     chunks, groups = (p["in_c"] + 15) // 16, (p["out_c"] + 3) // 4
     return int(round(pairs * (12 + 4 * chunks - 1.3 * chunks * groups)))
@@ -459,6 +475,8 @@ def mve_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     contig = direct and p["stride_h"] == 1 and p["stride_w"] == 1
     spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, k=k, direct=direct, contig=contig, oc_tail=out_c % 4 != 0,
                 rq=_mve_rq(shift))
+    if _mve_narrow(p):
+        spec.update(_clamp_spec(p))  # the narrow kernel clamps to the int8 range without them
     return _variant(call, "conv_s8_mve", spec, ConstArray("w", "int8_t", _mve_rows(w)),
                     ConstArray("bias", "int32_t", _wrap32(_pad_to(folded, n4))), _pad_to(mult, n4),
                     _pad_to(shift, n4))
@@ -508,7 +526,7 @@ def mve_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     cst = _consts(call)
     mult, shift = _per_output(cst["mult"], c), _per_output(cst["shift"], c)
     folded = _bias(ctx, call, c) + p["input_offset"] * w.sum(axis=0)
-    spec = dict(k_h=k_h, k_w=k_w, stride_w=sw, c=c, wbuf=wbuf, rq=_mve_rq(shift))
+    spec = dict(k_h=k_h, k_w=k_w, stride_w=sw, c=c, wbuf=wbuf, rq=_mve_rq(shift), **_clamp_spec(p))
     return _variant(call, "dwconv_s8_mve", spec, ConstArray("w", "int8_t", packed.reshape(-1).astype(np.int8)),
                     ConstArray("bias", "int32_t", _wrap32(folded)), mult, shift)
 
@@ -609,9 +627,15 @@ VARIANTS = (
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
     # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
     # depthwise ones +30k, +9k and +2k (about 14 per pixel; with DS-CNN's rows of 5 pixels, 11 per pixel
-    # and 88 per row: mve_dwconv_ring_stores); per byte next to nothing.  A patch-window call costs about
-    # 9,100 (MobileNetV1-0.25, ops 2..3 in 3x4 patches: 617,103 instructions against 382,094 layer by
-    # layer, of which the recomputed halos about 16k, over 24 calls).
+    # and 88 per row: mve_dwconv_ring_stores); per byte next to nothing.
+    # Refitted with the narrow 1x1 kernel (at most 16 channels in) and the depthwise window form per pixel
+    # (MobileNetV1-0.25, mps3-an547, QEMU): the convolutions cost about 0.2 per MAC plus 3.0 per output
+    # element (from -11% to +24% of the measured instructions over its 14 convolutions but the first, whose
+    # im2col takes twice the estimate; 0.4 per MAC alone: -36% to +87%).  Ops 2..3 in 3x4 patches:
+    # op 2 (1x1, 8 to 16 channels) 229,799 instructions against 184,476 layer by layer, 204,173 of them
+    # its recomputed pixels (x1.107, Plan.op_cost), about 2,100 per call; op 3 (depthwise) 151,447 against
+    # 90,842 with nothing recomputed, about 5,000 per call (its input rows copied into the planes per
+    # window, 4.1 instructions per output more than the whole layer's rows of 24).
     # Both also run in place without a ring (ring_direct): the depthwise convolution's whole-layer code
     # reads an output row's input rows into its planes before writing the row, the convolution's a pixel
     # pair's taps into its im2col buffer (or one vector); a 1x1 convolution over more than 16 channels
@@ -625,11 +649,11 @@ VARIANTS = (
             ring_direct=True, direct_stack=mve_conv_direct_stack, direct_cost=mve_conv_direct_cost,
             direct_accepts=mve_conv_direct_ok,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, per_mac=0.166, per_output=5.75, ring_per_byte=0.1,
-            ring_stores=ring_stores_pairs, ring_per_store=65, patch_call=9100, build=mve_conv, helpers=(MVE,)),
+            ring_stores=ring_stores_pairs, ring_per_store=65, patch_call=2100, build=mve_conv, helpers=(MVE,)),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=9100, build=mve_dwconv, helpers=(MVE,)),
+            ring_per_store=11, patch_call=5000, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
     # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element

@@ -38,6 +38,15 @@ IM2COL = [
          bias=True),
     case("conv2d", "CONV_2D", (7, 8, 40), kernel=(3, 3), strides=(2, 2), padding="valid", filters=4, act="relu6",
          bias=True),
+
+
+# 1x1 convolutions over at most 16 channels (the narrow kernel): 3 channels with a tail of output channels,
+# 8 (int16 lanes) with strides 2 and relu6, 16 over an odd pixel count.
+NARROW_CONV = [
+    case("conv2d", "CONV_2D", (9, 7, 3), kernel=(1, 1), strides=(1, 1), padding="valid", filters=10, act="none", bias=True),
+    case("conv2d", "CONV_2D", (11, 9, 8), kernel=(1, 1), strides=(2, 2), padding="valid", filters=16, act="relu6", bias=True),
+    case("conv2d", "CONV_2D", (7, 5, 16), kernel=(1, 1), strides=(1, 1), padding="same", filters=12, act="relu", bias=False,
+         per_channel=False),
 ]
 # (case id, factor): the output scale divided by the factor makes the
 # requantization shifts >= 0 for some or all channels (left shifts, right
@@ -129,7 +138,7 @@ def test_left_shift_cases_take_the_full_requantization(tmp_path) -> None:
 
 @pytest.mark.qemu
 @pytest.mark.slow
-@pytest.mark.parametrize("case", SWEEP + WIDE_DEPTHWISE + IM2COL, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", SWEEP + WIDE_DEPTHWISE + IM2COL + NARROW_CONV, ids=lambda c: c.id)
 def test_mve_bitexact_m55(case, tmp_path) -> None:
     assert_bitexact(build(case), tmp_path, board=BOARD, samples=2)
 

@@ -62,7 +62,15 @@ OVER_CASES = [
     case("conv2d", "CONV_2D", (5, 5, 24), kernel=(1, 1), strides=(1, 1), padding="valid", filters=38, act="relu6", bias=False),
     case("conv2d", "CONV_2D", (9, 7, 32), kernel=(1, 1), strides=(2, 2), padding="valid", filters=16, act="none", bias=True),
 ]
-DIRECT_CASES = [c for c in CASES if c.op != "FULLY_CONNECTED" and _out_pixels(c) > 1][::3] + OVER_CASES
+# 1x1 convolutions over at most 16 channels (conv_s8_mve's narrow kernel): fewer than 8 channels with a
+# tail of output channels and an odd pixel count (more than its in-place tile of 32 pixels), 8 channels
+# with strides 2 and relu6's clamp, 12 channels (a predicated vector of 16) with relu.
+NARROW_CASES = [
+    case("conv2d", "CONV_2D", (9, 7, 5), kernel=(1, 1), strides=(1, 1), padding="valid", filters=10, act="none", bias=True),
+    case("conv2d", "CONV_2D", (11, 9, 8), kernel=(1, 1), strides=(2, 2), padding="same", filters=12, act="relu6", bias=True),
+    case("conv2d", "CONV_2D", (8, 6, 12), kernel=(1, 1), strides=(1, 1), padding="same", filters=20, act="relu", bias=False),
+]
+DIRECT_CASES = [c for c in CASES if c.op != "FULLY_CONNECTED" and _out_pixels(c) > 1][::3] + OVER_CASES + NARROW_CASES
 
 
 def _write(tmp_path: Path, model: bytes) -> Path:
@@ -130,7 +138,7 @@ def test_the_mve_variants_declare_their_forms() -> None:
     assert mve_conv_direct_stack(ccall) == 0  # in place without a ring, the im2col holds the taps
     pw = dict(cp, k_h=1, k_w=1, pad_h=0, pad_w=0, in_c=40)
     assert mve_conv_direct_stack(replace(ccall, params=pw)) == 2 * 48  # a copy of the pixel pair read
-    assert mve_conv_direct_stack(replace(ccall, params=dict(pw, in_c=16))) == 0  # one vector holds it
+    assert mve_conv_direct_stack(replace(ccall, params=dict(pw, in_c=16))) == 32 * 16  # the narrow kernel's tile
     assert conv.ring_direct and dw.ring_direct and not fc.ring_direct
     assert conv.direct_accepts is not None and conv.direct_accepts(replace(ccall, params=dict(pw, in_c=64)))
     assert not conv.direct_accepts(replace(ccall, params=dict(pw, in_c=65)))  # through a ring instead
@@ -140,7 +148,8 @@ def test_the_mve_variants_declare_their_forms() -> None:
 
 def test_whole_layer_calls_keep_their_code(tmp_path, monkeypatch) -> None:
     """Without a form in use the spec has no ring / window keys (function names and code unchanged) and
-    the kernel takes four arguments; a form adds the ring argument (NULL for a window)."""
+    the kernel takes four arguments; a form adds the ring argument (NULL for a window), except in place
+    without a ring (spec.over_input)."""
     c = next(c for c in CASES if c.id == "conv2d-6x6x3-k6x6-s1x1-valid-f4-bias-pc")
     path = _write(tmp_path, build(c))
     (call,) = _main_calls(path)  # one output pixel: nothing to gain in place
@@ -148,8 +157,9 @@ def test_whole_layer_calls_keep_their_code(tmp_path, monkeypatch) -> None:
     assert len(call.args) == 4
     c = next(c for c in CASES if c.id == "conv2d-8x8x16-k1x1-s1x1-same-f16-relu6-bias-pc")
     path = _write(tmp_path, build(c))
-    (call,) = _main_calls(path, _in_place(path))  # in place without a ring: the whole-layer call
-    assert call.spec == _main_calls(path)[0].spec and len(call.args) == 4
+    # in place without a ring: a 1x1 convolution's form of its own (the narrow kernel through a tile), no ring
+    (call,) = _main_calls(path, _in_place(path))
+    assert call.spec == dict(_main_calls(path)[0].spec, over_input=True) and len(call.args) == 4
     monkeypatch.setattr(compiler, "candidates", _rings_only)
     (call,) = _main_calls(path, _in_place(path))
     assert call.spec["ring"] and not call.spec["window"] and call.spec["contig"]
@@ -184,14 +194,15 @@ def test_mve_in_place_direct_bitexact(case: Case, tmp_path) -> None:
     out_t = c.graph.ops[call.op_index].outputs[0]
     delta = c.plan.offset(out_t) - c.plan.offset(ip.tensor)
     assert -c.graph.tensors[out_t].nbytes < delta <= c.graph.tensors[ip.tensor].nbytes - c.graph.tensors[out_t].nbytes
-    over = case in OVER_CASES
+    over = case.op == "CONV_2D" and call.spec["direct"]  # every 1x1 convolution has a form of its own
+    assert over == (case in OVER_CASES or case in NARROW_CASES or case.p("kernel") == (1, 1))
     assert call.spec.get("over_input", False) == over and c.plan.stack_bytes >= (mve_conv_direct_stack(call) if over else 0)
     _bitexact(path, tmp_path, budget)
 
 
 @pytest.mark.qemu
 @pytest.mark.slow
-@pytest.mark.parametrize("case", WINDOW_CASES + IM2COL[1:], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", WINDOW_CASES + IM2COL[1:] + NARROW_CASES, ids=lambda c: c.id)
 def test_mve_patch_window_bitexact(case: Case, tmp_path, monkeypatch) -> None:
     path = _write(tmp_path, build(case))
     grid = _grid(path, 0)
@@ -200,6 +211,21 @@ def test_mve_patch_window_bitexact(case: Case, tmp_path, monkeypatch) -> None:
     assert call.kernel == MVE[case.op] and call.spec.get("window") and not call.spec.get("ring"), call.spec
     assert len(call.patch_params) == grid[0] * grid[1] > 1
     _bitexact(path, tmp_path)
+
+
+def test_patch_stage_costs_each_op_by_its_own_recomputed_pixels(tmp_path, monkeypatch) -> None:
+    """MobileNetV1-0.25's ops 2..3 in 3x4 patches: the 1x1 convolution recomputes the depthwise
+    convolution's halos (2,550 of 2,304 pixels), the depthwise one nothing; each op's estimate is scaled by
+    its own, plus its variant's cost per patch call."""
+    path = _write(tmp_path, build(zoo_cases("mobilenet_v1")[0]))
+    monkeypatch.setattr(compiler, "candidates", _forced_stage([2, 3], (3, 4)))
+    plan = plan_graph(load_tflite(path), load_board(BOARD)).plan
+    (stage,) = plan.stages
+    assert stage.op_scale == pytest.approx([2550 / 2304, 1.0])
+    for op, scale in zip(stage.ops, stage.op_scale):
+        f = plan.choice[op]
+        assert plan.op_cost(op) == pytest.approx(f.cost * scale + 12 * f.patch_call_cost)
+    assert [plan.choice[op].patch_call_cost for op in stage.ops] == [2100, 5000]
 
 
 def _form_calls(path: Path, sram: int | None = None) -> dict[str, list[KernelCall]]:

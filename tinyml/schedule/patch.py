@@ -89,10 +89,12 @@ def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[
             source_rows.append((y0, y1))
     windows: list[list[PatchWindow]] = []
     macs = full = 0
+    op_scale: list[float] = []
     for n in range(k):
         w = wins[n]
         per = macs_per_pixel(graph, ops[n])
         full += w.out_h * w.out_w * per
+        op_scale.append(sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in regions[n]) / max(w.out_h * w.out_w, 1))
         row = []
         for p, (y0, y1, x0, x1) in enumerate(regions[n]):
             macs += (y1 - y0) * (x1 - x0) * per
@@ -111,7 +113,7 @@ def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[
     source = graph.ops[ops[0]].inputs[0]
     split = graph.ops[ops[-1]].outputs[0]
     stage = PatchStage(ops=list(ops), grid=grid, source=source, split=split, windows=windows, macs=macs,
-                       extra_macs=macs - full)
+                       extra_macs=macs - full, op_scale=op_scale)
     if not facts.get(ops[0], OpFacts()).strided_input:  # else its input rows are not contiguous bytes
         stage.delta = _overlap_delta(graph, stage, wins[0], last, rb, source_rows)
     return stage

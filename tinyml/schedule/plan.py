@@ -153,6 +153,9 @@ class PatchStage:
     macs: int  # MACs of these ops when run patch by patch
     extra_macs: int  # ... minus their MACs layer by layer
     delta: int | None = None  # offset(split) - offset(source) when they share memory
+    # per op (as ops): its output pixels over all patches / its output pixels layer by layer (the halos it
+    # recomputes: the first op's, mostly); empty: the stage's MACs over its MACs layer by layer for every op
+    op_scale: list[float] = field(default_factory=list)
 
     @property
     def patches(self) -> int:
@@ -211,12 +214,17 @@ class Plan:
         return int(round(sum(self.op_cost(op) for op in self.choice)))
 
     def op_cost(self, op: int) -> float:
-        """Estimated instructions of operator ``op``'s kernel: in a patch stage scaled by the MACs the stage
-        adds (its recomputed halos) plus a cost per patch call; a ring kernel adds its copies out of the
-        ring (or, in place without a ring, what that form adds)."""
+        """Estimated instructions of operator ``op``'s kernel: in a patch stage scaled by the pixels it
+        recomputes (its halos) plus a cost per patch call; a ring kernel adds its copies out of the ring
+        (or, in place without a ring, what that form adds)."""
         f = self.choice[op]
         st = self.stage_of(op)
-        scale = st.macs / max(st.macs - st.extra_macs, 1) if st is not None else 1.0
+        if st is None:
+            scale = 1.0
+        elif st.op_scale:
+            scale = st.op_scale[st.ops.index(op)]
+        else:
+            scale = st.macs / max(st.macs - st.extra_macs, 1)
         ip = self.inplace.get(op)
         return (f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
                 + (f.direct_cost if ip is not None and ip.direct else 0)
