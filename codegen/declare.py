@@ -97,6 +97,8 @@ class Variant:
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
     per_output: float = 0.0  # estimated instructions per output element on top (requantization, per-pixel set-up)
+    # (per_mac, per_output) of one call, for a variant whose code paths cost differently (None: the two above)
+    rates: Callable[[KernelCall], tuple[float, float]] | None = None
     # float kernels: estimated instructions per MAC on a core without the "fpu" feature (soft float); 0: per_mac
     per_mac_soft_float: float = 0.0
     per_byte: bool = False  # without MACs, per_mac counts per output byte (kernels that move bytes of any type)
@@ -124,6 +126,7 @@ class Variant:
     def facts(self, ctx: LowerContext, call: KernelCall, out_elements: int) -> OpFacts:
         """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
         work = call.macs if call.macs else out_elements
+        per_mac, per_output = self.rates(call) if self.rates else (self.instructions_per_mac(ctx), self.per_output)
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
             and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)
@@ -136,7 +139,7 @@ class Variant:
             variant=self.template,
             stack_bytes=self.stack(call),
             form_stack_bytes=self.form_stack(call) if forms else 0,
-            cost=int(round(work * self.instructions_per_mac(ctx) + out_elements * self.per_output)),
+            cost=int(round(work * per_mac + out_elements * per_output)),
             ring_extra=self.ring_extra(call) if self.inplace else 0,
             ring_direct=direct,
             direct_stack_bytes=self.direct_stack(call) if direct else 0,
