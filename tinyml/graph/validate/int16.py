@@ -31,8 +31,8 @@ from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Ru
                                         multiplier_shift)
 from tinyml.graph.validate.convlike import _conv_like_rules, _transpose_conv_padding, _transpose_conv_shapes
 from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
-                                        _concat_shapes, _conv_shapes, _depthwise_shapes, _fc_shapes, _quantize,
-                                        _rule_table, _same_size, _t, _window_extent)
+                                        _concat_inputs, _concat_shapes, _conv_shapes, _depthwise_shapes, _fc_shapes,
+                                        _quantize, _rule_table, _same_size, _t, _window_extent)
 from tinyml.graph.validate.int16_nonlinear import int16_nonlinear_rules
 from tinyml.graph.validate.movement import _movement_rules
 
@@ -45,7 +45,6 @@ TFLITE_INT32, TFLITE_INT64 = 2, 4  # TensorType codes (the quantized_bias_type o
 # The data-movement operators whose TFLM kernels take int16 (DEPTH_TO_SPACE and SPACE_TO_DEPTH refuse it in
 # their Prepare: float32 and int8 only).
 INT16_MOVEMENT = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
-CONCAT_MAX_INPUTS = 10  # TFLM ConcatenationPrepare: kMaxInputNum
 
 
 def _int16_rule_table() -> dict[str, Rule]:
@@ -125,12 +124,6 @@ def _int16_pool_sum(graph: Graph, op: Op) -> None:
         raise _fail(graph, f"{_op(op)}: filter {op.options['filter_h']}x{op.options['filter_w']} sums {taps} int16 "
                            f"values, which can overflow TFLM's int32 sum; allowed are at most "
                            f"{INT32_MAX // INT16_SPAN} values")
-
-
-def _concat_inputs(graph: Graph, op: Op) -> None:
-    if len(op.inputs) > CONCAT_MAX_INPUTS:
-        raise _fail(graph, f"{_op(op)}: has {len(op.inputs)} inputs; allowed is at most {CONCAT_MAX_INPUTS} (as "
-                           "TFLM requires)")
 
 
 def _int16_transpose_conv_row(rule: Rule) -> Rule:
