@@ -327,7 +327,7 @@ def _t(shape, dtype="int8", scale=0.1, zp=0, data=None) -> Tensor:
     ("MUL", [_t([4], data=np.zeros(4, np.int8)), _t([4], data=np.zeros(4, np.int8))], _t([4]), {}, "constants"),
     ("QUANTIZE", [_t([4], "float32", scale=None)], _t([4], "int16", zp=5), {}, "of type int16 has zero point 5"),
     ("QUANTIZE", [_t([4], "int16")], _t([4], "int32"), {}, "is int32; allowed is int8/int16"),
-    ("LOGISTIC", [_t([4], "int16")], _t([4], "int16"), {}, "int16 LOGISTIC .* is not supported yet"),
+    ("RSQRT", [_t([4], "int16")], _t([4], "int16"), {}, "int16 RSQRT .* which tinyml does not support yet"),
     ("DEQUANTIZE", [_t([4], "int8")], _t([4], "float16", scale=None), {}, "float16"),
     ("LEAKY_RELU", [_t([4], "float32", scale=None)], _t([4], "float32", scale=None), {"alpha": float("inf")},
      "alpha is inf"),

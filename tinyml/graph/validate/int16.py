@@ -17,6 +17,7 @@ The shape, window and option checks are the int8 rows'.  The arithmetic checks a
 
 TRANSPOSE_CONV (16x8: always the int64 accumulator), CONCATENATION and the data movement of INT16_MOVEMENT
 take the int8 rows' shape checks with int16 data.
+The kinds TFLM itself refuses on int16 (:data:`TFLM_NO_INT16`) are refused saying so.
 """
 
 from __future__ import annotations
@@ -43,8 +44,25 @@ MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8
 ACC64_LIMIT = ((1 << 63) - 1 - (1 << 45)) >> 15
 TFLITE_INT32, TFLITE_INT64 = 2, 4  # TensorType codes (the quantized_bias_type options)
 # The data-movement operators whose TFLM kernels take int16 (DEPTH_TO_SPACE and SPACE_TO_DEPTH refuse it in
-# their Prepare: float32 and int8 only).
+# their Prepare: TFLM_NO_INT16).
 INT16_MOVEMENT = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
+# The operators with an int8 row whose TFLM kernels refuse int16 (as the installed tflite-micro package does:
+# tests/test_int16_activations.py), and the types they take: refused as TFLM refuses them, not as a gap here.
+TFLM_NO_INT16 = {
+    "DEPTH_TO_SPACE": "float32 and int8",  # its Prepare
+    "SPACE_TO_DEPTH": "float32 and int8",  # its Prepare
+    "HARD_SWISH": "float32 and int8",  # its Eval
+    "PRELU": "float32 and int8",  # its Prepare (alpha int8)
+    "L2_NORMALIZATION": "float32 and int8",  # its Prepare
+}
+
+
+def int16_refusal(kind: str) -> str:
+    """Why tinyml refuses ``kind`` on int16 (a kind without an INT16_RULES row): TFLM does not run it either,
+    or tinyml does not yet."""
+    if kind in TFLM_NO_INT16:
+        return f"which TFLM does not run either (its {kind} takes {TFLM_NO_INT16[kind]} only)"
+    return "which tinyml does not support yet"
 
 
 def _int16_rule_table() -> dict[str, Rule]:
