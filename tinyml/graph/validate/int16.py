@@ -16,7 +16,7 @@ The shape, window and option checks are the int8 rows'.  The arithmetic checks a
   product must fit int64 (refused here when it could overflow for some input).
 
 TRANSPOSE_CONV (16x8: always the int64 accumulator), CONCATENATION and the data movement of INT16_MOVEMENT
-take the int8 rows' shape checks with int16 data.
+take the int8 rows' shape checks with int16 data; RELU, RELU6, MAXIMUM and MINIMUM the int8 rows' checks.
 The kinds TFLM itself refuses on int16 (:data:`TFLM_NO_INT16`) are refused saying so.
 """
 
@@ -124,6 +124,13 @@ def _int16_rule_table() -> dict[str, Rule]:
         "TRANSPOSE_CONV": _int16_transpose_conv_row(_conv_like_rules()["TRANSPOSE_CONV"]),
         # data movement: the int8 rows with int16 data (TFLM copies the values, reading no quantization)
         **{kind: _int16_row(rule) for kind, rule in _movement_rules().items() if kind in INT16_MOVEMENT},
+        # RELU: TFLM ReluQuantized<int16_t> (zero points 0, which its Prepare asserts): the int8 row's multiplier
+        # on inputs up to 32768.  RELU6: Relu6Quantized<int16_t>, a clamp of the raw values to [0, quantized 6].
+        "RELU": _int16_row(rules["RELU"]),
+        "RELU6": _int16_row(rules["RELU6"]),
+        # MAXIMUM, MINIMUM: TFLM compares the int16 values as they are (the int8 rows).
+        "MAXIMUM": _int16_row(arith["MAXIMUM"]),
+        "MINIMUM": _int16_row(arith["MINIMUM"]),
     }
 
 
