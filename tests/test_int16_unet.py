@@ -212,9 +212,10 @@ def test_concatenation_of_11_inputs_is_refused() -> None:
 @pytest.mark.parametrize("kind, shapes", [("DEPTH_TO_SPACE", ([1, 2, 3, 8], [1, 4, 6, 2])),
                                           ("SPACE_TO_DEPTH", ([1, 4, 6, 2], [1, 2, 3, 8]))])
 def test_int16_depth_space_is_refused(kind: str, shapes: tuple[list[int], list[int]]) -> None:
-    """TFLM's DEPTH_TO_SPACE and SPACE_TO_DEPTH take float32 and int8 only."""
+    """TFLM's DEPTH_TO_SPACE and SPACE_TO_DEPTH take float32 and int8 only: refused saying so."""
     tensors = [dict(name="x", shape=shapes[0], type="INT16", scale=[0.001], zero_point=[0]),
                dict(name="y", shape=shapes[1], type="INT16", scale=[0.001], zero_point=[0])]
     model = craft_model(tensors, [(kind, [0], [1])], inputs=[0], outputs=[1])
     msg = refusal(model, UnsupportedError)
-    assert f"operator 0 ({kind}) computes on int16, which tinyml does not support yet" in msg
+    assert f"operator 0 ({kind}) computes on int16, which TFLM does not run either (its {kind} takes float32 and " \
+           "int8 only)" in msg

@@ -230,7 +230,8 @@ def test_int16_operator_without_kernel_is_one_line_exit_2(tmp_path: Path, capsys
     model = craft_model(tensors, [("HARD_SWISH", [0], [1])], inputs=[0], outputs=[1])
     msg = refusal(model, UnsupportedError)
     assert "the model has 16-bit activations (int16x8 quantization) and operator 0 (HARD_SWISH) computes on int16, " \
-           "which tinyml does not support yet; int16 operators supported: ADD, AVERAGE_POOL_2D, " in msg
+           "which TFLM does not run either (its HARD_SWISH takes float32 and int8 only); int16 operators supported: " \
+           "ADD, AVERAGE_POOL_2D, " in msg
     path = tmp_path / "m.tflite"
     path.write_bytes(model)
     assert cli_main(["compile", str(path), "--board", "host", "-o", str(tmp_path / "out")]) == 2

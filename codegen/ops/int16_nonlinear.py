@@ -118,5 +118,5 @@ def lower_sigmoid_s16(ctx: LowerContext, op: Op) -> KernelCall:
 
 @lowering("MEAN", dtype="int16")
 def lower_mean_s16(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated as the int8 MEAN with int16 data (zero points 0): the sum of the input's values fits int32.
+    # Validated as the int8 MEAN with int16 data (zero points 0): each output's sum fits int32.
     return dataclasses.replace(lower_mean(ctx, op), kernel="mean_s16", params_kernel="mean_s8")

@@ -18,6 +18,7 @@ from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, ADD_LEFT_SHIFT_INT16, BR
                                         softmax_real)
 
 DEPTHWISE_WEIGHT_AXIS = 3  # DEPTHWISE_CONV_2D's weights are [1, h, w, channels]
+CONCAT_MAX_INPUTS = 10  # TFLM ConcatenationPrepare: kMaxInputNum
 
 
 def _rule_table() -> dict[str, Rule]:
@@ -56,8 +57,9 @@ def _rule_table() -> dict[str, Rule]:
                     checks=(_both_constant, _broadcast_shapes, _add_multipliers, _activation_range)),
         "MUL": Rule(inputs=(either, either), outputs=out, activations=INT8_ACTIVATIONS,
                     checks=(_both_constant, _broadcast_shapes, _mul_multiplier, _activation_range)),
+        # CONCATENATION of more than 10 inputs TFLM refuses (kMaxInputNum): a ModelError here.
         "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True,
-                              checks=(_concat_quantization, _concat_shapes)),
+                              checks=(_concat_inputs, _concat_quantization, _concat_shapes)),
         "RESHAPE": Rule(inputs=(Operand("input", tuple(NUMPY_DTYPES), quant="none"),
                                 Operand("shape", ("int32",), kind="any", optional=True, quant="none")),
                         outputs=(Operand("output", tuple(NUMPY_DTYPES), quant="none"),),
@@ -245,12 +247,21 @@ def _mul_multiplier(graph: Graph, op: Op) -> None:
                       _f32(a.quant.s) * _f32(b.quant.s) / _f32(out.quant.s), _max_offset(a) * _max_offset(b))
 
 
+def mean_count(graph: Graph, op: Op) -> int:
+    """How many input values MEAN averages into one output (after _mean_shapes: valid axes)."""
+    inp, axis_t = _t(graph, op, 0), _t(graph, op, 1)
+    axes = resolve_axes([int(a) for a in np.asarray(axis_t.data).reshape(-1)], len(inp.shape))
+    return math.prod(inp.shape[a] for a in axes)
+
+
 def _mean_multiplier(graph: Graph, op: Op) -> None:
+    """TFLM sums each output's values in int32 (int8 and int16: _max_offset knows the type) and rescales the
+    sum: the multiplier is checked against one output's sum, not the whole input's."""
     inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
     if not 1 <= inp.size <= MEAN_MAX_VALUES:
         raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has {inp.size} values; allowed is 1 to {MEAN_MAX_VALUES}")
     _check_multiplier(graph, op, "the multiplier input scale / output scale", _f32(inp.quant.s) / _f32(out.quant.s),
-                      inp.size * _max_offset(inp))
+                      mean_count(graph, op) * _max_offset(inp))
 
 
 def _q4_input_shift(graph: Graph, op: Op) -> None:
@@ -411,6 +422,12 @@ def _add_multipliers(graph: Graph, op: Op) -> None:
             raise _fail(graph, f"{_op(op)}: the {name} rescaling factor is {real:g} (input scales {s1:g} and {s2:g}, "
                                f"output scale {so:g}); allowed is below 1 (as TFLM requires: the output scale is "
                                "too small); requantize the model")
+
+
+def _concat_inputs(graph: Graph, op: Op) -> None:
+    if len(op.inputs) > CONCAT_MAX_INPUTS:
+        raise _fail(graph, f"{_op(op)}: has {len(op.inputs)} inputs; allowed is at most {CONCAT_MAX_INPUTS} (as "
+                           "TFLM requires); split it into CONCATENATIONs of at most 10 inputs")
 
 
 def _concat_quantization(graph: Graph, op: Op) -> None:

@@ -10,9 +10,10 @@ import numpy as np
 from tinyml.graph.ir import Graph, Op
 from tinyml.graph.validate.base import (CONVERTERS, INT8_ACTIVATIONS, MEAN_MAX_VALUES, Operand, Rule, _fail, _op, _ten,
                                         _unsupported)
-from tinyml.graph.validate.core import (_both_constant, _broadcast_shapes, _concat_shapes, _conv_shapes,
-                                        _depthwise_shapes, _fc_shapes, _mean_shapes, _pad_shapes, _pool_shapes,
-                                        _rule_table, _same_shape, _same_size, _shape_error, _t, _window_extent)
+from tinyml.graph.validate.core import (_both_constant, _broadcast_shapes, _concat_inputs, _concat_shapes,
+                                        _conv_shapes, _depthwise_shapes, _fc_shapes, _mean_shapes, _pad_shapes,
+                                        _pool_shapes, _rule_table, _same_shape, _same_size, _shape_error, _t,
+                                        _window_extent)
 from tinyml.graph.validate.movement import _movement_rules
 from tinyml.graph.validate.sequence import _float_sequence_rules
 
@@ -65,7 +66,8 @@ def _float_rule_table(rules: dict[str, Rule]) -> dict[str, Rule]:
         "SQUARED_DIFFERENCE": Rule(inputs=(either, either), outputs=out, checks=(_both_constant, _broadcast_shapes)),
         "PRELU": Rule(inputs=(either, Operand("alpha", f32, kind="any", quant="none")), outputs=out,
                       checks=(_both_constant, _broadcast_shapes)),
-        "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True, checks=(_concat_shapes,)),
+        "CONCATENATION": Rule(inputs=(either,), outputs=out, repeat_last=True,
+                              checks=(_concat_inputs, _concat_shapes)),
         "RESHAPE": rules["RESHAPE"],
         "SQUEEZE": rules["SQUEEZE"],
         "PAD": pad,

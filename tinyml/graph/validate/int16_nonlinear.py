@@ -11,8 +11,8 @@ Prepare arithmetic of TFLM's 16-bit kernels for them that the lowerings (codegen
   input scale x 3 x 4096 doubled up to 16384 or more, at most 31 times) must be 1 to 32767: above, TFLM's
   debug check fails and its int32 product can overflow; 0 (an input scale below about 3.8e-14) sends TFLM's
   kernel into its power-of-two branch with 3 << 31, which is undefined;
-- MEAN: the int8 row with int16 data (TFLM's EvalIntegerMean on int16), the multiplier checked against the
-  int32 sum of one output's values (32768 x their count), which must not overflow.
+- MEAN: the int8 row with int16 data (TFLM's EvalIntegerMean on int16), whose multiplier check (core's) takes
+  the int32 sum of one output's values (32768 x their count), which must not overflow.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import math
 import numpy as np
 
 from tinyml.graph.ir import Graph, Op
-from tinyml.graph.validate.base import (INT32_MAX, MEAN_MAX_VALUES, Operand, Rule, _check_multiplier, _f32, _fail,
-                                        _max_offset, _op, _ten, resolve_axes)
-from tinyml.graph.validate.core import _mean_shapes, _same_shape, _same_size, _t
+from tinyml.graph.validate.base import INT32_MAX, Operand, Rule, _check_multiplier, _f32, _fail, _op, _ten
+from tinyml.graph.validate.core import _mean_multiplier, _mean_shapes, _same_shape, _same_size, _t
 
 SOFTMAX16_OUTPUT_SCALE = 1.0 / 32768.0
 SOFTMAX16_SCALE_TOLERANCE = 0.001 / 32768.0  # TF_LITE_ENSURE_NEAR's epsilon, in float
@@ -104,17 +103,6 @@ def _sigmoid16_scales(graph: Graph, op: Op) -> None:
                            "model")
 
 
-def _mean16_sum(graph: Graph, op: Op) -> None:
-    """TFLM sums each output's values in int32 (after _mean_shapes: valid axes)."""
-    inp, axis_t, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
-    if not 1 <= inp.size <= MEAN_MAX_VALUES:
-        raise _fail(graph, f"{_op(op)}: input {_ten(inp)} has {inp.size} values; allowed is 1 to {MEAN_MAX_VALUES}")
-    axes = resolve_axes([int(a) for a in np.asarray(axis_t.data).reshape(-1)], len(inp.shape))
-    count = math.prod(inp.shape[a] for a in axes)
-    _check_multiplier(graph, op, "the multiplier input scale / output scale", _f32(inp.quant.s) / _f32(out.quant.s),
-                      count * _max_offset(inp))
-
-
 def int16_nonlinear_rules(rules: dict[str, Rule]) -> dict[str, Rule]:
     """The int16 rows of SOFTMAX, LOGISTIC, TANH and MEAN, from the int8 ``rules`` (core's table)."""
     i16 = (Operand("input", ("int16",)),), (Operand("output", ("int16",)),)
@@ -124,5 +112,5 @@ def int16_nonlinear_rules(rules: dict[str, Rule]) -> dict[str, Rule]:
         "LOGISTIC": Rule(inputs=i16[0], outputs=i16[1], checks=(_same_size, _sigmoid16_scales)),
         "TANH": Rule(inputs=i16[0], outputs=i16[1], checks=(_same_size, _sigmoid16_scales)),
         "MEAN": dataclasses.replace(mean, inputs=(i16[0][0], *mean.inputs[1:]), outputs=i16[1],
-                                    checks=(_mean_shapes, _mean16_sum)),
+                                    checks=(_mean_shapes, _mean_multiplier)),
     }

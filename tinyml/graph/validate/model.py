@@ -16,7 +16,7 @@ from tinyml.graph.validate.arith import _arith_rule_table
 from tinyml.graph.validate.convlike import _conv_like_rules
 from tinyml.graph.validate.sequence import _sequence_rules
 from tinyml.graph.validate.floats import FLOAT_RULES, _check_no_mix, _finite_constants, float_operator
-from tinyml.graph.validate.int16 import INT16_RULES, int16_operator
+from tinyml.graph.validate.int16 import INT16_RULES, int16_operator, int16_refusal
 from tinyml.graph.validate.lstm import _lstm_rules
 
 # ---------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _check_int16_operators(graph: Graph) -> None:
     more = (f" ({len(bad) - 1} more such operator{'s' if len(bad) > 2 else ''}: {', '.join(kinds)})"
             if len(bad) > 1 else "")
     raise _unsupported_model(graph, f"the model has 16-bit activations (int16x8 quantization) and {_op(bad[0])} "
-                                    f"computes on int16, which tinyml does not support yet{more}; int16 operators "
+                                    f"computes on int16, {int16_refusal(bad[0].kind)}{more}; int16 operators "
                                     f"supported: {', '.join(sorted(INT16_RULES))}; quantize the model with int8 "
                                     "activations (full-integer post-training quantization, "
                                     "tinyml.train.quantize)")
@@ -361,8 +361,8 @@ def validate_operator(graph: Graph, op: Op) -> None:
     if int16_operator(graph, op) and not float_operator(graph, op):
         rule = INT16_RULES.get(op.kind)
         if rule is None:
-            raise _unsupported(graph, op, f"int16 {op.kind} (16-bit activations, int16x8 quantization) is not "
-                                          f"supported yet; int16 operators supported: "
+            raise _unsupported(graph, op, f"int16 {op.kind} (16-bit activations, int16x8 quantization), "
+                                          f"{int16_refusal(op.kind)}; int16 operators supported: "
                                           f"{', '.join(sorted(INT16_RULES))}; quantize the model with int8 "
                                           "activations (tinyml.train.quantize)")
         _check_operands(graph, op, rule)
