@@ -1,0 +1,67 @@
+"""The DSP and MVE variants of the int16x8 FULLY_CONNECTED and CONV_2D (codegen/families_s16.py,
+templates/kernels/tml_s16_dot.j2): bit-exact against TFLM's 16x8 reference kernels under QEMU on mps2-an386
+(Cortex-M4: fc_s16_dsp, conv_s16_dsp) and mps3-an547 (Cortex-M55: fc_s16_mve, conv_s16_mve) over
+tests/modelgen.py's int16 FC and CONV cases (odd depths and channel counts: the k % 4 and k % 8 tails, odd
+row counts; strides, SAME/VALID, dilation, per-tensor and per-channel weights, no bias), with the int64
+accumulator the converter writes and, on edited models, the int32 one; which variant the planner picks; the
+DSP weight order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.harness import assert_bitexact
+from tests.modelgen import build, int16_cases
+from tests.modelgen import case as make_case
+from tests.test_ops_int16 import _bias_to_int32
+from tinyml.codegen.families_s16 import dsp_weight_order
+from tinyml.codegen.lower import KernelCall, LowerContext
+from tinyml.codegen.ops import lower_op
+from tinyml.codegen.variants import options
+from tinyml.graph import parse_tflite
+
+I16 = dict(a16=True, io_dtype="int16")
+# the int16_cases FC and CONV ones, a 1x1 convolution (read in place) and an FC whose depth is a multiple of 8
+CASES = [c for c in int16_cases() if c.op in ("FULLY_CONNECTED", "CONV_2D")] + [
+    make_case("conv2d", "CONV_2D", (6, 5, 12), kernel=(1, 1), strides=(1, 1), padding="valid", filters=9,
+              bias=True, **I16),
+    make_case("dense", "FULLY_CONNECTED", (48,), units=7, bias=True, act="relu", **I16),
+]
+BOARDS = {"dsp": "mps2-an386", "mve": "mps3-an547"}
+
+
+def _variants(model: bytes, features: tuple[str, ...]) -> list[str]:
+    g = parse_tflite(model)
+    ctx = LowerContext(graph=g, features=features)
+    calls = [lower_op(ctx, op) for op in g.ops]
+    return [options(ctx, c)[0].template for c in calls if isinstance(c, KernelCall)
+            and c.kernel in ("fc_s16", "conv_s16")]
+
+
+@pytest.mark.parametrize("features, family", [(("dsp",), "dsp"), (("dsp", "mve"), "mve")])
+def test_the_planner_picks_the_family(features, family) -> None:
+    for c in CASES[:6]:
+        found = _variants(build(c), features)
+        assert found and all(v.endswith("_s16_" + family) for v in found), (c.id, found)
+
+
+def test_dsp_weight_order() -> None:
+    assert dsp_weight_order(10).tolist() == [0, 2, 1, 3, 4, 6, 5, 7, 8, 9]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("family", ["dsp", "mve"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_int16x8_fast_qemu(case, family, tmp_path) -> None:
+    assert_bitexact(build(case), tmp_path, board=BOARDS[family], samples=2)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("family", ["dsp", "mve"])
+@pytest.mark.parametrize("case", CASES[1::3], ids=lambda c: c.id)
+def test_int16x8_fast_int32_accumulator_qemu(case, family, tmp_path) -> None:
+    model = _bias_to_int32(build(case))
+    assert np.all([not v.endswith("_s16") for v in _variants(model, ("dsp", "mve"))])
+    assert_bitexact(model, tmp_path, board=BOARDS[family], samples=2)
