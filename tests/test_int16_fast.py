@@ -3,8 +3,9 @@ templates/kernels/tml_s16_dot.j2): bit-exact against TFLM's 16x8 reference kerne
 (Cortex-M4: fc_s16_dsp, conv_s16_dsp) and mps3-an547 (Cortex-M55: fc_s16_mve, conv_s16_mve) over
 tests/modelgen.py's int16 FC and CONV cases (odd depths and channel counts: the k % 4 and k % 8 tails, odd
 row counts; strides, SAME/VALID, dilation, per-tensor and per-channel weights, no bias), with the int64
-accumulator the converter writes and, on edited models, the int32 one; which variant the planner picks; the
-DSP weight order.
+accumulator the converter writes and, on edited models, the int32 one; DEPTHWISE_CONV_2D on mps3-an547
+(dwconv_s16_mve; a depth multiplier of 2 stays portable); which variant the planner picks; the DSP weight
+order.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ CASES = [c for c in int16_cases() if c.op in ("FULLY_CONNECTED", "CONV_2D")] + [
     make_case("dense", "FULLY_CONNECTED", (48,), units=7, bias=True, act="relu", **I16),
 ]
 BOARDS = {"dsp": "mps2-an386", "mve": "mps3-an547"}
+# DEPTHWISE_CONV_2D (dwconv_s16_mve: depth multiplier 1): the int16_cases one, odd channel counts (a lane tail),
+# stride 2 VALID, dilation, and a depth multiplier of 2 (stays portable)
+DW_CASES = [c for c in int16_cases() if c.op == "DEPTHWISE_CONV_2D"][:2] + [
+    make_case("depthwise", "DEPTHWISE_CONV_2D", (7, 6, 13), kernel=(3, 3), strides=(2, 2), padding="valid", mult=1,
+              act="relu", bias=True, **I16),
+    make_case("depthwise", "DEPTHWISE_CONV_2D", (9, 9, 8), kernel=(3, 3), strides=(1, 1), dilation=(2, 2),
+              padding="same", mult=1, bias=True, **I16),
+]
 
 
 def _variants(model: bytes, features: tuple[str, ...]) -> list[str]:
@@ -56,6 +65,16 @@ def test_dsp_weight_order() -> None:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_int16x8_fast_qemu(case, family, tmp_path) -> None:
     assert_bitexact(build(case), tmp_path, board=BOARDS[family], samples=2)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", DW_CASES, ids=lambda c: c.id)
+def test_int16x8_depthwise_mve_qemu(case, tmp_path) -> None:
+    g = parse_tflite(build(case))
+    ctx = LowerContext(graph=g, features=("dsp", "mve"))
+    found = [options(ctx, c)[0].template for c in (lower_op(ctx, op) for op in g.ops) if isinstance(c, KernelCall)]
+    assert found == ["dwconv_s16_mve" if g.ops[0].options.get("depth_multiplier", 1) == 1 else "dwconv_s16"]
+    assert_bitexact(build(case), tmp_path, board="mps3-an547", samples=2)
 
 
 @pytest.mark.qemu
