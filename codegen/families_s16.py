@@ -99,7 +99,7 @@ def _s16_variant(ctx: LowerContext, call: KernelCall, kernel: str, reorder: bool
         weights = ConstArray("w", "int8_t", packed.reshape(-1).astype(np.int8))
         consts.append(weights)
         args[1] = const_arg(weights)
-    spec = dict(call.spec, k=k)
+    spec = dict(call.spec, k=k, n=n)
     params = dict(p, per_channel=1) if call.kernel == "fc_s16" else p
     if call.kernel == "conv_s16":
         spec.update(k_h=p["k_h"], k_w=p["k_w"], in_c=p["in_c"], direct=_direct(p))

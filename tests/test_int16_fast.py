@@ -16,7 +16,8 @@ import pytest
 from tests.harness import assert_bitexact
 from tests.modelgen import build, int16_cases
 from tests.modelgen import case as make_case
-from tests.test_ops_int16 import _bias_to_int32
+from tests.test_int16_unet import UNET
+from tests.test_ops_int16 import NET, _bias_to_int32
 from tinyml.codegen.families_s16 import dsp_weight_order
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
@@ -24,11 +25,14 @@ from tinyml.codegen.variants import options
 from tinyml.graph import parse_tflite
 
 I16 = dict(a16=True, io_dtype="int16")
-# the int16_cases FC and CONV ones, a 1x1 convolution (read in place) and an FC whose depth is a multiple of 8
+# the int16_cases FC and CONV ones, a 1x1 convolution (read in place), FCs whose depth is a multiple of 8, whose
+# rows fill the MVE kernel's groups of 4, and of one row
 CASES = [c for c in int16_cases() if c.op in ("FULLY_CONNECTED", "CONV_2D")] + [
     make_case("conv2d", "CONV_2D", (6, 5, 12), kernel=(1, 1), strides=(1, 1), padding="valid", filters=9,
               bias=True, **I16),
     make_case("dense", "FULLY_CONNECTED", (48,), units=7, bias=True, act="relu", **I16),
+    make_case("dense", "FULLY_CONNECTED", (33,), units=4, bias=True, **I16),  # whole row groups only
+    make_case("dense", "FULLY_CONNECTED", (9,), units=1, bias=True, **I16),  # one row
 ]
 BOARDS = {"dsp": "mps2-an386", "mve": "mps3-an547"}
 # DEPTHWISE_CONV_2D (dwconv_s16_mve: depth multiplier 1): the int16_cases one, odd channel counts (a lane tail),
@@ -84,3 +88,11 @@ def test_int16x8_fast_int32_accumulator_qemu(case, family, tmp_path) -> None:
     model = _bias_to_int32(build(case))
     assert np.all([not v.endswith("_s16") for v in _variants(model, ("dsp", "mve"))])
     assert_bitexact(model, tmp_path, board=BOARDS[family], samples=2)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", [NET, UNET], ids=lambda c: c.id)
+def test_int16_nets_mve_qemu(case, tmp_path) -> None:
+    """The 1-D conv net and the U-Net (CONV_2D over 1xW, output channel counts that are multiples of 4: the
+    MVE kernel's four-row loop and no single rows) on mps3-an547 (mps2-an386: their own test files)."""
+    assert_bitexact(build(case), tmp_path, board="mps3-an547", samples=2)
