@@ -33,6 +33,9 @@ CASES = [c for c in int16_cases() if c.op in ("FULLY_CONNECTED", "CONV_2D")] + [
     make_case("dense", "FULLY_CONNECTED", (48,), units=7, bias=True, act="relu", **I16),
     make_case("dense", "FULLY_CONNECTED", (33,), units=4, bias=True, **I16),  # whole row groups only
     make_case("dense", "FULLY_CONNECTED", (9,), units=1, bias=True, **I16),  # one row
+    make_case("dense", "FULLY_CONNECTED", (3,), units=2, bias=True, **I16),  # fewer taps than a word group
+    make_case("conv2d", "CONV_2D", (6, 7, 1), kernel=(1, 3), strides=(1, 1), padding="same", filters=3, bias=True,
+              **I16),
 ]
 BOARDS = {"dsp": "mps2-an386", "mve": "mps3-an547"}
 # DEPTHWISE_CONV_2D (dwconv_s16_mve: depth multiplier 1): the int16_cases one, odd channel counts (a lane tail),
