@@ -1,5 +1,6 @@
-"""The DSP and MVE variants of the int16x8 FULLY_CONNECTED and CONV_2D kernels (fc_s16, conv_s16 of
-``ops/int16.py``), declared beside their specialization as ``families.py`` does for the int8 ones.
+"""The DSP and MVE variants of the int16x8 FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D kernels (fc_s16,
+conv_s16, dwconv_s16 of ``ops/int16.py``), declared beside their specialization as ``families.py`` does for
+the int8 ones.
 
 They compute the portable kernels' arithmetic (TFLM's 16x8 reference: an int64 accumulator with an int64
 bias, int32 otherwise; the same requantization) with the portable call's params struct, whole layer only
@@ -7,9 +8,10 @@ bias, int32 otherwise; the same requantization) with the portable call's params 
 specialization passes the multipliers per output (FULLY_CONNECTED's per-tensor one repeated) and, for the DSP
 family, each weight row's whole groups of 4 taps with their middle bytes swapped (w0, w2, w1, w3: SXTB16 and
 SXTB16 ROR 8 then give the int16 pairs (w0, w1) and (w2, w3) that meet the input's pairs); the MVE family
-reads the weights as they are (a widening byte load).  DEPTHWISE_CONV_2D has an MVE variant
-(dwconv_s16_mve.c.j2, depth multiplier 1: four channels a vector, the taps' products summed in int32 lanes,
-which holds them exactly for up to 511 taps, then TFLM's int64 bias and requantization per channel).
+reads the weights as they are (a widening byte load).  DEPTHWISE_CONV_2D (depth multiplier 1) has a DSP
+and an MVE variant (dwconv_s16_dsp.c.j2: a channel pair a step, SMLABB / SMLATT against the pair's weights
+widened to an int16 pair word; dwconv_s16_mve.c.j2: four channels a vector): the taps' products summed in
+int32, which holds them exactly for up to 511 taps, then TFLM's int64 bias and requantization per channel.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tinyml.codegen.declare import DSP, MVE, Variant
-from tinyml.codegen.families import _consts, _per_output, _weights
+from tinyml.codegen.families import _consts, _pair, _per_output, _weights
 from tinyml.codegen.lower import Arg, ConstArray, KernelCall, LowerContext, const_arg
 
 # The params of the portable calls (codegen/ops/int16.py); a call with any other field stays portable.
@@ -46,14 +48,14 @@ def s16_ok(ctx: LowerContext, call: KernelCall) -> bool:
             and all(a.kind in ("tensor", "null") for a in call.args))
 
 
-def mve_dw_ok(ctx: LowerContext, call: KernelCall) -> bool:
+def dw_ok(ctx: LowerContext, call: KernelCall) -> bool:
     """Depth multiplier 1 (channel vectors) and at most 511 taps: their products, each at most 2^22 in
     magnitude, sum exactly in int32 lanes."""
     p = call.params
     return s16_ok(ctx, call) and p["depth_mult"] == 1 and p["k_h"] * p["k_w"] <= 511
 
 
-def mve_dw_stack(call: KernelCall) -> int:
+def dw_stack(call: KernelCall) -> int:
     return 4 * ((call.params["in_c"] + 3) // 4 * 4)  # a pixel's int32 channel sums
 
 
@@ -61,6 +63,21 @@ def mve_dw(ctx: LowerContext, call: KernelCall) -> KernelCall:
     p = call.params
     return replace(call, kernel="dwconv_s16_mve", spec=dict(c=p["in_c"], k_h=p["k_h"], k_w=p["k_w"]),
                    params_kernel=call.kernel)
+
+
+def dsp_dw(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    """The weights as int16 pairs of adjacent channels per tap, (w, 0) for the last of an odd count."""
+    p = call.params
+    c, taps = p["in_c"], p["k_h"] * p["k_w"]
+    w = _weights(ctx, call).reshape(taps, c)
+    if c % 2:
+        w = np.concatenate([w, np.zeros((taps, 1), dtype=np.int64)], axis=1)
+    words = _pair(w[:, 0::2], w[:, 1::2]).astype(np.uint32).view(np.int32)
+    weights = ConstArray("w", "int32_t", words.reshape(-1))
+    args: list[Arg] = list(call.args)
+    args[1] = const_arg(weights)
+    return replace(call, kernel="dwconv_s16_dsp", spec=dict(c=c, k_h=p["k_h"], k_w=p["k_w"]), args=args,
+                   consts=[*call.consts, weights], params_kernel=call.kernel)
 
 
 def _direct(p: dict[str, Any]) -> bool:
@@ -121,7 +138,8 @@ def mve_s16(ctx: LowerContext, call: KernelCall) -> KernelCall:
 # 4,352 outputs).  mps2-an386: fc_s16_dsp 31,903 instructions (portable fc_s16 82,958), conv_s16_dsp
 # 1,463,956 (4,266,665); mps3-an547: fc_s16_mve 10,876 (67,318), conv_s16_mve 694,066 (3,784,674).
 # DEPTHWISE_CONV_2D 3x3 SAME over 16x16x30 (69,120 MACs, 7,680 outputs) on mps3-an547: dwconv_s16_mve 867,548
-# (portable dwconv_s16 2,207,770), most of it the scalar 64-bit requantization per output.
+# (portable dwconv_s16 2,207,770), on mps2-an386 dwconv_s16_dsp 887,250 (2,474,586): most of it the scalar
+# 64-bit requantization per output.
 VARIANTS = (
     Variant("fc_s16_dsp", "fc_s16", "dsp", ("dsp",), accepts=s16_ok, per_mac=1.9, per_output=20.0,
             build=dsp_s16, helpers=(DSP,)),
@@ -131,6 +149,8 @@ VARIANTS = (
             build=mve_s16, helpers=(MVE,)),
     Variant("conv_s16_mve", "conv_s16", "mve", ("mve",), accepts=s16_ok, stack=s16_stack, per_mac=0.6,
             per_output=78.0, build=mve_s16, helpers=(MVE,)),
-    Variant("dwconv_s16_mve", "dwconv_s16", "mve", ("mve",), accepts=mve_dw_ok, stack=mve_dw_stack,
+    Variant("dwconv_s16_dsp", "dwconv_s16", "dsp", ("dsp",), accepts=dw_ok, stack=dw_stack, per_mac=3.0,
+            per_output=86.0, build=dsp_dw, helpers=(DSP,)),
+    Variant("dwconv_s16_mve", "dwconv_s16", "mve", ("mve",), accepts=dw_ok, stack=dw_stack,
             per_mac=3.0, per_output=86.0, build=mve_dw, helpers=(MVE,)),
 )

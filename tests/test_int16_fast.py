@@ -3,9 +3,9 @@ templates/kernels/tml_s16_dot.j2): bit-exact against TFLM's 16x8 reference kerne
 (Cortex-M4: fc_s16_dsp, conv_s16_dsp) and mps3-an547 (Cortex-M55: fc_s16_mve, conv_s16_mve) over
 tests/modelgen.py's int16 FC and CONV cases (odd depths and channel counts: the k % 4 and k % 8 tails, odd
 row counts; strides, SAME/VALID, dilation, per-tensor and per-channel weights, no bias), with the int64
-accumulator the converter writes and, on edited models, the int32 one; DEPTHWISE_CONV_2D on mps3-an547
-(dwconv_s16_mve; a depth multiplier of 2 stays portable); which variant the planner picks; the DSP weight
-order.
+accumulator the converter writes and, on edited models, the int32 one; DEPTHWISE_CONV_2D on both boards
+(dwconv_s16_dsp, dwconv_s16_mve; a depth multiplier of 2 stays portable); which variant the planner picks;
+the DSP weight order.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ CASES = [c for c in int16_cases() if c.op in ("FULLY_CONNECTED", "CONV_2D")] + [
               **I16),
 ]
 BOARDS = {"dsp": "mps2-an386", "mve": "mps3-an547"}
-# DEPTHWISE_CONV_2D (dwconv_s16_mve: depth multiplier 1): the int16_cases one, odd channel counts (a lane tail),
-# stride 2 VALID, dilation, and a depth multiplier of 2 (stays portable)
+# DEPTHWISE_CONV_2D (dwconv_s16_dsp and _mve: depth multiplier 1): the int16_cases one, odd channel counts (a
+# lane tail, a lone last channel), stride 2 VALID, dilation, and a depth multiplier of 2 (stays portable)
 DW_CASES = [c for c in int16_cases() if c.op == "DEPTHWISE_CONV_2D"][:2] + [
     make_case("depthwise", "DEPTHWISE_CONV_2D", (7, 6, 13), kernel=(3, 3), strides=(2, 2), padding="valid", mult=1,
               act="relu", bias=True, **I16),
@@ -75,13 +75,14 @@ def test_int16x8_fast_qemu(case, family, tmp_path) -> None:
 
 
 @pytest.mark.qemu
+@pytest.mark.parametrize("family", ["dsp", "mve"])
 @pytest.mark.parametrize("case", DW_CASES, ids=lambda c: c.id)
-def test_int16x8_depthwise_mve_qemu(case, tmp_path) -> None:
+def test_int16x8_depthwise_qemu(case, family, tmp_path) -> None:
     g = parse_tflite(build(case))
-    ctx = LowerContext(graph=g, features=("dsp", "mve"))
+    ctx = LowerContext(graph=g, features=("dsp", "mve") if family == "mve" else ("dsp",))
     found = [options(ctx, c)[0].template for c in (lower_op(ctx, op) for op in g.ops) if isinstance(c, KernelCall)]
-    assert found == ["dwconv_s16_mve" if g.ops[0].options.get("depth_multiplier", 1) == 1 else "dwconv_s16"]
-    assert_bitexact(build(case), tmp_path, board="mps3-an547", samples=2)
+    assert found == [f"dwconv_s16_{family}" if g.ops[0].options.get("depth_multiplier", 1) == 1 else "dwconv_s16"]
+    assert_bitexact(build(case), tmp_path, board=BOARDS[family], samples=2)
 
 
 @pytest.mark.qemu

@@ -57,15 +57,15 @@ def test_the_net_is_int16_inside_with_float_io() -> None:
 
 def test_int16_calls_get_only_int16_kernels() -> None:
     """On a core with DSP and MVE, an int16 call has only int16 variants: its portable int16 kernel, and for
-    FULLY_CONNECTED and CONV_2D the MVE and DSP ones before it, for DEPTHWISE_CONV_2D (depth multiplier 1 here) the
-    MVE one (tests/test_int16_fast.py)."""
+    FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D (depth multiplier 1 here) the MVE and DSP ones before it
+    (tests/test_int16_fast.py)."""
     g = parse_tflite(build(NET))
     ctx = LowerContext(graph=g, features=("dsp", "mve", "fpu"))
     for op in g.ops:
         call = lower_op(ctx, op)
         if isinstance(call, KernelCall):
             found = options(ctx, call)
-            fast = {"fc_s16": ["mve", "dsp"], "conv_s16": ["mve", "dsp"], "dwconv_s16": ["mve"]}.get(call.kernel, [])
+            fast = ["mve", "dsp"] if call.kernel in ("fc_s16", "conv_s16", "dwconv_s16") else []
             assert [v.family for v in found] == fast + ["portable"], (op.kind, found)
             assert found[-1].template.endswith(("_s16", "_s16_f32")), (op.kind, found)
             assert all(v.implements == found[-1].template for v in found), (op.kind, found)
