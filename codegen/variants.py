@@ -5,13 +5,13 @@ board, fastest first, with the facts the memory planner (``tinyml.schedule``) ch
 
 from __future__ import annotations
 
-from tinyml.codegen import families, ops
+from tinyml.codegen import families, families_s16, ops
 from tinyml.codegen.declare import CYCLES_PER_INSTRUCTION, FAMILY_RANK, Variant
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.schedule.plan import Plan
 
 VARIANTS: tuple[Variant, ...] = tuple(sorted(
-    [v for m in ops.MODULES for v in getattr(m, "VARIANTS", ())] + list(families.VARIANTS),
+    [v for m in ops.MODULES for v in getattr(m, "VARIANTS", ())] + list(families.VARIANTS) + list(families_s16.VARIANTS),
     key=lambda v: (v.implements, FAMILY_RANK[v.family])))
 
 _BY_TEMPLATE = {v.template: v for v in VARIANTS}

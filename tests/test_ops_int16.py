@@ -5,10 +5,10 @@ DEPTHWISE_CONV_2D over strides, SAME/VALID, odd sizes, dilation, depth multiplie
 per-channel and per-tensor weights, int64 biases and none; ADD, SUB and MUL with broadcasting; the pools; PAD;
 LEAKY_RELU; QUANTIZE/DEQUANTIZE at float32 I/O; a 1-D conv net)
 on the host (gcc with ASan/UBSan, random int16 inputs over the whole range), a subset under QEMU on mps2-an386
-(Cortex-M4: the planner must pick the portable int16 kernels, not the int8 DSP ones); int32 biases (TFLM then
-accumulates in int32), the integer QUANTIZEs (int16 -> int16, int8 <-> int16) and power-of-two ADD/SUB scales
-on crafted models; and the
-refusals of what stays unsupported or would overflow TFLM's arithmetic (one line; exit 2 from the CLI).
+(Cortex-M4: the planner must pick int16 kernels, not the int8 DSP ones; FC and CONV get their DSP
+variants, tests/test_int16_fast.py); int32 biases (TFLM then accumulates in int32), the integer QUANTIZEs
+(int16 -> int16, int8 <-> int16) and power-of-two ADD/SUB scales on crafted models; and the refusals of what
+stays unsupported or would overflow TFLM's arithmetic (one line; exit 2 from the CLI).
 """
 
 from __future__ import annotations
@@ -55,16 +55,20 @@ def test_the_net_is_int16_inside_with_float_io() -> None:
     assert {g.tensors[op.outputs[0]].dtype for op in g.ops[:-1]} == {"int16"}
 
 
-def test_int16_calls_get_only_portable_int16_kernels() -> None:
-    """On a core with DSP and MVE, an int16 call has exactly one variant: its portable int16 kernel."""
+def test_int16_calls_get_only_int16_kernels() -> None:
+    """On a core with DSP and MVE, an int16 call has only int16 variants: its portable int16 kernel, and for
+    FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D (depth multiplier 1 here) the MVE and DSP ones before it
+    (tests/test_int16_fast.py)."""
     g = parse_tflite(build(NET))
     ctx = LowerContext(graph=g, features=("dsp", "mve", "fpu"))
     for op in g.ops:
         call = lower_op(ctx, op)
         if isinstance(call, KernelCall):
             found = options(ctx, call)
-            assert [v.family for v in found] == ["portable"] and found[0].template.endswith(("_s16", "_s16_f32")), \
-                (op.kind, found)
+            fast = ["mve", "dsp"] if call.kernel in ("fc_s16", "conv_s16", "dwconv_s16") else []
+            assert [v.family for v in found] == fast + ["portable"], (op.kind, found)
+            assert found[-1].template.endswith(("_s16", "_s16_f32")), (op.kind, found)
+            assert all(v.implements == found[-1].template for v in found), (op.kind, found)
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,9 @@ with an int32 bias or none (the int32 one, as for int8), the multipliers as the 
 ADD and SUB are TFLM's general int16 path (the int8 arithmetic with left shift 15, computed per element: add_s8
 reads its rescaled inputs from 256-entry tables, which 16-bit inputs would make 65,536 entries), MUL its MulElementwise on int16 (mul_s16 taking mul_s8's).  QUANTIZE and DEQUANTIZE follow TFLM quantize_common.cc and dequantize_common.cc: reference_ops::AffineQuantize,
 Requantize and Dequantize.  The kernels are portable C, whole layer only (no in-place or patch form): the planner
-never offers an int8 DSP or MVE variant for them (those implement the int8 kernels, not these).
+never offers an int8 DSP or MVE variant for them (those implement the int8 kernels, not these); fc_s16 and
+conv_s16 and dwconv_s16 have DSP and MVE variants of their own (codegen/families_s16.py), which the planner picks
+by family.
 """
 
 from __future__ import annotations
