@@ -38,8 +38,7 @@ IM2COL = [
          bias=True),
     case("conv2d", "CONV_2D", (7, 8, 40), kernel=(3, 3), strides=(2, 2), padding="valid", filters=4, act="relu6",
          bias=True),
-
-
+]
 # 1x1 convolutions over at most 16 channels (the narrow kernel): 3 channels with a tail of output channels,
 # 8 (int16 lanes) with strides 2 and relu6, 16 over an odd pixel count.
 NARROW_CONV = [
