@@ -54,6 +54,9 @@ TFLM_NO_INT16 = {
     "HARD_SWISH": "float32 and int8",  # its Eval
     "PRELU": "float32 and int8",  # its Prepare (alpha int8)
     "L2_NORMALIZATION": "float32 and int8",  # its Prepare
+    "RESIZE_BILINEAR": "float32 and int8",  # its Eval (tests/test_int16_rest.py)
+    "ARG_MAX": "float32, uint8 and int8",  # its Eval (arg_min_max)
+    "ARG_MIN": "float32, uint8 and int8",  # its Eval (arg_min_max)
 }
 
 
