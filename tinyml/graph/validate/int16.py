@@ -134,6 +134,8 @@ def _int16_rule_table() -> dict[str, Rule]:
         # MAXIMUM, MINIMUM: TFLM compares the int16 values as they are (the int8 rows).
         "MAXIMUM": _int16_row(arith["MAXIMUM"]),
         "MINIMUM": _int16_row(arith["MINIMUM"]),
+        # RESIZE_NEAREST_NEIGHBOR: TFLM copies the int16 values as they are (the int8 row).
+        "RESIZE_NEAREST_NEIGHBOR": _int16_row(_conv_like_rules()["RESIZE_NEAREST_NEIGHBOR"]),
     }
 
 
