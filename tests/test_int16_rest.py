@@ -5,9 +5,11 @@ TFLM refuses RESIZE_BILINEAR (its Eval: float32 and int8 outputs only) and ARG_M
 uint8 and int8 inputs only) on int16: tinyml refuses them saying so (validation's TFLM_NO_INT16), checked here
 against the installed TFLM.  It runs RSQRT, BATCH_MATMUL, RESIZE_NEAREST_NEIGHBOR and SQUARED_DIFFERENCE.
 
-RESIZE_NEAREST_NEIGHBOR on int16 (the int8 kernel copying 2-byte pixels), bit-exact with TFLM on crafted models
-of several operators each: on the host (gcc with ASan/UBSan) up and down, odd sizes, two batches, each of
-align_corners and half_pixel_centers and both; under QEMU on mps2-an386 the same model.
+RESIZE_NEAREST_NEIGHBOR on int16 (the int8 kernel copying 2-byte pixels), and RSQRT on int16 (TFLM's
+RsqrtEvalQuantized<int16_t>, per element), bit-exact with TFLM on crafted models of several operators each: on the host (gcc with ASan/UBSan) up and down, odd sizes, two batches, each of
+align_corners and half_pixel_centers and both; RSQRT on every non-negative int16 value (TFLM fails on a
+negative one) at scale pairs with right and left output shifts and clamping at 32767; under QEMU on
+mps2-an386 the same RESIZE model and an RSQRT chain.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from tests.harness import assert_bitexact, refusal
 from tests.tflite_edit import craft_model
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
-from tinyml.errors import TinymlError, UnsupportedError
+from tinyml.compiler import build_model, write_project
+from tinyml.errors import ModelError, TinymlError, UnsupportedError
 from tinyml.graph import parse_tflite
 from tinyml.graph.validate.int16 import TFLM_NO_INT16
+from tinyml.targets.run import run_project
 from tinyml.tools.reference import run_tflm
+from tinyml.tools.verify import pack_samples, unpack_outputs, verify_model
 
 
 def _t(name: str, shape: list[int], scale: float = 1e-3) -> dict[str, Any]:
@@ -98,3 +103,59 @@ def test_resize_nearest_host(tmp_path: Path) -> None:
 @pytest.mark.qemu
 def test_resize_nearest_cortex_m4(tmp_path: Path) -> None:
     assert_bitexact(_resize_model(), tmp_path, board="mps2-an386", samples=2)
+
+
+# ---------------------------------------------------------------------------
+# RSQRT
+
+RSQRT_SCALES = [(1e-3, 1e-3), (1.0, 1.0 / 32768), (4.0, 1e-2), (1e-4, 0.05), (0.25, 2e-5)]  # (input, output)
+
+
+def _rsqrt_model(scales: list[tuple[float, float]], shape: list[int]) -> bytes:
+    tensors: list[dict[str, Any]] = []
+    for k, (s_in, s_out) in enumerate(scales):
+        tensors += [_t(f"x{k}", shape, s_in), _t(f"y{k}", shape, s_out)]
+    n = len(scales)
+    return craft_model(tensors, [("RSQRT", [2 * k], [2 * k + 1]) for k in range(n)],
+                       inputs=[2 * k for k in range(n)], outputs=[2 * k + 1 for k in range(n)])
+
+
+def test_rsqrt_on_every_non_negative_int16_value(tmp_path: Path) -> None:
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_rsqrt_model(RSQRT_SCALES, [1, 32768]))
+    every = np.arange(0, 32768, dtype=np.int16).reshape(1, 32768)
+    report = verify_model(path, "host", work_dir=tmp_path / "proj", inputs=[[every] * len(RSQRT_SCALES)])
+    assert report.ok, report.summary()
+
+
+def test_rsqrt_negative_input_is_defined(tmp_path: Path) -> None:
+    """TFLM fails on a negative input; the kernel gives what 1 gives (no undefined behaviour: the host
+    build runs under ASan/UBSan)."""
+    model = _rsqrt_model(RSQRT_SCALES[:1], [1, 4])
+    x = np.array([[1, -1, -32768, 5]], np.int16)
+    with pytest.raises(TinymlError):
+        run_tflm(model, [x])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(model)
+    compiled = build_model(path, "host")
+    write_project(compiled.files, tmp_path / "proj")
+    raw = run_project(tmp_path / "proj", pack_samples(compiled.graph, [[x]])).output
+    y = unpack_outputs(compiled.graph, raw, 1)[0][0]
+    ref = run_tflm(model, [np.array([[1, 1, 1, 5]], np.int16)])[0]
+    assert np.array_equal(y, ref), (y, ref)
+
+
+@pytest.mark.qemu
+def test_rsqrt_cortex_m4(tmp_path: Path) -> None:
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_rsqrt_model(RSQRT_SCALES, [1, 300]))
+    rng = np.random.default_rng(3)
+    xs = [[rng.integers(0, 32768, size=(1, 300)).astype(np.int16) for _ in RSQRT_SCALES] for _ in range(2)]
+    report = verify_model(path, "mps2-an386", work_dir=tmp_path / "proj", inputs=xs)
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("s_out", [1e-12, 1e9])
+def test_rsqrt_multiplier_out_of_range_is_refused(s_out: float) -> None:
+    msg = refusal(_rsqrt_model([(1.0, s_out)], [1, 4]), ModelError)
+    assert "operator 0 (RSQRT): the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20 is" in msg, msg

@@ -72,13 +72,18 @@ def rsqrt_real(in_s: float, out_s: float) -> float:
 
 
 def _rsqrt_quantization(graph: Graph, op: Op) -> None:
-    """The input zero point -128 (TFLM fails on inputs below it); the output multiplier, shifted by
-    RSQRT_SHIFT less, applied to 1 / sqrt(x) x 2^20 (at most 2^20), must keep that in int32 and shift right
-    by at most 31 (TFLM's RoundingDivideByPOT)."""
-    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    """The input zero point -128 (TFLM fails on inputs below it), and :func:`rsqrt_multiplier`."""
+    inp = _t(graph, op, 0)
     if inp.quant.zp != -128:
         raise _unsupported(graph, op, f"input {_ten(inp)} has zero point {inp.quant.zp}; supported is -128 (only "
                                       "non-negative values: TFLM's RSQRT fails on any input below the zero point)")
+    rsqrt_multiplier(graph, op)
+
+
+def rsqrt_multiplier(graph: Graph, op: Op) -> None:
+    """RSQRT's output multiplier (int8 and int16), shifted by RSQRT_SHIFT less, applied to 1 / sqrt(x) x 2^20
+    (at most 2^20), must keep that in int32 and shift right by at most 31 (TFLM's RoundingDivideByPOT)."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
     real = rsqrt_real(_f32(inp.quant.s), _f32(out.quant.s))
     what = "the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20"
     _check_multiplier(graph, op, what, real / float(1 << RSQRT_SHIFT), 1 << RSQRT_SHIFT)
