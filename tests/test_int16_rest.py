@@ -9,7 +9,9 @@ RESIZE_NEAREST_NEIGHBOR on int16 (the int8 kernel copying 2-byte pixels), and RS
 RsqrtEvalQuantized<int16_t>, per element), bit-exact with TFLM on crafted models of several operators each: on the host (gcc with ASan/UBSan) up and down, odd sizes, two batches, each of
 align_corners and half_pixel_centers and both; RSQRT on every non-negative int16 value (TFLM fails on a
 negative one) at scale pairs with right and left output shifts and clamping at 32767; under QEMU on
-mps2-an386 the same RESIZE model and an RSQRT chain.
+mps2-an386 the same RESIZE model and an RSQRT chain.  SQUARED_DIFFERENCE on int16 (TFLM's
+SquaredDifference<int16_t>, left shift 0) with broadcasting (odd sizes, a scalar, a constant input, inputs
+quantized unlike each other, outputs that clamp at 32767), on the host and under QEMU.
 """
 
 from __future__ import annotations
@@ -159,3 +161,48 @@ def test_rsqrt_cortex_m4(tmp_path: Path) -> None:
 def test_rsqrt_multiplier_out_of_range_is_refused(s_out: float) -> None:
     msg = refusal(_rsqrt_model([(1.0, s_out)], [1, 4]), ModelError)
     assert "operator 0 (RSQRT): the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20 is" in msg, msg
+
+
+# ---------------------------------------------------------------------------
+# SQUARED_DIFFERENCE
+
+SQD = [  # input 1 shape, input 2 shape (None: a constant of input 1's shape), output shape, input 2 scale, output
+    ([2, 3, 5], [5], [2, 3, 5], 1e-3, 0.2),
+    ([1, 4, 1, 3], [2, 1, 7, 1], [2, 4, 7, 3], 2e-3, 0.5),
+    ([7], [1], [7], 1e-3, 1e-3),  # clamps at 32767
+    ([3, 1, 9], None, [3, 1, 9], 5e-4, 0.05),
+    ([1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], 3e-3, 1.0),
+    ([1, 33], [1, 33], [1, 33], 1e-5, 2e-5),  # the second input scale the smaller
+]
+
+
+def _sqd_model() -> bytes:
+    rng = np.random.default_rng(4)
+    tensors: list[dict[str, Any]] = []
+    ops, inputs, outputs = [], [], []
+    for k, (a, b, out, s2, s_out) in enumerate(SQD):
+        base = len(tensors)
+        tensors += [_t(f"a{k}", a), _t(f"b{k}", a if b is None else b, s2), _t(f"y{k}", out, s_out)]
+        if b is None:
+            tensors[base + 1]["data"] = rng.integers(-32768, 32768, size=a).astype(np.int16)
+        ops.append(("SQUARED_DIFFERENCE", [base, base + 1], [base + 2]))
+        inputs += [base] if b is None else [base, base + 1]
+        outputs.append(base + 2)
+    return craft_model(tensors, ops, inputs=inputs, outputs=outputs)
+
+
+def test_squared_difference_host(tmp_path: Path) -> None:
+    assert_bitexact(_sqd_model(), tmp_path, board="host", samples=3)
+
+
+@pytest.mark.qemu
+def test_squared_difference_cortex_m4(tmp_path: Path) -> None:
+    assert_bitexact(_sqd_model(), tmp_path, board="mps2-an386", samples=2)
+
+
+def test_squared_difference_multiplier_out_of_range_is_refused() -> None:
+    tensors = [_t("a", [1, 4], 1.0), _t("b", [1, 4], 1.0), _t("y", [1, 4], 1e-12)]
+    model = craft_model(tensors, [("SQUARED_DIFFERENCE", [0, 1], [2])], inputs=[0, 1], outputs=[2])
+    msg = refusal(model, ModelError)
+    assert "operator 0 (SQUARED_DIFFERENCE): the output multiplier (2 x the larger input scale)^2 / (2^0 x output " \
+           "scale)" in msg, msg

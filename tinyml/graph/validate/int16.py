@@ -139,6 +139,9 @@ def _int16_rule_table() -> dict[str, Rule]:
         # RSQRT: TFLM's RsqrtEvalQuantized<int16_t> (zero points 0, which its Prepare asserts; it fails on a
         # negative input at run time, as on an int8 one below the zero point); the int8 row's multiplier check.
         "RSQRT": Rule(inputs=(act,), outputs=out, checks=(_same_size, rsqrt_multiplier)),
+        # SQUARED_DIFFERENCE: TFLM's SquaredDifference<int16_t> (left shift 0; the int8 row, its multiplier
+        # check taking the int16 left shift).
+        "SQUARED_DIFFERENCE": _int16_row(arith["SQUARED_DIFFERENCE"]),
     }
 
 
