@@ -166,7 +166,7 @@ def _refused_model(kind: str) -> bytes:
 
 
 def test_the_refused_kinds_are_tflm_s() -> None:
-    assert sorted(REFUSED) == sorted(TFLM_NO_INT16)
+    assert set(REFUSED) <= set(TFLM_NO_INT16)  # the rest: tests/test_int16_rest.py
 
 
 @pytest.mark.parametrize("kind", sorted(REFUSED))

@@ -21,8 +21,8 @@ from tinyml.codegen.ops.elementwise import binary_call, binary_operands, int8_ta
 from tinyml.codegen.qmath import (INT8_MAX, INT8_MIN, inv_sqrt_multiplier, multiply_by_quantized_multiplier,
                                   quantize_multiplier)
 from tinyml.graph.ir import Op
-from tinyml.graph.validate import (RSQRT_SHIFT, SQUARED_DIFFERENCE_LEFT_SHIFT, arg_min_max_axis, prelu_reals,
-                                   rsqrt_real, squared_difference_reals)
+from tinyml.graph.validate import (RSQRT_SHIFT, arg_min_max_axis, prelu_reals, rsqrt_real,
+                                   squared_difference_left_shift, squared_difference_reals)
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.  The binary kernels
 # run in place over a same-sized dying input, as add_s8.  Instructions per output element (per input element
@@ -44,9 +44,11 @@ def lower_minmax(ctx: LowerContext, op: Op) -> KernelCall:
 
 @lowering("SQUARED_DIFFERENCE")
 def lower_squared_difference(ctx: LowerContext, op: Op) -> KernelCall:
+    """int8 (squared_difference_s8), and int16 with the int16 kernel's name and left shift (int16_rest.py)."""
     a, b, out, _, layout = binary_operands(ctx, op)
-    reals = squared_difference_reals(tensor_scale(a), tensor_scale(b), tensor_scale(out))
-    params = dict(**layout, in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, left_shift=SQUARED_DIFFERENCE_LEFT_SHIFT)
+    left_shift = squared_difference_left_shift(a.dtype)
+    reals = squared_difference_reals(tensor_scale(a), tensor_scale(b), tensor_scale(out), left_shift)
+    params = dict(**layout, in1_offset=-a.quant.zp, in2_offset=-b.quant.zp, left_shift=left_shift)
     for name, real in zip(("in1", "in2", "out"), reals):
         params[f"{name}_mult"], params[f"{name}_shift"] = quantize_multiplier(real)
     params["out_offset"] = out.quant.zp

@@ -1,5 +1,6 @@
 """Convolution-like operators of issue 17: TRANSPOSE_CONV (int8 activations, int8 weights per channel or per
-tensor, optional int32 bias), RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR (int8).
+tensor, optional int32 bias), RESIZE_NEAREST_NEIGHBOR (int8 and int16) and RESIZE_BILINEAR
+(int8).
 
 TRANSPOSE_CONV follows TFLM transpose_conv.cc (Prepare: PopulateConvolutionQuantizationParams with one
 multiplier per output channel, the padding ComputePaddingHeightWidth gives over the output's size) and
@@ -18,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from tinyml.codegen.declare import portable
-from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, lowering, shape4, tensor_arg
+from tinyml.codegen.lower import ConstArray, KernelCall, LowerContext, bytes_arg, lowering, shape4, tensor_arg
 from tinyml.codegen.ops.common import bias_arg, fused_activation, per_channel_multipliers
 from tinyml.codegen.qmath import activation_range
-from tinyml.graph.ir import Op
+from tinyml.graph.ir import DTYPE_BYTES, Op
 from tinyml.graph.validate import bilinear_axis, transpose_conv_padding
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.  Instructions per
@@ -96,26 +97,41 @@ def nearest_axis(in_size: int, out_size: int, align_corners: bool, half_pixel_ce
     return (np.maximum(index, 0) if half_pixel_centers else index).astype(np.int32)
 
 
-@lowering("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR")
-def lower_resize(ctx: LowerContext, op: Op) -> KernelCall:
-    # Validated: 4-D input and output, the output [batches, size[0], size[1], channels]; for RESIZE_BILINEAR
-    # not both flags, TFLM's int32 positions in range and every lower index inside the input.
+@lowering("RESIZE_NEAREST_NEIGHBOR", dtype=("int8", "int16"))
+def lower_resize_nearest(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: 4-D input and output, the output [batches, size[0], size[1], channels].  The kernel copies
+    # pixels as bytes (an int16 pixel is depth x 2 of them; TFLM's int16 kernel copies the values as they are).
     inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
     n, in_h, in_w, c = shape4(op, inp)
     _, out_h, out_w, _ = shape4(op, out)
     align, half = op.options["align_corners"], op.options["half_pixel_centers"]
-    nearest = op.kind == "RESIZE_NEAREST_NEIGHBOR"
+    params = dict(batches=n, in_h=in_h, in_w=in_w, depth=c * DTYPE_BYTES[inp.dtype], out_h=out_h, out_w=out_w,
+                  ytab="y", xtab="x")
+    return KernelCall(
+        op_index=op.index, op_kind=op.kind, kernel="resize_nearest_s8", spec={}, params=params,
+        args=[bytes_arg(inp), bytes_arg(out, writable=True)],
+        consts=[ConstArray("y", "int32_t", nearest_axis(in_h, out_h, align, half)),
+                ConstArray("x", "int32_t", nearest_axis(in_w, out_w, align, half))],
+        inputs=[inp.index], outputs=[out.index],
+    )
+
+
+@lowering("RESIZE_BILINEAR")
+def lower_resize_bilinear(ctx: LowerContext, op: Op) -> KernelCall:
+    # Validated: 4-D input and output, the output [batches, size[0], size[1], channels]; not both flags, TFLM's
+    # int32 positions in range and every lower index inside the input.
+    inp, out = ctx.t(op.inputs[0]), ctx.t(op.outputs[0])
+    n, in_h, in_w, c = shape4(op, inp)
+    _, out_h, out_w, _ = shape4(op, out)
+    align, half = op.options["align_corners"], op.options["half_pixel_centers"]
 
     def table(name: str, in_size: int, out_size: int) -> ConstArray:
-        """Per output index: the input index (nearest), or the lower and upper input index and the distance
-        past the lower one (bilinear)."""
-        if nearest:
-            return ConstArray(name, "int32_t", nearest_axis(in_size, out_size, align, half))
+        """Per output index: the lower and upper input index and the distance past the lower one."""
         return ConstArray(name, "int32_t", bilinear_axis(in_size, out_size, align, half).astype(np.int32).reshape(-1))
 
     params = dict(batches=n, in_h=in_h, in_w=in_w, depth=c, out_h=out_h, out_w=out_w, ytab="y", xtab="x")
     return KernelCall(
-        op_index=op.index, op_kind=op.kind, kernel="resize_nearest_s8" if nearest else "resize_bilinear_s8",
+        op_index=op.index, op_kind=op.kind, kernel="resize_bilinear_s8",
         spec={}, params=params, args=[tensor_arg(inp), tensor_arg(out, writable=True)],
         consts=[table("y", in_h, out_h), table("x", in_w, out_w)], inputs=[inp.index], outputs=[out.index],
     )

@@ -58,7 +58,8 @@ from tinyml.graph.validate.base import (ADD_LEFT_SHIFT, ADD_LEFT_SHIFT_INT16, BR
                                         add_reals, hard_swish_reals, multiplier_shift, resolve_axes, softmax_real)
 from tinyml.graph.validate.movement import (SliceAxis, pack_axis, slice_axes, split_axis, strided_slice_axes,
                                             transpose_perm, unpack_axis)
-from tinyml.graph.validate.arith import (arg_min_max_axis, prelu_reals, rsqrt_real, squared_difference_reals)
+from tinyml.graph.validate.arith import (arg_min_max_axis, prelu_reals, rsqrt_real, squared_difference_left_shift,
+                                         squared_difference_reals)
 from tinyml.graph.validate.convlike import (BATCH_MATMUL_MAX_RANK, MatMulShape, batch_matmul_shape, bilinear_axis,
                                             transpose_conv_padding)
 from tinyml.graph.validate.floats import (FLOAT_RULES, float_operator)
@@ -72,6 +73,7 @@ __all__ = ["ADD_LEFT_SHIFT", "ADD_LEFT_SHIFT_INT16", "BROADCAST_MAX_RANK", "CONV
            "SQUARED_DIFFERENCE_LEFT_SHIFT", "Operand", "Rule", "add_reals", "hard_swish_reals", "multiplier_shift",
            "resolve_axes", "softmax_real", "SliceAxis", "pack_axis", "slice_axes", "split_axis", "strided_slice_axes",
            "transpose_perm", "unpack_axis", "arg_min_max_axis", "prelu_reals", "rsqrt_real", "squared_difference_reals",
+           "squared_difference_left_shift",
            "BATCH_MATMUL_MAX_RANK", "MatMulShape", "batch_matmul_shape", "bilinear_axis", "transpose_conv_padding",
            "FLOAT_RULES", "float_operator", "INT16_RULES", "int16_operator", "int64_accumulator", "RULES",
            "sigmoid16_input", "softmax16_real",

@@ -52,12 +52,19 @@ def _arith_rule_table(pad: Rule) -> dict[str, Rule]:
 # Relations of PADV2, SQUARED_DIFFERENCE, PRELU, ARG_MAX, ARG_MIN and RSQRT.
 
 
-def squared_difference_reals(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
-    """TFLM's SQUARED_DIFFERENCE PrepareQuantized for int8 (left shift 7): the input multipliers as ADD's, the
-    output one (twice the larger scale)^2 / (2^14 x the output scale, a float32 product)."""
+def squared_difference_left_shift(dtype: str) -> int:
+    """TFLM's SQUARED_DIFFERENCE left shift: 7 for int8, 0 for int16 (zero points 0: 32768^2 fits)."""
+    return 0 if dtype == "int16" else SQUARED_DIFFERENCE_LEFT_SHIFT
+
+
+def squared_difference_reals(s1: float, s2: float, s_out: float,
+                             left_shift: int = SQUARED_DIFFERENCE_LEFT_SHIFT) -> tuple[float, float, float]:
+    """TFLM's SQUARED_DIFFERENCE PrepareQuantized (left shift 7 for int8, 0 for int16): the input multipliers as
+    ADD's, the output one (twice the larger scale)^2 / (2^(2 x left shift) x the output scale, a float32
+    product)."""
     twice_max = 2.0 * max(s1, s2)
     with np.errstate(all="ignore"):
-        denominator = float(np.float32(np.float32(1 << (2 * SQUARED_DIFFERENCE_LEFT_SHIFT)) * np.float32(s_out)))
+        denominator = float(np.float32(np.float32(1 << (2 * left_shift)) * np.float32(s_out)))
     return s1 / twice_max, s2 / twice_max, twice_max * twice_max / denominator
 
 
@@ -72,13 +79,18 @@ def rsqrt_real(in_s: float, out_s: float) -> float:
 
 
 def _rsqrt_quantization(graph: Graph, op: Op) -> None:
-    """The input zero point -128 (TFLM fails on inputs below it); the output multiplier, shifted by
-    RSQRT_SHIFT less, applied to 1 / sqrt(x) x 2^20 (at most 2^20), must keep that in int32 and shift right
-    by at most 31 (TFLM's RoundingDivideByPOT)."""
-    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
+    """The input zero point -128 (TFLM fails on inputs below it), and :func:`rsqrt_multiplier`."""
+    inp = _t(graph, op, 0)
     if inp.quant.zp != -128:
         raise _unsupported(graph, op, f"input {_ten(inp)} has zero point {inp.quant.zp}; supported is -128 (only "
                                       "non-negative values: TFLM's RSQRT fails on any input below the zero point)")
+    rsqrt_multiplier(graph, op)
+
+
+def rsqrt_multiplier(graph: Graph, op: Op) -> None:
+    """RSQRT's output multiplier (int8 and int16), shifted by RSQRT_SHIFT less, applied to 1 / sqrt(x) x 2^20
+    (at most 2^20), must keep that in int32 and shift right by at most 31 (TFLM's RoundingDivideByPOT)."""
+    inp, out = _t(graph, op, 0), _t(graph, op, 0, True)
     real = rsqrt_real(_f32(inp.quant.s), _f32(out.quant.s))
     what = "the output multiplier 1 / (sqrt(input scale) x output scale) / 2^20"
     _check_multiplier(graph, op, what, real / float(1 << RSQRT_SHIFT), 1 << RSQRT_SHIFT)
@@ -93,11 +105,12 @@ def _squared_difference_multipliers(graph: Graph, op: Op) -> None:
     """The input multipliers are at most 1/2; the output one is QuantizeMultiplier's, applied to the square of
     the rescaled difference, which must stay in int32 when shifted left by it."""
     a, b, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
-    r1, r2, ro = squared_difference_reals(_f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s))
-    # |rescaled input| <= |x - zero point| * 2^7 * multiplier, plus one for the rounding of each step
-    diff = math.ceil((_max_offset(a) * r1 + _max_offset(b) * r2) * (1 << SQUARED_DIFFERENCE_LEFT_SHIFT)) + 2
-    _check_multiplier(graph, op, "the output multiplier (2 x the larger input scale)^2 / (2^14 x output scale)",
-                      ro, diff * diff)
+    shift = squared_difference_left_shift(a.dtype)
+    r1, r2, ro = squared_difference_reals(_f32(a.quant.s), _f32(b.quant.s), _f32(out.quant.s), shift)
+    # |rescaled input| <= |x - zero point| * 2^left_shift * multiplier, plus one for the rounding of each step
+    diff = math.ceil((_max_offset(a) * r1 + _max_offset(b) * r2) * (1 << shift)) + 2
+    _check_multiplier(graph, op, "the output multiplier (2 x the larger input scale)^2 / "
+                      f"(2^{2 * shift} x output scale)", ro, diff * diff)
 
 
 def _prelu_multipliers(graph: Graph, op: Op) -> None:

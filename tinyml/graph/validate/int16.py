@@ -27,7 +27,7 @@ import math
 from typing import Callable
 
 from tinyml.graph.ir import Graph, Op
-from tinyml.graph.validate.arith import _arith_rule_table
+from tinyml.graph.validate.arith import _arith_rule_table, rsqrt_multiplier
 from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op,
                                         multiplier_shift)
 from tinyml.graph.validate.convlike import _conv_like_rules, _transpose_conv_padding, _transpose_conv_shapes
@@ -54,6 +54,9 @@ TFLM_NO_INT16 = {
     "HARD_SWISH": "float32 and int8",  # its Eval
     "PRELU": "float32 and int8",  # its Prepare (alpha int8)
     "L2_NORMALIZATION": "float32 and int8",  # its Prepare
+    "RESIZE_BILINEAR": "float32 and int8",  # its Eval (tests/test_int16_rest.py)
+    "ARG_MAX": "float32, uint8 and int8",  # its Eval (arg_min_max)
+    "ARG_MIN": "float32, uint8 and int8",  # its Eval (arg_min_max)
 }
 
 
@@ -131,6 +134,14 @@ def _int16_rule_table() -> dict[str, Rule]:
         # MAXIMUM, MINIMUM: TFLM compares the int16 values as they are (the int8 rows).
         "MAXIMUM": _int16_row(arith["MAXIMUM"]),
         "MINIMUM": _int16_row(arith["MINIMUM"]),
+        # RESIZE_NEAREST_NEIGHBOR: TFLM copies the int16 values as they are (the int8 row).
+        "RESIZE_NEAREST_NEIGHBOR": _int16_row(_conv_like_rules()["RESIZE_NEAREST_NEIGHBOR"]),
+        # RSQRT: TFLM's RsqrtEvalQuantized<int16_t> (zero points 0, which its Prepare asserts; it fails on a
+        # negative input at run time, as on an int8 one below the zero point); the int8 row's multiplier check.
+        "RSQRT": Rule(inputs=(act,), outputs=out, checks=(_same_size, rsqrt_multiplier)),
+        # SQUARED_DIFFERENCE: TFLM's SquaredDifference<int16_t> (left shift 0; the int8 row, its multiplier
+        # check taking the int16 left shift).
+        "SQUARED_DIFFERENCE": _int16_row(arith["SQUARED_DIFFERENCE"]),
     }
 
 
