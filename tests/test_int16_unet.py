@@ -61,15 +61,16 @@ def test_the_unet_is_int16_inside_with_int8_io() -> None:
     assert {g.tensors[op.outputs[0]].dtype for op in g.ops[:-1]} == {"int16"}
 
 
-def test_unet_calls_get_only_portable_kernels() -> None:
-    """On a core with DSP and MVE, every call of the U-Net has one variant, a portable one: the int16 kernels
-    and the byte-moving ones (no int8 DSP or MVE kernel)."""
+def test_unet_calls_get_only_int16_kernels() -> None:
+    """On a core with DSP and MVE, every call of the U-Net has int16 variants or byte-moving ones (no int8
+    DSP or MVE kernel): the convolutions also the int16 DSP and MVE ones (tests/test_int16_fast.py)."""
     g = parse_tflite(build(UNET))
     ctx = LowerContext(graph=g, features=("dsp", "mve", "fpu"))
     calls = [c for c in (lower_op(ctx, op) for op in g.ops) if isinstance(c, KernelCall)]
     found = {(v.family, v.template) for c in calls for v in options(ctx, c)}
     assert found == {("portable", t) for t in ("requantize_s16", "conv_s16", "leaky_relu_s16", "pad_s16", "add_s16",
-                                               "transpose_conv_s16", "copy_nd_s8", "concat_s8")}
+                                               "transpose_conv_s16", "copy_nd_s8", "concat_s8")} | {
+        ("dsp", "conv_s16_dsp"), ("mve", "conv_s16_mve")}
     assert len(calls) == len(g.ops)
 
 
