@@ -108,6 +108,9 @@ class Variant:
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
     helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
+    # a slower variant over fewer weight bytes than the variant named here, which the planner leaves out for
+    # it, largest layers first, where the board's flash is short (codegen/specialize.py, flash_fallbacks)
+    saves_flash_of: str | None = None
 
     def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
         if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):

@@ -572,6 +572,36 @@ def mve_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
 
 
 # ---------------------------------------------------------------------------
+# The DSP convolution over int8 weights: conv_s8_dsp's flash fallback (its widened weights take twice the
+# bytes), chosen per layer where the widened build would not fit the board's flash (saves_flash_of).
+
+
+def dsp_conv_narrow(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    """conv_s8_dsp_narrow: per pair of output channels (the last one padded with a zero channel), per group
+    of 4 taps (in conv_tap_order, zero taps to kp), the two channels' 4 int8 taps, which the kernel
+    sign-extends with SXTB16; bias, multipliers and shifts padded to the pairs."""
+    p = call.params
+    out_c, k_h, k_w, in_c = p["out_c"], p["k_h"], p["k_w"], p["in_c"]
+    kp = _conv_kp(p)
+    w = _weights(ctx, call).reshape(out_c, k_h * k_w * in_c)
+    c = _consts(call)
+    mult, shift = _per_output(c["mult"], out_c), _per_output(c["shift"], out_c)
+    bias = _bias(ctx, call, out_c)
+    rq = _requant_mode(mult, shift, np.abs(w).sum(axis=1) * 255 + np.abs(bias))
+    spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, kp=kp, rq=rq, odd=out_c % 2 == 1, **_clamp_spec(p))
+    order = conv_tap_order(k_h, k_w, in_c)
+    if in_c % 4:
+        spec["order"] = tuple(int(q) for q in order)
+    pairs = (out_c + 1) // 2
+    wpad = np.zeros((2 * pairs, kp), dtype=np.int8)
+    wpad[:out_c, order] = w
+    wp = wpad.reshape(pairs, 2, kp // 4, 4).transpose(0, 2, 1, 3)  # [pair][group][channel][tap]
+    return _variant(call, "conv_s8_dsp_narrow", spec, ConstArray("w", "int8_t", wp.reshape(-1)),
+                    ConstArray("bias", "int32_t", _pad_to(bias, 2 * pairs).astype(np.int32)),
+                    _pad_to(mult, 2 * pairs), _pad_to(_dsp_shift(shift, rq), 2 * pairs))
+
+
+# ---------------------------------------------------------------------------
 # The declarations of the variants above (codegen/declare.py).
 
 # The DSP variants run in place through a ring (spec.ring) and compute patch windows (spec.window, not
@@ -675,4 +705,13 @@ VARIANTS = (
     # the software-pipelined loop; the C loop where the fix-up or a broadcast is needed: about 3.3 / 5.5).
     Variant("add_s8_mve", "add_s8", "mve", ("mve",), inplace=True, accepts=mve_add_ok, per_mac=2.8,
             build=mve_add, helpers=(MVE,)),
+    # conv_s8_dsp over int8 weights (the kernel before its weights were widened, with the window forms'
+    # per-call offsets): two pixels x two channels, SXTB16 on the weights in the inner loop.  Its figures
+    # as fitted for that kernel over the 28 convolutions of ResNet-8, DS-CNN and MobileNetV1-0.25 on
+    # mps2-an386 (1.17 per MAC plus 15.4 per output element, patch_call 5,600; December 2026).  Never the
+    # fastest: chosen only where conv_s8_dsp's weights would not fit the board's flash (saves_flash_of).
+    Variant("conv_s8_dsp_narrow", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True,
+            ring_extra=dsp_conv_ring_extra, ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack,
+            per_mac=1.17, per_output=15.4, ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75,
+            patch_call=5600, build=dsp_conv_narrow, helpers=(DSP,), saves_flash_of="conv_s8_dsp"),
 )

@@ -6,15 +6,21 @@ parameters (conv_s8.c.j2) gets them from the plan: the whole layer, or one
 set of window parameters per patch for the operators of a patch stage, and
 the ring buffer and lag of an operator that runs in place.  The calls come
 out in the plan's execution order.
+
+Where the board's flash is short, :func:`flash_fallbacks` names the
+operators to move onto a variant that declares it saves flash over the one
+the plan chose (``Variant.saves_flash_of``), largest saving first; the
+compiler plans again without the chosen variants for them.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tinyml.codegen.lower import Alias, Arg, KernelCall, LowerContext, Lowered
-from tinyml.codegen.variants import Variant, options, variant
+from tinyml.codegen.variants import VARIANTS, Variant, options, variant
+from tinyml.graph.ir import Graph
 from tinyml.schedule.choose import Options
 from tinyml.schedule.plan import OpFacts, PatchStage, PatchWindow, Plan
 
@@ -105,3 +111,53 @@ def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> lis
             call = _patch_form(call, st)
         out.append(call)
     return out
+
+
+def weight_bytes(graph: Graph, calls: list[Lowered]) -> int:
+    """Compiled weights: bytes of constant data the calls hold in flash, the constant tensors they still
+    reference (each once) plus the arrays lowering and specialization derived (rearranged and padded
+    weights, folded biases, multipliers, shifts, tables)."""
+    kernels = [k for k in calls if isinstance(k, KernelCall)]
+    tensors = {a.tensor for k in kernels for a in k.args if a.kind == "tensor" and graph.tensors[a.tensor].is_const}
+    return sum(graph.tensors[t].nbytes for t in tensors) + sum(c.nbytes for k in kernels for c in k.consts)
+
+
+@dataclass(frozen=True)
+class FlashFallback:
+    """Operators moved off their fastest variant onto one over fewer weight bytes (saves_flash_of)."""
+
+    ops: dict[int, tuple[str, str]]  # op index -> (the variant left out, the one that saves flash)
+    saved: int  # weight bytes fewer, over all of them
+
+
+def flash_fallbacks(ctx: LowerContext, calls: list[Lowered], plan: Plan, excess: int) -> FlashFallback:
+    """Which operators of ``plan`` to move onto a variant declaring it saves flash over the one the plan
+    chose, largest saving first, until ``excess`` weight bytes are saved (all of them where that is not
+    enough)."""
+    savers = {v.saves_flash_of: v for v in VARIANTS if v.saves_flash_of is not None}
+    saving: list[tuple[int, int, str, str]] = []
+    for c in calls:
+        if not isinstance(c, KernelCall) or c.op_index not in plan.choice:
+            continue
+        wide = variant(plan.choice[c.op_index].variant)
+        narrow = savers.get(wide.template)
+        if narrow is None or not narrow.applies(ctx, c):
+            continue
+        assert wide.build is not None and narrow.build is not None
+        n = weight_bytes(ctx.graph, [wide.build(ctx, c)]) - weight_bytes(ctx.graph, [narrow.build(ctx, c)])
+        if n > 0:
+            saving.append((n, c.op_index, wide.template, narrow.template))
+    ops: dict[int, tuple[str, str]] = {}
+    saved = 0
+    for n, op, wide_t, narrow_t in sorted(saving, key=lambda s: (-s[0], s[1])):
+        if saved >= excess:
+            break
+        ops[op] = (wide_t, narrow_t)
+        saved += n
+    return FlashFallback(ops=ops, saved=saved)
+
+
+def without_variants(options: Options, left_out: dict[int, tuple[str, str]]) -> Options:
+    """``options`` without the variant ``left_out`` names for each of its operators."""
+    return {op: tuple(f for f in opts if op not in left_out or f.variant != left_out[op][0])
+            for op, opts in options.items()}

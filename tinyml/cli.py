@@ -211,6 +211,8 @@ def cmd_compile(a: argparse.Namespace) -> int:
     print(f"fit: {fit_of(c).format()}")
     if c.fold_note:
         print(f"note: {c.fold_note}")
+    if c.flash_note:
+        print(f"note: {c.flash_note}")
     p = c.plan
     if p.cost > p.fastest_cost * 1.001:
         print(f"note: this plan is estimated at {p.cost / p.fastest_cost:.2f}x the instructions of the fastest "

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tinyml.boards import Board, list_boards, load_board
@@ -16,7 +16,7 @@ from tinyml.codegen.lower import Alias, KernelCall, LowerContext, Lowered
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.ops.floats import LIBM_KERNELS
 from tinyml.codegen.render import ARENA_KINDS, Storage, render_model
-from tinyml.codegen.specialize import specialize_calls, variant_options
+from tinyml.codegen.specialize import flash_fallbacks, specialize_calls, variant_options, weight_bytes, without_variants
 from tinyml.codegen.variants import estimate_cycles, variant
 from tinyml.errors import FitError, InputError
 from tinyml.graph import Graph, load_tflite
@@ -37,6 +37,7 @@ class Compiled:
     calls: list[Lowered]
     files: dict[str, str | bytes]  # relative path -> content (bytes: a static library)
     fold_note: str = ""  # TRANSPOSEs folded into their readers, or why not (codegen/fold.py)
+    flash_note: str = ""  # layers on slower variants over fewer weight bytes, for the board's flash
 
     @property
     def kernel_families(self) -> list[str]:
@@ -49,11 +50,7 @@ class Compiled:
         the kernel calls still reference plus the arrays lowering derived (rearranged and padded weights,
         folded biases, multipliers, shifts, tables); the linked ELF's SizeReport.weight_bytes measures the
         same.  Not the .tflite's constant tensors (`tinyml inspect`'s model constants)."""
-        tensors = {a.tensor for k in self.calls if isinstance(k, KernelCall) for a in k.args
-                   if a.kind == "tensor" and self.graph.tensors[a.tensor].is_const}
-        n = sum(self.graph.tensors[t].nbytes for t in tensors)
-        n += sum(c.nbytes for k in self.calls if isinstance(k, KernelCall) for c in k.consts)
-        return n
+        return weight_bytes(self.graph, self.calls)
 
     @property
     def uses_libm(self) -> bool:
@@ -86,6 +83,7 @@ class Planned:
     candidates: list[Plan]
     plan: Plan  # the one the objective picks
     fold_note: str = ""  # what became of the TRANSPOSEs that can fold (codegen/fold.fold_note)
+    flash_note: str = ""  # the layers on slower variants over fewer weight bytes (fit_flash), or ""
 
 
 def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
@@ -120,7 +118,40 @@ def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
     note = fold_note(graph, folds, taken=way is planned[0][0],
                      folded=(best_folded.arena_bytes, int(best_folded.cost)) if best_folded else None,
                      chosen=(plan.arena_bytes, int(plan.cost)))
-    return Planned(ctx=ctx, calls=way, options=options, candidates=plans, plan=plan, fold_note=note)
+    planned_way = Planned(ctx=ctx, calls=way, options=options, candidates=plans, plan=plan, fold_note=note)
+    return fit_flash(planned_way, board, sram, tolerance) if board is not None else planned_way
+
+
+def fit_flash(planned: Planned, board: Board, sram: int | None, tolerance: float) -> Planned:
+    """Where the plan's compiled weights would not fit the board's flash (with CODE_ESTIMATE_BYTES of code),
+    the operators whose variant has a slower one over fewer weight bytes (Variant.saves_flash_of) move onto
+    it, largest saving first, until they fit (or every one has), and the model is planned again without the
+    variants they left; ``flash_note`` says which.  A board without a flash size is left as planned."""
+    if board.kind == "host" or not board.flash_bytes:
+        return planned
+    budget = board.flash_bytes - CODE_ESTIMATE_BYTES
+    graph, ctx = planned.ctx.graph, planned.ctx
+    left_out: dict[int, tuple[str, str]] = {}
+    options, plans, plan = planned.options, planned.candidates, planned.plan
+    before = weight_bytes(graph, specialize_calls(ctx, planned.calls, plan))
+    weights = before
+    while weights > budget:
+        more = flash_fallbacks(ctx, planned.calls, plan, weights - budget)
+        if not more.ops:
+            break  # nothing more to save: check_fit says by how much it is too big
+        left_out.update(more.ops)
+        options = without_variants(planned.options, left_out)
+        plans = candidates(graph, options, sram=sram)
+        plan = pick(graph, plans, sram, tolerance=tolerance)
+        weights = weight_bytes(graph, specialize_calls(ctx, planned.calls, plan))
+    if not left_out:
+        return planned
+    kinds = sorted({f"{narrow} for {wide}" for wide, narrow in left_out.values()})
+    ops = ", ".join(str(op) for op in left_out)
+    note = (f"flash: {len(left_out)} layer(s) (ops {ops}, largest first) on {', '.join(kinds)}, compiled weights "
+            f"{before:,} -> {weights:,} bytes, to fit the {board.flash_bytes:,}-byte flash of {board.name} "
+            f"(with {CODE_ESTIMATE_BYTES:,} of code, estimated)")
+    return replace(planned, options=options, candidates=plans, plan=plan, flash_note=note)
 
 
 # A linker section name: C-identifier characters and dots, as GNU ld and every linker script take it
@@ -192,7 +223,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     calls = specialize_calls(planned.ctx, planned.calls, plan)
     model_files = render_model(graph, calls, plan, storage=storage, header=model_header(graph.name, fmt))
     compiled = Compiled(graph=graph, board=brd, plan=plan, calls=calls, files=dict(model_files),
-                        fold_note=planned.fold_note)
+                        fold_note=planned.fold_note, flash_note=planned.flash_note)
     check_fit(compiled, smallest_arena=min(p.arena_bytes for p in planned.candidates))
     if fmt == "project":
         compiled.files.update(render_project_files(brd, graph.name, app, storage))

@@ -91,7 +91,7 @@ class CompiledModel(Compiled):
     def __init__(self, compiled: Compiled, *, fmt: str, model_bytes: bytes | None, sram: int | None,
                  storage: Storage, tolerance: float) -> None:
         super().__init__(graph=compiled.graph, board=compiled.board, plan=compiled.plan, calls=compiled.calls,
-                         files=compiled.files, fold_note=compiled.fold_note)
+                         files=compiled.files, fold_note=compiled.fold_note, flash_note=compiled.flash_note)
         self.format = fmt
         self._bytes = model_bytes
         self._options = dict(sram=sram, storage=storage, tolerance=tolerance)
