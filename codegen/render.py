@@ -60,6 +60,13 @@ def c_comment(text: str, limit: int | None = 60) -> str:
     return clean.replace("*/", "*_").replace("/*", "_*")
 
 
+def text_line(text: str) -> str:
+    """``text`` (a source path: the user's, any characters) as it may stand in a generated text file's line
+    comment (CMake's ``#``, a C comment) or Markdown code span: c_comment's printable ASCII on one line, and
+    no backtick (which ends a code span) or ``${`` (a CMake variable reference)."""
+    return c_comment(text, None).replace("`", "'").replace("${", "$_{")
+
+
 ARENA_KINDS = ("static", "caller")
 
 

@@ -319,3 +319,26 @@ def test_exports_keep_the_output_directory_safe(tmp_path: Path, capsys: pytest.C
         assert cli_main(["compile", str(zoo("ds_cnn")), "-b", BOARD, "-o", str(other), "--format", fmt,
                          "--name", "kws"]) == 0
     assert (other / "CMakeLists.txt").is_file() and not (other / "libkws.a").exists()
+
+
+def test_exports_quote_no_source_path_raw(tmp_path: Path) -> None:
+    """A model path with a newline, quotes, a backtick, '${', ')' and '*/' reaches CMakeLists.txt's and
+    README.md's text (a CMake line comment, a Markdown code span) as one printable line without them: the
+    files are those of a plain path but for that line."""
+    from tests.modelgen import op_cases
+
+    model = build(op_cases("CONV_2D")[0])
+    hostile = tmp_path / 'a\n)"\'`b ${X}*' / 'c\rd'  # "*/" across the two names
+    hostile.mkdir(parents=True)
+    (hostile / "m.tflite").write_bytes(model)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "m.tflite").write_bytes(model)
+    files = {p: build_model(str(p / "m.tflite"), BOARD, fmt="cmake").files for p in (hostile, tmp_path / "plain")}
+    for name in ("CMakeLists.txt", "README.md"):
+        text, plain = files[hostile][name], files[tmp_path / "plain"][name]
+        assert len(text.splitlines()) == len(plain.splitlines())
+        changed = [(a, b) for a, b in zip(text.splitlines(), plain.splitlines()) if a != b]
+        assert len(changed) == 1, changed
+        line = changed[0][0]
+        assert line.isprintable() and line.isascii() and "${" not in line and "*/" not in line
+        assert line.count("`") == changed[0][1].count("`")

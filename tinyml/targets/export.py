@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tinyml
 from tinyml.boards import Board
-from tinyml.codegen.render import Storage, environment
+from tinyml.codegen.render import Storage, environment, text_line
 from tinyml.errors import BuildError
 from tinyml.schedule.place import ALIGN
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, missing_tool_hint
@@ -45,7 +45,7 @@ def library_files(board: Board, name: str, model_files: dict[str, str], fmt: str
     files = {MODEL_FILES[f].format(name=name): content for f, content in model_files.items()}
     toolchain = TOOLCHAIN_FILE if board.is_arm and fmt == "cmake" else None
     values = dict(
-        name=name, NAME=name.upper(), format=fmt, version=tinyml.__version__, source=source,
+        name=name, NAME=name.upper(), format=fmt, version=tinyml.__version__, source=text_line(source),
         board_name=board.name, board_description=board.description, cpu=board.cpu, arch=board.arch,
         cc=board.cc, cflags=library_cflags(board), abi_flags=list(board.cflags), families=families,
         caller_arena=storage.arena == "caller", arena_bytes=arena_bytes, arena_align=ALIGN,
