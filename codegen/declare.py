@@ -19,7 +19,7 @@ compares them; exact figures come from ``tinyml profile``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from tinyml.codegen.lower import KernelCall, LowerContext
@@ -32,6 +32,7 @@ RING = "kernels/tml_ring.inc.j2"  # tml_ring_store, for the ring form of in-plac
 DSP = "kernels/tml_dsp_common.c.j2"  # SIMD32 loads, rotated SXTB16, requantize-and-clamp of the DSP family
 MVE = "kernels/tml_mve_common.c.j2"  # the MVE family's lane requantization and tail helpers
 SIGMOID_S16 = "kernels/tml_sigmoid_s16.c.j2"  # TFLM's int16 sigmoid and tanh on its sigmoid table (LOGISTIC, TANH, LSTM)
+FLOAT_HELPERS = "kernels/tml_float.inc.j2"  # tml_clamp_f32, TML_FLT_MAX, <math.h> (the float32 kernels)
 
 FAMILY_RANK = {"mve": 0, "dsp": 1, "portable": 2}  # fastest first, where several variants apply
 
@@ -160,3 +161,10 @@ def portable(template: str, *, inplace: bool = False, ring: bool = False, window
     return Variant(template=template, implements=template, family="portable", inplace=inplace or ring, ring=ring,
                    window=window, per_mac=per_mac, strided_input=strided_input, strided_output=strided_output,
                    helpers=(RING,) if ring else ())
+
+
+def portable_f32(template: str, fpu: float, soft: float) -> Variant:
+    """The declaration of a portable float32 kernel: ``fpu`` estimated instructions per MAC (per output element
+    without MACs) on a core with a single-precision FPU, ``soft`` on one without (the compiler's float
+    library); it takes the float helpers (FLOAT_HELPERS)."""
+    return replace(portable(template, per_mac=fpu), per_mac_soft_float=soft, helpers=(FLOAT_HELPERS,))

@@ -23,6 +23,7 @@ from tests.tflite_edit import craft_model
 from tinyml.cli import main as cli_main
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
+from tinyml.codegen.render import environment
 from tinyml.codegen.variants import options
 from tinyml.errors import ModelError, TinymlError, UnsupportedError
 from tinyml.graph import parse_tflite
@@ -187,3 +188,13 @@ def test_refusal_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli_main(["compile", str(path), "--board", "host", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "which TFLM does not run either" in err[0] and "Traceback" not in err[0]
+
+
+def test_minmax_kernels_share_their_loop() -> None:
+    """minmax_s16's loop is minmax_s8's on int16_t values (one macro, kernels/tml_minmax.j2)."""
+    def body(kernel: str, op: str) -> str:
+        text = environment().get_template(f"kernels/{kernel}.c.j2").render(part="c", function="f", spec={"op": op})
+        return text[text.index("{", text.index("TML_KERNEL")):]
+
+    for op in ("max", "min"):
+        assert body("minmax_s16", op) == body("minmax_s8", op).replace("int8_t", "int16_t")

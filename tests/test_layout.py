@@ -211,3 +211,28 @@ def test_every_python_package_is_installed() -> None:
             if "codegen" not in parts:  # tinyml/codegen is a link to codegen/ in a checkout
                 found.add(".".join(prefix + parts))
     assert sorted(found - listed) == []
+
+
+# Private names one codegen module still takes from another; no new ones (make a shared helper public, as
+# declare.portable_f32, which floats.py, exp.py and sequence.py declare their float kernels with).
+PRIVATE_IMPORTS_KNOWN = {
+    ("tinyml.codegen.ops.nonlinear", "tinyml.codegen.ops.elementwise", "_unary"),
+    ("tinyml.codegen.ops.int16_upsample", "tinyml.codegen.ops.int16", "_range16"),
+    ("tinyml.codegen.families_s16", "tinyml.codegen.families", "_consts"),
+    ("tinyml.codegen.families_s16", "tinyml.codegen.families", "_pair"),
+    ("tinyml.codegen.families_s16", "tinyml.codegen.families", "_per_output"),
+    ("tinyml.codegen.families_s16", "tinyml.codegen.families", "_weights"),
+}
+
+
+def test_codegen_modules_share_public_helpers_only() -> None:
+    modules = _modules()
+    found = set()
+    for module, path in modules.items():
+        if not module.startswith("tinyml.codegen"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinyml.codegen"):
+                found |= {(module, node.module, a.name) for a in node.names if a.name.startswith("_")}
+    assert found <= PRIVATE_IMPORTS_KNOWN, ("private names imported across codegen modules (make them public): "
+                                            f"{sorted(found - PRIVATE_IMPORTS_KNOWN)}")

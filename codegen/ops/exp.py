@@ -3,13 +3,12 @@ int16 EXP has no lowering and is refused as unsupported).  An element-wise expf 
 
 from __future__ import annotations
 
-from tinyml.codegen.declare import Variant
+from tinyml.codegen.declare import Variant, portable_f32
 from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg
-from tinyml.codegen.ops.floats import _portable_f32
 from tinyml.graph.ir import Op
 
 VARIANTS: tuple[Variant, ...] = (
-    _portable_f32("exp_f32", 60.0, 900.0),  # about LOGISTIC's expf (82 and 1290 with its division)
+    portable_f32("exp_f32", 60.0, 900.0),  # about LOGISTIC's expf (82 and 1290 with its division)
 )
 
 

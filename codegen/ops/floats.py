@@ -14,11 +14,9 @@ operators move bytes: their int8 lowerings (tensor_ops.py, movement.py) take 4-b
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from tinyml.codegen.declare import Variant, portable
+from tinyml.codegen.declare import portable_f32
 from tinyml.codegen.lower import Arg, KernelCall, LowerContext, lowering, null_arg, tensor_arg
 from tinyml.codegen.ops.common import fused_activation, weighted_operands
 from tinyml.codegen.ops.conv import conv_geometry, depthwise_geometry
@@ -34,25 +32,20 @@ FLT_MAX = float(np.finfo(np.float32).max)
 # (per output element without MACs; per input element for MEAN) as QEMU counted them (`tinyml profile`) for
 # tests/test_float32.py's float CNN on mps2-an386 (Cortex-M4, single-precision FPU) and, soft float, on
 # mps2-an385 (Cortex-M3, no FPU; the compiler's float library).
-FLOAT_HELPERS = "kernels/tml_float.inc.j2"  # tml_clamp_f32, TML_FLT_MAX, <math.h>
 LIBM_KERNELS = ("softmax_f32", "unary_f32", "exp_f32")  # call expf or tanhf: a firmware links the C math library (-lm)
 
 
-def _portable_f32(template: str, fpu: float, soft: float) -> Variant:
-    return dataclasses.replace(portable(template, per_mac=fpu), per_mac_soft_float=soft, helpers=(FLOAT_HELPERS,))
-
-
 VARIANTS = (
-    _portable_f32("fc_f32", 8.0, 100.0),
-    _portable_f32("conv_f32", 16.0, 99.0),
-    _portable_f32("dwconv_f32", 29.0, 98.0),
-    _portable_f32("avgpool_f32", 17.0, 71.0),
-    _portable_f32("maxpool_f32", 20.0, 76.0),
-    _portable_f32("mean_f32", 47.0, 96.0),
-    _portable_f32("binary_f32", 18.0, 116.0),
-    _portable_f32("pad_f32", 17.0, 14.0),
-    _portable_f32("softmax_f32", 92.0, 1270.0),
-    _portable_f32("unary_f32", 106.0, 1870.0),  # TANH's (LOGISTIC: 82 and 1290; RELU, RELU6 a few)
+    portable_f32("fc_f32", 8.0, 100.0),
+    portable_f32("conv_f32", 16.0, 99.0),
+    portable_f32("dwconv_f32", 29.0, 98.0),
+    portable_f32("avgpool_f32", 17.0, 71.0),
+    portable_f32("maxpool_f32", 20.0, 76.0),
+    portable_f32("mean_f32", 47.0, 96.0),
+    portable_f32("binary_f32", 18.0, 116.0),
+    portable_f32("pad_f32", 17.0, 14.0),
+    portable_f32("softmax_f32", 92.0, 1270.0),
+    portable_f32("unary_f32", 106.0, 1870.0),  # TANH's (LOGISTIC: 82 and 1290; RELU, RELU6 a few)
 )
 
 

@@ -9,10 +9,10 @@ taken in float32 (validate/sequence.py: svdf_effective_scales).
 
 from __future__ import annotations
 
-from tinyml.codegen.declare import portable
+from tinyml.codegen.declare import portable, portable_f32
 from tinyml.codegen.lower import KernelCall, LowerContext, lowering, tensor_arg
 from tinyml.codegen.ops.common import fused_activation
-from tinyml.codegen.ops.floats import _portable_f32, activation_range_f32
+from tinyml.codegen.ops.floats import activation_range_f32
 from tinyml.codegen.qmath import quantize_multiplier
 from tinyml.graph.ir import Op
 from tinyml.graph.validate.sequence import SVDF_STATE, svdf_effective_scales
@@ -22,7 +22,7 @@ from tinyml.graph.validate.sequence import SVDF_STATE, svdf_effective_scales
 SVDF_PER_MAC = 6.0
 VARIANTS = (
     portable("svdf_s8", per_mac=SVDF_PER_MAC),
-    _portable_f32("svdf_f32", 8.0, 100.0),  # as fc_f32: a multiply-add per MAC
+    portable_f32("svdf_f32", 8.0, 100.0),  # as fc_f32: a multiply-add per MAC
 )
 
 _STATE_TYPES = {"int16": ("int16_t", -32768, 32767), "int8": ("int8_t", -128, 127)}
