@@ -26,12 +26,15 @@ import dataclasses
 import math
 from typing import Callable
 
+import numpy as np
+
 from tinyml.graph.ir import Graph, Op
 from tinyml.graph.validate.arith import _arith_rule_table, rsqrt_multiplier
-from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op,
-                                        multiplier_shift)
-from tinyml.graph.validate.convlike import _conv_like_rules, _transpose_conv_padding, _transpose_conv_shapes
-from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
+from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _f32, _fail,
+                                        _op, multiplier_shift)
+from tinyml.graph.validate.convlike import (_batch_matmul_shapes, _conv_like_rules, _transpose_conv_padding,
+                                            _transpose_conv_shapes, batch_matmul_shape)
+from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _both_constant, _channel_multipliers,
                                         _concat_inputs, _concat_shapes, _conv_shapes, _depthwise_shapes, _fc_shapes,
                                         _quantize, _rule_table, _same_size, _t, _window_extent)
 from tinyml.graph.validate.int16_nonlinear import int16_nonlinear_rules
@@ -142,6 +145,12 @@ def _int16_rule_table() -> dict[str, Rule]:
         # SQUARED_DIFFERENCE: TFLM's SquaredDifference<int16_t> (left shift 0; the int8 row, its multiplier
         # check taking the int16 left shift).
         "SQUARED_DIFFERENCE": _int16_row(arith["SQUARED_DIFFERENCE"]),
+        # BATCH_MATMUL: TFLM's BatchMatMul<int16_t, int64_t> (zero points 0, which its Prepare asserts; products
+        # summed in int64, the int64 requantization): the int8 row's shapes, its multiplier against the int64
+        # accumulator bound depth x 32768 x 32768.
+        "BATCH_MATMUL": dataclasses.replace(
+            _int16_row(_conv_like_rules()["BATCH_MATMUL"]),
+            checks=(_both_constant, _batch_matmul_shapes, _int16_batch_matmul_multiplier)),
     }
 
 
@@ -178,6 +187,14 @@ def _int16_transpose_conv_multipliers(graph: Graph, op: Op) -> None:
     sum |w| * 32768 + |bias| (each weight meets each output value at most once)."""
     _channel_multipliers(graph, op, _t(graph, op, 2), _t(graph, op, 1), _t(graph, op, 0, True), _t(graph, op, 3), 0,
                          check=_check_multiplier64)
+
+
+def _int16_batch_matmul_multiplier(graph: Graph, op: Op) -> None:
+    """TFLM GetQuantizedConvolutionMultipler (as the int8 row) for the int64 requantization."""
+    lhs, rhs, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    product = _f32(np.float32(lhs.quant.s) * np.float32(rhs.quant.s))
+    _check_multiplier64(graph, op, "the multiplier lhs scale x rhs scale / output scale", product / _f32(out.quant.s),
+                        batch_matmul_shape(graph, op).depth * INT16_SPAN * INT16_SPAN)
 
 
 def int16_operator(graph: Graph, op: Op) -> bool:
