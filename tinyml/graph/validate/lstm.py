@@ -85,12 +85,36 @@ def _lstm_rules() -> dict[str, Rule]:
         # the schema can only say tanh); the output's quantization is not read (TFLM copies the hidden state).
         "UNIDIRECTIONAL_SEQUENCE_LSTM": Rule(
             inputs=inputs, outputs=(Operand("output", quant="none"),), activations=("TANH",),
-            checks=(_lstm_structure, _lstm_shapes, _lstm_arithmetic), state_inputs=(HIDDEN_STATE, CELL_STATE)),
+            checks=(_lstm_structure, _lstm_per_tensor, _lstm_shapes, _lstm_arithmetic),
+            state_inputs=(HIDDEN_STATE, CELL_STATE)),
+    }
+
+
+def _float_lstm_rules() -> dict[str, Rule]:
+    """The float32 row (FLOAT_RULES) of UNIDIRECTIONAL_SEQUENCE_LSTM: TFLM's EvalLstm<float, float, float,
+    float>, every operand float32 (no quantization read), the standard LSTM's structure and shapes as the int8
+    row's; a finite cell clip (TFLM clips when it is above 0)."""
+    f32 = ("float32",)
+    variant = Operand("variant tensor", ("int8", "int16", "int32", "float32"), kind="any", optional=True,
+                      quant="none")
+    inputs = (
+        Operand("input", f32, quant="none"),
+        *(Operand("weights", f32, kind="const", quant="none"),) * 8,
+        *(variant,) * 3,
+        *(Operand("bias", f32, kind="const", quant="none"),) * 4,
+        variant, variant,
+        Operand("hidden state", f32, quant="none"), Operand("cell state", f32, quant="none"),
+        *(variant,) * 4,
+    )
+    return {
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": Rule(
+            inputs=inputs, outputs=(Operand("output", f32, quant="none"),), activations=("TANH",),
+            checks=(_lstm_structure, _lstm_shapes, _finite_cell_clip), state_inputs=(HIDDEN_STATE, CELL_STATE)),
     }
 
 
 def _lstm_structure(graph: Graph, op: Op) -> None:
-    """All 24 inputs, the input gate's weights present, no LSTM variant's tensors, per-tensor weights."""
+    """All 24 inputs, the input gate's weights present (the rows require them), no LSTM variant's tensors."""
     if len(op.inputs) != LSTM_INPUTS:
         raise _fail(graph, f"{_op(op)}: has {len(op.inputs)} inputs; TFLM requires all {LSTM_INPUTS} (absent "
                            "optional ones as -1); re-export the model")
@@ -99,12 +123,22 @@ def _lstm_structure(graph: Graph, op: Op) -> None:
         raise _fail(graph, f"{_op(op)}: input {present[0]} ({VARIANT_INPUTS[present[0]]}) is present; TFLM runs "
                            "the standard LSTM only (no peephole, projection or layer normalization), as Keras's "
                            "LSTM layer makes it")
+
+
+def _lstm_per_tensor(graph: Graph, op: Op) -> None:
+    """The integer LSTM's weights quantized per tensor."""
     for p in INPUT_WEIGHTS + RECURRENT_WEIGHTS:
         w = graph.tensors[op.inputs[p]]  # present: the row requires them (no CIFG in TFLM)
         if w.quant.per_channel:
             raise _unsupported(graph, op, f"weights {_ten(w)} (input {p}) have {w.quant.scale.size} per-channel "
                                           "scales; the LSTM's weights must be quantized per tensor, as the "
                                           "converter quantizes them")
+
+
+def _finite_cell_clip(graph: Graph, op: Op) -> None:
+    clip = float(op.options.get("cell_clip", 0.0))
+    if not math.isfinite(clip):
+        raise _unsupported(graph, op, f"cell_clip is {clip}; supported is a finite clip (0 or below: none)")
 
 
 def lstm_shape(graph: Graph, op: Op) -> LstmShape:
