@@ -6,8 +6,8 @@ int16; its row is chosen here the way FLOAT_RULES' rows are chosen for float32 o
 The shape, window and option checks are the int8 rows'.  The arithmetic checks are TFLM's 16x8 arithmetic:
 
 - CONV_2D and FULLY_CONNECTED accumulate in int64 with an int64 bias and in int32 with an int32 bias; without
-  a bias as their quantized_bias_type option says (the converter writes INT64): FULLY_CONNECTED in int64 only
-  when it is INT64, CONV_2D in int32 only when it is INT32; DEPTHWISE_CONV_2D in int64 with its int64 bias;
+  a bias as their quantized_bias_type option says (the converter writes INT64): in int32 only when it is INT32;
+  DEPTHWISE_CONV_2D in int64 with its int64 bias;
 - an int32 accumulator is requantized by the int32 MultiplyByQuantizedMultiplier (the int8 rows' checks,
   with inputs up to 32768 in magnitude: base._max_offset knows int16), as are the int16 QUANTIZE, ADD, SUB,
   MUL and LEAKY_RELU;
@@ -45,7 +45,7 @@ MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8
 # |accumulator| bound of the int64 requantization: times the 16-bit multiplier (at most 2^15) plus the
 # rounding term (at most 2^45) it stays below 2^63
 ACC64_LIMIT = ((1 << 63) - 1 - (1 << 45)) >> 15
-TFLITE_INT32, TFLITE_INT64 = 2, 4  # TensorType codes (the quantized_bias_type options)
+TFLITE_INT32 = 2  # the TensorType code of INT32 (the quantized_bias_type options)
 # The data-movement operators whose TFLM kernels take int16 (DEPTH_TO_SPACE and SPACE_TO_DEPTH refuse it in
 # their Prepare: TFLM_NO_INT16).
 INT16_MOVEMENT = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
@@ -205,14 +205,13 @@ def int16_operator(graph: Graph, op: Op) -> bool:
 
 
 def int64_accumulator(graph: Graph, op: Op) -> bool:
-    """Whether TFLM's 16x8 kernel of ``op`` accumulates in int64: with an int64 bias; without a bias,
-    FULLY_CONNECTED when its quantized_bias_type option is INT64 and CONV_2D unless it is INT32 (as the
-    installed TFLM does: tests/test_ops_int16.py checks each)."""
+    """Whether TFLM's 16x8 kernel of ``op`` accumulates in int64: with an int64 bias; without a bias, unless its
+    quantized_bias_type option is INT32 (FULLY_CONNECTED and CONV_2D alike, as the installed TFLM does:
+    tests/test_ops_int16.py checks each, the option absent, FLOAT32, INT32 and INT64)."""
     b = _t(graph, op, 2)
     if b is not None:
         return b.dtype == "int64"
-    code = op.options.get("quantized_bias_type", 0)
-    return code == TFLITE_INT64 if op.kind == "FULLY_CONNECTED" else code != TFLITE_INT32
+    return op.options.get("quantized_bias_type", 0) != TFLITE_INT32
 
 
 def _int16_multipliers(graph: Graph, op: Op) -> None:
