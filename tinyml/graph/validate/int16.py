@@ -38,6 +38,7 @@ from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range
                                         _concat_inputs, _concat_shapes, _conv_shapes, _depthwise_shapes, _fc_shapes,
                                         _quantize, _rule_table, _same_size, _t, _window_extent)
 from tinyml.graph.validate.int16_nonlinear import int16_nonlinear_rules
+from tinyml.graph.validate.lstm import _lstm_rules, lstm_arithmetic
 from tinyml.graph.validate.movement import _movement_rules
 
 INT16_SPAN = 1 << 15  # the largest |x| of an int16 value
@@ -151,6 +152,11 @@ def _int16_rule_table() -> dict[str, Rule]:
         "BATCH_MATMUL": dataclasses.replace(
             _int16_row(_conv_like_rules()["BATCH_MATMUL"]),
             checks=(_both_constant, _batch_matmul_shapes, _int16_batch_matmul_multiplier)),
+        # UNIDIRECTIONAL_SEQUENCE_LSTM: TFLM's EvalLstm<int16_t, int8_t, int16_t, int64_t> (int16 input, hidden
+        # state and output, int8 per-tensor weights, int64 biases, which it reads whatever their type says: an
+        # int32 one it would read past its end; an int16 cell state): the int8 row's structure and shapes, its
+        # arithmetic with the gates' sums in int64.
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": _int16_lstm_row(_lstm_rules()["UNIDIRECTIONAL_SEQUENCE_LSTM"]),
     }
 
 
@@ -195,6 +201,23 @@ def _int16_batch_matmul_multiplier(graph: Graph, op: Op) -> None:
     product = _f32(np.float32(lhs.quant.s) * np.float32(rhs.quant.s))
     _check_multiplier64(graph, op, "the multiplier lhs scale x rhs scale / output scale", product / _f32(out.quant.s),
                         batch_matmul_shape(graph, op).depth * INT16_SPAN * INT16_SPAN)
+
+
+def _int16_lstm_row(rule: Rule) -> Rule:
+    """The int8 LSTM row with int16 activations and states, int64 biases and the int64 gate requantization."""
+    i16 = ("int16",)
+
+    def f(o: Operand) -> Operand:
+        if o.name == "bias":
+            return dataclasses.replace(o, dtypes=("int64",))
+        return dataclasses.replace(o, dtypes=i16) if o.name in ("input", "hidden state", "output") else o
+
+    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs),
+                               checks=(*rule.checks[:-1], _int16_lstm_arithmetic))
+
+
+def _int16_lstm_arithmetic(graph: Graph, op: Op) -> None:
+    lstm_arithmetic(graph, op, _check_multiplier64)
 
 
 def int16_operator(graph: Graph, op: Op) -> bool:

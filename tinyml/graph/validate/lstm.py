@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -202,6 +203,12 @@ def lstm_reals(graph: Graph, op: Op) -> LstmReals:
 def _lstm_arithmetic(graph: Graph, op: Op) -> None:
     """The cell state's scale a power of two within what the int16 tanh can take, every multiplier
     representable and every int32 accumulator and product of TFLM's arithmetic free of overflow."""
+    lstm_arithmetic(graph, op, _check_multiplier)
+
+
+def lstm_arithmetic(graph: Graph, op: Op, gate_check: Callable[[Graph, Op, str, float, int], None]) -> None:
+    """_lstm_arithmetic with ``gate_check`` for the gates' fully connected layers (the int16x8 LSTM's sums are
+    int64, requantized by the int64 MultiplyByQuantizedMultiplier: validate/int16.py)."""
     inp, hidden, cell = _t(graph, op, 0), _t(graph, op, HIDDEN_STATE), _t(graph, op, CELL_STATE)
     mantissa, exponent = math.frexp(_f32(cell.quant.s))
     if mantissa != 0.5:
@@ -216,12 +223,11 @@ def _lstm_arithmetic(graph: Graph, op: Op) -> None:
     gates = ("input", "forget", "cell", "output")
     for g, p, b, real in zip(gates, INPUT_WEIGHTS, BIASES, reals.input_fc):
         acc = _row_bound(graph.tensors[op.inputs[p]], inp, graph.tensors[op.inputs[b]])
-        _check_multiplier(graph, op, f"the {g} gate's input multiplier (input scale x weight scale / 2^-12)", real,
-                          acc)
+        gate_check(graph, op, f"the {g} gate's input multiplier (input scale x weight scale / 2^-12)", real, acc)
     for g, p, real in zip(gates, RECURRENT_WEIGHTS, reals.recurrent_fc):
         acc = _row_bound(graph.tensors[op.inputs[p]], hidden, None)
-        _check_multiplier(graph, op, f"the {g} gate's recurrent multiplier (hidden state scale x weight scale / "
-                                     "2^-12)", real, acc)
+        gate_check(graph, op, f"the {g} gate's recurrent multiplier (hidden state scale x weight scale / 2^-12)",
+                   real, acc)
     _check_multiplier(graph, op, "the multiplier input gate x cell gate -> cell state (2^-30 / cell state scale)",
                       reals.input_cell, INT16_PRODUCT)
     _check_multiplier(graph, op, "the multiplier output gate x tanh(cell state) -> hidden state (2^-30 / hidden "
