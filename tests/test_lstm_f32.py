@@ -16,7 +16,7 @@ import pytest
 
 from tests.harness import assert_bitexact, refusal
 from tests.modelgen import build, lstm_float_cases
-from tests.test_lstm import _edit_lstm
+from tests.test_lstm import _edit_lstm, two_batches
 from tinyml.errors import ModelError, UnsupportedError
 from tinyml.graph import parse_tflite
 
@@ -49,25 +49,10 @@ def test_the_float_keyword_spotter_keeps_its_state_in_the_arena() -> None:
     assert all(g.tensors[t].dtype == "float32" for t in lstm.inputs + lstm.outputs if t >= 0)
 
 
-def _batches(major: bool) -> Any:
-    def edit(m: Any, s: Any, op: Any) -> None:
-        ts = m.subgraphs[0].tensors
-        op.builtinOptions.timeMajor = major
-        for t in (op.inputs[0], op.outputs[0]):
-            _, steps, depth = ts[t].shape
-            ts[t].shape = [steps, 2, depth] if major else [2, steps, depth]
-        for t in (op.inputs[18], op.inputs[19]):
-            ts[t].shape = [2, ts[t].shape[1]]
-        for t in ts:
-            t.shapeSignature = None
-
-    return edit
-
-
 @pytest.mark.parametrize("major", [False, True], ids=["batch-major", "time-major"])
 def test_two_batches(major, tmp_path) -> None:
     """Two batch rows, each with its own hidden and cell state, in either layout."""
-    model = _edit_lstm(build(SATURATING), _batches(major))
+    model = _edit_lstm(build(SATURATING), two_batches(major))
     assert parse_tflite(model).ops[0].options["time_major"] == major
     _check(model, tmp_path, samples=3)
 

@@ -22,7 +22,7 @@ import pytest
 from tests.harness import assert_bitexact, refusal
 from tests.modelgen import build, lstm_cases
 from tests.tflite_edit import edit_model
-from tests.test_lstm import _edit_lstm
+from tests.test_lstm import _edit_lstm, two_batches
 from tinyml.errors import ModelError
 from tinyml.graph import parse_tflite
 
@@ -83,25 +83,10 @@ def test_the_16x8_keyword_spotter() -> None:
         ["int16", "int16", "int16", "int64"]
 
 
-def _batches(major: bool) -> Any:
-    def edit(m: Any, s: Any, op: Any) -> None:
-        ts = m.subgraphs[0].tensors
-        op.builtinOptions.timeMajor = major
-        for t in (op.inputs[0], op.outputs[0]):
-            _, steps, depth = ts[t].shape
-            ts[t].shape = [steps, 2, depth] if major else [2, steps, depth]
-        for t in (op.inputs[18], op.inputs[19]):
-            ts[t].shape = [2, ts[t].shape[1]]
-        for t in ts:
-            t.shapeSignature = None
-
-    return edit
-
-
 @pytest.mark.parametrize("major", [False, True], ids=["batch-major", "time-major"])
 def test_two_batches(major, tmp_path) -> None:
     """Two batch rows, each with its own hidden and cell state, in either layout."""
-    model = _edit_lstm(_model(SATURATING), _batches(major))
+    model = _edit_lstm(_model(SATURATING), two_batches(major))
     assert parse_tflite(model).ops[0].options["time_major"] == major
     assert_bitexact(model, tmp_path, board="host", samples=3, resets=(2,))
 
