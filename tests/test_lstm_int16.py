@@ -26,7 +26,10 @@ from tests.test_lstm import _edit_lstm, two_batches
 from tinyml.errors import ModelError
 from tinyml.graph import parse_tflite
 
-CASES = [c for c in lstm_cases() if c.id != "lstm-1x1-u1-seq1"]  # lstm-5x3-u4-seq1 covers the smallest sizes
+# lstm-5x3-u4-seq1 covers the smallest sizes, lstm_kws the last step only (lstm-12x16-u20-seq0), and the
+# saturating case the large gate sums (lstm-16x2-u7-range4-seq1-gain0.3's large inputs)
+CASES = [c for c in lstm_cases() if c.id not in ("lstm-1x1-u1-seq1", "lstm-12x16-u20-seq0",
+                                                 "lstm-16x2-u7-range4-seq1-gain0.3")]
 KWS = next(c for c in CASES if c.id == "lstm_kws")
 SATURATING = next(c for c in CASES if "gain3" in c.id)
 STEP = 256  # an int16 step is 1/256 of the int8 step it replaces

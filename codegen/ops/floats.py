@@ -35,7 +35,8 @@ FLT_MAX = float(np.finfo(np.float32).max)
 # tests/test_float32.py's float CNN on mps2-an386 (Cortex-M4, single-precision FPU) and, soft float, on
 # mps2-an385 (Cortex-M3, no FPU; the compiler's float library).
 FLOAT_HELPERS = "kernels/tml_float.inc.j2"  # tml_clamp_f32, TML_FLT_MAX, <math.h>
-LIBM_KERNELS = ("softmax_f32", "unary_f32", "exp_f32", "lstm_f32")  # call expf or tanhf: a firmware links the C math library (-lm)
+# call expf or tanhf: a firmware links the C math library (-lm)
+LIBM_KERNELS = ("softmax_f32", "unary_f32", "exp_f32", "lstm_f32")
 
 
 def _portable_f32(template: str, fpu: float, soft: float) -> Variant:

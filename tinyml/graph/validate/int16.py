@@ -213,7 +213,7 @@ def _int16_lstm_row(rule: Rule) -> Rule:
         return dataclasses.replace(o, dtypes=i16) if o.name in ("input", "hidden state", "output") else o
 
     return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs),
-                               checks=(*rule.checks[:-1], _int16_lstm_arithmetic))
+                               checks=(*rule.checks[:-1], _int16_lstm_arithmetic))  # the last: _lstm_arithmetic
 
 
 def _int16_lstm_arithmetic(graph: Graph, op: Op) -> None:

@@ -10,6 +10,10 @@ the recurrent one on the hidden state without), their saturating sum, then sigmo
 state is forget x cell + input x cell gate (int16, optionally clipped) and the hidden state output x tanh(cell),
 requantized to the hidden state's scale and zero point.  The cell state's scale must be a power of two 2^p (TFLM
 takes its log2 for the tanh's input shift).
+
+The float32 row (FLOAT_RULES; codegen/ops/lstm_f32.py) takes the same structure and shapes with float32
+operands; the int16x8 row (INT16_RULES, validate/int16.py; codegen/ops/lstm_s16.py) int16 activations and states,
+int64 biases and this arithmetic with the gates' sums in int64 (:func:`lstm_arithmetic`).
 """
 
 from __future__ import annotations
