@@ -677,6 +677,20 @@ def lstm_cases() -> list[Case]:
     ]
 
 
+def lstm_float_cases() -> list[Case]:
+    """float32 UNIDIRECTIONAL_SEQUENCE_LSTM models (tests/test_lstm_f32.py): lstm_cases' tf_keras LSTM layers
+    converted without quantization, over units, feature counts, sequence lengths, the whole sequence or its last
+    step, saturating gates, and the keyword spotter."""
+    f = dict(float_model=True)
+    return [
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (1, 1), units=1, seq=True, **f),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (7, 5), units=9, seq=True, gain=3.0, **f),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (12, 16), units=20, seq=False, **f),
+        case("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM", (3, 10), units=33, seq=True, in_dist="uniform", **f),
+        case("lstm_kws", "UNIDIRECTIONAL_SEQUENCE_LSTM", (49, 10), units=32, classes=12, id="lstm_kws_f32", **f),
+    ]
+
+
 def _convert_lstm(c: Case) -> bytes:
     """A tf_keras LSTM model of case ``c`` (random weights, times ``gain``; non-zero biases) quantized to int8."""
     import tensorflow as tf
@@ -703,6 +717,8 @@ def _convert_lstm(c: Case) -> bytes:
             yield [data[i:i + 1]]
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if c.p("float_model"):  # float32 throughout (lstm_float_cases)
+        return bytes(converter.convert())
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = samples
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -278,8 +278,8 @@ def _svdf(state_is_input: bool = False) -> bytes:
 
 def _lstm() -> bytes:
     """UNIDIRECTIONAL_SEQUENCE_LSTM on 16-bit activations (int16x8: int16 input and hidden state, int8 weights,
-    int64 biases, int16 cell state; the states are the variable tensors), which TFLM runs and tinyml's int8 LSTM
-    does not cover."""
+    int64 biases, int16 cell state; the states are the variable tensors), which TFLM runs, crafted (the
+    converter's 16x8 mode refuses the LSTM)."""
     rng = np.random.default_rng(1)
     n_in, n_cell, steps = 6, 5, 8
     tensors = [dict(name="sequence", shape=[1, steps, n_in], type="INT16", **_q(0.001))]
@@ -383,9 +383,6 @@ def _int16x8(person: bytes, softmax_as: str = "") -> bytes:
 
 
 REFUSALS = {
-    "lstm": (lambda p: _lstm(), "the model has 16-bit activations (int16x8 quantization) and operator 0 "
-                                "(UNIDIRECTIONAL_SEQUENCE_LSTM) computes on int16, which tinyml does not support "
-                                "yet"),
     "resource": (lambda p: _resource_variables(), "operator 0 is VAR_HANDLE, which is not supported (it keeps "
                                                   "state between invocations); supported operators: "),
     "ethos-u": (lambda p: _ethos_u(), "operator 0 (CUSTOM:ethos-u): the model is compiled for Ethos-U (this "
@@ -393,11 +390,12 @@ REFUSALS = {
                                       "before Vela"),
     "custom": (lambda p: _audio_preprocessor(), "operator 0 is the custom operator 'SignalWindow', which tinyml "
                                                 "does not implement"),
-    "int16x8": (lambda p: _int16x8(p, "BATCH_MATMUL"), "the model has 16-bit activations (int16x8 "
-                                                              "quantization) and operator 11 (BATCH_MATMUL) "
-                                                              "computes on int16, which tinyml does not "
-                                                              "support yet; int16 operators supported: ADD, "
-                                                              "AVERAGE_POOL_2D, CONCATENATION, "),
+    "int16x8": (lambda p: _int16x8(p, "L2_NORMALIZATION"), "the model has 16-bit activations (int16x8 "
+                                                                  "quantization) and operator 11 "
+                                                                  "(L2_NORMALIZATION) computes on int16, which "
+                                                                  "TFLM does not run either (its L2_NORMALIZATION "
+                                                                  "takes float32 and int8 only); int16 operators "
+                                                                  "supported: ADD, AVERAGE_POOL_2D, "),
 }
 
 
@@ -407,6 +405,12 @@ def test_models_tflm_runs_are_refused_with_the_real_reason(person: bytes, name: 
     msg = _refusal(make(person), UnsupportedError)
     assert expect in msg, msg
     assert "execution order" not in msg and "not an int8 or float32 model" not in msg
+
+
+def test_crafted_int16x8_lstm_is_bitexact(tmp_path: Path) -> None:
+    """The crafted int16x8 LSTM (int64 biases, an int16 cell state), which tinyml once refused, compiles and runs
+    bit-exact as a stream with a reset (tests/test_lstm_int16.py has the sweep)."""
+    assert_bitexact(_lstm(), tmp_path, board="host", samples=3, resets=(1,))
 
 
 def test_person_as_int16x8_is_bitexact(person: bytes, tmp_path: Path) -> None:
@@ -531,8 +535,7 @@ def _inspect(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> tup
 @pytest.mark.parametrize("name, row", [
     ("custom", "CUSTOM:SignalFilterBank"),
     ("ethos-u", "CUSTOM:ethos-u"),
-    ("int16x8", "BATCH_MATMUL"),
-    ("lstm", "UNIDIRECTIONAL_SEQUENCE_LSTM"),
+    ("int16x8", "L2_NORMALIZATION"),
     ("resource", "ASSIGN_VARIABLE"),
 ])
 def test_inspect_shows_the_table_then_why(person: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -569,8 +572,8 @@ def test_inspect_of_a_compilable_model_exits_0(person: bytes, tmp_path: Path,
 
 def test_inspect_prints_the_table_before_the_line(tmp_path: Path) -> None:
     """One stream, as a terminal shows it: the table, then the error."""
-    path = tmp_path / "lstm16.tflite"
-    path.write_bytes(_lstm())  # an int16x8 LSTM: TFLM runs it, tinyml has no int16 LSTM kernel
+    path = tmp_path / "resource.tflite"
+    path.write_bytes(_resource_variables())  # resource variables: TFLM runs them, tinyml keeps no such state
     r = subprocess.run([sys.executable, "-m", "tinyml.cli", "inspect", str(path)], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=120,
                        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))

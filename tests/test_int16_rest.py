@@ -3,7 +3,8 @@ ARG_MAX/ARG_MIN and SQUARED_DIFFERENCE the installed TFLM runs on int16 (16-bit 
 
 TFLM refuses RESIZE_BILINEAR (its Eval: float32 and int8 outputs only) and ARG_MAX/ARG_MIN (its Eval: float32,
 uint8 and int8 inputs only) on int16: tinyml refuses them saying so (validation's TFLM_NO_INT16), checked here
-against the installed TFLM.  It runs RSQRT, BATCH_MATMUL, RESIZE_NEAREST_NEIGHBOR and SQUARED_DIFFERENCE.
+against the installed TFLM.  It runs RSQRT, BATCH_MATMUL (tests/test_int16_matmul.py), RESIZE_NEAREST_NEIGHBOR and
+SQUARED_DIFFERENCE.
 
 RESIZE_NEAREST_NEIGHBOR on int16 (the int8 kernel copying 2-byte pixels), and RSQRT on int16 (TFLM's
 RsqrtEvalQuantized<int16_t>, per element), bit-exact with TFLM on crafted models of several operators each: on the host (gcc with ASan/UBSan) up and down, odd sizes, two batches, each of

@@ -81,10 +81,10 @@ def test_time_major(tmp_path) -> None:
     assert_bitexact(model, tmp_path, board="host", samples=3)
 
 
-@pytest.mark.parametrize("major", [False, True], ids=["batch-major", "time-major"])
-def test_two_batches(major, tmp_path) -> None:
-    """Two batch rows, each with its own hidden and cell state, in either layout."""
-    def batches(m: Any, s: Any, op: Any) -> None:
+def two_batches(major: bool) -> Any:
+    """An _edit_lstm edit: a [1, T, F] LSTM made two batch rows, batch-major or (``major``) time-major, each with
+    its own hidden and cell state (also tests/test_lstm_f32.py and test_lstm_int16.py)."""
+    def edit(m: Any, s: Any, op: Any) -> None:
         ts = m.subgraphs[0].tensors
         op.builtinOptions.timeMajor = major
         for t in (op.inputs[0], op.outputs[0]):
@@ -95,7 +95,13 @@ def test_two_batches(major, tmp_path) -> None:
         for t in ts:
             t.shapeSignature = None
 
-    model = _edit_lstm(build(SATURATING), batches)
+    return edit
+
+
+@pytest.mark.parametrize("major", [False, True], ids=["batch-major", "time-major"])
+def test_two_batches(major, tmp_path) -> None:
+    """Two batch rows, each with its own hidden and cell state, in either layout."""
+    model = _edit_lstm(build(SATURATING), two_batches(major))
     assert parse_tflite(model).ops[0].options["time_major"] == major
     assert_bitexact(model, tmp_path, board="host", samples=3, resets=(2,))
 

@@ -327,8 +327,8 @@ def _t(shape, dtype="int8", scale=0.1, zp=0, data=None) -> Tensor:
     ("MUL", [_t([4], data=np.zeros(4, np.int8)), _t([4], data=np.zeros(4, np.int8))], _t([4]), {}, "constants"),
     ("QUANTIZE", [_t([4], "float32", scale=None)], _t([4], "int16", zp=5), {}, "of type int16 has zero point 5"),
     ("QUANTIZE", [_t([4], "int16")], _t([4], "int32"), {}, "is int32; allowed is int8/int16"),
-    ("BATCH_MATMUL", [_t([2, 4], "int16"), _t([4, 3], "int16")], _t([2, 3], "int16"), {},
-     "int16 BATCH_MATMUL .* which tinyml does not support yet"),
+    ("L2_NORMALIZATION", [_t([2, 4], "int16")], _t([2, 4], "int16"), {},
+     "int16 L2_NORMALIZATION .* which TFLM does not run either"),
     ("DEQUANTIZE", [_t([4], "int8")], _t([4], "float16", scale=None), {}, "float16"),
     ("LEAKY_RELU", [_t([4], "float32", scale=None)], _t([4], "float32", scale=None), {"alpha": float("inf")},
      "alpha is inf"),
@@ -357,14 +357,13 @@ def test_unsupported_per_channel_input() -> None:
 
 
 def test_unsupported_from_tflite(tmp_path: Path) -> None:
-    """The same clean error through the compiler, from a .tflite with an int16 BATCH_MATMUL (TFLM runs it;
-    int16x8 BATCH_MATMUL is not supported yet)."""
+    """The same clean error through the compiler, from a .tflite with an int16 L2_NORMALIZATION (which TFLM
+    refuses too: its Prepare takes float32 and int8 only)."""
     from tinyml.compiler import build_model
 
-    model = tiny_model("BATCH_MATMUL", [_q([2, 8], 0.1, 0, dtype="int16"), _q([8, 3], 0.1, 0, dtype="int16")],
-                       _q([2, 3], 0.1, 0, dtype="int16"))
+    model = tiny_model("L2_NORMALIZATION", [_q([2, 8], 0.1, 0, dtype="int16")], _q([2, 8], 0.1, 0, dtype="int16"))
     path = tmp_path / "m.tflite"
     path.write_bytes(model)
     with pytest.raises(TinymlError,
-                       match=r"operator 0 \(BATCH_MATMUL\) computes on int16, which tinyml does not support"):
+                       match=r"operator 0 \(L2_NORMALIZATION\) computes on int16, which TFLM does not run either"):
         build_model(path, "host")

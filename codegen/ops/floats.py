@@ -32,7 +32,7 @@ FLT_MAX = float(np.finfo(np.float32).max)
 # (per output element without MACs; per input element for MEAN) as QEMU counted them (`tinyml profile`) for
 # tests/test_float32.py's float CNN on mps2-an386 (Cortex-M4, single-precision FPU) and, soft float, on
 # mps2-an385 (Cortex-M3, no FPU; the compiler's float library).
-LIBM_KERNELS = ("softmax_f32", "unary_f32", "exp_f32")  # call expf or tanhf: a firmware links the C math library (-lm)
+LIBM_KERNELS = ("softmax_f32", "unary_f32", "exp_f32", "lstm_f32")  # call expf or tanhf: a firmware links the C math library (-lm)
 
 
 VARIANTS = (

@@ -46,7 +46,7 @@ The package holds one module per block of rows, each with the checks only its ro
 - ``int16``: the rows of the operators on 16-bit activations (:data:`INT16_RULES`, int16x8 models);
 - ``int16_nonlinear``: INT16_RULES' rows of SOFTMAX, LOGISTIC, TANH and MEAN;
 - ``lstm``: UNIDIRECTIONAL_SEQUENCE_LSTM (TFLM's integer LSTM: int8 activations, int16 cell state), with the
-  arithmetic its Prepare derives (:func:`lstm_shape`, :func:`lstm_reals`);
+  arithmetic its Prepare derives (:func:`lstm_shape`, :func:`lstm_reals`), and its float32 row (FLOAT_RULES);
 - ``model``: the whole-model checks, the operand and option checks every row shares, and
   :data:`RULES`, the union of the int8 blocks.
 """

@@ -14,6 +14,7 @@ from tinyml.graph.validate.core import (_both_constant, _broadcast_shapes, _conc
                                         _conv_shapes, _depthwise_shapes, _fc_shapes, _mean_shapes, _pad_shapes,
                                         _pool_shapes, _rule_table, _same_shape, _same_size, _shape_error, _t,
                                         _window_extent)
+from tinyml.graph.validate.lstm import _float_lstm_rules
 from tinyml.graph.validate.movement import _movement_rules
 from tinyml.graph.validate.sequence import _float_sequence_rules
 
@@ -156,4 +157,5 @@ def _check_no_mix(graph: Graph, op: Op) -> None:
                            "them); convert the model again, all float32 or quantized to int8")
 
 
-FLOAT_RULES: dict[str, Rule] = {**_float_rule_table(_rule_table()), **_float_sequence_rules()}
+FLOAT_RULES: dict[str, Rule] = {**_float_rule_table(_rule_table()), **_float_sequence_rules(),
+                                 **_float_lstm_rules()}

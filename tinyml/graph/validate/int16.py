@@ -6,8 +6,8 @@ int16; its row is chosen here the way FLOAT_RULES' rows are chosen for float32 o
 The shape, window and option checks are the int8 rows'.  The arithmetic checks are TFLM's 16x8 arithmetic:
 
 - CONV_2D and FULLY_CONNECTED accumulate in int64 with an int64 bias and in int32 with an int32 bias; without
-  a bias as their quantized_bias_type option says (the converter writes INT64): FULLY_CONNECTED in int64 only
-  when it is INT64, CONV_2D in int32 only when it is INT32; DEPTHWISE_CONV_2D in int64 with its int64 bias;
+  a bias as their quantized_bias_type option says (the converter writes INT64): in int32 only when it is INT32;
+  DEPTHWISE_CONV_2D in int64 with its int64 bias;
 - an int32 accumulator is requantized by the int32 MultiplyByQuantizedMultiplier (the int8 rows' checks,
   with inputs up to 32768 in magnitude: base._max_offset knows int16), as are the int16 QUANTIZE, ADD, SUB,
   MUL and LEAKY_RELU;
@@ -26,15 +26,19 @@ import dataclasses
 import math
 from typing import Callable
 
+import numpy as np
+
 from tinyml.graph.ir import Graph, Op
 from tinyml.graph.validate.arith import _arith_rule_table, rsqrt_multiplier
-from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _fail, _op,
-                                        multiplier_shift)
-from tinyml.graph.validate.convlike import _conv_like_rules, _transpose_conv_padding, _transpose_conv_shapes
-from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _channel_multipliers,
+from tinyml.graph.validate.base import (INT32_MAX, INT8_ACTIVATIONS, Operand, Rule, _check_multiplier, _f32, _fail,
+                                        _op, multiplier_shift)
+from tinyml.graph.validate.convlike import (_batch_matmul_shapes, _conv_like_rules, _transpose_conv_padding,
+                                            _transpose_conv_shapes, batch_matmul_shape)
+from tinyml.graph.validate.core import (DEPTHWISE_WEIGHT_AXIS, _activation_range, _both_constant, _channel_multipliers,
                                         _concat_inputs, _concat_shapes, _conv_shapes, _depthwise_shapes, _fc_shapes,
                                         _quantize, _rule_table, _same_size, _t, _window_extent)
 from tinyml.graph.validate.int16_nonlinear import int16_nonlinear_rules
+from tinyml.graph.validate.lstm import _lstm_rules, lstm_arithmetic
 from tinyml.graph.validate.movement import _movement_rules
 
 INT16_SPAN = 1 << 15  # the largest |x| of an int16 value
@@ -42,7 +46,7 @@ MAX_SHIFT_64 = 7  # TFLM's int64 MultiplyByQuantizedMultiplier: shift in [-31, 8
 # |accumulator| bound of the int64 requantization: times the 16-bit multiplier (at most 2^15) plus the
 # rounding term (at most 2^45) it stays below 2^63
 ACC64_LIMIT = ((1 << 63) - 1 - (1 << 45)) >> 15
-TFLITE_INT32, TFLITE_INT64 = 2, 4  # TensorType codes (the quantized_bias_type options)
+TFLITE_INT32 = 2  # the TensorType code of INT32 (the quantized_bias_type options)
 # The data-movement operators whose TFLM kernels take int16 (DEPTH_TO_SPACE and SPACE_TO_DEPTH refuse it in
 # their Prepare: TFLM_NO_INT16).
 INT16_MOVEMENT = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK")
@@ -142,6 +146,17 @@ def _int16_rule_table() -> dict[str, Rule]:
         # SQUARED_DIFFERENCE: TFLM's SquaredDifference<int16_t> (left shift 0; the int8 row, its multiplier
         # check taking the int16 left shift).
         "SQUARED_DIFFERENCE": _int16_row(arith["SQUARED_DIFFERENCE"]),
+        # BATCH_MATMUL: TFLM's BatchMatMul<int16_t, int64_t> (zero points 0, which its Prepare asserts; products
+        # summed in int64, the int64 requantization): the int8 row's shapes, its multiplier against the int64
+        # accumulator bound depth x 32768 x 32768.
+        "BATCH_MATMUL": dataclasses.replace(
+            _int16_row(_conv_like_rules()["BATCH_MATMUL"]),
+            checks=(_both_constant, _batch_matmul_shapes, _int16_batch_matmul_multiplier)),
+        # UNIDIRECTIONAL_SEQUENCE_LSTM: TFLM's EvalLstm<int16_t, int8_t, int16_t, int64_t> (int16 input, hidden
+        # state and output, int8 per-tensor weights, int64 biases, which it reads whatever their type says: an
+        # int32 one it would read past its end; an int16 cell state): the int8 row's structure and shapes, its
+        # arithmetic with the gates' sums in int64.
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": _int16_lstm_row(_lstm_rules()["UNIDIRECTIONAL_SEQUENCE_LSTM"]),
     }
 
 
@@ -180,6 +195,31 @@ def _int16_transpose_conv_multipliers(graph: Graph, op: Op) -> None:
                          check=_check_multiplier64)
 
 
+def _int16_batch_matmul_multiplier(graph: Graph, op: Op) -> None:
+    """TFLM GetQuantizedConvolutionMultipler (as the int8 row) for the int64 requantization."""
+    lhs, rhs, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
+    product = _f32(np.float32(lhs.quant.s) * np.float32(rhs.quant.s))
+    _check_multiplier64(graph, op, "the multiplier lhs scale x rhs scale / output scale", product / _f32(out.quant.s),
+                        batch_matmul_shape(graph, op).depth * INT16_SPAN * INT16_SPAN)
+
+
+def _int16_lstm_row(rule: Rule) -> Rule:
+    """The int8 LSTM row with int16 activations and states, int64 biases and the int64 gate requantization."""
+    i16 = ("int16",)
+
+    def f(o: Operand) -> Operand:
+        if o.name == "bias":
+            return dataclasses.replace(o, dtypes=("int64",))
+        return dataclasses.replace(o, dtypes=i16) if o.name in ("input", "hidden state", "output") else o
+
+    return dataclasses.replace(rule, inputs=tuple(f(o) for o in rule.inputs), outputs=tuple(f(o) for o in rule.outputs),
+                               checks=(*rule.checks[:-1], _int16_lstm_arithmetic))  # the last: _lstm_arithmetic
+
+
+def _int16_lstm_arithmetic(graph: Graph, op: Op) -> None:
+    lstm_arithmetic(graph, op, _check_multiplier64)
+
+
 def int16_operator(graph: Graph, op: Op) -> bool:
     """Whether ``op`` computes on 16-bit activations: one of its run-time tensors is int16 (INT16_RULES and the
     int16 lowerings apply); state (a variable tensor, such as an int8 SVDF's int16 state) does not count."""
@@ -188,14 +228,13 @@ def int16_operator(graph: Graph, op: Op) -> bool:
 
 
 def int64_accumulator(graph: Graph, op: Op) -> bool:
-    """Whether TFLM's 16x8 kernel of ``op`` accumulates in int64: with an int64 bias; without a bias,
-    FULLY_CONNECTED when its quantized_bias_type option is INT64 and CONV_2D unless it is INT32 (as the
-    installed TFLM does: tests/test_ops_int16.py checks each)."""
+    """Whether TFLM's 16x8 kernel of ``op`` accumulates in int64: with an int64 bias; without a bias, unless its
+    quantized_bias_type option is INT32 (FULLY_CONNECTED and CONV_2D alike, as the installed TFLM does:
+    tests/test_ops_int16.py checks each, the option absent, FLOAT32, INT32 and INT64)."""
     b = _t(graph, op, 2)
     if b is not None:
         return b.dtype == "int64"
-    code = op.options.get("quantized_bias_type", 0)
-    return code == TFLITE_INT64 if op.kind == "FULLY_CONNECTED" else code != TFLITE_INT32
+    return op.options.get("quantized_bias_type", 0) != TFLITE_INT32
 
 
 def _int16_multipliers(graph: Graph, op: Op) -> None:

@@ -10,12 +10,17 @@ the recurrent one on the hidden state without), their saturating sum, then sigmo
 state is forget x cell + input x cell gate (int16, optionally clipped) and the hidden state output x tanh(cell),
 requantized to the hidden state's scale and zero point.  The cell state's scale must be a power of two 2^p (TFLM
 takes its log2 for the tanh's input shift).
+
+The float32 row (FLOAT_RULES; codegen/ops/lstm_f32.py) takes the same structure and shapes with float32
+operands; the int16x8 row (INT16_RULES, validate/int16.py; codegen/ops/lstm_s16.py) int16 activations and states,
+int64 biases and this arithmetic with the gates' sums in int64 (:func:`lstm_arithmetic`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -85,12 +90,36 @@ def _lstm_rules() -> dict[str, Rule]:
         # the schema can only say tanh); the output's quantization is not read (TFLM copies the hidden state).
         "UNIDIRECTIONAL_SEQUENCE_LSTM": Rule(
             inputs=inputs, outputs=(Operand("output", quant="none"),), activations=("TANH",),
-            checks=(_lstm_structure, _lstm_shapes, _lstm_arithmetic), state_inputs=(HIDDEN_STATE, CELL_STATE)),
+            checks=(_lstm_structure, _lstm_per_tensor, _lstm_shapes, _lstm_arithmetic),
+            state_inputs=(HIDDEN_STATE, CELL_STATE)),
+    }
+
+
+def _float_lstm_rules() -> dict[str, Rule]:
+    """The float32 row (FLOAT_RULES) of UNIDIRECTIONAL_SEQUENCE_LSTM: TFLM's EvalLstm<float, float, float,
+    float>, every operand float32 (no quantization read), the standard LSTM's structure and shapes as the int8
+    row's; a finite cell clip (TFLM clips when it is above 0)."""
+    f32 = ("float32",)
+    variant = Operand("variant tensor", ("int8", "int16", "int32", "float32"), kind="any", optional=True,
+                      quant="none")
+    inputs = (
+        Operand("input", f32, quant="none"),
+        *(Operand("weights", f32, kind="const", quant="none"),) * 8,
+        *(variant,) * 3,
+        *(Operand("bias", f32, kind="const", quant="none"),) * 4,
+        variant, variant,
+        Operand("hidden state", f32, quant="none"), Operand("cell state", f32, quant="none"),
+        *(variant,) * 4,
+    )
+    return {
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": Rule(
+            inputs=inputs, outputs=(Operand("output", f32, quant="none"),), activations=("TANH",),
+            checks=(_lstm_structure, _lstm_shapes, _finite_cell_clip), state_inputs=(HIDDEN_STATE, CELL_STATE)),
     }
 
 
 def _lstm_structure(graph: Graph, op: Op) -> None:
-    """All 24 inputs, the input gate's weights present, no LSTM variant's tensors, per-tensor weights."""
+    """All 24 inputs, the input gate's weights present (the rows require them), no LSTM variant's tensors."""
     if len(op.inputs) != LSTM_INPUTS:
         raise _fail(graph, f"{_op(op)}: has {len(op.inputs)} inputs; TFLM requires all {LSTM_INPUTS} (absent "
                            "optional ones as -1); re-export the model")
@@ -99,12 +128,22 @@ def _lstm_structure(graph: Graph, op: Op) -> None:
         raise _fail(graph, f"{_op(op)}: input {present[0]} ({VARIANT_INPUTS[present[0]]}) is present; TFLM runs "
                            "the standard LSTM only (no peephole, projection or layer normalization), as Keras's "
                            "LSTM layer makes it")
+
+
+def _lstm_per_tensor(graph: Graph, op: Op) -> None:
+    """The integer LSTM's weights quantized per tensor."""
     for p in INPUT_WEIGHTS + RECURRENT_WEIGHTS:
         w = graph.tensors[op.inputs[p]]  # present: the row requires them (no CIFG in TFLM)
         if w.quant.per_channel:
             raise _unsupported(graph, op, f"weights {_ten(w)} (input {p}) have {w.quant.scale.size} per-channel "
                                           "scales; the LSTM's weights must be quantized per tensor, as the "
                                           "converter quantizes them")
+
+
+def _finite_cell_clip(graph: Graph, op: Op) -> None:
+    clip = float(op.options.get("cell_clip", 0.0))
+    if not math.isfinite(clip):
+        raise _unsupported(graph, op, f"cell_clip is {clip}; supported is a finite clip (0 or below: none)")
 
 
 def lstm_shape(graph: Graph, op: Op) -> LstmShape:
@@ -168,6 +207,12 @@ def lstm_reals(graph: Graph, op: Op) -> LstmReals:
 def _lstm_arithmetic(graph: Graph, op: Op) -> None:
     """The cell state's scale a power of two within what the int16 tanh can take, every multiplier
     representable and every int32 accumulator and product of TFLM's arithmetic free of overflow."""
+    lstm_arithmetic(graph, op, _check_multiplier)
+
+
+def lstm_arithmetic(graph: Graph, op: Op, gate_check: Callable[[Graph, Op, str, float, int], None]) -> None:
+    """_lstm_arithmetic with ``gate_check`` for the gates' fully connected layers (the int16x8 LSTM's sums are
+    int64, requantized by the int64 MultiplyByQuantizedMultiplier: validate/int16.py)."""
     inp, hidden, cell = _t(graph, op, 0), _t(graph, op, HIDDEN_STATE), _t(graph, op, CELL_STATE)
     mantissa, exponent = math.frexp(_f32(cell.quant.s))
     if mantissa != 0.5:
@@ -182,12 +227,11 @@ def _lstm_arithmetic(graph: Graph, op: Op) -> None:
     gates = ("input", "forget", "cell", "output")
     for g, p, b, real in zip(gates, INPUT_WEIGHTS, BIASES, reals.input_fc):
         acc = _row_bound(graph.tensors[op.inputs[p]], inp, graph.tensors[op.inputs[b]])
-        _check_multiplier(graph, op, f"the {g} gate's input multiplier (input scale x weight scale / 2^-12)", real,
-                          acc)
+        gate_check(graph, op, f"the {g} gate's input multiplier (input scale x weight scale / 2^-12)", real, acc)
     for g, p, real in zip(gates, RECURRENT_WEIGHTS, reals.recurrent_fc):
         acc = _row_bound(graph.tensors[op.inputs[p]], hidden, None)
-        _check_multiplier(graph, op, f"the {g} gate's recurrent multiplier (hidden state scale x weight scale / "
-                                     "2^-12)", real, acc)
+        gate_check(graph, op, f"the {g} gate's recurrent multiplier (hidden state scale x weight scale / 2^-12)",
+                   real, acc)
     _check_multiplier(graph, op, "the multiplier input gate x cell gate -> cell state (2^-30 / cell state scale)",
                       reals.input_cell, INT16_PRODUCT)
     _check_multiplier(graph, op, "the multiplier output gate x tanh(cell state) -> hidden state (2^-30 / hidden "
