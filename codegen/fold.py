@@ -20,7 +20,8 @@ a constant) and the reader (preferred: the one reader of a TRANSPOSE output that
 or the writer (of a TRANSPOSE input that is neither a model input nor output, read by the TRANSPOSE
 alone) has a variant declaring ``strided_input`` or ``strided_output`` (the portable, DSP and MVE int8
 CONV_2D: the DSP and MVE ones gather a strided input in their im2col and store a strided output out of a
-pixel pair's buffer, at the cost their declarations add, codegen/families.py: FOLDED_RATES); only those
+pixel pair's buffer, at the cost their declarations add, codegen/families.py: FOLDED_RATES; and the
+portable int8 DEPTHWISE_CONV_2D); only those
 variants then compute the call (``Variant.applies``), not in place (the ring geometry assumes row-major
 tensors); a strided
 reader may run in a patch stage without the stage's output overlapping its input

@@ -56,6 +56,7 @@ __all__ = [
     "int16_unet_cases",
     "nchw_cases",
     "nchw_branch_cases",
+    "nchw_depthwise_cases",
     "exp_cases",
     "build",
     "build_many",
@@ -781,6 +782,18 @@ def nchw_branch_cases() -> list[Case]:
         ((32, 6, 6), nchw, (3, 3), (1, 1), "same", 4, back),
     )
     return [case("nchw_branches", "TRANSPOSE", *(b[0] for b in branches), branches=branches, id="nchw_branches")]
+
+
+def nchw_depthwise_cases() -> list[Case]:
+    """DEPTHWISE_CONV_2D between TRANSPOSEs, which fold into its portable kernel (tests/test_fold.py): the
+    output alone transposed back, and both."""
+    conv = ("nchw_conv", "TRANSPOSE")
+    return [
+        case(*conv, (9, 7, 4), out_perm=(3, 1, 2), kernel=(3, 3), strides=(2, 2), padding="same", depthwise=True,
+             act="relu"),
+        case(*conv, (4, 8, 6), perm=(2, 3, 1), out_perm=(3, 1, 2), kernel=(3, 3), strides=(1, 1), padding="valid",
+             depthwise=True),
+    ]
 
 
 def exp_cases() -> list[Case]:

@@ -8,7 +8,8 @@
   through strides is slow);
 * a CONV_2D whose output is transposed back to NCHW (the CONV_2D writes through strides), alone and with
   its input transposed too;
-* a TRANSPOSE into DEPTHWISE_CONV_2D (its kernels read row-major only) stays a copy;
+* DEPTHWISE_CONV_2D reading a TRANSPOSE, writing one, or both, folded into its portable kernel (its DSP
+  and MVE kernels read and write row-major only), bit-exact on the host;
 * MobileNetV2 (alpha 0.35, 96x96) behind an NCHW input (slow): without a budget the objective keeps the
   copy; within 40,000 bytes only the folded plan fits (the copying one needs 55,296), bit-exact on the host
   and under QEMU on mps2-an386 and mps3-an547, where the folded CONV_2D runs the DSP and MVE kernels in a
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import assert_bitexact
-from tests.modelgen import build, nchw_cases
+from tests.modelgen import build, nchw_cases, nchw_depthwise_cases
 from tinyml.codegen.fold import folded
 from tinyml.codegen.lower import KernelCall
 from tinyml.compiler import Compiled, build_model
@@ -42,10 +43,10 @@ def _compiled(model: bytes, board: str = "host", fold: bool | None = True) -> Co
     return build_model(parse_tflite(model, source="m.tflite", name="m"), board, fold=fold)
 
 
-def _check_folded(model: bytes, board: str = "host") -> tuple[Compiled, Compiled]:
+def _check_folded(model: bytes, board: str = "host", kernel: str = "") -> tuple[Compiled, Compiled]:
     """Every TRANSPOSE is folded: no copy kernel, its output shares its input's buffer (no arena bytes of its
-    own), the CONV_2D it folded into reads or writes through strides, and model.c and the compile note say
-    so.  Returns the builds folded and copying."""
+    own), the CONV_2D (or ``kernel``'s operator) it folded into reads or writes through strides, and model.c
+    and the compile note say so.  Returns the builds folded and copying."""
     on, off = _compiled(model, board), _compiled(model, board, fold=False)
     aliases = folded(on.calls)
     assert aliases and len(aliases) == sum(op.kind == "TRANSPOSE" for op in on.graph.ops)
@@ -53,13 +54,14 @@ def _check_folded(model: bytes, board: str = "host") -> tuple[Compiled, Compiled
     for alias in aliases:
         conv = next(c for c in on.calls if isinstance(c, KernelCall) and c.op_index == alias.folded_into)
         reads = conv.inputs == [alias.target]
-        assert conv.kernel == CONV_KERNEL[board] and (conv.input_strides if reads else conv.output_strides)
+        assert conv.kernel == (kernel or CONV_KERNEL[board]) and (conv.input_strides if reads else conv.output_strides)
         assert on.plan.tensor_buffer[alias.target] == on.plan.tensor_buffer[alias.source]
         assert off.plan.tensor_buffer[alias.target] != off.plan.tensor_buffer[alias.source]
         assert f"TRANSPOSE folded into op {alias.folded_into}" in on.files["model.c"]
     assert any(isinstance(c, KernelCall) and c.kernel == "copy_nd_s8" for c in off.calls)
     first = aliases[0]
-    assert on.fold_note.startswith(f"folded TRANSPOSE op {first.op_index} into op {first.folded_into} (CONV_2D)")
+    kind = on.graph.ops[first.folded_into].kind
+    assert on.fold_note.startswith(f"folded TRANSPOSE op {first.op_index} into op {first.folded_into} ({kind})")
     assert not off.fold_note
     return on, off
 
@@ -81,13 +83,12 @@ def test_fold_into_conv_host(case, tmp_path: Path) -> None:
     assert_bitexact(model, tmp_path, board="host", samples=2)  # the objective's choice
 
 
-def test_transpose_into_depthwise_stays_a_copy(tmp_path: Path) -> None:
-    (c,) = [c for c in CONV_CASES if c.p("depthwise")]
-    model = build(c)
-    compiled = _compiled(model)
-    assert not folded(compiled.calls)
-    assert any(isinstance(k, KernelCall) and k.kernel == "copy_nd_s8" for k in compiled.calls)
-    assert_bitexact(model, tmp_path, board="host", samples=2)
+@pytest.mark.parametrize("case", [c for c in CONV_CASES if c.p("depthwise")] + nchw_depthwise_cases(),
+                         ids=lambda c: c.id)
+def test_fold_into_depthwise_host(case, tmp_path: Path) -> None:
+    model = build(case)
+    on, _ = _check_folded(model, kernel="dwconv_s8")
+    _verify(on, model, tmp_path, 2)
 
 
 @pytest.mark.qemu
