@@ -88,25 +88,25 @@ def _folded_out_stack(call: KernelCall) -> int:
 
 # What a folded TRANSPOSE costs a DSP or MVE convolution, in estimated instructions over the same call
 # unfolded: per tap of each output pixel, the gather through the input's strides over the family's own
-# im2col (pixels whose taps are all inside the image unrolled channel by channel up to `unrolled` taps, as
-# the templates do, else a loop over the channels; the other pixels through a loop with bounds checks); per
-# output element, the store through the output's strides out of the pixel pair's buffer.  Fitted to QEMU
-# instruction counts (December 2026) of the CONV_2D folded against the same layer unfolded: an NCHW input
-# 3x48x48, 3x3 stride 2 SAME into 16 channels (15,552 taps) +41,560 instructions on mps2-an386, +22,603 on
-# mps3-an547; 8x24x24, 3x3 stride 1 SAME (41,472 taps) +141,596 and +72,199; the output of a 3x3
-# convolution 24x24x8 to 16 channels stored NCHW (9,216 elements) +33,030 and +34,608; and the seven
-# branches of tests/modelgen.py's nchw_branch_cases (in_c 1 to 32: the DSP's border pixels cost about 14
-# per tap more than its own border taps; on the M55 the border pixels cost no more than the others).
+# im2col (unrolled channel by channel up to `unrolled` taps, as the templates do; beyond it a loop over the
+# channels for the pixels whose taps are all inside the image, and for the others a loop with bounds checks
+# per tap); per output element, the store through the output's strides out of the pixel pair's buffer.
+# Fitted to QEMU instruction counts (December 2026) of the CONV_2D folded against the same layer unfolded:
+# an NCHW input 3x48x48, 3x3 stride 2 SAME into 16 channels (15,552 taps) +21,384 instructions on
+# mps2-an386, +22,603 on mps3-an547; 8x24x24, 3x3 stride 1 SAME (41,472 taps) +48,566 and +72,199; the
+# output of a 3x3 convolution 24x24x8 to 16 channels stored NCHW (9,216 elements) +33,030 and +34,608; and
+# the seven branches of tests/modelgen.py's nchw_branch_cases (in_c 1 to 32; the DSP's loop over the
+# border pixels of 288 taps about 14 per tap).
 @dataclass(frozen=True)
 class FoldedRates:
-    per_tap: float  # a tap of a pixel inside the image, unrolled
-    unrolled: int  # up to this many taps (k_h * k_w * in_c; beyond it a loop over the channels)
-    per_tap_loop: float  # a tap of a pixel inside the image, beyond `unrolled`
-    per_border_tap: float  # a tap of a pixel whose window crosses the image's edge
+    per_tap: float  # a tap, unrolled
+    unrolled: int  # up to this many taps (k_h * k_w * in_c)
+    per_tap_loop: float  # beyond it: a tap of a pixel inside the image
+    per_border_tap_loop: float  # beyond it: a tap of a pixel whose window crosses the image's edge
     per_store: float  # an output element stored through strides
 
 
-FOLDED_RATES = {"dsp": FoldedRates(1.5, 128, 2.0, 14.0, 3.6), "mve": FoldedRates(1.6, 256, 2.5, 1.6, 3.8)}
+FOLDED_RATES = {"dsp": FoldedRates(1.3, 128, 2.0, 14.0, 3.6), "mve": FoldedRates(1.6, 256, 2.5, 2.5, 3.8)}
 
 
 def _inside(n_out: int, stride: int, pad: int, k: int, n_in: int) -> int:
@@ -124,8 +124,8 @@ def _folded_per_output(call: KernelCall, family: str) -> float:
         pixels = p["out_h"] * p["out_w"]
         inside = _inside(p["out_h"], p["stride_h"], p["pad_h"], p["k_h"], p["in_h"]) \
             * _inside(p["out_w"], p["stride_w"], p["pad_w"], p["k_w"], p["in_w"])
-        per_tap = r.per_tap if taps <= r.unrolled else r.per_tap_loop
-        cost += taps * (inside * per_tap + (pixels - inside) * r.per_border_tap) / (pixels * p["out_c"])
+        inner, border = (r.per_tap, r.per_tap) if taps <= r.unrolled else (r.per_tap_loop, r.per_border_tap_loop)
+        cost += taps * (inside * inner + (pixels - inside) * border) / (pixels * p["out_c"])
     return cost
 
 
