@@ -14,7 +14,7 @@ decision here is plain Python; the templates hold the C.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,68 @@ def _whole_layer(call: KernelCall) -> bool:
         if key not in _NEUTRAL or value != _NEUTRAL[key](call.params):
             return False
     return True
+
+
+def _folded_spec(call: KernelCall) -> dict[str, Any]:
+    """What a TRANSPOSE folded into a convolution leaves to its DSP or MVE variant (codegen/fold.py): the
+    input's strides (the im2col gathers through them) and the output's (each pixel's outputs computed into a
+    buffer of out_c bytes, then stored through them)."""
+    spec = {k: list(call.spec[k]) for k in ("in_strides", "out_strides") if call.spec.get(k)}
+    if "out_strides" in spec:
+        spec["out_c"] = call.params["out_c"]
+    return spec
+
+
+def _folded(call: KernelCall) -> bool:
+    return bool(call.input_strides or call.output_strides)
+
+
+def _folded_out_stack(call: KernelCall) -> int:
+    """The two pixels' outputs of a folded output (out_c rounded up to 4 each)."""
+    return 2 * ((call.params["out_c"] + 3) // 4 * 4) if call.output_strides else 0
+
+
+# What a folded TRANSPOSE costs a DSP or MVE convolution, in estimated instructions over the same call
+# unfolded: per tap of each output pixel, the gather through the input's strides over the family's own
+# im2col (unrolled channel by channel up to `unrolled` taps, as the templates do; beyond it a loop over the
+# channels for the pixels whose taps are all inside the image, and for the others a loop with bounds checks
+# per tap); per output element, the store through the output's strides out of the pixel pair's buffer.
+# Fitted to QEMU instruction counts (December 2026) of the CONV_2D folded against the same layer unfolded:
+# an NCHW input 3x48x48, 3x3 stride 2 SAME into 16 channels (15,552 taps) +21,384 instructions on
+# mps2-an386, +22,603 on mps3-an547; 8x24x24, 3x3 stride 1 SAME (41,472 taps) +48,566 and +72,199; the
+# output of a 3x3 convolution 24x24x8 to 16 channels stored NCHW (9,216 elements) +33,030 and +34,608; and
+# the seven branches of tests/modelgen.py's nchw_branch_cases (in_c 1 to 32; the DSP's loop over the
+# border pixels of 288 taps about 14 per tap).
+@dataclass(frozen=True)
+class FoldedRates:
+    per_tap: float  # a tap, unrolled
+    unrolled: int  # up to this many taps (k_h * k_w * in_c)
+    per_tap_loop: float  # beyond it: a tap of a pixel inside the image
+    per_border_tap_loop: float  # beyond it: a tap of a pixel whose window crosses the image's edge
+    per_store: float  # an output element stored through strides
+
+
+FOLDED_RATES = {"dsp": FoldedRates(1.3, 128, 2.0, 14.0, 3.6), "mve": FoldedRates(1.6, 256, 2.5, 2.5, 3.8)}
+
+
+def _inside(n_out: int, stride: int, pad: int, k: int, n_in: int) -> int:
+    """How many of n_out output rows (or columns) read only input rows inside the image."""
+    return sum(1 for o in range(n_out) if 0 <= o * stride - pad and o * stride - pad + k <= n_in)
+
+
+def _folded_per_output(call: KernelCall, family: str) -> float:
+    """The estimated instructions a folded call adds per output element (FOLDED_RATES)."""
+    r = FOLDED_RATES[family]
+    p = call.params
+    cost = r.per_store if call.output_strides else 0.0
+    if call.input_strides:
+        taps = p["k_h"] * p["k_w"] * p["in_c"]
+        pixels = p["out_h"] * p["out_w"]
+        inside = _inside(p["out_h"], p["stride_h"], p["pad_h"], p["k_h"], p["in_h"]) \
+            * _inside(p["out_w"], p["stride_w"], p["pad_w"], p["k_w"], p["in_w"])
+        inner, border = (r.per_tap, r.per_tap) if taps <= r.unrolled else (r.per_tap_loop, r.per_border_tap_loop)
+        cost += taps * (inside * inner + (pixels - inside) * border) / (pixels * p["out_c"])
+    return cost
 
 
 def _plain(call: KernelCall) -> bool:
@@ -148,7 +210,8 @@ def conv_tap_order(k_h: int, k_w: int, in_c: int) -> np.ndarray:
 
 
 def dsp_conv_stack(call: KernelCall) -> int:
-    return 4 * _conv_kp(call.params)  # the two-pixel im2col buffer (int16 taps), in every form
+    # the two-pixel im2col buffer (int16 taps), in every form; a folded output's pair buffer
+    return 4 * _conv_kp(call.params) + _folded_out_stack(call)
 
 
 def dsp_conv_ring_extra(call: KernelCall) -> int:
@@ -170,6 +233,14 @@ def ring_stores_pixels(call: KernelCall) -> int:
     return call.params["out_h"] * call.params["out_w"]
 
 
+DSP_CONV_RATES = (0.93, 13.0)  # estimated instructions per MAC and per output element (fitted: see its Variant)
+
+
+def dsp_conv_rates(call: KernelCall) -> tuple[float, float]:
+    """A folded call adds its gather and its strided store (FOLDED_RATES)."""
+    return DSP_CONV_RATES[0], DSP_CONV_RATES[1] + _folded_per_output(call, "dsp")
+
+
 def dsp_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
     return _plain(call)
 
@@ -185,7 +256,7 @@ def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     bias = _bias(ctx, call, out_c)
     bound = np.abs(w).sum(axis=1) * 255 + np.abs(bias)
     rq = _requant_mode(mult, shift, bound)
-    spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, kp=kp, rq=rq, tail=out_c % 4, **_clamp_spec(p))
+    spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, kp=kp, rq=rq, tail=out_c % 4, **_clamp_spec(p), **_folded_spec(call))
     order = conv_tap_order(k_h, k_w, in_c)
     if in_c % 4:
         spec["order"] = tuple(int(q) for q in order)
@@ -408,7 +479,9 @@ def _mve_narrow(p: dict[str, Any]) -> bool:
 def mve_conv_stack(call: KernelCall) -> int:
     p = call.params
     k = p["k_h"] * p["k_w"] * p["in_c"]
-    return 0 if _mve_direct(p) else 2 * ((k + 15) // 16 * 16)  # the two-pixel im2col buffer
+    if _mve_direct(p) and not _folded(call):
+        return 0
+    return 2 * ((k + 15) // 16 * 16) + _folded_out_stack(call)  # the two-pixel im2col buffer
 
 
 def mve_conv_direct_stack(call: KernelCall) -> int:
@@ -468,14 +541,16 @@ MVE_CONV_RATES = {"direct": (0.202, 3.27), "im2col": (0.128, 11.1)}  # each with
 
 
 def mve_conv_rates(call: KernelCall) -> tuple[float, float]:
-    return MVE_CONV_RATES["direct" if _mve_direct(call.params) else "im2col"]
+    """A folded call (never direct) adds its gather and its strided store (FOLDED_RATES)."""
+    per_mac, per_output = MVE_CONV_RATES["direct" if _mve_direct(call.params) and not _folded(call) else "im2col"]
+    return per_mac, per_output + _folded_per_output(call, "mve")
 
 
 def mve_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     p = call.params
     out_c, k_h, k_w, in_c = p["out_c"], p["k_h"], p["k_w"], p["in_c"]
     k = k_h * k_w * in_c
-    direct = _mve_direct(p)
+    direct = _mve_direct(p) and not _folded(call)  # a folded input is gathered, as the im2col does
     w = _weights(ctx, call).reshape(out_c, k)
     c = _consts(call)
     n4 = (out_c + 3) // 4 * 4
@@ -483,8 +558,8 @@ def mve_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     folded = _bias(ctx, call, out_c) + p["input_offset"] * w.sum(axis=1)
     contig = direct and p["stride_h"] == 1 and p["stride_w"] == 1
     spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, k=k, direct=direct, contig=contig, oc_tail=out_c % 4 != 0,
-                rq=_mve_rq(shift))
-    if _mve_narrow(p):
+                rq=_mve_rq(shift), **_folded_spec(call))
+    if direct and _mve_narrow(p):
         spec.update(_clamp_spec(p))  # the narrow kernel clamps to the int8 range without them
     return _variant(call, "conv_s8_mve", spec, ConstArray("w", "int8_t", _mve_rows(w)),
                     ConstArray("bias", "int32_t", _wrap32(_pad_to(folded, n4))), _pad_to(mult, n4),
@@ -642,8 +717,8 @@ VARIANTS = (
     # which the halos as estimated here about 80,400: patch_call 4,800 for each of the 24 calls (both
     # kernels; was 5,600).
     Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
-            ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, per_mac=0.93, per_output=13.0,
-            ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75, patch_call=4800,
+            ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, rates=dsp_conv_rates,
+            strided_input=True, strided_output=True, ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75, patch_call=4800,
             build=dsp_conv, helpers=(DSP,)),
     # The depthwise kernel rewritten (column-pair row buffers, passes of several columns): 2.45 instructions
     # per MAC on the DS-CNN's layers (176,280 whole layer, mps2-an386), 2.47 over MobileNetV1-0.25's (in place
@@ -693,6 +768,7 @@ VARIANTS = (
             ring_direct=True, direct_stack=mve_conv_direct_stack, direct_cost=mve_conv_direct_cost,
             direct_accepts=mve_conv_direct_ok,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, rates=mve_conv_rates, ring_per_byte=0.1,
+            strided_input=True, strided_output=True,
             ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=2100, build=mve_conv, helpers=(MVE,)),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,

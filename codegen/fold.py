@@ -18,8 +18,12 @@ buffer, ``OpFacts.alias``), and either
 The model's API keeps the .tflite's layouts.  It folds where the TRANSPOSE's input is an activation (not
 a constant) and the reader (preferred: the one reader of a TRANSPOSE output that is not a model output)
 or the writer (of a TRANSPOSE input that is neither a model input nor output, read by the TRANSPOSE
-alone) has a variant declaring ``strided_input`` or ``strided_output``; only those variants then compute
-the call (``Variant.applies``), not in place (the ring geometry assumes row-major tensors); a strided
+alone) has a variant declaring ``strided_input`` or ``strided_output`` (the portable, DSP and MVE int8
+CONV_2D: the DSP and MVE ones gather a strided input in their im2col and store a strided output out of a
+pixel pair's buffer, at the cost their declarations add, codegen/families.py: FOLDED_RATES; and the
+portable int8 DEPTHWISE_CONV_2D); only those
+variants then compute the call (``Variant.applies``), not in place (the ring geometry assumes row-major
+tensors); a strided
 reader may run in a patch stage without the stage's output overlapping its input
 (``OpFacts.strided_input``), a strided writer not in one.  Anywhere else the TRANSPOSE stays a copy.  The
 compiler plans a model both ways, folded and copying, and its objective chooses (tinyml/compiler.py:
@@ -127,4 +131,5 @@ def fold_note(graph: Graph, folds: list[Alias], taken: bool, folded: tuple[int, 
     why = (f"its best folded plan needs {folded[0]:,} bytes of arena and {folded[1]:,} instructions (estimated)"
            if folded is not None else "no folded plan fits the budget")
     return (f"not folded: {which} could fold, but the objective took a plan that copies ({chosen[0]:,} bytes, "
-            f"{chosen[1]:,} instructions): {why}; a folded kernel has portable C only and does not run in place")
+            f"{chosen[1]:,} instructions): {why}; a folded kernel does not run in place, and its gather or "
+            f"strided stores cost instructions")

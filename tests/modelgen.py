@@ -55,6 +55,8 @@ __all__ = [
     "lstm_cases",
     "int16_unet_cases",
     "nchw_cases",
+    "nchw_branch_cases",
+    "nchw_depthwise_cases",
     "exp_cases",
     "build",
     "build_many",
@@ -778,6 +780,38 @@ def nchw_cases() -> list[Case]:
     ]
 
 
+def nchw_branch_cases() -> list[Case]:
+    """One model of independent branches, each an input (permuted to NHWC unless its perm is None) into a
+    CONV_2D whose output is permuted back (unless its out_perm is None), as TRANSPOSEs the DSP and MVE
+    convolutions fold (codegen/fold.py; tests/test_fold_families.py): per branch (input shape, perm, kernel,
+    strides, padding, filters, out_perm), in_c 1, 3, 8 and 32 (more taps than the unrolled gathers take),
+    strides 1 and 2, SAME and VALID, 1x1 (the MVE direct kernel's shape), input and output folded alone and
+    together, channel counts not a multiple of 4."""
+    nchw, back = (2, 3, 1), (3, 1, 2)
+    branches = (
+        ((10, 9, 1), (2, 1, 3), (3, 3), (1, 1), "same", 8, back),  # in_c 1: H and W swapped (NCHW would be a RESHAPE)
+        ((11, 3, 12), (1, 3, 2), (3, 3), (2, 2), "valid", 5, (3, 2, 1)),
+        ((8, 7, 9), nchw, (3, 3), (2, 2), "same", 6, None),
+        ((10, 9, 8), None, (3, 3), (1, 1), "valid", 4, back),
+        ((3, 8, 7), nchw, (1, 1), (1, 1), "valid", 4, back),
+        ((8, 10, 10), nchw, (1, 1), (2, 2), "valid", 12, back),
+        ((32, 6, 6), nchw, (3, 3), (1, 1), "same", 4, back),
+    )
+    return [case("nchw_branches", "TRANSPOSE", *(b[0] for b in branches), branches=branches, id="nchw_branches")]
+
+
+def nchw_depthwise_cases() -> list[Case]:
+    """DEPTHWISE_CONV_2D between TRANSPOSEs, which fold into its portable kernel (tests/test_fold.py): the
+    output alone transposed back, and both."""
+    conv = ("nchw_conv", "TRANSPOSE")
+    return [
+        case(*conv, (9, 7, 4), out_perm=(3, 1, 2), kernel=(3, 3), strides=(2, 2), padding="same", depthwise=True,
+             act="relu"),
+        case(*conv, (4, 8, 6), perm=(2, 3, 1), out_perm=(3, 1, 2), kernel=(3, 3), strides=(1, 1), padding="valid",
+             depthwise=True),
+    ]
+
+
 def exp_cases() -> list[Case]:
     """EXP, float32 (the type the installed TFLM runs it in; tests/test_exp.py): 1-D to 4-D, inputs up to
     about +-12 (no overflow to infinity); and an int8-quantized EXP, which TFLM refuses."""
@@ -1180,6 +1214,16 @@ def _b_nchw_conv(keras: Any, c: Case, ins: list[Any]) -> Any:
                                 dilation_rate=c.p("dilation", (1, 1)))(x)
     y = _act(keras, y, c.p("act", "none"))
     return keras.layers.Permute(c.p("out_perm"))(y) if c.p("out_perm") else y
+
+
+def _b_nchw_branches(keras: Any, c: Case, ins: list[Any]) -> list[Any]:
+    """nchw_branch_cases: per input a CONV_2D between two Permutes (either left out where None)."""
+    outs = []
+    for x, (_, perm, kernel, strides, padding, filters, out_perm) in zip(ins, c.p("branches")):
+        y = keras.layers.Permute(perm)(x) if perm else x
+        y = keras.layers.ReLU()(keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding)(y))
+        outs.append(keras.layers.Permute(out_perm)(y) if out_perm else y)
+    return outs
 
 
 def _b_nchw_mobilenet_v2(keras: Any, c: Case, ins: list[Any]) -> Any:

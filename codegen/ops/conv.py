@@ -11,7 +11,7 @@ from tinyml.graph.ir import Op, Tensor
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
     portable("conv_s8", ring=True, window=True, per_mac=12.0, strided_input=True, strided_output=True),
-    portable("dwconv_s8", ring=True, window=True, per_mac=14.0),
+    portable("dwconv_s8", ring=True, window=True, per_mac=14.0, strided_input=True, strided_output=True),
 )
 
 
