@@ -652,9 +652,10 @@ VARIANTS = (
     # 90,842 with nothing recomputed, about 5,000 per call (its input rows copied into the planes per
     # window, 4.1 instructions per output more than the whole layer's rows of 24).  The window form
     # reworked (per 4 channels every output of the row, weights and requantization in registers; the
-    # taps of a row from a table by the plane row of its first input row, for every form): the stage
-    # measures 314,432 instructions (was 381,178), so op 3 about 84,600 against 89,815 for the whole
-    # layer (which the table made faster too): no cost per call left (patch_call 0, was 5,000).
+    # taps of a row from a table by the plane row of its first input row, for every form): op 3 alone as
+    # a patch stage measures 136,223 instructions in 3x4 patches (3,870 per call over the whole layer's
+    # 89,815, which the table made faster too) and 107,959 in 6x1 (3,020 per call): patch_call 3,900
+    # (was 5,000), the larger, as the narrower windows' rows cost more.
     # Both also run in place without a ring (ring_direct): the depthwise convolution's whole-layer code
     # reads an output row's input rows into its planes before writing the row, the convolution's a pixel
     # pair's taps into its im2col buffer (or one vector); a 1x1 convolution over more than 16 channels
@@ -671,7 +672,7 @@ VARIANTS = (
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=0, build=mve_dwconv, helpers=(MVE,)),
+            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
     # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element

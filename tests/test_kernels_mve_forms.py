@@ -225,7 +225,7 @@ def test_patch_stage_costs_each_op_by_its_own_recomputed_pixels(tmp_path, monkey
     for op, scale in zip(stage.ops, stage.op_scale):
         f = plan.choice[op]
         assert plan.op_cost(op) == pytest.approx(f.cost * scale + 12 * f.patch_call_cost)
-    assert [plan.choice[op].patch_call_cost for op in stage.ops] == [2100, 0]
+    assert [plan.choice[op].patch_call_cost for op in stage.ops] == [2100, 3900]
 
 
 def test_costly_in_place_forms_only_where_the_arena_needs_them(tmp_path) -> None:
