@@ -228,7 +228,7 @@ def test_patch_stage_costs_each_op_by_its_own_recomputed_pixels(tmp_path, monkey
     assert [plan.choice[op].patch_call_cost for op in stage.ops] == [2100, 3900]
 
 
-@pytest.mark.slow  # the whole plan search of MobileNetV1-0.25 (about 20 s alone, more on a loaded machine)
+@pytest.mark.slow  # the whole plan search of MobileNetV1-0.25 (about 9 s of CPU alone, a minute on a loaded machine)
 def test_costly_in_place_forms_only_where_the_arena_needs_them(tmp_path) -> None:
     """The narrow 1x1 convolution in place without a ring (its tiles) costs more than the whole layer
     (direct_cost > 0): MobileNetV1-0.25's default plan on mps3-an547 runs no such operator in place where
