@@ -755,7 +755,12 @@ VARIANTS = (
     # op 2 (1x1, 8 to 16 channels) 229,799 instructions against 184,476 layer by layer, 204,173 of them
     # its recomputed pixels (x1.107, Plan.op_cost), about 2,100 per call; op 3 (depthwise) 151,447 against
     # 90,842 with nothing recomputed, about 5,000 per call (its input rows copied into the planes per
-    # window, 4.1 instructions per output more than the whole layer's rows of 24).
+    # window, 4.1 instructions per output more than the whole layer's rows of 24).  The window form
+    # reworked (per 4 channels every output of the row, weights and requantization in registers; the
+    # taps of a row from a table by the plane row of its first input row, for every form): op 3 alone as
+    # a patch stage measures 136,223 instructions in 3x4 patches (3,870 per call over the whole layer's
+    # 89,815, which the table made faster too) and 107,959 in 6x1 (3,020 per call): patch_call 3,900
+    # (was 5,000), the larger, as the narrower windows' rows cost more.
     # Both also run in place without a ring (ring_direct): the depthwise convolution's whole-layer code
     # reads an output row's input rows into its planes before writing the row, the convolution's a pixel
     # pair's taps into its im2col buffer (or one vector); a 1x1 convolution over more than 16 channels
@@ -773,7 +778,7 @@ VARIANTS = (
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=5000, build=mve_dwconv, helpers=(MVE,)),
+            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,)),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
     # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element

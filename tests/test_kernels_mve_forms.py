@@ -225,7 +225,19 @@ def test_patch_stage_costs_each_op_by_its_own_recomputed_pixels(tmp_path, monkey
     for op, scale in zip(stage.ops, stage.op_scale):
         f = plan.choice[op]
         assert plan.op_cost(op) == pytest.approx(f.cost * scale + 12 * f.patch_call_cost)
-    assert [plan.choice[op].patch_call_cost for op in stage.ops] == [2100, 5000]
+    assert [plan.choice[op].patch_call_cost for op in stage.ops] == [2100, 3900]
+
+
+@pytest.mark.slow  # the whole plan search of MobileNetV1-0.25 (about 9 s of CPU alone, a minute on a loaded machine)
+def test_costly_in_place_forms_only_where_the_arena_needs_them(tmp_path) -> None:
+    """The narrow 1x1 convolution in place without a ring (its tiles) costs more than the whole layer
+    (direct_cost > 0): MobileNetV1-0.25's default plan on mps3-an547 runs no such operator in place where
+    its step fits the arena with the input apart (choose.spare_rings, costly_direct); op 4 so is out of
+    place."""
+    path = _write(tmp_path, build(zoo_cases("mobilenet_v1")[0]))
+    plan = plan_graph(load_tflite(path), load_board(BOARD)).plan
+    costly = [op for op, ip in plan.inplace.items() if ip.direct and plan.choice[op].direct_cost > 0]
+    assert 4 not in costly and plan.choice[4].direct_cost > 0 and 4 not in plan.inplace
 
 
 def _form_calls(path: Path, sram: int | None = None) -> dict[str, list[KernelCall]]:

@@ -105,36 +105,51 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
                 plans.append(with_choice(graph, q, options))
     on_frontier = {id(p) for p in frontier(plans)}
     for p, facts, d in made:
-        q = spare_rings(graph, p, facts, d) if id(p) in on_frontier else None
-        if q is not None:
-            plans.append(with_choice(graph, q, options))
+        if id(p) not in on_frontier:
+            continue
+        spared = spare_rings(graph, p, facts, d)
+        if spared is not None:
+            plans.append(with_choice(graph, spared[0], options))
+        # then the in-place forms without a ring that cost more than the whole layer, where not needed
+        for q, out in ([spared, (p, frozenset())] if spared is not None else [(p, frozenset())]):
+            more = spare_rings(graph, q, facts, d, without=out, costly_direct=True)
+            if more is not None:
+                plans.append(with_choice(graph, more[0], options))
     return plans
 
 
 RING_DROP_FILL = (1.0, 0.9, 0.75)  # spare_rings: how full a step may get with a ring's output apart
 
 
-def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str) -> Plan | None:
-    """``plan`` without the rings (in place through a ring: every output byte copied once more) that its
-    arena does not need: the ring operators whose step stays within a fill of the arena with the output
-    apart from the input are planned again without theirs (fullest fill first; ``direct`` as ``plan``
-    was made); None when no ring can go without the arena growing."""
-    rings = [op for op, ip in plan.inplace.items() if ip.ring]
-    if not rings:
+def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str,
+                without: frozenset[int] = frozenset(), costly_direct: bool = False) -> tuple[Plan, frozenset[int]] | None:
+    """``plan`` (made ``without`` in place for those operators) without the rings (in place through a
+    ring: every output byte copied once more) that its arena does not need: the ring operators whose step
+    stays within a fill of the arena with the output apart from the input are planned again without
+    theirs (fullest fill first; ``direct`` as ``plan`` was made).  With ``costly_direct``, instead the
+    operators in place without a ring whose form costs more than the whole layer (``OpFacts.direct_cost``,
+    e.g. the narrow 1x1 convolution's tiles), their input apart from the output.  Returns the new plan and
+    every operator it keeps out of place, or None when none can go without the arena growing."""
+    if costly_direct:
+        ops = [op for op, ip in plan.inplace.items()
+               if ip.direct and op in plan.choice and plan.choice[op].direct_cost > 0]
+    else:
+        ops = [op for op, ip in plan.inplace.items() if ip.ring]
+    if not ops:
         return None
     live = plan.live_bytes()
     step = {o: s for s, o in enumerate(plan.order)}
     tried: set[frozenset[int]] = set()
     for fill in RING_DROP_FILL:
-        drop = frozenset(op for op in rings
-                         if live[step[op]] + graph.tensors[graph.ops[op].outputs[0]].nbytes <= fill * plan.arena_bytes)
+        drop = frozenset(op for op in ops if live[step[op]] + graph.tensors[
+            plan.inplace[op].tensor if costly_direct else graph.ops[op].outputs[0]].nbytes <= fill * plan.arena_bytes)
         if not drop or drop in tried:
             continue
         tried.add(drop)
         q = plan_memory(graph, facts, stages=plan.stages, orders=[plan.order],
-                        without=drop, direct=direct)
+                        without=drop | without, direct=direct)
         if q.arena_bytes <= plan.arena_bytes:
-            return q
+            return q, drop | without
     return None
 
 
