@@ -193,13 +193,26 @@ def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     # "fast" requantization starts from twice the accumulator (SMMULR's doubling): weights (|w| <= 128) and
     # bias doubled, which the bound (|acc| < 2^30) keeps in range. Bias padded to the quads of output
     # channels; the multipliers per quad, its 4 multipliers then its 4 shifts (the kernel reads both through
-    # one pointer; the shifts' own array, which the params struct points to, goes unread).
+    # one pointer, which the params struct's mult and shift both name).
     two = 2 if rq == "fast" else 1
     m4 = _pad_to(mult, 4 * quads).reshape(quads, 4)
     s4 = _pad_to(_dsp_shift(shift, rq), 4 * quads).reshape(quads, 4)
-    return _variant(call, "conv_s8_dsp", spec, ConstArray("w", "int32_t", dsp_conv_weights(two * w, order, kp)),
-                    ConstArray("bias", "int32_t", _pad_to(two * bias, 4 * quads).astype(np.int32)),
-                    np.concatenate([m4, s4], axis=1).reshape(-1), s4.reshape(-1))
+    wq = dsp_conv_weights(two * w, order, kp).reshape(quads, -1)
+    b4 = _pad_to(two * bias, 4 * quads).reshape(quads, 4)
+    if rq == "fast" and out_c % 4 == 0:
+        # the requantization in the asm (conv_s8_dsp.c.j2, spec.packed): one stream, per quad its 4 biases,
+        # its weights, its 4 multipliers and its 4 shifts; the bias argument and params point into it
+        spec["packed"] = True
+        stream = ConstArray("w", "int32_t", np.concatenate([b4, wq, m4, s4], axis=1).reshape(-1).astype(np.int32))
+        return replace(call, kernel="conv_s8_dsp", spec=spec, params={**call.params, "mult": "w", "shift": "w"},
+                       args=[call.args[0], const_arg(stream), const_arg(stream), call.args[3]], consts=[stream],
+                       params_kernel=call.kernel)
+    weights = ConstArray("w", "int32_t", wq.reshape(-1))
+    bias_c = ConstArray("bias", "int32_t", b4.reshape(-1).astype(np.int32))
+    mult_c = ConstArray("mult", "int32_t", np.concatenate([m4, s4], axis=1).reshape(-1).astype(np.int32))
+    return replace(call, kernel="conv_s8_dsp", spec=spec, params={**call.params, "shift": "mult"},
+                   args=[call.args[0], const_arg(weights), const_arg(bias_c), call.args[3]],
+                   consts=[weights, bias_c, mult_c], params_kernel=call.kernel)
 
 
 def dsp_conv_weights(w: np.ndarray, order: np.ndarray, kp: int) -> np.ndarray:
