@@ -201,13 +201,15 @@ def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     b4 = _pad_to(two * bias, 4 * quads).reshape(quads, 4)
     if rq == "fast" and out_c % 4 == 0 and np.all(s4 <= 21):
         # the requantization in the asm (conv_s8_dsp.c.j2, spec.packed): one stream, per quad its 4 biases,
-        # its weights, its 4 multipliers, its 4 shifts rs and its 4 output offsets (1 + 2 * output_offset)
-        # << rs, which SMMLAR adds to the rounded high product y (|y| < 2^30, the offset < 2^29: rs <= 21);
-        # the bias argument and params point into it
+        # its weights, its 4 multipliers, its 4 shifts rs (the very last with bit 31 set: the end) and its 4
+        # output offsets (1 + 2 * output_offset) << rs, which SMMLAR adds to the rounded high product y
+        # (|y| < 2^30, the offset < 2^29: rs <= 21); the bias argument and params point into it
         spec["packed"] = True
         o4 = ((1 + 2 * int(p["output_offset"])) * (1 << s4)).astype(np.int64)
+        last = s4.copy()
+        last[-1, 3] -= 2 ** 31  # bit 31 set: the loop's end (ASR reads the shift's low byte)
         stream = ConstArray("w", "int32_t",
-                            np.concatenate([b4, wq, m4, s4, o4], axis=1).reshape(-1).astype(np.int32))
+                            np.concatenate([b4, wq, m4, last, o4], axis=1).reshape(-1).astype(np.int32))
         return replace(call, kernel="conv_s8_dsp", spec=spec, params={**call.params, "mult": "w", "shift": "w"},
                        args=[call.args[0], const_arg(stream), const_arg(stream), call.args[3]], consts=[stream],
                        params_kernel=call.kernel)
