@@ -187,6 +187,8 @@ def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     rq = _requant_mode(mult, shift, bound)
     spec = dict(k_h=k_h, k_w=k_w, in_c=in_c, kp=kp, rq=rq, tail=out_c % 4, **_clamp_spec(p))
     order = conv_tap_order(k_h, k_w, in_c)
+    if k_h == k_w == 1 and in_c % 4 == 0 and p["stride_h"] == p["stride_w"] == 1 and p["pad_h"] == p["pad_w"] == 0:
+        spec["pw"] = True  # every pixel's taps its in_c contiguous input bytes: the kernel's own im2col
     if in_c % 4:
         spec["order"] = tuple(int(q) for q in order)
     quads = (out_c + 3) // 4
