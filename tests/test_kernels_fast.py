@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.harness import assert_bitexact
 from tests.modelgen import build, case, op_cases, zoo_cases
+from tests.tflite_edit import edit_model
 from tinyml.boards import load_board
 from tinyml.codegen.families import conv_tap_order, family
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
+from tinyml.codegen.qmath import multiply_by_quantized_multiplier
 from tinyml.codegen.variants import fastest
 from tinyml.compiler import build_model
 from tinyml.graph import load_tflite
@@ -136,6 +140,73 @@ def test_dsp_conv_tap_order() -> None:
     for k_h, k_w, in_c in ((10, 4, 1), (5, 5, 6), (1, 1, 3), (3, 1, 1)):
         order = conv_tap_order(k_h, k_w, in_c)
         assert sorted(order) == list(range(k_h * k_w * in_c)), (k_h, k_w, in_c)
+
+
+def _packed_requant(acc: int, m: int, rs: int, o: int) -> int:
+    """conv_s8_dsp.c.j2's packed requantization step by step on int32 (the weights and bias doubled, so the
+    asm sees 2 * acc): SMMLAR t, a, m, (1 + 2o) << rs; a = t + (a >> 31); a >>= rs; SSAT #8 of a >> 1."""
+    a = 2 * acc
+    c = (1 + 2 * o) << rs
+    t = c + ((a * m + (1 << 31)) >> 32)  # SMMLAR: (c << 32) + a * m, rounded, high word
+    v = t + (a >> 31)
+    assert -(1 << 31) <= a < 1 << 31 and -(1 << 31) <= t < 1 << 31 and -(1 << 31) <= v < 1 << 31
+    return max(-128, min(127, (v >> rs) >> 1))
+
+
+def test_dsp_conv_packed_requantization_equals_tflm() -> None:
+    """The packed stream's requantization (codegen/families.py: "fast" only, so m >= 0, |acc| < 2^30 and
+    SRDHM never saturates: m is never INT32_MIN; rs <= 21) against MultiplyByQuantizedMultiplier plus the
+    offset, clamped: every rs, the rounding ties of both roundings on both signs, accumulators whose high
+    product rounds to 0 from below, the extremes of acc and m, and random ones."""
+    rng = np.random.default_rng(5)
+    mults = [0, 1, 1 << 30, (1 << 30) + 1, 1518500250, (1 << 31) - 1]
+    mults += [int(v) for v in rng.integers(1 << 30, 1 << 31, 4)]
+    for rs in range(22):
+        accs = {0, 1, -1, (1 << 30) - 1, 1 - (1 << 30)}
+        for k in range(-3, 4):  # with m = 2^30, y = floor((acc + 1) / 2): ties at y = (2j + 1) * 2^rs
+            tie = (2 * k + 1) << rs
+            accs |= {2 * tie + d for d in range(-3, 3)} | {(k << (rs + 1)) + d for d in range(-2, 3)}
+        accs |= {int(v) for v in rng.integers(-(1 << 30) + 1, 1 << 30, 40)}
+        accs |= {int(v) for v in rng.integers(-(4 << rs), 4 << rs, 40)}
+        for m in mults:
+            for o in (-128, -5, 0, 127):
+                for acc in accs:
+                    want = max(-128, min(127, multiply_by_quantized_multiplier(acc, m, -rs - 1) + o))
+                    assert _packed_requant(acc, m, rs, o) == want, (acc, m, rs, o)
+
+
+def _output_requantized(model: bytes, scale: float, zero_point: int) -> bytes:
+    """The model's output (a convolution's, with its fused activation) at ``scale`` times its scale and
+    zero point ``zero_point``: the activation's clamp then falls inside the int8 range."""
+    def edit(m: Any, s: Any) -> None:
+        q = m.subgraphs[0].tensors[m.subgraphs[0].outputs[0]].quantization
+        q.scale, q.zeroPoint = [float(q.scale[0]) * scale], [zero_point]
+
+    return edit_model(model, edit)
+
+
+# The packed stream's clamp (act_min / act_max inside the int8 range, which calibrated models rarely have):
+# relu6 with the output scale quadrupled (6 below 127), relu with zero point -50 (0 above -128), both.
+CONV_CLAMP = [
+    (case("conv2d", "CONV_2D", (6, 7, 8), kernel=(1, 1), strides=(1, 1), padding="valid", filters=8, act="relu6",
+          bias=True), 4.0, -128, (False, True)),
+    (case("conv2d", "CONV_2D", (7, 6, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=8, act="relu",
+          bias=True), 1.0, -50, (True, False)),
+    (case("conv2d", "CONV_2D", (5, 6, 16), kernel=(1, 1), strides=(1, 1), padding="same", filters=12,
+          act="relu6", bias=True), 3.0, -20, (True, True)),
+]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("c, scale, zero_point, clamp", CONV_CLAMP, ids=lambda v: getattr(v, "id", None))
+def test_dsp_conv_packed_clamp_m4(c, scale, zero_point, clamp, tmp_path) -> None:
+    model = _output_requantized(build(c), scale, zero_point)
+    path = tmp_path / "clamp.tflite"
+    path.write_bytes(model)
+    (spec,) = [k.spec for k in build_model(str(path), "mps2-an386").calls
+               if isinstance(k, KernelCall) and k.kernel == "conv_s8_dsp"]
+    assert spec.get("packed") and (spec["lo"], spec["hi"]) == clamp, spec
+    assert_bitexact(model, tmp_path, board="mps2-an386", samples=2)
 
 
 # DEPTHWISE_CONV_2D's DSP variant beyond the op sweep: kernel widths 1, 2 and 4 (the lone taps of a column
