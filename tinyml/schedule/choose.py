@@ -34,7 +34,7 @@ from dataclasses import replace
 
 from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
-from tinyml.schedule.patch import describe_stages, search
+from tinyml.schedule.patch import cheaper_fits, describe_stages, search
 from tinyml.schedule.plan import DIRECT, OpFacts, Plan, plan_memory
 
 Options = dict[int, tuple[OpFacts, ...]]  # op index -> its variants, fastest first
@@ -104,9 +104,10 @@ def _lean_plans(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFacts]
         if q is not None:
             made.append((q, facts, d))
     if min(p.arena_bytes for p, _, _ in made) > sram:
-        found = search(graph, lean, sram=sram, max_extra=max_extra)
+        found = search(graph, lean, sram=sram, max_extra=max_extra, tight=True)
         if not any(c.arena <= sram for c in found):
-            found = search(graph, lean, max_extra=max_extra)
+            found = search(graph, lean, max_extra=max_extra, tight=True)
+        found += cheaper_fits(graph, lean, found, sram)
         staged = [c.plan for c in found if c.stages]
         made += [(p, lean, "all") for p in staged]
         for p in _by_extra_macs(staged):  # each also with the fastest variants where the memory does not peak
@@ -160,9 +161,11 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
     if caps != fast:  # a slower variant can run some operator in place or patch by patch
         made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
     if sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
-        found = search(graph, caps, sram=sram, max_extra=max_extra)
+        found = search(graph, caps, sram=sram, max_extra=max_extra, tight=sram is not None)
         if sram is not None and not any(c.arena <= sram for c in found):
-            found = search(graph, caps, max_extra=max_extra)
+            found = search(graph, caps, max_extra=max_extra, tight=True)
+        if sram is not None:
+            found += cheaper_fits(graph, caps, found, sram)
         made += [(c.plan, caps, "all") for c in found if c.stages]
     if lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
         made += _lean_plans(graph, caps, lean, sram, max_extra)
