@@ -31,6 +31,7 @@ the fastest plan; with ``sram``, the lowest cost that fits.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
@@ -110,20 +111,11 @@ def _lean_plans(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFacts]
         found += cheaper_fits(graph, lean, found, sram)
         staged = [c.plan for c in found if c.stages]
         made += [(p, lean, "all") for p in staged]
-        for p in _by_extra_macs(staged):  # each also with the fastest variants where the memory does not peak
+        for p in frontier(staged, cost=lambda p: p.extra_macs):  # each also with the fastest variants where the memory does not peak
             q, facts = _lean_at_peak(graph, caps, lean, p.arena_bytes, "all", like=p)
             if q is not None:
                 made.append((q, facts, "all"))
     return made
-
-
-def _by_extra_macs(plans: list[Plan]) -> list[Plan]:
-    """The plans no other beats in both arena and extra MACs."""
-    out: list[Plan] = []
-    for p in sorted(plans, key=lambda p: (p.arena_bytes, p.extra_macs)):
-        if not out or p.extra_macs < out[-1].extra_macs:
-            out.append(p)
-    return out
 
 
 def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpFacts:
@@ -217,11 +209,12 @@ def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str
     return None
 
 
-def frontier(plans: list[Plan]) -> list[Plan]:
-    """The plans no other plan beats in both arena and estimated cost, smallest arena first."""
+def frontier(plans: list[Plan], cost: Callable[[Plan], float] = lambda p: p.cost) -> list[Plan]:
+    """The plans no other plan beats in both arena and ``cost`` (estimated instructions), smallest arena
+    first."""
     out: list[Plan] = []
-    for p in sorted(plans, key=lambda p: (p.arena_bytes, p.cost)):
-        if not out or p.cost < out[-1].cost:
+    for p in sorted(plans, key=lambda p: (p.arena_bytes, cost(p))):
+        if not out or cost(p) < cost(out[-1]):
             out.append(p)
     return out
 
