@@ -4,6 +4,8 @@ MAC at that budget against the fast build's."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,9 @@ def test_bench_memory_smallest_figures_agree(ds_cnn, tmp_path: Path) -> None:
     text = format_bench([row])
     assert f"{s.smallest:,}" in text and f"{s.per_mac_ratio:.3f}x" in text and "MISSED" not in text
     assert_bitexact(ds_cnn, tmp_path, board="mps3-an547", samples=2, sram=s.smallest)
+
+
+def test_smallest_needs_a_board() -> None:
+    r = subprocess.run([sys.executable, "-m", "tinyml.cli", "bench", "memory", "m.tflite", "--smallest"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "give a board too" in r.stderr and "Traceback" not in r.stderr

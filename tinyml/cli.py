@@ -82,6 +82,8 @@ def cmd_bench_memory(a: argparse.Namespace) -> int:
     from tinyml.resources import require_extras
     from tinyml.tools.plan import bench_json, bench_memory, format_bench, zoo_models
 
+    if a.smallest and not a.board:
+        raise InputError("--smallest counts instructions under QEMU: give a board too (e.g. --board mps2-an386)")
     require_extras("tinyml bench memory", "reference")  # TFLM's arena is measured in every row
     models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models(progress=_say)
     rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board, smallest=a.smallest)

@@ -499,6 +499,6 @@ def _format_smallest(rows: list[MemoryRow]) -> list[str]:
                      f"{s.at_smallest.per_mac:>12.3f} {s.per_mac_ratio:>5.3f}x {s.at_portable.per_mac:>12.3f} "
                      f"{s.portable_per_mac_ratio:>5.3f}x  {'ok' if s.meets else 'MISSED':<6} {s.at_smallest.schedule}")
     lines.append(f"smallest / portable: arena bytes; x: instructions per MAC over the fast build's; ok: the smallest is "
-                 f"no larger than the portable-only one and at that budget x <= {SMALLEST_PER_MAC} (issue 15); all "
-                 "builds measured in this run")
+                 f"no larger than the portable-only one and x at the portable-only budget <= {SMALLEST_PER_MAC} (issue 15); "
+                 "all builds measured in this run")
     return lines
