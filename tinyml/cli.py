@@ -80,12 +80,14 @@ def cmd_bench_memory(a: argparse.Namespace) -> int:
 
     from tinyml.graph.tflite_import import read_model_file
     from tinyml.resources import require_extras
-    from tinyml.tools.plan import bench_memory, format_bench, zoo_models
+    from tinyml.tools.plan import bench_json, bench_memory, format_bench, zoo_models
 
+    if a.smallest and not a.board:
+        raise InputError("--smallest counts instructions under QEMU: give a board too (e.g. --board mps2-an386)")
     require_extras("tinyml bench memory", "reference")  # TFLM's arena is measured in every row
     models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models(progress=_say)
-    rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board)
-    print(json.dumps([dict(vars(r), ratio=r.ratio) for r in rows], indent=2) if a.json else format_bench(rows))
+    rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board, smallest=a.smallest)
+    print(json.dumps([bench_json(r) for r in rows], indent=2) if a.json else format_bench(rows))
     return 0
 
 
@@ -411,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "the fast build's")
     s.add_argument("--max-extra", type=float, default=0.15,
                    help="patch plans may add at most this fraction of MACs (default 0.15)")
+    s.add_argument("--smallest", action="store_true",
+                   help="with --board: also the smallest arena --sram reaches with its kernels and with the portable "
+                        "kernels only, and the exact instructions per MAC at those budgets against the fast build's")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_bench_memory)
 

@@ -14,6 +14,10 @@ candidate plans are:
   where only it can run in place);
 * patch stages (MCUNetV2) over chains of operators whose variants compute
   patch windows, found by ``tinyml.schedule.patch.search``;
+* for a budget none of these reaches, the same with, per operator, the
+  variant whose in-place ring is the shortest (a kernel that computes
+  pixels ahead holds them in a longer ring: at a model's peak a slower
+  variant can save those bytes), and patch stages searched so;
 * each plan on the cost frontier without the rings its arena does not need
   (:func:`spare_rings`).
 
@@ -27,10 +31,11 @@ the fastest plan; with ``sram``, the lowest cost that fits.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
-from tinyml.schedule.patch import describe_stages, search
+from tinyml.schedule.patch import cheaper_fits, describe_stages, search
 from tinyml.schedule.plan import DIRECT, OpFacts, Plan, plan_memory
 
 Options = dict[int, tuple[OpFacts, ...]]  # op index -> its variants, fastest first
@@ -52,14 +57,76 @@ def capabilities(options: Options) -> dict[int, OpFacts]:
     return out
 
 
+def lean_capabilities(options: Options) -> dict[int, OpFacts]:
+    """As :func:`capabilities`, but per operator the variant that runs in place or patch by patch with the
+    shortest ring (fewest units held beyond the lag; the fastest among those): the plan with the smallest
+    arena a board's kernels reach where its fastest in-place kernel computes ahead into a longer ring."""
+    out = {}
+    for op, opts in options.items():
+        forms = [o for o in opts if o.inplace_inputs or o.patchable]
+        f = min(forms, key=lambda o: o.ring_extra) if forms else opts[0]  # min keeps the first (fastest) of equals
+        out[op] = replace(f, scratch_bytes=max(f.scratch_bytes, opts[0].scratch_bytes))
+    return out
+
+
+LEAN_ROUNDS = 4  # _lean_at_peak: re-plans
+
+
+def _lean_at_peak(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFacts], arena: int,
+                  direct: str, like: Plan | None = None) -> tuple[Plan | None, dict[int, OpFacts]]:
+    """A plan with the fastest in-place variants except at the steps that hold more than ``arena`` bytes
+    (the arena of a plan with the shortest rings everywhere: ``like``, whose patch stages and order it
+    keeps, or layer by layer), which take the shortest rings; None when that does not reach ``arena`` in
+    LEAN_ROUNDS plans."""
+    facts = dict(caps)
+    for _ in range(LEAN_ROUNDS):
+        p = (plan_memory(graph, facts, direct=direct) if like is None else
+             plan_memory(graph, facts, stages=like.stages, orders=[like.order], direct=direct))
+        if p.arena_bytes <= arena:
+            return p, facts
+        live = p.live_bytes()
+        over = {op for s, op in enumerate(p.order) if live[s] > arena and facts.get(op) != lean.get(op)}
+        if not over:
+            break
+        facts.update({op: lean[op] for op in over})
+    return None, facts
+
+
+def _lean_plans(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFacts], sram: int,
+                max_extra: float | None) -> list[tuple[Plan, dict[int, OpFacts], str]]:
+    """The plans with the shortest rings, for a budget that the fastest in-place variants do not reach:
+    layer by layer (with them everywhere, and only where the memory peaks), and patch stages searched
+    with them (the peak, and so the chains worth cutting into patches, can move)."""
+    made: list[tuple[Plan, dict[int, OpFacts], str]] = []
+    for d in DIRECT:
+        small = plan_memory(graph, lean, direct=d)
+        made.append((small, lean, d))
+        q, facts = _lean_at_peak(graph, caps, lean, small.arena_bytes, d)
+        if q is not None:
+            made.append((q, facts, d))
+    if min(p.arena_bytes for p, _, _ in made) > sram:
+        found = search(graph, lean, sram=sram, max_extra=max_extra, tight=True)
+        if not any(c.arena <= sram for c in found):
+            found = search(graph, lean, max_extra=max_extra, tight=True)
+        found += cheaper_fits(graph, lean, found, sram)
+        staged = [c.plan for c in found if c.stages]
+        made += [(p, lean, "all") for p in staged]
+        for p in frontier(staged, cost=lambda p: p.extra_macs):  # each also with the fastest variants where the memory does not peak
+            q, facts = _lean_at_peak(graph, caps, lean, p.arena_bytes, "all", like=p)
+            if q is not None:
+                made.append((q, facts, "all"))
+    return made
+
+
 def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpFacts:
-    """The fastest variant that can do what the plan asks of operator ``op``."""
+    """The fastest variant that can do what the plan asks of operator ``op`` (in place through a ring: one
+    whose ring fits the ring the plan made)."""
     ip = plan.inplace.get(op)
     if ip is not None:
         pos = graph.ops[op].inputs.index(ip.tensor)
         kind = "ring" if ip.ring or ip.direct else "elementwise"
         ok = [o for o in opts if pos in o.inplace_inputs and o.inplace_kind == kind
-              and (o.ring_direct or not ip.direct)]
+              and (o.ring_direct or not ip.direct) and (not ip.ring or ip.lag + 1 + o.ring_extra <= ip.ring)]
     elif plan.stage_of(op) is not None:
         ok = [o for o in opts if o.patchable]
     else:
@@ -80,16 +147,20 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
     """The candidate plans (see the module docstring), each with its variants chosen; the first is the
     fastest plan (nothing in place), the second layer by layer in place where the fastest variants can
     (without a ring where that needs no more memory), the third so with rings only."""
-    fast, caps = fastest_facts(options), capabilities(options)
+    fast, caps, lean = fastest_facts(options), capabilities(options), lean_capabilities(options)
     made = [(plan_memory(graph, fast, inplace=False), fast, "none")]
     made += [(plan_memory(graph, fast, direct=d), fast, d) for d in DIRECT]
     if caps != fast:  # a slower variant can run some operator in place or patch by patch
         made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
     if sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
-        found = search(graph, caps, sram=sram, max_extra=max_extra)
+        found = search(graph, caps, sram=sram, max_extra=max_extra, tight=sram is not None)
         if sram is not None and not any(c.arena <= sram for c in found):
-            found = search(graph, caps, max_extra=max_extra)
+            found = search(graph, caps, max_extra=max_extra, tight=True)
+        if sram is not None:
+            found += cheaper_fits(graph, caps, found, sram)
         made += [(c.plan, caps, "all") for c in found if c.stages]
+    if lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
+        made += _lean_plans(graph, caps, lean, sram, max_extra)
     plans = [p for p, _, _ in made]
     for p in plans:
         with_choice(graph, p, options)
@@ -153,11 +224,12 @@ def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str
     return None
 
 
-def frontier(plans: list[Plan]) -> list[Plan]:
-    """The plans no other plan beats in both arena and estimated cost, smallest arena first."""
+def frontier(plans: list[Plan], cost: Callable[[Plan], float] = lambda p: p.cost) -> list[Plan]:
+    """The plans no other plan beats in both arena and ``cost`` (estimated instructions), smallest arena
+    first."""
     out: list[Plan] = []
-    for p in sorted(plans, key=lambda p: (p.arena_bytes, p.cost)):
-        if not out or p.cost < out[-1].cost:
+    for p in sorted(plans, key=lambda p: (p.arena_bytes, cost(p))):
+        if not out or cost(p) < cost(out[-1]):
             out.append(p)
     return out
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from tinyml.errors import FitError
 from tinyml.graph.ir import Graph
 from tinyml.schedule.geometry import Window, window_of
-from tinyml.schedule.plan import OpFacts, PatchStage, PatchWindow, Plan, plan_memory
+from tinyml.schedule.plan import DIRECT, OpFacts, PatchStage, PatchWindow, Plan, plan_memory
 
 MAX_GRID = 16  # patches per side tried by the search
 MAX_CHAIN = 12  # ops per stage tried by the search
@@ -211,8 +211,24 @@ def describe_stages(stages: tuple[PatchStage, ...] | list[PatchStage]) -> str:
     return ", ".join(f"ops {st.ops[0]}..{st.ops[-1]} in {st.grid[0]}x{st.grid[1]} patches" for st in stages)
 
 
+def _staged(graph: Graph, facts: dict[int, OpFacts], stages: tuple[PatchStage, ...], order: list[int],
+            tight: bool, sram: int | None) -> list[Candidate]:
+    """The plan of ``stages`` in ``order`` (ring kernels in place without their ring wherever they can), and
+    with ``tight``, where that leaves the arena above the peak (outputs shifted below their inputs leave
+    gaps) and above ``sram``, also the smallest of the plans that run so only where it shifts nothing, or
+    nowhere; the smallest arena first."""
+    p = plan_memory(graph, facts, stages=stages, orders=[order])
+    out = [Candidate(p, stages)]
+    if tight and p.arena_bytes > p.peak_bytes and (sram is None or p.arena_bytes > sram):
+        q = min((plan_memory(graph, facts, stages=stages, orders=[order], direct=d) for d in DIRECT[1:]),
+                key=lambda q: q.arena_bytes)
+        if q.arena_bytes < p.arena_bytes:
+            out.insert(0, Candidate(q, stages))
+    return out
+
+
 def _extend(graph: Graph, facts: dict[int, OpFacts], c: Candidate, total: int, max_extra: float | None,
-            sram: int | None) -> list[Candidate]:
+            sram: int | None, tight: bool = False) -> list[Candidate]:
     """Plans with one patch stage more than ``c``, over a chain of operators outside its stages that covers
     a step where its memory peaks.  With ``sram``: fewest extra MACs first, until one fits; without: smallest
     lower bound first, each planned only while its bound beats the smallest arena found."""
@@ -234,8 +250,9 @@ def _extend(graph: Graph, facts: dict[int, OpFacts], c: Candidate, total: int, m
     for lb, sts in ranked[:MAX_EXTEND_PLANS]:
         if sram is None and lb >= best:
             break
-        q = Candidate(plan_memory(graph, facts, stages=sts, orders=[c.plan.order]), sts)
-        out.append(q)
+        made = _staged(graph, facts, sts, c.plan.order, tight, sram)
+        q = made[0]
+        out += made
         best = min(best, q.arena)
         if sram is not None and q.arena <= sram:
             break
@@ -243,8 +260,9 @@ def _extend(graph: Graph, facts: dict[int, OpFacts], c: Candidate, total: int, m
 
 
 def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
-           max_extra: float | None = None) -> list[Candidate]:
-    """Plans worth comparing: layer by layer, plus patch stages.
+           max_extra: float | None = None, tight: bool = False) -> list[Candidate]:
+    """Plans worth comparing: layer by layer, plus patch stages.  ``tight`` (for a budget): a plan whose
+    in-place outputs leave gaps above its peak is also made without them (:func:`_staged`).
 
     With ``sram``: candidates whose lower bound fits, fewest extra MACs first,
     until one fits.  Without: each chain of operators with its finest grid, then
@@ -265,15 +283,15 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     by_extra = sorted(bounds, key=lambda x: (x[1].extra_macs, x[0]))
 
     def plan(st: PatchStage) -> Candidate:
-        c = Candidate(plan_memory(graph, facts, stages=[st], orders=[base.order]), (st,))
-        out.append(c)
-        return c
+        made = _staged(graph, facts, (st,), base.order, tight, sram)
+        out.extend(made)
+        return made[0]
 
     if sram is not None:
         for lb, st in [(lb, st) for lb, st in by_extra if lb <= sram][:MAX_FULL_PLANS]:
             if plan(st).arena <= sram:
                 return out
-        return _more_stages(graph, facts, out, total, max_extra, sram)
+        return _more_stages(graph, facts, out, total, max_extra, sram, tight)
     # The frontier of arena against extra MACs.  First each chain with its finest grid (about the smallest
     # arena the chain reaches): chains that cannot beat layer by layer so are dropped.  Then fewest extra
     # MACs first, each candidate planned only when its bound beats the smallest arena found with fewer.
@@ -296,11 +314,11 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
             break
         if tuple(st.ops) in viable and not any(len(c.stages) == 1 and c.stages[0] is st for c in out):
             best, n = min(best, plan(st).arena), n + 1
-    return _more_stages(graph, facts, out, total, max_extra, None)
+    return _more_stages(graph, facts, out, total, max_extra, None, tight)
 
 
 def _more_stages(graph: Graph, facts: dict[int, OpFacts], out: list[Candidate], total: int,
-                 max_extra: float | None, sram: int | None) -> list[Candidate]:
+                 max_extra: float | None, sram: int | None, tight: bool = False) -> list[Candidate]:
     """``out`` and the plans with more patch stages: while a plan with one more stage than the smallest plan
     found has a smaller arena (or, with ``sram``, until one fits), up to MAX_STAGES stages."""
     for _ in range(MAX_STAGES - 1):
@@ -310,10 +328,33 @@ def _more_stages(graph: Graph, facts: dict[int, OpFacts], out: list[Candidate], 
         start = min(with_stages, key=lambda c: (c.arena, c.extra))
         if len(start.stages) == MAX_STAGES:
             break
-        more = _extend(graph, facts, start, total, max_extra, sram)
+        more = _extend(graph, facts, start, total, max_extra, sram, tight)
         out += more
         if not more or (sram is None and min(c.arena for c in more) >= start.arena):
             break
+    return out
+
+
+def cheaper_fits(graph: Graph, facts: dict[int, OpFacts], found: list[Candidate], sram: int) -> list[Candidate]:
+    """For each chain whose one-stage plan in ``found`` peaks within ``sram``, the plan of that chain with
+    the fewest extra MACs that fits: its grids with as many extra MACs or fewer, most first (up to
+    MAX_FULL_PLANS plans per chain), each planned as :func:`_staged` does with ``tight``.  (The budgeted
+    search ranks every chain by extra MACs against a lower bound, which near the smallest arena a model
+    reaches is the same for all of them; this searches the chains known to get there.)"""
+    best: dict[tuple[int, ...], Candidate] = {}
+    for c in found:
+        if len(c.stages) == 1 and c.plan.peak_bytes <= sram:
+            key = tuple(c.stages[0].ops)
+            if key not in best or c.extra < best[key].extra:
+                best[key] = c
+    out = []
+    for ops, c in best.items():
+        grids = [st for g in GRIDS if (st := make_stage(graph, list(ops), g, facts)) is not None
+                 and st.extra_macs <= c.stages[0].extra_macs]
+        fit = [q for st in sorted(grids, key=lambda st: -st.extra_macs)[:MAX_FULL_PLANS]
+               if (q := _staged(graph, facts, (st,), c.plan.order, True, sram)[0]).arena <= sram]
+        if fit:
+            out.append(min(fit, key=lambda q: (q.extra, q.arena)))
     return out
 
 

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tinyml.boards import load_board
+from tinyml.codegen.fold import fold_transposes
 from tinyml.codegen.lower import LowerContext
 from tinyml.codegen.specialize import variant_options
 from tinyml.compiler import lower_graph, plan_graph
 from tinyml.errors import InputError, TinymlError
 from tinyml.graph import Graph, load_tflite, parse_tflite
 from tinyml.resources import require_extras
-from tinyml.schedule.choose import describe, fastest_facts, frontier
+from tinyml.schedule.choose import candidates, describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
 from tinyml.tools.bench import zoo_network, zoo_network_path
@@ -33,11 +34,25 @@ from tinyml.tools.reference import tflm_arena_bytes
 from tinyml.train.zoo import BENCH_NETWORKS
 
 MAX_EXTRA_MACS = 0.15  # `bench memory`: patch plans may add at most this fraction of MACs
+SMALLEST_PER_MAC = 1.3  # issue 15: at the smallest budget, at most this many times the fast build's instructions per MAC
 
 
 def model_facts(graph: Graph) -> dict[int, OpFacts]:
     """The facts of the portable kernels (the board-independent plan)."""
     return fastest_facts(variant_options(LowerContext(graph=graph), lower_graph(graph)))
+
+
+def smallest_reach(graph: Graph, board: str | None) -> Plan:
+    """The smallest plan ``tinyml compile --sram`` reaches for ``board`` (None: the portable kernels only), the
+    one its error names for a budget nothing fits: the smallest arena among the candidates for a 1-byte
+    budget, with the TRANSPOSEs that can fold folded and not (as compile plans both)."""
+    brd = load_board(board) if board is not None else None
+    ctx = LowerContext(graph=graph, features=brd.features if brd else (),
+                       stack_bytes=(brd.stack_bytes or 0) if brd else 0)
+    calls = lower_graph(graph)
+    ways = [calls, fold_transposes(ctx, calls)]
+    plans = [p for way in ways for p in candidates(graph, variant_options(ctx, way), sram=1)]
+    return min(plans, key=lambda p: (p.arena_bytes, p.cost))
 
 
 def _step_rows(graph: Graph, plan: Plan, base: Plan) -> list[dict[str, Any]]:
@@ -296,39 +311,111 @@ class MemoryRow:
     fast_instructions: int | None = None  # ... and of the fast build (the fastest plan, nothing traded)
     fast_arena: int | None = None
 
+    smallest: SmallestRow | None = None  # with a board and smallest=True
+
     @property
     def ratio(self) -> float:
         return self.tflm_activations / max(self.ours, 1)
 
 
-def _board_row(name: str, data: bytes, board: str, say: Callable[[str], None]) -> MemoryRow:
-    """Our default build for ``board`` against the fast build, both counted exactly under QEMU."""
+@dataclass
+class Measured:
+    """One build, counted exactly under QEMU: its arena, MACs (patch stages' recomputed ones included) and
+    instructions of one inference."""
+
+    arena: int
+    macs: int
+    instructions: int
+    schedule: str
+
+    @property
+    def per_mac(self) -> float:
+        return self.instructions / max(self.macs, 1)
+
+
+@dataclass
+class SmallestRow:
+    """Issue 15's smallest-plan criterion for one model on one board: the smallest arena ``--sram`` reaches
+    with the board's kernels and with the portable kernels only, and at those budgets the exact
+    instructions per MAC (extra MACs included) against the fast build's."""
+
+    smallest: int  # arena of the smallest plan --sram reaches on the board
+    smallest_peak: int
+    portable: int  # ... with the portable kernels only (tinyml plan/compile without a board's kernels)
+    portable_peak: int
+    at_smallest: Measured  # the build for --sram smallest
+    at_portable: Measured  # the build for --sram portable (the same build when the budgets are equal)
+    fast: Measured  # the fast build (the fastest plan, nothing traded)
+
+    @property
+    def per_mac_ratio(self) -> float:
+        return self.at_smallest.per_mac / max(self.fast.per_mac, 1e-12)
+
+    @property
+    def portable_per_mac_ratio(self) -> float:
+        return self.at_portable.per_mac / max(self.fast.per_mac, 1e-12)
+
+    @property
+    def meets(self) -> bool:
+        """No larger than the portable-only planner's smallest, and at most SMALLEST_PER_MAC times the fast
+        build's instructions per MAC at it."""
+        return self.smallest <= self.portable and self.portable_per_mac_ratio <= SMALLEST_PER_MAC
+
+
+def _measure(path: Path, board: str, work: Path, **plan: Any) -> Measured:
+    """The build of ``path`` for ``board`` with ``plan`` (sram=, tolerance= as tinyml compile takes them),
+    counted under QEMU."""
+    planned = plan_graph(load_tflite(path), load_board(board), plan.get("sram"),
+                         **{k: v for k, v in plan.items() if k != "sram"}).plan
+    report = profile_model(path, board, sizes=False, work_dir=work, **plan)
+    return Measured(arena=planned.arena_bytes, macs=report.macs, instructions=report.instructions,
+                    schedule=describe(planned))
+
+
+def _smallest_row(name: str, path: Path, board: str, fast: Measured, work: Path,
+                  say: Callable[[str], None]) -> SmallestRow:
+    graph = load_tflite(path)
+    small, portable = smallest_reach(graph, board), smallest_reach(graph, None)
+    say(f"{name}: smallest plan {small.arena_bytes} bytes on {board}, {portable.arena_bytes} with the portable "
+        "kernels only; counting instructions at those budgets")
+    at_small = _measure(path, board, work / "smallest", sram=small.arena_bytes)
+    at_portable = at_small if portable.arena_bytes == small.arena_bytes else \
+        _measure(path, board, work / "portable", sram=portable.arena_bytes)
+    return SmallestRow(smallest=small.arena_bytes, smallest_peak=small.peak_bytes, portable=portable.arena_bytes,
+                       portable_peak=portable.peak_bytes, at_smallest=at_small, at_portable=at_portable, fast=fast)
+
+
+def _board_row(name: str, data: bytes, board: str, say: Callable[[str], None], smallest: bool = False) -> MemoryRow:
+    """Our default build for ``board`` against the fast build, both counted exactly under QEMU (and with
+    ``smallest``, the builds at the smallest budgets, :class:`SmallestRow`)."""
     with tempfile.TemporaryDirectory(prefix="tinyml-bench-") as tmp:
         path = Path(tmp) / f"{name.replace('-', '_')}.tflite"
         path.write_bytes(data)
-        brd = load_board(board)
-        graph = load_tflite(path)
-        planned = plan_graph(graph, brd)
-        fast = plan_graph(graph, brd, tolerance=0.0).plan
-        say(f"{name}: ours {planned.plan.arena_bytes} bytes; counting instructions on {board}")
+        planned = plan_graph(load_tflite(path), load_board(board)).plan
+        say(f"{name}: ours {planned.arena_bytes} bytes; counting instructions on {board}")
         ours = profile_model(path, board, sizes=False, work_dir=Path(tmp) / "ours").instructions
-        fast_count = profile_model(path, board, sizes=False, work_dir=Path(tmp) / "fast", tolerance=0.0).instructions
+        fast = _measure(path, board, Path(tmp) / "fast", tolerance=0.0)
+        small = _smallest_row(name, path, board, fast, Path(tmp), say) if smallest else None
         say(f"{name}: measuring TFLM")
         arena = tflm_arena_bytes(data)
         head = tflm_activation_bytes(data, arena + 4096)
-    p = planned.plan
-    return MemoryRow(model=name, tflm_arena=arena, tflm_activations=head, ours_layer_by_layer=fast.arena_bytes,
+    p = planned
+    return MemoryRow(model=name, tflm_arena=arena, tflm_activations=head, ours_layer_by_layer=fast.arena,
                      ours=p.arena_bytes, extra_macs=p.extra_macs, macs=p.macs, schedule=describe(p), board=board,
-                     instructions=ours, fast_instructions=fast_count, fast_arena=fast.arena_bytes)
+                     instructions=ours, fast_instructions=fast.instructions, fast_arena=fast.arena, smallest=small)
 
 
 def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTRA_MACS,
-                 progress: Callable[[str], None] | None = None, board: str | None = None) -> list[MemoryRow]:
+                 progress: Callable[[str], None] | None = None, board: str | None = None,
+                 smallest: bool = False) -> list[MemoryRow]:
     """For each (name, .tflite bytes): TFLM's arena measured now, and our plans.  With ``board`` (a QEMU
-    board): the default build for it, and its exact instructions next to the fast build's."""
+    board): the default build for it, and its exact instructions next to the fast build's; with
+    ``smallest`` too, issue 15's smallest-plan figures (:class:`SmallestRow`)."""
     say = progress or (lambda _m: None)
+    if smallest and board is None:
+        raise InputError("--smallest counts instructions under QEMU: give a board too (e.g. --board mps2-an386)")
     if board is not None:
-        return [_board_row(name, data, board, say) for name, data in models]
+        return [_board_row(name, data, board, say, smallest) for name, data in models]
     rows = []
     for name, data in models:
         graph = parse_tflite(data, source=name)
@@ -343,6 +430,17 @@ def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTR
         rows.append(MemoryRow(model=name, tflm_arena=arena, tflm_activations=head, ours_layer_by_layer=base.arena_bytes,
                               ours=best.arena_bytes, extra_macs=best.extra_macs, macs=best.macs, schedule=sched))
     return rows
+
+
+def bench_json(row: MemoryRow) -> dict[str, Any]:
+    """A row of `tinyml bench memory --json`."""
+    out = dict(asdict(row), ratio=row.ratio)
+    if row.smallest is not None:
+        out["smallest"].update(per_mac_ratio=row.smallest.per_mac_ratio,
+                               portable_per_mac_ratio=row.smallest.portable_per_mac_ratio, meets=row.smallest.meets)
+        for k in ("at_smallest", "at_portable", "fast"):
+            out["smallest"][k]["per_mac"] = getattr(row.smallest, k).per_mac
+    return out
 
 
 def format_bench(rows: list[MemoryRow]) -> str:
@@ -382,4 +480,25 @@ def _format_board_bench(rows: list[MemoryRow]) -> str:
                      f"{(r.instructions or 0) / max(r.fast_instructions or 1, 1):>5.3f}x  {r.schedule}")
     lines.append("ours / fast build: arena bytes (activations, inputs, outputs, kernel scratch); ratio = TFLM activations "
                  "/ ours; instructions: exact, one inference under QEMU; TFLM and both builds measured in this run")
+    if any(r.smallest is not None for r in rows):
+        lines += ["", *_format_smallest(rows)]
     return "\n".join(lines)
+
+
+def _format_smallest(rows: list[MemoryRow]) -> list[str]:
+    lines = [f"smallest plans on {rows[0].board}: the smallest arena --sram reaches with its kernels and with the "
+             "portable kernels only; exact instructions per MAC (recomputed MACs included) of the build at each "
+             "budget against the fast build's",
+             f"{'model':<22} {'smallest':>9} {'portable':>9} {'fast/MAC':>8} {'at smallest':>12} {'x':>6} "
+             f"{'at portable':>12} {'x':>6}  {'ok':<6} schedule at the smallest"]
+    for r in rows:
+        s = r.smallest
+        if s is None:
+            continue
+        lines.append(f"{r.model:<22} {s.smallest:>9,} {s.portable:>9,} {s.fast.per_mac:>8.3f} "
+                     f"{s.at_smallest.per_mac:>12.3f} {s.per_mac_ratio:>5.3f}x {s.at_portable.per_mac:>12.3f} "
+                     f"{s.portable_per_mac_ratio:>5.3f}x  {'ok' if s.meets else 'MISSED':<6} {s.at_smallest.schedule}")
+    lines.append(f"smallest / portable: arena bytes; x: instructions per MAC over the fast build's; ok: the smallest is "
+                 f"no larger than the portable-only one and x at the portable-only budget <= {SMALLEST_PER_MAC} (issue 15); "
+                 "all builds measured in this run")
+    return lines

@@ -1,0 +1,78 @@
+"""Issue 15's smallest-plan criterion: the smallest arena `--sram` reaches with a board's kernels is no larger
+than with the portable kernels only, and `bench memory --smallest` reports it with the exact instructions per
+MAC at that budget against the fast build's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import assert_bitexact
+from tests.modelgen import build, zoo_cases
+from tinyml.boards import load_board
+from tinyml.codegen.lower import LowerContext
+from tinyml.codegen.specialize import variant_options
+from tinyml.compiler import build_model, lower_graph
+from tinyml.graph import parse_tflite
+from tinyml.schedule.choose import candidates, lean_capabilities
+from tinyml.tools.plan import SMALLEST_PER_MAC, bench_memory, format_bench, smallest_reach
+
+
+@pytest.fixture(scope="module")
+def ds_cnn() -> bytes:
+    return build(zoo_cases("ds_cnn")[0])
+
+
+def test_board_reaches_the_portable_smallest(ds_cnn) -> None:
+    """The MVE depthwise kernel computes pixels ahead into a longer ring: on the M55 the smallest plan runs
+    a shorter-ring variant where the memory peaks (and only there), and every candidate runs each operator
+    with a variant whose ring fits the ring its plan made."""
+    graph = parse_tflite(ds_cnn, source="ds_cnn")
+    brd = load_board("mps3-an547")
+    options = variant_options(LowerContext(graph=graph, features=brd.features, stack_bytes=brd.stack_bytes or 0),
+                              lower_graph(graph))
+    plans = candidates(graph, options, sram=1)  # a budget nothing fits: the smallest plans the planner finds
+    small = min(plans, key=lambda p: (p.arena_bytes, p.cost))
+    assert small.arena_bytes <= smallest_reach(graph, None).arena_bytes
+    assert small.arena_bytes < min(p.arena_bytes for p in candidates(graph, options))  # what the default sees
+    for plan in plans:
+        for op, ip in plan.inplace.items():
+            if ip.ring:
+                assert ip.lag + 1 + plan.choice[op].ring_extra <= ip.ring, (op, plan.choice[op].variant)
+    lean = lean_capabilities(options)
+    slower = [op for op in small.choice if small.choice[op].variant != options[op][0].variant]
+    assert slower and all(small.choice[op].variant == lean[op].variant for op in slower)
+    assert any(small.choice[op].variant == options[op][0].variant != lean[op].variant for op in small.choice)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_bench_memory_smallest_figures_agree(ds_cnn, tmp_path: Path) -> None:
+    """`bench memory --board mps3-an547 --smallest` on DS-CNN: its figures agree with the planner and with
+    each other, the criterion holds, and the build at the smallest budget is bit-exact with TFLM."""
+    (row,) = bench_memory([("ds_cnn", ds_cnn)], board="mps3-an547", smallest=True)
+    s = row.smallest
+    assert s is not None
+    graph = parse_tflite(ds_cnn, source="ds_cnn")
+    assert s.smallest == smallest_reach(graph, "mps3-an547").arena_bytes
+    assert s.portable == smallest_reach(graph, None).arena_bytes >= s.smallest
+    assert s.at_smallest.arena <= s.smallest < row.ours  # smaller than the default build
+    assert s.at_portable is s.at_smallest  # equal budgets: one build
+    assert s.fast.instructions == row.fast_instructions and s.fast.arena == row.fast_arena
+    c = build_model(graph, "mps3-an547", sram=s.smallest)
+    assert s.at_smallest.macs == c.macs + c.plan.extra_macs and s.fast.macs == c.macs
+    assert s.per_mac_ratio == pytest.approx((s.at_smallest.instructions / s.at_smallest.macs)
+                                            / (s.fast.instructions / s.fast.macs))
+    assert 1.0 < s.per_mac_ratio <= SMALLEST_PER_MAC and s.meets
+    text = format_bench([row])
+    assert f"{s.smallest:,}" in text and f"{s.per_mac_ratio:.3f}x" in text and "MISSED" not in text
+    assert_bitexact(ds_cnn, tmp_path, board="mps3-an547", samples=2, sram=s.smallest)
+
+
+def test_smallest_needs_a_board() -> None:
+    r = subprocess.run([sys.executable, "-m", "tinyml.cli", "bench", "memory", "m.tflite", "--smallest"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "give a board too" in r.stderr and "Traceback" not in r.stderr
