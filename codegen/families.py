@@ -642,9 +642,10 @@ VARIANTS = (
     # loaded into an accumulator in the asm, two-word input runs for stride 2, the conversion unrolled four
     # times (December 2026): 2.37 on the DS-CNN's (170,331 per layer) and 2.38 over MobileNetV1-0.25's
     # (1,699,261; stride 2 3.1 to 3.4, stride 1 2.2 to 2.35, the last 2.7), which scaled 2.5 to 2.4.
-    # Each pass one asm loop over the channels with the requantization inside, passes of 6 columns (December
-    # 2026): 2.12 on the DS-CNN's (152,761 per layer) and 2.13 over MobileNetV1-0.25's whole layers
-    # (1,522,998 for 715,392 MACs; stride 1 1.97 to 2.07, stride 2 2.8 to 3.3, the 3-wide ones 2.6 and 3.3).
+    # Each pass one asm loop over the channels (two a step) with the requantization inside, passes of 6
+    # columns (December 2026): 2.10 on the DS-CNN's (151,186 per layer) and 2.11 over MobileNetV1-0.25's
+    # whole layers (1,509,276 for 715,392 MACs; stride 1 1.96 to 2.06, stride 2 2.8 to 3.3, the 3-wide ones
+    # 2.6 and 3.3); declared a little above for the window and ring forms' set-up.
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
             accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.15,
             ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=4800,
