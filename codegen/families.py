@@ -325,7 +325,7 @@ def _dsp_dw_shape(p: dict[str, Any]) -> tuple[int, int, int, int]:
     words (column 0: padding, zero, in every call that reads the last column, see the template)."""
     c = p["in_c"]
     width = (p["out_w"] - 1) * p["stride_w"] + p["k_w"]
-    n = 4 if p["out_w"] > 6 else p["out_w"] + p["out_w"] % 2  # a narrow row in one pass (DS-CNN: 5)
+    n = 6 if p["out_w"] > 6 else p["out_w"] + p["out_w"] % 2  # a narrow row in one pass (DS-CNN: 5)
     if p["stride_w"] % 2 == 0:
         n = min(n, p["out_w"]) or 1
     if width % 2 == 0:
@@ -346,11 +346,23 @@ def dsp_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
     return _plain(call)
 
 
+def dsp_dwconv_fold(shift: np.ndarray, output_offset: int) -> np.ndarray | None:
+    """The depthwise kernel's "fast" requantization constant per channel, K = 2^rs + output_offset * 2^(rs + 1)
+    (rs = -shift - 1): SMMLAR(acc, mult, K) is y + K (y = SMMULR(acc, mult), |y| <= 2^30 under
+    _requant_mode's bound), and ((y + K + (acc >> 31)) >> (rs + 1)) is tml_dsp_requant's result plus the
+    output offset.  (acc >> 31) stands for (y < 0 ? -1 : 0): with a multiplier >= 0 they differ only where
+    y is 0 and acc < 0, and z = -1 or 0 round alike.  None when some |K| could overflow y + K."""
+    rs = -shift - 1
+    k = (1 << rs) * (1 + 2 * output_offset)
+    return k if np.all(np.abs(k) < 2 ** 30 - 1) else None
+
+
 def dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     """One record per channel: for each kernel row the weight words (w[a], w[a + 1]) as int16 pairs, a = 0
-    .. k_w - 2 (one word (w[0], 0) when k_w is 1), then bias, multiplier and shift.  With the "fast"
-    requantization the weights and bias are doubled (the kernel's accumulator is twice TFLM's: SMMULR
-    takes it as is), which the bound of _requant_mode allows."""
+    .. k_w - 2 (one word (w[0], 0) when k_w is 1), then bias, multiplier, shift and K (dsp_dwconv_fold).
+    With the "fast" requantization the weights and bias are doubled (the kernel's accumulator is twice
+    TFLM's: SMMLAR takes it as is), which the bound of _requant_mode allows, and the shift is rs + 1
+    (plus 256 but in the last channel)."""
     p = call.params
     c, k_h, k_w = p["in_c"], p["k_h"], p["k_w"]
     n, wbuf, row, tail = _dsp_dw_shape(p)
@@ -360,15 +372,21 @@ def dsp_dwconv(ctx: LowerContext, call: KernelCall) -> KernelCall:
     bias = _bias(ctx, call, c)
     bound = np.abs(w).sum(axis=(0, 1)) * 255 + np.abs(bias)
     rq = _requant_mode(mult, shift, bound)
+    fold = dsp_dwconv_fold(shift, int(p["output_offset"])) if rq == "fast" else None
+    if fold is None:
+        rq, fold = "exact", np.zeros(c, dtype=np.int64)
     scale = 2 if rq == "fast" else 1
     wz = np.concatenate([w, np.zeros((k_h, 1, c), dtype=np.int64)], axis=1) * scale
     qw = max(1, k_w - 1)
     words = np.stack([_pair(wz[:, a, :], wz[:, a + 1, :]) for a in range(qw)], axis=1)  # k_h, qw, c
+    # "fast": rs + 1, with bit 8 set in every channel but the last (the whole-pass loop's end; the shift
+    # reads the low byte)
+    shifts = -shift + np.where(np.arange(c) < c - 1, 256, 0) if rq == "fast" else shift
     rec = np.concatenate([words.reshape(k_h * qw, c), (bias * scale)[None, :], mult[None, :],
-                          _dsp_shift(shift, rq)[None, :]], axis=0).T  # c, k_h * qw + 3
+                          shifts[None, :], fold[None, :]], axis=0).T  # c, k_h * qw + 4
     packed = rec.reshape(-1).astype(np.uint32).view(np.int32)
     spec = dict(k_h=k_h, k_w=k_w, c=c, sw=p["stride_w"], wbuf=wbuf, row=row, tail=tail, ow=p["out_w"], n=n, qw=qw,
-                rec=k_h * qw + 3, rq=rq, **_clamp_spec(p))
+                rec=k_h * qw + 4, rq=rq, **_clamp_spec(p))
     one = np.zeros(1, dtype=np.int64)  # the records hold bias, multipliers and shifts
     return _variant(call, "dwconv_s8_dsp", spec, ConstArray("w", "int32_t", packed),
                     ConstArray("bias", "int32_t", one.astype(np.int32)), one, one)
@@ -756,8 +774,12 @@ VARIANTS = (
     # loaded into an accumulator in the asm, two-word input runs for stride 2, the conversion unrolled four
     # times (December 2026): 2.37 on the DS-CNN's (170,331 per layer) and 2.38 over MobileNetV1-0.25's
     # (1,699,261; stride 2 3.1 to 3.4, stride 1 2.2 to 2.35, the last 2.7), which scaled 2.5 to 2.4.
+    # Each pass one asm loop over the channels (two a step) with the requantization inside, passes of 6
+    # columns (December 2026): 2.10 on the DS-CNN's (151,186 per layer) and 2.11 over MobileNetV1-0.25's
+    # whole layers (1,509,276 for 715,392 MACs; stride 1 1.96 to 2.06, stride 2 2.8 to 3.3, the 3-wide ones
+    # 2.6 and 3.3); declared a little above for the window and ring forms' set-up.
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
-            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.4,
+            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.15,
             ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=4800,
             build=dsp_dwconv, helpers=(DSP,)),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,

@@ -12,7 +12,7 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, case, op_cases, zoo_cases
 from tests.tflite_edit import edit_model
 from tinyml.boards import load_board
-from tinyml.codegen.families import conv_tap_order, family
+from tinyml.codegen.families import conv_tap_order, dsp_dwconv_fold, family
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.qmath import multiply_by_quantized_multiplier
@@ -236,6 +236,37 @@ def test_dsp_depthwise_edge_cases_reach_their_paths(tmp_path) -> None:
     assert {s["rq"] for s in specs} == {"fast", "exact"} and {s["k_w"] for s in specs} >= {1, 2, 3, 4, 5}
     assert any(s["ow"] > s["n"] and s["ow"] % s["n"] for s in specs) and any(s["sw"] == 3 for s in specs)
     assert any(s["c"] % 4 for s in specs) and any(s["wbuf"] % 2 and not s["tail"] for s in specs)
+
+
+def _tflm_requant(x: int, m: int, shift: int, output_offset: int) -> int:
+    """TFLM's MultiplyByQuantizedMultiplier (shift <= -1) plus the output offset, saturated to int8."""
+    ab = x * m
+    t = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    v = abs(t) >> 31 if t >= 0 else -(abs(t) >> 31)  # SaturatingRoundingDoublingHighMul
+    mask = (1 << -shift) - 1
+    r = (v >> -shift) + int((v & mask) > (mask >> 1) + int(v < 0))  # RoundingDivideByPOT
+    return max(-128, min(127, r + output_offset))
+
+
+def test_dsp_depthwise_folded_requantization() -> None:
+    """The depthwise DSP kernel's requantization (dwconv_s8_dsp.c.j2: SMMLAR of the doubled accumulator with
+    the folded constant, the accumulator's sign, one shift, SSAT) equals TFLM's over random and tied values,
+    and no folded constant is made where y + K could leave int32."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    xs = list(range(-3000, 3001)) + [int(v) for v in rng.integers(-(2 ** 30) + 1, 2 ** 30, 3000)]
+    for m, shift, oo in [(2 ** 30, -1, 0), (1518500250, -3, -128), (2 ** 31 - 1, -9, 127), (1272195584, -7, 5),
+                         (1073741825, -12, -37), (1900000000, -20, 127)]:
+        k = int(dsp_dwconv_fold(np.array([shift]), oo)[0])
+        for x in xs:
+            acc = 2 * x
+            y = ((k << 32) + acc * m + (1 << 31)) >> 32  # SMMLAR(acc, m, k)
+            assert -(2 ** 31) < y < 2 ** 31
+            got = max(-128, min(127, (y + (-1 if acc < 0 else 0)) >> -shift))
+            assert got == _tflm_requant(x, m, shift, oo), (x, m, shift, oo)
+    assert dsp_dwconv_fold(np.array([-1, -24]), 127) is None  # 2^23 * 255 >= 2^30
+    assert dsp_dwconv_fold(np.array([-1, -23]), 127) is not None
 
 
 @pytest.mark.qemu
