@@ -209,6 +209,17 @@ def conv_tap_order(k_h: int, k_w: int, in_c: int) -> np.ndarray:
     return np.where(t < n4, ky * n4 + t, k_h * n4 + ky * (n - n4) + t - n4)
 
 
+def interior_pairs(p: dict[str, Any]) -> float:
+    """The share of the pixel pairs (pix, pix + 1), pix even, of a convolution's output that lie in one row
+    with both kernel windows inside the input (the DSP im2col's pair path; 0 for an empty output)."""
+    n = p["out_h"] * p["out_w"]
+    oy, ox = np.divmod(np.arange(0, n - 1, 2), p["out_w"])
+    iy, ix = oy * p["stride_h"] - p["pad_h"], ox * p["stride_w"] - p["pad_w"]
+    ok = ((ox + 1 < p["out_w"]) & (iy >= 0) & (iy + p["k_h"] <= p["in_h"]) & (ix >= 0)
+          & (ix + p["stride_w"] + p["k_w"] <= p["in_w"]))
+    return float(ok.mean()) if ok.size else 0.0
+
+
 def dsp_conv_stack(call: KernelCall) -> int:
     # the two-pixel im2col buffer (int16 taps), in every form; a folded output's pair buffer
     return 4 * _conv_kp(call.params) + _folded_out_stack(call)
@@ -263,6 +274,8 @@ def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
         spec["pw"] = True  # every pixel's taps its in_c contiguous input bytes: the kernel's own im2col
     if in_c % 4:
         spec["order"] = tuple(int(q) for q in order)
+        if "in_strides" not in spec and interior_pairs(p) >= 0.5:
+            spec["pairs"] = True  # the im2col's path for two neighbours inside the image pays
     quads = (out_c + 3) // 4
     # "fast" requantization starts from twice the accumulator (SMMULR's doubling): weights (|w| <= 128) and
     # bias doubled, which the bound (|acc| < 2^30) keeps in range. Bias padded to the quads of output

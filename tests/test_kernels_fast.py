@@ -12,7 +12,7 @@ from tests.harness import assert_bitexact
 from tests.modelgen import build, case, op_cases, zoo_cases
 from tests.tflite_edit import edit_model
 from tinyml.boards import load_board
-from tinyml.codegen.families import conv_tap_order, dsp_dwconv_fold, family
+from tinyml.codegen.families import conv_tap_order, dsp_dwconv_fold, family, interior_pairs
 from tinyml.codegen.lower import KernelCall, LowerContext
 from tinyml.codegen.ops import lower_op
 from tinyml.codegen.qmath import multiply_by_quantized_multiplier
@@ -112,6 +112,34 @@ def test_dsp_conv_im2col_paths_m4(case, tmp_path) -> None:
     calls = [c for c in build_model(_write(tmp_path, case), "mps2-an386").calls if isinstance(c, KernelCall)]
     assert [c.kernel for c in calls if c.op_kind == "CONV_2D"] == ["conv_s8_dsp"]
     assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
+
+
+# The DSP im2col's path for two neighbours of a row both inside the image (spec.pairs; in_c not a multiple of
+# 4): stride 1 with rows of odd width (pairs across rows take the per-pixel path), MobileNet's first layer
+# shape (stride 2, SAME padding only after the last row and column), two channels into 5 (the channel tail).
+CONV_PAIRS = [
+    case("conv2d", "CONV_2D", (12, 11, 3), kernel=(3, 3), strides=(1, 1), padding="valid", filters=8, act="relu",
+         bias=True),
+    case("conv2d", "CONV_2D", (17, 16, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=8,
+         act="relu6", bias=True),
+    case("conv2d", "CONV_2D", (9, 10, 2), kernel=(3, 2), strides=(1, 2), padding="valid", filters=5,
+         act="none", bias=True),
+]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", CONV_PAIRS, ids=lambda c: c.id)
+def test_dsp_conv_interior_pairs_m4(case, tmp_path) -> None:
+    (spec,) = [c.spec for c in build_model(_write(tmp_path, case), "mps2-an386").calls
+               if isinstance(c, KernelCall) and c.kernel == "conv_s8_dsp"]
+    assert spec.get("pairs"), spec
+    assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
+
+
+def test_dsp_conv_interior_pairs_share() -> None:
+    p = dict(out_h=48, out_w=48, stride_h=2, stride_w=2, pad_h=0, pad_w=0, k_h=3, k_w=3, in_h=96, in_w=96)
+    assert interior_pairs(p) == pytest.approx(47 / 48 * 23 / 24)  # MobileNetV1-0.25's first layer: the last row and column
+    assert interior_pairs(dict(p, out_w=5, in_w=10, k_w=4, pad_w=1)) < 0.5  # DS-CNN's: mostly borders
 
 
 # The DSP convolution's exact requantization (a tiny input scale: the kernel's accumulators are not doubled
