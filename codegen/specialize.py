@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tinyml.codegen.declare import STRIP_KEYS, strip_bounds, strip_view
 from tinyml.codegen.lower import Alias, Arg, KernelCall, LowerContext, Lowered
 from tinyml.codegen.variants import VARIANTS, Variant, options, variant
 from tinyml.graph.ir import Graph
@@ -92,6 +93,24 @@ def _patch_form(call: KernelCall, st: PatchStage) -> KernelCall:
     return replace(call, patch_params=[_patch_window(call, w) for w in st.windows[j]], patch_loop=loop)
 
 
+def _strip_form(ctx: LowerContext, v: Variant, call: KernelCall, cols: int) -> KernelCall:
+    """A layer ``v`` computes as column strips (Variant.strip_columns): its specialization sized for a strip of
+    ``cols`` columns (declare.strip_view), then one window-form call per strip, full height, from the whole
+    input into the whole output (a patch loop of its own)."""
+    view = strip_view(call, cols)
+    built = v.build(ctx, view) if v.build is not None else view
+    params = {**built.params, **{k: call.params[k] for k in STRIP_KEYS}}
+    params.update(_whole_window(v, call), ring_len=0, lag=0)
+    p = call.params
+    bounds = strip_bounds(call, cols)
+    windows = [PatchWindow(in_y0=0, in_x0=0, in_h=p["in_h"], in_w=p["in_w"], oy0=0, ox0=x0, out_h=p["out_h"],
+                           out_w=x1 - x0, out_y0=0, out_x0=0, out_pitch=p["out_w"])
+               for x0, x1 in zip(bounds, bounds[1:])]
+    strips = replace(built, spec=dict(built.spec, ring=False, window=True), params=params,
+                     args=list(built.args) + [Arg(kind="null", ctype="int8_t", writable=True)])
+    return replace(strips, patch_params=[_patch_window(strips, w) for w in windows], patch_loop="only")
+
+
 def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> list[Lowered]:
     """The calls of the variants ``plan`` chose, in its execution order."""
     by_op = {c.op_index: c for c in calls}
@@ -102,6 +121,10 @@ def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> lis
             out.append(call)
             continue
         v = variant(plan.choice[pos].variant)
+        cols = v.strip_columns(ctx, call)
+        if cols:
+            out.append(_strip_form(ctx, v, call, cols))
+            continue
         if v.build is not None:
             call = v.build(ctx, call)
         if v.ring or v.window:
