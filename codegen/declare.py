@@ -114,10 +114,11 @@ class Variant:
     # it, largest layers first, where the board's flash is short (codegen/specialize.py, flash_fallbacks)
     saves_flash_of: str | None = None
     # a layer it refuses whole for its width (on-stack buffers or offsets that grow with the output rows) it
-    # computes as full-height column strips, each a call of its window form sized to fit (strip_columns);
-    # such a run is neither in place nor in a patch stage
+    # computes as full-height column strips, each a call of its window form sized to fit (strip_columns), or
+    # in a patch stage whose windows are that narrow (widest_window); never in place
     strips: bool = False
-    strip_call: int = 0  # estimated instructions each strip's call adds (set-up, its halo columns read again)
+    strip_row: float = 0.0  # estimated instructions each strip adds per output row and channel (its passes'
+    # set-up, its halo columns read again)
 
     def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
         if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):
@@ -132,18 +133,23 @@ class Variant:
             return False
         return self.stack(call) <= stack_limit(ctx)
 
-    def strip_columns(self, ctx: LowerContext, call: KernelCall) -> int:
-        """The output columns of the widest of the fewest equal strips whose window-form calls it computes
-        where it does not compute ``call`` whole (0: it computes it whole, or no strip fits)."""
+    def widest_window(self, ctx: LowerContext, call: KernelCall) -> int:
+        """Where it does not compute ``call`` whole: the most output columns of a window of it that it
+        computes, specialized for that width (strip_view); 0: it computes it whole, or no window fits."""
         if not (self.strips and self.window and call.patchable) or self.fits_whole(ctx, call):
             return 0
-        out_w = call.params["out_w"]
-        for n in range(2, out_w + 1):
-            view = strip_view(call, ceil(out_w / n))
+        for cols in range(call.params["out_w"] - 1, 0, -1):
+            view = strip_view(call, cols)
             if (self.accepts is None or self.accepts(ctx, view)) \
                     and self.stack(view) + self.form_stack(view) <= stack_limit(ctx):
-                return ceil(out_w / n)
+                return cols
         return 0
+
+    def strip_columns(self, ctx: LowerContext, call: KernelCall) -> int:
+        """The output columns of the widest of the fewest equal strips it computes ``call`` in where it does
+        not compute it whole (0: it does, or no strip fits)."""
+        widest = self.widest_window(ctx, call)
+        return ceil(call.params["out_w"] / ceil(call.params["out_w"] / widest)) if widest else 0
 
     def instructions_per_mac(self, ctx: LowerContext) -> float:
         if self.per_mac_soft_float and "fpu" not in ctx.features:
@@ -155,13 +161,14 @@ class Variant:
         work = call.macs if call.macs else out_elements
         per_mac, per_output = self.rates(call) if self.rates else (self.instructions_per_mac(ctx), self.per_output)
         cols = self.strip_columns(ctx, call)
-        if cols:  # column strips of its window form: not in place, not in a patch stage
-            view = strip_view(call, cols)
-            return OpFacts(scratch_bytes=call.scratch_bytes, macs=call.macs, variant=self.template,
-                           stack_bytes=self.stack(view) + self.form_stack(view),
-                           cost=int(round(work * per_mac + out_elements * per_output
-                                          + (len(strip_bounds(call, cols)) - 1) * self.strip_call)),
-                           strided_input=bool(call.input_strides))
+        if cols:  # column strips of its window form (cost), or patch windows as narrow: never in place
+            view = strip_view(call, self.widest_window(ctx, call))
+            strips = len(strip_bounds(call, cols)) - 1
+            return OpFacts(scratch_bytes=call.scratch_bytes, patchable=True, max_window_w=view.params["out_w"],
+                           macs=call.macs, variant=self.template, stack_bytes=self.stack(view) + self.form_stack(view),
+                           cost=int(round(work * per_mac + out_elements * per_output)),
+                           strip_cost=int(round(strips * out_elements / call.params["out_w"] * self.strip_row)),
+                           patch_call_cost=self.patch_call, strided_input=bool(call.input_strides))
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
             and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)

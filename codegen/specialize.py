@@ -57,13 +57,14 @@ def _patch_window(call: KernelCall, w: PatchWindow) -> dict[str, Any]:
     return p
 
 
-def _ring_form(v: Variant, call: KernelCall, plan: Plan) -> KernelCall:
+def _ring_form(v: Variant, call: KernelCall, plan: Plan, strips: bool = False) -> KernelCall:
     """Whole-layer window params and the ring (or none).  A portable kernel always takes them; a
     specialized variant only in the form the plan uses (its spec says which, so its whole-layer code
-    stays as it is; in place without a ring, its whole-layer form unless it declares its own)."""
+    stays as it is; in place without a ring, its whole-layer form unless it declares its own); ``strips``:
+    its window form, for column strips."""
     ip = plan.inplace.get(call.op_index)
     ring_used = ip is not None and ip.ring > 0
-    in_stage = plan.stage_of(call.op_index) is not None
+    in_stage = plan.stage_of(call.op_index) is not None or strips
     if v.family != "portable":
         if ip is not None and ip.direct and v.direct_stack(call) > 0:
             return replace(call, spec=dict(call.spec, over_input=True))  # its form in place without a ring
@@ -93,22 +94,23 @@ def _patch_form(call: KernelCall, st: PatchStage) -> KernelCall:
     return replace(call, patch_params=[_patch_window(call, w) for w in st.windows[j]], patch_loop=loop)
 
 
-def _strip_form(ctx: LowerContext, v: Variant, call: KernelCall, cols: int) -> KernelCall:
-    """A layer ``v`` computes as column strips (Variant.strip_columns): its specialization sized for a strip of
-    ``cols`` columns (declare.strip_view), then one window-form call per strip, full height, from the whole
-    input into the whole output (a patch loop of its own)."""
-    view = strip_view(call, cols)
-    built = v.build(ctx, view) if v.build is not None else view
-    params = {**built.params, **{k: call.params[k] for k in STRIP_KEYS}}
-    params.update(_whole_window(v, call), ring_len=0, lag=0)
+def _narrow_build(ctx: LowerContext, v: Variant, call: KernelCall, cols: int) -> KernelCall:
+    """``v``'s specialization sized for windows of at most ``cols`` output columns (declare.strip_view), with
+    the layer's own params."""
+    assert v.build is not None
+    built = v.build(ctx, strip_view(call, cols))
+    return replace(built, params={**built.params, **{k: call.params[k] for k in STRIP_KEYS}})
+
+
+def _strip_form(call: KernelCall, cols: int) -> KernelCall:
+    """A layer computed as column strips of at most ``cols`` columns (Variant.strip_columns): one window-form
+    call per strip, full height, from the whole input into the whole output (a patch loop of its own)."""
     p = call.params
     bounds = strip_bounds(call, cols)
     windows = [PatchWindow(in_y0=0, in_x0=0, in_h=p["in_h"], in_w=p["in_w"], oy0=0, ox0=x0, out_h=p["out_h"],
                            out_w=x1 - x0, out_y0=0, out_x0=0, out_pitch=p["out_w"])
                for x0, x1 in zip(bounds, bounds[1:])]
-    strips = replace(built, spec=dict(built.spec, ring=False, window=True), params=params,
-                     args=list(built.args) + [Arg(kind="null", ctype="int8_t", writable=True)])
-    return replace(strips, patch_params=[_patch_window(strips, w) for w in windows], patch_loop="only")
+    return replace(call, patch_params=[_patch_window(call, w) for w in windows], patch_loop="only")
 
 
 def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> list[Lowered]:
@@ -121,17 +123,18 @@ def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> lis
             out.append(call)
             continue
         v = variant(plan.choice[pos].variant)
-        cols = v.strip_columns(ctx, call)
+        st = plan.stage_of(pos)
+        cols = v.strip_columns(ctx, call)  # > 0: too wide for it whole, in strips or in a stage's windows
         if cols:
-            out.append(_strip_form(ctx, v, call, cols))
-            continue
-        if v.build is not None:
+            call = _narrow_build(ctx, v, call, st.widest(pos) if st is not None else cols)
+        elif v.build is not None:
             call = v.build(ctx, call)
         if v.ring or v.window:
-            call = _ring_form(v, call, plan)
-        st = plan.stage_of(pos)
+            call = _ring_form(v, call, plan, strips=cols > 0)
         if st is not None:
             call = _patch_form(call, st)
+        elif cols:
+            call = _strip_form(call, cols)
         out.append(call)
     return out
 

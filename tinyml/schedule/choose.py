@@ -127,8 +127,8 @@ def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpF
         kind = "ring" if ip.ring or ip.direct else "elementwise"
         ok = [o for o in opts if pos in o.inplace_inputs and o.inplace_kind == kind
               and (o.ring_direct or not ip.direct) and (not ip.ring or ip.lag + 1 + o.ring_extra <= ip.ring)]
-    elif plan.stage_of(op) is not None:
-        ok = [o for o in opts if o.patchable]
+    elif (st := plan.stage_of(op)) is not None:
+        ok = [o for o in opts if o.patchable and (not o.max_window_w or st.widest(op) <= o.max_window_w)]
     else:
         ok = list(opts)
     if not ok:
