@@ -20,6 +20,7 @@ compares them; exact figures come from ``tinyml profile``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from math import ceil
 from typing import Callable
 
 from tinyml.codegen.lower import KernelCall, LowerContext
@@ -112,15 +113,43 @@ class Variant:
     # a slower variant over fewer weight bytes than the variant named here, which the planner leaves out for
     # it, largest layers first, where the board's flash is short (codegen/specialize.py, flash_fallbacks)
     saves_flash_of: str | None = None
+    # a layer it refuses whole for its width (on-stack buffers or offsets that grow with the output rows) it
+    # computes as full-height column strips, each a call of its window form sized to fit (strip_columns), or
+    # in a patch stage whose windows are that narrow (widest_window); never in place
+    strips: bool = False
+    strip_row: float = 0.0  # estimated instructions each strip adds per output row and channel (its passes'
+    # set-up, its halo columns read again)
 
     def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
         if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):
             return False
         if (call.input_strides and not self.strided_input) or (call.output_strides and not self.strided_output):
             return False
+        return self.fits_whole(ctx, call) or self.strip_columns(ctx, call) > 0
+
+    def fits_whole(self, ctx: LowerContext, call: KernelCall) -> bool:
+        """It computes ``call`` as one whole-layer call (its parameters accepted, its buffers on the stack)."""
         if self.accepts is not None and not self.accepts(ctx, call):
             return False
         return self.stack(call) <= stack_limit(ctx)
+
+    def widest_window(self, ctx: LowerContext, call: KernelCall) -> int:
+        """Where it does not compute ``call`` whole: the most output columns of a window of it that it
+        computes, specialized for that width (strip_view); 0: it computes it whole, or no window fits."""
+        if not (self.strips and self.window and call.patchable) or self.fits_whole(ctx, call):
+            return 0
+        for cols in range(call.params["out_w"] - 1, 0, -1):
+            view = strip_view(call, cols)
+            if (self.accepts is None or self.accepts(ctx, view)) \
+                    and self.stack(view) + self.form_stack(view) <= stack_limit(ctx):
+                return cols
+        return 0
+
+    def strip_columns(self, ctx: LowerContext, call: KernelCall) -> int:
+        """The output columns of the widest of the fewest equal strips it computes ``call`` in where it does
+        not compute it whole (0: it does, or no strip fits)."""
+        widest = self.widest_window(ctx, call)
+        return ceil(call.params["out_w"] / ceil(call.params["out_w"] / widest)) if widest else 0
 
     def instructions_per_mac(self, ctx: LowerContext) -> float:
         if self.per_mac_soft_float and "fpu" not in ctx.features:
@@ -131,6 +160,15 @@ class Variant:
         """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
         work = call.macs if call.macs else out_elements
         per_mac, per_output = self.rates(call) if self.rates else (self.instructions_per_mac(ctx), self.per_output)
+        cols = self.strip_columns(ctx, call)
+        if cols:  # column strips of its window form (cost), or patch windows as narrow: never in place
+            view = strip_view(call, self.widest_window(ctx, call))
+            strips = len(strip_bounds(call, cols)) - 1
+            return OpFacts(scratch_bytes=call.scratch_bytes, patchable=True, max_window_w=view.params["out_w"],
+                           macs=call.macs, variant=self.template, stack_bytes=self.stack(view) + self.form_stack(view),
+                           cost=int(round(work * per_mac + out_elements * per_output)),
+                           strip_cost=int(round(strips * out_elements / call.params["out_w"] * self.strip_row)),
+                           patch_call_cost=self.patch_call, strided_input=bool(call.input_strides))
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
             and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)
@@ -153,6 +191,25 @@ class Variant:
             patch_call_cost=self.patch_call if self.window else 0,
             strided_input=bool(call.input_strides),
         )
+
+
+def strip_view(call: KernelCall, cols: int) -> KernelCall:
+    """``call`` narrowed to a layer of ``cols`` output columns without padding at its sides (its input the
+    columns they read): what a variant's strips are specialized for (their window params then place each
+    strip in the real layer, padding included)."""
+    p = call.params
+    width = (cols - 1) * p["stride_w"] + (p["k_w"] - 1) * p.get("dil_w", 1) + 1
+    return replace(call, params=dict(p, in_w=width, out_w=cols, pad_w=0))
+
+
+STRIP_KEYS = ("in_w", "out_w", "pad_w")  # the params strip_view changes
+
+
+def strip_bounds(call: KernelCall, cols: int) -> list[int]:
+    """The first output column of each strip of at most ``cols`` columns, and the layer's width."""
+    out_w = call.params["out_w"]
+    n = ceil(out_w / cols)
+    return [round(i * out_w / n) for i in range(n + 1)]
 
 
 def portable(template: str, *, inplace: bool = False, ring: bool = False, window: bool = False,

@@ -794,7 +794,7 @@ VARIANTS = (
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
             accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.15,
             ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=4800,
-            build=dsp_dwconv, helpers=(DSP,)),
+            build=dsp_dwconv, helpers=(DSP,), strips=True, strip_row=20),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
             ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
     # ADD: in place as the portable kernel (element by element).  9.5 instructions per output element
@@ -840,7 +840,7 @@ VARIANTS = (
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,)),
+            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,), strips=True, strip_row=34),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
     # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tinyml.codegen.declare import STRIP_KEYS, strip_bounds, strip_view
 from tinyml.codegen.lower import Alias, Arg, KernelCall, LowerContext, Lowered
 from tinyml.codegen.variants import VARIANTS, Variant, options, variant
 from tinyml.graph.ir import Graph
@@ -56,13 +57,14 @@ def _patch_window(call: KernelCall, w: PatchWindow) -> dict[str, Any]:
     return p
 
 
-def _ring_form(v: Variant, call: KernelCall, plan: Plan) -> KernelCall:
+def _ring_form(v: Variant, call: KernelCall, plan: Plan, strips: bool = False) -> KernelCall:
     """Whole-layer window params and the ring (or none).  A portable kernel always takes them; a
     specialized variant only in the form the plan uses (its spec says which, so its whole-layer code
-    stays as it is; in place without a ring, its whole-layer form unless it declares its own)."""
+    stays as it is; in place without a ring, its whole-layer form unless it declares its own); ``strips``:
+    its window form, for column strips."""
     ip = plan.inplace.get(call.op_index)
     ring_used = ip is not None and ip.ring > 0
-    in_stage = plan.stage_of(call.op_index) is not None
+    in_stage = plan.stage_of(call.op_index) is not None or strips
     if v.family != "portable":
         if ip is not None and ip.direct and v.direct_stack(call) > 0:
             return replace(call, spec=dict(call.spec, over_input=True))  # its form in place without a ring
@@ -92,6 +94,25 @@ def _patch_form(call: KernelCall, st: PatchStage) -> KernelCall:
     return replace(call, patch_params=[_patch_window(call, w) for w in st.windows[j]], patch_loop=loop)
 
 
+def _narrow_build(ctx: LowerContext, v: Variant, call: KernelCall, cols: int) -> KernelCall:
+    """``v``'s specialization sized for windows of at most ``cols`` output columns (declare.strip_view), with
+    the layer's own params."""
+    assert v.build is not None
+    built = v.build(ctx, strip_view(call, cols))
+    return replace(built, params={**built.params, **{k: call.params[k] for k in STRIP_KEYS}})
+
+
+def _strip_form(call: KernelCall, cols: int) -> KernelCall:
+    """A layer computed as column strips of at most ``cols`` columns (Variant.strip_columns): one window-form
+    call per strip, full height, from the whole input into the whole output (a patch loop of its own)."""
+    p = call.params
+    bounds = strip_bounds(call, cols)
+    windows = [PatchWindow(in_y0=0, in_x0=0, in_h=p["in_h"], in_w=p["in_w"], oy0=0, ox0=x0, out_h=p["out_h"],
+                           out_w=x1 - x0, out_y0=0, out_x0=0, out_pitch=p["out_w"])
+               for x0, x1 in zip(bounds, bounds[1:])]
+    return replace(call, patch_params=[_patch_window(call, w) for w in windows], patch_loop="only")
+
+
 def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> list[Lowered]:
     """The calls of the variants ``plan`` chose, in its execution order."""
     by_op = {c.op_index: c for c in calls}
@@ -102,13 +123,18 @@ def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> lis
             out.append(call)
             continue
         v = variant(plan.choice[pos].variant)
-        if v.build is not None:
+        st = plan.stage_of(pos)
+        cols = v.strip_columns(ctx, call)  # > 0: too wide for it whole, in strips or in a stage's windows
+        if cols:
+            call = _narrow_build(ctx, v, call, st.widest(pos) if st is not None else cols)
+        elif v.build is not None:
             call = v.build(ctx, call)
         if v.ring or v.window:
-            call = _ring_form(v, call, plan)
-        st = plan.stage_of(pos)
+            call = _ring_form(v, call, plan, strips=cols > 0)
         if st is not None:
             call = _patch_form(call, st)
+        elif cols:
+            call = _strip_form(call, cols)
         out.append(call)
     return out
 

@@ -46,13 +46,23 @@ def fastest_facts(options: Options) -> dict[int, OpFacts]:
     return {op: opts[0] for op, opts in options.items()}
 
 
-def capabilities(options: Options) -> dict[int, OpFacts]:
+def _forms(opts: tuple[OpFacts, ...], narrow: bool = False) -> list[OpFacts]:
+    """The variants that run in place or patch by patch; one that computes only narrow windows (column strips
+    of a wide layer: max_window_w) only where none runs in place or in any window, unless ``narrow``
+    (with_choice still takes it for a plan's narrow windows, and where the plan runs the operator in
+    neither form)."""
+    forms = [o for o in opts if o.inplace_inputs or o.patchable]
+    free = [o for o in forms if o.inplace_inputs or not o.max_window_w]
+    return forms if narrow else free or forms
+
+
+def capabilities(options: Options, narrow: bool = False) -> dict[int, OpFacts]:
     """Per operator, the facts of the fastest variant that runs in place or patch by patch (the fastest
-    variant where none does), with scratch enough for the fastest variant too (which the operator runs
-    when the plan does neither)."""
+    variant where none does; see _forms), with scratch enough for the fastest variant too (which the
+    operator runs when the plan does neither)."""
     out = {}
     for op, opts in options.items():
-        f = next((o for o in opts if o.inplace_inputs or o.patchable), opts[0])
+        f = next(iter(_forms(opts, narrow)), opts[0])
         out[op] = replace(f, scratch_bytes=max(f.scratch_bytes, opts[0].scratch_bytes))
     return out
 
@@ -63,7 +73,7 @@ def lean_capabilities(options: Options) -> dict[int, OpFacts]:
     arena a board's kernels reach where its fastest in-place kernel computes ahead into a longer ring."""
     out = {}
     for op, opts in options.items():
-        forms = [o for o in opts if o.inplace_inputs or o.patchable]
+        forms = _forms(opts)
         f = min(forms, key=lambda o: o.ring_extra) if forms else opts[0]  # min keeps the first (fastest) of equals
         out[op] = replace(f, scratch_bytes=max(f.scratch_bytes, opts[0].scratch_bytes))
     return out
@@ -127,8 +137,8 @@ def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpF
         kind = "ring" if ip.ring or ip.direct else "elementwise"
         ok = [o for o in opts if pos in o.inplace_inputs and o.inplace_kind == kind
               and (o.ring_direct or not ip.direct) and (not ip.ring or ip.lag + 1 + o.ring_extra <= ip.ring)]
-    elif plan.stage_of(op) is not None:
-        ok = [o for o in opts if o.patchable]
+    elif (st := plan.stage_of(op)) is not None:
+        ok = [o for o in opts if o.patchable and (not o.max_window_w or st.widest(op) <= o.max_window_w)]
     else:
         ok = list(opts)
     if not ok:
@@ -159,6 +169,10 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
         if sram is not None:
             found += cheaper_fits(graph, caps, found, sram)
         made += [(c.plan, caps, "all") for c in found if c.stages]
+        narrow = capabilities(options, narrow=True)
+        if narrow != caps:  # stages over the fast kernels of wide layers (their narrow windows), not in place
+            found = search(graph, narrow, sram=sram, max_extra=max_extra, tight=sram is not None)
+            made += [(c.plan, narrow, "all") for c in found if c.stages]
     if lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
         made += _lean_plans(graph, caps, lean, sram, max_extra)
     plans = [p for p, _, _ in made]

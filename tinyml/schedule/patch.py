@@ -87,6 +87,10 @@ def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[
                 if y0 >= y1 or x0 >= x1:
                     return None
             source_rows.append((y0, y1))
+    for n in range(k):  # a kernel that computes windows up to a width only
+        widest = facts.get(ops[n], OpFacts()).max_window_w
+        if widest and any(x1 - x0 > widest for _, _, x0, x1 in regions[n]):
+            return None
     windows: list[list[PatchWindow]] = []
     macs = full = 0
     op_scale: list[float] = []

@@ -58,6 +58,8 @@ class OpFacts:
     inplace_kind: str = "elementwise"  # "elementwise" or "ring" (see the module docstring)
     scratch_bytes: int = 0  # scratch the kernel always needs (in the arena)
     patchable: bool = False  # the kernel computes sub-windows (patch-based execution)
+    max_window_w: int = 0  # patchable: the widest window (output columns) it computes (0: any)
+    strip_cost: int = 0  # > 0: outside a patch stage it runs in column strips, which add these instructions
     macs: int = 0
     variant: str = ""  # the variant's name (its template)
     stack_bytes: int = 0  # bytes of the kernel's on-stack buffers
@@ -161,6 +163,10 @@ class PatchStage:
     def patches(self) -> int:
         return self.grid[0] * self.grid[1]
 
+    def widest(self, op: int) -> int:
+        """The most output columns operator ``op`` computes in one window."""
+        return max(w.out_w for w in self.windows[self.ops.index(op)])
+
 
 @dataclass
 class Plan:
@@ -228,7 +234,7 @@ class Plan:
         ip = self.inplace.get(op)
         return (f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
                 + (f.direct_cost if ip is not None and ip.direct else 0)
-                + (f.patch_call_cost * st.patches if st is not None else 0))
+                + (f.patch_call_cost * st.patches if st is not None else f.strip_cost))
 
     def offset(self, tensor: int) -> int:
         return self.buffers[self.tensor_buffer[tensor]].offset
