@@ -494,6 +494,24 @@ def dsp_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
     return replace(call, kernel="add_s8_dsp", spec=spec, consts=doubled, params_kernel=call.kernel)
 
 
+_AVGPOOL_PARAMS = {"batches", "in_h", "in_w", "channels", "out_h", "out_w", "filter_h", "filter_w",
+                   "stride_h", "stride_w", "pad_h", "pad_w", "act_min", "act_max"}
+
+
+def dsp_avgpool_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    """avgpool_s8_dsp's case: the whole layer out of place (no params a later pass added), a window of at
+    most 256 taps (a channel's sum, at most 128 per tap in magnitude, fits a signed halfword)."""
+    p = call.params
+    return set(p) == _AVGPOOL_PARAMS and all(a.kind == "tensor" for a in call.args) \
+        and p["filter_h"] * p["filter_w"] <= 256
+
+
+def dsp_avgpool(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    p = call.params
+    return replace(call, kernel="avgpool_s8_dsp", spec=dict(clamp=p["act_min"] > -128 or p["act_max"] < 127),
+                   params_kernel=call.kernel)
+
+
 # ---------------------------------------------------------------------------
 # MVE family (Helium: VMLADAV over 16 int8 lanes, int32x4 requantization)
 
@@ -802,6 +820,9 @@ VARIANTS = (
     # per element; 11.0 instructions and 12.5 cycles with both).
     Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=9.5,
             build=dsp_add, helpers=(DSP,)),
+    # AVERAGE_POOL_2D: whole layer, four channels at a time.
+    Variant("avgpool_s8_dsp", "avgpool_s8", "dsp", ("dsp",), accepts=dsp_avgpool_ok, per_mac=1.2, per_output=5.0,
+            build=dsp_avgpool, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
     # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
