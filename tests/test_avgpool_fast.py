@@ -27,16 +27,18 @@ SWEEP = [
 
 
 def test_rounding_division_equals_tflm() -> None:
-    """The kernel's q = floor((2|s| + 2(count/2)) * m / 2^32), m = 0x7FFFFFFF / count + 1, with the sign
-    of s, equals TFLM's (s +- count/2) / count (C division) for every count of at most 256 taps and every
-    sum those taps can make."""
-    s = np.arange(-128 * 256, 127 * 256 + 1, dtype=np.int64)
+    """The kernel's q = floor(n * M / 2^32) - 128, n = s + k (avgpool_s8_dsp.c.j2: k and M by the tap
+    count and the sign of s), equals TFLM's (s +- count/2) / count (C division) for every count of at most
+    256 taps and every sum those taps can make, and n fits a halfword."""
     for count in range(1, 257):
-        m = 0x7FFFFFFF // count + 1
-        a = 2 * np.abs(s) + (count & ~1)
-        assert int(a.max()) * m < 2 ** 64
-        q = (a * m) >> 32
-        got = np.where(s < 0, -q, q)
+        s = np.arange(-128 * count, 127 * count + 1, dtype=np.int64)
+        if count == 1:
+            m, kp, kn = 2 ** 32 - 1, 129, 129
+        else:
+            m, kp, kn = 0xFFFFFFFF // count + 1, 128 * count + count // 2, 128 * count + count - 1 - count // 2
+        n = s + np.where(s < 0, kn, kp)
+        assert n.min() >= 0 and n.max() < 2 ** 16 and m < 2 ** 32
+        got = ((n * m) >> 32) - 128
         half = count // 2
         want = np.where(s > 0, (s + half) // count, -((-s + half) // count))
         assert np.array_equal(got, want), count
