@@ -84,3 +84,10 @@ def test_dsp_avgpool_bitexact(c, board: str, tmp_path: Path) -> None:
 def test_dsp_avgpool_fused_activation_bitexact(name: str, board: str, tmp_path: Path) -> None:
     inputs, body, expect = EXTRA[name]
     assert_bitexact(_extra_model(name, inputs, body, expect), tmp_path, board=board, samples=2)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an505"])  # Cortex-M7, Cortex-M33: the same variant
+@pytest.mark.parametrize("c", SWEEP[::2], ids=lambda c: c.id)
+def test_dsp_avgpool_bitexact_other_cores(c, board: str, tmp_path: Path) -> None:
+    assert_bitexact(build(c), tmp_path, board=board, samples=2)
