@@ -494,6 +494,28 @@ def dsp_add(ctx: LowerContext, call: KernelCall) -> KernelCall:
     return replace(call, kernel="add_s8_dsp", spec=spec, consts=doubled, params_kernel=call.kernel)
 
 
+_AVGPOOL_PARAMS = {"batches", "in_h", "in_w", "channels", "out_h", "out_w", "filter_h", "filter_w",
+                   "stride_h", "stride_w", "pad_h", "pad_w", "act_min", "act_max"}
+
+
+def dsp_avgpool_ok(ctx: LowerContext, call: KernelCall) -> bool:
+    """avgpool_s8_dsp's case: the whole layer out of place (no params a later pass added), a window of at
+    most 256 taps (a channel's sum, at most 128 per tap in magnitude, fits a signed halfword)."""
+    p = call.params
+    return set(p) == _AVGPOOL_PARAMS and all(a.kind == "tensor" for a in call.args) \
+        and p["filter_h"] * p["filter_w"] <= 256
+
+
+def dsp_avgpool(ctx: LowerContext, call: KernelCall) -> KernelCall:
+    p = call.params
+    spec = {}
+    if p["act_min"] > -128:
+        spec["lo"] = (p["act_min"] + 128) * 0x01010101  # bytes of x + 128 below it raised to it (UQSUB8, UQADD8)
+    if p["act_max"] < 127:
+        spec["hi"] = (127 - p["act_max"]) * 0x01010101  # 255 - (act_max + 128): bytes above it lowered
+    return replace(call, kernel="avgpool_s8_dsp", spec=spec, params_kernel=call.kernel)
+
+
 # ---------------------------------------------------------------------------
 # MVE family (Helium: VMLADAV over 16 int8 lanes, int32x4 requantization)
 
@@ -806,6 +828,12 @@ VARIANTS = (
     # per element; 11.0 instructions and 12.5 cycles with both).
     Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=9.5,
             build=dsp_add, helpers=(DSP,)),
+    # AVERAGE_POOL_2D: whole layer only, eight channels at a time.  Fitted to QEMU instruction counts on
+    # mps2-an386 (December 2026) of the global pools of the DS-CNN (8,000 taps, 64 outputs: 10,727) and
+    # ResNet-8 (4,096 taps, 64 outputs: 5,847): 1.25 per tap plus 11 per output element; MobileNetV1-0.25's
+    # (2,304 taps, 256 outputs) measures 5,263, 10% below the estimate (the portable kernel: about 13 per tap).
+    Variant("avgpool_s8_dsp", "avgpool_s8", "dsp", ("dsp",), accepts=dsp_avgpool_ok, per_mac=1.25, per_output=11.0,
+            build=dsp_avgpool, helpers=(DSP,)),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
     # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
