@@ -276,6 +276,13 @@ def dsp_conv(ctx: LowerContext, call: KernelCall) -> KernelCall:
         spec["order"] = tuple(int(q) for q in order)
         if "in_strides" not in spec and interior_pairs(p) >= 0.5:
             spec["pairs"] = True  # the im2col's path for two neighbours inside the image pays
+            if k_h == 3 and k_w * in_c % 4 == 1 and k_w * in_c // 4 * 4 - p["stride_w"] * in_c == 2:
+                # each kernel row's last byte of the first pixel is byte 2 of the second pixel's first word
+                # (in_c 3, 3x3, stride 2): the pair path takes the first pixel's 3 last taps from the second
+                # pixel's words (conv_s8_dsp.c.j2, spec.lend), which wants the middle row's in place of the pad
+                spec["lend"] = True
+                order = np.where(order == kp - 3, kp - 1, order)  # the rows' last taps at kp - 4, kp - 3, kp - 2
+                spec["order"] = tuple(int(q) for q in order)
     quads = (out_c + 3) // 4
     # "fast" requantization starts from twice the accumulator (SMMULR's doubling): weights (|w| <= 128) and
     # bias doubled, which the bound (|acc| < 2^30) keeps in range. Bias padded to the quads of output

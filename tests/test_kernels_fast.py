@@ -133,6 +133,8 @@ def test_dsp_conv_interior_pairs_m4(case, tmp_path) -> None:
     (spec,) = [c.spec for c in build_model(_write(tmp_path, case), "mps2-an386").calls
                if isinstance(c, KernelCall) and c.kernel == "conv_s8_dsp"]
     assert spec.get("pairs"), spec
+    # MobileNet's first layer shape: pixel 0's last taps of each row from pixel 1's words (spec.lend)
+    assert bool(spec.get("lend")) == (case.id == CONV_PAIRS[1].id), spec
     assert_bitexact(build(case), tmp_path, board="mps2-an386", samples=2)
 
 
