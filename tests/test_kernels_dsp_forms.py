@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import assert_bitexact
-from tests.modelgen import Case, build, cache_path, op_cases, zoo_cases
+from tests.modelgen import Case, build, cache_path, case, op_cases, zoo_cases
 from tinyml.boards import load_board
 from tinyml import compiler
 from tinyml.codegen.lower import KernelCall
@@ -231,3 +231,26 @@ def test_ds_cnn_patch_stage_bitexact(tmp_path: Path, monkeypatch: pytest.MonkeyP
     window = _form_calls(c.calls, "window")
     assert [x.op_index for x in window] == [0, 1, 2, 3, 4]
     assert_bitexact(path, tmp_path, board=BOARD, samples=2)
+
+
+# MobileNet's first layer shape (as in tests/test_kernels_fast.py, CONV_PAIRS)
+LEND_CASE = case("conv2d", "CONV_2D", (17, 16, 3), kernel=(3, 3), strides=(2, 2), padding="same", filters=8,
+                 act="relu6", bias=True)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("form", ["window", "ring"])
+def test_dsp_conv_lend_pairs_in_forms(form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DSP convolution's pair path of MobileNet's first layer shape (in_c 3, 3x3, stride 2: spec.lend,
+    codegen/families.py) in a patch window and through a ring, where the rows have the window's pitch."""
+    path = _path(LEND_CASE)
+    sram = None
+    if form == "window":
+        monkeypatch.setattr(compiler, "candidates", _staged(None))
+    else:
+        monkeypatch.setattr(compiler, "candidates", _rings_only)
+        sram = _in_place(path, BOARD)
+    c = build_model(path, BOARD, sram=sram)
+    used = [x for x in _form_calls(c.calls, form) if x.kernel == "conv_s8_dsp"]
+    assert used and all(x.spec.get("lend") for x in used)
+    assert_bitexact(path, tmp_path, board=BOARD, samples=2, sram=sram)
