@@ -109,17 +109,23 @@ def test_unhandled_shapes_are_not_mve(case, tmp_path) -> None:
     assert calls and not any(c.kernel.endswith("_mve") for c in calls)
 
 
-def test_depthwise_beyond_one_gather_falls_back_to_dsp(tmp_path) -> None:
+def test_depthwise_beyond_one_gather_runs_in_strips(tmp_path) -> None:
     case_ = next(c for c in SWEEP if c.op == "DEPTHWISE_CONV_2D" and c.p("mult") == 1 and not c.p("dilation"))
     graph = load_tflite(_write(tmp_path, build(case_)))
     portable = lower_op(LowerContext(graph=graph), graph.ops[0])
     ctx = LowerContext(graph=graph, features=("dsp", "mve"), stack_bytes=0x8000)
     assert fastest(ctx, portable).template == "dwconv_s8_mve"
-    # taps of one output more than 255 bytes apart in a channel plane: no byte gather
-    assert fastest(ctx, _with(portable, out_w=130, in_w=130)).template == "dwconv_s8_dsp"
-    # the channel planes (and the DSP row buffers) would not fit a small stack: portable
+    # taps of one output more than 255 bytes apart in a channel plane: no byte gather for the whole layer; it
+    # runs the MVE kernel's window form in column strips narrow enough for one (codegen/declare.py)
+    wide = _with(portable, out_w=130, in_w=130)
+    v = fastest(ctx, wide)
+    assert v.template == "dwconv_s8_mve" and not v.fits_whole(ctx, wide)
+    assert 0 < v.strip_columns(ctx, wide) < 130
+    # the whole layer's channel planes would not fit a small stack: narrower strips of the MVE kernel do
     small = LowerContext(graph=graph, features=("dsp", "mve"), stack_bytes=3 * 128)
-    assert fastest(small, portable).template == "dwconv_s8"
+    v = fastest(small, portable)
+    assert v.template == "dwconv_s8_mve" and not v.fits_whole(small, portable)
+    assert 0 < v.strip_columns(small, portable) < portable.params["out_w"]
 
 
 def _with(call: KernelCall, **params) -> KernelCall:
