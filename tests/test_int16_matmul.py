@@ -86,3 +86,13 @@ def test_int16_batch_matmul_cortex_m4(tmp_path: Path) -> None:
 def test_int16_batch_matmul_multiplier_out_of_range_is_refused(s_out: float) -> None:
     msg = refusal(_model([([2, 3], [3, 2], False, False, None, (1.0, 1.0, s_out))]), ModelError)
     assert "operator 0 (BATCH_MATMUL): the multiplier lhs scale x rhs scale / output scale is" in msg, msg
+
+
+def test_int16_batch_matmul_accumulator_too_deep_is_refused() -> None:
+    """An inner dimension whose int64 sums could overflow TFLM's requantization: the line names the inner
+    dimension (not a convolution's weights and bias) and the largest it may be."""
+    depth = (1 << 18) + 1
+    msg = refusal(_model([([1, depth], [depth, 1], False, False, None, (1e-3, 1e-3, 0.05))]), ModelError)
+    assert msg.startswith("m.tflite: operator 0 (BATCH_MATMUL): the accumulator reaches "), msg
+    assert f"(the inner dimension {depth} x 32768 x 32768)" in msg and "weights" not in msg, msg
+    assert msg.endswith("; the inner dimension may be at most 262142"), msg

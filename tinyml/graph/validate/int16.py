@@ -199,8 +199,10 @@ def _int16_batch_matmul_multiplier(graph: Graph, op: Op) -> None:
     """TFLM GetQuantizedConvolutionMultipler (as the int8 row) for the int64 requantization."""
     lhs, rhs, out = _t(graph, op, 0), _t(graph, op, 1), _t(graph, op, 0, True)
     product = _f32(np.float32(lhs.quant.s) * np.float32(rhs.quant.s))
+    depth = batch_matmul_shape(graph, op).depth
     _check_multiplier64(graph, op, "the multiplier lhs scale x rhs scale / output scale", product / _f32(out.quant.s),
-                        batch_matmul_shape(graph, op).depth * INT16_SPAN * INT16_SPAN)
+                        depth * INT16_SPAN * INT16_SPAN, bound=f"the inner dimension {depth} x 32768 x 32768",
+                        remedy=f"the inner dimension may be at most {ACC64_LIMIT // (INT16_SPAN * INT16_SPAN)}")
 
 
 def _int16_lstm_row(rule: Rule) -> Rule:
@@ -246,9 +248,13 @@ def _int16_multipliers(graph: Graph, op: Op) -> None:
                          axis, check=check)
 
 
-def _check_multiplier64(graph: Graph, op: Op, what: str, real: float, acc: int) -> None:
+def _check_multiplier64(graph: Graph, op: Op, what: str, real: float, acc: int, *,
+                        bound: str = "the sum of |weights| x 32768 plus |bias| of one output",
+                        remedy: str = "requantize the model") -> None:
     """TFLM's int64 MultiplyByQuantizedMultiplier: a positive finite multiplier whose shift is below 8, on an
-    accumulator whose product with the 16-bit multiplier cannot overflow int64."""
+    accumulator whose product with the 16-bit multiplier cannot overflow int64.  ``bound`` says what ``acc``
+    adds up (the default: a convolution's or fully connected layer's row, which the LSTM gates share) and
+    ``remedy`` what to change when it is too large."""
     if not math.isfinite(real) or real <= 0.0:
         raise _fail(graph, f"{_op(op)}: {what} is {real:g}; it must be positive and finite; requantize the model")
     shift = multiplier_shift(real)
@@ -257,9 +263,8 @@ def _check_multiplier64(graph: Graph, op: Op, what: str, real: float, acc: int) 
                            f"(shift at most {MAX_SHIFT_64}, as TFLM's 64-bit requantization requires); requantize "
                            "the model")
     if acc > ACC64_LIMIT:
-        raise _fail(graph, f"{_op(op)}: the accumulator reaches {acc} (sum of |weights| x 32768 plus |bias|), whose "
-                           f"product with {what} overflows TFLM's int64 arithmetic; allowed is at most "
-                           f"{ACC64_LIMIT}; requantize the model")
+        raise _fail(graph, f"{_op(op)}: the accumulator reaches {acc} ({bound}), whose product with {what} "
+                           f"overflows TFLM's int64 arithmetic; allowed is at most {ACC64_LIMIT}; {remedy}")
 
 
 INT16_RULES: dict[str, Rule] = _int16_rule_table()
