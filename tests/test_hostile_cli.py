@@ -245,3 +245,23 @@ def test_failed_write_keeps_the_old_project(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(tinyml.compiler.os, "replace", real)
     write_project({"project.json": "{}\n", "model.c": "new\n"}, out)
     assert (out / "model.c").read_text() == "new\n" and [p.name for p in tmp_path.iterdir()] == ["proj"]
+
+
+def test_profile_default_chart_is_named_after_a_board_files_board(dscnn: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--board PATH: the default chart is MODEL-NAME-profile.png with the board file's name (not a path that made
+    folders from the board file's path), and a user's file there is still refused without --force."""
+    board = tmp_path / "cfg" / "board.toml"
+    board.parent.mkdir()
+    board.write_text((REPO / "boards" / "mps2-an386.toml").read_text().replace('name = "mps2-an386"',
+                                                                                'name = "my-m4"'))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    mine = work / f"{dscnn.stem}-my-m4-profile.png"
+    mine.write_bytes(b"\x89PNG\r\n\x1a\n the user's own picture")
+    msg = one_line(capsys, "profile", str(dscnn), "--board", str(board))
+    assert f"{mine.name}: exists and was not written by tinyml" in msg, msg
+    assert "--force" in msg and mine.read_bytes().endswith(b"own picture")
+    assert sorted(p.name for p in work.iterdir()) == [mine.name]  # no folder from the board file's path

@@ -34,12 +34,11 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def cmd_profile(a: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from tinyml.tools.api import profile
+    from tinyml.tools.profile import default_chart
 
-    chart = a.chart or f"{Path(a.model).stem}-{a.board}-profile.png"
-    report = profile(a.model, a.board, chart=None if a.no_chart else chart, seed=a.seed, kernels=a.kernels,
+    chart = None if a.no_chart else a.chart or default_chart(a.model, a.board)
+    report = profile(a.model, a.board, chart=chart, seed=a.seed, kernels=a.kernels,
                      progress=_say, port=a.port, baudrate=a.baud, sram=a.sram, clock_mhz=a.clock, force=a.force)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
@@ -377,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help=".tflite file (int8)")
     s.add_argument("--board", "-b", required=True, help="QEMU board, e.g. mps2-an386")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.add_argument("--chart", type=_plot_file, help="bar chart file (default MODEL-BOARD-profile.png)")
+    s.add_argument("--chart", type=_plot_file,
+                   help="bar chart file (default MODEL-BOARD-profile.png, BOARD the board's name)")
     s.add_argument("--no-chart", action="store_true", help="do not write the bar chart")
     s.add_argument("--force", action="store_true", help="replace the chart file even if tinyml did not write it")
     s.add_argument("--kernels", choices=("auto", "portable"), default="auto",

@@ -642,6 +642,13 @@ def portable_board(board: Board) -> Board:
     return replace(board, features=tuple(f for f in board.features if f not in ("dsp", "mve")))
 
 
+def default_chart(model: str | os.PathLike[str], board: str | Board) -> Path:
+    """The chart file `tinyml profile` writes without --chart: MODEL-BOARD-profile.png in the current
+    directory, BOARD the board's name (a board given as a file path names no folder)."""
+    brd = board if isinstance(board, Board) else load_board(board)
+    return Path(f"{Path(model).stem}-{brd.name}-profile.png")
+
+
 def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.PathLike[str] | None = None,
                   work_dir: str | os.PathLike[str] | None = None, seed: int = 0, sizes: bool = True,
                   families: str = "auto", progress: Callable[[str], None] | None = None,
