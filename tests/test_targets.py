@@ -226,9 +226,25 @@ def test_stack_overflow(project: Path) -> None:
 
 @board_params()
 def test_hang_is_caught(project: Path) -> None:
-    build_project(project)  # so the timeout measures the run only
+    """A firmware that hangs is killed at the timeout: no process of it (the host binary or QEMU) is left."""
+    binary = build_project(project)  # so the timeout measures the run only
     with pytest.raises(RunError, match="did not finish within 0.5s"):
         run_project(project, magic_sample(2), timeout=0.5)
+    assert running_with(str(binary)) == []
+
+
+def running_with(word: str) -> list[int]:
+    """The running processes with ``word`` among their arguments (zombies do not count)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if word.encode() in args and state not in ("Z", "X"):
+            pids.append(int(proc.name))
+    return pids
 
 
 @pytest.mark.parametrize("board", ["host", pytest.param("mps2-an386", marks=pytest.mark.qemu)])

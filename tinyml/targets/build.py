@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tinyml.boards import Board, load_board
 from tinyml.errors import BuildError, FitError
+from tinyml.targets.process import run_process
 from tinyml.targets.project import BOARD_FILE
 
 # Which Debian package provides a missing tool.
@@ -71,7 +72,7 @@ def build_project(project_dir: Path, trace: bool = False) -> Path:
     binary = binary_path(project_dir, board, trace)
     log = binary.parent / "make.log"
     try:
-        proc = subprocess.run(
+        proc = run_process(
             command,
             env={**os.environ, "LC_ALL": "C"},
             stdin=subprocess.DEVNULL,
@@ -105,8 +106,8 @@ def build_hostlink(project_dir: Path) -> Path:
     if board.uart_driver is None:
         raise BuildError(f"board {board.name} has no [uart] table, so it has no host-link firmware")
     build_project(project_dir)  # checks the tools, names the first error
-    proc = subprocess.run(["make", "-C", str(project_dir), f"-j{os.cpu_count() or 1}", "HOSTLINK=1"],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    proc = run_process(["make", "-C", str(project_dir), f"-j{os.cpu_count() or 1}", "HOSTLINK=1"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
     elf = project_dir / "build-hostlink" / "firmware.elf"
     if proc.returncode != 0 or not elf.is_file():
         lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "error" in line.lower()]

@@ -10,16 +10,16 @@ the board; ``static-lib`` replaces ``src/`` with ``libNAME.a`` built here with t
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-import tinyml
 from tinyml.boards import Board
 from tinyml.codegen.render import Storage, environment, text_line
 from tinyml.errors import BuildError
 from tinyml.schedule.place import ALIGN
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, missing_tool_hint
+from tinyml.targets.process import run_process
+import tinyml
 
 FORMATS = ("project", "library", "cmake", "static-lib")
 # What render_model writes, and where a library puts it.
@@ -82,8 +82,8 @@ def static_lib_files(board: Board, name: str, files: dict[str, str | bytes]) -> 
                   str(work / "src" / "model.c"), "-o", str(work / "model.o")],
                  [board.binutil("ar"), "rcs", str(work / f"lib{name}.a"), str(work / "model.o")]]
         for step in steps:
-            proc = subprocess.run(step, capture_output=True, text=True, errors="replace",
-                                  timeout=BUILD_TIMEOUT_SECONDS)
+            proc = run_process(step, capture_output=True, text=True, errors="replace",
+                               timeout=BUILD_TIMEOUT_SECONDS)
             if proc.returncode != 0:
                 first = next((line for line in proc.stderr.splitlines() if "error" in line.lower()),
                              proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output")

@@ -23,6 +23,7 @@ from pathlib import Path
 from tinyml.boards import Board, load_board
 from tinyml.errors import InputError, RunError
 from tinyml.targets.build import build_project, project_board
+from tinyml.targets.process import run_process
 
 GDB_CANDIDATES = ("gdb-multiarch", "arm-none-eabi-gdb", "gdb")
 GDB_PACKAGE = "gdb-multiarch"
@@ -86,8 +87,8 @@ def _run_gdb(elf: Path, remote: str, commands: list[str], timeout: float) -> str
         args += ["-ex", command]
     args.append(str(elf))
     try:
-        proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=timeout)
+        proc = run_process(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
         raise FlashError(f"GDB did not finish within {timeout:g}s talking to {remote}") from None
     output = proc.stdout + proc.stderr
@@ -163,8 +164,8 @@ def openocd_args(board: Board) -> list[str]:
 
 def _run_tool(command: list[str], timeout: float) -> str:
     try:
-        proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=timeout)
+        proc = run_process(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
         raise FlashError(f"{Path(command[0]).name} did not finish within {timeout:g}s") from None
     output = proc.stdout + proc.stderr

@@ -4,9 +4,7 @@ whose board UART listens on a local TCP port (for the host link)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -17,6 +15,7 @@ from typing import Iterator
 
 from tinyml.boards import Board, load_board
 from tinyml.errors import RunError
+from tinyml.targets.process import kill_group, spawn_process
 
 QEMU_BINARY = "qemu-system-arm"
 QEMU_PACKAGE = "qemu-system-arm"
@@ -101,18 +100,15 @@ def qemu_uart(board_name_or_board: object, kernel: Path | None, *, extra: list[s
             serial = f"tcp:127.0.0.1:{port},server=on,wait={'on' if wait_for_client else 'off'}"
             command = qemu_command(board, kernel, serial=serial, extra=extra)
             with open(log, "wb") as out:
-                proc = subprocess.Popen(command, cwd=tmp, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-            deadline = time.monotonic() + 10
-            listening = False
-            while time.monotonic() < deadline and proc.poll() is None:
-                if _listening(port):
-                    listening = True
-                    break
-                time.sleep(0.02)
+                proc = spawn_process(command, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                listening = _wait_listening(proc, port, seconds=10)
+            except BaseException:  # Ctrl-C while QEMU starts: no QEMU left behind
+                kill_group(proc)
+                raise
             if listening:
                 break
-            _stop(proc)
+            kill_group(proc)
             if "Address already in use" not in log.read_text(errors="replace"):
                 raise RunError(f"QEMU did not start for board {board.name}: "
                                f"{log.read_text(errors='replace').strip()[-400:]}")
@@ -121,7 +117,17 @@ def qemu_uart(board_name_or_board: object, kernel: Path | None, *, extra: list[s
         try:
             yield QemuSession(process=proc, port=port, url=f"socket://127.0.0.1:{port}", log=log)
         finally:
-            _stop(proc)
+            kill_group(proc)
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, *, seconds: float) -> bool:
+    """Whether QEMU listens on ``port`` within ``seconds`` (False: it exited or is still not listening)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _listening(port):
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def _listening(port: int) -> bool:
@@ -134,13 +140,4 @@ def _listening(port: int) -> bool:
         return True  # not Linux: assume listening and let the connect retry
     want = f"0100007F:{port:04X}"
     return any(line.split()[1] == want and line.split()[3] == "0A" for line in lines if len(line.split()) > 3)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
 

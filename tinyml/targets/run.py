@@ -17,6 +17,7 @@ from typing import Sequence
 from tinyml.errors import RunError
 from tinyml.targets.build import build_hostlink, build_project, project_board
 from tinyml.targets.hostlink import connect
+from tinyml.targets.process import kill_group, process_group, run_process
 from tinyml.targets.qemu import QEMU_BINARY, QEMU_NOISE, QEMU_PACKAGE, qemu_command, qemu_uart
 from tinyml.targets.renode import RENODE_HELP
 
@@ -88,29 +89,18 @@ def run_project(
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         start = time.monotonic()
-        proc = subprocess.Popen(
-            command,
-            cwd=work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            raw, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raw, _ = proc.communicate()
-            console = _clean_console(raw)
-            raise RunError(
-                f"{project_dir.name} on {board.name} did not finish within {timeout:g}s "
-                f"(it hung or is too slow){_tail(console)}; raise the timeout or debug with "
-                f"'make run' in {project_dir}"
-            ) from None
-        finally:
-            if proc.poll() is None:
-                _kill_group(proc)
+        with process_group(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+            try:
+                raw, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+                raw, _ = proc.communicate()
+                console = _clean_console(raw)
+                raise RunError(
+                    f"{project_dir.name} on {board.name} did not finish within {timeout:g}s "
+                    f"(it hung or is too slow){_tail(console)}; raise the timeout or debug with "
+                    f"'make run' in {project_dir}"
+                ) from None
         seconds = time.monotonic() - start
         console = _clean_console(raw)
         output_path = work / "output.bin"
@@ -186,8 +176,8 @@ def run_renode(project_dir: str | Path, *, timeout: float = 600) -> RenodeResult
         raise RunError(f"Renode is not installed (renode-test not found on PATH); {RENODE_HELP}")
     build_project(project)
     try:
-        proc = subprocess.run([runner, str(robot)], cwd=robot.parent, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, errors="replace", timeout=timeout)
+        proc = run_process([runner, str(robot)], cwd=robot.parent, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RunError(f"the Renode test {robot} did not finish within {timeout:g}s") from None
     return RenodeResult(passed=proc.returncode == 0, output=proc.stdout + proc.stderr, robot=robot)
@@ -213,9 +203,3 @@ def _tail(console: str) -> str:
         return "; no console output"
     return "; console: " + " | ".join(lines[-_CONSOLE_TAIL_LINES:])
 
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

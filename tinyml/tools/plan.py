@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from tinyml.resources import require_extras
 from tinyml.schedule.choose import candidates, describe, fastest_facts, frontier
 from tinyml.schedule.patch import smallest_plan
 from tinyml.schedule.plan import OpFacts, Plan, plan_memory
+from tinyml.targets.process import run_process
 from tinyml.tools.bench import zoo_network, zoo_network_path
 from tinyml.tools.figures import save_figure
 from tinyml.tools.profile import profile_model
@@ -287,8 +287,8 @@ def tflm_activation_bytes(model: bytes, arena: int) -> int:
     with tempfile.TemporaryDirectory(prefix="tinyml-bench-") as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(model)
-        proc = subprocess.run([sys.executable, "-c", _RECORD, str(path), str(arena)], capture_output=True,
-                              text=True, timeout=600)
+        proc = run_process([sys.executable, "-c", _RECORD, str(path), str(arena)], capture_output=True,
+                           text=True, timeout=600)
     m = _HEAD.search(proc.stderr + proc.stdout)
     if m is None:
         raise InputError(f"TFLM did not report its allocations: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")

@@ -52,6 +52,7 @@ from tinyml.resources import cache_root, resource_dir
 from tinyml.schedule.choose import TOLERANCE
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
 from tinyml.targets.hostlink import HostLink, connect
+from tinyml.targets.process import run_process
 from tinyml.targets.qemu import QEMU_BINARY, qemu_command, qemu_uart
 from tinyml.tools.figures import check_plot_path, save_figure
 from tinyml.tools.verify import check_device_matches, pack_samples, random_inputs
@@ -386,7 +387,7 @@ def build_plugin(cc: str = "cc") -> Path:
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     cmd = [cc, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
            "-I", str(src_dir), "-o", str(tmp), str(src_dir / "insn_count.c")]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_process(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         first = (proc.stderr.strip().splitlines() or ["no output"])[0]
         raise BuildError(f"building the QEMU plugin failed: {first}; check the host C compiler ({cc})")
@@ -476,9 +477,9 @@ def build_variant(project: Path, board: Board, *, profile: bool) -> Path:
     cmd = ["make", "-C", str(project), f"-j{os.cpu_count() or 1}"]
     if profile:
         cmd.append("PROFILE=1")
-    proc = subprocess.run(cmd, env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                          timeout=BUILD_TIMEOUT_SECONDS)
+    proc = run_process(cmd, env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                       timeout=BUILD_TIMEOUT_SECONDS)
     if proc.returncode != 0:
         raise BuildError(f"build of {project} failed: {_first_error(proc.stdout, board.cc)}")
     elf = project / ("build-profile" if profile else "build") / "firmware.elf"
@@ -536,8 +537,8 @@ def count_marks(project: Path, board: Board, elf: Path, input_bytes: bytes, time
         k = cmd.index("-kernel")
         cmd[k:k] = ["-plugin", ",".join([str(plugin), f"mark={mark:#x}", f"out={counts}", *plugin_arguments(board)])]
         try:
-            proc = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, timeout=timeout)
+            proc = run_process(cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RunError(f"profiling {project.name} on {board.name} did not finish within {timeout:g}s; "
                            f"run 'make run PROFILE=1' in {project} to see why") from None

@@ -26,7 +26,6 @@ relies on):
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinyml.errors import ModelError, TinymlError
+from tinyml.targets.process import run_process
 
 __all__ = [
     "TensorInfo",
@@ -359,7 +359,7 @@ def tflm_arena_bytes(model: bytes, *, timeout: float = 600.0) -> int:
         for _ in range(64):  # restarts after crashes
             if lo + 1 >= hi:
                 return hi
-            proc = subprocess.run(
+            proc = run_process(
                 [sys.executable, "-c", _PROBE, path, str(lo), str(hi), *args],
                 capture_output=True,
                 text=True,
