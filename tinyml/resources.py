@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from tinyml.errors import TinymlError
 
@@ -61,6 +64,45 @@ def cache_root() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("tinyml", appauthor=False))
+
+
+def cache_build(path: Path, build: Callable[[Path], object]) -> Path:
+    """``path`` (a file or a folder in the cache), made by ``build(tmp)`` unless it exists.
+
+    ``build`` writes its result at ``tmp``, a fresh name in a scratch folder beside ``path`` (so on the same
+    filesystem), which then takes ``path``'s place in one rename: no one sees half a result.  When two processes
+    build the same key at once, the first rename wins and the other drops its own result and returns the
+    winner's.  A build that fails (or is interrupted) leaves nothing behind."""
+    if path.exists():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise TinymlError(f"{path.parent}: cannot write tinyml's cache ({e.strerror}); make it writable or set "
+                          "TINYML_CACHE to a writable folder") from None
+    try:
+        tmp = scratch / path.name
+        build(tmp)
+        if not tmp.exists():
+            raise TinymlError(f"internal error (a bug): the cache build of {path} wrote nothing")
+        try:
+            if tmp.is_dir():
+                os.rename(tmp, path)  # refused onto a folder another process filled first
+            else:
+                os.link(tmp, path)  # refused onto a file another process placed first
+        except FileExistsError:
+            pass  # the other process won: its result is as good
+        except OSError:
+            if tmp.is_dir() and path.exists():
+                pass  # ENOTEMPTY: the same, for a folder
+            elif not tmp.is_dir():
+                os.replace(tmp, path)  # no hard links on this filesystem: an atomic replace of equal content
+            else:
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
 
 
 PACKAGE = "tinyml-toolchain"

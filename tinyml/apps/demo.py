@@ -10,7 +10,6 @@ with TensorFlow Lite Micro.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,7 +18,7 @@ import numpy as np
 
 from tinyml.compiler import compile_model
 from tinyml.limits import check_samples
-from tinyml.resources import cache_root
+from tinyml.resources import cache_build, cache_root
 from tinyml.targets.run import run_project
 from tinyml.tools.reference import run_tflm_batch
 from tinyml.tools.verify import pack_samples, random_inputs, unpack_outputs
@@ -38,10 +37,7 @@ def demo_model(say: Callable[[str], None]) -> Path:
     model = ds_cnn()
     rep = (rng.standard_normal((64, 49, 10, 1)) * 20.0).astype(np.float32)
     data = quantize_int8(model, rep)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    cache_build(path, lambda tmp: tmp.write_bytes(data))
     say(f"cached {path} ({len(data):,} bytes, sha256 {hashlib.sha256(data).hexdigest()[:12]})")
     return path
 

@@ -38,7 +38,7 @@ from tinyml.compiler import PROJECT_MARKER, build_model, check_output_dir, write
 from tinyml.errors import InputError, RunError, TinymlError
 from tinyml.graph import load_tflite
 from tinyml.limits import check_seed
-from tinyml.resources import cache_root
+from tinyml.resources import cache_build, cache_root
 from tinyml.targets.build import build_project
 from tinyml.targets.project import Application, reserved_ram_bytes
 from tinyml.targets.run import run_project
@@ -103,8 +103,8 @@ def synthetic_data(say: Say = print, cfg: Any = None, root: Path | None = None) 
         return out
     engines = available_engines()
     say(f"synthesizing keyword data with {', '.join(engines) or 'no engine'} (once; cached in {out}) ...")
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if out.exists() and not (out / "synth.json").is_file():  # an older tinyml's unfinished dataset
+        shutil.rmtree(out, ignore_errors=True)
     start = time.monotonic()
     bar = tqdm(total=1, desc="synthesizing", unit="clip", leave=False, dynamic_ncols=True, disable=None)
 
@@ -112,15 +112,10 @@ def synthetic_data(say: Say = print, cfg: Any = None, root: Path | None = None) 
         bar.total = total
         bar.update(done - bar.n)
 
-    try:
-        generate_dataset(tmp, cfg, progress=progress)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    try:  # another process synthesizing the same key at once: the first one's dataset is used
+        cache_build(out, lambda tmp: generate_dataset(tmp, cfg, progress=progress))
     finally:
         bar.close()
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
     info = json.loads((out / "synth.json").read_text())
     say(f"synthesized {sum(info['clips'].values())} clips in {time.monotonic() - start:.0f}s: "
         f"{len(info['voices']['train'])} training speakers, {len(info['voices']['validation'])} validation, "

@@ -19,7 +19,6 @@ source in :data:`PUBLISHED`, not measured here).
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 from tinyml.boards import load_board
 from tinyml.codegen.families import family
 from tinyml.errors import TinymlError
-from tinyml.resources import cache_root
+from tinyml.resources import cache_build, cache_root
 from tinyml.tools.profile import compile_to, profile_compiled
 from tinyml.train import zoo
 from tinyml.train.quantize import quantize_int8
@@ -108,11 +107,7 @@ def bench_cache() -> Path:
 
 
 def _store(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return cache_build(path, lambda tmp: tmp.write_bytes(data))
 
 
 def shape_model(shape: Shape, seed: int = 0) -> Path:

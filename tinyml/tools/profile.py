@@ -48,7 +48,7 @@ from tinyml.codegen.lower import Alias, KernelCall
 from tinyml.compiler import build_model, write_project
 from tinyml.errors import BuildError, InputError, RunError
 from tinyml.limits import check_seed
-from tinyml.resources import cache_root, resource_dir
+from tinyml.resources import cache_build, cache_root, resource_dir
 from tinyml.schedule.choose import TOLERANCE
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
 from tinyml.targets.hostlink import HostLink, connect
@@ -383,16 +383,16 @@ def build_plugin(cc: str = "cc") -> Path:
         return out
     if shutil.which(cc) is None:
         raise BuildError(f"{cc} not found on PATH, needed to build tinyml's QEMU plugin; install gcc")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")
-    cmd = [cc, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
-           "-I", str(src_dir), "-o", str(tmp), str(src_dir / "insn_count.c")]
-    proc = run_process(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        first = (proc.stderr.strip().splitlines() or ["no output"])[0]
-        raise BuildError(f"building the QEMU plugin failed: {first}; check the host C compiler ({cc})")
-    os.replace(tmp, out)
-    return out
+
+    def compile_plugin(tmp: Path) -> None:
+        cmd = [cc, "-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+               "-I", str(src_dir), "-o", str(tmp), str(src_dir / "insn_count.c")]
+        proc = run_process(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["no output"])[0]
+            raise BuildError(f"building the QEMU plugin failed: {first}; check the host C compiler ({cc})")
+
+    return cache_build(out, compile_plugin)
 
 
 # ---------------------------------------------------------------------------
