@@ -265,3 +265,11 @@ def test_profile_default_chart_is_named_after_a_board_files_board(dscnn: Path, t
     assert f"{mine.name}: exists and was not written by tinyml" in msg, msg
     assert "--force" in msg and mine.read_bytes().endswith(b"own picture")
     assert sorted(p.name for p in work.iterdir()) == [mine.name]  # no folder from the board file's path
+
+
+@pytest.mark.parametrize("which", ["dscnn", "kws"])
+def test_demo_refuses_an_unknown_board_before_the_work(which: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The board is checked first (not after quantizing a model or synthesizing and training for minutes)."""
+    start = time.monotonic()
+    msg = one_line(capsys, "demo", which, "--board", "no-such-board")
+    assert "unknown board 'no-such-board'" in msg and time.monotonic() - start < 20, msg

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from tinyml.boards import load_board
 from tinyml.compiler import compile_model
 from tinyml.limits import check_samples
 from tinyml.resources import cache_build, cache_root
@@ -45,8 +46,9 @@ def demo_model(say: Callable[[str], None]) -> Path:
 def run_demo(board: str = "mps2-an386", samples: int = 5, out_dir: str | None = None,
              say: Callable[[str], None] = print, force: bool = False) -> bool:
     check_samples(samples)
+    brd = load_board(board)  # before the work; its name (not a board file's path) names the cached project
     model = demo_model(say)
-    project = Path(out_dir) if out_dir else cache_root() / "demo" / f"ds_cnn_{board}"
+    project = Path(out_dir) if out_dir else cache_root() / "demo" / f"ds_cnn_{brd.name}"
     start = time.monotonic()
     c = compile_model(model, board, project, name="kws", force=force)
     say(f"compiled {c.graph.name} for {c.board.name} ({c.board.cpu}) in {time.monotonic() - start:.1f}s -> "

@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinyml.boards import load_board
 from tinyml.compiler import PROJECT_MARKER, build_model, check_output_dir, write_project
 from tinyml.errors import InputError, RunError, TinymlError
 from tinyml.graph import load_tflite
@@ -493,7 +494,7 @@ def train_and_report(*, data: str | None = None, synthetic: bool = False, out_di
         f"{100 * result.int8_accuracy:.1f}%{_ptq_note(result)}; confusion matrix {folder / 'confusion_int8.png'}")
     dev, costs, project = None, {}, None
     if board:
-        project = folder / f"firmware-{board}"
+        project = folder / f"firmware-{load_board(board).name}"  # a board file's name, not its path
         dev, costs, splits = _device_report(result, data_dir, board, project, say)
         _device_confusion(result, dev, splits["test"].labels, folder)
     report = KwsReport(train=result, device=dev, costs=costs, project=project,
@@ -532,11 +533,12 @@ def run_kws_demo(*, board: str = "mps2-an386", words_per_keyword: int = 2, hop_m
                  say: Say = print) -> KwsReport:
     """``tinyml demo kws``: synthesize, train (cached), compile, stream held-out speech through QEMU."""
     start = time.monotonic()
+    brd = load_board(board)  # before the work
     data_dir = synthetic_data(say)
     cfg = TrainConfig(model=DEMO_MODEL, epochs=DEMO_EPOCHS)
     result = trained_model(data_dir, cfg, say=say, force=retrain)
     folder = Path(result.tflite).parent
-    project = cache_dir() / f"firmware-{board}"
+    project = cache_dir() / f"firmware-{brd.name}"  # a board file's name, not its path
     splits = load_speech_commands(data_dir, seed=SPLIT_SEED)
     dev, costs, _ = _device_report(result, data_dir, board, project, say, splits)
     _device_confusion(result, dev, splits["test"].labels, folder)
