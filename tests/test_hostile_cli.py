@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tinyml
 from tests.modelgen import build, cache_path, zoo_cases
 from tinyml.cli import main as cli_main
 from tinyml.compiler import write_project
@@ -273,3 +274,19 @@ def test_demo_refuses_an_unknown_board_before_the_work(which: str, capsys: pytes
     start = time.monotonic()
     msg = one_line(capsys, "demo", which, "--board", "no-such-board")
     assert "unknown board 'no-such-board'" in msg and time.monotonic() - start < 20, msg
+
+
+def test_plot_below_a_file_is_refused_before_any_work(dscnn: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A plot or chart path through a file (not a directory) is refused at once, by the CLI and by the Python
+    API (which makes missing directories), not after the profiling run with an OSError."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    start = time.monotonic()
+    for argv in (("plan", str(dscnn), "--plot", str(blocker / "p.png")),
+                 ("profile", str(dscnn), "-b", "mps2-an386", "--chart", str(blocker / "c.svg"))):
+        msg = one_line(capsys, *argv)
+        assert f"{blocker} is a file, not a directory" in msg, msg
+    with pytest.raises(InputError, match="notes.txt is a file, not a directory"):
+        tinyml.profile(dscnn, "mps2-an386", chart=blocker / "sub" / "c.png")
+    assert time.monotonic() - start < 10 and blocker.read_text() == "mine"

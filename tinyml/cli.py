@@ -168,6 +168,8 @@ def _plot_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"'{text}': {shown}; give a file name ending in "
                                          + ", ".join(f".{f}" for f in PLOT_FORMATS[:-1]) + f" or .{PLOT_FORMATS[-1]}")
     parent = Path(text).parent
+    if parent.exists() and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}': {parent} is a file, not a directory; give a file in a directory")
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"'{text}': directory {parent} does not exist; create it first")
     return text

@@ -35,6 +35,9 @@ def check_plot_path(path: str | os.PathLike[str], *, force: bool = False, option
     out = Path(path)
     if out.is_dir():
         raise InputError(f"{out}: is a directory; give a plot file name with {option}")
+    folder = next((p for p in out.absolute().parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():  # the folder it would be written in cannot be made
+        raise InputError(f"{out}: {folder} is a file, not a directory; give another plot file with {option}")
     if out.exists() and not force and not written_by_tinyml(out):
         raise InputError(f"{out}: exists and was not written by tinyml; give another file with {option}, "
                          "or --force to replace it")
