@@ -290,3 +290,20 @@ def test_plot_below_a_file_is_refused_before_any_work(dscnn: Path, tmp_path: Pat
     with pytest.raises(InputError, match="notes.txt is a file, not a directory"):
         tinyml.profile(dscnn, "mps2-an386", chart=blocker / "sub" / "c.png")
     assert time.monotonic() - start < 10 and blocker.read_text() == "mine"
+
+
+def test_run_output_replaces_a_file_only_with_force(host_project: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """tinyml run --output: an existing file (the input itself among them) is refused before the run unless
+    --force; the outputs are written whole (a temporary file renamed), with numpy's suffix when missing."""
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 49, 10, 1), np.int8))
+    mine = tmp_path / "y.npy"
+    mine.write_bytes(b"my results")
+    start = time.monotonic()
+    for out in (mine, x, tmp_path / "y"):  # "y" is y.npy once numpy adds the suffix
+        msg = one_line(capsys, "run", str(host_project), "-i", str(x), "-o", str(out))
+        assert "exists; give another --output file, or --force to replace it" in msg, msg
+    assert time.monotonic() - start < 5 and mine.read_bytes() == b"my results"
+    assert cli_main(["run", str(host_project), "-i", str(x), "-o", str(tmp_path / "y"), "--force"]) == 0
+    assert np.load(mine).shape == (1, 12) and sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]

@@ -240,7 +240,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     if not a.input:
         raise InputError("tinyml run needs --input FILE.npy (or --renode)")
     info = project_info(a.project)
-    res = run_files(a.project, a.input, a.output)
+    res = run_files(a.project, a.input, a.output, force=a.force)
     print(f"ran {res.samples} sample(s) on {res.board} in {res.seconds:.2f}s")
     if res.memory:
         print(f"firmware {res.memory}")
@@ -461,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="build a compiled project and run it on inputs from a .npy file")
     s.add_argument("project", help="directory made by 'tinyml compile'")
     s.add_argument("--input", "-i", help=".npy with the input (or N inputs), .npz for several")
-    s.add_argument("--output", "-o", help="write the outputs to this .npy file")
+    s.add_argument("--output", "-o", help="write the outputs to this .npy file (.npz for several outputs)")
+    s.add_argument("--force", action="store_true", help="replace the --output file if it exists")
     s.add_argument("--renode", action="store_true",
                    help="instead: run the project's Renode test (renode/BOARD.robot; needs Renode)")
     s.set_defaults(func=cmd_run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,19 +161,49 @@ def run_arrays(project_dir: str | os.PathLike[str], arrays: list[np.ndarray], so
     return RunOutput(outputs=outs, samples=n, seconds=result.seconds, console=result.console, board=info["board"])
 
 
+def output_file(path: str | os.PathLike[str], outputs: int) -> Path:
+    """Where ``tinyml run --output`` writes: ``path``, with .npy (one model output) or .npz (several) added
+    when missing, as numpy names it."""
+    out = Path(path)
+    suffix = ".npy" if outputs == 1 else ".npz"
+    return out if out.suffix == suffix else out.with_name(out.name + suffix)
+
+
+def check_output_file(path: Path, *, force: bool = False) -> Path:
+    """Refuse (before the run) an output file that would lose a file: an existing one unless ``force``, a
+    directory, or a path in no directory."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give an output file name with --output")
+    if path.exists() and not force:
+        raise InputError(f"{path}: exists; give another --output file, or --force to replace it")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: directory {path.parent} does not exist; create it first")
+    return path
+
+
 def run_files(project_dir: str | os.PathLike[str], input_path: str | os.PathLike[str],
-              output_path: str | os.PathLike[str] | None = None) -> RunOutput:
+              output_path: str | os.PathLike[str] | None = None, *, force: bool = False) -> RunOutput:
+    """Run the inputs of ``input_path`` (.npy or .npz) through a project; with ``output_path``, write the
+    outputs there (all or nothing; an existing file only with ``force``)."""
     info = project_info(project_dir)
+    outp = None if output_path is None else check_output_file(output_file(output_path, len(info["outputs"])),
+                                                              force=force)
     arrays = load_inputs(input_path, info)
     res = run_arrays(project_dir, arrays, source=str(input_path))
-    if output_path is not None:
-        outp = Path(output_path)
+    if outp is not None:
         single = [o[0] for o in res.outputs] if res.samples == 1 else res.outputs
+        tmp = None
         try:
-            if len(single) == 1:
-                np.save(outp, single[0])
-            else:
-                np.savez(outp, *single)
+            fd, tmp = tempfile.mkstemp(prefix=f".{outp.name}.", suffix=".tmp", dir=outp.parent)
+            with os.fdopen(fd, "wb") as f:
+                if len(single) == 1:
+                    np.save(f, single[0])
+                else:
+                    np.savez(f, *single)
+            os.replace(tmp, outp)
         except OSError as e:
             raise InputError(f"{outp}: cannot write the output ({e.strerror})") from None
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
     return res
