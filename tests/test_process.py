@@ -91,13 +91,18 @@ os.kill(os.getpid(), signal.SIGKILL)  # no finally, no atexit: as an xdist worke
 """
 
 
-def test_a_killed_parent_takes_its_child_along(reaper: list[int]) -> None:
-    r = subprocess.run([sys.executable, "-c", _KILLED_PARENT], capture_output=True, text=True, timeout=60,
+def orphan_of(script: str, reaper: list[int]) -> int:
+    """Runs ``script`` (which prints its child's pid and SIGKILLs itself) in a Python process; the child's pid."""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert r.returncode == -signal.SIGKILL, r.stderr
     child = int(r.stdout.split()[0])
     reaper.append(child)
-    assert gone(child)
+    return child
+
+
+def test_a_killed_parent_takes_its_child_along(reaper: list[int]) -> None:
+    assert gone(orphan_of(_KILLED_PARENT, reaper))
 
 
 def test_spawn_gives_the_child_a_session_of_its_own(reaper: list[int]) -> None:
@@ -122,9 +127,4 @@ with qemu_uart("mps2-an386", None, wait_for_client=False) as session:
 @pytest.mark.qemu
 def test_a_killed_parent_takes_qemu_along(reaper: list[int]) -> None:
     """The orphaned qemu-system-arm of a killed test run: it now dies with the run."""
-    r = subprocess.run([sys.executable, "-c", _KILLED_QEMU_PARENT], capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert r.returncode == -signal.SIGKILL, r.stderr
-    qemu = int(r.stdout.split()[0])
-    reaper.append(qemu)
-    assert gone(qemu)
+    assert gone(orphan_of(_KILLED_QEMU_PARENT, reaper))
