@@ -218,14 +218,23 @@ def describe_stages(stages: tuple[PatchStage, ...] | list[PatchStage]) -> str:
 def _staged(graph: Graph, facts: dict[int, OpFacts], stages: tuple[PatchStage, ...], order: list[int],
             tight: bool, sram: int | None) -> list[Candidate]:
     """The plan of ``stages`` in ``order`` (ring kernels in place without their ring wherever they can), and
-    with ``tight``, where that leaves the arena above the peak (outputs shifted below their inputs leave
-    gaps) and above ``sram``, also the smallest of the plans that run so only where it shifts nothing, or
-    nowhere; the smallest arena first."""
+    with ``tight``, where some kernel runs so and the arena is above ``sram`` (outputs shifted below their
+    inputs can leave gaps in the arena, or raise the peak itself), also the smallest of the plans that run
+    so only where it shifts nothing, or nowhere, or only at the steps where those hold more than its peak
+    (without a ring an operator can need less memory than through one, and one output shifted below its
+    input leaves no gap that matters); the smallest arena first."""
     p = plan_memory(graph, facts, stages=stages, orders=[order])
     out = [Candidate(p, stages)]
-    if tight and p.arena_bytes > p.peak_bytes and (sram is None or p.arena_bytes > sram):
+    if tight and any(ip.direct for ip in p.inplace.values()) and (sram is None or p.arena_bytes > sram):
         q = min((plan_memory(graph, facts, stages=stages, orders=[order], direct=d) for d in DIRECT[1:]),
                 key=lambda q: q.arena_bytes)
+        live = q.live_bytes()
+        at = frozenset(op for s, op in enumerate(q.order)
+                       if live[s] > p.peak_bytes and op in p.inplace and p.inplace[op].direct)
+        if at:
+            r = plan_memory(graph, facts, stages=stages, orders=[order], direct_at=at)
+            if r.arena_bytes < q.arena_bytes:
+                q = r
         if q.arena_bytes < p.arena_bytes:
             out.insert(0, Candidate(q, stages))
     return out

@@ -402,7 +402,8 @@ def _ring_choice(graph: Graph, op_index: int, in_bytes: int, out_bytes: int, ext
 
 
 def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages: list[PatchStage],
-               inplace_ok: bool, disabled: set[int], min_lag: dict[int, int], direct: str = "all") -> Plan:
+               inplace_ok: bool, disabled: set[int], min_lag: dict[int, int], direct: str = "all",
+               direct_at: frozenset[int] | None = None) -> Plan:
     step_of = {pos: s for s, pos in enumerate(order)}
     n_steps = len(order)
     uf = _Union()
@@ -489,7 +490,8 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
                 if f.inplace_kind == "ring":
                     choice = _ring_choice(graph, pos, graph.tensors[t].nbytes, graph.tensors[out_t].nbytes,
                                           f.ring_extra,
-                                          direct if f.ring_direct and pos not in min_lag else "none")
+                                          direct if f.ring_direct and pos not in min_lag
+                                          and (direct_at is None or pos in direct_at) else "none")
                     if choice is None:
                         continue
                     delta, lag, unit, no_ring = choice
@@ -573,11 +575,12 @@ def actual_lag(graph: Graph, ip: InPlace) -> int:
 
 
 def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages: list[PatchStage],
-                inplace_ok: bool, without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
+                inplace_ok: bool, without: frozenset[int] = frozenset(), direct: str = "all",
+                direct_at: frozenset[int] | None = None) -> Plan:
     disabled: set[int] = set(without)
     min_lag: dict[int, int] = {}
     for _ in range(6):
-        plan = _plan_once(graph, order, facts, stages, inplace_ok, disabled, min_lag, direct)
+        plan = _plan_once(graph, order, facts, stages, inplace_ok, disabled, min_lag, direct, direct_at)
         retry = [n for n in plan.notes if n.startswith("retry ")]
         if not retry:
             return plan
@@ -593,12 +596,14 @@ def _plan_order(graph: Graph, order: list[int], facts: dict[int, OpFacts], stage
 
 def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stages: Sequence[PatchStage] = (),
                 inplace: bool = True, orders: list[list[int]] | None = None,
-                without: frozenset[int] = frozenset(), direct: str = "all") -> Plan:
+                without: frozenset[int] = frozenset(), direct: str = "all",
+                direct_at: frozenset[int] | None = None) -> Plan:
     """The smallest arena over the candidate execution orders.
 
     Without ``facts`` nothing runs in place (no kernel has declared it); the
     operators in ``without`` never do; ``direct`` says where a ring kernel that
-    can runs in place without its ring (see ``DIRECT``).  Each of ``stages`` (disjoint) runs its operators
+    can runs in place without its ring (see ``DIRECT``), and ``direct_at``, when given, which operators
+    alone may (the others run through their rings).  Each of ``stages`` (disjoint) runs its operators
     patch by patch (see ``tinyml.schedule.patch``).
     """
     facts = facts or {}
@@ -608,7 +613,7 @@ def plan_memory(graph: Graph, facts: dict[int, OpFacts] | None = None, *, stages
         cands = [o for o in cands if _consecutive(o, st.ops)] or [_with_stage_consecutive(cands[0], st.ops)]
     best: Plan | None = None
     for order in cands:
-        p = _plan_order(graph, order, facts, stages, inplace, without, direct)
+        p = _plan_order(graph, order, facts, stages, inplace, without, direct, direct_at)
         if best is None or (p.arena_bytes, p.peak_bytes) < (best.arena_bytes, best.peak_bytes):
             best = p
     assert best is not None
