@@ -153,27 +153,31 @@ def with_choice(graph: Graph, plan: Plan, options: Options) -> Plan:
 
 
 def candidates(graph: Graph, options: Options, *, sram: int | None = None,
-               max_extra: float | None = None) -> list[Plan]:
+               max_extra: float | None = None, stream: bool = False) -> list[Plan]:
     """The candidate plans (see the module docstring), each with its variants chosen; the first is the
     fastest plan (nothing in place), the second layer by layer in place where the fastest variants can
-    (without a ring where that needs no more memory), the third so with rings only."""
+    (without a ring where that needs no more memory), the third so with rings only.  With ``stream`` (the
+    model's input streamed row by row, see ``tinyml.schedule.patch.stream_stages``) only plans with a
+    streamed stage: none layer by layer."""
     fast, caps, lean = fastest_facts(options), capabilities(options), lean_capabilities(options)
-    made = [(plan_memory(graph, fast, inplace=False), fast, "none")]
-    made += [(plan_memory(graph, fast, direct=d), fast, d) for d in DIRECT]
-    if caps != fast:  # a slower variant can run some operator in place or patch by patch
-        made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
-    if sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
-        found = search(graph, caps, sram=sram, max_extra=max_extra, tight=sram is not None)
+    made: list[tuple[Plan, dict[int, OpFacts], str]] = []
+    if not stream:
+        made += [(plan_memory(graph, fast, inplace=False), fast, "none")]
+        made += [(plan_memory(graph, fast, direct=d), fast, d) for d in DIRECT]
+        if caps != fast:  # a slower variant can run some operator in place or patch by patch
+            made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
+    if stream or sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
+        found = search(graph, caps, sram=sram, max_extra=max_extra, tight=sram is not None, stream=stream)
         if sram is not None and not any(c.arena <= sram for c in found):
-            found = search(graph, caps, max_extra=max_extra, tight=True)
+            found = search(graph, caps, max_extra=max_extra, tight=True, stream=stream)
         if sram is not None:
             found += cheaper_fits(graph, caps, found, sram)
         made += [(c.plan, caps, "all") for c in found if c.stages]
         narrow = capabilities(options, narrow=True)
         if narrow != caps:  # stages over the fast kernels of wide layers (their narrow windows), not in place
-            found = search(graph, narrow, sram=sram, max_extra=max_extra, tight=sram is not None)
+            found = search(graph, narrow, sram=sram, max_extra=max_extra, tight=sram is not None, stream=stream)
             made += [(c.plan, narrow, "all") for c in found if c.stages]
-    if lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
+    if not stream and lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
         made += _lean_plans(graph, caps, lean, sram, max_extra)
     plans = [p for p, _, _ in made]
     for p in plans:
@@ -268,9 +272,10 @@ def pick(graph: Graph, plans: list[Plan], sram: int | None = None, *, tolerance:
     return best
 
 
-def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance: float = TOLERANCE) -> Plan:
+def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance: float = TOLERANCE,
+           stream: bool = False) -> Plan:
     """The plan for ``options``: :func:`pick` over :func:`candidates`."""
-    return pick(graph, candidates(graph, options, sram=sram), sram, tolerance=tolerance)
+    return pick(graph, candidates(graph, options, sram=sram, stream=stream), sram, tolerance=tolerance)
 
 
 def describe(plan: Plan) -> str:
