@@ -195,9 +195,11 @@ def cmd_compile(a: argparse.Namespace) -> int:
     if a.kws:
         from tinyml.apps.kws import compile_kws
 
-        if (a.arena, a.weights_section, a.arena_section, a.format) != ("static", None, None, "project"):
-            raise InputError("--kws firmware is a project with the model's static arena in its default sections; "
-                             "leave out --format, --arena, --weights-section and --arena-section")
+        if (a.arena, a.weights_section, a.arena_section, a.format, a.stream_input) != ("static", None, None,
+                                                                                       "project", False):
+            raise InputError("--kws firmware is a project with the model's static arena in its default sections, "
+                             "its input written whole; leave out --format, --arena, --weights-section, "
+                             "--arena-section and --stream-input")
         c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram, force=a.force)
     else:
         check_output_dir(a.output, force=a.force)  # before the work, so that a refusal is immediate
@@ -264,7 +266,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_verify(a: argparse.Namespace) -> int:
     from tinyml.tools.verify import verify_model
 
-    report = verify_model(a.model, a.board, samples=a.samples, seed=a.seed, progress=_say, sram=a.sram)
+    report = verify_model(a.model, a.board, samples=a.samples, seed=a.seed, progress=_say, sram=a.sram,
+                          stream_input=a.stream_input)
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -486,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", "-n", type=_samples, default=10, help="number of random inputs (default 10)")
     s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes: verify the plan that fits it")
+    s.add_argument("--stream-input", action="store_true", help="verify the model with its input streamed row by "
+                   "row (as compile --stream-input)")
     s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("demo", help="kws: synthesize speech, train a keyword spotter, stream it through an "
