@@ -14,6 +14,14 @@ top rows die band by band.  When the source dies in the stage, the split
 tensor is placed over it with the largest offset ``delta`` at which every
 band only writes over source rows that no later patch reads.
 
+With the model's input streamed (``stream_input``: the generated code pulls
+its rows from a caller's callback), the first op of a stage reads the input
+from a buffer that holds only the current band's source rows (full width):
+the rows the band's patches read, the overlap with the previous band kept.
+Every plan then has such a stage (:func:`stream_stages`), its split tensor
+never over the source, and the search adds stages over the peaks after it
+from several of them (:func:`_more_stream_stages`).
+
 A plan may hold several stages over disjoint chains: the search finds the
 best single stage, then adds a stage over a chain covering the step where
 the smallest plan found peaks, while that makes the arena smaller (or, with

@@ -18,6 +18,9 @@ exceptions that the kernels are built for:
 * a patch stage (see ``tinyml.schedule.patch``): its output may overlap the
   rows of its input that no later patch reads.
 
+A streamed model input (a patch stage with ``stream``) is a buffer of the
+most source rows a band of patches reads, live only while its stage runs.
+
 State (the variable tensors of ``Graph.state_tensors``: what sequence
 operators keep between invocations) lives in one region at the start of the
 arena, in buffers of kind "state" that are live at every step, so that no
