@@ -103,21 +103,21 @@ def _lean_at_peak(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFact
 
 
 def _lean_plans(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFacts], sram: int,
-                max_extra: float | None) -> list[tuple[Plan, dict[int, OpFacts], str]]:
+                max_extra: float | None, stream: bool = False) -> list[tuple[Plan, dict[int, OpFacts], str]]:
     """The plans with the shortest rings, for a budget that the fastest in-place variants do not reach:
     layer by layer (with them everywhere, and only where the memory peaks), and patch stages searched
     with them (the peak, and so the chains worth cutting into patches, can move)."""
     made: list[tuple[Plan, dict[int, OpFacts], str]] = []
-    for d in DIRECT:
+    for d in () if stream else DIRECT:  # (a streamed plan is never layer by layer)
         small = plan_memory(graph, lean, direct=d)
         made.append((small, lean, d))
         q, facts = _lean_at_peak(graph, caps, lean, small.arena_bytes, d)
         if q is not None:
             made.append((q, facts, d))
-    if min(p.arena_bytes for p, _, _ in made) > sram:
-        found = search(graph, lean, sram=sram, max_extra=max_extra, tight=True)
+    if min((p.arena_bytes for p, _, _ in made), default=sram + 1) > sram:
+        found = search(graph, lean, sram=sram, max_extra=max_extra, tight=True, stream=stream)
         if not any(c.arena <= sram for c in found):
-            found = search(graph, lean, max_extra=max_extra, tight=True)
+            found = search(graph, lean, max_extra=max_extra, tight=True, stream=stream)
         found += cheaper_fits(graph, lean, found, sram)
         staged = [c.plan for c in found if c.stages]
         made += [(p, lean, "all") for p in staged]
@@ -177,8 +177,8 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
         if narrow != caps:  # stages over the fast kernels of wide layers (their narrow windows), not in place
             found = search(graph, narrow, sram=sram, max_extra=max_extra, tight=sram is not None, stream=stream)
             made += [(c.plan, narrow, "all") for c in found if c.stages]
-    if not stream and lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
-        made += _lean_plans(graph, caps, lean, sram, max_extra)
+    if lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
+        made += _lean_plans(graph, caps, lean, sram, max_extra, stream)
     plans = [p for p, _, _ in made]
     for p in plans:
         with_choice(graph, p, options)
