@@ -102,7 +102,26 @@ def _io(graph: Graph, plan: Plan, t: Tensor, i: int) -> dict[str, Any]:
         scale=c_float(t.quant.s) if t.quant is not None else "1.0f",
         zero_point=t.quant.zp if t.quant is not None else 0,
         dtype=t.dtype,
+        streamed=False,
     )
+
+
+def _stream_view(graph: Graph, plan: Plan, call_views: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What model.c needs to stream input 0 row by row (None when it is held whole): its buffer, the source
+    rows of each band of patches, and the calls that fetch a band (the stage's first op, at each band's first
+    patch) and drain the rows no window read (after the stage)."""
+    st = plan.stream
+    if st is None:
+        return None
+    src = graph.tensors[st.source]
+    rows = int(src.shape[1])
+    for view in call_views:
+        if view["op_index"] == st.ops[0]:
+            view["stream_band"] = st.grid[1]
+        if view["op_index"] == st.ops[-1]:
+            view["stream_drain"] = True
+    return dict(offset=plan.offset(st.source), rows=rows, row_bytes=src.nbytes // rows, held=st.stream_rows,
+                bands=[list(b) for b in st.bands])
 
 
 def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_default: bool = False,
@@ -142,6 +161,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
             # a folded TRANSPOSE's output is its input's bytes in the input's layout: nothing to trace
             call_views.append(dict(alias=True, op_index=item.op_index, op_kind=item.op_kind,
                                    folded_into=item.folded_into,
+                                   stream_band=0, stream_drain=False,
                                    traces=[] if item.folded_into >= 0 else
                                    [dict(offset=plan.offset(t.index), bytes=t.nbytes)]))
             continue
@@ -166,6 +186,7 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
             traces=[dict(offset=plan.offset(o), bytes=graph.tensors[o].nbytes) for o in item.outputs],
             # patch-based execution (specialize.py): one params struct per patch
             patches=[c_params(pp) for pp in item.patch_params], patch_loop=item.patch_loop,
+            stream_band=0, stream_drain=False,  # see _stream_view
         ))
     consts = list(const_tensors.values()) + const_arrays
 
@@ -177,12 +198,15 @@ def render_model(graph: Graph, calls: list[Lowered], plan: Plan, *, trace_defaul
               for t in graph.state_tensors()]
     inputs = [_io(graph, plan, graph.tensors[t], i) for i, t in enumerate(graph.inputs)]
     outputs = [_io(graph, plan, graph.tensors[t], i) for i, t in enumerate(graph.outputs)]
+    stream = _stream_view(graph, plan, call_views)
+    if stream is not None:
+        inputs[0].update(streamed=True)
     ctx = dict(
         name=name, NAME=name.upper(), arena_bytes=max(plan.arena_bytes, 16), inputs=inputs, outputs=outputs,
         calls=call_views, consts=consts, kernels=list(kernels.values()), source=c_comment(graph.source, None),
         trace_default=trace_default, arena_align=ALIGN, caller_arena=storage.arena == "caller",
         weights_section=storage.weights_section, arena_section=storage.arena_section, header=header,
-        states=states, state_bytes=plan.state_bytes,
+        states=states, state_bytes=plan.state_bytes, stream=stream,
     )
     helpers = list(dict.fromkeys(h for k in kernels.values() for h in variant(k["kernel"]).helpers))
     h_parts = [env.get_template(h).render() for h in helpers if h.endswith(".inc.j2")]

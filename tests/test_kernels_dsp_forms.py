@@ -63,7 +63,7 @@ def _staged(ops: list[int] | None, grid: tuple[int, int] | None = None):
     """A replacement of the planner's ``candidates`` offering one plan: ``ops`` (default: the case's
     operator) as one patch stage."""
 
-    def candidates(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
+    def candidates(graph: Graph, options: Options, *, sram: int | None = None, stream: bool = False) -> list[Plan]:
         facts = capabilities(options)
         chain = ops if ops is not None else [_main_op(graph)]
         st = make_stage(graph, chain, grid or _grid(graph), facts)
@@ -73,7 +73,7 @@ def _staged(ops: list[int] | None, grid: tuple[int, int] | None = None):
     return candidates
 
 
-def _rings_only(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
+def _rings_only(graph: Graph, options: Options, *, sram: int | None = None, stream: bool = False) -> list[Plan]:
     """A replacement of the planner's ``candidates`` that never runs a ring kernel in place directly."""
     rings = {op: tuple(replace(f, ring_direct=False) for f in fs) for op, fs in options.items()}
     return [with_choice(graph, p, options) for p in candidates(graph, rings, sram=sram)]

@@ -118,13 +118,13 @@ def test_narrow_conv_bitexact_m33(tmp_path: Path) -> None:
     assert_bitexact(_path(c), tmp_path, board=short, samples=2)  # type: ignore[arg-type]
 
 
-def _rings_only(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
+def _rings_only(graph: Graph, options: Options, *, sram: int | None = None, stream: bool = False) -> list[Plan]:
     """The planner's candidates, never in place without a ring."""
     rings = {op: tuple(replace(f, ring_direct=False) for f in fs) for op, fs in options.items()}
     return [with_choice(graph, p, options) for p in candidates(graph, rings, sram=sram)]
 
 
-def _one_stage(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
+def _one_stage(graph: Graph, options: Options, *, sram: int | None = None, stream: bool = False) -> list[Plan]:
     """The planner's candidates: the one operator as a patch stage of 3 x 3 patches."""
     facts = capabilities(options)
     st = make_stage(graph, [0], (3, 3), facts)

@@ -92,7 +92,7 @@ def _forced_stage(ops: list[int], grid: tuple[int, int]):
     """A replacement of the planner's ``candidates`` that offers one plan: ``ops`` as one patch stage of
     ``grid``."""
 
-    def candidates(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
+    def candidates(graph: Graph, options: Options, *, sram: int | None = None, stream: bool = False) -> list[Plan]:
         facts = capabilities(options)
         stage = make_stage(graph, ops, grid, facts)
         assert stage is not None, f"ops {ops} cannot run in {grid} patches"
@@ -101,7 +101,7 @@ def _forced_stage(ops: list[int], grid: tuple[int, int]):
     return candidates
 
 
-def _rings_only(graph: Graph, options: Options, *, sram: int | None = None) -> list[Plan]:
+def _rings_only(graph: Graph, options: Options, *, sram: int | None = None, stream: bool = False) -> list[Plan]:
     """A replacement of the planner's ``candidates`` that never runs a ring kernel in place directly."""
     rings = {op: tuple(replace(f, ring_direct=False) for f in fs) for op, fs in options.items()}
     return [with_choice(graph, p, options) for p in candidates(graph, rings, sram=sram)]

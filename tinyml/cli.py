@@ -26,7 +26,7 @@ def _say(msg: str) -> None:
 def cmd_inspect(a: argparse.Namespace) -> int:
     from tinyml.tools.api import inspect
 
-    info = inspect(a.model, board=a.board)
+    info = inspect(a.model, board=a.board, stream_input=a.stream_input)
     print(json.dumps(info.to_json(), indent=2) if a.json else info.format(), flush=True)
     if info.error is not None:  # the table first, then why the model cannot be compiled (exit 2)
         raise info.error
@@ -39,7 +39,8 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
     chart = None if a.no_chart else a.chart or default_chart(a.model, a.board)
     report = profile(a.model, a.board, chart=chart, seed=a.seed, kernels=a.kernels,
-                     progress=_say, port=a.port, baudrate=a.baud, sram=a.sram, clock_mhz=a.clock, force=a.force)
+                     progress=_say, port=a.port, baudrate=a.baud, sram=a.sram, clock_mhz=a.clock, force=a.force,
+                     stream_input=a.stream_input)
     print(json.dumps(report.to_json(), indent=2) if a.json else report.format())
     return 0
 
@@ -65,7 +66,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     if not a.no_plot:  # refused before the work
         for p in (plot, frontier_plot):
             check_plot_path(p, force=a.force)
-    report = plan(a.model, a.sram, a.board).to_json()
+    report = plan(a.model, a.sram, a.board, stream_input=a.stream_input).to_json()
     if not a.no_plot:
         report["plot"] = str(plot_plan(report, plot, force=a.force))
         report["frontier_plot"] = str(plot_frontier(report, frontier_plot, tflm_arena(a.model), force=a.force))
@@ -85,7 +86,8 @@ def cmd_bench_memory(a: argparse.Namespace) -> int:
         raise InputError("--smallest counts instructions under QEMU: give a board too (e.g. --board mps2-an386)")
     require_extras("tinyml bench memory", "reference")  # TFLM's arena is measured in every row
     models = [(Path(m).stem, read_model_file(m)) for m in a.models] if a.models else zoo_models(progress=_say)
-    rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board, smallest=a.smallest)
+    rows = bench_memory(models, max_extra=a.max_extra, progress=_say, board=a.board, smallest=a.smallest,
+                        stream_input=a.stream_input)
     print(json.dumps([bench_json(r) for r in rows], indent=2) if a.json else format_bench(rows))
     return 0
 
@@ -194,14 +196,16 @@ def cmd_compile(a: argparse.Namespace) -> int:
     if a.kws:
         from tinyml.apps.kws import compile_kws
 
-        if (a.arena, a.weights_section, a.arena_section, a.format) != ("static", None, None, "project"):
-            raise InputError("--kws firmware is a project with the model's static arena in its default sections; "
-                             "leave out --format, --arena, --weights-section and --arena-section")
+        if (a.arena, a.weights_section, a.arena_section, a.format, a.stream_input) != ("static", None, None,
+                                                                                       "project", False):
+            raise InputError("--kws firmware is a project with the model's static arena in its default sections, "
+                             "its input written whole; leave out --format, --arena, --weights-section, "
+                             "--arena-section and --stream-input")
         c = compile_kws(a.model, a.board, a.output, name=a.name or "kws", sram=a.sram, force=a.force)
     else:
         check_output_dir(a.output, force=a.force)  # before the work, so that a refusal is immediate
         c = compile(a.model, a.board, name=a.name, sram=a.sram, format=a.format, arena=a.arena,
-                    weights_section=a.weights_section, arena_section=a.arena_section)
+                    weights_section=a.weights_section, arena_section=a.arena_section, stream_input=a.stream_input)
         c.write(a.output, force=a.force)
     then = {"project": f"build with 'make -C {a.output}'", "cmake": f"add it with add_subdirectory({a.output})"
             }.get(a.format, f"{a.output}/README.md says which files your build needs")
@@ -212,6 +216,9 @@ def cmd_compile(a: argparse.Namespace) -> int:
           + f" of it), kernel stack {c.plan.stack_bytes:,} bytes "
           f"({time.monotonic() - start:.1f}s); {then}")
     print(f"fit: {fit_of(c).format()}")
+    if c.plan.stream is not None:
+        print(f"input streamed: {c.plan.stream_held()} (part of the arena); run it with {c.graph.name}_invoke_rows "
+              "(model.h)")
     if c.fold_note:
         print(f"note: {c.fold_note}")
     if c.flash_note:
@@ -260,7 +267,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_verify(a: argparse.Namespace) -> int:
     from tinyml.tools.verify import verify_model
 
-    report = verify_model(a.model, a.board, samples=a.samples, seed=a.seed, progress=_say, sram=a.sram)
+    report = verify_model(a.model, a.board, samples=a.samples, seed=a.seed, progress=_say, sram=a.sram,
+                          stream_input=a.stream_input)
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -371,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--board", "-b", help="also build for this Arm board and report code and weight bytes from the ELF, "
                                         "and on a QEMU board the estimated latency (cycle model)")
+    s.add_argument("--stream-input", action="store_true", help="with --board: the build with the input streamed "
+                   "row by row (as compile --stream-input)")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("profile", help="exact instructions and estimated cycles and ms per layer under QEMU, "
@@ -386,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kernel family: the board's fastest (auto, default) or portable C")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random input (default 0)")
     s.add_argument("--sram", type=_bytes, help="profile the plan that fits this arena budget (as compile --sram)")
+    s.add_argument("--stream-input", action="store_true", help="profile the model with its input streamed row by "
+                   "row (as compile --stream-input)")
     s.add_argument("--port", "-p", help="profile the board at this serial port (or socket://HOST:PORT) running the "
                                         "host-link firmware of MODEL: cycles per layer from its cycle counter")
     s.add_argument("--baud", type=_baud, default=115200, help="baud rate with --port (default 115200)")
@@ -418,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--smallest", action="store_true",
                    help="with --board: also the smallest arena --sram reaches with its kernels and with the portable "
                         "kernels only, and the exact instructions per MAC at those budgets against the fast build's")
+    s.add_argument("--stream-input", action="store_true", help="with --board: our builds stream the input row by "
+                   "row (compile --stream-input); the fast build holds it whole")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_bench_memory)
 
@@ -427,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", "-b", help="plan with this board's kernels (default: the portable ones)")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes (e.g. 65536 or 64k): the plan that fits "
                                                 "it with the lowest estimated cost")
+    s.add_argument("--stream-input", action="store_true", help="plan the model with its input streamed row by row "
+                   "(as compile --stream-input)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--plot", type=_plot_file, help="where to write the live-memory plot (default MODEL-memory.png)")
     s.add_argument("--no-plot", action="store_true", help="do not write the plot")
@@ -446,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "main (audio in, detections out) instead of tensors in/out")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes: generate code from the plan that fits it "
                                                 "(see 'tinyml plan')")
+    s.add_argument("--stream-input", action="store_true", help="the model pulls its input row by row from a "
+                   "callback (NAME_invoke_rows, see model.h) and never holds it whole")
     s.add_argument("--format", choices=("project", "library", "cmake", "static-lib"), default="project",
                    help="project: a firmware project (Makefile, start-up code; ELF, .bin, .hex; default); "
                         "library: the model's sources and headers with a README of the compiler flags; "
@@ -474,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", "-n", type=_samples, default=10, help="number of random inputs (default 10)")
     s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     s.add_argument("--sram", type=_bytes, help="arena budget in bytes: verify the plan that fits it")
+    s.add_argument("--stream-input", action="store_true", help="verify the model with its input streamed row by "
+                   "row (as compile --stream-input)")
     s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("demo", help="kws: synthesize speech, train a keyword spotter, stream it through an "

@@ -87,12 +87,13 @@ class Planned:
 
 
 def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
-               tolerance: float = TOLERANCE, fold: bool | None = None) -> Planned:
+               tolerance: float = TOLERANCE, fold: bool | None = None, stream_input: bool = False) -> Planned:
     """Lower once, list every operator's variants on ``board`` (portable kernels without one), and plan
     (``tolerance``: how much slower than the fastest plan, by estimate, a default build may be to save
     memory; 0 gives the fast build).  ``fold``: None plans a model with a foldable TRANSPOSE at an input
     both ways, folded (codegen/fold.py) and copying, and the objective picks among all their candidate
-    plans; True folds wherever it can, False never."""
+    plans; True folds wherever it can, False never.  ``stream_input``: the model's input is streamed row by row
+    (a callback fills it band by band, ``NAME_invoke_rows``), never held whole; only plans that can do so."""
     ctx = LowerContext(graph=graph, features=board.features if board else (),
                        stack_bytes=(board.stack_bytes or 0) if board else 0)
     calls = lower_graph(graph)
@@ -104,7 +105,7 @@ def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
     planned = []
     for way in ways:
         options = variant_options(ctx, way)
-        planned.append((way, options, candidates(graph, options, sram=sram)))
+        planned.append((way, options, candidates(graph, options, sram=sram, stream=stream_input)))
     every = [p for _, _, plans in planned for p in plans]
     plan = pick(graph, every, sram, tolerance=tolerance)
     way, options, plans = next(w for w in planned if any(p is plan for p in w[2]))
@@ -119,10 +120,10 @@ def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
                      folded=(best_folded.arena_bytes, int(best_folded.cost)) if best_folded else None,
                      chosen=(plan.arena_bytes, int(plan.cost)))
     planned_way = Planned(ctx=ctx, calls=way, options=options, candidates=plans, plan=plan, fold_note=note)
-    return fit_flash(planned_way, board, sram, tolerance) if board is not None else planned_way
+    return fit_flash(planned_way, board, sram, tolerance, stream_input) if board is not None else planned_way
 
 
-def fit_flash(planned: Planned, board: Board, sram: int | None, tolerance: float) -> Planned:
+def fit_flash(planned: Planned, board: Board, sram: int | None, tolerance: float, stream: bool = False) -> Planned:
     """Where the plan's compiled weights would not fit the board's flash (with CODE_ESTIMATE_BYTES of code),
     the operators whose variant has a slower one over fewer weight bytes (Variant.saves_flash_of) move onto
     it, largest saving first, until they fit (or every one has), and the model is planned again without the
@@ -141,7 +142,7 @@ def fit_flash(planned: Planned, board: Board, sram: int | None, tolerance: float
             break  # nothing more to save: check_fit says by how much it is too big
         left_out.update(more.ops)
         options = without_variants(planned.options, left_out)
-        plans = candidates(graph, options, sram=sram)
+        plans = candidates(graph, options, sram=sram, stream=stream)
         plan = pick(graph, plans, sram, tolerance=tolerance)
         weights = weight_bytes(graph, specialize_calls(ctx, planned.calls, plan))
     if not left_out:
@@ -195,7 +196,7 @@ def check_format(fmt: str, app: Application | None = None) -> str:
 def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
                 sram: int | None = None, app: Application | None = None,
                 tolerance: float = TOLERANCE, storage: Storage = Storage(), fmt: str = "project",
-                fold: bool | None = None) -> Compiled:
+                fold: bool | None = None, stream_input: bool = False) -> Compiled:
     """Everything up to the file contents, without touching the disk.
 
     graph -> lower (once per operator) -> the variants each operator may run
@@ -211,6 +212,8 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     is laid out as "library" here, and compile_model builds its archive).
     ``fold``: a TRANSPOSE folded into its consumer (codegen/fold.py) where the objective
     prefers it (None), wherever it can (True), or never (False; a copy).
+    ``stream_input``: the model pulls its input row by row from a caller's callback
+    (``NAME_invoke_rows``, see model.h) and never holds it whole.
     """
     check_storage(storage)
     check_format(fmt, app)
@@ -218,7 +221,7 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
         raise InputError(f"the {app.name} application needs the model's static arena; leave out --arena caller")
     brd = board if isinstance(board, Board) else load_board(board)
     graph = model if isinstance(model, Graph) else load_tflite(model, name=name)
-    planned = plan_graph(graph, brd, sram, tolerance=tolerance, fold=fold)
+    planned = plan_graph(graph, brd, sram, tolerance=tolerance, fold=fold, stream_input=stream_input)
     plan = planned.plan
     calls = specialize_calls(planned.ctx, planned.calls, plan)
     model_files = render_model(graph, calls, plan, storage=storage, header=model_header(graph.name, fmt))
@@ -477,14 +480,15 @@ def write_project(files: dict[str, str | bytes], out_dir: str | os.PathLike[str]
 
 def export_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, name: str | None = None,
                  sram: int | None = None, storage: Storage = Storage(), fmt: str = "project",
-                 tolerance: float = TOLERANCE) -> Compiled:
+                 tolerance: float = TOLERANCE, stream_input: bool = False) -> Compiled:
     """build_model for any ``fmt``, static-lib included (its tools checked first, then libNAME.a built)."""
     check_storage(storage)
     check_format(fmt)
     brd = board if isinstance(board, Board) else load_board(board)
     if fmt == "static-lib":
         check_static_lib_tools(brd)
-    compiled = build_model(model, brd, name=name, sram=sram, storage=storage, fmt=fmt, tolerance=tolerance)
+    compiled = build_model(model, brd, name=name, sram=sram, storage=storage, fmt=fmt, tolerance=tolerance,
+                           stream_input=stream_input)
     if fmt == "static-lib":
         compiled.files = static_lib_files(brd, compiled.graph.name, compiled.files)
     return compiled
@@ -492,12 +496,12 @@ def export_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, n
 
 def compile_model(model: str | os.PathLike[str], board: str | Board, out_dir: str | os.PathLike[str], *,
                   name: str | None = None, sram: int | None = None, force: bool = False,
-                  storage: Storage = Storage(), fmt: str = "project") -> Compiled:
+                  storage: Storage = Storage(), fmt: str = "project", stream_input: bool = False) -> Compiled:
     """Compile ``model`` for ``board`` into the directory ``out_dir``, as a firmware project or a
     library (``fmt``, see tinyml.targets.export; static-lib builds libNAME.a here)
     (see write_project for which directories it replaces; ``force``: any)."""
     check_output_dir(out_dir, force=force)  # before the work, so that a refusal is immediate
-    compiled = export_model(model, board, name=name, sram=sram, storage=storage, fmt=fmt)
+    compiled = export_model(model, board, name=name, sram=sram, storage=storage, fmt=fmt, stream_input=stream_input)
     write_project(compiled.files, out_dir, force=force)
     return compiled
 

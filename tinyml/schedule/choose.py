@@ -103,21 +103,21 @@ def _lean_at_peak(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFact
 
 
 def _lean_plans(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFacts], sram: int,
-                max_extra: float | None) -> list[tuple[Plan, dict[int, OpFacts], str]]:
+                max_extra: float | None, stream: bool = False) -> list[tuple[Plan, dict[int, OpFacts], str]]:
     """The plans with the shortest rings, for a budget that the fastest in-place variants do not reach:
     layer by layer (with them everywhere, and only where the memory peaks), and patch stages searched
     with them (the peak, and so the chains worth cutting into patches, can move)."""
     made: list[tuple[Plan, dict[int, OpFacts], str]] = []
-    for d in DIRECT:
+    for d in () if stream else DIRECT:  # (a streamed plan is never layer by layer)
         small = plan_memory(graph, lean, direct=d)
         made.append((small, lean, d))
         q, facts = _lean_at_peak(graph, caps, lean, small.arena_bytes, d)
         if q is not None:
             made.append((q, facts, d))
-    if min(p.arena_bytes for p, _, _ in made) > sram:
-        found = search(graph, lean, sram=sram, max_extra=max_extra, tight=True)
+    if min((p.arena_bytes for p, _, _ in made), default=sram + 1) > sram:
+        found = search(graph, lean, sram=sram, max_extra=max_extra, tight=True, stream=stream)
         if not any(c.arena <= sram for c in found):
-            found = search(graph, lean, max_extra=max_extra, tight=True)
+            found = search(graph, lean, max_extra=max_extra, tight=True, stream=stream)
         found += cheaper_fits(graph, lean, found, sram)
         staged = [c.plan for c in found if c.stages]
         made += [(p, lean, "all") for p in staged]
@@ -153,28 +153,32 @@ def with_choice(graph: Graph, plan: Plan, options: Options) -> Plan:
 
 
 def candidates(graph: Graph, options: Options, *, sram: int | None = None,
-               max_extra: float | None = None) -> list[Plan]:
+               max_extra: float | None = None, stream: bool = False) -> list[Plan]:
     """The candidate plans (see the module docstring), each with its variants chosen; the first is the
     fastest plan (nothing in place), the second layer by layer in place where the fastest variants can
-    (without a ring where that needs no more memory), the third so with rings only."""
+    (without a ring where that needs no more memory), the third so with rings only.  With ``stream`` (the
+    model's input streamed row by row, see ``tinyml.schedule.patch.stream_stages``) only plans with a
+    streamed stage: none layer by layer."""
     fast, caps, lean = fastest_facts(options), capabilities(options), lean_capabilities(options)
-    made = [(plan_memory(graph, fast, inplace=False), fast, "none")]
-    made += [(plan_memory(graph, fast, direct=d), fast, d) for d in DIRECT]
-    if caps != fast:  # a slower variant can run some operator in place or patch by patch
-        made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
-    if sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
-        found = search(graph, caps, sram=sram, max_extra=max_extra, tight=sram is not None)
+    made: list[tuple[Plan, dict[int, OpFacts], str]] = []
+    if not stream:
+        made += [(plan_memory(graph, fast, inplace=False), fast, "none")]
+        made += [(plan_memory(graph, fast, direct=d), fast, d) for d in DIRECT]
+        if caps != fast:  # a slower variant can run some operator in place or patch by patch
+            made += [(plan_memory(graph, caps, direct=d), caps, d) for d in DIRECT]
+    if stream or sram is None or min(p.arena_bytes for p, _, _ in made) > sram:
+        found = search(graph, caps, sram=sram, max_extra=max_extra, tight=sram is not None, stream=stream)
         if sram is not None and not any(c.arena <= sram for c in found):
-            found = search(graph, caps, max_extra=max_extra, tight=True)
+            found = search(graph, caps, max_extra=max_extra, tight=True, stream=stream)
         if sram is not None:
             found += cheaper_fits(graph, caps, found, sram)
         made += [(c.plan, caps, "all") for c in found if c.stages]
         narrow = capabilities(options, narrow=True)
         if narrow != caps:  # stages over the fast kernels of wide layers (their narrow windows), not in place
-            found = search(graph, narrow, sram=sram, max_extra=max_extra, tight=sram is not None)
+            found = search(graph, narrow, sram=sram, max_extra=max_extra, tight=sram is not None, stream=stream)
             made += [(c.plan, narrow, "all") for c in found if c.stages]
     if lean != caps and sram is not None and min(p.arena_bytes for p, _, _ in made) > sram:
-        made += _lean_plans(graph, caps, lean, sram, max_extra)
+        made += _lean_plans(graph, caps, lean, sram, max_extra, stream)
     plans = [p for p, _, _ in made]
     for p in plans:
         with_choice(graph, p, options)
@@ -268,9 +272,10 @@ def pick(graph: Graph, plans: list[Plan], sram: int | None = None, *, tolerance:
     return best
 
 
-def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance: float = TOLERANCE) -> Plan:
+def choose(graph: Graph, options: Options, sram: int | None = None, *, tolerance: float = TOLERANCE,
+           stream: bool = False) -> Plan:
     """The plan for ``options``: :func:`pick` over :func:`candidates`."""
-    return pick(graph, candidates(graph, options, sram=sram), sram, tolerance=tolerance)
+    return pick(graph, candidates(graph, options, sram=sram, stream=stream), sram, tolerance=tolerance)
 
 
 def describe(plan: Plan) -> str:

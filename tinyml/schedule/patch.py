@@ -14,6 +14,14 @@ top rows die band by band.  When the source dies in the stage, the split
 tensor is placed over it with the largest offset ``delta`` at which every
 band only writes over source rows that no later patch reads.
 
+With the model's input streamed (``stream_input``: the generated code pulls
+its rows from a caller's callback), the first op of a stage reads the input
+from a buffer that holds only the current band's source rows (full width):
+the rows the band's patches read, the overlap with the previous band kept.
+Every plan then has such a stage (:func:`stream_stages`), its split tensor
+never over the source, and the search adds stages over the peaks after it
+from several of them (:func:`_more_stream_stages`).
+
 A plan may hold several stages over disjoint chains: the search finds the
 best single stage, then adds a stage over a chain covering the step where
 the smallest plan found peaks, while that makes the arena smaller (or, with
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinyml.errors import FitError
+from tinyml.errors import FitError, UnsupportedError
 from tinyml.graph.ir import Graph
 from tinyml.schedule.geometry import Window, window_of
 from tinyml.schedule.plan import DIRECT, OpFacts, PatchStage, PatchWindow, Plan, plan_memory
@@ -66,8 +74,11 @@ def chain_ok(graph: Graph, ops: list[int], facts: dict[int, OpFacts]) -> bool:
     return True
 
 
-def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[int, OpFacts]) -> PatchStage | None:
-    """The windows of every op for every patch of ``grid`` (None if the grid does not fit the split tensor)."""
+def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[int, OpFacts],
+               stream: bool = False) -> PatchStage | None:
+    """The windows of every op for every patch of ``grid`` (None if the grid does not fit the split tensor).
+    With ``stream``, the source is streamed: the first op of each patch reads the rows its band of patches
+    reads (full width) from a buffer holding only those (None where the bands do not move down the image)."""
     wins: list[Window] = [window_of(graph, graph.ops[o]) for o in ops]  # type: ignore[misc]
     last = wins[-1]
     gh, gw = grid
@@ -87,6 +98,10 @@ def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[
                 if y0 >= y1 or x0 >= x1:
                     return None
             source_rows.append((y0, y1))
+    bands = [(min(source_rows[b * gw + j][0] for j in range(gw)), max(source_rows[b * gw + j][1] for j in range(gw)))
+             for b in range(gh)]
+    if stream and any(b[0] < a[0] or b[1] < a[1] for a, b in zip(bands, bands[1:])):
+        return None  # rows are read in increasing order, each once
     for n in range(k):  # a kernel that computes windows up to a width only
         widest = facts.get(ops[n], OpFacts()).max_window_w
         if widest and any(x1 - x0 > widest for _, _, x0, x1 in regions[n]):
@@ -102,7 +117,9 @@ def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[
         row = []
         for p, (y0, y1, x0, x1) in enumerate(regions[n]):
             macs += (y1 - y0) * (x1 - x0) * per
-            if n == 0:
+            if n == 0 and stream:
+                iy0, ix0, ih, iw = bands[p // gw][0], 0, bands[p // gw][1] - bands[p // gw][0], w.in_w
+            elif n == 0:
                 iy0, ix0, ih, iw = 0, 0, w.in_h, w.in_w
             else:
                 py0, py1, px0, px1 = regions[n - 1][p]
@@ -117,8 +134,8 @@ def make_stage(graph: Graph, ops: list[int], grid: tuple[int, int], facts: dict[
     source = graph.ops[ops[0]].inputs[0]
     split = graph.ops[ops[-1]].outputs[0]
     stage = PatchStage(ops=list(ops), grid=grid, source=source, split=split, windows=windows, macs=macs,
-                       extra_macs=macs - full, op_scale=op_scale)
-    if not facts.get(ops[0], OpFacts()).strided_input:  # else its input rows are not contiguous bytes
+                       extra_macs=macs - full, op_scale=op_scale, stream=stream, bands=bands if stream else [])
+    if not stream and not facts.get(ops[0], OpFacts()).strided_input:  # else its input rows are not contiguous bytes
         stage.delta = _overlap_delta(graph, stage, wins[0], last, rb, source_rows)
     return stage
 
@@ -167,6 +184,50 @@ MAX_STAGES = 4  # patch stages per plan
 MAX_EXTEND_PLANS = 12  # full plans evaluated per added stage
 
 
+STREAM_BANDS = (24, 32, 48, 64, 96, 128)  # more row bands tried for a streamed stage (a smaller stream buffer)
+
+
+def stream_start(graph: Graph, facts: dict[int, OpFacts]) -> int:
+    """The operator that reads the model's input row by row when it is streamed: the only consumer of input
+    0, a convolution whose kernel computes windows.  Raises UnsupportedError (one line) for any other model."""
+    what = f"model '{graph.name}' cannot stream its input row by row (--stream-input)"
+    if len(graph.inputs) != 1:
+        raise UnsupportedError(f"{what}: it has {len(graph.inputs)} inputs and only a single-input model can be "
+                               "streamed; compile without --stream-input")
+    t = graph.inputs[0]
+    tensor = graph.tensors[t]
+    users = graph.consumers().get(t, [])
+    if len(tensor.shape) != 4 or tensor.shape[0] != 1 or tensor.is_const or t in graph.outputs:
+        raise UnsupportedError(f"{what}: input 0 has shape {list(tensor.shape)}, not a batch-1 image (1, H, W, C) "
+                               "read by the model; compile without --stream-input")
+    kinds = ", ".join(f"op {o} ({graph.ops[o].kind})" for o in users) or "no operator"
+    if len(users) != 1 or graph.ops[users[0]].inputs.count(t) != 1 or graph.ops[users[0]].inputs[0] != t:
+        raise UnsupportedError(f"{what}: input 0 is read by {kinds}, and streaming needs it read once, by one "
+                               "CONV_2D or DEPTHWISE_CONV_2D; compile without --stream-input")
+    op = users[0]
+    if window_of(graph, graph.ops[op]) is None or not facts.get(op, OpFacts()).patchable:
+        raise UnsupportedError(f"{what}: input 0 is read by {kinds}, and streaming needs it read by a CONV_2D or "
+                               "DEPTHWISE_CONV_2D whose kernel computes row windows; compile without --stream-input")
+    return op
+
+
+def stream_stages(graph: Graph, facts: dict[int, OpFacts], order: list[int]) -> list[PatchStage]:
+    """The streamed patch stages: chains from the operator that reads the model's input (one operator or
+    more) for every grid, and more row bands."""
+    a = order.index(stream_start(graph, facts))
+    stages = []
+    for b in range(a, min(a + MAX_CHAIN, len(order))):
+        ops = order[a:b + 1]
+        if not chain_ok(graph, ops, facts):
+            break
+        last = window_of(graph, graph.ops[ops[-1]])
+        assert last is not None
+        for g in [(1, 1), *GRIDS, *((n, 1) for n in STREAM_BANDS)]:
+            if g[0] <= last.out_h and g[1] <= last.out_w and (st := make_stage(graph, ops, g, facts, True)):
+                stages.append(st)
+    return stages
+
+
 def candidate_stages(graph: Graph, facts: dict[int, OpFacts], order: list[int],
                      cover: set[int] | None = None) -> list[PatchStage]:
     """Patch stages over chains of ``order`` (covering a step of ``cover`` if given) for every grid."""
@@ -200,6 +261,8 @@ def _lower_bound(graph: Graph, base: Plan, stages: tuple[PatchStage, ...]) -> in
                  if t >= 0 and not graph.tensors[t].is_const), default=0)
     for st in stages:
         x, y = graph.tensors[st.source].nbytes, graph.tensors[st.split].nbytes
+        if st.stream:
+            x = x // graph.tensors[st.source].shape[1] * st.stream_rows
         xy = max(x, st.delta + y) - min(0, st.delta) if st.delta is not None else x + y
         sizes = [max(w.out_h * w.out_w for w in st.windows[j]) * graph.tensors[graph.ops[o].outputs[0]].shape[-1]
                  for j, o in enumerate(st.ops[:-1])]
@@ -245,10 +308,12 @@ def _extend(graph: Graph, facts: dict[int, OpFacts], c: Candidate, total: int, m
     """Plans with one patch stage more than ``c``, over a chain of operators outside its stages that covers
     a step where its memory peaks.  With ``sram``: fewest extra MACs first, until one fits; without: smallest
     lower bound first, each planned only while its bound beats the smallest arena found."""
+    used = {o for st in c.stages for o in st.ops}
     live = c.plan.live_bytes()
+    if any(st.stream for st in c.stages):  # the peak outside the stages (a streamed plan starts from many)
+        live = [0 if o in used else v for o, v in zip(c.plan.order, live)]
     peak = max(live, default=0)
     cover = {s for s, v in enumerate(live) if v == peak}
-    used = {o for st in c.stages for o in st.ops}
     extra = sum(st.extra_macs for st in c.stages)
     new = [(c.stages + (st,), st) for st in candidate_stages(graph, facts, c.plan.order, cover)
            if not used & set(st.ops) and (max_extra is None or extra + st.extra_macs <= max_extra * total)]
@@ -273,7 +338,7 @@ def _extend(graph: Graph, facts: dict[int, OpFacts], c: Candidate, total: int, m
 
 
 def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
-           max_extra: float | None = None, tight: bool = False) -> list[Candidate]:
+           max_extra: float | None = None, tight: bool = False, stream: bool = False) -> list[Candidate]:
     """Plans worth comparing: layer by layer, plus patch stages.  ``tight`` (for a budget): a plan whose
     in-place outputs leave gaps above its peak is also made without them (:func:`_staged`).
 
@@ -283,14 +348,19 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
     layer (fewest extra MACs first, each planned only when its bound beats the
     smallest arena found so far), then smallest lower bound first, until no
     candidate can beat the best arena found.
+
+    With ``stream`` (the model's input streamed row by row), every plan has a
+    streamed stage: the candidates are those stages (:func:`stream_stages`)
+    instead of layer by layer and the stages over its peak.
     """
     base = plan_memory(graph, facts)
-    out = [Candidate(base)]
+    out = [] if stream else [Candidate(base)]
     live = base.live_bytes()
     peak = max(live, default=0)
     cover = {s for s, v in enumerate(live) if v == peak}
     total = max(base.macs, 1)
-    stages = [st for st in candidate_stages(graph, facts, base.order, cover)
+    stages = [st for st in (stream_stages(graph, facts, base.order) if stream
+                            else candidate_stages(graph, facts, base.order, cover))
               if max_extra is None or st.extra_macs <= max_extra * total]
     bounds = [(_lower_bound(graph, base, (st,)), st) for st in stages]
     by_extra = sorted(bounds, key=lambda x: (x[1].extra_macs, x[0]))
@@ -313,7 +383,7 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
         f = finest.get(tuple(st.ops))
         if f is None or (st.patches, -st.extra_macs) > (f.patches, -f.extra_macs):
             finest[tuple(st.ops)] = st
-    viable = {ops for ops, st in finest.items() if plan(st).arena < base.arena_bytes}
+    viable = {ops for ops, st in finest.items() if plan(st).arena < base.arena_bytes or stream}
     best, n = min(c.arena for c in out), 0
     for lb, st in by_extra:
         if n == MAX_FULL_PLANS:
@@ -333,7 +403,12 @@ def search(graph: Graph, facts: dict[int, OpFacts], *, sram: int | None = None,
 def _more_stages(graph: Graph, facts: dict[int, OpFacts], out: list[Candidate], total: int,
                  max_extra: float | None, sram: int | None, tight: bool = False) -> list[Candidate]:
     """``out`` and the plans with more patch stages: while a plan with one more stage than the smallest plan
-    found has a smaller arena (or, with ``sram``, until one fits), up to MAX_STAGES stages."""
+    found has a smaller arena (or, with ``sram``, until one fits), up to MAX_STAGES stages.  Plans with a
+    streamed stage: from each of the STREAM_STARTS whose streamed stage peaks lowest, more stages over the
+    peak outside their stages while that makes the arena smaller (the streamed stage's choice and the
+    stages after it depend on each other)."""
+    if any(c.stages and c.stages[0].stream for c in out):
+        return _more_stream_stages(graph, facts, out, total, max_extra, sram, tight)
     for _ in range(MAX_STAGES - 1):
         with_stages = [c for c in out if c.stages]
         if not with_stages or (sram is not None and any(c.arena <= sram for c in out)):
@@ -345,6 +420,36 @@ def _more_stages(graph: Graph, facts: dict[int, OpFacts], out: list[Candidate], 
         out += more
         if not more or (sram is None and min(c.arena for c in more) >= start.arena):
             break
+    return out
+
+
+STREAM_STARTS = 8  # streamed plans extended with more stages
+
+
+def _stage_peak(c: Candidate) -> int:
+    """The most bytes a plan holds while its stages run."""
+    used = {o for st in c.stages for o in st.ops}
+    return max((v for o, v in zip(c.plan.order, c.plan.live_bytes()) if o in used), default=0)
+
+
+def _more_stream_stages(graph: Graph, facts: dict[int, OpFacts], out: list[Candidate], total: int,
+                        max_extra: float | None, sram: int | None, tight: bool) -> list[Candidate]:
+    starts = sorted((c for c in out if len(c.stages) == 1), key=lambda c: (_stage_peak(c), c.extra))
+    seen: set[int] = set()
+    for c in starts:
+        if len(seen) == STREAM_STARTS:
+            break
+        if _stage_peak(c) in seen:
+            continue
+        seen.add(_stage_peak(c))
+        for _ in range(MAX_STAGES - 1):
+            if sram is not None and c.arena <= sram:
+                break
+            more = _extend(graph, facts, c, total, max_extra, sram, tight)
+            out += more
+            if not more or min(q.arena for q in more) >= c.arena:
+                break
+            c = min(more, key=lambda q: (q.arena, q.extra))
     return out
 
 
@@ -362,7 +467,9 @@ def cheaper_fits(graph: Graph, facts: dict[int, OpFacts], found: list[Candidate]
                 best[key] = c
     out = []
     for ops, c in best.items():
-        grids = [st for g in GRIDS if (st := make_stage(graph, list(ops), g, facts)) is not None
+        stream = c.stages[0].stream
+        grids = [st for g in (GRIDS + [(n, 1) for n in STREAM_BANDS] if stream else GRIDS)
+                 if (st := make_stage(graph, list(ops), g, facts, stream)) is not None
                  and st.extra_macs <= c.stages[0].extra_macs]
         fit = [q for st in sorted(grids, key=lambda st: -st.extra_macs)[:MAX_FULL_PLANS]
                if (q := _staged(graph, facts, (st,), c.plan.order, True, sram)[0]).arena <= sram]

@@ -18,6 +18,9 @@ exceptions that the kernels are built for:
 * a patch stage (see ``tinyml.schedule.patch``): its output may overlap the
   rows of its input that no later patch reads.
 
+A streamed model input (a patch stage with ``stream``) is a buffer of the
+most source rows a band of patches reads, live only while its stage runs.
+
 State (the variable tensors of ``Graph.state_tensors``: what sequence
 operators keep between invocations) lives in one region at the start of the
 arena, in buffers of kind "state" that are live at every step, so that no
@@ -158,6 +161,16 @@ class PatchStage:
     # per op (as ops): its output pixels over all patches / its output pixels layer by layer (the halos it
     # recomputes: the first op's, mostly); empty: the stage's MACs over its MACs layer by layer for every op
     op_scale: list[float] = field(default_factory=list)
+    # The source is the model's input 0 streamed row by row (a caller's callback fills it band by band):
+    # its buffer holds only the source rows [y0, y1) of the current band of patches (full width), ``bands``
+    # per patch row, and the first op's windows read from that buffer (in_y0 = the band's y0).
+    stream: bool = False
+    bands: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def stream_rows(self) -> int:
+        """Source rows the stream buffer holds (the most any band reads); 0 for a stage that is not streamed."""
+        return max((y1 - y0 for y0, y1 in self.bands), default=0) if self.stream else 0
 
     @property
     def patches(self) -> int:
@@ -241,6 +254,18 @@ class Plan:
 
     def scratch_offset(self, op: int) -> int:
         return self.buffers[self.scratch[op]].offset
+
+    @property
+    def stream(self) -> PatchStage | None:
+        """The patch stage that streams the model's input 0 row by row, if any."""
+        return next((st for st in self.stages if st.stream), None)
+
+    def stream_held(self) -> str:
+        """"N rows of M bytes held" for a plan that streams its input (the rows in its arena), else ""."""
+        st = self.stream
+        if st is None:
+            return ""
+        return f"{st.stream_rows} rows of {self.buffers[self.tensor_buffer[st.source]].size // st.stream_rows} bytes held"
 
     def stage_of(self, op: int) -> PatchStage | None:
         for s in self.stages:
@@ -432,8 +457,10 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
         if t in patch_tensors or t in state:
             continue
         members.setdefault(uf.find(t), []).append(t)
+    # a streamed input is live only while its stage runs, in a buffer of its band's rows
+    streamed = {st.source: st for st in stages if st.stream}
     for t in graph.inputs:
-        if not graph.tensors[t].is_const:
+        if not graph.tensors[t].is_const and t not in streamed:
             touch(t, 0)
     for pos in order:
         s = step_of[pos]
@@ -456,6 +483,9 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
         if root not in first:
             continue  # not used by any op
         size = max(graph.tensors[t].nbytes for t in ts)
+        if root in streamed:
+            src = graph.tensors[root]
+            size = streamed[root].stream_rows * (src.nbytes // max(int(src.shape[1]), 1))
         tensor_buffer.update({t: len(buffers) for t in ts})
         buffers.append(Buffer(tensors=sorted(ts), size=size, first=first[root], last=last[root]))
     links: list[Link] = []  # output may overlap its dying input up to dmax

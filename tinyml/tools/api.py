@@ -89,12 +89,12 @@ class CompiledModel(Compiled):
     in a temporary directory)."""
 
     def __init__(self, compiled: Compiled, *, fmt: str, model_bytes: bytes | None, sram: int | None,
-                 storage: Storage, tolerance: float) -> None:
+                 storage: Storage, tolerance: float, stream_input: bool = False) -> None:
         super().__init__(graph=compiled.graph, board=compiled.board, plan=compiled.plan, calls=compiled.calls,
                          files=compiled.files, fold_note=compiled.fold_note, flash_note=compiled.flash_note)
         self.format = fmt
         self._bytes = model_bytes
-        self._options = dict(sram=sram, storage=storage, tolerance=tolerance)
+        self._options = dict(sram=sram, storage=storage, tolerance=tolerance, stream_input=stream_input)
         self._by_format: dict[str, Compiled] = {fmt: compiled}
         self._project: Path | None = None  # a firmware project of this compilation on disk
         self._tmp: Path | None = None
@@ -172,46 +172,56 @@ class CompiledModel(Compiled):
 def compile(model: Model, board: str | Board = "host", *, sram: int | None = None,  # noqa: A001
             name: str | None = None, format: str = "project", arena: str = "static",  # noqa: A002
             weights_section: str | None = None, arena_section: str | None = None,
-            tolerance: float = TOLERANCE) -> CompiledModel:
+            tolerance: float = TOLERANCE, stream_input: bool = False) -> CompiledModel:
     """Compile ``model`` (a .tflite path, its bytes, or a Graph) for ``board`` (a name from `tinyml boards` or
     a board .toml file; default the host).
 
     ``sram``: the arena budget in bytes (the plan that fits it with the lowest estimated cost); ``name``:
     the C name of the model (default: from the file name; "model" for bytes); ``format``: what ``files``
     and ``write`` hold ("project", "library", "cmake", "static-lib"); ``arena``: "static" or "caller";
-    ``weights_section``/``arena_section``: linker sections.  Nothing is written to disk."""
+    ``weights_section``/``arena_section``: linker sections; ``stream_input``: the model pulls its input row by
+    row from a callback (``NAME_invoke_rows``, see model.h) and never holds it whole.  Nothing is written to
+    disk."""
     storage = check_storage(Storage(arena=arena, weights_section=weights_section, arena_section=arena_section))
     check_format(format)
     brd = board if isinstance(board, Board) else load_board(board)
     graph, data = _graph_and_bytes(model, name)
-    compiled = export_model(graph, brd, name=name, sram=sram, storage=storage, fmt=format, tolerance=tolerance)
-    return CompiledModel(compiled, fmt=format, model_bytes=data, sram=sram, storage=storage, tolerance=tolerance)
+    compiled = export_model(graph, brd, name=name, sram=sram, storage=storage, fmt=format, tolerance=tolerance,
+                            stream_input=stream_input)
+    return CompiledModel(compiled, fmt=format, model_bytes=data, sram=sram, storage=storage, tolerance=tolerance,
+                         stream_input=stream_input)
 
 
-def inspect(model: Model, board: str | None = None, *, name: str | None = None) -> Inspection:
+def inspect(model: Model, board: str | None = None, *, name: str | None = None,
+            stream_input: bool = False) -> Inspection:
     """What ``model`` holds and costs (`tinyml inspect`); with an Arm ``board``, the firmware's code and weight
-    bytes from the ELF, and on a QEMU board the estimated latency."""
+    bytes from the ELF, and on a QEMU board the estimated latency (``stream_input``: of the build that streams
+    the input row by row)."""
     if isinstance(model, Graph):
-        return inspect_model(model, board)
+        return inspect_model(model, board, stream_input=stream_input)
     with _ModelFile(model, name) as path:
-        return inspect_model(path, board)
+        return inspect_model(path, board, stream_input=stream_input)
 
 
-def plan(model: Model, sram: int | None = None, board: str | None = None) -> PlanReport:
+def plan(model: Model, sram: int | None = None, board: str | None = None, *,
+         stream_input: bool = False) -> PlanReport:
     """The memory plan `tinyml compile` makes for ``board`` (portable kernels without one) and the arena
-    budget ``sram``, with the memory/cost frontier (`tinyml plan`)."""
+    budget ``sram``, with the memory/cost frontier (`tinyml plan`); ``stream_input``: with the input streamed
+    row by row."""
     if isinstance(model, Graph):
-        return plan_model(model, sram, board)
+        return plan_model(model, sram, board, stream_input=stream_input)
     with _ModelFile(model, None) as path:
-        return plan_model(path, sram, board)
+        return plan_model(path, sram, board, stream_input=stream_input)
 
 
 def profile(model: str | os.PathLike[str] | bytes, board: str, *, sram: int | None = None, seed: int = 0,
             kernels: str = "auto", clock_mhz: float | None = None, chart: str | os.PathLike[str] | None = None,
             port: str | None = None, baudrate: int = 115200, force: bool = False,
-            progress: Callable[[str], None] | None = None) -> ProfileReport | BoardProfileReport:
+            progress: Callable[[str], None] | None = None,
+            stream_input: bool = False) -> ProfileReport | BoardProfileReport:
     """Exact instructions and estimated cycles per layer under QEMU on ``board`` (or from a board at serial
     ``port`` running the host-link firmware), and the ELF's sizes (`tinyml profile`)."""
     with _ModelFile(model, None) as path:
         return profile_model(path, board, chart=chart, seed=seed, families=kernels, progress=progress, port=port,
-                             baudrate=baudrate, sram=sram, clock_mhz=clock_mhz, force=force)
+                             baudrate=baudrate, sram=sram, clock_mhz=clock_mhz, force=force,
+                             stream_input=stream_input)

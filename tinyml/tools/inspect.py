@@ -92,27 +92,29 @@ class Inspection:
         return text + f"\nfit: {self.fit.format()}" if self.fit is not None else text
 
 
-def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = None) -> Inspection:
+def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = None, *,
+                  stream_input: bool = False) -> Inspection:
     """``model``: a .tflite path or an imported Graph.  ``board``: also build the firmware for that Arm board
     and add ``sizes`` (code and weight bytes) and ``fit`` (RAM and flash against the board's); on a QEMU board
     that uses semihosting, also run it there once and add ``latency`` (estimated cycles and ms from the cycle
     model, as ``tinyml profile`` prints them).  A model that cannot be compiled is inspected all the same
-    (without the board's figures), with the reason in ``error``."""
+    (without the board's figures), with the reason in ``error``.  ``stream_input``: the plan and build with
+    the input streamed row by row (as tinyml compile --stream-input)."""
     if isinstance(model, Graph) and board is not None:
         raise InputError("inspecting a Graph for a board needs its .tflite file; give the path (or bytes)")
     graph = model if isinstance(model, Graph) else load_tflite(model)
     brd = load_board(board) if board is not None else None
-    info = inspect_graph(graph, brd)
+    info = inspect_graph(graph, brd, stream_input=stream_input)
     if brd is not None and info.error is None:
         assert not isinstance(model, Graph)
         report = None
         if (brd.kind == "qemu" and brd.host_io == "semihosting" and cycle_core(brd) is not None
                 and shutil.which(QEMU_BINARY) is not None):
-            report = profile_model(model, str(board), sizes=True)
+            report = profile_model(model, str(board), sizes=True, stream_input=stream_input)
         info.board = board
         info.sizes = (report.sizes if isinstance(report, ProfileReport) and report.sizes
                       else size_report(model, str(board)))
-        fit = fit_of(build_model(graph, brd))
+        fit = fit_of(build_model(graph, brd, stream_input=stream_input))
         info.fit = replace(fit, flash_bytes=info.sizes.flash_bytes, weight_bytes=info.sizes.weight_bytes,
                            flash_measured=True, ram_bytes=info.sizes.ram_bytes, ram_measured=True,
                            statics_bytes=info.sizes.ram_bytes - fit.arena_bytes - fit.reserved_bytes,
@@ -125,7 +127,7 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
     return info
 
 
-def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
+def inspect_graph(graph: Graph, board: Board | None = None, *, stream_input: bool = False) -> Inspection:
     """What ``graph`` holds, and the arena of the plan ``tinyml compile`` makes for ``board`` (the portable
     kernels without one); for a model that cannot be compiled, the arena of its activations alone, and the
     reason in ``error``.  Each operator says whether it compiles on its own, and if not, why."""
@@ -156,9 +158,10 @@ def inspect_graph(graph: Graph, board: Board | None = None) -> Inspection:
     error: TinymlError | None = None
     folds = ""
     try:
-        planned = plan_graph(graph, board)
+        planned = plan_graph(graph, board, stream_input=stream_input)
         plan, folds = planned.plan, planned.fold_note
-        planned_for = board.name if board is not None else "portable kernels"
+        planned_for = (board.name if board is not None else "portable kernels") + (
+            f", input streamed: {plan.stream_held()}" if plan.stream is not None else "")
     except TinymlError as e:
         error = e
         plan = plan_memory(graph)

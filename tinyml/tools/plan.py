@@ -42,16 +42,17 @@ def model_facts(graph: Graph) -> dict[int, OpFacts]:
     return fastest_facts(variant_options(LowerContext(graph=graph), lower_graph(graph)))
 
 
-def smallest_reach(graph: Graph, board: str | None) -> Plan:
+def smallest_reach(graph: Graph, board: str | None, stream_input: bool = False) -> Plan:
     """The smallest plan ``tinyml compile --sram`` reaches for ``board`` (None: the portable kernels only), the
     one its error names for a budget nothing fits: the smallest arena among the candidates for a 1-byte
-    budget, with the TRANSPOSEs that can fold folded and not (as compile plans both)."""
+    budget, with the TRANSPOSEs that can fold folded and not (as compile plans both); ``stream_input``: with
+    the input streamed row by row."""
     brd = load_board(board) if board is not None else None
     ctx = LowerContext(graph=graph, features=brd.features if brd else (),
                        stack_bytes=(brd.stack_bytes or 0) if brd else 0)
     calls = lower_graph(graph)
     ways = [calls, fold_transposes(ctx, calls)]
-    plans = [p for way in ways for p in candidates(graph, variant_options(ctx, way), sram=1)]
+    plans = [p for way in ways for p in candidates(graph, variant_options(ctx, way), sram=1, stream=stream_input)]
     return min(plans, key=lambda p: (p.arena_bytes, p.cost))
 
 
@@ -111,6 +112,7 @@ class PlanReport:
     stages: list[dict[str, Any]]
     schedule: list[dict[str, Any]]
     frontier: list[dict[str, Any]]
+    input_streamed: str = ""  # "N rows of M bytes held" when the input is streamed row by row (part of the arena)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of `tinyml plan --json` (without the plot files the command adds)."""
@@ -121,17 +123,18 @@ class PlanReport:
 
 
 def plan_model(model: str | os.PathLike[str] | Graph, sram: int | None = None,
-               board: str | None = None) -> PlanReport:
+               board: str | None = None, *, stream_input: bool = False) -> PlanReport:
     """The plan `tinyml plan` shows (FitError when nothing fits ``sram``), with the memory/cost frontier.
 
     ``model``: a .tflite path or an imported Graph.  ``board``: plan with the kernel variants of that
     board (its DSP or MVE kernels, its stack); without one, with the portable kernels.  The plan is the
-    one `tinyml compile` makes for the same board and budget."""
+    one `tinyml compile` makes for the same board and budget (``stream_input``: with the input streamed)."""
     brd = load_board(board) if board is not None else None
     graph = model if isinstance(model, Graph) else load_tflite(model)
-    planned = plan_graph(graph, brd, sram)
+    planned = plan_graph(graph, brd, sram, stream_input=stream_input)
     plans, plan = planned.candidates, planned.plan
-    base = planned.candidates[1]  # layer by layer, in place where the fastest variants can
+    # layer by layer, in place where the fastest variants can (a streamed plan's candidates hold none)
+    base = plan_memory(graph, fastest_facts(planned.options)) if stream_input else planned.candidates[1]
     rows = _step_rows(graph, plan, base)
     peak_step = plan.peak_step
     return PlanReport(
@@ -157,6 +160,7 @@ def plan_model(model: str | os.PathLike[str] | Graph, sram: int | None = None,
                 for s in plan.stages],
         schedule=rows,
         frontier=[_frontier_row(graph, p, plan) for p in frontier(plans + [plan])],
+        input_streamed=plan.stream_held(),
     )
 
 
@@ -180,6 +184,8 @@ def format_plan(r: dict[str, Any]) -> str:
         lines.append(f"patch stage {i}: ops {s['ops'][0]}..{s['ops'][-1]} in {s['grid'][0]}x{s['grid'][1]} patches "
                      f"of tensor {s['split_tensor']} ({'x'.join(map(str, s['split_shape']))}), "
                      f"{s['extra_macs']:,} extra MACs")
+    if r.get("input_streamed"):
+        lines.append(f"input streamed: {r['input_streamed']} (in the arena, while patch stage 0 runs)")
     lines.append(f"memory/cost frontier ({'kernels of ' + r['board'] if r['board'] else 'portable kernels'}; "
                  "estimated instructions; * = this plan):")
     lines.append(f"  {'arena':>9} {'peak':>9} {'extra MACs':>11} {'est. instructions':>18} {'vs fastest':>10}  schedule")
@@ -310,6 +316,7 @@ class MemoryRow:
     instructions: int | None = None  # with a board: exact instructions of one inference of our build (QEMU)
     fast_instructions: int | None = None  # ... and of the fast build (the fastest plan, nothing traded)
     fast_arena: int | None = None
+    stream_rows: str = ""  # with the input streamed: "N rows of M bytes held" (the rows in the arena)
 
     smallest: SmallestRow | None = None  # with a board and smallest=True
 
@@ -374,49 +381,57 @@ def _measure(path: Path, board: str, work: Path, **plan: Any) -> Measured:
 
 
 def _smallest_row(name: str, path: Path, board: str, fast: Measured, work: Path,
-                  say: Callable[[str], None]) -> SmallestRow:
+                  say: Callable[[str], None], stream_input: bool = False) -> SmallestRow:
     graph = load_tflite(path)
-    small, portable = smallest_reach(graph, board), smallest_reach(graph, None)
+    small, portable = smallest_reach(graph, board, stream_input), smallest_reach(graph, None, stream_input)
     say(f"{name}: smallest plan {small.arena_bytes} bytes on {board}, {portable.arena_bytes} with the portable "
         "kernels only; counting instructions at those budgets")
-    at_small = _measure(path, board, work / "smallest", sram=small.arena_bytes)
-    at_portable = at_small if portable.arena_bytes == small.arena_bytes else \
-        _measure(path, board, work / "portable", sram=portable.arena_bytes)
+    at_small = _measure(path, board, work / "smallest", sram=small.arena_bytes, stream_input=stream_input)
+    # the board's kernels cannot reach a smaller portable-only budget: the build at the board's smallest
+    # stands for it there (and the row is not ok: its smallest is larger)
+    at_portable = at_small if portable.arena_bytes <= small.arena_bytes else \
+        _measure(path, board, work / "portable", sram=portable.arena_bytes, stream_input=stream_input)
     return SmallestRow(smallest=small.arena_bytes, smallest_peak=small.peak_bytes, portable=portable.arena_bytes,
                        portable_peak=portable.peak_bytes, at_smallest=at_small, at_portable=at_portable, fast=fast)
 
 
-def _board_row(name: str, data: bytes, board: str, say: Callable[[str], None], smallest: bool = False) -> MemoryRow:
+def _board_row(name: str, data: bytes, board: str, say: Callable[[str], None], smallest: bool = False,
+               stream_input: bool = False) -> MemoryRow:
     """Our default build for ``board`` against the fast build, both counted exactly under QEMU (and with
-    ``smallest``, the builds at the smallest budgets, :class:`SmallestRow`)."""
+    ``smallest``, the builds at the smallest budgets, :class:`SmallestRow`).  ``stream_input``: our builds
+    stream the input row by row; the fast build holds it whole (the fast layer-by-layer build)."""
     with tempfile.TemporaryDirectory(prefix="tinyml-bench-") as tmp:
         path = Path(tmp) / f"{name.replace('-', '_')}.tflite"
         path.write_bytes(data)
-        planned = plan_graph(load_tflite(path), load_board(board)).plan
+        planned = plan_graph(load_tflite(path), load_board(board), stream_input=stream_input).plan
         say(f"{name}: ours {planned.arena_bytes} bytes; counting instructions on {board}")
-        ours = profile_model(path, board, sizes=False, work_dir=Path(tmp) / "ours").instructions
+        ours = profile_model(path, board, sizes=False, work_dir=Path(tmp) / "ours",
+                             stream_input=stream_input).instructions
         fast = _measure(path, board, Path(tmp) / "fast", tolerance=0.0)
-        small = _smallest_row(name, path, board, fast, Path(tmp), say) if smallest else None
+        small = _smallest_row(name, path, board, fast, Path(tmp), say, stream_input) if smallest else None
         say(f"{name}: measuring TFLM")
         arena = tflm_arena_bytes(data)
         head = tflm_activation_bytes(data, arena + 4096)
     p = planned
     return MemoryRow(model=name, tflm_arena=arena, tflm_activations=head, ours_layer_by_layer=fast.arena,
                      ours=p.arena_bytes, extra_macs=p.extra_macs, macs=p.macs, schedule=describe(p), board=board,
-                     instructions=ours, fast_instructions=fast.instructions, fast_arena=fast.arena, smallest=small)
+                     instructions=ours, fast_instructions=fast.instructions, fast_arena=fast.arena, smallest=small,
+                     stream_rows=p.stream_held())
 
 
 def bench_memory(models: list[tuple[str, bytes]], *, max_extra: float = MAX_EXTRA_MACS,
                  progress: Callable[[str], None] | None = None, board: str | None = None,
-                 smallest: bool = False) -> list[MemoryRow]:
+                 smallest: bool = False, stream_input: bool = False) -> list[MemoryRow]:
     """For each (name, .tflite bytes): TFLM's arena measured now, and our plans.  With ``board`` (a QEMU
     board): the default build for it, and its exact instructions next to the fast build's; with
     ``smallest`` too, issue 15's smallest-plan figures (:class:`SmallestRow`)."""
     say = progress or (lambda _m: None)
     if smallest and board is None:
         raise InputError("--smallest counts instructions under QEMU: give a board too (e.g. --board mps2-an386)")
+    if stream_input and board is None:
+        raise InputError("--stream-input counts instructions under QEMU: give a board too (e.g. --board mps2-an386)")
     if board is not None:
-        return [_board_row(name, data, board, say, smallest) for name, data in models]
+        return [_board_row(name, data, board, say, smallest, stream_input) for name, data in models]
     rows = []
     for name, data in models:
         graph = parse_tflite(data, source=name)
@@ -479,6 +494,10 @@ def _format_board_bench(rows: list[MemoryRow]) -> str:
         lines.append(f"{r.model:<22} {r.tflm_arena:>11,} {r.tflm_activations:>10,} {r.ours:>8,} {r.ratio:>5.2f}x "
                      f"{r.fast_arena or 0:>10,} {r.instructions or 0:>13,} {r.fast_instructions or 0:>12,} "
                      f"{(r.instructions or 0) / max(r.fast_instructions or 1, 1):>5.3f}x  {r.schedule}")
+    for r in rows:
+        if r.stream_rows:
+            lines.append(f"{r.model}: input streamed: {r.stream_rows} (in the arena, counted in ours; the test "
+                         "firmware reads the rows from its input file: those bytes are the test's, not the model's)")
     lines.append("ours / fast build: arena bytes (activations, inputs, outputs, kernel scratch); ratio = TFLM activations "
                  "/ ours; instructions: exact, one inference under QEMU; TFLM and both builds measured in this run")
     if any(r.smallest is not None for r in rows):
@@ -499,6 +518,12 @@ def _format_smallest(rows: list[MemoryRow]) -> list[str]:
         lines.append(f"{r.model:<22} {s.smallest:>9,} {s.portable:>9,} {s.fast.per_mac:>8.3f} "
                      f"{s.at_smallest.per_mac:>12.3f} {s.per_mac_ratio:>5.3f}x {s.at_portable.per_mac:>12.3f} "
                      f"{s.portable_per_mac_ratio:>5.3f}x  {'ok' if s.meets else 'MISSED':<6} {s.at_smallest.schedule}")
+    for r in rows:
+        if r.smallest is not None:
+            a, f = r.smallest.at_smallest, r.smallest.fast
+            lines.append(f"{r.model} at the smallest: {a.macs - f.macs:,} extra MACs ({100 * (a.macs - f.macs) / max(f.macs, 1):.1f}%), "
+                         f"{a.instructions:,} instructions ({a.instructions / max(f.instructions, 1):.3f}x the fast build's "
+                         f"{f.instructions:,}), {r.tflm_activations / max(r.smallest.smallest, 1):.2f}x below TFLM's activations")
     lines.append(f"smallest / portable: arena bytes; x: instructions per MAC over the fast build's; ok: the smallest is "
                  f"no larger than the portable-only one and x at both budgets <= {SMALLEST_PER_MAC} (issue 15); "
                  "all builds measured in this run")

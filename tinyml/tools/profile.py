@@ -625,13 +625,14 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
 
 
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
-               families: str = "auto", sram: int | None = None, tolerance: float = TOLERANCE) -> Any:
+               families: str = "auto", sram: int | None = None, tolerance: float = TOLERANCE,
+               stream_input: bool = False) -> Any:
     """Compile ``model`` for ``board`` into ``project`` (``families``: "auto" or "portable"; ``sram``: the
-    arena budget, as tinyml compile takes it)."""
+    arena budget, ``stream_input``: the input streamed row by row, as tinyml compile takes them)."""
     brd = board if isinstance(board, Board) else load_board(board)
     if families == "portable":
         brd = portable_board(brd)
-    compiled = build_model(model, brd, sram=sram, tolerance=tolerance)
+    compiled = build_model(model, brd, sram=sram, tolerance=tolerance, stream_input=stream_input)
     write_project(compiled.files, project)
     return compiled
 
@@ -655,14 +656,16 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
                   families: str = "auto", progress: Callable[[str], None] | None = None,
                   port: str | None = None, baudrate: int = 115200,
                   sram: int | None = None, tolerance: float = TOLERANCE,
-                  clock_mhz: float | None = None, force: bool = False) -> ProfileReport | BoardProfileReport:
+                  clock_mhz: float | None = None, force: bool = False,
+                  stream_input: bool = False) -> ProfileReport | BoardProfileReport:
     """Compile, build with markers, count instructions and estimate cycles per layer under QEMU; sizes
     from the ELF.
 
     ``clock_mhz``: the clock for milliseconds (default: the board's clock.cpu_hz).
 
     ``sram``: profile the plan that fits this arena budget (as tinyml compile --sram makes it), so its
-    cost is measured exactly rather than estimated.
+    cost is measured exactly rather than estimated.  ``stream_input``: the model's input streamed row by
+    row (as tinyml compile --stream-input makes it; the firmware reads the rows from its input file).
 
     With ``port`` (or for a QEMU board whose tensors move over its UART) the
     cycles per layer come from the host-link firmware instead: see
@@ -678,6 +681,9 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
         raise InputError(f"{model}: no such model file; give the path of an int8 .tflite file")
     brd = load_board(board)
     if port is not None or (brd.kind == "qemu" and brd.host_io == "uart"):
+        if stream_input:
+            raise InputError(f"--stream-input is profiled under QEMU with semihosting, not over the host link "
+                             f"of {brd.name}; leave out --port (or --stream-input)")
         board_report = profile_device(model, brd, port, seed=seed, baudrate=baudrate, families=families,
                                       work_dir=work_dir, sizes=sizes, progress=say, sram=sram)
         if clock_hz is not None:
@@ -691,7 +697,7 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
                          "host-link firmware")
     with tempfile.TemporaryDirectory(prefix="tinyml-profile-") as tmp:
         project = Path(work_dir) if work_dir is not None else Path(tmp) / "proj"
-        compiled = compile_to(model, brd, project, families, sram, tolerance)
+        compiled = compile_to(model, brd, project, families, sram, tolerance, stream_input)
         say(f"compiled {compiled.graph.name} for {brd.name}; building with profiling marks")
         report = profile_compiled(compiled, project, seed=seed, clock_hz=clock_hz)
         if sizes:

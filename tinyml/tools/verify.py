@@ -263,13 +263,13 @@ def verify_model(model: str | os.PathLike[str], board: str, *, samples: int = 10
                  work_dir: str | os.PathLike[str] | None = None,
                  progress: Callable[[str], None] | None = None,
                  inputs: list[list[np.ndarray]] | None = None, sram: int | None = None,
-                 resets: Sequence[int] = ()) -> VerifyReport:
+                 resets: Sequence[int] = (), stream_input: bool = False) -> VerifyReport:
     require_extras("tinyml verify", "reference")
     if inputs is None:
         check_samples(samples)
         check_seed(seed)
     data = read_model_file(model)
-    compiled = build_model(model, board, sram=sram)
+    compiled = build_model(model, board, sram=sram, stream_input=stream_input)
     xs = inputs if inputs is not None else random_inputs(compiled.graph, samples, seed)
     return verify_compiled(compiled, data, xs, work_dir=work_dir, progress=progress, resets=resets)
 
