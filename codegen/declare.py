@@ -213,11 +213,13 @@ def strip_bounds(call: KernelCall, cols: int) -> list[int]:
 
 
 def portable(template: str, *, inplace: bool = False, ring: bool = False, window: bool = False,
-             per_mac: float = 4.0, strided_input: bool = False, strided_output: bool = False) -> Variant:
+             per_mac: float = 4.0, per_output: float = 0.0,
+             rates: Callable[[KernelCall], tuple[float, float]] | None = None,
+             strided_input: bool = False, strided_output: bool = False) -> Variant:
     """The declaration of a portable kernel: it computes every call of its own kernel, on every core."""
     return Variant(template=template, implements=template, family="portable", inplace=inplace or ring, ring=ring,
-                   window=window, per_mac=per_mac, strided_input=strided_input, strided_output=strided_output,
-                   helpers=(RING,) if ring else ())
+                   window=window, per_mac=per_mac, per_output=per_output, rates=rates, strided_input=strided_input,
+                   strided_output=strided_output, helpers=(RING,) if ring else ())
 
 
 def portable_f32(template: str, fpu: float, soft: float) -> Variant:
