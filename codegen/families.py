@@ -674,6 +674,25 @@ def mve_dwconv_ring_extra(call: KernelCall) -> int:
     return call.params["out_w"] - 1  # a row of out_w output pixels per step: the ring holds lag + out_w
 
 
+# dwconv_s8_mve's estimated instructions: per MAC, per output row and channel (a row's set-up over its
+# channel groups), per input byte (its rows copied into the planes), fitted (least squares on relative error)
+# to QEMU counts of the 20 whole-layer depthwise convolutions of the fast and default builds of DS-CNN,
+# MobileNetV1-0.25 and MobileNetV2-0.35-144 on mps3-an547 (`tinyml profile --json`, December 2026): from
+# -10% to +9% of the measured 0.79 to 1.95 per MAC (0.8 per MAC alone: -45% to +1%; DS-CNN's rows of 5
+# pixels 1.33, so its fast build was estimated at 0.83 of what it runs and the default one, with DSP
+# depthwise layers through rings, at 1.45x it where it runs 1.21x).
+MVE_DW_RATES = (0.70, 30.0, 0.70)  # per MAC, per output row and channel, per input byte
+
+
+def mve_dwconv_rates(call: KernelCall) -> tuple[float, float]:
+    """(per MAC, 0): the row and input terms of MVE_DW_RATES spread over the call's MACs."""
+    p = call.params
+    per_mac, per_row, per_in = MVE_DW_RATES
+    rows = p["batches"] * p["out_h"] * p["in_c"] * per_row
+    fill = p["batches"] * p["in_h"] * p["in_w"] * p["in_c"] * per_in
+    return per_mac + (rows + fill) / max(call.macs, 1), 0.0
+
+
 def mve_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
     """One byte gather (16 lanes, offsets < 256) holds the taps of an output."""
     p = call.params
@@ -878,7 +897,7 @@ VARIANTS = (
             ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=2100, build=mve_conv, helpers=(MVE,)),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
-            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
+            form_stack=mve_dwconv_form_stack, rates=mve_dwconv_rates, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
             ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,), strips=True, strip_row=34),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
