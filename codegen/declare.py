@@ -119,6 +119,8 @@ class Variant:
     strips: bool = False
     strip_row: float = 0.0  # estimated instructions each strip adds per output row and channel (its passes'
     # set-up, its halo columns read again)
+    code_bytes: int = 800  # estimated flash bytes of one specialized function of it (its machine code; the
+    # mean over the zoo networks' builds, tinyml.compiler.code_estimate_bytes)
 
     def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
         if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):
@@ -215,11 +217,11 @@ def strip_bounds(call: KernelCall, cols: int) -> list[int]:
 def portable(template: str, *, inplace: bool = False, ring: bool = False, window: bool = False,
              per_mac: float = 4.0, per_output: float = 0.0,
              rates: Callable[[KernelCall], tuple[float, float]] | None = None,
-             strided_input: bool = False, strided_output: bool = False) -> Variant:
+             strided_input: bool = False, strided_output: bool = False, code_bytes: int = 800) -> Variant:
     """The declaration of a portable kernel: it computes every call of its own kernel, on every core."""
     return Variant(template=template, implements=template, family="portable", inplace=inplace or ring, ring=ring,
                    window=window, per_mac=per_mac, per_output=per_output, rates=rates, strided_input=strided_input,
-                   strided_output=strided_output, helpers=(RING,) if ring else ())
+                   strided_output=strided_output, helpers=(RING,) if ring else (), code_bytes=code_bytes)
 
 
 def portable_f32(template: str, fpu: float, soft: float) -> Variant:

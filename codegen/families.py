@@ -829,7 +829,7 @@ VARIANTS = (
     Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
             ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, rates=dsp_conv_rates,
             strided_input=True, strided_output=True, ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75, patch_call=4800,
-            build=dsp_conv, helpers=(DSP,)),
+            build=dsp_conv, helpers=(DSP,), code_bytes=2250),
     # The depthwise kernel rewritten (column-pair row buffers, passes of several columns): 2.45 instructions
     # per MAC on the DS-CNN's layers (176,280 whole layer, mps2-an386), 2.47 over MobileNetV1-0.25's (in place
     # and whole layer, 1,770,301 for 715,392 MACs; stride 2 about 3.3, stride 1 about 2.35).  In place
@@ -846,20 +846,20 @@ VARIANTS = (
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
             accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.15,
             ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=4800,
-            build=dsp_dwconv, helpers=(DSP,), strips=True, strip_row=20),
+            build=dsp_dwconv, helpers=(DSP,), strips=True, strip_row=20, code_bytes=2200),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
-            ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
+            ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,), code_bytes=660),
     # ADD: in place as the portable kernel (element by element).  9.5 instructions per output element
     # (ResNet-8's three ADDs, no broadcast, no rounding fix-up or clamp needed, on mps2-an386: 10.5 cycles
     # per element; 11.0 instructions and 12.5 cycles with both).
     Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=9.5,
-            build=dsp_add, helpers=(DSP,)),
+            build=dsp_add, helpers=(DSP,), code_bytes=480),
     # AVERAGE_POOL_2D: whole layer only, eight channels at a time.  Fitted to QEMU instruction counts on
     # mps2-an386 (December 2026) of the global pools of the DS-CNN (8,000 taps, 64 outputs: 10,727) and
     # ResNet-8 (4,096 taps, 64 outputs: 5,847): 1.25 per tap plus 11 per output element; MobileNetV1-0.25's
     # (2,304 taps, 256 outputs) measures 5,263, 10% below the estimate (the portable kernel: about 13 per tap).
     Variant("avgpool_s8_dsp", "avgpool_s8", "dsp", ("dsp",), accepts=dsp_avgpool_ok, per_mac=1.25, per_output=11.0,
-            build=dsp_avgpool, helpers=(DSP,)),
+            build=dsp_avgpool, helpers=(DSP,), code_bytes=950),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
     # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
@@ -894,18 +894,20 @@ VARIANTS = (
             direct_accepts=mve_conv_direct_ok,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, rates=mve_conv_rates, ring_per_byte=0.1,
             strided_input=True, strided_output=True,
-            ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=2100, build=mve_conv, helpers=(MVE,)),
+            ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=2100, build=mve_conv, helpers=(MVE,),
+            code_bytes=830),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, rates=mve_dwconv_rates, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,), strips=True, strip_row=34),
+            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,), strips=True, strip_row=34,
+            code_bytes=1240),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
-            ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
+            ring_per_byte=0.65, build=mve_fc, helpers=(MVE,), code_bytes=320),
     # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element
     # (ResNet-8's three ADDs, no broadcast, no rounding fix-up, on mps3-an547: 2.76 cycles per element in
     # the software-pipelined loop; the C loop where the fix-up or a broadcast is needed: about 3.3 / 5.5).
     Variant("add_s8_mve", "add_s8", "mve", ("mve",), inplace=True, accepts=mve_add_ok, per_mac=2.8,
-            build=mve_add, helpers=(MVE,)),
+            build=mve_add, helpers=(MVE,), code_bytes=390),
     # conv_s8_dsp over int8 weights (the kernel before its weights were widened, with the window forms'
     # per-call offsets): two pixels x two channels, SXTB16 on the weights in the inner loop.  Its figures
     # as fitted for that kernel over the 28 convolutions of ResNet-8, DS-CNN and MobileNetV1-0.25 on
@@ -914,5 +916,6 @@ VARIANTS = (
     Variant("conv_s8_dsp_narrow", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True,
             ring_extra=dsp_conv_ring_extra, ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack,
             per_mac=1.17, per_output=15.4, ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75,
-            patch_call=5600, build=dsp_conv_narrow, helpers=(DSP,), saves_flash_of="conv_s8_dsp"),
+            patch_call=5600, build=dsp_conv_narrow, helpers=(DSP,), saves_flash_of="conv_s8_dsp",
+            code_bytes=2250),
 )

@@ -26,9 +26,10 @@ def portable_conv_rates(call: KernelCall) -> tuple[float, float]:
 
 
 VARIANTS = (
-    portable("conv_s8", ring=True, window=True, rates=portable_conv_rates, strided_input=True, strided_output=True),
+    portable("conv_s8", ring=True, window=True, rates=portable_conv_rates, strided_input=True, strided_output=True,
+             code_bytes=930),
     portable("dwconv_s8", ring=True, window=True, per_mac=35.0, per_output=4.0, strided_input=True,
-             strided_output=True),
+             strided_output=True, code_bytes=910),
 )
 
 

@@ -46,7 +46,7 @@ def copy_nd_rates(call: KernelCall) -> tuple[float, float]:
 
 
 VARIANTS = (
-    dataclasses.replace(portable("copy_nd_s8", rates=copy_nd_rates), per_byte=True),
+    dataclasses.replace(portable("copy_nd_s8", rates=copy_nd_rates, code_bytes=310), per_byte=True),
     # per output byte: ~4 in 8-byte chunks, ~0.5 in long ones
     dataclasses.replace(portable("split_s8", per_mac=2.0), per_byte=True),
 )
