@@ -108,6 +108,7 @@ class Variant:
     ring_stores: Callable[[KernelCall], int] = _zero  # copies out of the ring in a whole-layer run (in place)
     ring_per_store: float = 0.0  # estimated instructions each copy out of the ring adds (its set-up)
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
+    patch_row: float = 0.0  # estimated instructions a patch window adds per output row and channel it computes
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
     helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
     # a slower variant over fewer weight bytes than the variant named here, which the planner leaves out for
@@ -158,6 +159,10 @@ class Variant:
             return self.per_mac_soft_float
         return self.per_mac
 
+    def patch_rows(self, call: KernelCall, out_elements: int) -> int:
+        """What a column of patch windows adds: patch_row per output row and channel of the layer."""
+        return int(round(self.patch_row * out_elements / call.params["out_w"])) if self.patch_row else 0
+
     def facts(self, ctx: LowerContext, call: KernelCall, out_elements: int) -> OpFacts:
         """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
         work = call.macs if call.macs else out_elements
@@ -170,7 +175,8 @@ class Variant:
                            macs=call.macs, variant=self.template, stack_bytes=self.stack(view) + self.form_stack(view),
                            cost=int(round(work * per_mac + out_elements * per_output)),
                            strip_cost=int(round(strips * out_elements / call.params["out_w"] * self.strip_row)),
-                           patch_call_cost=self.patch_call, strided_input=bool(call.input_strides))
+                           patch_call_cost=self.patch_call, patch_rows_cost=self.patch_rows(call, out_elements),
+                           strided_input=bool(call.input_strides))
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
             and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)
@@ -191,6 +197,7 @@ class Variant:
             ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
             if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
+            patch_rows_cost=self.patch_rows(call, out_elements) if self.window else 0,
             strided_input=bool(call.input_strides),
         )
 

@@ -598,10 +598,12 @@ def mve_conv_direct_cost(call: KernelCall) -> int:
     if not mve_conv_direct_stack(call):
         return 0
     if _mve_narrow(p):
-        # the tile copies and the group's weights reloaded per tile, per output element: MobileNetV1-0.25's
-        # 1x1 layers on mps3-an547, 8 channels in (op 2: 210,376 against 184,476 instructions for 36,864
-        # outputs) and 16 in (op 4: 104,859 against 92,419 for 18,432)
-        return int(round(p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * 0.7))
+        # the tile copies (per input channel) and the group's weights reloaded per tile (per output channel),
+        # per pixel: 0.8 + 0.78 per input and 0.26 per output channel, through the three such layers measured
+        # on mps3-an547: MobileNetV1-0.25's 8 to 16 channels (op 2: 210,376 against 184,476 instructions over
+        # 2,304 pixels), 16 to 32 (op 4: 104,859 against 92,419 over 576) and MobileNetV2-0.35-144's 16 to 8
+        # (op 2: +79,664 over 5,184; 0.7 per output element was +29,030)
+        return int(round(p["batches"] * p["out_h"] * p["out_w"] * (0.8 + 0.78 * p["in_c"] + 0.26 * p["out_c"])))
     pairs = p["batches"] * ((p["out_h"] * p["out_w"] + 1) // 2)
     chunks, groups = (p["in_c"] + 15) // 16, (p["out_c"] + 3) // 4
     return int(round(pairs * (12 + 4 * chunks - 1.3 * chunks * groups)))
@@ -617,14 +619,34 @@ def mve_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
     return _plain(call)
 
 
-# conv_s8_mve's estimated instructions (per MAC, per output element) by code path, fitted as said at its
-# Variant: the direct (1x1) kernels and the im2col asm passes.
-MVE_CONV_RATES = {"direct": (0.202, 3.27), "im2col": (0.128, 11.1)}  # each within -15% .. +14% of its layers
+# What each MVE patch window adds (both convolutions' window forms): a call's set-up, and per output row and
+# channel of the window (its rows' offsets, planes and requantization set up again), so that a column of
+# windows adds MVE_PATCH_ROW per row and channel of the layer (patch_row).  Fitted (least squares on
+# relative error) to the instructions six patch stages measure under QEMU on mps3-an547 (December 2026)
+# beyond their ops' whole layers scaled by their recomputed pixels: MobileNetV1-0.25 ops 2..3 in 6x1
+# patches (default), ops 2..7 in 6x6 (--sram 28000), ops 1..7 in 12x12 (--sram 27744); MobileNetV2-0.35-144
+# ops 3..5 in 3x4 (default), 3x2 (--sram 100000), ops 0..5 in 6x4 (--sram 80000): from -27% to +17% of
+# those extras (32,900 to 1,769,439).  The old 2,100 per conv call and 3,900 per depthwise call, without
+# the row term, were off by -62% (MobileNetV2's 48-channel windows: its default build estimated at 1.018x
+# the fast build's instructions, measured 1.037x) to +78% (MobileNetV1's 12x12 patches).
+MVE_PATCH_CALL, MVE_PATCH_ROW = 1460, 8.4
+
+
+# conv_s8_mve's estimated instructions (per MAC, per output element) by code path: the narrow 1x1 kernel
+# (at most 16 channels in: about 5 per output whatever its channels), the other 1x1 kernel and the im2col
+# asm passes, each fitted (least squares on relative error) to the QEMU counts of the whole-layer
+# convolutions of the fast builds of ResNet-8, DS-CNN, MobileNetV1-0.25 and MobileNetV2-0.35-144 on
+# mps3-an547 (December 2026): narrow -8% .. +3% over 7 layers, 1x1 -13% .. +11% over 21, im2col
+# -17% .. +9% over 5.  (The 1x1 kernels as one rate, (0.202, 3.27) fitted without MobileNetV2, were off
+# by -26% .. +30% on its layers.)
+MVE_CONV_RATES = {"narrow": (0.015, 4.88), "direct": (0.188, 5.06), "im2col": (0.126, 10.9)}
 
 
 def mve_conv_rates(call: KernelCall) -> tuple[float, float]:
     """A folded call (never direct) adds its gather and its strided store (FOLDED_RATES)."""
-    per_mac, per_output = MVE_CONV_RATES["direct" if _mve_direct(call.params) and not _folded(call) else "im2col"]
+    direct = _mve_direct(call.params) and not _folded(call)
+    per_mac, per_output = MVE_CONV_RATES["narrow" if direct and _mve_narrow(call.params) else
+                                         "direct" if direct else "im2col"]
     return per_mac, per_output + _folded_per_output(call, "mve")
 
 
@@ -894,12 +916,14 @@ VARIANTS = (
             direct_accepts=mve_conv_direct_ok,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, rates=mve_conv_rates, ring_per_byte=0.1,
             strided_input=True, strided_output=True,
-            ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=2100, build=mve_conv, helpers=(MVE,),
+            ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=MVE_PATCH_CALL, patch_row=MVE_PATCH_ROW,
+            build=mve_conv, helpers=(MVE,),
             code_bytes=830),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, rates=mve_dwconv_rates, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,), strips=True, strip_row=34,
+            ring_per_store=11, patch_call=MVE_PATCH_CALL, patch_row=MVE_PATCH_ROW, build=mve_dwconv, helpers=(MVE,),
+            strips=True, strip_row=34,
             code_bytes=1240),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
             ring_per_byte=0.65, build=mve_fc, helpers=(MVE,), code_bytes=320),

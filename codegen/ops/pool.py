@@ -24,7 +24,9 @@ from tinyml.graph.validate import resolve_axes
 VARIANTS = (
     portable("avgpool_s8", per_mac=10.0, code_bytes=460),
     portable("maxpool_s8", per_mac=8.0),
-    portable("mean_s8", per_mac=8.0, code_bytes=720),
+    # MEAN: 21 per element averaged (MobileNetV2-0.35-144's global mean on mps3-an547: 675,955 instructions
+    # for 32,000 elements; 8 was 0.38x that)
+    portable("mean_s8", per_mac=21.0, code_bytes=720),
 )
 
 
