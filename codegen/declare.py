@@ -108,6 +108,7 @@ class Variant:
     ring_stores: Callable[[KernelCall], int] = _zero  # copies out of the ring in a whole-layer run (in place)
     ring_per_store: float = 0.0  # estimated instructions each copy out of the ring adds (its set-up)
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
+    patch_row: float = 0.0  # estimated instructions a patch window adds per output row and channel it computes
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
     helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
     # a slower variant over fewer weight bytes than the variant named here, which the planner leaves out for
@@ -119,6 +120,8 @@ class Variant:
     strips: bool = False
     strip_row: float = 0.0  # estimated instructions each strip adds per output row and channel (its passes'
     # set-up, its halo columns read again)
+    code_bytes: int = 800  # estimated flash bytes of one specialized function of it (its machine code; the
+    # mean over the zoo networks' builds, tinyml.compiler.code_estimate_bytes)
 
     def applies(self, ctx: LowerContext, call: KernelCall) -> bool:
         if call.kernel != self.implements or not set(self.needs) <= set(ctx.features):
@@ -156,6 +159,10 @@ class Variant:
             return self.per_mac_soft_float
         return self.per_mac
 
+    def patch_rows(self, call: KernelCall, out_elements: int) -> int:
+        """What a column of patch windows adds: patch_row per output row and channel of the layer."""
+        return int(round(self.patch_row * out_elements / call.params["out_w"])) if self.patch_row else 0
+
     def facts(self, ctx: LowerContext, call: KernelCall, out_elements: int) -> OpFacts:
         """What the planner needs to know of this variant for ``call`` on the board of ``ctx``."""
         work = call.macs if call.macs else out_elements
@@ -168,7 +175,8 @@ class Variant:
                            macs=call.macs, variant=self.template, stack_bytes=self.stack(view) + self.form_stack(view),
                            cost=int(round(work * per_mac + out_elements * per_output)),
                            strip_cost=int(round(strips * out_elements / call.params["out_w"] * self.strip_row)),
-                           patch_call_cost=self.patch_call, strided_input=bool(call.input_strides))
+                           patch_call_cost=self.patch_call, patch_rows_cost=self.patch_rows(call, out_elements),
+                           strided_input=bool(call.input_strides))
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
             and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)
@@ -189,6 +197,7 @@ class Variant:
             ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
             if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
+            patch_rows_cost=self.patch_rows(call, out_elements) if self.window else 0,
             strided_input=bool(call.input_strides),
         )
 
@@ -213,11 +222,13 @@ def strip_bounds(call: KernelCall, cols: int) -> list[int]:
 
 
 def portable(template: str, *, inplace: bool = False, ring: bool = False, window: bool = False,
-             per_mac: float = 4.0, strided_input: bool = False, strided_output: bool = False) -> Variant:
+             per_mac: float = 4.0, per_output: float = 0.0,
+             rates: Callable[[KernelCall], tuple[float, float]] | None = None,
+             strided_input: bool = False, strided_output: bool = False, code_bytes: int = 800) -> Variant:
     """The declaration of a portable kernel: it computes every call of its own kernel, on every core."""
     return Variant(template=template, implements=template, family="portable", inplace=inplace or ring, ring=ring,
-                   window=window, per_mac=per_mac, strided_input=strided_input, strided_output=strided_output,
-                   helpers=(RING,) if ring else ())
+                   window=window, per_mac=per_mac, per_output=per_output, rates=rates, strided_input=strided_input,
+                   strided_output=strided_output, helpers=(RING,) if ring else (), code_bytes=code_bytes)
 
 
 def portable_f32(template: str, fpu: float, soft: float) -> Variant:

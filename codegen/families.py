@@ -598,10 +598,12 @@ def mve_conv_direct_cost(call: KernelCall) -> int:
     if not mve_conv_direct_stack(call):
         return 0
     if _mve_narrow(p):
-        # the tile copies and the group's weights reloaded per tile, per output element: MobileNetV1-0.25's
-        # 1x1 layers on mps3-an547, 8 channels in (op 2: 210,376 against 184,476 instructions for 36,864
-        # outputs) and 16 in (op 4: 104,859 against 92,419 for 18,432)
-        return int(round(p["batches"] * p["out_h"] * p["out_w"] * p["out_c"] * 0.7))
+        # the tile copies (per input channel) and the group's weights reloaded per tile (per output channel),
+        # per pixel: 0.8 + 0.78 per input and 0.26 per output channel, through the three such layers measured
+        # on mps3-an547: MobileNetV1-0.25's 8 to 16 channels (op 2: 210,376 against 184,476 instructions over
+        # 2,304 pixels), 16 to 32 (op 4: 104,859 against 92,419 over 576) and MobileNetV2-0.35-144's 16 to 8
+        # (op 2: +79,664 over 5,184; 0.7 per output element was +29,030)
+        return int(round(p["batches"] * p["out_h"] * p["out_w"] * (0.8 + 0.78 * p["in_c"] + 0.26 * p["out_c"])))
     pairs = p["batches"] * ((p["out_h"] * p["out_w"] + 1) // 2)
     chunks, groups = (p["in_c"] + 15) // 16, (p["out_c"] + 3) // 4
     return int(round(pairs * (12 + 4 * chunks - 1.3 * chunks * groups)))
@@ -617,14 +619,34 @@ def mve_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
     return _plain(call)
 
 
-# conv_s8_mve's estimated instructions (per MAC, per output element) by code path, fitted as said at its
-# Variant: the direct (1x1) kernels and the im2col asm passes.
-MVE_CONV_RATES = {"direct": (0.202, 3.27), "im2col": (0.128, 11.1)}  # each within -15% .. +14% of its layers
+# What each MVE patch window adds (both convolutions' window forms): a call's set-up, and per output row and
+# channel of the window (its rows' offsets, planes and requantization set up again), so that a column of
+# windows adds MVE_PATCH_ROW per row and channel of the layer (patch_row).  Fitted (least squares on
+# relative error) to the instructions six patch stages measure under QEMU on mps3-an547 (December 2026)
+# beyond their ops' whole layers scaled by their recomputed pixels: MobileNetV1-0.25 ops 2..3 in 6x1
+# patches (default), ops 2..7 in 6x6 (--sram 28000), ops 1..7 in 12x12 (--sram 27744); MobileNetV2-0.35-144
+# ops 3..5 in 3x4 (default), 3x2 (--sram 100000), ops 0..5 in 6x4 (--sram 80000): from -27% to +17% of
+# those extras (32,900 to 1,769,439).  The old 2,100 per conv call and 3,900 per depthwise call, without
+# the row term, were off by -62% (MobileNetV2's 48-channel windows: its default build estimated at 1.018x
+# the fast build's instructions, measured 1.037x) to +78% (MobileNetV1's 12x12 patches).
+MVE_PATCH_CALL, MVE_PATCH_ROW = 1460, 8.4
+
+
+# conv_s8_mve's estimated instructions (per MAC, per output element) by code path: the narrow 1x1 kernel
+# (at most 16 channels in: about 5 per output whatever its channels), the other 1x1 kernel and the im2col
+# asm passes, each fitted (least squares on relative error) to the QEMU counts of the whole-layer
+# convolutions of the fast builds of ResNet-8, DS-CNN, MobileNetV1-0.25 and MobileNetV2-0.35-144 on
+# mps3-an547 (December 2026): narrow -8% .. +3% over 7 layers, 1x1 -13% .. +11% over 21, im2col
+# -17% .. +9% over 5.  (The 1x1 kernels as one rate, (0.202, 3.27) fitted without MobileNetV2, were off
+# by -26% .. +30% on its layers.)
+MVE_CONV_RATES = {"narrow": (0.015, 4.88), "direct": (0.188, 5.06), "im2col": (0.126, 10.9)}
 
 
 def mve_conv_rates(call: KernelCall) -> tuple[float, float]:
     """A folded call (never direct) adds its gather and its strided store (FOLDED_RATES)."""
-    per_mac, per_output = MVE_CONV_RATES["direct" if _mve_direct(call.params) and not _folded(call) else "im2col"]
+    direct = _mve_direct(call.params) and not _folded(call)
+    per_mac, per_output = MVE_CONV_RATES["narrow" if direct and _mve_narrow(call.params) else
+                                         "direct" if direct else "im2col"]
     return per_mac, per_output + _folded_per_output(call, "mve")
 
 
@@ -672,6 +694,25 @@ def mve_dwconv_ring_stores(call: KernelCall) -> int:
 
 def mve_dwconv_ring_extra(call: KernelCall) -> int:
     return call.params["out_w"] - 1  # a row of out_w output pixels per step: the ring holds lag + out_w
+
+
+# dwconv_s8_mve's estimated instructions: per MAC, per output row and channel (a row's set-up over its
+# channel groups), per input byte (its rows copied into the planes), fitted (least squares on relative error)
+# to QEMU counts of the 20 whole-layer depthwise convolutions of the fast and default builds of DS-CNN,
+# MobileNetV1-0.25 and MobileNetV2-0.35-144 on mps3-an547 (`tinyml profile --json`, December 2026): from
+# -10% to +9% of the measured 0.79 to 1.95 per MAC (0.8 per MAC alone: -45% to +1%; DS-CNN's rows of 5
+# pixels 1.33, so its fast build was estimated at 0.83 of what it runs and the default one, with DSP
+# depthwise layers through rings, at 1.45x it where it runs 1.21x).
+MVE_DW_RATES = (0.70, 30.0, 0.70)  # per MAC, per output row and channel, per input byte
+
+
+def mve_dwconv_rates(call: KernelCall) -> tuple[float, float]:
+    """(per MAC, 0): the row and input terms of MVE_DW_RATES spread over the call's MACs."""
+    p = call.params
+    per_mac, per_row, per_in = MVE_DW_RATES
+    rows = p["batches"] * p["out_h"] * p["in_c"] * per_row
+    fill = p["batches"] * p["in_h"] * p["in_w"] * p["in_c"] * per_in
+    return per_mac + (rows + fill) / max(call.macs, 1), 0.0
 
 
 def mve_dwconv_ok(ctx: LowerContext, call: KernelCall) -> bool:
@@ -810,7 +851,7 @@ VARIANTS = (
     Variant("conv_s8_dsp", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_extra=dsp_conv_ring_extra,
             ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack, rates=dsp_conv_rates,
             strided_input=True, strided_output=True, ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75, patch_call=4800,
-            build=dsp_conv, helpers=(DSP,)),
+            build=dsp_conv, helpers=(DSP,), code_bytes=2250),
     # The depthwise kernel rewritten (column-pair row buffers, passes of several columns): 2.45 instructions
     # per MAC on the DS-CNN's layers (176,280 whole layer, mps2-an386), 2.47 over MobileNetV1-0.25's (in place
     # and whole layer, 1,770,301 for 715,392 MACs; stride 2 about 3.3, stride 1 about 2.35).  In place
@@ -827,20 +868,20 @@ VARIANTS = (
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
             accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.15,
             ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=4800,
-            build=dsp_dwconv, helpers=(DSP,), strips=True, strip_row=20),
+            build=dsp_dwconv, helpers=(DSP,), strips=True, strip_row=20, code_bytes=2200),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,
-            ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,)),
+            ring_per_byte=0.7, build=dsp_fc, helpers=(DSP,), code_bytes=660),
     # ADD: in place as the portable kernel (element by element).  9.5 instructions per output element
     # (ResNet-8's three ADDs, no broadcast, no rounding fix-up or clamp needed, on mps2-an386: 10.5 cycles
     # per element; 11.0 instructions and 12.5 cycles with both).
     Variant("add_s8_dsp", "add_s8", "dsp", ("dsp",), inplace=True, accepts=dsp_add_ok, per_mac=9.5,
-            build=dsp_add, helpers=(DSP,)),
+            build=dsp_add, helpers=(DSP,), code_bytes=480),
     # AVERAGE_POOL_2D: whole layer only, eight channels at a time.  Fitted to QEMU instruction counts on
     # mps2-an386 (December 2026) of the global pools of the DS-CNN (8,000 taps, 64 outputs: 10,727) and
     # ResNet-8 (4,096 taps, 64 outputs: 5,847): 1.25 per tap plus 11 per output element; MobileNetV1-0.25's
     # (2,304 taps, 256 outputs) measures 5,263, 10% below the estimate (the portable kernel: about 13 per tap).
     Variant("avgpool_s8_dsp", "avgpool_s8", "dsp", ("dsp",), accepts=dsp_avgpool_ok, per_mac=1.25, per_output=11.0,
-            build=dsp_avgpool, helpers=(DSP,)),
+            build=dsp_avgpool, helpers=(DSP,), code_bytes=950),
     # MVE: whole layer, in place through a ring (spec.ring) and patch windows (spec.window; not FC)
     # MVE rings refitted on MobileNetV1-0.25 (mps3-an547, QEMU): in place through rings, the pointwise
     # convolutions of ops 2 and 4 take +82k and +21k instructions (about 65 per pixel pair stored), the
@@ -875,18 +916,22 @@ VARIANTS = (
             direct_accepts=mve_conv_direct_ok,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, rates=mve_conv_rates, ring_per_byte=0.1,
             strided_input=True, strided_output=True,
-            ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=2100, build=mve_conv, helpers=(MVE,)),
+            ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=MVE_PATCH_CALL, patch_row=MVE_PATCH_ROW,
+            build=mve_conv, helpers=(MVE,),
+            code_bytes=830),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
-            form_stack=mve_dwconv_form_stack, per_mac=0.8, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=3900, build=mve_dwconv, helpers=(MVE,), strips=True, strip_row=34),
+            form_stack=mve_dwconv_form_stack, rates=mve_dwconv_rates, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
+            ring_per_store=11, patch_call=MVE_PATCH_CALL, patch_row=MVE_PATCH_ROW, build=mve_dwconv, helpers=(MVE,),
+            strips=True, strip_row=34,
+            code_bytes=1240),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,
-            ring_per_byte=0.65, build=mve_fc, helpers=(MVE,)),
+            ring_per_byte=0.65, build=mve_fc, helpers=(MVE,), code_bytes=320),
     # ADD: in place as the portable kernel (four elements at a time).  2.76 instructions per output element
     # (ResNet-8's three ADDs, no broadcast, no rounding fix-up, on mps3-an547: 2.76 cycles per element in
     # the software-pipelined loop; the C loop where the fix-up or a broadcast is needed: about 3.3 / 5.5).
     Variant("add_s8_mve", "add_s8", "mve", ("mve",), inplace=True, accepts=mve_add_ok, per_mac=2.8,
-            build=mve_add, helpers=(MVE,)),
+            build=mve_add, helpers=(MVE,), code_bytes=390),
     # conv_s8_dsp over int8 weights (the kernel before its weights were widened, with the window forms'
     # per-call offsets): two pixels x two channels, SXTB16 on the weights in the inner loop.  Its figures
     # as fitted for that kernel over the 28 convolutions of ResNet-8, DS-CNN and MobileNetV1-0.25 on
@@ -895,5 +940,6 @@ VARIANTS = (
     Variant("conv_s8_dsp_narrow", "conv_s8", "dsp", ("dsp",), inplace=True, ring=True,
             ring_extra=dsp_conv_ring_extra, ring_direct=True, window=True, accepts=dsp_conv_ok, stack=dsp_conv_stack,
             per_mac=1.17, per_output=15.4, ring_per_byte=0.55, ring_stores=ring_stores_pairs, ring_per_store=75,
-            patch_call=5600, build=dsp_conv_narrow, helpers=(DSP,), saves_flash_of="conv_s8_dsp"),
+            patch_call=5600, build=dsp_conv_narrow, helpers=(DSP,), saves_flash_of="conv_s8_dsp",
+            code_bytes=2250),
 )

@@ -21,7 +21,7 @@ from tinyml import compiler
 from tinyml.boards import Board, load_board
 from tinyml.codegen.lower import KernelCall
 from tinyml.codegen.specialize import flash_fallbacks, specialize_calls, weight_bytes
-from tinyml.compiler import CODE_ESTIMATE_BYTES, build_model, plan_graph
+from tinyml.compiler import build_model, code_estimate_bytes, plan_graph
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph
 from tinyml.resources import resource_dir
@@ -56,7 +56,8 @@ def _path(c: Case) -> Path:
 def _short(c: Case) -> Board:
     """mps2-an386 with a flash one byte short of the case's widened build (the estimate's code included)."""
     board = load_board("mps2-an386")
-    return replace(board, flash_bytes=build_model(_path(c), board).weight_bytes + CODE_ESTIMATE_BYTES - 1)
+    wide = build_model(_path(c), board)
+    return replace(board, flash_bytes=wide.weight_bytes + wide.code_estimate_bytes - 1)
 
 
 def _kernels(calls: list) -> dict[int, str]:
@@ -75,28 +76,35 @@ def test_largest_layers_narrow_first_until_the_weights_fit(tmp_path: Path) -> No
     assert list(every.ops) == [2, 4, 6, 8, 0] and all(v == (WIDE, NARROW) for v in every.ops.values())
     one = flash_fallbacks(full.ctx, full.calls, full.plan, 1)
     assert list(one.ops) == [2] and 0 < one.saved < every.saved
-    wide = weight_bytes(graph, specialize_calls(full.ctx, full.calls, full.plan))
-    board = load_board(_board_file(tmp_path, wide + CODE_ESTIMATE_BYTES - one.saved - 1))
+    wide_calls = specialize_calls(full.ctx, full.calls, full.plan)
+    wide = weight_bytes(graph, wide_calls)
+    code = code_estimate_bytes(wide_calls, (NARROW,))  # the narrow 1x1 kernel one more function
+    board = load_board(_board_file(tmp_path, wide + code - one.saved - 1))
     c = build_model(graph, board)
     assert _kernels(c.calls) == {0: WIDE, 2: NARROW, 4: NARROW, 6: WIDE, 8: WIDE}
     assert c.weight_bytes == wide - 2 * one.saved and compiler.fit_of(c).flash_fits
     assert c.flash_note == (f"flash: 2 layer(s) (ops 2, 4, largest first) on {NARROW} for {WIDE}, compiled weights "
                             f"{wide:,} -> {c.weight_bytes:,} bytes, to fit the {board.flash_bytes:,}-byte flash of "
-                            f"small-flash (with {CODE_ESTIMATE_BYTES:,} of code, estimated)")
+                            f"small-flash (with {code:,} of code, estimated)")
 
 
 def test_compile_says_it_narrowed_or_refuses_in_one_line(tmp_path: Path) -> None:
     """`tinyml compile` prints the choice in one note line; a flash too small even for the int8 weights is
     refused in one line (exit 2), as before."""
     c = CONVS[8]  # 3x3 over 3 channels, 8 filters
-    wide = build_model(_path(c), "mps2-an386").weight_bytes
-    board = _board_file(tmp_path, wide + CODE_ESTIMATE_BYTES - 1)
+    built = build_model(_path(c), "mps2-an386")
+    code = code_estimate_bytes(built.calls)  # the narrow kernel replaces the wide one: as many functions
+    board = _board_file(tmp_path, built.weight_bytes + code - 1)
     r = tinyml("compile", str(_path(c)), "--board", str(board), "-o", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     notes = [line for line in r.stdout.splitlines() if line.startswith("note: flash: ")]
     assert len(notes) == 1 and f"(ops 0, largest first) on {NARROW} for {WIDE}" in notes[0]
+    for command in (("plan", "--no-plot"), ("inspect",)):  # they print compile's note, word for word
+        r = tinyml(command[0], str(_path(c)), "--board", str(board), *command[1:])
+        assert r.returncode == 0, r.stderr
+        assert [line for line in r.stdout.splitlines() if line.startswith("note: flash: ")] == notes, command
     assert f"{NARROW}_" in (tmp_path / "out" / "model.c").read_text()
-    tiny = _board_file(tmp_path, CODE_ESTIMATE_BYTES + 64)
+    tiny = _board_file(tmp_path, code + 64)
     msg = one_line_error(tinyml("compile", str(_path(c)), "--board", str(tiny), "-o", str(tmp_path / "out2")))
     assert "bytes of flash" in msg and "too many" in msg
 
@@ -113,7 +121,8 @@ def test_narrow_conv_bitexact_m4(c: Case, tmp_path: Path) -> None:
 def test_narrow_conv_bitexact_m33(tmp_path: Path) -> None:
     c = CONVS[40]  # 3x3 stride 2 over 3 channels, 13 filters (an odd count)
     board = load_board("mps2-an505")
-    short = replace(board, flash_bytes=build_model(_path(c), board).weight_bytes + CODE_ESTIMATE_BYTES - 1)
+    wide = build_model(_path(c), board)
+    short = replace(board, flash_bytes=wide.weight_bytes + wide.code_estimate_bytes - 1)
     assert set(_kernels(build_model(_path(c), short).calls).values()) == {NARROW}
     assert_bitexact(_path(c), tmp_path, board=short, samples=2)  # type: ignore[arg-type]
 

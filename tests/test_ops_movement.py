@@ -22,7 +22,8 @@ import pytest
 from tests.harness import assert_bitexact
 from tests.modelgen import build, op_cases
 from tests.tflite_edit import schema
-from tinyml.codegen.ops.movement import gather_loops
+from tinyml.codegen.lower import KernelCall
+from tinyml.codegen.ops.movement import COPY_ND_RANK, COPY_ND_RATES, copy_nd_rates, gather_loops
 from tinyml.codegen.variants import variant
 from tinyml.compiler import build_model
 
@@ -381,8 +382,25 @@ def test_the_planner_sees_the_declared_kernels(tmp_path: Path) -> None:
         assert facts.variant == kernels.get(op.kind, "copy_nd_s8")
         assert (facts.scratch_bytes, facts.stack_bytes, facts.form_stack_bytes, facts.inplace_inputs) == (0, 0, 0, ())
         out_bytes = sum(compiled.graph.tensors[t].nbytes for t in op.outputs)
-        assert facts.cost == round(out_bytes * variant(facts.variant).per_mac)
+        v = variant(facts.variant)
+        call = next(k for k in compiled.calls if isinstance(k, KernelCall) and k.op_index == op.index)
+        assert facts.cost == round(out_bytes * (v.rates(call)[0] if v.rates else v.per_mac))
     assert compiled.plan.scratch_bytes == 0 and compiled.plan.stack_bytes == 0
+
+
+def test_copy_costs_per_byte_and_per_pass() -> None:
+    """copy_nd_s8's estimate (COPY_ND_RATES): rows copied with memcpy cost their bytes and a pass each,
+    bytes gathered one by one more per byte; a 4-byte inner loop costs more per byte than a 32-byte one (a
+    4-byte memcpy about as much as a gather: 7.5 per byte measured)."""
+    def call(inner: int, step: int) -> KernelCall:
+        params = {f"d{k}": 1 for k in range(COPY_ND_RANK)} | {f"s{k}": 0 for k in range(COPY_ND_RANK)}
+        params.update({f"d{COPY_ND_RANK - 1}": inner, f"s{COPY_ND_RANK - 1}": step, "start": 0})
+        return KernelCall(op_index=0, op_kind="TRANSPOSE", kernel="copy_nd_s8", spec={}, params=params, args=[])
+    rows, gather = COPY_ND_RATES["rows"], COPY_ND_RATES["gather"]
+    assert copy_nd_rates(call(32, 1)) == (pytest.approx(rows[0] + rows[1] / 32), 0.0)
+    assert copy_nd_rates(call(32, 5)) == (pytest.approx(gather[0] + gather[1] / 32), 0.0)
+    assert copy_nd_rates(call(4, 1))[0] > copy_nd_rates(call(32, 1))[0]
+    assert copy_nd_rates(call(32, 5))[0] > copy_nd_rates(call(32, 1))[0]
 
 
 def test_verify_names_the_later_output_of_a_split_that_differs(tmp_path: Path) -> None:

@@ -53,6 +53,11 @@ class Compiled:
         return weight_bytes(self.graph, self.calls)
 
     @property
+    def code_estimate_bytes(self) -> int:
+        """Estimated flash besides the compiled weights (code_estimate_bytes), before a build measures it."""
+        return code_estimate_bytes(self.calls)
+
+    @property
     def uses_libm(self) -> bool:
         """Whether the generated C calls the C math library (expf, tanhf: float32 SOFTMAX, LOGISTIC, TANH), so
         that a build links it (-lm)."""
@@ -124,34 +129,35 @@ def plan_graph(graph: Graph, board: Board | None, sram: int | None = None, *,
 
 
 def fit_flash(planned: Planned, board: Board, sram: int | None, tolerance: float, stream: bool = False) -> Planned:
-    """Where the plan's compiled weights would not fit the board's flash (with CODE_ESTIMATE_BYTES of code),
+    """Where the plan's compiled weights would not fit the board's flash (with code_estimate_bytes of code),
     the operators whose variant has a slower one over fewer weight bytes (Variant.saves_flash_of) move onto
     it, largest saving first, until they fit (or every one has), and the model is planned again without the
     variants they left; ``flash_note`` says which.  A board without a flash size is left as planned."""
     if board.kind == "host" or not board.flash_bytes:
         return planned
-    budget = board.flash_bytes - CODE_ESTIMATE_BYTES
     graph, ctx = planned.ctx.graph, planned.ctx
     left_out: dict[int, tuple[str, str]] = {}
     options, plans, plan = planned.options, planned.candidates, planned.plan
-    before = weight_bytes(graph, specialize_calls(ctx, planned.calls, plan))
-    weights = before
-    while weights > budget:
-        more = flash_fallbacks(ctx, planned.calls, plan, weights - budget)
+    calls = specialize_calls(ctx, planned.calls, plan)
+    before = weights = weight_bytes(graph, calls)
+    code = code_estimate_bytes(calls)
+    while weights > board.flash_bytes - code:
+        more = flash_fallbacks(ctx, planned.calls, plan, weights - (board.flash_bytes - code))
         if not more.ops:
             break  # nothing more to save: check_fit says by how much it is too big
         left_out.update(more.ops)
         options = without_variants(planned.options, left_out)
         plans = candidates(graph, options, sram=sram, stream=stream)
         plan = pick(graph, plans, sram, tolerance=tolerance)
-        weights = weight_bytes(graph, specialize_calls(ctx, planned.calls, plan))
+        calls = specialize_calls(ctx, planned.calls, plan)
+        weights, code = weight_bytes(graph, calls), code_estimate_bytes(calls)
     if not left_out:
         return planned
     kinds = sorted({f"{narrow} for {wide}" for wide, narrow in left_out.values()})
     ops = ", ".join(str(op) for op in left_out)
     note = (f"flash: {len(left_out)} layer(s) (ops {ops}, largest first) on {', '.join(kinds)}, compiled weights "
             f"{before:,} -> {weights:,} bytes, to fit the {board.flash_bytes:,}-byte flash of {board.name} "
-            f"(with {CODE_ESTIMATE_BYTES:,} of code, estimated)")
+            f"(with {code:,} of code, estimated)")
     return replace(planned, options=options, candidates=plans, plan=plan, flash_note=note)
 
 
@@ -244,13 +250,38 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     return compiled
 
 
-CODE_ESTIMATE_BYTES = 16 * 1024  # flash for code and constants besides the weights, before a build measures it
+# Flash for code and constants besides the weights, before a build measures it (code_estimate_bytes): each
+# specialized kernel function's declared machine code (Variant.code_bytes: the mean of that kernel's functions
+# over the builds below), a fixed part (start-up, drivers, the model API), each kernel family's shared helpers
+# and each kernel call (its parameters, the call), fitted (least squares on relative error) to the linked
+# ELFs' code and other bytes (arm-none-eabi, `tinyml profile --json` sizes.code_bytes, December 2026) of 32
+# builds: the zoo's DS-CNN, DS-CNN-M, MobileNetV1-0.25, ResNet-8, MobileNetV2-0.35-144 and MLPerf AD
+# autoencoder and a model of ten TRANSPOSEs, default, fast and portable-only, on mps2-an386 and mps3-an547
+# (4.4 to 81 KB): from -14% (patch stages' loops, the largest specialized functions) to +18% of them, so
+# CODE_ESTIMATE_MARGIN on top: the estimate is then from +1% (ResNet-8 on mps3-an547) to +22%
+# (MobileNetV1-0.25 on mps2-an386 +9.7 KB; the autoencoder's 6 KB +38%) of the zoo's default builds.  A flat 16 KiB was 29 KB short of MobileNetV1-0.25's 45 KB on mps2-an386
+# (a 300 KB flash passed the estimate and failed at link by 6,420 bytes).
+CODE_ESTIMATE_BASE = 2396
+CODE_ESTIMATE_PER_CALL = 183
+CODE_ESTIMATE_HELPERS = {"dsp": 1052, "mve": 281}  # a family's shared helpers, once per model that uses it
+CODE_ESTIMATE_MARGIN = 1.17
+
+
+def code_estimate_bytes(calls: list[Lowered], more_functions: tuple[str, ...] = ()) -> int:
+    """Estimated flash bytes of everything but the compiled weights for a model of these specialized calls
+    (``more_functions``: the variants, by template, of kernel functions it would have besides theirs)."""
+    functions = {k.function: k.kernel for k in calls if isinstance(k, KernelCall)}
+    kinds = [variant(t) for t in (*functions.values(), *more_functions)]
+    fit = (CODE_ESTIMATE_BASE + sum(v.code_bytes for v in kinds)
+           + sum(CODE_ESTIMATE_HELPERS.get(f, 0) for f in {v.family for v in kinds})
+           + CODE_ESTIMATE_PER_CALL * sum(isinstance(k, KernelCall) for k in calls))
+    return int(round(fit * CODE_ESTIMATE_MARGIN))
 
 
 @dataclass(frozen=True)
 class Fit:
     """Will it fit: a compiled model's RAM and flash against the board's memories, as far as they are
-    known before a build (estimated: flash as weights plus CODE_ESTIMATE_BYTES of code, the runtime's static
+    known before a build (estimated: flash as weights plus code_estimate_bytes of code, the runtime's static
     data as runtime_statics_estimate) or measured in the linked ELF (flash_measured, ram_measured)."""
 
     board: str
@@ -301,7 +332,7 @@ class Fit:
                  f"{self.weight_bytes:,} + code and other {self.flash_bytes - self.weight_bytes:,}"
                  if self.flash_measured else
                  f"flash about {of(self.flash_bytes, self.board_flash_bytes)}: compiled weights "
-                 f"{self.weight_bytes:,} + code (estimated {CODE_ESTIMATE_BYTES:,})")
+                 f"{self.weight_bytes:,} + code (estimated {self.flash_bytes - self.weight_bytes:,})")
         high = (f"; high-water {self.stack_high_water_bytes:,} measured under QEMU"
                 if self.stack_high_water_bytes is not None else "")
         where, statics = ((" in the linked ELF", f" + runtime statics {self.statics_bytes:,}") if self.ram_measured
@@ -333,7 +364,7 @@ def fit_of(c: Compiled) -> Fit:
                stack_bytes=c.plan.stack_bytes, reserved_bytes=reserved, statics_bytes=statics,
                ram_bytes=c.plan.arena_bytes + reserved + statics,
                board_ram_bytes=None if host else b.ram_bytes, weight_bytes=c.weight_bytes,
-               flash_bytes=c.weight_bytes + CODE_ESTIMATE_BYTES, board_flash_bytes=None if host else b.flash_bytes,
+               flash_bytes=c.weight_bytes + c.code_estimate_bytes, board_flash_bytes=None if host else b.flash_bytes,
                estimated_cycles=cycles, clock_hz=b.cpu_hz, state_bytes=c.plan.state_bytes)
 
 

@@ -9,9 +9,27 @@ from tinyml.codegen.qmath import activation_range, padding_before
 from tinyml.graph.ir import Op, Tensor
 
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
+# Estimated instructions fitted (least squares on relative error) to the QEMU counts of every layer of the
+# portable-only fast builds of DS-CNN, MobileNetV1-0.25, ResNet-8 and MobileNetV2-0.35-144 on mps2-an386
+# and mps3-an547 (`tinyml profile MODEL --board B --kernels portable --json`, December 2026; the two cores
+# differ by under 15%).  The convolution pays per MAC, per tap of an output (its ky/kx loops and padding
+# checks: 32, so that in_c 1 to 3 layers run 20 to 38 per MAC) and per output (requantization, 99): from
+# -10% to +24% of the measured instructions over its 126 layers (12 per MAC alone: -58% to +211%).  The
+# depthwise convolution 35 per MAC and 4 per output, -8% to +18% over its 68 (14 per MAC alone: -62%).
+PORTABLE_CONV_RATES = (5.34, 31.6, 98.9)  # per MAC, per tap of an output, per output element
+
+
+def portable_conv_rates(call: KernelCall) -> tuple[float, float]:
+    """(per MAC, per output element) of the portable convolution: the per-tap term spread over in_c MACs."""
+    per_mac, per_tap, per_output = PORTABLE_CONV_RATES
+    return per_mac + per_tap / call.params["in_c"], per_output
+
+
 VARIANTS = (
-    portable("conv_s8", ring=True, window=True, per_mac=12.0, strided_input=True, strided_output=True),
-    portable("dwconv_s8", ring=True, window=True, per_mac=14.0, strided_input=True, strided_output=True),
+    portable("conv_s8", ring=True, window=True, rates=portable_conv_rates, strided_input=True, strided_output=True,
+             code_bytes=930),
+    portable("dwconv_s8", ring=True, window=True, per_mac=35.0, per_output=4.0, strided_input=True,
+             strided_output=True, code_bytes=910),
 )
 
 

@@ -34,7 +34,7 @@ from tinyml.graph.validate import ADD_LEFT_SHIFT, BROADCAST_MAX_RANK as MAX_RANK
 # The kernel variants these lowerings produce (codegen/declare.py), declared beside them.
 VARIANTS = (
     # ADD: 58.6 instructions per output element (ResNet-8's three ADDs on mps2-an385, Cortex-M3)
-    portable("add_s8", inplace=True, per_mac=59.0),
+    portable("add_s8", inplace=True, per_mac=59.0, code_bytes=430),
     portable("mul_s8", inplace=True, per_mac=25.0),
     portable("elementwise_lut_s8", inplace=True, per_mac=5.0),
     portable("relu6_s8", inplace=True, per_mac=6.0),

@@ -29,9 +29,24 @@ from tinyml.graph.validate import (SliceAxis, pack_axis, slice_axes, split_axis,
 COPY_ND_RANK = 6  # loops of copy_nd_s8 (DEPTH_TO_SPACE and SPACE_TO_DEPTH need 6)
 DTYPES = ("int8", "int16", "float32")  # what the kernels move (validation's RULES, INT16_RULES, FLOAT_RULES)
 
+# copy_nd_s8's estimated instructions per output byte and per pass of its innermost loop (a row copied
+# with memcpy where the innermost input step is 1, else the bytes gathered one by one), fitted (least
+# squares on relative error) to the QEMU counts of ten TRANSPOSEs of 96 to 4,800 bytes (2-D to 4-D, rows
+# of 4 to 32 bytes, gathers of 2 to 256 bytes a pass) on mps2-an386 and mps3-an547 (December 2026): within
+# -4% .. +5% (rows) and -22% .. +16% (gathers) of the measured 1.5 to 10.9 per byte (4 per byte alone: -74%).
+COPY_ND_RATES = {"rows": (0.67, 28.0), "gather": (4.7, 11.4)}
+
+
+def copy_nd_rates(call: KernelCall) -> tuple[float, float]:
+    """(per output byte, 0) of a copy_nd_s8 call: its per-pass cost spread over the innermost loop's bytes."""
+    p = call.params
+    inner = p[f"d{COPY_ND_RANK - 1}"]
+    per_byte, per_pass = COPY_ND_RATES["rows" if p[f"s{COPY_ND_RANK - 1}"] == 1 else "gather"]
+    return per_byte + per_pass / inner, 0.0
+
+
 VARIANTS = (
-    # per output byte: ~5 gathered one by one, ~0.5 copied in rows (QEMU, M4)
-    dataclasses.replace(portable("copy_nd_s8", per_mac=4.0), per_byte=True),
+    dataclasses.replace(portable("copy_nd_s8", rates=copy_nd_rates, code_bytes=310), per_byte=True),
     # per output byte: ~4 in 8-byte chunks, ~0.5 in long ones
     dataclasses.replace(portable("split_s8", per_mac=2.0), per_byte=True),
 )

@@ -75,6 +75,7 @@ class OpFacts:
     direct_cost: int = 0  # estimated instructions added when it runs in place without a ring
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
     patch_call_cost: int = 0  # estimated instructions each patch-window call adds, in a patch stage
+    patch_rows_cost: int = 0  # estimated instructions each column of patch windows adds (their rows set up again)
     alias: bool = False  # no kernel runs: the output is the input's bytes, its reader addresses them in their
     # own layout (a TRANSPOSE folded into its consumer)
     strided_input: bool = False  # reads input 0 in another layout than row-major (a TRANSPOSE folded into it):
@@ -234,7 +235,7 @@ class Plan:
 
     def op_cost(self, op: int) -> float:
         """Estimated instructions of operator ``op``'s kernel: in a patch stage scaled by the pixels it
-        recomputes (its halos) plus a cost per patch call; a ring kernel adds its copies out of the ring
+        recomputes (its halos) plus a cost per patch call and per column of patches; a ring kernel adds its copies out of the ring
         (or, in place without a ring, what that form adds)."""
         f = self.choice[op]
         st = self.stage_of(op)
@@ -247,7 +248,7 @@ class Plan:
         ip = self.inplace.get(op)
         return (f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
                 + (f.direct_cost if ip is not None and ip.direct else 0)
-                + (f.patch_call_cost * st.patches if st is not None else f.strip_cost))
+                + (f.patch_call_cost * st.patches + f.patch_rows_cost * st.grid[1] if st is not None else f.strip_cost))
 
     def offset(self, tensor: int) -> int:
         return self.buffers[self.tensor_buffer[tensor]].offset

@@ -42,6 +42,7 @@ class Totals:
     unsupported: list[str]
     state_bytes: int = 0  # state kept between invocations (variable tensors): part of the arena, live throughout
     folds: str = ""  # TRANSPOSEs folded into their readers, or why not (codegen/fold.fold_note)
+    flash_note: str = ""  # layers on slower variants over fewer weight bytes for the board's flash (fit_flash)
 
 
 @dataclass
@@ -156,10 +157,10 @@ def inspect_graph(graph: Graph, board: Board | None = None, *, stream_input: boo
         entry["options"] = {k: v for k, v in op.options.items()}
         ops.append(entry)
     error: TinymlError | None = None
-    folds = ""
+    folds = flash_note = ""
     try:
         planned = plan_graph(graph, board, stream_input=stream_input)
-        plan, folds = planned.plan, planned.fold_note
+        plan, folds, flash_note = planned.plan, planned.fold_note, planned.flash_note
         planned_for = (board.name if board is not None else "portable kernels") + (
             f", input streamed: {plan.stream_held()}" if plan.stream is not None else "")
     except TinymlError as e:
@@ -188,6 +189,7 @@ def inspect_graph(graph: Graph, board: Board | None = None, *, stream_input: boo
             planned_for=planned_for,
             unsupported=[o["op"] for o in ops if not o["supported"]],
             folds=folds,
+            flash_note=flash_note,
         ),
         error=error,
     )
@@ -227,6 +229,8 @@ def format_inspection(info: dict[str, Any]) -> str:
                  + f"peak live {t['peak_live_bytes']:,}; planned for {t['planned_for']})")
     if t.get("folds"):
         lines.append(t["folds"])
+    if t.get("flash_note"):
+        lines.append(f"note: {t['flash_note']}")  # as compile prints it
     if info.get("sizes"):
         s = info["sizes"]
         lines.append(f"firmware for {s['board']}: flash {s['flash_bytes']:,} bytes, compiled weights "

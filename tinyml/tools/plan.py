@@ -113,6 +113,7 @@ class PlanReport:
     schedule: list[dict[str, Any]]
     frontier: list[dict[str, Any]]
     input_streamed: str = ""  # "N rows of M bytes held" when the input is streamed row by row (part of the arena)
+    flash_note: str = ""  # layers on slower variants over fewer weight bytes for the board's flash (fit_flash)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of `tinyml plan --json` (without the plot files the command adds)."""
@@ -161,6 +162,7 @@ def plan_model(model: str | os.PathLike[str] | Graph, sram: int | None = None,
         schedule=rows,
         frontier=[_frontier_row(graph, p, plan) for p in frontier(plans + [plan])],
         input_streamed=plan.stream_held(),
+        flash_note=planned.flash_note,
     )
 
 
@@ -204,6 +206,8 @@ def format_plan(r: dict[str, Any]) -> str:
                  f"{r['extra_macs']:,} ({pct:.1f}% of {r['macs']:,}); layer by layer: peak {lbl['peak_sram_bytes']:,}, "
                  f"arena {lbl['arena_bytes']:,}; kernel stack {r['stack_bytes']:,} bytes; estimated instructions "
                  f"{r['estimated_instructions']:,} ({r['estimated_instructions'] / fastest:.3f}x the fastest plan)")
+    if r.get("flash_note"):
+        lines.append(f"note: {r['flash_note']}")  # as compile prints it
     return "\n".join(lines)
 
 
