@@ -118,7 +118,7 @@ def test_spawn_gives_the_child_a_session_of_its_own(reaper: list[int]) -> None:
 _KILLED_QEMU_PARENT = """
 import os, signal
 from tinyml.targets.qemu import qemu_uart
-with qemu_uart("mps2-an386", None, wait_for_client=False) as session:
+with qemu_uart("mps2-an386", None, extra=["-S"], wait_for_client=False) as session:  # -S: CPU held, no lockup
     print(session.process.pid, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """
