@@ -97,6 +97,9 @@ class Variant:
     accepts: Check | None = None  # the operator parameters it handles (None: every call of `implements`)
     stack: Callable[[KernelCall], int] = _zero  # bytes of its on-stack buffers (whole layer)
     form_stack: Callable[[KernelCall], int] = _zero  # more on-stack bytes when it runs in place or in patches
+    # where its on-stack buffers (stack) exceed the limit for a layer: its in-place forms (ring, and without a
+    # ring) hold them in the op's arena scratch instead, before the ring (its template's spec.scratch_rows)
+    stack_in_scratch: bool = False
     per_mac: float = 1.0  # estimated instructions per MAC (per output element without MACs)
     per_output: float = 0.0  # estimated instructions per output element on top (requantization, per-pixel set-up)
     # (per_mac, per_output) of one call, for a variant whose code paths cost differently (None: the two above)
@@ -154,6 +157,27 @@ class Variant:
         widest = self.widest_window(ctx, call)
         return ceil(call.params["out_w"] / ceil(call.params["out_w"] / widest)) if widest else 0
 
+    def rows_in_scratch(self, ctx: LowerContext, call: KernelCall) -> bool:
+        """Its in-place forms hold its on-stack buffers in the op's arena scratch for ``call`` (stack_in_scratch,
+        and they exceed the limit)."""
+        return self.stack_in_scratch and self.inplace and self.ring and self.stack(call) > stack_limit(ctx) \
+            and (self.accepts is None or self.accepts(ctx, call)) and self.form_stack(call) <= stack_limit(ctx)
+
+    def _scratch_forms(self, ctx: LowerContext, call: KernelCall, facts: OpFacts, out_elements: int) -> OpFacts:
+        """``facts`` of a layer it runs whole only in place, its buffers in scratch (rows_in_scratch), with
+        those forms: as the kernel's usual ones, the buffers' bytes in the op's scratch instead of the stack."""
+        if not self.rows_in_scratch(ctx, call):
+            return facts
+        direct = self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
+            and self.direct_stack(call) <= stack_limit(ctx)
+        return replace(facts, inplace_inputs=tuple(call.inplace_inputs), inplace_kind=call.inplace_kind,
+                       form_stack_bytes=self.form_stack(call), form_scratch_bytes=self.stack(call),
+                       ring_extra=self.ring_extra(call), ring_direct=direct,
+                       direct_stack_bytes=self.direct_stack(call) if direct else 0,
+                       direct_cost=self.direct_cost(call) if direct else 0,
+                       ring_cost=int(round(out_elements * self.ring_per_byte
+                                           + self.ring_stores(call) * self.ring_per_store)))
+
     def instructions_per_mac(self, ctx: LowerContext) -> float:
         if self.per_mac_soft_float and "fpu" not in ctx.features:
             return self.per_mac_soft_float
@@ -168,15 +192,17 @@ class Variant:
         work = call.macs if call.macs else out_elements
         per_mac, per_output = self.rates(call) if self.rates else (self.instructions_per_mac(ctx), self.per_output)
         cols = self.strip_columns(ctx, call)
-        if cols:  # column strips of its window form (cost), or patch windows as narrow: never in place
+        if cols:  # column strips of its window form (cost), or patch windows as narrow; in place only with its
+            # buffers in scratch (the whole layer then, at its usual cost)
             view = strip_view(call, self.widest_window(ctx, call))
             strips = len(strip_bounds(call, cols)) - 1
-            return OpFacts(scratch_bytes=call.scratch_bytes, patchable=True, max_window_w=view.params["out_w"],
-                           macs=call.macs, variant=self.template, stack_bytes=self.stack(view) + self.form_stack(view),
-                           cost=int(round(work * per_mac + out_elements * per_output)),
-                           strip_cost=int(round(strips * out_elements / call.params["out_w"] * self.strip_row)),
-                           patch_call_cost=self.patch_call, patch_rows_cost=self.patch_rows(call, out_elements),
-                           strided_input=bool(call.input_strides))
+            facts = OpFacts(scratch_bytes=call.scratch_bytes, patchable=True, max_window_w=view.params["out_w"],
+                            macs=call.macs, variant=self.template, stack_bytes=self.stack(view) + self.form_stack(view),
+                            cost=int(round(work * per_mac + out_elements * per_output)),
+                            strip_cost=int(round(strips * out_elements / call.params["out_w"] * self.strip_row)),
+                            patch_call_cost=self.patch_call, patch_rows_cost=self.patch_rows(call, out_elements),
+                            strided_input=bool(call.input_strides))
+            return self._scratch_forms(ctx, call, facts, out_elements)
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
             and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)

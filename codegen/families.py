@@ -866,7 +866,7 @@ VARIANTS = (
     # whole layers (1,509,276 for 715,392 MACs; stride 1 1.96 to 2.06, stride 2 2.8 to 3.3, the 3-wide ones
     # 2.6 and 3.3); declared a little above for the window and ring forms' set-up.
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
-            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, per_mac=2.15,
+            accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, stack_in_scratch=True, per_mac=2.15,
             ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=4800,
             build=dsp_dwconv, helpers=(DSP,), strips=True, strip_row=20, code_bytes=2200),
     Variant("fc_s8_dsp", "fc_s8", "dsp", ("dsp",), inplace=True, ring=True, accepts=dsp_fc_ok, per_mac=1.35,

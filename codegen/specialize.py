@@ -57,20 +57,21 @@ def _patch_window(call: KernelCall, w: PatchWindow) -> dict[str, Any]:
     return p
 
 
-def _ring_form(v: Variant, call: KernelCall, plan: Plan, strips: bool = False) -> KernelCall:
+def _ring_form(v: Variant, call: KernelCall, plan: Plan, strips: bool = False, rows: bool = False) -> KernelCall:
     """Whole-layer window params and the ring (or none).  A portable kernel always takes them; a
     specialized variant only in the form the plan uses (its spec says which, so its whole-layer code
     stays as it is; in place without a ring, its whole-layer form unless it declares its own); ``strips``:
-    its window form, for column strips."""
+    its window form, for column strips; ``rows``: in place with its buffers in the op's scratch (before
+    the ring, which the scratch argument then points to even without a ring: spec.scratch_rows)."""
     ip = plan.inplace.get(call.op_index)
     ring_used = ip is not None and ip.ring > 0
     in_stage = plan.stage_of(call.op_index) is not None or strips
     if v.family != "portable":
         if ip is not None and ip.direct and v.direct_stack(call) > 0:
             return replace(call, spec=dict(call.spec, over_input=True))  # its form in place without a ring
-        if not ring_used and not in_stage:
+        if not ring_used and not in_stage and not rows:
             return call
-        call = replace(call, spec=dict(call.spec, ring=ring_used, window=in_stage))
+        call = replace(call, spec=dict(call.spec, ring=ring_used, window=in_stage, scratch_rows=rows))
     params = dict(call.params)
     params.update(_whole_window(v, call))
     params.setdefault("ring_len", 0)
@@ -79,6 +80,7 @@ def _ring_form(v: Variant, call: KernelCall, plan: Plan, strips: bool = False) -
     if ring_used:
         assert ip is not None
         params.update(ring_len=ip.ring, lag=ip.lag)
+    if ring_used or rows:
         ring = Arg(kind="scratch", ctype="int8_t", writable=True)
     args = list(call.args)
     if len(args) == 4:
@@ -125,12 +127,15 @@ def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> lis
         v = variant(plan.choice[pos].variant)
         st = plan.stage_of(pos)
         cols = v.strip_columns(ctx, call)  # > 0: too wide for it whole, in strips or in a stage's windows
+        rows = pos in plan.inplace and v.rows_in_scratch(ctx, call)  # whole, in place, buffers in scratch
+        if rows:
+            cols = 0
         if cols:
             call = _narrow_build(ctx, v, call, st.widest(pos) if st is not None else cols)
         elif v.build is not None:
             call = v.build(ctx, call)
         if v.ring or v.window:
-            call = _ring_form(v, call, plan, strips=cols > 0)
+            call = _ring_form(v, call, plan, strips=cols > 0, rows=rows)
         if st is not None:
             call = _patch_form(call, st)
         elif cols:

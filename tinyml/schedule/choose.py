@@ -130,13 +130,15 @@ def _lean_plans(graph: Graph, caps: dict[int, OpFacts], lean: dict[int, OpFacts]
 
 def _chosen(graph: Graph, plan: Plan, op: int, opts: tuple[OpFacts, ...]) -> OpFacts:
     """The fastest variant that can do what the plan asks of operator ``op`` (in place through a ring: one
-    whose ring fits the ring the plan made)."""
+    whose ring fits the ring the plan made; one that holds its buffers in scratch there: one they fit)."""
     ip = plan.inplace.get(op)
     if ip is not None:
         pos = graph.ops[op].inputs.index(ip.tensor)
         kind = "ring" if ip.ring or ip.direct else "elementwise"
+        room = plan.buffers[plan.scratch[op]].size - ip.ring * ip.unit_bytes if op in plan.scratch else 0
         ok = [o for o in opts if pos in o.inplace_inputs and o.inplace_kind == kind
-              and (o.ring_direct or not ip.direct) and (not ip.ring or ip.lag + 1 + o.ring_extra <= ip.ring)]
+              and (o.ring_direct or not ip.direct) and (not ip.ring or ip.lag + 1 + o.ring_extra <= ip.ring)
+              and o.form_scratch_bytes <= room]  # its buffers in scratch: the plan made room for them
     elif (st := plan.stage_of(op)) is not None:
         ok = [o for o in opts if o.patchable and (not o.max_window_w or st.widest(op) <= o.max_window_w)]
     else:

@@ -67,6 +67,9 @@ class OpFacts:
     variant: str = ""  # the variant's name (its template)
     stack_bytes: int = 0  # bytes of the kernel's on-stack buffers
     form_stack_bytes: int = 0  # more on-stack bytes when it runs in place or patch by patch
+    # > 0: in place, its stack_bytes buffers are these bytes of its scratch instead, before the ring (a layer
+    # too wide for them on the stack)
+    form_scratch_bytes: int = 0
     cost: int = 0  # estimated instructions of one run over the whole layer
     ring_extra: int = 0  # in place through a ring: units the kernel holds beyond lag + 1 (it computes ahead)
     ring_direct: bool = False  # a ring kernel whose whole-layer form reads all a unit needs before writing it
@@ -204,7 +207,8 @@ class Plan:
     @property
     def stack_bytes(self) -> int:
         """The largest on-stack buffer of the chosen kernels (one kernel runs at a time)."""
-        return max((f.stack_bytes + (f.form_stack_bytes if self.runs_in_form(op) else 0)
+        return max(((0 if f.form_scratch_bytes and op in self.inplace else f.stack_bytes)
+                    + (f.form_stack_bytes if self.runs_in_form(op) else 0)
                     + (f.direct_stack_bytes if self.runs_direct(op) else 0)
                     for op, f in self.choice.items()), default=0)
 
@@ -248,7 +252,8 @@ class Plan:
         ip = self.inplace.get(op)
         return (f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
                 + (f.direct_cost if ip is not None and ip.direct else 0)
-                + (f.patch_call_cost * st.patches + f.patch_rows_cost * st.grid[1] if st is not None else f.strip_cost))
+                + (f.patch_call_cost * st.patches + f.patch_rows_cost * st.grid[1] if st is not None
+                   else f.strip_cost if ip is None else 0))
 
     def offset(self, tensor: int) -> int:
         return self.buffers[self.tensor_buffer[tensor]].offset
@@ -538,7 +543,7 @@ def _plan_once(graph: Graph, order: list[int], facts: dict[int, OpFacts], stages
                     decided = InPlace(op=pos, tensor=t, delta=0)
                 links.append(Link(out=ob, inp=ib, dmax=decided.delta))
                 break
-        ring_bytes = decided.ring * decided.unit_bytes if decided is not None else 0
+        ring_bytes = decided.ring * decided.unit_bytes + f.form_scratch_bytes if decided is not None else 0
         if decided is not None:
             inplace[pos] = decided
         need = max(ring_bytes, f.scratch_bytes)
