@@ -71,7 +71,8 @@ def _ring_form(v: Variant, call: KernelCall, plan: Plan, strips: bool = False, r
             return replace(call, spec=dict(call.spec, over_input=True))  # its form in place without a ring
         if not ring_used and not in_stage and not rows:
             return call
-        call = replace(call, spec=dict(call.spec, ring=ring_used, window=in_stage, scratch_rows=rows))
+        extra = {"scratch_rows": True} if rows else {}  # (other calls' specs, and so their code, unchanged)
+        call = replace(call, spec=dict(call.spec, ring=ring_used, window=in_stage, **extra))
     params = dict(call.params)
     params.update(_whole_window(v, call))
     params.setdefault("ring_len", 0)
