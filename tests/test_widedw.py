@@ -6,6 +6,8 @@ arena scratch (Variant.stack_in_scratch; the template's spec.scratch_rows)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.harness import assert_bitexact
@@ -18,7 +20,7 @@ from tinyml.codegen.variants import fastest, variant
 from tinyml.compiler import build_model, lower_graph
 from tinyml.graph import load_tflite
 from tinyml.graph.ir import Graph
-from tinyml.schedule.choose import Options, candidates
+from tinyml.schedule.choose import Options, candidates, with_choice
 from tinyml.schedule.plan import Plan
 
 
@@ -119,10 +121,8 @@ FORMS = ("direct", "ring")
 
 
 def _rings_only(graph: Graph, options: Options, *, sram: int | None = None, stream: bool = False) -> list[Plan]:
-    """A replacement of the planner's ``candidates`` that never runs a ring kernel in place without a ring."""
-    from dataclasses import replace
-
-    from tinyml.schedule.choose import with_choice
+    """A replacement of the planner's ``candidates`` that never runs a ring kernel in place without a ring
+    (as tests/test_kernels_dsp_forms.py's)."""
     rings = {op: tuple(replace(f, ring_direct=False) for f in fs) for op, fs in options.items()}
     return [with_choice(graph, p, options) for p in candidates(graph, rings, sram=sram, stream=stream)]
 

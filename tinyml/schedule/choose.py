@@ -69,12 +69,14 @@ def capabilities(options: Options, narrow: bool = False) -> dict[int, OpFacts]:
 
 def lean_capabilities(options: Options) -> dict[int, OpFacts]:
     """As :func:`capabilities`, but per operator the variant that runs in place or patch by patch with the
-    shortest ring (fewest units held beyond the lag; the fastest among those): the plan with the smallest
-    arena a board's kernels reach where its fastest in-place kernel computes ahead into a longer ring."""
+    shortest ring (fewest units held beyond the lag; of those, fewest bytes of buffers held in scratch
+    (OpFacts.form_scratch_bytes); the fastest among those): the plan with the smallest arena a board's
+    kernels reach where its fastest in-place kernel computes ahead into a longer ring."""
     out = {}
     for op, opts in options.items():
         forms = _forms(opts)
-        f = min(forms, key=lambda o: o.ring_extra) if forms else opts[0]  # min keeps the first (fastest) of equals
+        # min keeps the first (fastest) of equals; of equal rings, one without buffers in scratch
+        f = min(forms, key=lambda o: (o.ring_extra, o.form_scratch_bytes)) if forms else opts[0]
         out[op] = replace(f, scratch_bytes=max(f.scratch_bytes, opts[0].scratch_bytes))
     return out
 
