@@ -865,6 +865,10 @@ VARIANTS = (
     # columns (December 2026): 2.10 on the DS-CNN's (151,186 per layer) and 2.11 over MobileNetV1-0.25's
     # whole layers (1,509,276 for 715,392 MACs; stride 1 1.96 to 2.06, stride 2 2.8 to 3.3, the 3-wide ones
     # 2.6 and 3.3); declared a little above for the window and ring forms' set-up.
+    # A layer too wide for its row buffers on the stack (k_h * 2 * width * channels bytes over the limit) runs
+    # whole in place (ring or direct) with them in the op's arena scratch (stack_in_scratch; the template's
+    # spec.scratch_rows), else in column strips: MobileNetV2-0.35-144's 18x18x96 layers in place 1.94 per MAC
+    # on mps2-an386 (542,649 for 279,936 MACs; the portable kernel in place took about 38).
     Variant("dwconv_s8_dsp", "dwconv_s8", "dsp", ("dsp",), inplace=True, ring=True, ring_direct=True, window=True,
             accepts=dsp_dwconv_ok, stack=dsp_dwconv_stack, stack_in_scratch=True, per_mac=2.15,
             ring_per_byte=0.1, ring_stores=ring_stores_pixels, ring_per_store=6, patch_call=4800,
