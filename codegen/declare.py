@@ -168,15 +168,23 @@ class Variant:
         those forms: as the kernel's usual ones, the buffers' bytes in the op's scratch instead of the stack."""
         if not self.rows_in_scratch(ctx, call):
             return facts
-        direct = self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
-            and self.direct_stack(call) <= stack_limit(ctx)
+        direct = self._direct(ctx, call, 0)  # its buffers in scratch: none of them on the stack
         return replace(facts, inplace_inputs=tuple(call.inplace_inputs), inplace_kind=call.inplace_kind,
                        form_stack_bytes=self.form_stack(call), form_scratch_bytes=self.stack(call),
                        ring_extra=self.ring_extra(call), ring_direct=direct,
                        direct_stack_bytes=self.direct_stack(call) if direct else 0,
                        direct_cost=self.direct_cost(call) if direct else 0,
-                       ring_cost=int(round(out_elements * self.ring_per_byte
-                                           + self.ring_stores(call) * self.ring_per_store)))
+                       ring_cost=self._ring_cost(call, out_elements))
+
+    def _direct(self, ctx: LowerContext, call: KernelCall, on_stack: int) -> bool:
+        """It runs ``call`` in place without a ring (ring_direct, direct_accepts), its direct form's buffers on
+        the stack beside ``on_stack`` bytes of its others."""
+        return self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
+            and on_stack + self.direct_stack(call) <= stack_limit(ctx)
+
+    def _ring_cost(self, call: KernelCall, out_elements: int) -> int:
+        """Estimated instructions its copies out of the ring add to a whole-layer run in place."""
+        return int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
 
     def instructions_per_mac(self, ctx: LowerContext) -> float:
         if self.per_mac_soft_float and "fpu" not in ctx.features:
@@ -204,8 +212,7 @@ class Variant:
                             strided_input=bool(call.input_strides))
             return self._scratch_forms(ctx, call, facts, out_elements)
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
-        direct = self.ring and self.ring_direct and (self.direct_accepts is None or self.direct_accepts(call)) \
-            and self.stack(call) + self.direct_stack(call) <= stack_limit(ctx)
+        direct = self._direct(ctx, call, self.stack(call))
         return OpFacts(
             inplace_inputs=tuple(call.inplace_inputs) if self.inplace and forms else (),
             inplace_kind=call.inplace_kind,
@@ -220,8 +227,7 @@ class Variant:
             ring_direct=direct,
             direct_stack_bytes=self.direct_stack(call) if direct else 0,
             direct_cost=self.direct_cost(call) if direct else 0,
-            ring_cost=int(round(out_elements * self.ring_per_byte + self.ring_stores(call) * self.ring_per_store))
-            if self.ring else 0,
+            ring_cost=self._ring_cost(call, out_elements) if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
             patch_rows_cost=self.patch_rows(call, out_elements) if self.window else 0,
             strided_input=bool(call.input_strides),
