@@ -127,10 +127,9 @@ def specialize_calls(ctx: LowerContext, calls: list[Lowered], plan: Plan) -> lis
             continue
         v = variant(plan.choice[pos].variant)
         st = plan.stage_of(pos)
-        cols = v.strip_columns(ctx, call)  # > 0: too wide for it whole, in strips or in a stage's windows
         rows = pos in plan.inplace and v.rows_in_scratch(ctx, call)  # whole, in place, buffers in scratch
-        if rows:
-            cols = 0
+        # > 0: too wide for it whole, in strips or in a stage's windows
+        cols = 0 if rows else v.strip_columns(ctx, call)
         if cols:
             call = _narrow_build(ctx, v, call, st.widest(pos) if st is not None else cols)
         elif v.build is not None:
