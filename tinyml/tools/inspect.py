@@ -114,7 +114,7 @@ def inspect_model(model: str | os.PathLike[str] | Graph, board: str | None = Non
             report = profile_model(model, str(board), sizes=True, stream_input=stream_input)
         info.board = board
         info.sizes = (report.sizes if isinstance(report, ProfileReport) and report.sizes
-                      else size_report(model, str(board)))
+                      else size_report(model, str(board), stream_input=stream_input))
         fit = fit_of(build_model(graph, brd, stream_input=stream_input))
         info.fit = replace(fit, flash_bytes=info.sizes.flash_bytes, weight_bytes=info.sizes.weight_bytes,
                            flash_measured=True, ram_bytes=info.sizes.ram_bytes, ram_measured=True,

@@ -707,15 +707,16 @@ def profile_model(model: str | os.PathLike[str], board: str, *, chart: str | os.
     return report
 
 
-def size_report(model: str | os.PathLike[str], board: str) -> SizeReport:
-    """Build ``model`` for an Arm ``board`` and measure weights and code in the ELF."""
+def size_report(model: str | os.PathLike[str], board: str, *, stream_input: bool = False) -> SizeReport:
+    """Build ``model`` for an Arm ``board`` and measure weights and code in the ELF (``stream_input``: the build
+    that streams the input row by row, as tinyml compile --stream-input)."""
     brd = load_board(board)
     if not brd.is_arm:
         raise InputError(f"board {brd.name} has no firmware ELF; give an Arm board for the size report "
                          "(e.g. --board mps2-an386)")
     with tempfile.TemporaryDirectory(prefix="tinyml-size-") as tmp:
         project = Path(tmp) / "proj"
-        compiled = compile_to(model, brd, project)
+        compiled = compile_to(model, brd, project, stream_input=stream_input)
         return elf_sizes(brd, build_variant(project, brd, profile=False), compiled.graph.name)
 
 
