@@ -213,3 +213,30 @@ def test_c_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # -6 (invoke on a streamed model), input(0) NULL, -5 (NULL callback), 0, all 12 rows in order, then -5
     # at the failing second call
     assert out == ["-6", "1", "-5", "0", "12", "0", "1", "-5", "2"], out
+
+
+def test_inspect_sizes_of_the_streamed_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`inspect --board --stream-input` where it cannot run QEMU measures the ELF of the streamed build (its
+    arena, the invoke_rows code), as it plans it: not the build that holds the input whole."""
+    from tinyml.tools import inspect as inspect_mod
+    from tinyml.tools.profile import size_report
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    path, board = _path("conv2d-16x16x3-k3x3-s2x2-same-f16-relu6-bias-image-pc"), "mps2-an386"
+    monkeypatch.setattr(inspect_mod.shutil, "which", lambda name: None)  # as on a machine without QEMU
+    info = inspect_mod.inspect_model(path, board, stream_input=True)
+    monkeypatch.undo()
+    streamed, whole = size_report(path, board, stream_input=True), size_report(path, board)
+    assert info.sizes == streamed and streamed != whole
+
+
+def test_uart_board_project_refused_library_allowed() -> None:
+    """A board that runs the host-link firmware (it writes input 0 whole) gets no firmware project of a
+    streamed model, in one line before anything is planned or written; a library for it is fine."""
+    path = _path("conv2d-16x16x3-k3x3-s2x2-same-f16-relu6-bias-image-pc")
+    with pytest.raises(compiler.InputError, match="host-link firmware.*--format library"):
+        build_model(path, "nucleo-h743zi2", stream_input=True)
+    lib = build_model(path, "nucleo-h743zi2", stream_input=True, fmt="library")
+    header = next(text for name, text in lib.files.items() if name.endswith("/model.h"))
+    assert lib.plan.stream is not None and "_invoke_rows" in str(header)

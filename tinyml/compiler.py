@@ -226,6 +226,10 @@ def build_model(model: str | os.PathLike[str] | Graph, board: str | Board, *, na
     if app is not None and storage.arena != "static":
         raise InputError(f"the {app.name} application needs the model's static arena; leave out --arena caller")
     brd = board if isinstance(board, Board) else load_board(board)
+    if stream_input and fmt == "project" and brd.host_io == "uart":
+        raise InputError(f"board {brd.name} runs the host-link firmware over its UART, which writes input 0 "
+                         "whole: for --stream-input give --format library, cmake or static-lib (your firmware "
+                         "calls NAME_invoke_rows), or a semihosting board")
     graph = model if isinstance(model, Graph) else load_tflite(model, name=name)
     planned = plan_graph(graph, brd, sram, tolerance=tolerance, fold=fold, stream_input=stream_input)
     plan = planned.plan
