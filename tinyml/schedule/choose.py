@@ -212,6 +212,7 @@ def candidates(graph: Graph, options: Options, *, sram: int | None = None,
 
 
 RING_DROP_FILL = (1.0, 0.9, 0.75)  # spare_rings: how full a step may get with a ring's output apart
+SPARE_ONE_BY_ONE = 24  # spare_rings: the most operators it then tries one at a time
 
 
 def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str,
@@ -219,9 +220,11 @@ def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str
     """``plan`` (made ``without`` in place for those operators) without the rings (in place through a
     ring: every output byte copied once more) that its arena does not need: the ring operators whose step
     stays within a fill of the arena with the output apart from the input are planned again without
-    theirs (fullest fill first; ``direct`` as ``plan`` was made).  With ``costly_direct``, instead the
-    operators in place without a ring whose form costs more than the whole layer (``OpFacts.direct_cost``,
-    e.g. the narrow 1x1 convolution's tiles), their input apart from the output.  Returns the new plan and
+    theirs (fullest fill first; ``direct`` as ``plan`` was made), then the others one at a time, costliest
+    first (at most SPARE_ONE_BY_ONE), each kept out of place when the arena does not grow.  With
+    ``costly_direct``, instead the operators in place without a ring whose form costs more than the whole
+    layer (``OpFacts.direct_cost``, e.g. the narrow 1x1 convolution's tiles), their input apart from the
+    output.  Returns the new plan and
     every operator it keeps out of place, or None when none can go without the arena growing."""
     if costly_direct:
         ops = [op for op, ip in plan.inplace.items()
@@ -232,18 +235,31 @@ def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str
         return None
     live = plan.live_bytes()
     step = {o: s for s, o in enumerate(plan.order)}
+    apart = {op: live[step[op]] + graph.tensors[  # the op's step with its output apart from its input
+        plan.inplace[op].tensor if costly_direct else graph.ops[op].outputs[0]].nbytes for op in ops}
     tried: set[frozenset[int]] = set()
+    best: tuple[Plan, frozenset[int]] | None = None
     for fill in RING_DROP_FILL:
-        drop = frozenset(op for op in ops if live[step[op]] + graph.tensors[
-            plan.inplace[op].tensor if costly_direct else graph.ops[op].outputs[0]].nbytes <= fill * plan.arena_bytes)
+        drop = frozenset(op for op in ops if apart[op] <= fill * plan.arena_bytes)
         if not drop or drop in tried:
             continue
         tried.add(drop)
         q = plan_memory(graph, facts, stages=plan.stages, orders=[plan.order],
                         without=drop | without, direct=direct)
         if q.arena_bytes <= plan.arena_bytes:
-            return q, drop | without
-    return None
+            best = (q, drop | without)
+            break
+    # then one operator at a time, the costliest ring (or form) first: a drop set as a whole can move the
+    # buffers so that the arena grows where most of its operators alone would not
+    best_plan, best_out = best if best is not None else (plan, without)
+    fits = {op for op in ops if apart[op] <= plan.arena_bytes}
+    saved = (lambda op: plan.choice[op].direct_cost) if costly_direct else (lambda op: plan.choice[op].ring_cost)
+    for op in sorted(fits - best_out, key=lambda op: (-saved(op), op))[:SPARE_ONE_BY_ONE]:
+        out = best_out | {op}
+        q = plan_memory(graph, facts, stages=plan.stages, orders=[plan.order], without=out, direct=direct)
+        if q.arena_bytes <= plan.arena_bytes:
+            best_plan, best_out = q, out
+    return (best_plan, best_out) if best_out != without else None
 
 
 def frontier(plans: list[Plan], cost: Callable[[Plan], float] = lambda p: p.cost) -> list[Plan]:
