@@ -92,17 +92,24 @@ def test_bench_memory_board_ds_cnn_small_and_fast_on_m4() -> None:
 
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_profile_counts_a_patch_stage_as_one_row(tmp_path) -> None:
-    """A plan with a patch stage marks once per stage (its loop runs the stage's operators patch by patch):
-    the profile has one row for the stage, with the MACs the patches compute."""
+def test_profile_sums_each_operator_of_a_patch_stage(tmp_path) -> None:
+    """A plan with a patch stage marks after every window (its loop runs the stage's operators patch by
+    patch): the profile has one row per operator of the stage, its windows' instructions summed, with the
+    MACs its windows compute (the halos included); the text shows the stage and its total."""
     from tinyml.tools.profile import profile_model
 
     model = _model(tmp_path, "mobilenet_v1")
     c = build_model(model, "mps2-an386", sram=32000)
     (stage,) = c.plan.stages
     report = profile_model(model, "mps2-an386", sizes=False, sram=32000)
-    rows = [layer for layer in report.layers if layer.op.startswith("patch stage")]
-    assert len(rows) == 1 and rows[0].index == stage.ops[-1] and rows[0].instructions > 0
-    assert rows[0].macs == stage.macs
-    assert len(report.layers) == len(c.calls) - len(stage.ops) + 1
+    rows = [layer for layer in report.layers if layer.stage is not None]
+    assert [r.index for r in rows] == stage.ops and all(r.stage == 0 and r.instructions > 0 for r in rows)
+    assert sum(r.macs for r in rows) == stage.macs
+    # a window of a convolution costs its MACs at the kernel's rate: no row holds another's instructions
+    assert all(0.3 < r.per_mac < 20 for r in rows if r.macs), [(r.index, r.per_mac) for r in rows]
+    assert len(report.layers) == len(c.calls)
     assert report.macs == c.macs + c.plan.extra_macs
+    text = report.format()
+    assert f"patch stage 0: ops {stage.ops[0]}..{stage.ops[-1]} in {stage.grid[0]}x{stage.grid[1]} patches" in text
+    assert "stage 0 total" in text
+    assert report.to_json()["layers"][rows[0].index]["stage"] == 0

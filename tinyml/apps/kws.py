@@ -43,7 +43,7 @@ from tinyml.resources import cache_build, cache_root
 from tinyml.targets.build import build_project
 from tinyml.targets.project import Application, reserved_ram_bytes
 from tinyml.targets.run import run_project
-from tinyml.tools.profile import build_variant, count_instructions, elf_section_sizes, elf_sizes
+from tinyml.tools.profile import build_variant, count_instructions, elf_section_sizes, elf_sizes, invoke_marks
 from tinyml.tools.reference import run_tflm_batch
 from tinyml.train.features import MLPERF_KWS, mfcc_batch, mfcc_tables, quantize_features
 from tinyml.train.qat import require_tfmot
@@ -313,11 +313,11 @@ def device_costs(project: Path, compiled: Any, clip: np.ndarray) -> dict[str, in
     if board.kind == "qemu":
         pelf = build_variant(project, board, profile=True)
         hits = count_instructions(project, board, pelf, pack_stream(clip, hop=MLPERF_KWS.clip_samples))
-        n = len(compiled.calls)
-        if len(hits) == n + 3:  # mark before the MFCC, two at invoke start, one per operator
+        n = invoke_marks(compiled)  # two at invoke start, one per operator (per window in a patch stage)
+        if len(hits) == n + 1:  # and one before the MFCC
             cost = hits[2] - hits[1]
             out["mfcc_instructions"] = hits[1] - hits[0] - cost
-            out["model_instructions"] = hits[-1] - hits[2] - n * cost
+            out["model_instructions"] = hits[-1] - hits[2] - (n - 2) * cost
     return out
 
 

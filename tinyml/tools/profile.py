@@ -50,6 +50,7 @@ from tinyml.errors import BuildError, InputError, RunError
 from tinyml.limits import check_seed
 from tinyml.resources import cache_build, cache_root, resource_dir
 from tinyml.schedule.choose import TOLERANCE
+from tinyml.schedule.patch import describe_stages
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
 from tinyml.targets.hostlink import HostLink, connect
 from tinyml.targets.process import run_process
@@ -73,6 +74,7 @@ class LayerProfile:
     instructions: int
     share: float = 0.0  # of the model's instructions
     cycles: int = 0  # estimated by the cycle model
+    stage: int | None = None  # the patch stage (index in the plan) whose windows this row sums
 
     @property
     def per_mac(self) -> float | None:
@@ -173,6 +175,7 @@ class ProfileReport:
     macs: int
     mark_cost: int  # instructions of one mark, subtracted from every layer
     sizes: SizeReport | None = None
+    stages: list[str] = field(default_factory=list)  # the plan's patch stages, in words (LayerProfile.stage)
     chart: str | None = None
     families: dict[str, int] = field(default_factory=dict)  # kernel template -> calls
     cycles: int = 0  # estimated: the sum over layers
@@ -205,8 +208,9 @@ class ProfileReport:
             layers=[dict(index=l.index, name=l.name, op=l.op, kernel=l.kernel, macs=l.macs,
                          instructions=l.instructions, instructions_per_mac=l.per_mac, share=l.share,
                          cycles=l.cycles if m else None, cycles_per_mac=l.cycles_per_mac if m else None,
-                         ms=ms(l.cycles))
+                         ms=ms(l.cycles), stage=l.stage)
                     for l in self.layers],
+            stages=self.stages,
             totals=dict(macs=self.macs, instructions=self.instructions, instructions_per_mac=self.per_mac,
                         mark_cost=self.mark_cost, cycles=self.cycles if m else None,
                         cycles_per_mac=self.cycles_per_mac if m else None, ms=self.ms,
@@ -225,7 +229,7 @@ class ProfileReport:
         m = self.cycle_model
         lines = [f"profile of {self.model} on {self.board} (exact instruction counts under QEMU"
                  + (f"; cycles and ms {m.label}" if m else "; no cycle model for this core") + ")", ""]
-        head = f"{'#':>3}  {'operator':<18} {'kernel':<26} {'MACs':>11} {'instructions':>13} {'instr/MAC':>9}"
+        head = f"{'#':>3}  {'operator':<20} {'kernel':<26} {'MACs':>11} {'instructions':>13} {'instr/MAC':>9}"
         if m:
             head += f" {'est. cycles':>13} {'cyc/MAC':>7} {'est. ms':>9}"
         head += f" {'share':>6}"
@@ -234,16 +238,25 @@ class ProfileReport:
         def row(label: str, kernel: str, macs: int, ins: int, ins_pm: float | None, cyc: int,
                 cyc_pm: float | None, share: float) -> str:
             pm = f"{ins_pm:9.2f}" if ins_pm is not None else f"{'-':>9}"
-            text = f"{label:<18} {kernel[:26]:<26} {macs:>11,} {ins:>13,} {pm}"
+            text = f"{label:<20} {kernel[:26]:<26} {macs:>11,} {ins:>13,} {pm}"
             if m:
                 cpm = f"{cyc_pm:7.2f}" if cyc_pm is not None else f"{'-':>7}"
                 ms = m.ms(cyc)
                 text += f" {cyc:>13,} {cpm} " + (f"{ms:9.3f}" if ms is not None else f"{'-':>9}")
             return text + f" {100 * share:5.1f}%"
 
-        for l in self.layers:
-            lines.append(f"{l.index:>3}  " + row(l.op, l.kernel, l.macs, l.instructions, l.per_mac, l.cycles,
-                                                 l.cycles_per_mac, l.share))
+        for i, l in enumerate(self.layers):
+            if l.stage is not None and (i == 0 or self.layers[i - 1].stage != l.stage):
+                lines.append(f"{'':>3}  patch stage {l.stage}: {self.stages[l.stage]} (each operator's windows summed)")
+            lines.append(f"{l.index:>3}  " + row(("  " if l.stage is not None else "") + l.op, l.kernel, l.macs,
+                                                 l.instructions, l.per_mac, l.cycles, l.cycles_per_mac, l.share))
+            if l.stage is not None and (i + 1 == len(self.layers) or self.layers[i + 1].stage != l.stage):
+                part = [x for x in self.layers if x.stage == l.stage]
+                macs, ins, cyc = (sum(x.macs for x in part), sum(x.instructions for x in part),
+                                  sum(x.cycles for x in part))
+                lines.append(f"{'':>3}  " + row(f"stage {l.stage} total", "", macs, ins, ins / macs if macs else None,
+                                                cyc, cyc / macs if macs else None,
+                                                sum(x.share for x in part)))
         lines.append("-" * len(head))
         lines.append(f"{'':>3}  " + row("total", "", self.macs, self.instructions, self.per_mac, self.cycles,
                                         self.cycles_per_mac if self.macs else None, 1.0))
@@ -566,8 +579,8 @@ def count_instructions(project: Path, board: Board, elf: Path, input_bytes: byte
 
 
 def marked_rows(compiled: Any) -> list[list[Any]]:
-    """The calls between two profiling marks of model.c: one call, or the calls of a patch stage (its loop
-    runs them patch by patch and marks once, after the stage)."""
+    """The calls of model.c in groups: one call, or the calls of a patch stage (its loop runs them patch by
+    patch, marking after every window, and marks once more after the stage)."""
     rows: list[list[Any]] = []
     group: list[Any] = []
     for call in compiled.calls:
@@ -578,34 +591,76 @@ def marked_rows(compiled: Any) -> list[list[Any]]:
     return rows
 
 
+def _group_marks(compiled: Any, group: list[Any]) -> int:
+    """The profiling marks one group of marked_rows makes: one, or a patch stage's windows plus one."""
+    if not (isinstance(group[0], KernelCall) and group[0].patch_loop):
+        return 1
+    return len(group) * compiled.plan.stage_of(group[0].op_index).patches + 1
+
+
+def invoke_marks(compiled: Any) -> int:
+    """The profiling marks one inference of ``compiled`` makes, the two at its start included."""
+    return 2 + sum(_group_marks(compiled, g) for g in marked_rows(compiled))
+
+
+def _stage_macs(compiled: Any, call: KernelCall, windows: list[Any]) -> int:
+    """The MACs ``call``'s operator computes over its patch windows (the halos it recomputes included)."""
+    out = compiled.graph.tensors[call.outputs[0]]
+    pixels = out.shape[1] * out.shape[2] if len(out.shape) == 4 else 1
+    return call.macs * sum(w.out_h * w.out_w for w in windows) // max(pixels, 1)
+
+
 def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
                      clock_hz: int | None = None) -> ProfileReport:
     """Profile a compiled model whose project is written at ``project`` (``clock_hz``: the clock for
-    milliseconds, default the board's)."""
+    milliseconds, default the board's).  An operator of a patch stage gets its own row: the instructions of
+    all its windows (the stage's band reads and loop are counted with its first operator)."""
     graph, board = compiled.graph, compiled.board
     elf = build_variant(project, board, profile=True)
     sample = random_inputs(graph, 1, check_seed(seed))
     counts = count_marks(project, board, elf, pack_samples(graph, sample))
     hits, cyc = counts.instructions, counts.cycles
     rows = marked_rows(compiled)
-    if len(hits) != len(rows) + 2:
-        raise RunError(f"the profiling run recorded {len(hits)} marks, expected {len(rows) + 2}; "
+    expected = invoke_marks(compiled)
+    if len(hits) != expected:
+        raise RunError(f"the profiling run recorded {len(hits)} marks, expected {expected}; "
                        "rebuild the project with this version of tinyml")
     mark_cost = hits[1] - hits[0]
     mark_cycles = cyc[1] - cyc[0]
+
+    def span(i: int) -> tuple[int, int]:
+        """Instructions and cycles between mark i and mark i + 1, less one mark's."""
+        return hits[i + 1] - hits[i] - mark_cost, cyc[i + 1] - cyc[i] - mark_cycles
+
     layers = []
-    for i, group in enumerate(rows):
-        ins = hits[i + 2] - hits[i + 1] - mark_cost
-        last = group[-1]
-        out = last.outputs[0] if isinstance(last, KernelCall) else last.target
-        kernels = [c for c in group if isinstance(c, KernelCall)]
-        stage = compiled.plan.stage_of(last.op_index) if len(group) > 1 else None
-        layers.append(LayerProfile(
-            index=last.op_index, name=graph.tensors[out].name,
-            op=last.op_kind if stage is None else f"patch stage (ops {group[0].op_index}..{last.op_index})",
-            kernel=" + ".join(dict.fromkeys(c.function for c in kernels)),
-            macs=sum(c.macs for c in kernels) + (stage.extra_macs if stage is not None else 0),
-            instructions=max(ins, 0), cycles=max(cyc[i + 2] - cyc[i + 1] - mark_cycles, 0)))
+    at = 1  # the mark that starts the next group
+    for group in rows:
+        n = _group_marks(compiled, group)
+        if n == 1:
+            call = group[0]
+            ins, cy = span(at)
+            out = call.outputs[0] if isinstance(call, KernelCall) else call.target
+            layers.append(LayerProfile(
+                index=call.op_index, name=graph.tensors[out].name, op=call.op_kind,
+                kernel=call.function if isinstance(call, KernelCall) else "",
+                macs=call.macs if isinstance(call, KernelCall) else 0,
+                instructions=max(ins, 0), cycles=max(cy, 0)))
+        else:
+            stage = compiled.plan.stage_of(group[-1].op_index)
+            k = len(group)
+            sums = [[0, 0] for _ in group]
+            for m in range(n):  # window m % k of patch m // k; the last span: the stage's loop exit (and drain)
+                ins, cy = span(at + m)
+                slot = sums[m % k if m < n - 1 else 0]
+                slot[0] += ins
+                slot[1] += cy
+            for j, call in enumerate(group):
+                layers.append(LayerProfile(
+                    index=call.op_index, name=graph.tensors[call.outputs[0]].name, op=call.op_kind,
+                    kernel=call.function, macs=_stage_macs(compiled, call, stage.windows[j]),
+                    instructions=max(sums[j][0], 0), cycles=max(sums[j][1], 0),
+                    stage=compiled.plan.stages.index(stage)))
+        at += n
     total = sum(l.instructions for l in layers)
     for l in layers:
         l.share = l.instructions / total if total else 0.0
@@ -621,7 +676,8 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
     return ProfileReport(model=graph.name, board=board.name, layers=layers, instructions=total,
                          macs=sum(l.macs for l in layers), mark_cost=mark_cost, families=families,
                          cycles=sum(l.cycles for l in layers), mark_cycles=mark_cycles, cycle_model=model,
-                         stack_high_water=counts.stack_high_water)
+                         stack_high_water=counts.stack_high_water,
+                         stages=[describe_stages([st]) for st in compiled.plan.stages])
 
 
 def compile_to(model: str | os.PathLike[str], board: str | Board, project: Path,
@@ -729,10 +785,11 @@ def write_chart(report: ProfileReport | BoardProfileReport, path: Path, *, force
 
     unit = report.unit  # "instructions" (QEMU) or "cycles" (a board over the host link)
     layers = [l for l in report.layers if getattr(l, unit) > 0] or report.layers
-    labels = [f"{l.index} {l.op}" for l in layers]
+    stage = [getattr(l, "stage", None) for l in layers]  # a patch stage's operators: their windows summed
+    labels = [f"{l.index} {l.op}" + (f" (stage {s})" if s is not None else "") for l, s in zip(layers, stage)]
     values = np.array([getattr(l, unit) for l in layers], dtype=float)
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(layers) + 1.5))
-    bars = ax.barh(range(len(layers)), values, color="#3a6ea5")
+    bars = ax.barh(range(len(layers)), values, color=["#3a6ea5" if s is None else "#c27c0e" for s in stage])
     ax.set_yticks(range(len(layers)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(unit)
