@@ -5,6 +5,7 @@ to finish wins and the other uses its result; a failed or interrupted build leav
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -78,6 +79,25 @@ def test_failed_build_leaves_nothing(tmp_path: Path, error: type[BaseException])
     with pytest.raises(error):
         cache_build(path, build)
     assert os.listdir(path.parent) == []
+
+
+def test_scratch_of_a_killed_build_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A build killed outright (SIGKILL: no cleanup runs) leaves its scratch folder; the next build of the
+    same key on this host removes it, and leaves a running process's and another host's alone."""
+    path = tmp_path / "cache" / "m.tflite"
+    host = socket.gethostname()
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.kill()
+    killed.wait()
+    orphan = path.parent / f".{path.name}.{host}.{killed.pid}.abc.tmp"
+    running = path.parent / f".{path.name}.{host}.{os.getppid()}.def.tmp"
+    elsewhere = path.parent / f".{path.name}.other-host.{killed.pid}.ghi.tmp"
+    other_key = path.parent / f".n.tflite.{host}.{killed.pid}.jkl.tmp"
+    for d in (orphan, running, elsewhere, other_key):
+        (d / path.name).mkdir(parents=True)
+    cache_build(path, lambda tmp: tmp.write_bytes(b"model"))
+    assert path.read_bytes() == b"model"
+    assert sorted(os.listdir(path.parent)) == sorted([path.name, running.name, elsewhere.name, other_key.name])
 
 
 def test_unwritable_cache_is_one_line(tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ checkout they sit next to the ``tinyml/`` folder.
 
 from __future__ import annotations
 
+import glob
 import importlib.resources
 import importlib.util
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -66,18 +68,42 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("tinyml", appauthor=False))
 
 
+def _scratch_prefix(path: Path) -> str:
+    """The name cache_build's scratch folders for ``path`` start with: the key, this host and this process."""
+    return f".{path.name}.{socket.gethostname()}.{os.getpid()}."
+
+
+def _drop_orphans(path: Path) -> None:
+    """Remove the scratch folders of ``path`` that a process of this host left when it was killed (SIGKILL,
+    power loss) before its cleanup: those whose process no longer runs.  Another host's are left alone."""
+    mine = f".{path.name}.{socket.gethostname()}."
+    for entry in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        rest = entry.name[len(mine):] if entry.name.startswith(mine) else ""
+        pid = rest.split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            pass  # alive (another user's process): not ours to remove
+
+
 def cache_build(path: Path, build: Callable[[Path], object]) -> Path:
     """``path`` (a file or a folder in the cache), made by ``build(tmp)`` unless it exists.
 
     ``build`` writes its result at ``tmp``, a fresh name in a scratch folder beside ``path`` (so on the same
     filesystem), which then takes ``path``'s place in one rename: no one sees half a result.  When two processes
     build the same key at once, the first rename wins and the other drops its own result and returns the
-    winner's.  A build that fails (or is interrupted) leaves nothing behind."""
+    winner's.  A build that fails (or is interrupted) leaves nothing behind; the scratch of a process killed
+    outright (SIGKILL) is removed by the next build of the same key on this host."""
     if path.exists():
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        _drop_orphans(path)
+        scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(path), suffix=".tmp", dir=path.parent))
     except OSError as e:
         raise TinymlError(f"{path.parent}: cannot write tinyml's cache ({e.strerror}); make it writable or set "
                           "TINYML_CACHE to a writable folder") from None

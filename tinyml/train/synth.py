@@ -61,6 +61,7 @@ from typing import Callable
 import numpy as np
 
 from tinyml.errors import TinymlError
+from tinyml.targets.process import run_process
 from tinyml.train.speech_commands import BACKGROUND, KEYWORDS, read_wav, write_wav
 
 __all__ = [
@@ -310,8 +311,8 @@ RANDOM_VARIANT_PREFIX = "rand"  # espeak-ng pseudo-speakers (SynthConfig.espeak_
 def espeak_data_dir() -> Path:
     """espeak-ng's data folder (``espeak-ng-data``), as ``espeak-ng --version`` reports it."""
     try:
-        text = subprocess.run(["espeak-ng", "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=30).stdout.decode(errors="replace")
+        text = run_process(["espeak-ng", "--version"], capture_output=True,
+                           timeout=30).stdout.decode(errors="replace")
     except FileNotFoundError:
         raise TinymlError("espeak-ng not found on PATH; install it (Debian: apt-get install espeak-ng)") from None
     _, sep, rest = text.partition("Data at:")
@@ -385,8 +386,8 @@ def synthesize_word(voice: Voice, word: str, rng: np.random.Generator, cfg: Synt
         else:
             raise TinymlError(f"unknown speech engine {voice.engine!r}; use espeak-ng, flite, festival or piper")
         try:
-            proc = subprocess.run(cmd, input=word.encode() if voice.engine == "festival" else b"",
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            proc = run_process(cmd, input=word.encode() if voice.engine == "festival" else b"",
+                               capture_output=True, timeout=60)
         except FileNotFoundError:
             package = " ".join(FESTIVAL_PACKAGES) if voice.engine == "festival" else voice.engine
             raise TinymlError(f"{ENGINE_BINARY.get(voice.engine, voice.engine)} not found on PATH; install it "
@@ -423,8 +424,8 @@ def festival_batch(voice: Voice, items: list[tuple[str, float]], out_dir: Path) 
     script = out_dir / "batch.scm"
     script.write_text("\n".join(lines) + "\n")
     try:
-        proc = subprocess.run(["festival", "-b", str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=60 + 5 * len(items))
+        proc = run_process(["festival", "-b", str(script)], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=60 + 5 * len(items))
     except FileNotFoundError:
         raise TinymlError(f"festival not found on PATH; install it (Debian: apt-get install "
                           f"{' '.join(FESTIVAL_PACKAGES)})") from None
