@@ -106,6 +106,21 @@ def test_wide_depthwise_strips_bitexact(c, board, tmp_path, monkeypatch) -> None
     assert_bitexact(build(c), tmp_path, board=board, samples=2)
 
 
+@pytest.mark.qemu
+def test_profile_sums_the_strips_of_a_layer(tmp_path, monkeypatch) -> None:
+    """A layer in column strips marks after every strip (a loop of its own): the profile sums them in the
+    layer's one row, with the layer's MACs."""
+    from tinyml.tools.profile import profile_model
+
+    monkeypatch.setattr(compiler, "candidates", _fastest_only)
+    path = _write(tmp_path, WIDE[0][0])
+    call = _depthwise(build_model(path, "mps3-an547").calls)
+    assert len(call.patch_params) >= 2
+    report = profile_model(path, "mps3-an547", sizes=False)
+    (row,) = [layer for layer in report.layers if layer.op == "DEPTHWISE_CONV_2D"]
+    assert row.stage is None and row.macs == call.macs and 0.3 < row.per_mac < 5, row
+
+
 # In place over a layer too wide for the DSP kernel's row buffers on the stack: the whole layer, the buffers
 # in the op's scratch (k_h * 2 * width * channels bytes: tall enough layers, whose output outweighs them).
 # Stride 1 and 2, SAME and VALID, odd widths (a lone last column; the buffers' shared tail), channels not a

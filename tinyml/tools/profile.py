@@ -592,10 +592,11 @@ def marked_rows(compiled: Any) -> list[list[Any]]:
 
 
 def _group_marks(compiled: Any, group: list[Any]) -> int:
-    """The profiling marks one group of marked_rows makes: one, or a patch stage's windows plus one."""
+    """The profiling marks one group of marked_rows makes: one, or the windows of a patch stage (or of a
+    layer computed in column strips, a loop of its own) plus one."""
     if not (isinstance(group[0], KernelCall) and group[0].patch_loop):
         return 1
-    return len(group) * compiled.plan.stage_of(group[0].op_index).patches + 1
+    return len(group) * len(group[0].patch_params) + 1
 
 
 def invoke_marks(compiled: Any) -> int:
@@ -646,7 +647,7 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
                 macs=call.macs if isinstance(call, KernelCall) else 0,
                 instructions=max(ins, 0), cycles=max(cy, 0)))
         else:
-            stage = compiled.plan.stage_of(group[-1].op_index)
+            stage = compiled.plan.stage_of(group[-1].op_index)  # None: one layer in column strips
             k = len(group)
             sums = [[0, 0] for _ in group]
             for m in range(n):  # window m % k of patch m // k; the last span: the stage's loop exit (and drain)
@@ -657,9 +658,10 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
             for j, call in enumerate(group):
                 layers.append(LayerProfile(
                     index=call.op_index, name=graph.tensors[call.outputs[0]].name, op=call.op_kind,
-                    kernel=call.function, macs=_stage_macs(compiled, call, stage.windows[j]),
+                    kernel=call.function,
+                    macs=call.macs if stage is None else _stage_macs(compiled, call, stage.windows[j]),
                     instructions=max(sums[j][0], 0), cycles=max(sums[j][1], 0),
-                    stage=compiled.plan.stages.index(stage)))
+                    stage=None if stage is None else compiled.plan.stages.index(stage)))
         at += n
     total = sum(l.instructions for l in layers)
     for l in layers:
