@@ -112,6 +112,9 @@ class Variant:
     ring_per_store: float = 0.0  # estimated instructions each copy out of the ring adds (its set-up)
     patch_call: int = 7000  # estimated instructions each call of a patch window adds (halo rows refilled, set-up)
     patch_row: float = 0.0  # estimated instructions a patch window adds per output row and channel it computes
+    # the window form's estimated instructions over the whole layer's, per MAC (another loop order: e.g. MVE
+    # depthwise windows run 4 channels of one pixel, the whole layer 4 pixels of one channel)
+    window_scale: float = 1.0
     build: Build | None = None  # its specialization (weights rearranged, shapes baked in); None: the call as is
     helpers: tuple[str, ...] = ()  # shared C it needs, rendered once per model (templates/kernels/tml_*.j2)
     # a slower variant over fewer weight bytes than the variant named here, which the planner leaves out for
@@ -209,7 +212,7 @@ class Variant:
                             cost=int(round(work * per_mac + out_elements * per_output)),
                             strip_cost=int(round(strips * out_elements / call.params["out_w"] * self.strip_row)),
                             patch_call_cost=self.patch_call, patch_rows_cost=self.patch_rows(call, out_elements),
-                            strided_input=bool(call.input_strides))
+                            window_scale=self.window_scale, strided_input=bool(call.input_strides))
             return self._scratch_forms(ctx, call, facts, out_elements)
         forms = self.stack(call) + self.form_stack(call) <= stack_limit(ctx)  # the forms' buffers fit the stack too
         direct = self._direct(ctx, call, self.stack(call))
@@ -230,6 +233,7 @@ class Variant:
             ring_cost=self._ring_cost(call, out_elements) if self.ring else 0,
             patch_call_cost=self.patch_call if self.window else 0,
             patch_rows_cost=self.patch_rows(call, out_elements) if self.window else 0,
+            window_scale=self.window_scale if self.window else 1.0,
             strided_input=bool(call.input_strides),
         )
 

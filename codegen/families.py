@@ -619,17 +619,21 @@ def mve_conv_ok(ctx: LowerContext, call: KernelCall) -> bool:
     return _plain(call)
 
 
-# What each MVE patch window adds (both convolutions' window forms): a call's set-up, and per output row and
-# channel of the window (its rows' offsets, planes and requantization set up again), so that a column of
-# windows adds MVE_PATCH_ROW per row and channel of the layer (patch_row).  Fitted (least squares on
-# relative error) to the instructions six patch stages measure under QEMU on mps3-an547 (December 2026)
-# beyond their ops' whole layers scaled by their recomputed pixels: MobileNetV1-0.25 ops 2..3 in 6x1
-# patches (default), ops 2..7 in 6x6 (--sram 28000), ops 1..7 in 12x12 (--sram 27744); MobileNetV2-0.35-144
-# ops 3..5 in 3x4 (default), 3x2 (--sram 100000), ops 0..5 in 6x4 (--sram 80000): from -27% to +17% of
-# those extras (32,900 to 1,769,439).  The old 2,100 per conv call and 3,900 per depthwise call, without
-# the row term, were off by -62% (MobileNetV2's 48-channel windows: its default build estimated at 1.018x
-# the fast build's instructions, measured 1.037x) to +78% (MobileNetV1's 12x12 patches).
-MVE_PATCH_CALL, MVE_PATCH_ROW = 1460, 8.4
+# The MVE convolutions' window forms in a patch stage, per family: (window_scale: their rate over the whole
+# layer's estimate, per MAC computed; patch_call: per call; patch_row: per output row and channel of the layer
+# and column of windows).  Fitted (least squares on relative error) to each operator's instructions over its
+# windows (`tinyml profile`'s rows of a patch stage, QEMU, mps3-an547, December 2026) in 11 stages of seven
+# plans: MobileNetV2-0.35-144 streamed (default, --sram 51840 and 63833: ops 0..5 in 4x2 and 8x4, 6..8 in
+# 16x16 and 2x2, 10..11 in 8x6), held whole (default and --sram 80000: ops 3..5 in 6x2, 0..5 in 6x4),
+# MobileNetV1-0.25 (default and --sram 28000: ops 2..3 in 6x1, 2..7 in 6x6).  Convolutions: -15% .. +12%
+# over 27 operators (rms 8%); depthwise: -8% .. +7% over 16 (rms 5%), whose window form runs 4 channels of
+# one pixel where the whole layer runs 4 pixels of one channel.  The single rule they replace (1,460 per
+# call, 8.4 per row and channel, on the whole layers' estimates) was off by -17% .. +161% on the
+# convolutions (256 calls of 1x1 windows: 374,000 estimated, about 48,000 measured; rms 33%) and by
+# -17% .. +18% on the depthwise ones (rms 11%), so that a plan estimated at 1.066x the fastest measured
+# 1.148x the fast build.
+MVE_CONV_WINDOW = dict(window_scale=1.075, patch_call=186, patch_row=4.46)
+MVE_DW_WINDOW = dict(window_scale=1.125, patch_call=541, patch_row=13.3)
 
 
 # conv_s8_mve's estimated instructions (per MAC, per output element) by code path: the narrow 1x1 kernel
@@ -920,13 +924,13 @@ VARIANTS = (
             direct_accepts=mve_conv_direct_ok,
             window=True, accepts=mve_conv_ok, stack=mve_conv_stack, rates=mve_conv_rates, ring_per_byte=0.1,
             strided_input=True, strided_output=True,
-            ring_stores=ring_stores_pairs, ring_per_store=80, patch_call=MVE_PATCH_CALL, patch_row=MVE_PATCH_ROW,
+            ring_stores=ring_stores_pairs, ring_per_store=80, **MVE_CONV_WINDOW,
             build=mve_conv, helpers=(MVE,),
             code_bytes=830),
     Variant("dwconv_s8_mve", "dwconv_s8", "mve", ("mve",), inplace=True, ring=True, ring_direct=True,
             ring_extra=mve_dwconv_ring_extra, window=True, accepts=mve_dwconv_ok, stack=mve_dwconv_stack,
             form_stack=mve_dwconv_form_stack, rates=mve_dwconv_rates, ring_per_byte=0.1, ring_stores=mve_dwconv_ring_stores,
-            ring_per_store=11, patch_call=MVE_PATCH_CALL, patch_row=MVE_PATCH_ROW, build=mve_dwconv, helpers=(MVE,),
+            ring_per_store=11, **MVE_DW_WINDOW, build=mve_dwconv, helpers=(MVE,),
             strips=True, strip_row=34,
             code_bytes=1240),
     Variant("fc_s8_mve", "fc_s8", "mve", ("mve",), inplace=True, ring=True, accepts=mve_fc_ok, per_mac=0.4,

@@ -18,7 +18,7 @@ import pytest
 
 from tests.modelgen import Case, build, case, op_cases, zoo_cases
 from tests.test_kernels_mve import IM2COL
-from tinyml.codegen.families import (MVE_PATCH_CALL, MVE_PATCH_ROW, mve_conv_direct_stack, mve_conv_ring_extra,
+from tinyml.codegen.families import (MVE_CONV_WINDOW, MVE_DW_WINDOW, mve_conv_direct_stack, mve_conv_ring_extra,
                                      mve_conv_stack, mve_dwconv_form_stack, mve_dwconv_ring_extra, mve_dwconv_stack)
 from tinyml.codegen.lower import KernelCall
 from tinyml.codegen.variants import variant
@@ -216,20 +216,21 @@ def test_mve_patch_window_bitexact(case: Case, tmp_path, monkeypatch) -> None:
 def test_patch_stage_costs_each_op_by_its_own_recomputed_pixels(tmp_path, monkeypatch) -> None:
     """MobileNetV1-0.25's ops 2..3 in 3x4 patches: the 1x1 convolution recomputes the depthwise
     convolution's halos (2,550 of 2,304 pixels), the depthwise one nothing; each op's estimate is scaled by
-    its own, plus its variant's cost per patch call and, per column of patches, per row and channel of its
-    output (MVE_PATCH_CALL, MVE_PATCH_ROW)."""
+    its own and by its window form's rate over the whole layer's, plus its variant's cost per patch call and,
+    per column of patches, per row and channel of its output (MVE_CONV_WINDOW, MVE_DW_WINDOW)."""
     path = _write(tmp_path, build(zoo_cases("mobilenet_v1")[0]))
     monkeypatch.setattr(compiler, "candidates", _forced_stage([2, 3], (3, 4)))
     graph = load_tflite(path)
     plan = plan_graph(graph, load_board(BOARD)).plan
     (stage,) = plan.stages
     assert stage.op_scale == pytest.approx([2550 / 2304, 1.0])
-    for op, scale in zip(stage.ops, stage.op_scale):
+    for op, scale, rule in zip(stage.ops, stage.op_scale, (MVE_CONV_WINDOW, MVE_DW_WINDOW)):
         f = plan.choice[op]
         _, out_h, _, out_c = graph.tensors[graph.ops[op].outputs[0]].shape
-        assert f.patch_rows_cost == round(MVE_PATCH_ROW * out_h * out_c)
-        assert plan.op_cost(op) == pytest.approx(f.cost * scale + 12 * f.patch_call_cost + 4 * f.patch_rows_cost)
-    assert [plan.choice[op].patch_call_cost for op in stage.ops] == [MVE_PATCH_CALL] * 2
+        assert (f.patch_call_cost, f.window_scale) == (rule["patch_call"], rule["window_scale"])
+        assert f.patch_rows_cost == round(rule["patch_row"] * out_h * out_c)
+        assert plan.op_cost(op) == pytest.approx(f.cost * scale * f.window_scale + 12 * f.patch_call_cost
+                                                 + 4 * f.patch_rows_cost)
 
 
 @pytest.mark.slow  # the whole plan search of MobileNetV1-0.25 (about 9 s of CPU alone, a minute on a loaded machine)

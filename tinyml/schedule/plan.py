@@ -79,6 +79,7 @@ class OpFacts:
     ring_cost: int = 0  # estimated instructions added when it runs in place through a ring (the copies out)
     patch_call_cost: int = 0  # estimated instructions each patch-window call adds, in a patch stage
     patch_rows_cost: int = 0  # estimated instructions each column of patch windows adds (their rows set up again)
+    window_scale: float = 1.0  # in a patch stage, cost (scaled by the pixels computed) is multiplied by this
     alias: bool = False  # no kernel runs: the output is the input's bytes, its reader addresses them in their
     # own layout (a TRANSPOSE folded into its consumer)
     strided_input: bool = False  # reads input 0 in another layout than row-major (a TRANSPOSE folded into it):
@@ -239,16 +240,17 @@ class Plan:
 
     def op_cost(self, op: int) -> float:
         """Estimated instructions of operator ``op``'s kernel: in a patch stage scaled by the pixels it
-        recomputes (its halos) plus a cost per patch call and per column of patches; a ring kernel adds its copies out of the ring
-        (or, in place without a ring, what that form adds)."""
+        computes (its halos recomputed) and by its window form's rate over the whole layer's
+        (OpFacts.window_scale), plus a cost per patch call and per column of patches; a ring kernel adds its
+        copies out of the ring (or, in place without a ring, what that form adds)."""
         f = self.choice[op]
         st = self.stage_of(op)
         if st is None:
             scale = 1.0
         elif st.op_scale:
-            scale = st.op_scale[st.ops.index(op)]
+            scale = st.op_scale[st.ops.index(op)] * f.window_scale
         else:
-            scale = st.macs / max(st.macs - st.extra_macs, 1)
+            scale = st.macs / max(st.macs - st.extra_macs, 1) * f.window_scale
         ip = self.inplace.get(op)
         return (f.cost * scale + (f.ring_cost if ip is not None and ip.ring else 0)
                 + (f.direct_cost if ip is not None and ip.direct else 0)
