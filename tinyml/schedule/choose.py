@@ -224,8 +224,8 @@ def spare_rings(graph: Graph, plan: Plan, facts: dict[int, OpFacts], direct: str
     first (at most SPARE_ONE_BY_ONE), each kept out of place when the arena does not grow.  With
     ``costly_direct``, instead the operators in place without a ring whose form costs more than the whole
     layer (``OpFacts.direct_cost``, e.g. the narrow 1x1 convolution's tiles), their input apart from the
-    output.  Returns the new plan and
-    every operator it keeps out of place, or None when none can go without the arena growing."""
+    output.  Returns the new plan and every operator it keeps out of place, or None when none can go without
+    the arena growing."""
     if costly_direct:
         ops = [op for op, ip in plan.inplace.items()
                if ip.direct and op in plan.choice and plan.choice[op].direct_cost > 0]
