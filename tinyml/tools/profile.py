@@ -50,7 +50,7 @@ from tinyml.errors import BuildError, InputError, RunError
 from tinyml.limits import check_seed
 from tinyml.resources import cache_build, cache_root, resource_dir
 from tinyml.schedule.choose import TOLERANCE
-from tinyml.schedule.patch import describe_stages
+from tinyml.schedule.patch import describe_stages, macs_per_pixel
 from tinyml.targets.build import BUILD_TIMEOUT_SECONDS, _first_error, build_hostlink
 from tinyml.targets.hostlink import HostLink, connect
 from tinyml.targets.process import run_process
@@ -591,7 +591,7 @@ def marked_rows(compiled: Any) -> list[list[Any]]:
     return rows
 
 
-def _group_marks(compiled: Any, group: list[Any]) -> int:
+def _group_marks(group: list[Any]) -> int:
     """The profiling marks one group of marked_rows makes: one, or the windows of a patch stage (or of a
     layer computed in column strips, a loop of its own) plus one."""
     if not (isinstance(group[0], KernelCall) and group[0].patch_loop):
@@ -601,14 +601,7 @@ def _group_marks(compiled: Any, group: list[Any]) -> int:
 
 def invoke_marks(compiled: Any) -> int:
     """The profiling marks one inference of ``compiled`` makes, the two at its start included."""
-    return 2 + sum(_group_marks(compiled, g) for g in marked_rows(compiled))
-
-
-def _stage_macs(compiled: Any, call: KernelCall, windows: list[Any]) -> int:
-    """The MACs ``call``'s operator computes over its patch windows (the halos it recomputes included)."""
-    out = compiled.graph.tensors[call.outputs[0]]
-    pixels = out.shape[1] * out.shape[2] if len(out.shape) == 4 else 1
-    return call.macs * sum(w.out_h * w.out_w for w in windows) // max(pixels, 1)
+    return 2 + sum(map(_group_marks, marked_rows(compiled)))
 
 
 def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
@@ -636,7 +629,7 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
     layers = []
     at = 1  # the mark that starts the next group
     for group in rows:
-        n = _group_marks(compiled, group)
+        n = _group_marks(group)
         if n == 1:
             call = group[0]
             ins, cy = span(at)
@@ -659,7 +652,8 @@ def profile_compiled(compiled: Any, project: Path, *, seed: int = 0,
                 layers.append(LayerProfile(
                     index=call.op_index, name=graph.tensors[call.outputs[0]].name, op=call.op_kind,
                     kernel=call.function,
-                    macs=call.macs if stage is None else _stage_macs(compiled, call, stage.windows[j]),
+                    macs=call.macs if stage is None else  # its windows' MACs, as the planner counts stage.macs
+                    macs_per_pixel(graph, call.op_index) * sum(w.out_h * w.out_w for w in stage.windows[j]),
                     instructions=max(sums[j][0], 0), cycles=max(sums[j][1], 0),
                     stage=None if stage is None else compiled.plan.stages.index(stage)))
         at += n
